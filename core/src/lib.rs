@@ -1,0 +1,6 @@
+//! The NAR grammar (streaming reader and writer), the dag-pb + UnixFS codec, CID helpers and the block store trait.
+//!
+//! `core` owns the formats: it knows NARs and it knows UnixFS, but never maps one to the
+//! other — that is the encoder's and decoder's work.
+
+pub mod nar;
