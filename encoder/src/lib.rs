@@ -1,0 +1,1 @@
+//! Chunkers, the UnixFS DAG builder and block sinks.
