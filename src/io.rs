@@ -1,0 +1,127 @@
+//! Opening inputs and outputs by the CLI's conventions: `-` is stdin/stdout, and a
+//! named output file appears only once it is complete.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+    if path == Path::new("-") {
+        Ok(Box::new(io::stdin().lock()))
+    } else {
+        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Box::new(f))
+    }
+}
+
+/// An output that is stdout, or a file written under a temporary name and renamed
+/// into place by [`Output::commit`]; dropped uncommitted, it leaves nothing behind.
+pub enum Output {
+    Stdout(BufWriter<io::StdoutLock<'static>>),
+    File {
+        tmp: tempfile_lite::Temp,
+        out: BufWriter<File>,
+        dest: PathBuf,
+    },
+}
+
+impl Output {
+    pub fn create(path: Option<&Path>) -> Result<Output> {
+        match path {
+            None => Ok(Output::Stdout(BufWriter::with_capacity(256 * 1024, io::stdout().lock()))),
+            Some(p) if p == Path::new("-") => Output::create(None),
+            Some(dest) => {
+                let (tmp, file) = tempfile_lite::Temp::beside(dest)?;
+                Ok(Output::File {
+                    tmp,
+                    out: BufWriter::with_capacity(256 * 1024, file),
+                    dest: dest.to_path_buf(),
+                })
+            }
+        }
+    }
+
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::Stdout(mut w) => w.flush().context("cannot write to stdout"),
+            Output::File { tmp, out, dest } => {
+                let file = out.into_inner().map_err(|e| e.into_error()).context("cannot write output")?;
+                file.sync_all().ok();
+                tmp.persist(&dest)
+            }
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::File { out, .. } => out.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.write_all(buf),
+            Output::File { out, .. } => out.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::File { out, .. } => out.flush(),
+        }
+    }
+}
+
+/// A closed stdout (e.g. `narfs nar dump x | head`) is not an error worth a message.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+mod tempfile_lite {
+    //! A temporary file beside its destination, removed on drop unless persisted.
+    use std::fs::{self, File, OpenOptions};
+    use std::path::{Path, PathBuf};
+
+    use anyhow::{Context, Result};
+
+    pub struct Temp(Option<PathBuf>);
+
+    impl Temp {
+        pub fn beside(dest: &Path) -> Result<(Temp, File)> {
+            let dir = match dest.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let base = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            for i in 0..1000 {
+                let p = dir.join(format!(".{base}.narfs-tmp-{}-{i}", std::process::id()));
+                match OpenOptions::new().write(true).create_new(true).open(&p) {
+                    Ok(f) => return Ok((Temp(Some(p)), f)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e).with_context(|| format!("cannot create {}", p.display())),
+                }
+            }
+            anyhow::bail!("cannot create a temporary file in {}", dir.display())
+        }
+
+        pub fn persist(mut self, dest: &Path) -> Result<()> {
+            let p = self.0.take().expect("not persisted twice");
+            fs::rename(&p, dest).with_context(|| format!("cannot move output into {}", dest.display()))
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            if let Some(p) = self.0.take() {
+                let _ = fs::remove_file(p);
+            }
+        }
+    }
+}

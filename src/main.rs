@@ -1,0 +1,29 @@
+//! The `narfs` command line: a thin layer over the library crates. Errors are
+//! reported once, here, with their context, as one line on stderr.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod cmd;
+mod io;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cmd::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if io::is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("narfs: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `anyhow`'s chain on one line: "context: cause: cause".
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+}
