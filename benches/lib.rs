@@ -22,9 +22,12 @@ pub fn synthetic_nar(total: usize) -> Vec<u8> {
             _ => (state >> 8) as usize % 4096,
         }
         .min(total - written);
-        let data: Vec<u8> = (0..size).map(|j| (state >> (j % 56)) as u8 ^ j as u8).collect();
+        let data: Vec<u8> = (0..size)
+            .map(|j| (state >> (j % 56)) as u8 ^ j as u8)
+            .collect();
         let name = format!("f{i:08}");
-        w.file(name.as_bytes(), i % 7 == 0, size as u64, &mut &data[..]).unwrap();
+        w.file(name.as_bytes(), i.is_multiple_of(7), size as u64, &mut &data[..])
+            .unwrap();
         written += size;
         i += 1;
     }

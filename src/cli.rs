@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "narfs", version, about = "Encode Nix NAR archives as IPFS UnixFS DAGs and back")]
+#[command(
+    name = "narfs",
+    version,
+    about = "Encode Nix NAR archives as IPFS UnixFS DAGs and back"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

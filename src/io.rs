@@ -30,7 +30,10 @@ pub enum Output {
 impl Output {
     pub fn create(path: Option<&Path>) -> Result<Output> {
         match path {
-            None => Ok(Output::Stdout(BufWriter::with_capacity(256 * 1024, io::stdout().lock()))),
+            None => Ok(Output::Stdout(BufWriter::with_capacity(
+                256 * 1024,
+                io::stdout().lock(),
+            ))),
             Some(p) if p == Path::new("-") => Output::create(None),
             Some(dest) => {
                 let (tmp, file) = tempfile_lite::Temp::beside(dest)?;
@@ -47,7 +50,10 @@ impl Output {
         match self {
             Output::Stdout(mut w) => w.flush().context("cannot write to stdout"),
             Output::File { tmp, out, dest } => {
-                let file = out.into_inner().map_err(|e| e.into_error()).context("cannot write output")?;
+                let file = out
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .context("cannot write output")?;
                 file.sync_all().ok();
                 tmp.persist(&dest)
             }
@@ -99,13 +105,18 @@ mod tempfile_lite {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
             };
-            let base = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let base = dest
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             for i in 0..1000 {
                 let p = dir.join(format!(".{base}.narfs-tmp-{}-{i}", std::process::id()));
                 match OpenOptions::new().write(true).create_new(true).open(&p) {
                     Ok(f) => return Ok((Temp(Some(p)), f)),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(e).with_context(|| format!("cannot create {}", p.display())),
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot create {}", p.display()))
+                    }
                 }
             }
             anyhow::bail!("cannot create a temporary file in {}", dir.display())
@@ -113,7 +124,8 @@ mod tempfile_lite {
 
         pub fn persist(mut self, dest: &Path) -> Result<()> {
             let p = self.0.take().expect("not persisted twice");
-            fs::rename(&p, dest).with_context(|| format!("cannot move output into {}", dest.display()))
+            fs::rename(&p, dest)
+                .with_context(|| format!("cannot move output into {}", dest.display()))
         }
     }
 

@@ -25,5 +25,8 @@ fn main() -> ExitCode {
 
 /// `anyhow`'s chain on one line: "context: cause: cause".
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }

@@ -13,7 +13,8 @@ pub fn run(cmd: NarCommand) -> Result<()> {
     match cmd {
         NarCommand::Dump { path, output } => {
             let out = Output::create(output.as_deref())?;
-            let out = dump_path(&path, out).with_context(|| format!("cannot dump {}", path.display()))?;
+            let out =
+                dump_path(&path, out).with_context(|| format!("cannot dump {}", path.display()))?;
             out.commit()
         }
         NarCommand::Ls { nar, recursive } => ls(&nar, recursive),
@@ -63,9 +64,18 @@ fn ls(path: &Path, recursive: bool) -> Result<()> {
             Event::DirectoryEnd => {
                 dirs.pop();
             }
-            Event::File { name, executable, size, .. } => {
+            Event::File {
+                name,
+                executable,
+                size,
+                ..
+            } => {
                 if show {
-                    let mode = if executable { "-r-xr-xr-x" } else { "-r--r--r--" };
+                    let mode = if executable {
+                        "-r-xr-xr-x"
+                    } else {
+                        "-r--r--r--"
+                    };
                     line(&mut out, mode, size, &full(name), None)?;
                 }
             }
@@ -79,7 +89,13 @@ fn ls(path: &Path, recursive: bool) -> Result<()> {
     out.commit()
 }
 
-fn line(out: &mut impl Write, mode: &str, size: u64, path: &[u8], target: Option<&[u8]>) -> Result<()> {
+fn line(
+    out: &mut impl Write,
+    mode: &str,
+    size: u64,
+    path: &[u8],
+    target: Option<&[u8]>,
+) -> Result<()> {
     write!(out, "{mode} {size:>12} ")?;
     out.write_all(path)?;
     if let Some(t) = target {

@@ -47,10 +47,13 @@ fn dump_node<W: Write>(
         let executable = meta.permissions().mode() & 0o100 != 0;
         let file = File::open(path).map_err(|e| NarError::path(path, e))?;
         let mut data = BufReader::with_capacity(256 * 1024, file);
-        nar.file(name, executable, meta.len(), &mut data).map_err(|e| match e {
-            NarError::Usage(why) => NarError::path(path, format!("{why} (file changed while reading?)")),
-            e => e,
-        })
+        nar.file(name, executable, meta.len(), &mut data)
+            .map_err(|e| match e {
+                NarError::Usage(why) => {
+                    NarError::path(path, format!("{why} (file changed while reading?)"))
+                }
+                e => e,
+            })
     } else if kind.is_dir() {
         let mut names = Vec::new();
         for entry in fs::read_dir(path).map_err(|e| NarError::path(path, e))? {
@@ -71,6 +74,9 @@ fn dump_node<W: Write>(
         } else {
             "an unsupported file type"
         };
-        Err(NarError::path(path, format!("is {what}; a NAR holds only files, directories and symlinks")))
+        Err(NarError::path(
+            path,
+            format!("is {what}; a NAR holds only files, directories and symlinks"),
+        ))
     }
 }

@@ -237,7 +237,8 @@ impl<R: Read> NarReader<R> {
                 self.expect(b"target", "`target`")?;
                 let at = self.offset;
                 let mut target = std::mem::take(&mut self.target);
-                let r = self.read_string(&mut target, self.limits.max_target_len, "a symlink target");
+                let r =
+                    self.read_string(&mut target, self.limits.max_target_len, "a symlink target");
                 self.target = target;
                 r?;
                 if self.target.is_empty() {
@@ -310,7 +311,9 @@ impl<R: Read> NarReader<R> {
                     what: "file contents",
                 });
             }
-            let n = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+            let n = buf
+                .len()
+                .min(self.remaining.min(usize::MAX as u64) as usize);
             self.input.consume(n);
             self.offset += n as u64;
             self.remaining -= n as u64;
@@ -386,11 +389,21 @@ impl<R: Read> NarReader<R> {
         Ok(())
     }
 
-    fn read_string(&mut self, out: &mut Vec<u8>, max: u64, what: &'static str) -> Result<(), NarError> {
+    fn read_string(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: u64,
+        what: &'static str,
+    ) -> Result<(), NarError> {
         let at = self.offset;
         let len = self.read_u64("a string length")?;
         if len > max {
-            return Err(NarError::TooLong { offset: at, what, len, max });
+            return Err(NarError::TooLong {
+                offset: at,
+                what,
+                len,
+                max,
+            });
         }
         out.clear();
         out.resize(len as usize, 0);
@@ -450,15 +463,23 @@ impl<R: Read> FileContents<'_, R> {
         if buf.is_empty() {
             return Err(truncated(at));
         }
-        let n = buf.len().min((*self.remaining).min(usize::MAX as u64) as usize);
+        let n = buf
+            .len()
+            .min((*self.remaining).min(usize::MAX as u64) as usize);
         Ok(&buf[..n])
     }
 
     /// Turns an error from reading these contents back into the reader's own error.
     pub fn error(&self, e: io::Error) -> NarError {
         let offset = *self.offset;
-        match e.get_ref().and_then(|inner| inner.downcast_ref::<NarError>()) {
-            Some(NarError::Truncated { offset, what }) => NarError::Truncated { offset: *offset, what },
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<NarError>())
+        {
+            Some(NarError::Truncated { offset, what }) => NarError::Truncated {
+                offset: *offset,
+                what,
+            },
             _ => NarError::Io { offset, source: e },
         }
     }
@@ -486,7 +507,9 @@ impl<R: Read> Read for FileContents<'_, R> {
         if *self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let want = buf.len().min((*self.remaining).min(usize::MAX as u64) as usize);
+        let want = buf
+            .len()
+            .min((*self.remaining).min(usize::MAX as u64) as usize);
         let n = self.input.read(&mut buf[..want])?;
         if n == 0 {
             return Err(truncated(*self.offset));

@@ -25,7 +25,10 @@ pub fn restore<R: Read>(input: R, dest: &Path, options: RestoreOptions) -> Resul
     match fs::symlink_metadata(dest) {
         Ok(meta) => {
             let empty_dir = meta.is_dir()
-                && fs::read_dir(dest).map_err(|e| NarError::path(dest, e))?.next().is_none();
+                && fs::read_dir(dest)
+                    .map_err(|e| NarError::path(dest, e))?
+                    .next()
+                    .is_none();
             if !(empty_dir && options.allow_empty_dir) {
                 return Err(NarError::path(dest, "already exists"));
             }
@@ -50,7 +53,10 @@ pub fn restore<R: Read>(input: R, dest: &Path, options: RestoreOptions) -> Resul
 }
 
 fn tempdir_in(parent: &Path, dest: &Path) -> Result<PathBuf, NarError> {
-    let base = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     for i in 0..1000u32 {
         let p = parent.join(format!(".{base}.narfs-restore-{}-{i}", std::process::id()));
         match fs::create_dir(&p) {
@@ -84,7 +90,12 @@ fn build<R: Read>(input: R, root: &Path) -> Result<(), NarError> {
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path)
                     .map_err(|e| NarError::path(&path, e))?;
             }
-            Event::File { name, executable, mut contents, .. } => {
+            Event::File {
+                name,
+                executable,
+                mut contents,
+                ..
+            } => {
                 let path = here(name);
                 let mut file = OpenOptions::new()
                     .write(true)

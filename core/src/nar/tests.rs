@@ -43,9 +43,12 @@ pub(crate) fn reserialise(nar: &[u8]) -> Result<Vec<u8>, NarError> {
             Event::Directory { name } => w.directory(name)?,
             Event::DirectoryEnd => w.end_directory()?,
             Event::Symlink { name, target } => w.symlink(name, target)?,
-            Event::File { name, executable, size, mut contents } => {
-                w.file(name, executable, size, &mut contents)?
-            }
+            Event::File {
+                name,
+                executable,
+                size,
+                mut contents,
+            } => w.file(name, executable, size, &mut contents)?,
         }
     }
     w.finish()?;
@@ -53,17 +56,22 @@ pub(crate) fn reserialise(nar: &[u8]) -> Result<Vec<u8>, NarError> {
 }
 
 fn arb_name() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0), 1..12)
-        .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+    prop::collection::vec(
+        any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0),
+        1..12,
+    )
+    .prop_filter("not . or ..", |n| n != b"." && n != b"..")
 }
 
 pub(crate) fn arb_tree() -> impl Strategy<Value = Node> {
     let leaf = prop_oneof![
-        (any::<bool>(), prop::collection::vec(any::<u8>(), 0..300)).prop_map(|(x, d)| Node::File(x, d)),
+        (any::<bool>(), prop::collection::vec(any::<u8>(), 0..300))
+            .prop_map(|(x, d)| Node::File(x, d)),
         prop::collection::vec(1u8..=255, 1..40).prop_map(Node::Symlink),
     ];
     leaf.prop_recursive(5, 64, 8, |inner| {
-        prop::collection::btree_map(arb_name(), inner, 0..8).prop_map(|m| Node::Dir(m.into_iter().collect()))
+        prop::collection::btree_map(arb_name(), inner, 0..8)
+            .prop_map(|m| Node::Dir(m.into_iter().collect()))
     })
 }
 
@@ -96,11 +104,37 @@ fn err(nar: &[u8]) -> String {
 
 #[test]
 fn the_smallest_nars_parse() {
-    let file = s(&[b"nix-archive-1", b"(", b"type", b"regular", b"contents", b"hi", b")"]);
+    let file = s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"regular",
+        b"contents",
+        b"hi",
+        b")",
+    ]);
     assert_eq!(reserialise(&file).unwrap(), file);
-    let exe = s(&[b"nix-archive-1", b"(", b"type", b"regular", b"executable", b"", b"contents", b"", b")"]);
+    let exe = s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"regular",
+        b"executable",
+        b"",
+        b"contents",
+        b"",
+        b")",
+    ]);
     assert_eq!(reserialise(&exe).unwrap(), exe);
-    let link = s(&[b"nix-archive-1", b"(", b"type", b"symlink", b"target", b"/x", b")"]);
+    let link = s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"symlink",
+        b"target",
+        b"/x",
+        b")",
+    ]);
     assert_eq!(reserialise(&link).unwrap(), link);
     let dir = s(&[b"nix-archive-1", b"(", b"type", b"directory", b")"]);
     assert_eq!(reserialise(&dir).unwrap(), dir);
@@ -110,7 +144,10 @@ fn the_smallest_nars_parse() {
 fn each_grammar_rule_is_enforced() {
     let head: &[&[u8]] = &[b"nix-archive-1", b"(", b"type", b"directory"];
     fn entry(name: &[u8]) -> Vec<&[u8]> {
-        vec![b"entry", b"(", b"name", name, b"node", b"(", b"type", b"symlink", b"target", b"t", b")", b")"]
+        vec![
+            b"entry", b"(", b"name", name, b"node", b"(", b"type", b"symlink", b"target", b"t",
+            b")", b")",
+        ]
     }
     let dir_with = |names: &[&'static [u8]]| {
         let mut v: Vec<&[u8]> = head.to_vec();
@@ -123,12 +160,44 @@ fn each_grammar_rule_is_enforced() {
     assert!(err(&s(&[b"nix-archive-2"])).contains("magic"));
     assert!(err(&s(&[b"nix-archive-1", b"["])).contains("`(`"));
     assert!(err(&s(&[b"nix-archive-1", b"(", b"kind"])).contains("`type`"));
-    assert!(err(&s(&[b"nix-archive-1", b"(", b"type", b"fifo"])).contains("`regular`, `symlink` or `directory`"));
-    assert!(err(&s(&[b"nix-archive-1", b"(", b"type", b"regular", b"executable", b"x"])).contains("empty string"));
-    assert!(err(&s(&[b"nix-archive-1", b"(", b"type", b"regular", b"content"])).contains("`executable` or `contents`"));
+    assert!(err(&s(&[b"nix-archive-1", b"(", b"type", b"fifo"]))
+        .contains("`regular`, `symlink` or `directory`"));
+    assert!(err(&s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"regular",
+        b"executable",
+        b"x"
+    ]))
+    .contains("empty string"));
+    assert!(err(&s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"regular",
+        b"content"
+    ]))
+    .contains("`executable` or `contents`"));
     assert!(err(&s(&[b"nix-archive-1", b"(", b"type", b"symlink", b"targe"])).contains("`target`"));
-    assert!(err(&s(&[b"nix-archive-1", b"(", b"type", b"symlink", b"target", b"", b")"])).contains("empty"));
-    assert!(err(&s(&[b"nix-archive-1", b"(", b"type", b"directory", b"entri"])).contains("`entry` or `)`"));
+    assert!(err(&s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"symlink",
+        b"target",
+        b"",
+        b")"
+    ]))
+    .contains("empty"));
+    assert!(err(&s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"directory",
+        b"entri"
+    ]))
+    .contains("`entry` or `)`"));
     assert!(err(&dir_with(&[b"b", b"a"])).contains("strictly increasing"));
     assert!(err(&dir_with(&[b"a", b"a"])).contains("strictly increasing"));
     assert!(err(&dir_with(&[b""])).contains("empty name"));
@@ -141,7 +210,15 @@ fn each_grammar_rule_is_enforced() {
     trailing.push(0);
     assert!(err(&trailing).contains("trailing"));
     // Non-zero padding.
-    let mut bad_pad = s(&[b"nix-archive-1", b"(", b"type", b"regular", b"contents", b"hi", b")"]);
+    let mut bad_pad = s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"regular",
+        b"contents",
+        b"hi",
+        b")",
+    ]);
     let pad_at = bad_pad.len() - 16 - 1;
     bad_pad[pad_at] = 1;
     assert!(err(&bad_pad).contains("padding"));
@@ -149,7 +226,15 @@ fn each_grammar_rule_is_enforced() {
 
 #[test]
 fn huge_lengths_are_refused_before_allocating() {
-    let mut nar = s(&[b"nix-archive-1", b"(", b"type", b"directory", b"entry", b"(", b"name"]);
+    let mut nar = s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"directory",
+        b"entry",
+        b"(",
+        b"name",
+    ]);
     nar.extend_from_slice(&(1u64 << 63).to_le_bytes());
     assert!(err(&nar).contains("over the limit"));
     let mut nar = s(&[b"nix-archive-1", b"(", b"type", b"regular", b"contents"]);
@@ -161,7 +246,16 @@ fn huge_lengths_are_refused_before_allocating() {
     assert!(err(&nar).contains("a string of"));
     // A 1 MiB name.
     let name = vec![b'a'; 1 << 20];
-    let nar = s(&[b"nix-archive-1", b"(", b"type", b"directory", b"entry", b"(", b"name", &name]);
+    let nar = s(&[
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"directory",
+        b"entry",
+        b"(",
+        b"name",
+        &name,
+    ]);
     assert!(err(&nar).contains("over the limit"));
 }
 
@@ -170,7 +264,16 @@ fn deep_nesting_is_bounded_not_a_stack_overflow() {
     let depth = 100_000;
     let mut nar = s(&[b"nix-archive-1"]);
     for _ in 0..depth {
-        nar.extend(s(&[b"(", b"type", b"directory", b"entry", b"(", b"name", b"d", b"node"]));
+        nar.extend(s(&[
+            b"(",
+            b"type",
+            b"directory",
+            b"entry",
+            b"(",
+            b"name",
+            b"d",
+            b"node",
+        ]));
     }
     assert!(err(&nar).contains("deeper than the limit of 4096"));
 }
@@ -180,8 +283,16 @@ fn writer_refuses_non_canonical_events() {
     let mut w = NarWriter::new(Vec::new());
     w.directory(b"").unwrap();
     w.symlink(b"b", b"x").unwrap();
-    assert!(w.symlink(b"a", b"x").unwrap_err().to_string().contains("strictly increasing"));
-    assert!(w.symlink(b"c/d", b"x").unwrap_err().to_string().contains("`/`"));
+    assert!(w
+        .symlink(b"a", b"x")
+        .unwrap_err()
+        .to_string()
+        .contains("strictly increasing"));
+    assert!(w
+        .symlink(b"c/d", b"x")
+        .unwrap_err()
+        .to_string()
+        .contains("`/`"));
     let mut w = NarWriter::new(Vec::new());
     assert!(w.directory(b"x").is_err());
     let mut w = NarWriter::new(Vec::new());

@@ -71,7 +71,9 @@ impl<W: Write> NarWriter<W> {
 
     pub fn symlink(&mut self, name: &[u8], target: &[u8]) -> Result<(), NarError> {
         if target.is_empty() || target.contains(&0) {
-            return Err(NarError::Usage("a symlink target must be non-empty and free of NUL"));
+            return Err(NarError::Usage(
+                "a symlink target must be non-empty and free of NUL",
+            ));
         }
         self.begin_node(name)?;
         put(&mut self.head, b"symlink");
@@ -124,7 +126,13 @@ impl<W: Write> NarWriter<W> {
     }
 
     /// A whole file from a reader that must yield exactly `size` bytes.
-    pub fn file(&mut self, name: &[u8], executable: bool, size: u64, data: &mut impl Read) -> Result<(), NarError> {
+    pub fn file(
+        &mut self,
+        name: &[u8],
+        executable: bool,
+        size: u64,
+        data: &mut impl Read,
+    ) -> Result<(), NarError> {
         self.begin_file(name, executable, size)?;
         let mut buf = vec![0u8; (size.min(256 * 1024)) as usize];
         while self.remaining > 0 {
@@ -133,7 +141,12 @@ impl<W: Write> NarWriter<W> {
                 Ok(0) => return Err(NarError::Usage("file data ended before its declared size")),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(NarError::Io { offset: self.written, source: e }),
+                Err(e) => {
+                    return Err(NarError::Io {
+                        offset: self.written,
+                        source: e,
+                    })
+                }
             };
             self.contents(&buf[..n])?;
         }
@@ -145,7 +158,10 @@ impl<W: Write> NarWriter<W> {
         if self.state != State::Done {
             return Err(NarError::Usage("the archive is not complete"));
         }
-        self.out.flush().map_err(|e| NarError::Io { offset: self.written, source: e })?;
+        self.out.flush().map_err(|e| NarError::Io {
+            offset: self.written,
+            source: e,
+        })?;
         Ok(self.out)
     }
 
@@ -159,11 +175,19 @@ impl<W: Write> NarWriter<W> {
             }
             State::Directory => {
                 if let Err(reason) = check_name(name) {
-                    return Err(NarError::BadName { offset: self.written, name: show(name), reason });
+                    return Err(NarError::BadName {
+                        offset: self.written,
+                        name: show(name),
+                        reason,
+                    });
                 }
                 let prev = self.open.last_mut().expect("inside a directory");
                 if !prev.is_empty() && name <= prev.as_slice() {
-                    return Err(NarError::Unsorted { offset: self.written, name: show(name), prev: show(prev) });
+                    return Err(NarError::Unsorted {
+                        offset: self.written,
+                        name: show(name),
+                        prev: show(prev),
+                    });
                 }
                 prev.clear();
                 prev.extend_from_slice(name);
@@ -201,9 +225,10 @@ impl<W: Write> NarWriter<W> {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), NarError> {
-        self.out
-            .write_all(bytes)
-            .map_err(|e| NarError::Io { offset: self.written, source: e })?;
+        self.out.write_all(bytes).map_err(|e| NarError::Io {
+            offset: self.written,
+            source: e,
+        })?;
         self.written += bytes.len() as u64;
         Ok(())
     }

@@ -1,0 +1,88 @@
+//! Helpers shared by the CLI and cross-implementation tests.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn narfs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_narfs"))
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Whether an external tool is on PATH. A missing tool fails the test under CI
+/// (which installs every tool) and is reported loudly elsewhere.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{tool} is required for this test and is missing; .ci/run should install it");
+        }
+        eprintln!(
+            "\n!!! SKIPPING: {tool} is not installed; install it to run this test (CI does) !!!\n"
+        );
+    }
+    found
+}
+
+pub fn write(path: &Path, data: &[u8], executable: bool) {
+    std::fs::write(path, data).unwrap();
+    let mode = if executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+pub fn symlink(target: &[u8], path: &Path) {
+    std::os::unix::fs::symlink(OsStr::from_bytes(target), path).unwrap();
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect()
+}
+
+/// A tree with every kind of node the NAR model has, and the awkward cases:
+/// executables, empty files and directories, dangling, relative and absolute
+/// symlinks, UTF-8 and (optionally) non-UTF-8 names.
+pub fn awkward_tree(root: &Path, non_utf8: bool) -> PathBuf {
+    let t = root.join("tree");
+    std::fs::create_dir_all(t.join("sub/deeper")).unwrap();
+    std::fs::create_dir(t.join("empty-dir")).unwrap();
+    write(&t.join("empty"), b"", false);
+    write(&t.join("empty-exe"), b"", true);
+    write(&t.join("hello.sh"), b"#!/bin/sh\necho hi\n", true);
+    write(&t.join("sub/data.bin"), &bytes(1, 70_000), false);
+    write(&t.join("sub/deeper/one-chunk"), &bytes(2, 262_144), false);
+    write(&t.join("sub/deeper/two-chunks"), &bytes(3, 262_145), false);
+    write(&t.join("naïve café ☕"), "unicode".as_bytes(), false);
+    symlink(b"sub/data.bin", &t.join("rel-link"));
+    symlink(b"/nix/store/does-not-exist", &t.join("abs-dangling"));
+    symlink(b"../nowhere", &t.join("sub/dangling"));
+    if non_utf8 {
+        write(&t.join(OsStr::from_bytes(b"latin1-\xe9t\xe9")), b"x", false);
+    }
+    t
+}
