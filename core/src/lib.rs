@@ -4,3 +4,4 @@
 //! other — that is the encoder's and decoder's work.
 
 pub mod nar;
+pub mod nixbase32;
