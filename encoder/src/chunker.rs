@@ -52,10 +52,10 @@ impl FromStr for Chunker {
                 if !(min <= avg && avg <= max) {
                     return Err(invalid("need MIN <= AVG <= MAX"));
                 }
-                if min < MINIMUM_MIN as usize || avg < AVERAGE_MIN as usize || max < MAXIMUM_MIN as usize {
+                if min < MINIMUM_MIN || avg < AVERAGE_MIN || max < MAXIMUM_MIN {
                     return Err(invalid("sizes below FastCDC's minimums (64:256:1024)"));
                 }
-                if avg > AVERAGE_MAX as usize || max > MAX_CHUNK {
+                if avg > AVERAGE_MAX || max > MAX_CHUNK {
                     return Err(invalid("MAX must be at most 2097152"));
                 }
                 if min % 2 + avg % 2 + max % 2 != 0 {

@@ -1,0 +1,358 @@
+//! CAR readers: [`CarReader`] streams the blocks of a CARv1 (or of the CARv1 payload of a
+//! CARv2) from any `Read`; [`CarFile`] indexes a CAR file once (`CID -> offset, length`,
+//! never the bytes) and serves blocks by positioned reads, so memory stays bounded
+//! whatever the CAR's size.
+//!
+//! Every length read from the input is bounded before anything is allocated: the header
+//! by [`MAX_HEADER_LEN`], sections by [`MAX_SECTION_LEN`] and, where the input length is
+//! known, by what remains. Hashes are not verified here (the DAG walker does it), but
+//! CIDs must be well formed. Errors carry the byte offset where the problem starts.
+
+mod file;
+mod header;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_malformed;
+
+pub use file::CarFile;
+
+use cid::Cid;
+use header::{Header, MAX_CID_LEN, V2_HEADER_LEN, V2_PRAGMA_LEN};
+use std::io::{self, BufReader, Read, Seek};
+
+/// The largest header (dag-cbor bytes after the length varint) accepted.
+pub const MAX_HEADER_LEN: u64 = 1 << 20;
+/// The largest block accepted (same as `narfs_encoder::car::MAX_BLOCK_SIZE`).
+pub const MAX_BLOCK_SIZE: usize = 4 << 20;
+/// The largest section (CID + block) accepted.
+pub const MAX_SECTION_LEN: u64 = MAX_BLOCK_SIZE as u64 + MAX_CID_LEN as u64;
+
+/// Errors from reading a CAR. `offset` is the byte offset in the input where the faulty
+/// item starts (for truncation: where more input was expected).
+#[derive(Debug, thiserror::Error)]
+pub enum CarError {
+    #[error("CAR I/O error at byte {offset}: {source}")]
+    Io { offset: u64, source: io::Error },
+    #[error("CAR truncated at byte {offset}: expected {what}")]
+    Truncated { offset: u64, what: &'static str },
+    #[error("bad varint at CAR byte {offset}: {reason}")]
+    BadVarint { offset: u64, reason: &'static str },
+    #[error("CAR header at byte {offset} claims {len} bytes, over the {max}-byte limit")]
+    HeaderTooLarge { offset: u64, len: u64, max: u64 },
+    #[error("malformed CAR header at byte {offset}: {reason}")]
+    BadHeader { offset: u64, reason: String },
+    #[error("CAR version {version} (header at byte {offset}) is not supported: only CARv1, or CARv2 wrapping a CARv1")]
+    UnsupportedVersion { offset: u64, version: u64 },
+    #[error("malformed CARv2 header at byte {offset}: {reason}")]
+    BadV2Header { offset: u64, reason: String },
+    #[error("empty CAR section at byte {offset}")]
+    EmptySection { offset: u64 },
+    #[error("CAR section at byte {offset} claims {len} bytes, over the {max}-byte limit")]
+    SectionTooLarge { offset: u64, len: u64, max: u64 },
+    #[error("CAR section at byte {offset} claims {len} bytes but only {remaining} remain")]
+    SectionPastEnd {
+        offset: u64,
+        len: u64,
+        remaining: u64,
+    },
+    #[error("malformed CID in CAR section at byte {offset}: {reason}")]
+    BadCid { offset: u64, reason: String },
+}
+
+impl CarError {
+    /// The byte offset the error refers to.
+    pub fn offset(&self) -> u64 {
+        match self {
+            Self::Io { offset, .. }
+            | Self::Truncated { offset, .. }
+            | Self::BadVarint { offset, .. }
+            | Self::HeaderTooLarge { offset, .. }
+            | Self::BadHeader { offset, .. }
+            | Self::UnsupportedVersion { offset, .. }
+            | Self::BadV2Header { offset, .. }
+            | Self::EmptySection { offset }
+            | Self::SectionTooLarge { offset, .. }
+            | Self::SectionPastEnd { offset, .. }
+            | Self::BadCid { offset, .. } => *offset,
+        }
+    }
+}
+
+fn io_error(offset: u64, e: io::Error, what: &'static str) -> CarError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        CarError::Truncated { offset, what }
+    } else {
+        CarError::Io { offset, source: e }
+    }
+}
+
+/// A reader that counts the bytes it has read.
+#[derive(Debug)]
+struct Pos<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R: Read> Read for Pos<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read> Pos<R> {
+    fn read_exact_or(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), CarError> {
+        let start = self.pos;
+        self.read_exact(buf).map_err(|e| io_error(start, e, what))
+    }
+
+    /// Reads `len` bytes, growing the buffer only as bytes actually arrive.
+    fn read_vec(&mut self, len: u64, what: &'static str) -> Result<Vec<u8>, CarError> {
+        let start = self.pos;
+        let mut buf = Vec::with_capacity(len.min(64 << 10) as usize);
+        self.take(len)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_error(start, e, what))?;
+        if (buf.len() as u64) < len {
+            return Err(CarError::Truncated {
+                offset: self.pos,
+                what,
+            });
+        }
+        Ok(buf)
+    }
+
+    /// Reads a varint; `Ok(None)` on a clean end of input before its first byte.
+    fn read_varint(&mut self, what: &'static str) -> Result<Option<u64>, CarError> {
+        let start = self.pos;
+        let mut bytes = [0u8; 10];
+        for i in 0..bytes.len() {
+            let mut b = [0u8; 1];
+            let n = loop {
+                match self.read(&mut b) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r.map_err(|e| io_error(self.pos, e, what))?,
+                }
+            };
+            if n == 0 {
+                return match i {
+                    0 => Ok(None),
+                    _ => Err(CarError::Truncated {
+                        offset: self.pos,
+                        what,
+                    }),
+                };
+            }
+            bytes[i] = b[0];
+            match header::decode_varint(&bytes[..=i]) {
+                Ok(Some((v, _))) => return Ok(Some(v)),
+                Ok(None) => {}
+                Err(reason) => {
+                    return Err(CarError::BadVarint {
+                        offset: start,
+                        reason,
+                    })
+                }
+            }
+        }
+        // decode_varint refuses a 9th continuation byte, so this is not reached.
+        Err(CarError::BadVarint {
+            offset: start,
+            reason: "varint longer than 9 bytes",
+        })
+    }
+
+    /// Reads a length-prefixed dag-cbor header that must end by `end` (if known).
+    fn read_header(&mut self, end: Option<u64>) -> Result<Header, CarError> {
+        let offset = self.pos;
+        let len = self
+            .read_varint("the header length")?
+            .ok_or(CarError::Truncated {
+                offset,
+                what: "a CAR header",
+            })?;
+        if len > MAX_HEADER_LEN {
+            return Err(CarError::HeaderTooLarge {
+                offset,
+                len,
+                max: MAX_HEADER_LEN,
+            });
+        }
+        if end.is_some_and(|end| len > end.saturating_sub(self.pos)) {
+            return Err(CarError::Truncated {
+                offset,
+                what: "the whole header",
+            });
+        }
+        let buf = self.read_vec(len, "the header")?;
+        header::parse_header(&buf).map_err(|reason| CarError::BadHeader { offset, reason })
+    }
+}
+
+/// Streams blocks out of a CAR. Give it a buffered reader: varints are read byte by byte.
+#[derive(Debug)]
+pub struct CarReader<R> {
+    r: Pos<R>,
+    roots: Vec<Cid>,
+    /// Absolute end of the CARv1 payload, when known.
+    end: Option<u64>,
+    failed: bool,
+}
+
+impl<R: Read> CarReader<R> {
+    /// Reads and checks the header of a CAR of unknown length.
+    pub fn new(r: R) -> Result<Self, CarError> {
+        Self::open(r, None)
+    }
+
+    /// Like [`new`](Self::new) for an input of `len` bytes: sections claiming more than
+    /// what remains are rejected before they are read.
+    pub fn with_len(r: R, len: u64) -> Result<Self, CarError> {
+        Self::open(r, Some(len))
+    }
+
+    fn open(inner: R, len: Option<u64>) -> Result<Self, CarError> {
+        let mut r = Pos { inner, pos: 0 };
+        let (roots, end) = match r.read_header(len)? {
+            Header::V1 { roots } => (roots, len),
+            Header::Unsupported { version } => {
+                return Err(CarError::UnsupportedVersion { offset: 0, version })
+            }
+            Header::V2Pragma => {
+                let at = r.pos;
+                let bad = |reason: String| CarError::BadV2Header { offset: at, reason };
+                if at != V2_PRAGMA_LEN {
+                    return Err(bad("the pragma is not the canonical 11 bytes".into()));
+                }
+                let mut fixed = [0u8; V2_HEADER_LEN];
+                r.read_exact_or(&mut fixed, "the CARv2 header")?;
+                let v2 = header::parse_v2_header(&fixed).map_err(bad)?;
+                let end = v2.data_offset + v2.data_size;
+                if let Some(len) = len.filter(|&len| end > len) {
+                    return Err(bad(format!(
+                        "payload ends at byte {end}, past the {len}-byte input"
+                    )));
+                }
+                let pad = v2.data_offset - r.pos;
+                let skipped = io::copy(&mut (&mut r).take(pad), &mut io::sink())
+                    .map_err(|e| io_error(r.pos, e, "CARv2 padding"))?;
+                if skipped < pad {
+                    return Err(CarError::Truncated {
+                        offset: r.pos,
+                        what: "the CARv1 payload",
+                    });
+                }
+                match r.read_header(Some(end))? {
+                    Header::V1 { roots } => (roots, Some(end)),
+                    _ => return Err(bad("the CARv2 payload is not a CARv1".into())),
+                }
+            }
+        };
+        Ok(Self {
+            r,
+            roots,
+            end,
+            failed: false,
+        })
+    }
+
+    /// The root CIDs the header names (possibly none).
+    pub fn roots(&self) -> &[Cid] {
+        &self.roots
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.r.pos
+    }
+
+    /// Reads a section's length varint and bounds it; `None` at the end of the payload.
+    /// Returns (section start, length).
+    fn next_section_len(&mut self) -> Result<Option<(u64, u64)>, CarError> {
+        let offset = self.r.pos;
+        if self.end == Some(offset) {
+            return Ok(None);
+        }
+        let Some(len) = self.r.read_varint("a section length")? else {
+            return match self.end {
+                Some(_) => Err(CarError::Truncated {
+                    offset,
+                    what: "another section",
+                }),
+                None => Ok(None),
+            };
+        };
+        if len == 0 {
+            return Err(CarError::EmptySection { offset });
+        }
+        if len > MAX_SECTION_LEN {
+            return Err(CarError::SectionTooLarge {
+                offset,
+                len,
+                max: MAX_SECTION_LEN,
+            });
+        }
+        if let Some(end) = self.end {
+            let remaining = end.saturating_sub(self.r.pos);
+            if len > remaining {
+                return Err(CarError::SectionPastEnd {
+                    offset,
+                    len,
+                    remaining,
+                });
+            }
+        }
+        Ok(Some((offset, len)))
+    }
+
+    /// The next block, or `None` at the end of the CAR.
+    pub fn next_block(&mut self) -> Result<Option<(Cid, Vec<u8>)>, CarError> {
+        let Some((offset, len)) = self.next_section_len()? else {
+            return Ok(None);
+        };
+        let mut buf = self.r.read_vec(len, "the rest of a section")?;
+        let (cid, used) =
+            header::parse_cid_prefix(&buf).map_err(|reason| CarError::BadCid { offset, reason })?;
+        buf.drain(..used);
+        Ok(Some((cid, buf)))
+    }
+}
+
+impl<R: Read + Seek> CarReader<BufReader<R>> {
+    /// The next section as (CID, data offset, data length), skipping over the data.
+    fn next_entry(&mut self) -> Result<Option<(Cid, u64, u64)>, CarError> {
+        let Some((offset, len)) = self.next_section_len()? else {
+            return Ok(None);
+        };
+        let mut prefix = [0u8; MAX_CID_LEN];
+        let n = len.min(MAX_CID_LEN as u64) as usize;
+        self.r.read_exact_or(&mut prefix[..n], "a CID")?;
+        let (cid, used) = header::parse_cid_prefix(&prefix[..n])
+            .map_err(|reason| CarError::BadCid { offset, reason })?;
+        let data_offset = self.r.pos - n as u64 + used as u64;
+        let skip = len - n as u64; // <= MAX_SECTION_LEN, fits in i64
+        let at = self.r.pos;
+        self.r
+            .inner
+            .seek_relative(skip as i64)
+            .map_err(|e| io_error(at, e, "section data"))?;
+        self.r.pos += skip;
+        Ok(Some((cid, data_offset, len - used as u64)))
+    }
+}
+
+impl<R: Read> Iterator for CarReader<R> {
+    type Item = Result<(Cid, Vec<u8>), CarError>;
+
+    /// Yields blocks; after the first error, yields nothing more.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let item = self.next_block().transpose();
+        self.failed = matches!(item, Some(Err(_)));
+        item
+    }
+}

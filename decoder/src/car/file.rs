@@ -1,0 +1,118 @@
+//! [`CarFile`]: a CAR file indexed once by CID (`CID -> data offset, length`, never the
+//! bytes), serving blocks by positioned reads so memory stays bounded by the number of
+//! blocks, not their size.
+
+use super::{io_error, CarError, CarReader};
+use cid::Cid;
+use std::collections::hash_map::{Entry, HashMap};
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::Path;
+
+/// A CAR file indexed by CID: blocks are read from disk on demand.
+#[derive(Debug)]
+pub struct CarFile {
+    file: File,
+    roots: Vec<Cid>,
+    index: HashMap<Cid, (u64, u32)>,
+    duplicates: u64,
+}
+
+impl CarFile {
+    /// Opens and indexes the CAR at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, CarError> {
+        let file = File::open(path).map_err(|e| CarError::Io {
+            offset: 0,
+            source: e,
+        })?;
+        Self::from_file(file)
+    }
+
+    /// Indexes an open CAR file in one pass, reading only lengths and CIDs.
+    pub fn from_file(file: File) -> Result<Self, CarError> {
+        let len = file
+            .metadata()
+            .map_err(|e| CarError::Io {
+                offset: 0,
+                source: e,
+            })?
+            .len();
+        let mut reader = CarReader::with_len(BufReader::with_capacity(64 << 10, &file), len)?;
+        let mut index = HashMap::new();
+        let mut duplicates = 0;
+        while let Some((cid, offset, len)) = reader.next_entry()? {
+            // len <= MAX_BLOCK_SIZE, so it fits in u32. The first entry wins.
+            match index.entry(cid) {
+                Entry::Occupied(_) => duplicates += 1,
+                Entry::Vacant(e) => {
+                    e.insert((offset, len as u32));
+                }
+            }
+        }
+        let roots = std::mem::take(&mut reader.roots);
+        drop(reader);
+        Ok(Self {
+            file,
+            roots,
+            index,
+            duplicates,
+        })
+    }
+
+    /// The root CIDs the header names.
+    pub fn roots(&self) -> &[Cid] {
+        &self.roots
+    }
+
+    /// Number of distinct blocks.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the CAR holds no block.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Sections whose CID had already been seen (ignored; the first one is served).
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Whether a block with this CID is in the CAR.
+    pub fn contains(&self, cid: &Cid) -> bool {
+        self.index.contains_key(cid)
+    }
+
+    /// Where a block's data is: (byte offset, length).
+    pub fn location(&self, cid: &Cid) -> Option<(u64, u64)> {
+        self.index.get(cid).map(|&(o, l)| (o, u64::from(l)))
+    }
+
+    /// All CIDs in the CAR, in no particular order.
+    pub fn cids(&self) -> impl Iterator<Item = &Cid> {
+        self.index.keys()
+    }
+
+    /// The block's bytes, read from disk (not verified against the CID).
+    pub fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, CarError> {
+        let Some(&(offset, len)) = self.index.get(cid) else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; len as usize];
+        read_at(&self.file, &mut buf, offset).map_err(|e| io_error(offset, e, "block data"))?;
+        Ok(Some(buf))
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek};
+    file.seek(io::SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}

@@ -1,0 +1,291 @@
+//! CARv1 writers: [`CarWriter`] streams a CAR to any `Write` when the root is known up
+//! front; [`CarFileWriter`] writes a CAR file whose root is only known at the end and
+//! makes the file appear (atomically, by rename) only once it is complete.
+//!
+//! Format (<https://ipld.io/specs/transport/car/carv1/>): `varint(len) | dag-cbor header`
+//! then sections `varint(len(cid) + len(data)) | cid bytes | data`. The header is
+//! `{"roots": [CID...], "version": 1}` in dag-cbor canonical key order (length first, so
+//! "roots" before "version"), each CID as tag 42 over a byte string whose first byte is
+//! the 0x00 multibase-identity prefix — byte for byte what @ipld/car and go-car write.
+
+use cid::Cid;
+use std::collections::HashSet;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// The largest block (data only, CID excluded) a CAR writer accepts. The CAR reader in
+/// `narfs-decoder` uses the same limit, so everything written here can be read back.
+pub const MAX_BLOCK_SIZE: usize = 4 << 20;
+
+/// Errors from writing a CAR.
+#[derive(Debug, thiserror::Error)]
+pub enum CarWriteError {
+    /// The underlying writer failed.
+    #[error("writing CAR: {0}")]
+    Io(#[from] io::Error),
+    /// A block is larger than [`MAX_BLOCK_SIZE`].
+    #[error("block {cid} is {len} bytes, more than the {max}-byte limit of CAR readers")]
+    BlockTooLarge { cid: Cid, len: usize, max: usize },
+    /// The temporary file next to the target could not be created.
+    #[error("cannot create a temporary CAR file in {dir}: {source}")]
+    Create { dir: PathBuf, source: io::Error },
+    /// The finished CAR could not be renamed into place.
+    #[error("cannot move the finished CAR into place at {path}: {source}")]
+    Persist { path: PathBuf, source: io::Error },
+}
+
+/// Appends the minimal CBOR head for `major` type with argument `n`.
+fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    match n {
+        0..=23 => out.push(m | n as u8),
+        24..=0xff => out.extend_from_slice(&[m | 24, n as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+}
+
+/// Appends `n` as an unsigned LEB128 varint (multiformats unsigned-varint).
+pub fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// The complete CARv1 header for `roots`: length varint followed by the dag-cbor map.
+pub fn encode_header(roots: &[Cid]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(24 + roots.len() * 40);
+    cbor_head(&mut body, 5, 2); // map(2)
+    cbor_head(&mut body, 3, 5); // text(5)
+    body.extend_from_slice(b"roots");
+    cbor_head(&mut body, 4, roots.len() as u64); // array(n)
+    for root in roots {
+        let bytes = root.to_bytes();
+        cbor_head(&mut body, 6, 42); // tag(42)
+        cbor_head(&mut body, 2, bytes.len() as u64 + 1); // bytes(len + 1)
+        body.push(0x00); // multibase identity prefix
+        body.extend_from_slice(&bytes);
+    }
+    cbor_head(&mut body, 3, 7); // text(7)
+    body.extend_from_slice(b"version");
+    cbor_head(&mut body, 0, 1); // unsigned(1)
+    let mut out = Vec::with_capacity(body.len() + 3);
+    write_varint(&mut out, body.len() as u64);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Streams a CARv1 to `W`. Blocks with a CID already written are skipped, so the CAR
+/// holds each block once however often the DAG builder emits it.
+#[derive(Debug)]
+pub struct CarWriter<W: Write> {
+    w: W,
+    seen: HashSet<Cid>,
+    bytes: u64,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> CarWriter<W> {
+    /// Writes the header with the single root `root` and returns the writer.
+    pub fn new(w: W, root: &Cid) -> Result<Self, CarWriteError> {
+        Self::with_roots(w, std::slice::from_ref(root))
+    }
+
+    /// Writes the header with any number of roots and returns the writer.
+    pub fn with_roots(mut w: W, roots: &[Cid]) -> Result<Self, CarWriteError> {
+        let header = encode_header(roots);
+        w.write_all(&header)?;
+        Ok(Self::headerless(w, header.len() as u64))
+    }
+
+    /// A writer whose first `offset` bytes (the header) were written by somebody else.
+    fn headerless(w: W, offset: u64) -> Self {
+        Self {
+            w,
+            seen: HashSet::new(),
+            bytes: offset,
+            scratch: Vec::with_capacity(128),
+        }
+    }
+
+    /// Appends one block. Returns `false` (and writes nothing) when a block with this CID
+    /// was already written. The data is not checked against the CID.
+    pub fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<bool, CarWriteError> {
+        if data.len() > MAX_BLOCK_SIZE {
+            return Err(CarWriteError::BlockTooLarge {
+                cid: *cid,
+                len: data.len(),
+                max: MAX_BLOCK_SIZE,
+            });
+        }
+        if self.seen.contains(cid) {
+            return Ok(false);
+        }
+        self.scratch.clear();
+        let cid_len = cid.encoded_len();
+        write_varint(&mut self.scratch, (cid_len + data.len()) as u64);
+        cid.write_bytes(&mut self.scratch).map_err(cid_io_error)?;
+        self.w.write_all(&self.scratch)?;
+        self.w.write_all(data)?;
+        self.bytes += (self.scratch.len() + data.len()) as u64;
+        self.seen.insert(*cid);
+        Ok(true)
+    }
+
+    /// Whether a block with this CID was already written.
+    pub fn contains(&self, cid: &Cid) -> bool {
+        self.seen.contains(cid)
+    }
+
+    /// Number of distinct blocks written.
+    pub fn blocks_written(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Total bytes written so far, header included.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Flushes and returns the inner writer.
+    pub fn finish(mut self) -> Result<W, CarWriteError> {
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}
+
+fn cid_io_error(e: cid::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Writes a CAR file whose root is known only at the end.
+///
+/// Blocks go to a temporary file in the target's directory, after room reserved for the
+/// header of a 36-byte root CID (CIDv1 with any one-byte codec and a 32-byte sha2-256 or
+/// blake3 digest — every root narfs makes). [`finish`](Self::finish) writes the header
+/// into that room (or, for a root of another length, copies the blocks after a fresh
+/// header), syncs, and renames the file into place. Dropping the writer, or any error,
+/// leaves no file at the target path.
+#[derive(Debug)]
+pub struct CarFileWriter {
+    path: PathBuf,
+    dir: PathBuf,
+    inner: CarWriter<BufWriter<NamedTempFile>>,
+    reserved: u64,
+}
+
+/// Root CID length the header room is reserved for.
+const RESERVED_CID_LEN: usize = 36;
+
+fn temp_in(dir: &Path) -> Result<NamedTempFile, CarWriteError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".narfs-car-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Like File::create: 0o666 minus the umask, instead of tempfile's 0o600.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+        .tempfile_in(dir)
+        .map_err(|source| CarWriteError::Create {
+            dir: dir.to_path_buf(),
+            source,
+        })
+}
+
+impl CarFileWriter {
+    /// Starts a CAR that will appear at `path` when [`finish`](Self::finish) succeeds.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, CarWriteError> {
+        let path = path.as_ref().to_path_buf();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut w = BufWriter::with_capacity(1 << 20, temp_in(&dir)?);
+        let reserved = reserved_header_len();
+        w.write_all(&vec![0u8; reserved])?;
+        Ok(Self {
+            path,
+            dir,
+            inner: CarWriter::headerless(w, reserved as u64),
+            reserved: reserved as u64,
+        })
+    }
+
+    /// Appends one block; see [`CarWriter::put`].
+    pub fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<bool, CarWriteError> {
+        self.inner.put(cid, data)
+    }
+
+    /// Whether a block with this CID was already written.
+    pub fn contains(&self, cid: &Cid) -> bool {
+        self.inner.contains(cid)
+    }
+
+    /// Number of distinct blocks written.
+    pub fn blocks_written(&self) -> usize {
+        self.inner.blocks_written()
+    }
+
+    /// The path the CAR will have once finished.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the header for `root`, syncs and renames the CAR into place, replacing any
+    /// file there. Returns the CAR's size in bytes.
+    pub fn finish(self, root: &Cid) -> Result<u64, CarWriteError> {
+        let header = encode_header(std::slice::from_ref(root));
+        let mut tmp = self
+            .inner
+            .finish()?
+            .into_inner()
+            .map_err(|e| e.into_error())?;
+        let end = tmp.as_file_mut().seek(SeekFrom::End(0))?;
+        let body_len = end - self.reserved;
+        let out = if header.len() as u64 == self.reserved {
+            tmp.as_file_mut().seek(SeekFrom::Start(0))?;
+            tmp.as_file_mut().write_all(&header)?;
+            tmp
+        } else {
+            let mut out = temp_in(&self.dir)?;
+            out.as_file_mut().write_all(&header)?;
+            tmp.as_file_mut().seek(SeekFrom::Start(self.reserved))?;
+            let copied = io::copy(tmp.as_file_mut(), out.as_file_mut())?;
+            if copied != body_len {
+                return Err(io::Error::other("temporary CAR changed while copying").into());
+            }
+            out
+        };
+        out.as_file().sync_all()?;
+        out.persist(&self.path)
+            .map_err(|e| CarWriteError::Persist {
+                path: self.path.clone(),
+                source: e.error,
+            })?;
+        Ok(header.len() as u64 + body_len)
+    }
+}
+
+/// Header length for a single root of [`RESERVED_CID_LEN`] bytes.
+fn reserved_header_len() -> usize {
+    // varint(1 byte) + a2 + 65 "roots" + 81 + d8 2a + 58 len + 00 + cid + 67 "version" + 01
+    1 + 1 + 6 + 1 + 2 + 2 + 1 + RESERVED_CID_LEN + 8 + 1
+}
+
+#[cfg(test)]
+mod tests;
