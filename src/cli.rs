@@ -20,6 +20,58 @@ pub enum Command {
     /// Work with NAR files directly: dump a directory, list or restore a NAR.
     #[command(subcommand)]
     Nar(NarCommand),
+    /// Encode a NAR (file, '-' or a directory) as a UnixFS DAG; prints the root CID.
+    Encode(EncodeArgs),
+    /// Decode the DAG under CID back into the byte-exact NAR (stdout by default).
+    Decode(DecodeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EncodeArgs {
+    /// CID profile: kubo-v1 (ipfs add -r --cid-version=1) or unixfs-v1-2025 (IPIP-499).
+    #[arg(long, default_value = "kubo-v1")]
+    pub profile: narfs_encoder::Profile,
+    /// Chunker, overriding the profile's: fixed:SIZE or fastcdc:MIN:AVG:MAX.
+    #[arg(long)]
+    pub chunker: Option<narfs_encoder::chunker::Chunker>,
+    /// Hash of the CIDs: sha2-256 or blake3.
+    #[arg(long, default_value = "sha2-256")]
+    pub hash: narfs_core::block::HashAlg,
+    /// Write the blocks to this CARv1 file (root = the NAR's root CID).
+    #[arg(long)]
+    pub car: Option<PathBuf>,
+    /// Print one JSON object (root, NarHash, NarSize, blocks, bytes) instead of the CID.
+    #[arg(long)]
+    pub json: bool,
+    /// Publish the zstd-compressed NAR as one UnixFS file instead of a tree.
+    #[arg(long)]
+    pub fallback: bool,
+    /// Write the CID of every entry to this file, one JSON object per line.
+    #[arg(long)]
+    pub entries: Option<PathBuf>,
+    /// A .nar file, '-' for stdin, or a directory (read as `nix-store --dump` would).
+    pub input: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DecodeArgs {
+    /// Read blocks from this CAR file.
+    #[arg(long)]
+    pub car: PathBuf,
+    /// Write the NAR to this file instead of stdout.
+    #[arg(short, long, conflicts_with = "to")]
+    pub output: Option<PathBuf>,
+    /// Restore the tree into this directory (which must not exist) instead.
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// The CID is a fallback encoding (`"compression": "zstd"` in `encode --json`).
+    #[arg(long)]
+    pub fallback: bool,
+    /// Refuse to produce more than this many NAR bytes.
+    #[arg(long, default_value_t = 1 << 40)]
+    pub max_output: u64,
+    /// Root CID of the NAR's DAG.
+    pub cid: narfs_core::Cid,
 }
 
 #[derive(Subcommand, Debug)]

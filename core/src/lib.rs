@@ -3,5 +3,11 @@
 //! `core` owns the formats: it knows NARs and it knows UnixFS, but never maps one to the
 //! other — that is the encoder's and decoder's work.
 
+pub mod block;
+pub mod dagpb;
+pub mod hamt_hash;
 pub mod nar;
 pub mod nixbase32;
+pub mod unixfs;
+
+pub use cid::Cid;

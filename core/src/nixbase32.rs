@@ -14,7 +14,11 @@ pub fn encode(bytes: &[u8]) -> String {
         let b = n * 5;
         let (i, j) = (b / 8, b % 8);
         let low = bytes[i] >> j;
-        let high = if i + 1 < bytes.len() { (bytes[i + 1] as u16) << (8 - j) } else { 0 };
+        let high = if i + 1 < bytes.len() {
+            (bytes[i + 1] as u16) << (8 - j)
+        } else {
+            0
+        };
         let c = (low as u16 | high) & 0x1f;
         out.push(ALPHABET[c as usize] as char);
     }
@@ -30,9 +34,15 @@ mod tests {
     fn matches_nix() {
         // `nix-hash --type sha256 --to-base32 $(echo -n "" | sha256sum)`
         let empty = Sha256::digest(b"");
-        assert_eq!(encode(&empty), "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73");
+        assert_eq!(
+            encode(&empty),
+            "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73"
+        );
         // `nix-hash --type sha256 --flat --base32` of a file holding "hello\n"
         let hello = Sha256::digest(b"hello\n");
-        assert_eq!(encode(&hello), "00xyyr3fi8l6hb839bv3f7yb86yjv7xi1cgh1xnhipym4asvb4aq");
+        assert_eq!(
+            encode(&hello),
+            "00xyyr3fi8l6hb839bv3f7yb86yjv7xi1cgh1xnhipym4asvb4aq"
+        );
     }
 }

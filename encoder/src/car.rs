@@ -289,3 +289,11 @@ fn reserved_header_len() -> usize {
 
 #[cfg(test)]
 mod tests;
+
+impl narfs_core::block::BlockSink for CarFileWriter {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), narfs_core::block::StoreError> {
+        CarFileWriter::put(self, cid, data)
+            .map(|_| ())
+            .map_err(|e| narfs_core::block::StoreError::Backend(Box::new(e)))
+    }
+}

@@ -120,7 +120,8 @@ impl Chunker {
             Chunker::FastCdc { avg, .. } => Some(select_masks(avg, Normalization::Level1)),
             Chunker::Fixed(_) => None,
         };
-        let (mut start, mut end, mut total, mut eof, mut chunks) = (0usize, 0usize, 0u64, false, 0u64);
+        let (mut start, mut end, mut total, mut eof, mut chunks) =
+            (0usize, 0usize, 0u64, false, 0u64);
         loop {
             // Make sure a whole max-size window is buffered, or the input has ended.
             while !eof && end - start < max {
@@ -214,7 +215,9 @@ mod tests {
         let data = noise(3_000_000);
         let c: Chunker = "fastcdc:16384:65536:262144".parse().unwrap();
         let ours = sizes(c, &data);
-        let theirs: Vec<usize> = fastcdc::v2020::FastCDC::new(&data, 16384, 65536, 262_144).map(|ch| ch.length).collect();
+        let theirs: Vec<usize> = fastcdc::v2020::FastCDC::new(&data, 16384, 65536, 262_144)
+            .map(|ch| ch.length)
+            .collect();
         assert_eq!(ours, theirs);
         assert!(ours.iter().all(|&n| n <= 262_144));
     }
@@ -226,13 +229,31 @@ mod tests {
         edited.splice(1000..1000, *b"inserted");
         let c: Chunker = "fastcdc:2048:8192:32768".parse().unwrap();
         let (a, b) = (sizes(c, &data), sizes(c, &edited));
-        let common = a.iter().rev().zip(b.iter().rev()).take_while(|(x, y)| x == y).count();
-        assert!(common > a.len() * 9 / 10, "only {common} of {} chunks shared", a.len());
+        let common = a
+            .iter()
+            .rev()
+            .zip(b.iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        assert!(
+            common > a.len() * 9 / 10,
+            "only {common} of {} chunks shared",
+            a.len()
+        );
     }
 
     #[test]
     fn specs_are_checked() {
-        for bad in ["fixed", "fixed:0", "fixed:x", "fastcdc:1:2", "fastcdc:4096:2048:8192", "fastcdc:16:64:256", "fastcdc:2049:8192:32768", "rabin:1"] {
+        for bad in [
+            "fixed",
+            "fixed:0",
+            "fixed:x",
+            "fastcdc:1:2",
+            "fastcdc:4096:2048:8192",
+            "fastcdc:16:64:256",
+            "fastcdc:2049:8192:32768",
+            "rabin:1",
+        ] {
             assert!(bad.parse::<Chunker>().is_err(), "{bad} accepted");
         }
         let c: Chunker = "fastcdc:16384:65536:262144".parse().unwrap();

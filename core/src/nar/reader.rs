@@ -96,6 +96,11 @@ impl<R: Read> NarReader<R> {
         }
     }
 
+    /// The input, once the archive has been read to its end.
+    pub fn into_inner(self) -> R {
+        self.input.into_inner()
+    }
+
     /// Bytes consumed so far.
     pub fn offset(&self) -> u64 {
         self.offset

@@ -116,3 +116,9 @@ fn read_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     file.seek(io::SeekFrom::Start(offset))?;
     file.read_exact(buf)
 }
+
+impl narfs_core::block::BlockSource for CarFile {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, narfs_core::block::StoreError> {
+        CarFile::get(self, cid).map_err(|e| narfs_core::block::StoreError::Backend(Box::new(e)))
+    }
+}

@@ -1,0 +1,410 @@
+//! CID helpers and the block store traits.
+//!
+//! Owns: the hash algorithms narfs uses ([`HashAlg`]: sha2-256, blake3), the two codecs
+//! ([`RAW`], [`DAG_PB`]), CIDv1 construction ([`cid_for`]), block verification
+//! ([`verify`]), and the [`BlockSink`] / [`BlockSource`] traits with two in-memory
+//! implementations ([`MemoryStore`], [`NullSink`]). Persistent stores and CAR files live
+//! in the encoder/decoder crates and implement these traits.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use cid::Cid;
+use multihash::Multihash;
+use sha2::Digest;
+
+/// Multicodec code of raw leaves.
+pub const RAW: u64 = 0x55;
+/// Multicodec code of dag-pb nodes.
+pub const DAG_PB: u64 = 0x70;
+/// Multihash code of sha2-256.
+pub const SHA2_256: u64 = 0x12;
+/// Multihash code of blake3 (32-byte digest).
+pub const BLAKE3: u64 = 0x1e;
+/// Multihash code of the identity "hash", which [`verify`] refuses.
+pub const IDENTITY: u64 = 0x00;
+
+/// The hash functions a narfs CID may use. Both produce 32-byte digests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HashAlg {
+    /// sha2-256 (multihash 0x12), the IPFS default; SHA-NI is used when the CPU has it.
+    #[default]
+    Sha2_256,
+    /// blake3 with a 32-byte output (multihash 0x1e).
+    Blake3,
+}
+
+impl HashAlg {
+    /// The multihash code.
+    pub const fn code(self) -> u64 {
+        match self {
+            HashAlg::Sha2_256 => SHA2_256,
+            HashAlg::Blake3 => BLAKE3,
+        }
+    }
+
+    /// The algorithm of a multihash code, if narfs supports it.
+    pub const fn from_code(code: u64) -> Option<Self> {
+        match code {
+            SHA2_256 => Some(HashAlg::Sha2_256),
+            BLAKE3 => Some(HashAlg::Blake3),
+            _ => None,
+        }
+    }
+
+    /// The multiformats name (`sha2-256`, `blake3`), as the CLI spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HashAlg::Sha2_256 => "sha2-256",
+            HashAlg::Blake3 => "blake3",
+        }
+    }
+
+    /// The 32-byte digest of `bytes`.
+    pub fn digest(self, bytes: &[u8]) -> [u8; 32] {
+        match self {
+            HashAlg::Sha2_256 => sha2::Sha256::digest(bytes).into(),
+            HashAlg::Blake3 => *blake3::hash(bytes).as_bytes(),
+        }
+    }
+
+    /// The multihash of `bytes`.
+    pub fn multihash(self, bytes: &[u8]) -> Multihash<64> {
+        // A 32-byte digest always fits the 64-byte multihash.
+        Multihash::wrap(self.code(), &self.digest(bytes)).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for HashAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for HashAlg {
+    type Err = BlockError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sha2-256" | "sha256" => Ok(HashAlg::Sha2_256),
+            "blake3" => Ok(HashAlg::Blake3),
+            _ => Err(BlockError::UnknownHashName(s.to_owned())),
+        }
+    }
+}
+
+/// The CIDv1 of `bytes` under `codec` ([`RAW`] or [`DAG_PB`]) and `alg`.
+pub fn cid_for(codec: u64, alg: HashAlg, bytes: &[u8]) -> Cid {
+    Cid::new_v1(codec, alg.multihash(bytes))
+}
+
+/// Why a block was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The CID's codec is neither raw nor dag-pb.
+    #[error("block {cid}: unsupported codec 0x{codec:x} (narfs reads raw 0x55 and dag-pb 0x70)")]
+    UnsupportedCodec { cid: Cid, codec: u64 },
+    /// The multihash is not sha2-256 or blake3 (identity included, see [`verify`]).
+    #[error("block {cid}: unsupported multihash 0x{code:x} (narfs reads sha2-256 and blake3)")]
+    UnsupportedHash { cid: Cid, code: u64 },
+    /// The multihash digest length is not 32 bytes.
+    #[error("block {cid}: digest of {len} bytes, expected 32")]
+    DigestLength { cid: Cid, len: usize },
+    /// The bytes do not hash to the CID.
+    #[error("block {cid}: content hashes to {actual}, not to its CID")]
+    HashMismatch { cid: Cid, actual: Box<Cid> },
+    /// A hash algorithm name the CLI does not know.
+    #[error("unknown hash {0:?} (expected sha2-256 or blake3)")]
+    UnknownHashName(String),
+}
+
+/// Checks that `bytes` is the block `cid` names: codec raw or dag-pb, multihash sha2-256
+/// or blake3 with a 32-byte digest, and the digest recomputed from `bytes` equal.
+///
+/// CIDv0 (implicitly dag-pb + sha2-256) is accepted, so DAGs made by older Kubo verify.
+/// The identity multihash (0x00) is refused: narfs never writes inline blocks, and an
+/// identity "CID" carries its block inside itself, so accepting it would let a DAG
+/// smuggle in content of any size that no store holds and nothing hashed.
+pub fn verify(cid: &Cid, bytes: &[u8]) -> Result<(), BlockError> {
+    let codec = cid.codec();
+    if codec != RAW && codec != DAG_PB {
+        return Err(BlockError::UnsupportedCodec { cid: *cid, codec });
+    }
+    let mh = cid.hash();
+    let Some(alg) = HashAlg::from_code(mh.code()) else {
+        return Err(BlockError::UnsupportedHash {
+            cid: *cid,
+            code: mh.code(),
+        });
+    };
+    if mh.digest().len() != 32 {
+        return Err(BlockError::DigestLength {
+            cid: *cid,
+            len: mh.digest().len(),
+        });
+    }
+    let digest = alg.digest(bytes);
+    if digest.as_slice() != mh.digest() {
+        return Err(BlockError::HashMismatch {
+            cid: *cid,
+            actual: Box::new(cid_for(codec, alg, bytes)),
+        });
+    }
+    Ok(())
+}
+
+/// A block: its CID and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub cid: Cid,
+    pub data: Vec<u8>,
+}
+
+impl Block {
+    /// Hashes `data` into a CIDv1 block.
+    pub fn new(codec: u64, alg: HashAlg, data: Vec<u8>) -> Self {
+        Self {
+            cid: cid_for(codec, alg, &data),
+            data,
+        }
+    }
+
+    /// [`verify`] on this block.
+    pub fn verify(&self) -> Result<(), BlockError> {
+        verify(&self.cid, &self.data)
+    }
+}
+
+/// Why a block store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// Any other backend error (database, CAR format, ...).
+    #[error("{0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where the encoder puts blocks. `put` may be called again with a CID already stored;
+/// implementations should then do nothing (blocks are immutable).
+pub trait BlockSink {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError>;
+}
+
+/// Where the decoder gets blocks. `Ok(None)` means "not here"; the caller verifies.
+/// `&self` so that a store can be shared by readers (a file-backed source can use
+/// positioned reads).
+pub trait BlockSource {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+impl<T: BlockSink + ?Sized> BlockSink for &mut T {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        (**self).put(cid, data)
+    }
+}
+
+impl<T: BlockSink + ?Sized> BlockSink for Box<T> {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        (**self).put(cid, data)
+    }
+}
+
+impl<T: BlockSource + ?Sized> BlockSource for &T {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(cid)
+    }
+}
+
+impl<T: BlockSource + ?Sized> BlockSource for Box<T> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(cid)
+    }
+}
+
+/// A block store in a `HashMap`: each CID stored once.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    blocks: HashMap<Cid, Vec<u8>>,
+    bytes: u64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Number of distinct blocks.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+    /// Total bytes of the distinct blocks.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes
+    }
+    pub fn contains(&self, cid: &Cid) -> bool {
+        self.blocks.contains_key(cid)
+    }
+    /// The stored bytes of `cid`, borrowed.
+    pub fn get_ref(&self, cid: &Cid) -> Option<&[u8]> {
+        self.blocks.get(cid).map(Vec::as_slice)
+    }
+    /// All blocks, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Cid, &[u8])> {
+        self.blocks.iter().map(|(c, d)| (c, d.as_slice()))
+    }
+    /// Removes a block (to test the decoder's missing-block errors), returning its bytes.
+    pub fn remove(&mut self, cid: &Cid) -> Option<Vec<u8>> {
+        let data = self.blocks.remove(cid)?;
+        self.bytes -= data.len() as u64;
+        Some(data)
+    }
+    /// Replaces a block's bytes without any check (to test verification).
+    pub fn insert_unchecked(&mut self, cid: Cid, data: Vec<u8>) {
+        if let Some(old) = self.blocks.insert(cid, data) {
+            self.bytes -= old.len() as u64;
+        }
+        self.bytes += self.blocks[&cid].len() as u64;
+    }
+}
+
+impl BlockSink for MemoryStore {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        if !self.blocks.contains_key(cid) {
+            self.bytes += data.len() as u64;
+            self.blocks.insert(*cid, data.to_vec());
+        }
+        Ok(())
+    }
+}
+
+impl BlockSource for MemoryStore {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.blocks.get(cid).cloned())
+    }
+}
+
+/// A sink that keeps nothing and counts every `put` (duplicates included).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NullSink {
+    pub blocks: u64,
+    pub bytes: u64,
+}
+
+impl BlockSink for NullSink {
+    fn put(&mut self, _cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        self.blocks += 1;
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_cids() {
+        // The empty raw block (sha2-256 of nothing), as `ipfs add --raw-leaves --cid-version 1`
+        // of an empty file gives.
+        assert_eq!(
+            cid_for(RAW, HashAlg::Sha2_256, b"").to_string(),
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        );
+        // The empty UnixFS directory `08 01` wrapped in a dag-pb Data field: `0a 02 08 01`.
+        assert_eq!(
+            cid_for(DAG_PB, HashAlg::Sha2_256, &[0x0a, 0x02, 0x08, 0x01]).to_string(),
+            "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
+        );
+        // The zero-length dag-pb block, from the dag-pb spec.
+        assert_eq!(
+            cid_for(DAG_PB, HashAlg::Sha2_256, b"").to_string(),
+            "bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        );
+        // blake3 of the empty input is af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262.
+        let b3 = cid_for(RAW, HashAlg::Blake3, b"");
+        assert_eq!(b3.hash().code(), 0x1e);
+        assert_eq!(b3.hash().digest()[..4], [0xaf, 0x13, 0x49, 0xb9]);
+        assert_eq!(b3.to_bytes()[..4], [0x01, 0x55, 0x1e, 0x20]);
+    }
+
+    #[test]
+    fn verify_accepts_and_rejects() {
+        for alg in [HashAlg::Sha2_256, HashAlg::Blake3] {
+            let cid = cid_for(RAW, alg, b"hello");
+            verify(&cid, b"hello").unwrap();
+            assert!(matches!(
+                verify(&cid, b"hellp"),
+                Err(BlockError::HashMismatch { actual, .. }) if *actual == cid_for(RAW, alg, b"hellp")
+            ));
+        }
+        // CIDv0 of the empty directory node.
+        let v0 = Cid::new_v0(HashAlg::Sha2_256.multihash(&[0x0a, 0x02, 0x08, 0x01])).unwrap();
+        assert_eq!(
+            v0.to_string(),
+            "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+        );
+        verify(&v0, &[0x0a, 0x02, 0x08, 0x01]).unwrap();
+
+        let dag_cbor = Cid::new_v1(0x71, HashAlg::Sha2_256.multihash(b"x"));
+        assert!(matches!(
+            verify(&dag_cbor, b"x"),
+            Err(BlockError::UnsupportedCodec { codec: 0x71, .. })
+        ));
+        let identity = Cid::new_v1(RAW, Multihash::wrap(IDENTITY, b"x").unwrap());
+        assert!(matches!(
+            verify(&identity, b"x"),
+            Err(BlockError::UnsupportedHash { code: 0, .. })
+        ));
+        let short = Cid::new_v1(RAW, Multihash::wrap(SHA2_256, &[0; 20]).unwrap());
+        assert!(matches!(
+            verify(&short, b""),
+            Err(BlockError::DigestLength { len: 20, .. })
+        ));
+    }
+
+    #[test]
+    fn hash_names() {
+        for alg in [HashAlg::Sha2_256, HashAlg::Blake3] {
+            assert_eq!(alg.name().parse::<HashAlg>().unwrap(), alg);
+            assert_eq!(HashAlg::from_code(alg.code()), Some(alg));
+        }
+        assert!("md5".parse::<HashAlg>().is_err());
+        assert_eq!(HashAlg::from_code(0), None);
+    }
+
+    #[test]
+    fn memory_store_and_null_sink() {
+        let mut store = MemoryStore::new();
+        let block = Block::new(RAW, HashAlg::Sha2_256, b"abc".to_vec());
+        block.verify().unwrap();
+        {
+            let sink: &mut dyn BlockSink = &mut store;
+            sink.put(&block.cid, &block.data).unwrap();
+            sink.put(&block.cid, &block.data).unwrap();
+        }
+        assert_eq!((store.len(), store.total_bytes()), (1, 3));
+        assert_eq!(store.get(&block.cid).unwrap(), Some(b"abc".to_vec()));
+        let other = cid_for(RAW, HashAlg::Sha2_256, b"zz");
+        assert_eq!(BlockSource::get(&&store, &other).unwrap(), None);
+        store.insert_unchecked(block.cid, b"abcd".to_vec());
+        assert_eq!(store.total_bytes(), 4);
+        assert_eq!(store.remove(&block.cid), Some(b"abcd".to_vec()));
+        assert!(store.is_empty() && store.total_bytes() == 0);
+
+        let mut null = NullSink::default();
+        null.put(&block.cid, &block.data).unwrap();
+        null.put(&block.cid, &block.data).unwrap();
+        assert_eq!(
+            null,
+            NullSink {
+                blocks: 2,
+                bytes: 6
+            }
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! Reading one UnixFS file back: a depth-first walk over its `File` nodes and raw
+//! leaves, fetching and verifying each block before use, checking every size claim
+//! (`filesize`, `blocksizes`) against what the children really hold, and holding no
+//! more than one block plus one link list per tree level in memory.
+
+use std::io::{self, Read};
+
+use narfs_core::block::{verify, BlockSource, RAW};
+use narfs_core::dagpb::PBNode;
+use narfs_core::unixfs::{DataType, UnixFsData};
+use narfs_core::Cid;
+
+use crate::error::{malformed, DecodeError, Problem};
+use crate::Limits;
+
+/// Fetches `cid` and checks its bytes hash to it.
+pub fn fetch(source: &impl BlockSource, cid: &Cid, path: &str) -> Result<Vec<u8>, DecodeError> {
+    let data = source
+        .get(cid)
+        .map_err(|e| DecodeError::new(cid, path, e))?
+        .ok_or_else(|| DecodeError::new(cid, path, Problem::Missing))?;
+    verify(cid, &data).map_err(|e| DecodeError::new(cid, path, e))?;
+    Ok(data)
+}
+
+/// A dag-pb node with its UnixFS data, decoded strictly.
+pub fn unixfs_node(
+    cid: &Cid,
+    path: &str,
+    bytes: &[u8],
+) -> Result<(PBNode, UnixFsData), DecodeError> {
+    let node = PBNode::decode(bytes).map_err(|e| DecodeError::new(cid, path, e))?;
+    let data = node
+        .data
+        .as_deref()
+        .ok_or_else(|| DecodeError::new(cid, path, Problem::NoData))?;
+    let fs = UnixFsData::decode(data).map_err(|e| DecodeError::new(cid, path, e))?;
+    Ok((node, fs))
+}
+
+/// One level of the walk: a node's children and how large each claims to be.
+struct Level {
+    children: Vec<(Cid, u64)>,
+    next: usize,
+}
+
+/// Streams the bytes of the file rooted at a block.
+pub struct FileReader<'s, S: BlockSource> {
+    source: &'s S,
+    path: String,
+    limits: Limits,
+    stack: Vec<Level>,
+    /// Bytes fetched but not handed out yet, and the position in them.
+    pending: Vec<u8>,
+    at: usize,
+    size: u64,
+    executable: bool,
+}
+
+impl<'s, S: BlockSource> FileReader<'s, S> {
+    /// Opens the file whose root block is `root` (already fetched and verified).
+    pub fn open(
+        source: &'s S,
+        cid: &Cid,
+        block: Vec<u8>,
+        path: &str,
+        limits: Limits,
+    ) -> Result<Self, DecodeError> {
+        let mut r = FileReader {
+            source,
+            path: path.to_string(),
+            limits,
+            stack: Vec::new(),
+            pending: Vec::new(),
+            at: 0,
+            size: 0,
+            executable: false,
+        };
+        if cid.codec() == RAW {
+            r.size = block.len() as u64;
+            r.pending = block;
+            return Ok(r);
+        }
+        let (node, fs) = unixfs_node(cid, path, &block)?;
+        if !matches!(fs.data_type, DataType::File | DataType::Raw) {
+            return Err(DecodeError::new(
+                cid,
+                path,
+                malformed("expected a UnixFS file"),
+            ));
+        }
+        r.executable = fs.mode.is_some_and(|m| m & 0o100 != 0);
+        r.size = r.enter(cid, node, fs, None)?;
+        if r.size > limits.max_output {
+            return Err(DecodeError::new(
+                cid,
+                path,
+                Problem::TooLarge(limits.max_output),
+            ));
+        }
+        Ok(r)
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn executable(&self) -> bool {
+        self.executable
+    }
+
+    /// Checks a `File` node's claims, queues its inline data and its children, and
+    /// returns the file size it claims.
+    fn enter(
+        &mut self,
+        cid: &Cid,
+        node: PBNode,
+        fs: UnixFsData,
+        expected: Option<u64>,
+    ) -> Result<u64, DecodeError> {
+        let bad = |msg: String| DecodeError::new(cid, &self.path, malformed(msg));
+        if self.stack.len() >= self.limits.max_file_depth {
+            return Err(DecodeError::new(
+                cid,
+                &self.path,
+                Problem::TooDeep(self.limits.max_file_depth),
+            ));
+        }
+        let inline = fs.data.unwrap_or_default();
+        if node.links.len() != fs.blocksizes.len() {
+            return Err(bad(format!(
+                "{} links but {} blocksizes",
+                node.links.len(),
+                fs.blocksizes.len()
+            )));
+        }
+        let children_size = fs
+            .blocksizes
+            .iter()
+            .try_fold(0u64, |a, &b| a.checked_add(b));
+        let total = children_size
+            .and_then(|c| c.checked_add(inline.len() as u64))
+            .ok_or_else(|| bad("sizes overflow".into()))?;
+        let claimed = fs.filesize.unwrap_or(total);
+        if claimed != total {
+            return Err(bad(format!(
+                "filesize {claimed} but data and blocksizes add up to {total}"
+            )));
+        }
+        if let Some(e) = expected {
+            if e != total {
+                return Err(bad(format!("parent says {e} bytes, node holds {total}")));
+            }
+        }
+        let children = node
+            .links
+            .into_iter()
+            .map(|l| l.hash)
+            .zip(fs.blocksizes)
+            .collect();
+        self.stack.push(Level { children, next: 0 });
+        self.pending = inline;
+        self.at = 0;
+        Ok(total)
+    }
+
+    /// Makes sure unread bytes are pending; false at the end of the file.
+    fn fill(&mut self) -> Result<bool, DecodeError> {
+        while self.at == self.pending.len() {
+            let Some(level) = self.stack.last_mut() else {
+                return Ok(false);
+            };
+            let Some(&(cid, expected)) = level.children.get(level.next) else {
+                self.stack.pop();
+                continue;
+            };
+            level.next += 1;
+            let block = fetch(self.source, &cid, &self.path)?;
+            if cid.codec() == RAW {
+                if block.len() as u64 != expected {
+                    let msg = format!(
+                        "raw leaf of {} bytes where the parent says {expected}",
+                        block.len()
+                    );
+                    return Err(DecodeError::new(&cid, &self.path, malformed(msg)));
+                }
+                self.pending = block;
+                self.at = 0;
+            } else {
+                let (node, fs) = unixfs_node(&cid, &self.path, &block)?;
+                if !matches!(fs.data_type, DataType::File | DataType::Raw) {
+                    return Err(DecodeError::new(
+                        &cid,
+                        &self.path,
+                        malformed("a file's child is not a file node"),
+                    ));
+                }
+                self.enter(&cid, node, fs, Some(expected))?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next bytes of the file, or an empty slice at its end.
+    pub fn next_bytes(&mut self) -> Result<&[u8], DecodeError> {
+        if !self.fill()? {
+            return Ok(&[]);
+        }
+        let from = self.at;
+        self.at = self.pending.len();
+        Ok(&self.pending[from..])
+    }
+}
+
+impl<S: BlockSource> Read for FileReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.fill().map_err(io::Error::other)? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.pending.len() - self.at);
+        buf[..n].copy_from_slice(&self.pending[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,107 @@
+//! Reading a HAMT-sharded directory: walks the shard tree (bounded depth), strips the
+//! index prefixes from link names, and returns the entries sorted by name bytes, the
+//! order the NAR needs (the shard itself is in hash order).
+
+use narfs_core::block::BlockSource;
+use narfs_core::dagpb::PBNode;
+use narfs_core::unixfs::{DataType, UnixFsData, HAMT_HASH_MURMUR3};
+use narfs_core::Cid;
+
+use crate::error::{malformed, DecodeError, Problem};
+use crate::file::{fetch, unixfs_node};
+
+/// A 64-bit hash with at least 1 bit per level gives at most 64 levels; fanout 256
+/// gives 8. Anything deeper is hostile.
+const MAX_SHARD_DEPTH: usize = 64;
+
+/// All entries of the shard rooted at `cid`, sorted by name.
+pub fn entries(
+    source: &impl BlockSource,
+    cid: &Cid,
+    node: PBNode,
+    fs: UnixFsData,
+    path: &str,
+) -> Result<Vec<(String, Cid)>, DecodeError> {
+    let fanout = check_shard(cid, &fs, path, None)?;
+    let width = format!("{:X}", fanout - 1).len();
+    let mut out = Vec::new();
+    let mut stack = vec![(*cid, node, 0usize)];
+    while let Some((cid, node, depth)) = stack.pop() {
+        for link in node.links {
+            let name = link.name.ok_or_else(|| {
+                DecodeError::new(&cid, path, malformed("shard link without a name"))
+            })?;
+            let prefix_ok = name.len() >= width
+                && name.is_char_boundary(width)
+                && name[..width]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+                && u64::from_str_radix(&name[..width], 16).is_ok_and(|i| i < fanout);
+            if !prefix_ok {
+                let msg = format!("shard link {name:?} lacks a valid {width}-digit index prefix");
+                return Err(DecodeError::new(&cid, path, malformed(msg)));
+            }
+            if name.len() > width {
+                out.push((name[width..].to_string(), link.hash));
+                continue;
+            }
+            if depth + 1 >= MAX_SHARD_DEPTH {
+                return Err(DecodeError::new(
+                    &link.hash,
+                    path,
+                    Problem::TooDeep(MAX_SHARD_DEPTH),
+                ));
+            }
+            let block = fetch(source, &link.hash, path)?;
+            if link.hash.codec() != narfs_core::block::DAG_PB {
+                return Err(DecodeError::new(
+                    &link.hash,
+                    path,
+                    malformed("a sub-shard link points at a raw block"),
+                ));
+            }
+            let (sub, sub_fs) = unixfs_node(&link.hash, path, &block)?;
+            check_shard(&link.hash, &sub_fs, path, Some(fanout))?;
+            stack.push((link.hash, sub, depth + 1));
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
+}
+
+/// Checks a shard node's header; returns its fanout.
+fn check_shard(
+    cid: &Cid,
+    fs: &UnixFsData,
+    path: &str,
+    parent_fanout: Option<u64>,
+) -> Result<u64, DecodeError> {
+    let bad = |msg: String| DecodeError::new(cid, path, malformed(msg));
+    if fs.data_type != DataType::HamtShard {
+        return Err(bad(format!(
+            "a sub-shard link points at a {:?} node",
+            fs.data_type
+        )));
+    }
+    if fs.hash_type != Some(HAMT_HASH_MURMUR3) {
+        return Err(bad(format!(
+            "shard hash type {:?}, expected murmur3-x64-64 (0x22)",
+            fs.hash_type
+        )));
+    }
+    let fanout = fs.fanout.unwrap_or(0);
+    if !(16..=256).contains(&fanout)
+        || !fanout.is_power_of_two()
+        || fanout.trailing_zeros() % 4 != 0
+    {
+        return Err(bad(format!(
+            "shard fanout {fanout} must be a power of 16 between 16 and 256"
+        )));
+    }
+    if parent_fanout.is_some_and(|p| p != fanout) {
+        return Err(bad(format!(
+            "sub-shard fanout {fanout} differs from its parent's"
+        )));
+    }
+    Ok(fanout)
+}

@@ -1,0 +1,157 @@
+//! DAG → NAR: a depth-first walk from the root CID that verifies every block before
+//! use and streams NAR bytes out through the canonical writer. Iterative (an explicit
+//! stack of open directories), so a deep DAG costs heap bounded by the depth limit,
+//! never the call stack.
+
+use std::io::Write;
+
+use narfs_core::block::{BlockSource, RAW};
+use narfs_core::nar::{NarError, NarWriter};
+use narfs_core::unixfs::DataType;
+use narfs_core::Cid;
+
+use crate::error::{malformed, DecodeError, Problem};
+use crate::file::{fetch, unixfs_node, FileReader};
+use crate::Limits;
+
+struct OpenDir {
+    cid: Cid,
+    path: String,
+    entries: Vec<(String, Cid)>,
+    next: usize,
+}
+
+/// Writes the NAR of the tree rooted at `root` to `out`.
+pub fn decode_nar<S: BlockSource, W: Write>(
+    source: &S,
+    root: &Cid,
+    out: W,
+    limits: &Limits,
+) -> Result<W, DecodeError> {
+    let mut nar = NarWriter::new(out);
+    let mut stack: Vec<OpenDir> = Vec::new();
+    node(source, root, "", "", &mut nar, &mut stack, limits)?;
+    loop {
+        let Some(dir) = stack.last_mut() else { break };
+        if dir.next == dir.entries.len() {
+            let dir = stack.pop().expect("just looked");
+            nar.end_directory()
+                .map_err(|e| nar_error(&dir.cid, &dir.path, e))?;
+            continue;
+        }
+        let (name, cid) = std::mem::take(&mut dir.entries[dir.next]);
+        dir.next += 1;
+        let path = if dir.path.is_empty() {
+            name.clone()
+        } else {
+            format!("{}/{name}", dir.path)
+        };
+        node(source, &cid, &name, &path, &mut nar, &mut stack, limits)?;
+    }
+    nar.finish().map_err(|e| nar_error(root, "", e))
+}
+
+fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
+    DecodeError::new(cid, path, Problem::Nar(e))
+}
+
+/// Emits one node: a whole file or symlink, or the opening of a directory (whose
+/// entries are pushed for the main loop).
+fn node<S: BlockSource, W: Write>(
+    source: &S,
+    cid: &Cid,
+    name: &str,
+    path: &str,
+    nar: &mut NarWriter<W>,
+    stack: &mut Vec<OpenDir>,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    let block = fetch(source, cid, path)?;
+    let is_file = cid.codec() == RAW || {
+        let (_, fs) = unixfs_node(cid, path, &block)?;
+        matches!(fs.data_type, DataType::File | DataType::Raw)
+    };
+    if is_file {
+        let mut file = FileReader::open(source, cid, block, path, *limits)?;
+        if nar.written().saturating_add(file.size()) > limits.max_output {
+            return Err(DecodeError::new(
+                cid,
+                path,
+                Problem::TooLarge(limits.max_output),
+            ));
+        }
+        let nar_err = |e| nar_error(cid, path, e);
+        nar.begin_file(name.as_bytes(), file.executable(), file.size())
+            .map_err(nar_err)?;
+        loop {
+            let bytes = file.next_bytes()?;
+            if bytes.is_empty() {
+                break;
+            }
+            nar.contents(bytes).map_err(nar_err)?;
+        }
+        return nar.end_file().map_err(nar_err);
+    }
+    let (pb, fs) = unixfs_node(cid, path, &block)?;
+    let entries = match fs.data_type {
+        DataType::Symlink => {
+            let target = fs.data.unwrap_or_default();
+            if !pb.links.is_empty() {
+                return Err(DecodeError::new(
+                    cid,
+                    path,
+                    malformed("a symlink node has links"),
+                ));
+            }
+            return nar
+                .symlink(name.as_bytes(), &target)
+                .map_err(|e| nar_error(cid, path, e));
+        }
+        DataType::Directory => {
+            let mut entries = Vec::with_capacity(pb.links.len());
+            for link in pb.links {
+                let Some(n) = link.name else {
+                    return Err(DecodeError::new(
+                        cid,
+                        path,
+                        malformed("a directory link without a name"),
+                    ));
+                };
+                entries.push((n, link.hash));
+            }
+            entries
+        }
+        DataType::HamtShard => crate::hamt::entries(source, cid, pb, fs, path)?,
+        DataType::Metadata => {
+            return Err(DecodeError::new(
+                cid,
+                path,
+                Problem::Unsupported("Metadata"),
+            ))
+        }
+        DataType::File | DataType::Raw => unreachable!("files are handled above"),
+    };
+    if stack.len() >= limits.max_depth {
+        return Err(DecodeError::new(
+            cid,
+            path,
+            Problem::TooDeep(limits.max_depth),
+        ));
+    }
+    nar.directory(name.as_bytes())
+        .map_err(|e| nar_error(cid, path, e))?;
+    if nar.written() > limits.max_output {
+        return Err(DecodeError::new(
+            cid,
+            path,
+            Problem::TooLarge(limits.max_output),
+        ));
+    }
+    stack.push(OpenDir {
+        cid: *cid,
+        path: path.to_string(),
+        entries,
+        next: 0,
+    });
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! NAR → UnixFS: drives the NAR reader and turns its events into blocks, streaming.
+//! Files go through the chunker into a [`FileTree`]; directories collect their links
+//! until they close, then become a `Directory` node or a HAMT shard; symlinks are
+//! `Symlink` nodes. Along the way the NAR's sha256 (Nix's `NarHash`) is computed.
+
+use std::io::{self, Read};
+
+use narfs_core::block::{cid_for, BlockSink, StoreError, DAG_PB};
+use narfs_core::dagpb::{encode_node_into, PBLinkRef};
+use narfs_core::nar::{Event, NarError, NarReader};
+use narfs_core::unixfs::UnixFsData;
+use narfs_core::Cid;
+use sha2::{Digest, Sha256};
+
+use crate::chunker::{ChunkBuffer, ChunkError};
+use crate::file::{put, Counts, FileTree, Sub};
+use crate::layout::Layout;
+
+/// What encoding a NAR gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encoded {
+    pub root: Cid,
+    /// Cumulative DAG size of the root.
+    pub tsize: u64,
+    pub nar_size: u64,
+    /// sha256 of the NAR bytes (Nix's `NarHash`).
+    pub nar_sha256: [u8; 32],
+    /// Blocks (and their bytes) handed to the sink, repeats included.
+    pub counts: Counts,
+}
+
+/// The kind of an entry, as reported to an [`EntryObserver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Directory,
+    Symlink,
+}
+
+impl EntryKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Directory => "directory",
+            EntryKind::Symlink => "symlink",
+        }
+    }
+}
+
+/// Told the CID of every entry as it is finished: path relative to the root (`""`
+/// for the root itself), kind and CID.
+pub type EntryObserver<'a> = &'a mut dyn FnMut(&str, EntryKind, &Cid);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error(transparent)]
+    Nar(#[from] NarError),
+    #[error("reading the NAR: {0}")]
+    Read(#[from] io::Error),
+    #[error("entry {path:?} has a name that is not valid UTF-8, which a UnixFS link cannot carry faithfully")]
+    NonUtf8Name { path: String },
+    #[error("storing a block: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl EncodeError {
+    /// Whether the NAR is valid but cannot be carried as a UnixFS tree, so that the
+    /// compressed fallback is the way to publish it.
+    pub fn wants_fallback(&self) -> bool {
+        matches!(self, EncodeError::NonUtf8Name { .. })
+    }
+}
+
+struct Dir {
+    links: Vec<(String, Sub)>,
+}
+
+/// Encodes the NAR read from `input` into blocks handed to `sink`.
+pub fn encode<R: Read, S: BlockSink>(
+    input: R,
+    layout: &Layout,
+    sink: &mut S,
+    mut observer: Option<EntryObserver<'_>>,
+) -> Result<Encoded, EncodeError> {
+    let mut nar = NarReader::new(HashingReader::new(input));
+    let mut counts = Counts::default();
+    let mut tree = FileTree::new(layout.hash, layout.max_links);
+    let mut chunks = ChunkBuffer::default();
+    let mut dirs: Vec<Dir> = Vec::new();
+    // Names of the open directories below the root, for paths.
+    let mut path: Vec<String> = Vec::new();
+    let mut node_buf = Vec::new();
+    let mut data_buf = Vec::new();
+    let mut root: Option<Sub> = None;
+
+    while let Some(event) = nar.next()? {
+        let (name, sub, kind) = match event {
+            Event::Directory { name } => {
+                if !dirs.is_empty() {
+                    path.push(utf8(name, &path)?);
+                }
+                dirs.push(Dir { links: Vec::new() });
+                continue;
+            }
+            Event::DirectoryEnd => {
+                let dir = dirs.pop().expect("the reader balances directories");
+                let sub = crate::directory::build(
+                    dir.links,
+                    layout,
+                    sink,
+                    &mut counts,
+                    &mut node_buf,
+                    &mut data_buf,
+                )?;
+                let name = if dirs.is_empty() {
+                    String::new()
+                } else {
+                    path.pop().unwrap_or_default()
+                };
+                (name, sub, EntryKind::Directory)
+            }
+            Event::Symlink { name, target } => {
+                let name = utf8(name, &path)?;
+                UnixFsData::symlink(target).encode_into(&mut data_buf);
+                encode_node_into(
+                    std::iter::empty::<PBLinkRef>(),
+                    Some(&data_buf),
+                    &mut node_buf,
+                );
+                let cid = cid_for(DAG_PB, layout.hash, &node_buf);
+                put(sink, &mut counts, &cid, &node_buf)?;
+                let sub = Sub {
+                    cid,
+                    tsize: node_buf.len() as u64,
+                    filesize: 0,
+                };
+                (name, sub, EntryKind::Symlink)
+            }
+            Event::File {
+                name,
+                executable,
+                mut contents,
+                ..
+            } => {
+                let name = utf8(name, &path)?;
+                let result = layout.chunker.chunk(&mut contents, &mut chunks, |chunk| {
+                    tree.leaf(chunk, sink, &mut counts)
+                });
+                match result {
+                    Ok(_) => {}
+                    Err(ChunkError::Read(e)) => return Err(contents.error(e).into()),
+                    Err(ChunkError::Consumer(e)) => return Err(e.into()),
+                }
+                let sub = tree.finish(executable, sink, &mut counts)?;
+                (name, sub, EntryKind::File)
+            }
+        };
+        if let Some(obs) = observer.as_mut() {
+            let full = if dirs.is_empty() && kind == EntryKind::Directory {
+                String::new()
+            } else {
+                join(&path, &name)
+            };
+            obs(&full, kind, &sub.cid);
+        }
+        match dirs.last_mut() {
+            Some(parent) => parent.links.push((name, sub)),
+            None => root = Some(sub),
+        }
+    }
+    let (nar_size, nar_sha256) = nar.into_inner().finish();
+    let root = root.expect("a finished NAR has a root");
+    Ok(Encoded {
+        root: root.cid,
+        tsize: root.tsize,
+        nar_size,
+        nar_sha256,
+        counts,
+    })
+}
+
+fn utf8(name: &[u8], path: &[String]) -> Result<String, EncodeError> {
+    String::from_utf8(name.to_vec()).map_err(|_| EncodeError::NonUtf8Name {
+        path: join(path, &String::from_utf8_lossy(name)),
+    })
+}
+
+fn join(path: &[String], name: &str) -> String {
+    let mut s = path.join("/");
+    if !name.is_empty() {
+        if !s.is_empty() {
+            s.push('/');
+        }
+        s.push_str(name);
+    }
+    s
+}
+
+/// Hashes and counts the bytes read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    pub(crate) hasher: Sha256,
+    pub(crate) count: u64,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,95 @@
+//! The fallback encoding: the zstd-compressed NAR as one UnixFS file, for NARs a
+//! UnixFS tree cannot carry faithfully (names that are not UTF-8) or when asked. It is
+//! what publishing a compressed NAR per store item looks like (the `guix publish
+//! --ipfs-api` approach): no sharing between items, but any NAR fits.
+//!
+//! The NAR is still validated as it streams (a fallback is not a way to publish
+//! garbage): one thread reads, hashes, validates and compresses; the caller's thread
+//! chunks the compressed stream into blocks.
+
+use std::io::{self, Read, Write};
+
+use narfs_core::block::BlockSink;
+use narfs_core::nar::{Event, NarReader};
+use sha2::Digest;
+
+use crate::chunker::{ChunkBuffer, ChunkError};
+use crate::encode::{EncodeError, Encoded, HashingReader};
+use crate::file::{Counts, FileTree};
+use crate::layout::Layout;
+
+/// zstd level of the fallback: zstd's default, a fair speed/size point for a cache.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// Encodes the NAR read from `input` as one zstd-compressed UnixFS file.
+pub fn encode_fallback<R: Read + Send, S: BlockSink>(
+    input: R,
+    layout: &Layout,
+    sink: &mut S,
+) -> Result<Encoded, EncodeError> {
+    let (pipe_in, pipe_out) = io::pipe()?;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> Result<(u64, [u8; 32]), EncodeError> {
+            let zstd = zstd::Encoder::new(pipe_out, ZSTD_LEVEL)?;
+            let mut tee = Tee {
+                input: HashingReader::new(input),
+                out: zstd,
+            };
+            let mut nar = NarReader::new(&mut tee);
+            let mut sink = io::sink();
+            while let Some(event) = nar.next()? {
+                if let Event::File { mut contents, .. } = event {
+                    io::copy(&mut contents, &mut sink).map_err(|e| contents.error(e))?;
+                }
+            }
+            drop(nar);
+            tee.out.finish()?;
+            let (count, sha) = tee.input.finish();
+            Ok((count, sha))
+        });
+        let mut counts = Counts::default();
+        let mut tree = FileTree::new(layout.hash, layout.max_links);
+        let mut buf = ChunkBuffer::default();
+        let chunked = layout
+            .chunker
+            .chunk(pipe_in, &mut buf, |c| tree.leaf(c, sink, &mut counts));
+        let produced = producer
+            .join()
+            .expect("the fallback producer does not panic");
+        let (nar_size, nar_sha256) = produced?;
+        match chunked {
+            Ok(_) => {}
+            Err(ChunkError::Read(e)) => return Err(e.into()),
+            Err(ChunkError::Consumer(e)) => return Err(e.into()),
+        }
+        let root = tree.finish(false, sink, &mut counts)?;
+        Ok(Encoded {
+            root: root.cid,
+            tsize: root.tsize,
+            nar_size,
+            nar_sha256,
+            counts,
+        })
+    })
+}
+
+/// Copies what is read through it into `out`.
+struct Tee<R, W> {
+    input: R,
+    out: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+impl<R> HashingReader<R> {
+    /// Bytes read and their sha256.
+    pub fn finish(self) -> (u64, [u8; 32]) {
+        (self.count, self.hasher.finalize().into())
+    }
+}

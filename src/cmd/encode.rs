@@ -1,0 +1,189 @@
+//! `narfs encode`: NAR → UnixFS DAG, blocks to a CAR file (or only counted), root CID
+//! and Nix metadata on stdout.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use narfs_core::block::{BlockSink, NullSink, StoreError};
+use narfs_core::nar::dump_path;
+use narfs_core::{nixbase32, Cid};
+use narfs_encoder::car::CarFileWriter;
+use narfs_encoder::{encode, encode_fallback, Encoded, EntryKind, Layout};
+use serde_json::json;
+
+use crate::cli::EncodeArgs;
+use crate::io::Output;
+
+pub fn run(args: EncodeArgs) -> Result<()> {
+    let mut layout: Layout = args.profile.layout();
+    layout.hash = args.hash;
+    if let Some(c) = args.chunker {
+        layout.chunker = c;
+    }
+    let mut input = Input::open(&args.input)?;
+    let mut sink = Sink::create(args.car.as_deref())?;
+    let mut entries = match &args.entries {
+        Some(p) => Some(Output::create(Some(p))?),
+        None => None,
+    };
+    let mut fallback_reason = args
+        .fallback
+        .then(|| "asked for with --fallback".to_string());
+    let encoded = if fallback_reason.is_some() {
+        encode_fallback(input.reader()?, &layout, &mut sink)
+    } else {
+        let mut observe = |path: &str, kind: EntryKind, cid: &Cid| {
+            if let Some(out) = entries.as_mut() {
+                let line = json!({"path": path, "type": kind.name(), "cid": cid.to_string()});
+                let _ = writeln!(out, "{line}");
+            }
+        };
+        let first = encode(input.reader()?, &layout, &mut sink, Some(&mut observe));
+        match first {
+            Err(e) if e.wants_fallback() => {
+                fallback_reason = Some(e.to_string());
+                eprintln!("narfs: {e}; publishing the zstd-compressed NAR as one file instead");
+                sink = Sink::create(args.car.as_deref())?;
+                entries = None;
+                encode_fallback(input.reader()?, &layout, &mut sink)
+            }
+            other => other,
+        }
+    };
+    if let (Err(_), Input::Dir(_, failure)) = (&encoded, &input) {
+        // Give the dump thread a moment to record why the NAR stream ended early.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if let Some(cause) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            anyhow::bail!("cannot encode {}: {cause}", args.input.display());
+        }
+    }
+    let encoded = encoded.with_context(|| format!("cannot encode {}", args.input.display()))?;
+    sink.finish(&encoded.root)?;
+    if let Some(out) = entries {
+        out.commit()?;
+    }
+    let mut stdout = Output::create(None)?;
+    if args.json {
+        let v = report(
+            &encoded,
+            &layout,
+            args.profile.name(),
+            fallback_reason.as_deref(),
+        );
+        writeln!(stdout, "{v}")?;
+    } else {
+        writeln!(stdout, "{}", encoded.root)?;
+    }
+    stdout.commit()
+}
+
+fn report(
+    e: &Encoded,
+    layout: &Layout,
+    profile: &str,
+    fallback: Option<&str>,
+) -> serde_json::Value {
+    let mut v = json!({
+        "root": e.root.to_string(),
+        "nar_hash": format!("sha256:{}", nixbase32::encode(&e.nar_sha256)),
+        "nar_size": e.nar_size,
+        "blocks": e.counts.blocks,
+        "block_bytes": e.counts.bytes,
+        "dag_size": e.tsize,
+        "profile": profile,
+        "chunker": layout.chunker.to_string(),
+        "hash": layout.hash.name(),
+        "compression": if fallback.is_some() { "zstd" } else { "none" },
+    });
+    if let Some(why) = fallback {
+        v["fallback_reason"] = why.into();
+    }
+    v
+}
+
+/// Where the blocks go: a CAR file, or nowhere (CID and counts only).
+enum Sink {
+    Car(CarFileWriter),
+    Null(NullSink),
+}
+
+impl Sink {
+    fn create(car: Option<&Path>) -> Result<Sink> {
+        Ok(match car {
+            Some(p) => Sink::Car(
+                CarFileWriter::create(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
+            ),
+            None => Sink::Null(NullSink::default()),
+        })
+    }
+
+    fn finish(self, root: &Cid) -> Result<()> {
+        if let Sink::Car(car) = self {
+            let path = car.path().to_path_buf();
+            car.finish(root)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl BlockSink for Sink {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Sink::Car(c) => BlockSink::put(c, cid, data),
+            Sink::Null(n) => n.put(cid, data),
+        }
+    }
+}
+
+/// The NAR to encode; it can be read again from the start, for the fallback.
+enum Input {
+    /// A NAR file, or stdin spooled to an unnamed temporary file.
+    File(File),
+    /// A directory, serialised on the fly by a second thread; its error, if any, is
+    /// the real cause of the truncated NAR the encoder then sees.
+    Dir(std::path::PathBuf, Arc<Mutex<Option<String>>>),
+}
+
+impl Input {
+    fn open(path: &Path) -> Result<Input> {
+        if path == Path::new("-") {
+            let mut spool =
+                tempfile::tempfile().context("cannot create a temporary file for stdin")?;
+            io::copy(&mut io::stdin().lock(), &mut spool).context("cannot read stdin")?;
+            return Ok(Input::File(spool));
+        }
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+        if meta.is_dir() {
+            Ok(Input::Dir(path.to_path_buf(), Arc::default()))
+        } else {
+            Ok(Input::File(File::open(path).with_context(|| {
+                format!("cannot open {}", path.display())
+            })?))
+        }
+    }
+
+    fn reader(&mut self) -> Result<Box<dyn Read + Send + '_>> {
+        match self {
+            Input::File(f) => {
+                f.rewind()?;
+                Ok(Box::new(&*f))
+            }
+            Input::Dir(dir, failure) => {
+                let (reader, writer) = io::pipe()?;
+                let (dir, failure) = (dir.clone(), failure.clone());
+                std::thread::spawn(move || {
+                    if let Err(e) = dump_path(&dir, writer) {
+                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    }
+                });
+                Ok(Box::new(reader))
+            }
+        }
+    }
+}
