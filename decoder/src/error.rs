@@ -36,18 +36,18 @@ pub enum Problem {
 #[derive(Debug, thiserror::Error)]
 #[error("block {cid} at {}: {problem}", if path.is_empty() { "the root" } else { path.as_str() })]
 pub struct DecodeError {
-    pub cid: Cid,
+    pub cid: Box<Cid>,
     /// Path in the tree, `/`-separated, empty for the root.
     pub path: String,
-    pub problem: Problem,
+    pub problem: Box<Problem>,
 }
 
 impl DecodeError {
     pub fn new(cid: &Cid, path: &str, problem: impl Into<Problem>) -> Self {
         DecodeError {
-            cid: *cid,
+            cid: Box::new(*cid),
             path: path.to_string(),
-            problem: problem.into(),
+            problem: Box::new(problem.into()),
         }
     }
 }

@@ -92,7 +92,7 @@ fn check_shard(
     let fanout = fs.fanout.unwrap_or(0);
     if !(16..=256).contains(&fanout)
         || !fanout.is_power_of_two()
-        || fanout.trailing_zeros() % 4 != 0
+        || !fanout.trailing_zeros().is_multiple_of(4)
     {
         return Err(bad(format!(
             "shard fanout {fanout} must be a power of 16 between 16 and 256"

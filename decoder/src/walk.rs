@@ -31,8 +31,7 @@ pub fn decode_nar<S: BlockSource, W: Write>(
     let mut nar = NarWriter::new(out);
     let mut stack: Vec<OpenDir> = Vec::new();
     node(source, root, "", "", &mut nar, &mut stack, limits)?;
-    loop {
-        let Some(dir) = stack.last_mut() else { break };
+    while let Some(dir) = stack.last_mut() {
         if dir.next == dir.entries.len() {
             let dir = stack.pop().expect("just looked");
             nar.end_directory()
