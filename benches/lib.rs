@@ -26,8 +26,13 @@ pub fn synthetic_nar(total: usize) -> Vec<u8> {
             .map(|j| (state >> (j % 56)) as u8 ^ j as u8)
             .collect();
         let name = format!("f{i:08}");
-        w.file(name.as_bytes(), i.is_multiple_of(7), size as u64, &mut &data[..])
-            .unwrap();
+        w.file(
+            name.as_bytes(),
+            i.is_multiple_of(7),
+            size as u64,
+            &mut &data[..],
+        )
+        .unwrap();
         written += size;
         i += 1;
     }
