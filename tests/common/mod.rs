@@ -86,3 +86,51 @@ pub fn awkward_tree(root: &Path, non_utf8: bool) -> PathBuf {
     }
     t
 }
+
+/// A tree as the NAR model sees it, for property tests.
+#[derive(Clone, Debug)]
+pub enum Node {
+    File(bool, Vec<u8>),
+    Symlink(Vec<u8>),
+    Dir(Vec<(String, Node)>),
+}
+
+/// Random trees with UTF-8 names (what a UnixFS tree can carry), files from empty to
+/// a few chunks of the small test chunkers, executables and symlinks.
+pub fn arb_tree() -> impl proptest::strategy::Strategy<Value = Node> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        (any::<bool>(), prop::collection::vec(any::<u8>(), 0..3000)).prop_map(|(x, d)| Node::File(x, d)),
+        (any::<bool>(), 0usize..20_000, any::<u8>()).prop_map(|(x, n, b)| Node::File(x, vec![b; n])),
+        "[a-z/.]{1,30}".prop_map(|t| Node::Symlink(t.into_bytes())),
+    ];
+    leaf.prop_recursive(4, 48, 8, |inner| {
+        prop::collection::btree_map("[a-zA-Z0-9._ é☕-]{1,12}", inner, 0..8).prop_map(|m| {
+            Node::Dir(m.into_iter().filter(|(k, _)| k != "." && k != "..").collect())
+        })
+    })
+}
+
+pub fn tree_nar(node: &Node) -> Vec<u8> {
+    use narfs_core::nar::NarWriter;
+    fn go(w: &mut NarWriter<&mut Vec<u8>>, name: &[u8], node: &Node) {
+        match node {
+            Node::File(x, d) => w.file(name, *x, d.len() as u64, &mut &d[..]).unwrap(),
+            Node::Symlink(t) => w.symlink(name, t).unwrap(),
+            Node::Dir(entries) => {
+                w.directory(name).unwrap();
+                let mut sorted: Vec<_> = entries.iter().collect();
+                sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                for (n, c) in sorted {
+                    go(w, n.as_bytes(), c);
+                }
+                w.end_directory().unwrap();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut w = NarWriter::new(&mut out);
+    go(&mut w, b"", node);
+    w.finish().unwrap();
+    out
+}
