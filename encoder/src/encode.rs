@@ -75,14 +75,36 @@ struct Dir {
     links: Vec<(String, Sub)>,
 }
 
-/// Encodes the NAR read from `input` into blocks handed to `sink`.
-pub fn encode<R: Read, S: BlockSink>(
+/// Encodes the NAR read from `input` into blocks handed to `sink`. The input is read
+/// and hashed on a second thread (see [`crate::readahead`]).
+pub fn encode<R: Read + Send, S: BlockSink>(
+    input: R,
+    layout: &Layout,
+    sink: &mut S,
+    observer: Option<EntryObserver<'_>>,
+) -> Result<Encoded, EncodeError> {
+    std::thread::scope(|scope| {
+        let (reader, producer) = crate::readahead::spawn(scope, input);
+        let result = encode_events(reader, layout, sink, observer);
+        let (nar_size, nar_sha256) = producer.join().expect("the reader thread does not panic");
+        let (root, counts) = result?;
+        Ok(Encoded {
+            root: root.cid,
+            tsize: root.tsize,
+            nar_size,
+            nar_sha256,
+            counts,
+        })
+    })
+}
+
+fn encode_events<R: Read, S: BlockSink>(
     input: R,
     layout: &Layout,
     sink: &mut S,
     mut observer: Option<EntryObserver<'_>>,
-) -> Result<Encoded, EncodeError> {
-    let mut nar = NarReader::new(HashingReader::new(input));
+) -> Result<(Sub, Counts), EncodeError> {
+    let mut nar = NarReader::new(input);
     let mut counts = Counts::default();
     let mut tree = FileTree::new(layout.hash, layout.max_links);
     let mut chunks = ChunkBuffer::default();
@@ -168,15 +190,7 @@ pub fn encode<R: Read, S: BlockSink>(
             None => root = Some(sub),
         }
     }
-    let (nar_size, nar_sha256) = nar.into_inner().finish();
-    let root = root.expect("a finished NAR has a root");
-    Ok(Encoded {
-        root: root.cid,
-        tsize: root.tsize,
-        nar_size,
-        nar_sha256,
-        counts,
-    })
+    Ok((root.expect("a finished NAR has a root"), counts))
 }
 
 fn utf8(name: &[u8], path: &[String]) -> Result<String, EncodeError> {
