@@ -1,0 +1,166 @@
+//! `narfs encode`/`decode` on the command line: the JSON report, NarHash as Nix
+//! computes it, directory input, stdin, the compressed fallback, and clean failures.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn json(out: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(out).expect("encode --json prints one JSON object")
+}
+
+#[test]
+fn directory_stdin_and_file_inputs_agree_and_nar_hash_is_nixs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = awkward_tree(tmp.path(), false);
+    let nar = tmp.path().join("t.nar");
+    run(narfs().args(["nar", "dump", "-o"]).arg(&nar).arg(&tree));
+    let from_dir = json(&run(narfs().args(["encode", "--json"]).arg(&tree)).stdout);
+    let from_file = json(&run(narfs().args(["encode", "--json"]).arg(&nar)).stdout);
+    let mut child = narfs()
+        .args(["encode", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&nar).unwrap())
+        .unwrap();
+    let from_stdin = json(&child.wait_with_output().unwrap().stdout);
+    assert_eq!(from_dir, from_file);
+    assert_eq!(from_file, from_stdin);
+    assert_eq!(
+        from_file["nar_size"],
+        std::fs::metadata(&nar).unwrap().len()
+    );
+    assert_eq!(from_file["compression"], "none");
+    if have("nix-hash") {
+        let nix = run(Command::new("nix-hash")
+            .args(["--type", "sha256", "--base32"])
+            .arg(&tree))
+        .stdout;
+        let nix = String::from_utf8(nix).unwrap();
+        assert_eq!(from_file["nar_hash"], format!("sha256:{}", nix.trim()));
+    }
+}
+
+#[test]
+fn non_utf8_names_take_the_fallback_and_decode_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = awkward_tree(tmp.path(), true);
+    let nar = tmp.path().join("t.nar");
+    run(narfs().args(["nar", "dump", "-o"]).arg(&nar).arg(&tree));
+    let car = tmp.path().join("t.car");
+    let out = run(narfs()
+        .args(["encode", "--json", "--car"])
+        .arg(&car)
+        .arg(&nar));
+    let v = json(&out.stdout);
+    assert_eq!(v["compression"], "zstd");
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        why.contains("not valid UTF-8") && why.contains("latin1-"),
+        "the reason is not given: {why}"
+    );
+    assert!(v["fallback_reason"].as_str().unwrap().contains("UTF-8"));
+    let cid = v["root"].as_str().unwrap();
+    let decoded = run(narfs()
+        .args(["decode", "--fallback", "--car"])
+        .arg(&car)
+        .arg(cid))
+    .stdout;
+    assert!(
+        decoded == std::fs::read(&nar).unwrap(),
+        "fallback roundtrip differs"
+    );
+    // Asked for explicitly, on a NAR that would fit a tree.
+    std::fs::remove_file(&car).unwrap();
+    let utf8 = tmp.path().join("u.nar");
+    std::fs::write(
+        &utf8,
+        run(narfs().args(["nar", "dump"]).arg(tree.join("sub"))).stdout,
+    )
+    .unwrap();
+    let v = json(
+        &run(narfs()
+            .args(["encode", "--json", "--fallback", "--car"])
+            .arg(&car)
+            .arg(&utf8))
+        .stdout,
+    );
+    assert_eq!(v["compression"], "zstd");
+    let decoded = run(narfs()
+        .args(["decode", "--fallback", "--car"])
+        .arg(&car)
+        .arg(v["root"].as_str().unwrap()))
+    .stdout;
+    assert!(decoded == std::fs::read(&utf8).unwrap());
+}
+
+#[test]
+fn bad_input_fails_cleanly_and_leaves_no_car() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = awkward_tree(tmp.path(), false);
+    let nar = run(narfs().args(["nar", "dump"]).arg(&tree)).stdout;
+    let cut = tmp.path().join("cut.nar");
+    std::fs::write(&cut, &nar[..nar.len() / 2]).unwrap();
+    let car = tmp.path().join("out.car");
+    let out = narfs()
+        .args(["encode", "--car"])
+        .arg(&car)
+        .arg(&cut)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("truncated") && err.contains("byte"), "{err}");
+    assert!(!car.exists(), "a half-written CAR was left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "temporary files left behind: {leftovers:?}"
+    );
+
+    // A directory input with a FIFO in it: the dump error is the one reported.
+    assert!(Command::new("mkfifo")
+        .arg(tree.join("pipe"))
+        .status()
+        .unwrap()
+        .success());
+    let out = narfs().args(["encode"]).arg(&tree).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FIFO"), "{err}");
+
+    // Decoding an unknown CID from a CAR names it.
+    let good = tmp.path().join("good.car");
+    let nar_file = tmp.path().join("t.nar");
+    std::fs::write(&nar_file, &nar).unwrap();
+    run(narfs().args(["encode", "--car"]).arg(&good).arg(&nar_file));
+    // The CID of a file that is not in the CAR.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    write(&other.join("f"), b"not in the CAR", false);
+    let missing = String::from_utf8(run(narfs().arg("encode").arg(&other)).stdout).unwrap();
+    let missing = missing.trim();
+    let out = narfs()
+        .args(["decode", "--car"])
+        .arg(&good)
+        .arg(missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(missing) && err.contains("not found"), "{err}");
+}
