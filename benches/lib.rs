@@ -1,5 +1,6 @@
 //! Shared inputs for the criterion benches: deterministic synthetic NARs shaped like
-//! store items (many small files, a few large ones).
+//! store items (many small files, a few large ones), real NARs and bytes from the
+//! corpus, and the memory-copy reference.
 
 use narfs_core::nar::NarWriter;
 
@@ -39,4 +40,63 @@ pub fn synthetic_nar(total: usize) -> Vec<u8> {
     w.end_directory().unwrap();
     w.finish().unwrap();
     out
+}
+
+/// The corpus the benches read: `$NARFS_BENCH_CORPUS`, else the bundled `corpus/`.
+pub fn corpus_dir() -> std::path::PathBuf {
+    match std::env::var_os("NARFS_BENCH_CORPUS") {
+        Some(d) => d.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus"),
+    }
+}
+
+/// The corpus NARs' file names, largest first.
+fn corpus_nars() -> Vec<(u64, std::path::PathBuf)> {
+    let dir = corpus_dir();
+    let mut nars: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list the corpus {}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "nar"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.len(), p)))
+        .collect();
+    nars.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    assert!(!nars.is_empty(), "no NARs in {}", dir.display());
+    nars
+}
+
+/// One real NAR: `$NARFS_BENCH_NAR` if set, else the corpus's largest. Returns the
+/// file name (for bench ids) and the bytes.
+pub fn corpus_nar() -> (String, Vec<u8>) {
+    let path = match std::env::var_os("NARFS_BENCH_NAR") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => corpus_nars().swap_remove(0).1,
+    };
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (name, bytes)
+}
+
+/// Up to `limit` bytes of real data: the corpus NARs, largest first, concatenated.
+pub fn corpus_bytes(limit: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(limit);
+    for (_, path) in corpus_nars() {
+        if out.len() >= limit {
+            break;
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let take = bytes.len().min(limit - out.len());
+        out.extend_from_slice(&bytes[..take]);
+    }
+    out
+}
+
+/// The reference every throughput is set against: copying the bytes once.
+pub fn memcpy(src: &[u8], dst: &mut Vec<u8>) -> usize {
+    dst.clear();
+    dst.extend_from_slice(src);
+    dst.len()
 }

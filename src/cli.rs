@@ -24,6 +24,18 @@ pub enum Command {
     Encode(EncodeArgs),
     /// Decode the DAG under CID back into the byte-exact NAR (stdout by default).
     Decode(DecodeArgs),
+    /// List the roots (encoded NARs) recorded in the store.
+    Ls(StoreArgs),
+    /// Store figures: roots, unique blocks, logical NAR bytes vs stored bytes.
+    Stats(StoreArgs),
+    /// Re-hash every block and check every root's DAG is complete (non-zero exit on a problem).
+    Verify(StoreArgs),
+    /// Remove the blocks no root reaches (waits for running encodes).
+    Gc(StoreArgs),
+    /// Remove a root (by NAME or CID) from the store; its blocks go at the next `gc`.
+    Rm(RmArgs),
+    /// Measure chunking strategies (stored bytes, dedup, throughput) over a corpus of NARs.
+    Experiment(ExperimentArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -37,9 +49,16 @@ pub struct EncodeArgs {
     /// Hash of the CIDs: sha2-256 or blake3.
     #[arg(long, default_value = "sha2-256")]
     pub hash: narfs_core::block::HashAlg,
-    /// Write the blocks to this CARv1 file (root = the NAR's root CID).
+    /// Write the blocks to this CARv1 file (root = the NAR's root CID); the store is
+    /// then left alone unless --store is given too.
     #[arg(long)]
     pub car: Option<PathBuf>,
+    /// The blockstore (default: $NARFS_STORE, else the platform data dir).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Record the root in the store under this name (e.g. the store path).
+    #[arg(long)]
+    pub name: Option<String>,
     /// Print one JSON object (root, NarHash, NarSize, blocks, bytes) instead of the CID.
     #[arg(long)]
     pub json: bool,
@@ -55,23 +74,45 @@ pub struct EncodeArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct DecodeArgs {
-    /// Read blocks from this CAR file.
+    /// Read blocks from this CAR file instead of the store.
+    #[arg(long, conflicts_with = "store")]
+    pub car: Option<PathBuf>,
+    /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
-    pub car: PathBuf,
+    pub store: Option<PathBuf>,
     /// Write the NAR to this file instead of stdout.
     #[arg(short, long, conflicts_with = "to")]
     pub output: Option<PathBuf>,
     /// Restore the tree into this directory (which must not exist) instead.
     #[arg(long)]
     pub to: Option<PathBuf>,
-    /// The CID is a fallback encoding (`"compression": "zstd"` in `encode --json`).
+    /// The CID is a fallback encoding (`"compression": "zstd"` in `encode --json`);
+    /// implied for a root the store recorded as such.
     #[arg(long)]
     pub fallback: bool,
     /// Refuse to produce more than this many NAR bytes.
     #[arg(long, default_value_t = 1 << 40)]
     pub max_output: u64,
-    /// Root CID of the NAR's DAG.
-    pub cid: narfs_core::Cid,
+    /// Root of the NAR's DAG: a name recorded in the store, or a CID.
+    #[arg(value_name = "NAME|CID")]
+    pub root: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExperimentArgs {
+    /// Directory of NARs (order from its MANIFEST.tsv, else by name); default `corpus/`.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Comma-separated strategies: nar-zstd, nar-fixed:SIZE, nar-fastcdc:MIN:AVG:MAX,
+    /// file-fixed:SIZE, file-fastcdc:MIN:AVG:MAX (default: a sweep of them).
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<crate::experiment::Strategy>,
+    /// Write every figure to this JSON file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw the chart into this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,4 +140,23 @@ pub enum NarCommand {
         /// Where to create the tree; must not exist yet.
         dir: PathBuf,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StoreArgs {
+    /// The blockstore (default: $NARFS_STORE, else the platform data dir).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RmArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The root to remove: a recorded name, or a root CID (all its records).
+    #[arg(value_name = "NAME|CID")]
+    pub root: String,
 }

@@ -1,5 +1,5 @@
-//! `narfs decode`: root CID → verified blocks → the byte-exact NAR, on stdout, in a
-//! file, or restored as a tree.
+//! `narfs decode`: root NAME or CID → verified blocks (from the store, the default, or
+//! a CAR file) → the byte-exact NAR, on stdout, in a file, or restored as a tree.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -14,17 +14,47 @@ use crate::cli::DecodeArgs;
 use crate::io::Output;
 
 pub fn run(args: DecodeArgs) -> Result<()> {
-    let source =
-        CarFile::open(&args.car).with_context(|| format!("cannot read {}", args.car.display()))?;
+    let mut fallback = args.fallback;
+    let mut _lock = None;
+    let (source, cid): (Box<dyn BlockSource + Sync>, narfs_core::Cid) = match &args.car {
+        Some(car) => {
+            let cid = args
+                .root
+                .parse()
+                .with_context(|| format!("{:?} is not a CID", args.root))?;
+            let source =
+                CarFile::open(car).with_context(|| format!("cannot read {}", car.display()))?;
+            (Box::new(source), cid)
+        }
+        None => {
+            let store = super::store::open(args.store.as_deref())?;
+            // Held while decoding, so that `gc` cannot collect the DAG under us.
+            _lock = Some(store.lock_shared()?);
+            let cid = match super::store::resolve(&store, &args.root)? {
+                Some(rec) => {
+                    fallback |= rec.compression == "zstd";
+                    rec.cid()?
+                }
+                None => args.root.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "no root named {:?} in the store {}",
+                        args.root,
+                        store.dir().display()
+                    )
+                })?,
+            };
+            (Box::new(store), cid)
+        }
+    };
     let limits = Limits {
         max_output: args.max_output,
         ..Limits::default()
     };
     let decode = |out: &mut dyn Write| -> Result<()> {
-        if args.fallback {
-            decode_fallback(&source, &args.cid, out, &limits)
+        if fallback {
+            decode_fallback(&source, &cid, out, &limits)
         } else {
-            decode_nar(&source, &args.cid, out, &limits)?;
+            decode_nar(&source, &cid, out, &limits)?;
             Ok(())
         }
     };

@@ -1,8 +1,9 @@
-//! `narfs encode`: NAR → UnixFS DAG, blocks to a CAR file (or only counted), root CID
-//! and Nix metadata on stdout.
+//! `narfs encode`: NAR → UnixFS DAG, blocks into the store (the default) and/or a CAR
+//! file, root CID and Nix metadata on stdout; with the store, the root is recorded and
+//! what dedup saved is reported (`new_blocks`, `new_bytes`).
 
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, IsTerminal, Read, Seek, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,7 @@ use narfs_core::nar::dump_path;
 use narfs_core::{nixbase32, Cid};
 use narfs_encoder::car::CarFileWriter;
 use narfs_encoder::{encode, encode_fallback, Encoded, EntryKind, Layout};
+use narfs_store::{RootRecord, Store, StoreSink, Written};
 use serde_json::json;
 
 use crate::cli::EncodeArgs;
@@ -24,7 +26,16 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         layout.chunker = c;
     }
     let mut input = Input::open(&args.input)?;
-    let mut sink = Sink::create(args.car.as_deref())?;
+    // With --car alone, the store is left alone; otherwise it is the default sink.
+    let store = match (&args.store, &args.car) {
+        (None, Some(_)) => None,
+        (dir, _) => Some(super::store::open(dir.as_deref())?),
+    };
+    anyhow::ensure!(
+        args.name.is_none() || store.is_some(),
+        "--name records the root in the store, which --car alone leaves out (add --store DIR)"
+    );
+    let mut sink = Sink::create(args.car.as_deref(), store.as_ref())?;
     let mut entries = match &args.entries {
         Some(p) => Some(Output::create(Some(p))?),
         None => None,
@@ -46,7 +57,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
             Err(e) if e.wants_fallback() => {
                 fallback_reason = Some(e.to_string());
                 eprintln!("narfs: {e}; publishing the zstd-compressed NAR as one file instead");
-                sink = Sink::create(args.car.as_deref())?;
+                sink = Sink::create(args.car.as_deref(), store.as_ref())?;
                 entries = None;
                 encode_fallback(input.reader()?, &layout, &mut sink)
             }
@@ -61,18 +72,34 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         }
     }
     let encoded = encoded.with_context(|| format!("cannot encode {}", args.input.display()))?;
-    sink.finish(&encoded.root)?;
+    let v = report(
+        &encoded,
+        &layout,
+        args.profile.name(),
+        fallback_reason.as_deref(),
+    );
+    let written = sink.finish(&encoded.root, record(&v, args.name.clone()))?;
     if let Some(out) = entries {
         out.commit()?;
     }
     let mut stdout = Output::create(None)?;
-    if args.json {
-        let v = report(
-            &encoded,
-            &layout,
-            args.profile.name(),
-            fallback_reason.as_deref(),
+    if let (Some(w), true) = (&written, io::stderr().is_terminal()) {
+        eprintln!(
+            "narfs: {} blocks ({} bytes), of which new in the store: {} blocks ({} bytes, {} on disk)",
+            encoded.counts.blocks,
+            encoded.counts.bytes,
+            w.new_blocks,
+            w.new_bytes,
+            w.new_stored_bytes
         );
+    }
+    if args.json {
+        let mut v = v;
+        if let Some(w) = written {
+            v["new_blocks"] = w.new_blocks.into();
+            v["new_bytes"] = w.new_bytes.into();
+            v["new_stored_bytes"] = w.new_stored_bytes.into();
+        }
         writeln!(stdout, "{v}")?;
     } else {
         writeln!(stdout, "{}", encoded.root)?;
@@ -104,39 +131,86 @@ fn report(
     v
 }
 
-/// Where the blocks go: a CAR file, or nowhere (CID and counts only).
-enum Sink {
-    Car(CarFileWriter),
-    Null(NullSink),
+/// The store's record of this encoding, from its JSON report.
+fn record(v: &serde_json::Value, name: Option<String>) -> RootRecord {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let n = |k: &str| v[k].as_u64().unwrap_or_default();
+    RootRecord {
+        root: s("root"),
+        name,
+        nar_hash: s("nar_hash"),
+        nar_size: n("nar_size"),
+        chunker: s("chunker"),
+        hash: s("hash"),
+        profile: s("profile"),
+        compression: s("compression"),
+        blocks: n("blocks"),
+        block_bytes: n("block_bytes"),
+        new_blocks: 0,
+        new_bytes: 0,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default(),
+    }
+}
+
+/// Where the blocks go: the store, a CAR file, both, or (neither) only counted.
+struct Sink {
+    car: Option<CarFileWriter>,
+    store: Option<StoreSink>,
+    null: NullSink,
 }
 
 impl Sink {
-    fn create(car: Option<&Path>) -> Result<Sink> {
-        Ok(match car {
-            Some(p) => Sink::Car(
+    fn create(car: Option<&Path>, store: Option<&Store>) -> Result<Sink> {
+        let car = match car {
+            Some(p) => Some(
                 CarFileWriter::create(p)
                     .with_context(|| format!("cannot create {}", p.display()))?,
             ),
-            None => Sink::Null(NullSink::default()),
+            None => None,
+        };
+        let store = match store {
+            Some(s) => Some(
+                s.sink()
+                    .with_context(|| format!("cannot write to the store {}", s.dir().display()))?,
+            ),
+            None => None,
+        };
+        Ok(Sink {
+            car,
+            store,
+            null: NullSink::default(),
         })
     }
 
-    fn finish(self, root: &Cid) -> Result<()> {
-        if let Sink::Car(car) = self {
+    /// Completes the CAR, then makes the store's blocks durable and records the root.
+    fn finish(self, root: &Cid, record: RootRecord) -> Result<Option<Written>> {
+        if let Some(car) = self.car {
             let path = car.path().to_path_buf();
             car.finish(root)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        Ok(())
+        match self.store {
+            Some(s) => Ok(Some(
+                s.finish(Some(record))
+                    .context("cannot record the NAR in the store")?,
+            )),
+            None => Ok(None),
+        }
     }
 }
 
 impl BlockSink for Sink {
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
-        match self {
-            Sink::Car(c) => BlockSink::put(c, cid, data),
-            Sink::Null(n) => n.put(cid, data),
+        if let Some(c) = &mut self.car {
+            BlockSink::put(c, cid, data)?;
         }
+        if let Some(s) = &mut self.store {
+            s.put(cid, data)?;
+        }
+        self.null.put(cid, data)
     }
 }
 

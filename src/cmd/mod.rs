@@ -6,12 +6,20 @@ use crate::cli::{Cli, Command};
 
 mod decode;
 mod encode;
+mod experiment;
 mod nar;
+mod store;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Nar(c) => nar::run(c),
         Command::Encode(a) => encode::run(a),
         Command::Decode(a) => decode::run(a),
+        Command::Ls(a) => store::ls(a),
+        Command::Stats(a) => store::stats(a),
+        Command::Verify(a) => store::verify(a),
+        Command::Gc(a) => store::gc(a),
+        Command::Rm(a) => store::rm(a),
+        Command::Experiment(a) => experiment::run(a),
     }
 }

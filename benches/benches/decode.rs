@@ -1,0 +1,55 @@
+//! Decode throughput of a real corpus NAR (`$NARFS_BENCH_NAR`, else the corpus's
+//! largest) from an in-memory block store, every block verified, next to copying the
+//! NAR and to hashing it once with the `sha2` crate (what verification must at least
+//! cost).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use narfs_benches::{corpus_nar, memcpy};
+use narfs_core::block::{HashAlg, MemoryStore};
+use narfs_decoder::{decode_nar, Limits};
+use narfs_encoder::{encode, Layout, Profile};
+use sha2::{Digest, Sha256};
+
+fn decoding(c: &mut Criterion) {
+    let (name, nar) = corpus_nar();
+    let mut g = c.benchmark_group(format!("decode {name}"));
+    g.throughput(Throughput::Bytes(nar.len() as u64));
+    g.sample_size(10);
+    let mut dst = Vec::with_capacity(nar.len());
+    g.bench_function("reference: memcpy", |b| {
+        b.iter(|| memcpy(black_box(&nar), &mut dst))
+    });
+    g.bench_function("reference: sha2 crate over the NAR", |b| {
+        b.iter(|| Sha256::digest(black_box(&nar[..]))[0])
+    });
+    for (spec, hash) in [
+        ("fixed:262144", HashAlg::Sha2_256),
+        ("fastcdc:16384:65536:262144", HashAlg::Sha2_256),
+        ("fastcdc:16384:65536:262144", HashAlg::Blake3),
+    ] {
+        let layout = Layout {
+            chunker: spec.parse().unwrap(),
+            hash,
+            ..Profile::KuboV1.layout()
+        };
+        let mut store = MemoryStore::new();
+        let root = encode(&nar[..], &layout, &mut store, None).unwrap().root;
+        let mut out = Vec::with_capacity(nar.len());
+        decode_nar(&store, &root, &mut out, &Limits::default()).unwrap();
+        assert!(out == nar, "{spec} {hash}: the decoded NAR differs");
+        g.bench_function(format!("{spec} {hash}"), |b| {
+            b.iter(|| {
+                out.clear();
+                decode_nar(&store, &root, &mut out, &Limits::default())
+                    .unwrap()
+                    .len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decoding);
+criterion_main!(benches);

@@ -1,0 +1,42 @@
+//! Leaf hashing throughput: CIDs of 256 KiB and 64 KiB leaves under sha2-256 and
+//! blake3, next to the `sha2` crate hashing the same bytes directly and to copying them.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use narfs_benches::{corpus_bytes, memcpy};
+use narfs_core::block::{cid_for, HashAlg, RAW};
+use sha2::{Digest, Sha256};
+
+fn hashing(c: &mut Criterion) {
+    let data = corpus_bytes(16 << 20);
+    let mut g = c.benchmark_group("leaf_hashing");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(20);
+    let mut dst = Vec::with_capacity(data.len());
+    g.bench_function("reference: memcpy", |b| {
+        b.iter(|| memcpy(black_box(&data), &mut dst))
+    });
+    for leaf in [262_144usize, 65_536] {
+        g.bench_function(format!("reference: sha2 crate, {leaf} B leaves"), |b| {
+            b.iter(|| {
+                data.chunks(leaf)
+                    .map(|ch| Sha256::digest(black_box(ch))[0])
+                    .fold(0u8, |a, x| a ^ x)
+            })
+        });
+        for alg in [HashAlg::Sha2_256, HashAlg::Blake3] {
+            g.bench_function(format!("cid {alg}, {leaf} B leaves"), |b| {
+                b.iter(|| {
+                    data.chunks(leaf)
+                        .map(|ch| cid_for(RAW, alg, black_box(ch)).hash().digest()[0])
+                        .fold(0u8, |a, x| a ^ x)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, hashing);
+criterion_main!(benches);

@@ -1,0 +1,159 @@
+//! The store subcommands (`narfs ls`, `stats`, `verify`, `gc`, `rm`) and opening the
+//! store by the CLI's rule: `--store DIR`, else `$NARFS_STORE`, else the platform data
+//! directory.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use narfs_store::{RootRecord, Store};
+use serde_json::json;
+
+use crate::cli::{RmArgs, StoreArgs};
+use crate::io::Output;
+
+/// Opens (creating if needed) the store `--store` names, or the default one.
+pub fn open(dir: Option<&Path>) -> Result<Store> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => Store::default_dir().context(
+            "no store directory: give --store DIR or set NARFS_STORE (HOME is not set either)",
+        )?,
+    };
+    Store::open(&dir).with_context(|| format!("cannot open the store {}", dir.display()))
+}
+
+/// The one root a NAME or CID designates in the store, if recorded.
+pub fn resolve(store: &Store, root: &str) -> Result<Option<RootRecord>> {
+    let mut found = store.find_roots(root)?;
+    // One CID under several names: the records agree on everything that matters.
+    Ok(found.pop())
+}
+
+pub fn ls(args: StoreArgs) -> Result<()> {
+    let store = open(args.store.as_deref())?;
+    let mut out = Output::create(None)?;
+    for r in store.roots()? {
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+        } else {
+            let ratio = if r.block_bytes == 0 {
+                0.0
+            } else {
+                100.0 * r.new_bytes as f64 / r.block_bytes as f64
+            };
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}\tnew {:.1}%",
+                r.root,
+                r.name.as_deref().unwrap_or("-"),
+                r.nar_size,
+                r.nar_hash,
+                r.chunker,
+                r.compression,
+                ratio
+            )?;
+        }
+    }
+    out.commit()
+}
+
+pub fn stats(args: StoreArgs) -> Result<()> {
+    let store = open(args.store.as_deref())?;
+    let s = store.stats()?;
+    let mut out = Output::create(None)?;
+    if args.json {
+        let v = json!({
+            "roots": s.roots,
+            "unique_blocks": s.unique_blocks,
+            "compressed_blocks": s.compressed_blocks,
+            "nar_bytes": s.nar_bytes,
+            "stored_bytes": s.stored_bytes,
+            "dedup_ratio": s.dedup_ratio(),
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "store:          {}", store.dir().display())?;
+        writeln!(out, "roots:          {}", s.roots)?;
+        writeln!(
+            out,
+            "unique blocks:  {} ({} zstd-compressed)",
+            s.unique_blocks, s.compressed_blocks
+        )?;
+        writeln!(out, "NAR bytes:      {}", s.nar_bytes)?;
+        writeln!(out, "stored bytes:   {}", s.stored_bytes)?;
+        writeln!(out, "dedup ratio:    {:.2}", s.dedup_ratio())?;
+    }
+    out.commit()
+}
+
+pub fn verify(args: StoreArgs) -> Result<()> {
+    let store = open(args.store.as_deref())?;
+    let r = store.verify()?;
+    let mut out = Output::create(None)?;
+    if args.json {
+        let v = json!({"blocks": r.blocks, "roots": r.roots, "problems": r.problems});
+        writeln!(out, "{v}")?;
+    } else {
+        for p in &r.problems {
+            writeln!(out, "problem: {p}")?;
+        }
+        writeln!(
+            out,
+            "{} blocks re-hashed, {} roots walked, {} problem(s)",
+            r.blocks,
+            r.roots,
+            r.problems.len()
+        )?;
+    }
+    out.commit()?;
+    anyhow::ensure!(
+        r.problems.is_empty(),
+        "the store {} has {} problem(s)",
+        store.dir().display(),
+        r.problems.len()
+    );
+    Ok(())
+}
+
+pub fn gc(args: StoreArgs) -> Result<()> {
+    let store = open(args.store.as_deref())?;
+    let r = store.gc()?;
+    let mut out = Output::create(None)?;
+    if args.json {
+        let v = json!({
+            "kept_blocks": r.kept_blocks,
+            "removed_blocks": r.removed_blocks,
+            "removed_bytes": r.removed_bytes,
+            "removed_sessions": r.removed_sessions,
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(
+            out,
+            "removed {} blocks ({} bytes) and {} abandoned session(s); kept {} blocks",
+            r.removed_blocks, r.removed_bytes, r.removed_sessions, r.kept_blocks
+        )?;
+    }
+    out.commit()
+}
+
+pub fn rm(args: RmArgs) -> Result<()> {
+    let store = open(args.store.store.as_deref())?;
+    let removed = store.remove_roots(&args.root)?;
+    anyhow::ensure!(!removed.is_empty(), "no root {:?} in the store", args.root);
+    let mut out = Output::create(None)?;
+    for r in removed {
+        if args.store.json {
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+        } else {
+            writeln!(
+                out,
+                "removed {} {}",
+                r.root,
+                r.name.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    out.commit()
+}

@@ -1,0 +1,171 @@
+//! Which NARs a corpus directory holds, and in which order: the `file` column of its
+//! `MANIFEST.tsv` when there is one (the order the corpus was built in, versions in
+//! order), else every `*.nar` file, names compared with digit runs as numbers so that
+//! `pkg-1.9.nar` comes before `pkg-1.10.nar`.
+
+use std::cmp::Ordering;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// One NAR of the corpus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// The file name, as the report shows it.
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// Lists the corpus in `dir`.
+pub fn list(dir: &Path) -> Result<Vec<Item>> {
+    let manifest = dir.join("MANIFEST.tsv");
+    let names = if manifest.is_file() {
+        from_manifest(&manifest)?
+    } else {
+        let mut names = Vec::new();
+        let entries =
+            fs::read_dir(dir).with_context(|| format!("cannot list corpus {}", dir.display()))?;
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".nar") {
+                names.push(name);
+            }
+        }
+        names.sort_by(|a, b| natural_cmp(a, b));
+        names
+    };
+    if names.is_empty() {
+        bail!("corpus {} holds no .nar files", dir.display());
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let meta =
+                fs::metadata(&path).with_context(|| format!("corpus entry {}", path.display()))?;
+            Ok(Item {
+                name,
+                path,
+                size: meta.len(),
+            })
+        })
+        .collect()
+}
+
+/// The `file` column of a manifest, in order.
+fn from_manifest(path: &Path) -> Result<Vec<String>> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().unwrap_or_default();
+    let Some(col) = header.split('\t').position(|h| h == "file") else {
+        bail!("{}: no `file` column in the header", path.display());
+    };
+    let mut names = Vec::new();
+    for (i, line) in lines.enumerate() {
+        match line.split('\t').nth(col) {
+            Some(name) if !name.is_empty() && !name.contains('/') => names.push(name.to_string()),
+            _ => bail!("{}: line {} has no usable file name", path.display(), i + 2),
+        }
+    }
+    Ok(names)
+}
+
+/// Compares names with runs of ASCII digits taken as numbers, ignoring a `.nar`
+/// extension (so that `p-1.9.nar` comes before `p-1.9.1.nar`).
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let strip = |s: &'_ str| s.strip_suffix(".nar").unwrap_or(s).as_bytes().to_vec();
+    let (a, b) = (strip(a), strip(b));
+    let (mut a, mut b) = (&a[..], &b[..]);
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let (da, ra) = split_digits(a);
+                let (db, rb) = split_digits(b);
+                let (ta, tb) = (trim_zeros(da), trim_zeros(db));
+                let ord = ta.len().cmp(&tb.len()).then(ta.cmp(tb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                (a, b) = (ra, rb);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                (a, b) = (&a[1..], &b[1..]);
+            }
+        }
+    }
+}
+
+fn split_digits(s: &[u8]) -> (&[u8], &[u8]) {
+    let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    s.split_at(n)
+}
+
+fn trim_zeros(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&c| c == b'0').count();
+    &s[n..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_as_numbers() {
+        let mut v = vec![
+            "p-1.10.nar",
+            "p-1.9.nar",
+            "o-2.nar",
+            "p-1.9.1.nar",
+            "p-1.009.nar",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            [
+                "o-2.nar",
+                "p-1.9.nar",
+                "p-1.009.nar",
+                "p-1.9.1.nar",
+                "p-1.10.nar"
+            ]
+        );
+    }
+
+    #[test]
+    fn manifest_order_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["b.nar", "a.nar"] {
+            fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        assert_eq!(list(dir.path()).unwrap()[0].name, "a.nar");
+        fs::write(
+            dir.path().join("MANIFEST.tsv"),
+            "pkg\tfile\nq\tb.nar\nq\ta.nar\n",
+        )
+        .unwrap();
+        let items = list(dir.path()).unwrap();
+        assert_eq!(
+            items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            ["b.nar", "a.nar"]
+        );
+        fs::write(dir.path().join("MANIFEST.tsv"), "file\nmissing.nar\n").unwrap();
+        assert!(list(dir.path()).is_err());
+        fs::write(dir.path().join("MANIFEST.tsv"), "name\nb.nar\n").unwrap();
+        assert!(list(dir.path()).is_err());
+    }
+
+    #[test]
+    fn empty_corpus_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(list(dir.path()).is_err());
+    }
+}

@@ -1,0 +1,349 @@
+//! What the experiment found: per-strategy figures, the derived ratios and
+//! throughputs, the text table for stdout and the JSON document with every figure.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use narfs_core::Cid;
+use serde_json::{json, Value};
+
+use super::corpus::Item;
+use super::runner::ZSTD_LEVEL;
+use super::strategy::Strategy;
+
+/// One NAR under one strategy.
+#[derive(Clone, Debug)]
+pub struct ItemResult {
+    pub name: String,
+    pub nar_size: u64,
+    /// Root CID (none for nar-zstd).
+    pub root: Option<String>,
+    /// Bytes and blocks this NAR added to the store (not already there).
+    pub new_bytes: u64,
+    pub new_blocks: u64,
+    pub encode_secs: f64,
+    pub decode_secs: f64,
+}
+
+/// One strategy over the whole corpus.
+#[derive(Clone, Debug)]
+pub struct StrategyResult {
+    pub strategy: Strategy,
+    /// Unique blocks and their bytes, inner nodes included.
+    pub blocks: u64,
+    pub stored_bytes: u64,
+    /// Σ over unique blocks of min(zstd size, size).
+    pub stored_zstd_bytes: u64,
+    /// Unique raw leaves and their bytes.
+    pub leaves: u64,
+    pub leaf_bytes: u64,
+    /// Everything handed to the store, repeats included.
+    pub put_blocks: u64,
+    pub put_bytes: u64,
+    pub put_leaves: u64,
+    pub put_leaf_bytes: u64,
+    pub raw_bytes: u64,
+    pub encode_secs: f64,
+    pub decode_secs: f64,
+    pub compress_secs: f64,
+    pub items: Vec<ItemResult>,
+}
+
+impl StrategyResult {
+    pub fn new(strategy: Strategy) -> Self {
+        StrategyResult {
+            strategy,
+            blocks: 0,
+            stored_bytes: 0,
+            stored_zstd_bytes: 0,
+            leaves: 0,
+            leaf_bytes: 0,
+            put_blocks: 0,
+            put_bytes: 0,
+            put_leaves: 0,
+            put_leaf_bytes: 0,
+            raw_bytes: 0,
+            encode_secs: 0.0,
+            decode_secs: 0.0,
+            compress_secs: 0.0,
+            items: Vec::new(),
+        }
+    }
+
+    pub fn push_item(
+        &mut self,
+        item: &Item,
+        root: Option<&Cid>,
+        new_bytes: u64,
+        new_blocks: u64,
+        encode: Duration,
+        decode: Duration,
+    ) {
+        self.raw_bytes += item.size;
+        self.encode_secs += encode.as_secs_f64();
+        self.decode_secs += decode.as_secs_f64();
+        self.items.push(ItemResult {
+            name: item.name.clone(),
+            nar_size: item.size,
+            root: root.map(Cid::to_string),
+            new_bytes,
+            new_blocks,
+            encode_secs: encode.as_secs_f64(),
+            decode_secs: decode.as_secs_f64(),
+        });
+    }
+
+    pub fn mean_block(&self) -> f64 {
+        ratio(self.stored_bytes, self.blocks)
+    }
+
+    /// Mean size of the chunks the chunker cut (leaves handed out, repeats included).
+    pub fn mean_chunk(&self) -> f64 {
+        ratio(self.put_leaf_bytes, self.put_leaves)
+    }
+
+    pub fn encode_mb_s(&self) -> f64 {
+        mb_per_s(self.raw_bytes, self.encode_secs)
+    }
+
+    pub fn decode_mb_s(&self) -> f64 {
+        mb_per_s(self.raw_bytes, self.decode_secs)
+    }
+}
+
+/// The whole experiment.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub corpus: PathBuf,
+    pub items: Vec<Item>,
+    pub raw_bytes: u64,
+    /// Σ of the per-NAR zstd sizes: the nar-zstd baseline.
+    pub baseline_bytes: u64,
+    pub results: Vec<StrategyResult>,
+}
+
+impl Report {
+    /// Raw NAR total over stored bytes.
+    pub fn ratio_raw(&self, r: &StrategyResult) -> f64 {
+        ratio(self.raw_bytes, r.stored_bytes)
+    }
+
+    /// Raw NAR total over stored bytes after zstd.
+    pub fn ratio_raw_zstd(&self, r: &StrategyResult) -> f64 {
+        ratio(self.raw_bytes, r.stored_zstd_bytes)
+    }
+
+    /// nar-zstd baseline over this strategy's stored bytes after zstd (compressed
+    /// against compressed): above 1 means smaller than publishing compressed NARs.
+    pub fn ratio_baseline(&self, r: &StrategyResult) -> f64 {
+        ratio(self.baseline_bytes, r.stored_zstd_bytes)
+    }
+
+    /// The readable table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "corpus {}: {} NARs, {} raw; nar-zstd baseline (zstd -{ZSTD_LEVEL} per NAR) {}",
+            self.corpus.display(),
+            self.items.len(),
+            human(self.raw_bytes),
+            human(self.baseline_bytes),
+        );
+        let head = [
+            "strategy", "stored", "zstd'd", "blocks", "mean blk", "x raw", "x raw z", "x base",
+            "enc MB/s", "dec MB/s",
+        ];
+        let rows: Vec<[String; 10]> = self
+            .results
+            .iter()
+            .map(|r| {
+                [
+                    r.strategy.to_string(),
+                    human(r.stored_bytes),
+                    human(r.stored_zstd_bytes),
+                    r.blocks.to_string(),
+                    human(r.mean_block() as u64),
+                    format!("{:.2}", self.ratio_raw(r)),
+                    format!("{:.2}", self.ratio_raw_zstd(r)),
+                    format!("{:.2}", self.ratio_baseline(r)),
+                    format!("{:.0}", r.encode_mb_s()),
+                    format!("{:.0}", r.decode_mb_s()),
+                ]
+            })
+            .collect();
+        let mut width = head.map(str::len);
+        for row in &rows {
+            for (w, cell) in width.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |s: &mut String, cells: &[&str]| {
+            for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+                let sep = if i == 0 { "" } else { "  " };
+                if i == 0 {
+                    let _ = write!(s, "{cell:<w$}");
+                } else {
+                    let _ = write!(s, "{sep}{cell:>w$}");
+                }
+            }
+            s.push('\n');
+        };
+        line(&mut s, &head);
+        for row in &rows {
+            line(&mut s, &row.each_ref().map(String::as_str));
+        }
+        s.push_str(
+            "stored = unique block bytes incl. inner nodes; zstd'd = after zstd of each unique \
+             block; x raw = raw NARs / stored; x raw z = raw / zstd'd; x base = nar-zstd / zstd'd\n",
+        );
+        s
+    }
+
+    /// Every figure, as JSON.
+    pub fn json(&self) -> Value {
+        let results: Vec<Value> = self
+            .results
+            .iter()
+            .map(|r| {
+                json!({
+                    "strategy": r.strategy.to_string(),
+                    "family": r.strategy.family().name(),
+                    "target_chunk": r.strategy.target_chunk(),
+                    "stored_bytes": r.stored_bytes,
+                    "stored_zstd_bytes": r.stored_zstd_bytes,
+                    "blocks": r.blocks,
+                    "mean_block": r.mean_block(),
+                    "leaves": r.leaves,
+                    "leaf_bytes": r.leaf_bytes,
+                    "inner_blocks": r.blocks - r.leaves,
+                    "inner_bytes": r.stored_bytes - r.leaf_bytes,
+                    "put_blocks": r.put_blocks,
+                    "put_bytes": r.put_bytes,
+                    "mean_chunk": r.mean_chunk(),
+                    "ratio_raw": self.ratio_raw(r),
+                    "ratio_raw_zstd": self.ratio_raw_zstd(r),
+                    "ratio_baseline": self.ratio_baseline(r),
+                    "encode_secs": r.encode_secs,
+                    "decode_secs": r.decode_secs,
+                    "compress_secs": r.compress_secs,
+                    "encode_mb_s": r.encode_mb_s(),
+                    "decode_mb_s": r.decode_mb_s(),
+                    "items": r.items.iter().map(|i| json!({
+                        "name": i.name,
+                        "nar_size": i.nar_size,
+                        "root": i.root,
+                        "new_bytes": i.new_bytes,
+                        "new_blocks": i.new_blocks,
+                        "encode_secs": i.encode_secs,
+                        "decode_secs": i.decode_secs,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "corpus": self.corpus.display().to_string(),
+            "zstd_level": ZSTD_LEVEL,
+            "hash": "sha2-256",
+            "max_links": narfs_encoder::Profile::KuboV1.layout().max_links,
+            "threads": "file-*: narfs_encoder::encode (NAR read and NarHash on a second thread); nar-*, nar-zstd, decode: one thread",
+            "raw_bytes": self.raw_bytes,
+            "baseline_bytes": self.baseline_bytes,
+            "items": self.items.iter().map(|i| json!({"name": i.name, "size": i.size})).collect::<Vec<_>>(),
+            "results": results,
+        })
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Decimal megabytes per second.
+pub fn mb_per_s(bytes: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        bytes as f64 / 1e6 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Bytes in binary units, three significant figures or so.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    match u {
+        0 => format!("{n} B"),
+        _ if v >= 100.0 => format!("{v:.0} {}", UNITS[u]),
+        _ if v >= 10.0 => format!("{v:.1} {}", UNITS[u]),
+        _ => format!("{v:.2} {}", UNITS[u]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1536), "1.50 KiB");
+        assert_eq!(human(20 << 20), "20.0 MiB");
+        assert_eq!(human(300 << 30), "300 GiB");
+    }
+
+    #[test]
+    fn ratios_and_table() {
+        let item = Item {
+            name: "a.nar".into(),
+            path: "a.nar".into(),
+            size: 1000,
+        };
+        let mut r = StrategyResult::new("file-fixed:262144".parse().unwrap());
+        r.push_item(
+            &item,
+            None,
+            500,
+            2,
+            Duration::from_millis(1),
+            Duration::ZERO,
+        );
+        r.stored_bytes = 500;
+        r.stored_zstd_bytes = 250;
+        r.blocks = 2;
+        let report = Report {
+            corpus: "c".into(),
+            items: vec![item],
+            raw_bytes: 1000,
+            baseline_bytes: 400,
+            results: vec![r],
+        };
+        let r = &report.results[0];
+        assert_eq!(report.ratio_raw(r), 2.0);
+        assert_eq!(report.ratio_raw_zstd(r), 4.0);
+        assert_eq!(report.ratio_baseline(r), 1.6);
+        assert_eq!(r.encode_mb_s(), 1.0);
+        assert_eq!(
+            r.decode_mb_s(),
+            0.0,
+            "no time, no throughput (not infinity)"
+        );
+        let table = report.table();
+        assert!(table.contains("file-fixed:262144"), "{table}");
+        assert!(table.contains("1.60"), "{table}");
+        let j = report.json();
+        assert_eq!(j["results"][0]["inner_blocks"], 2);
+        assert_eq!(j["results"][0]["items"][0]["new_bytes"], 500);
+    }
+}

@@ -1,0 +1,316 @@
+//! Runs one strategy over the corpus: encodes every NAR, in order, into one
+//! in-memory block set shared by the whole corpus (so later versions dedup against
+//! earlier ones), decodes each NAR back from it (verifying every block) and checks the
+//! bytes are the NAR's, then zstd-compresses every unique block once. Encode and
+//! decode are timed on NAR bytes already in memory; reading files and the zstd pass
+//! over the unique blocks are not part of either time.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use narfs_core::block::{BlockSink, MemoryStore, StoreError, RAW};
+use narfs_core::Cid;
+use narfs_decoder::{decode_nar, fetch, FileReader, Limits};
+use narfs_encoder::chunker::{ChunkBuffer, ChunkError};
+use narfs_encoder::file::{Counts, FileTree};
+use narfs_encoder::{encode, Layout};
+
+use super::corpus::Item;
+use super::report::StrategyResult;
+use super::strategy::Strategy;
+
+/// zstd level of the nar-zstd baseline and of the per-block compression: zstd's
+/// default, as narfs's fallback uses.
+pub const ZSTD_LEVEL: i32 = narfs_encoder::fallback::ZSTD_LEVEL;
+
+/// Called with the bytes of each NAR as it is done.
+pub type Progress<'a> = &'a mut dyn FnMut(u64);
+
+/// Reads a corpus NAR into `buf`.
+pub fn load(item: &Item, buf: &mut Vec<u8>) -> Result<()> {
+    buf.clear();
+    File::open(&item.path)
+        .and_then(|mut f| f.read_to_end(buf))
+        .with_context(|| format!("cannot read {}", item.path.display()))?;
+    Ok(())
+}
+
+/// The zstd size of a whole NAR, as the nar-zstd baseline stores it.
+pub fn zstd_size(nar: &[u8]) -> Result<u64> {
+    Ok(zstd::bulk::compress(nar, ZSTD_LEVEL)?.len() as u64)
+}
+
+/// Runs `strategy` over `items`.
+pub fn run(strategy: Strategy, items: &[Item], progress: Progress<'_>) -> Result<StrategyResult> {
+    match strategy.layout() {
+        None => run_zstd(strategy, items, progress),
+        Some(layout) => run_dag(strategy, &layout, items, progress),
+    }
+}
+
+fn run_zstd(strategy: Strategy, items: &[Item], progress: Progress<'_>) -> Result<StrategyResult> {
+    let mut r = StrategyResult::new(strategy);
+    let mut nar = Vec::new();
+    for item in items {
+        load(item, &mut nar)?;
+        let t = Instant::now();
+        let z = zstd::bulk::compress(&nar, ZSTD_LEVEL)?;
+        let encode_time = t.elapsed();
+        let t = Instant::now();
+        let back = zstd::bulk::decompress(&z, nar.len())?;
+        if back != nar {
+            bail!("{}: nar-zstd does not give the NAR back", item.name);
+        }
+        let decode_time = t.elapsed();
+        let size = z.len() as u64;
+        r.stored_bytes += size;
+        r.stored_zstd_bytes += size;
+        r.blocks += 1;
+        r.put_blocks += 1;
+        r.put_bytes += size;
+        r.push_item(item, None, size, 1, encode_time, decode_time);
+        progress(item.size);
+    }
+    Ok(r)
+}
+
+fn run_dag(
+    strategy: Strategy,
+    layout: &Layout,
+    items: &[Item],
+    progress: Progress<'_>,
+) -> Result<StrategyResult> {
+    let mut r = StrategyResult::new(strategy);
+    let mut store = Recording::default();
+    let mut nar = Vec::new();
+    let mut tree = FileTree::new(layout.hash, layout.max_links);
+    let mut chunks = ChunkBuffer::default();
+    let limits = Limits::default();
+    for item in items {
+        load(item, &mut nar)?;
+        let (bytes0, blocks0) = (store.store.total_bytes(), store.store.len());
+        let t = Instant::now();
+        let root = match strategy {
+            Strategy::File(_) => {
+                encode(&nar[..], layout, &mut store, None)
+                    .with_context(|| format!("encoding {} as {strategy}", item.name))?
+                    .root
+            }
+            _ => encode_stream(&nar, layout, &mut tree, &mut chunks, &mut store)?,
+        };
+        let encode_time = t.elapsed();
+        let t = Instant::now();
+        let mut check = CheckWriter::new(&nar);
+        let decoded = match strategy {
+            Strategy::File(_) => decode_nar(&store.store, &root, &mut check, &limits)
+                .map(drop)
+                .map_err(anyhow::Error::from),
+            _ => read_file(&store.store, &root, limits, &mut check),
+        };
+        decoded.with_context(|| format!("decoding {} as {strategy}", item.name))?;
+        check.finish()?;
+        let decode_time = t.elapsed();
+        let new_bytes = store.store.total_bytes() - bytes0;
+        let new_blocks = (store.store.len() - blocks0) as u64;
+        r.push_item(
+            item,
+            Some(&root),
+            new_bytes,
+            new_blocks,
+            encode_time,
+            decode_time,
+        );
+        progress(item.size);
+    }
+    r.put_blocks = store.put.blocks;
+    r.put_bytes = store.put.bytes;
+    r.put_leaves = store.put_leaves.blocks;
+    r.put_leaf_bytes = store.put_leaves.bytes;
+    r.stored_bytes = store.store.total_bytes();
+    r.blocks = store.store.len() as u64;
+    for (cid, data) in store.store.iter() {
+        if cid.codec() == RAW {
+            r.leaves += 1;
+            r.leaf_bytes += data.len() as u64;
+        }
+    }
+    let t = Instant::now();
+    r.stored_zstd_bytes = compressed_size(&store.store)?;
+    r.compress_secs = t.elapsed().as_secs_f64();
+    Ok(r)
+}
+
+/// The whole NAR as one UnixFS file: chunks of the stream under balanced `File` nodes.
+fn encode_stream(
+    nar: &[u8],
+    layout: &Layout,
+    tree: &mut FileTree,
+    chunks: &mut ChunkBuffer,
+    sink: &mut Recording,
+) -> Result<Cid> {
+    let mut counts = Counts::default();
+    let chunked = layout
+        .chunker
+        .chunk(nar, chunks, |c| tree.leaf(c, sink, &mut counts));
+    match chunked {
+        Ok(_) => {}
+        Err(ChunkError::Read(e)) => return Err(e.into()),
+        Err(ChunkError::Consumer(e)) => return Err(e.into()),
+    }
+    Ok(tree.finish(false, sink, &mut counts)?.cid)
+}
+
+/// Reads the file DAG under `root` (verifying every block) into `out`.
+fn read_file(
+    store: &MemoryStore,
+    root: &Cid,
+    limits: Limits,
+    out: &mut CheckWriter<'_>,
+) -> Result<()> {
+    let block = fetch(store, root, "")?;
+    let mut file = FileReader::open(store, root, block, "", limits)?;
+    loop {
+        let bytes = file.next_bytes()?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        out.write_all(bytes)?;
+    }
+}
+
+/// Sum over the unique blocks of the smaller of its zstd size and its size (a store
+/// keeps a block raw when compression does not pay), on every core.
+pub fn compressed_size(store: &MemoryStore) -> Result<u64> {
+    let blocks: Vec<&[u8]> = store.iter().map(|(_, d)| d).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = blocks.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = blocks
+            .chunks(per)
+            .map(|part| {
+                s.spawn(move || -> io::Result<u64> {
+                    let mut z = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+                    let mut out = Vec::new();
+                    let mut total = 0u64;
+                    for b in part {
+                        out.clear();
+                        out.reserve(zstd::zstd_safe::compress_bound(b.len()));
+                        z.compress_to_buffer(b, &mut out)?;
+                        total += out.len().min(b.len()) as u64;
+                    }
+                    Ok(total)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for w in workers {
+            total += w.join().expect("a compression worker does not panic")?;
+        }
+        Ok(total)
+    })
+}
+
+/// A memory store that also counts every `put`, leaves apart, repeats included.
+#[derive(Default)]
+struct Recording {
+    store: MemoryStore,
+    put: Counts,
+    put_leaves: Counts,
+}
+
+impl BlockSink for Recording {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        self.put.blocks += 1;
+        self.put.bytes += data.len() as u64;
+        if cid.codec() == RAW {
+            self.put_leaves.blocks += 1;
+            self.put_leaves.bytes += data.len() as u64;
+        }
+        self.store.put(cid, data)
+    }
+}
+
+/// A writer that checks what is written is exactly `expected`, without keeping it.
+pub struct CheckWriter<'a> {
+    expected: &'a [u8],
+    at: usize,
+}
+
+impl<'a> CheckWriter<'a> {
+    pub fn new(expected: &'a [u8]) -> Self {
+        CheckWriter { expected, at: 0 }
+    }
+
+    /// Fails unless all of `expected` was written.
+    pub fn finish(&self) -> io::Result<()> {
+        if self.at != self.expected.len() {
+            return Err(io::Error::other(format!(
+                "the decoded NAR has {} bytes, the original {}",
+                self.at,
+                self.expected.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Write for CheckWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let end = self.at + buf.len();
+        if end > self.expected.len() || self.expected[self.at..end] != *buf {
+            let first = buf
+                .iter()
+                .zip(self.expected.get(self.at..).unwrap_or_default())
+                .position(|(a, b)| a != b)
+                .unwrap_or(self.expected.len().saturating_sub(self.at));
+            return Err(io::Error::other(format!(
+                "the decoded NAR differs from the original at byte {}",
+                self.at + first
+            )));
+        }
+        self.at = end;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_writer_catches_differences() {
+        let mut w = CheckWriter::new(b"hello world");
+        w.write_all(b"hello ").unwrap();
+        assert!(w.finish().is_err(), "short output accepted");
+        let err = w.write_all(b"wOrld").unwrap_err().to_string();
+        assert!(err.contains("byte 7"), "{err}");
+        let mut w = CheckWriter::new(b"ab");
+        assert!(w.write_all(b"abc").is_err(), "long output accepted");
+        let mut w = CheckWriter::new(b"ab");
+        w.write_all(b"ab").unwrap();
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn compressed_size_never_exceeds_raw() {
+        let mut store = MemoryStore::new();
+        for i in 0..50u32 {
+            let data: Vec<u8> = if i % 2 == 0 {
+                vec![i as u8; 10_000]
+            } else {
+                (0..64).map(|j| (j * 37 + i) as u8).collect()
+            };
+            let cid = narfs_core::block::cid_for(RAW, Default::default(), &data);
+            store.put(&cid, &data).unwrap();
+        }
+        let z = compressed_size(&store).unwrap();
+        assert!(z < store.total_bytes(), "{z} vs {}", store.total_bytes());
+        assert!(z > 25 * 10, "implausibly small: {z}");
+    }
+}

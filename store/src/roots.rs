@@ -1,0 +1,162 @@
+//! Root records: one JSON file per encoded NAR under `roots/`, written atomically
+//! (temporary file, fsync, rename, fsync of the directory). A record's file name is its
+//! root CID, plus a hash of its name when it has one, so that one DAG may be recorded
+//! under several names and a name points at one DAG (recording a name again replaces
+//! the older record of that name).
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use narfs_core::block::HashAlg;
+use narfs_core::Cid;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// What the store knows of one encoded NAR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootRecord {
+    /// Root CID of the DAG.
+    pub root: String,
+    /// Optional name, e.g. the store path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `sha256:<nix base32>`, Nix's NarHash.
+    pub nar_hash: String,
+    pub nar_size: u64,
+    pub chunker: String,
+    pub hash: String,
+    pub profile: String,
+    /// `none` (a UnixFS tree) or `zstd` (the compressed-NAR fallback).
+    pub compression: String,
+    /// Blocks and bytes the encoding produced, repeats included.
+    pub blocks: u64,
+    pub block_bytes: u64,
+    /// Of which newly stored by this encoding.
+    pub new_blocks: u64,
+    pub new_bytes: u64,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+impl RootRecord {
+    /// The root CID, parsed.
+    pub fn cid(&self) -> Result<Cid, Error> {
+        Cid::from_str(&self.root).map_err(|e| Error::Record {
+            path: PathBuf::from(&self.root),
+            source: serde::de::Error::custom(e),
+        })
+    }
+
+    fn key(&self) -> String {
+        match &self.name {
+            None => self.root.clone(),
+            Some(n) => {
+                let d = HashAlg::Sha2_256.digest(n.as_bytes());
+                let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+                format!("{}-{hex}", self.root)
+            }
+        }
+    }
+}
+
+fn roots_dir(dir: &Path) -> PathBuf {
+    dir.join("roots")
+}
+
+/// Every record with its file, sorted by name then root.
+fn load_all(dir: &Path) -> Result<Vec<(PathBuf, RootRecord)>, Error> {
+    let rd = roots_dir(dir);
+    let mut out = Vec::new();
+    for e in fs::read_dir(&rd).map_err(Error::io(&rd))? {
+        let path = e.map_err(Error::io(&rd))?.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            // Removed by a concurrent `rm` between listing and reading.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&path)(e)),
+        };
+        let rec: RootRecord = serde_json::from_slice(&bytes).map_err(|source| Error::Record {
+            path: path.clone(),
+            source,
+        })?;
+        out.push((path, rec));
+    }
+    out.sort_by(|a, b| (&a.1.name, &a.1.root).cmp(&(&b.1.name, &b.1.root)));
+    Ok(out)
+}
+
+pub(crate) fn list(dir: &Path) -> Result<Vec<RootRecord>, Error> {
+    Ok(load_all(dir)?.into_iter().map(|(_, r)| r).collect())
+}
+
+fn matching(dir: &Path, name_or_cid: &str) -> Result<Vec<(PathBuf, RootRecord)>, Error> {
+    let all = load_all(dir)?;
+    let by_name: Vec<_> = all
+        .iter()
+        .filter(|(_, r)| r.name.as_deref() == Some(name_or_cid))
+        .cloned()
+        .collect();
+    if !by_name.is_empty() {
+        return Ok(by_name);
+    }
+    let Ok(cid) = Cid::from_str(name_or_cid) else {
+        return Ok(Vec::new());
+    };
+    let cid = cid.to_string();
+    Ok(all.into_iter().filter(|(_, r)| r.root == cid).collect())
+}
+
+pub(crate) fn find(dir: &Path, name_or_cid: &str) -> Result<Vec<RootRecord>, Error> {
+    Ok(matching(dir, name_or_cid)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+pub(crate) fn remove(dir: &Path, name_or_cid: &str) -> Result<Vec<RootRecord>, Error> {
+    let found = matching(dir, name_or_cid)?;
+    for (path, _) in &found {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(path)(e)),
+            _ => {}
+        }
+    }
+    fsync_dir(&roots_dir(dir))?;
+    Ok(found.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Records `rec` durably: written in `tmp_dir`, synced, renamed into `roots/`. Then
+/// drops older records of the same name for other roots.
+pub(crate) fn add(dir: &Path, tmp_dir: &Path, rec: &RootRecord) -> Result<(), Error> {
+    let key = rec.key();
+    let tmp = tmp_dir.join(format!("{key}.json"));
+    let json = serde_json::to_vec_pretty(rec).map_err(|source| Error::Record {
+        path: tmp.clone(),
+        source,
+    })?;
+    let mut f = File::create(&tmp).map_err(Error::io(&tmp))?;
+    f.write_all(&json).map_err(Error::io(&tmp))?;
+    f.sync_all().map_err(Error::io(&tmp))?;
+    let dest = roots_dir(dir).join(format!("{key}.json"));
+    fs::rename(&tmp, &dest).map_err(Error::io(&dest))?;
+    if let Some(name) = &rec.name {
+        for (path, old) in load_all(dir)? {
+            if old.name.as_deref() == Some(name) && path != dest {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+    fsync_dir(&roots_dir(dir))
+}
+
+fn fsync_dir(d: &Path) -> Result<(), Error> {
+    File::open(d)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io(d))
+}

@@ -1,0 +1,198 @@
+//! Unit tests of the store: blocks written once and read back, dedup counts, roots by
+//! name and CID, verify finding damage, gc keeping exactly what roots reach.
+
+use narfs_core::block::{cid_for, BlockSink, BlockSource, HashAlg, DAG_PB, RAW};
+use narfs_core::dagpb::{PBLink, PBNode};
+
+use super::*;
+
+fn record(root: &Cid, name: Option<&str>) -> RootRecord {
+    RootRecord {
+        root: root.to_string(),
+        name: name.map(str::to_owned),
+        nar_hash: "sha256:x".into(),
+        nar_size: 100,
+        chunker: "fixed:262144".into(),
+        hash: "sha2-256".into(),
+        profile: "kubo-v1".into(),
+        compression: "none".into(),
+        blocks: 0,
+        block_bytes: 0,
+        new_blocks: 0,
+        new_bytes: 0,
+        created: 0,
+    }
+}
+
+/// A dag-pb node linking `leaves`, with all blocks put into `sink`.
+fn dag(sink: &mut StoreSink, leaves: &[&[u8]]) -> Cid {
+    let mut links = Vec::new();
+    for (i, l) in leaves.iter().enumerate() {
+        let c = cid_for(RAW, HashAlg::Sha2_256, l);
+        sink.put(&c, l).unwrap();
+        links.push(PBLink {
+            hash: c,
+            name: Some(format!("f{i}")),
+            tsize: Some(l.len() as u64),
+        });
+    }
+    let node = PBNode {
+        links,
+        data: Some(vec![8, 1]),
+    }
+    .encode();
+    let root = cid_for(DAG_PB, HashAlg::Sha2_256, &node);
+    sink.put(&root, &node).unwrap();
+    root
+}
+
+#[test]
+fn write_once_read_back_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let text = b"hello hello hello hello hello hello hello hello".repeat(50);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut sink = store.sink().unwrap();
+    let root = dag(&mut sink, &[&text, &noise, &text]);
+    let w = sink
+        .finish(Some(record(&root, Some("/nix/store/a"))))
+        .unwrap();
+    assert_eq!(w.new_blocks, 3);
+    assert_eq!(
+        w.new_bytes,
+        (text.len() + noise.len()) as u64 + store.get_block(&root).unwrap().unwrap().len() as u64
+    );
+    assert!(w.new_stored_bytes < w.new_bytes, "text compresses");
+    let c = cid_for(RAW, HashAlg::Sha2_256, &text);
+    assert_eq!(store.get(&c).unwrap().unwrap(), text);
+    let infos = store.blocks().unwrap();
+    let compressed = |bytes: &[u8]| {
+        let c = cid_for(RAW, HashAlg::Sha2_256, bytes);
+        infos.iter().find(|b| b.cid == c).unwrap().compressed
+    };
+    assert!(compressed(&text) && !compressed(&noise));
+
+    let mut sink = store.sink().unwrap();
+    assert_eq!(dag(&mut sink, &[&text, &noise, &text]), root);
+    let w = sink
+        .finish(Some(record(&root, Some("/nix/store/a"))))
+        .unwrap();
+    assert_eq!((w.new_blocks, w.new_bytes), (0, 0));
+    assert_eq!(store.roots().unwrap().len(), 1);
+    assert!(fs_empty(&dir.path().join("tmp")));
+    let report = store.verify().unwrap();
+    assert_eq!(
+        (report.blocks, report.roots, report.problems.len()),
+        (3, 1, 0)
+    );
+}
+
+fn fs_empty(p: &std::path::Path) -> bool {
+    std::fs::read_dir(p).unwrap().next().is_none()
+}
+
+#[test]
+fn roots_by_name_and_cid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        Options {
+            zstd_level: None,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let mut sink = store.sink().unwrap();
+    let a = dag(&mut sink, &[b"a"]);
+    let b = dag(&mut sink, &[b"b"]);
+    sink.finish(Some(record(&a, Some("x")))).unwrap();
+    store
+        .sink()
+        .unwrap()
+        .finish(Some(record(&a, Some("y"))))
+        .unwrap();
+    store
+        .sink()
+        .unwrap()
+        .finish(Some(record(&b, None)))
+        .unwrap();
+    assert_eq!(store.roots().unwrap().len(), 3);
+    assert_eq!(store.find_roots("x").unwrap()[0].root, a.to_string());
+    assert_eq!(store.find_roots(&a.to_string()).unwrap().len(), 2);
+    assert!(store.find_roots("nope").unwrap().is_empty());
+    // Recording name x again for another root replaces the old record.
+    store
+        .sink()
+        .unwrap()
+        .finish(Some(record(&b, Some("x"))))
+        .unwrap();
+    assert_eq!(store.find_roots("x").unwrap().len(), 1);
+    assert_eq!(store.find_roots("x").unwrap()[0].root, b.to_string());
+    assert_eq!(store.remove_roots(&b.to_string()).unwrap().len(), 2);
+    assert_eq!(store.roots().unwrap().len(), 1);
+}
+
+#[test]
+fn verify_finds_damage_and_gc_keeps_what_roots_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        Options {
+            zstd_level: None,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let mut sink = store.sink().unwrap();
+    let a = dag(&mut sink, &[b"shared", b"only a"]);
+    sink.finish(Some(record(&a, Some("a")))).unwrap();
+    let mut sink = store.sink().unwrap();
+    let b = dag(&mut sink, &[b"shared", b"only b"]);
+    sink.finish(Some(record(&b, Some("b")))).unwrap();
+    // An orphan: stored but never rooted (a killed encode).
+    let mut sink = store.sink().unwrap();
+    sink.put(&cid_for(RAW, HashAlg::Sha2_256, b"orphan"), b"orphan")
+        .unwrap();
+    sink.finish(None).unwrap();
+    assert_eq!(store.blocks().unwrap().len(), 6);
+
+    store.remove_roots("a").unwrap();
+    let gc = store.gc().unwrap();
+    assert_eq!((gc.kept_blocks, gc.removed_blocks), (3, 3));
+    assert!(store.contains(&cid_for(RAW, HashAlg::Sha2_256, b"shared")));
+    assert!(!store.contains(&cid_for(RAW, HashAlg::Sha2_256, b"only a")));
+    assert!(store.verify().unwrap().problems.is_empty());
+
+    // Damage: a block whose bytes do not match, and a missing one.
+    let only_b = cid_for(RAW, HashAlg::Sha2_256, b"only b");
+    std::fs::write(blocks::path(dir.path(), &only_b), b"tampered").unwrap();
+    let shared = cid_for(RAW, HashAlg::Sha2_256, b"shared");
+    std::fs::remove_file(blocks::path(dir.path(), &shared)).unwrap();
+    let problems = store.verify().unwrap().problems;
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("not to its CID")));
+    assert!(problems
+        .iter()
+        .any(|p| p.contains(&format!("{shared} is missing"))));
+    assert!(matches!(store.gc(), Err(Error::Refused(_))));
+}
+
+#[test]
+fn dropped_session_leaves_nothing_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut sink = store.sink().unwrap();
+    sink.put(&cid_for(RAW, HashAlg::Sha2_256, b"x"), b"x")
+        .unwrap();
+    drop(sink);
+    assert!(fs_empty(&dir.path().join("tmp")));
+    assert!(store.blocks().unwrap().is_empty());
+}

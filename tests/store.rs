@@ -1,0 +1,208 @@
+//! The blockstore through the CLI: dedup accounting (same NAR twice, two versions of a
+//! package), `ls`/`stats`/`rm`/`gc`, the default-store rules (`$NARFS_STORE`, `--car`
+//! alone leaves the store alone), and byte-exact decode from the store of every corpus
+//! NAR, by name and by CID.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// `narfs` with `$NARFS_STORE` set to `store`.
+fn narfs(store: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_narfs"));
+    c.env("NARFS_STORE", store);
+    c
+}
+
+fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn narfs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(name)
+}
+
+fn encode(store: &Path, nar: &Path, name: Option<&str>) -> Value {
+    let mut c = narfs(store);
+    c.args(["encode", "--json"]);
+    if let Some(n) = name {
+        c.args(["--name", n]);
+    }
+    let out = ok(c.arg(nar));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn decode(store: &Path, root: &str) -> Vec<u8> {
+    ok(narfs(store).args(["decode", root])).stdout
+}
+
+fn stats(store: &Path) -> Value {
+    serde_json::from_slice(&ok(narfs(store).args(["stats", "--json"])).stdout).unwrap()
+}
+
+#[test]
+fn same_nar_twice_stores_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let nar = corpus("tzdata-2024.1.nar");
+    let first = encode(store, &nar, None);
+    assert!(first["new_blocks"].as_u64().unwrap() > 0);
+    assert!(first["new_bytes"].as_u64().unwrap() > 0);
+    // Repeats inside one NAR are stored once.
+    assert!(first["new_blocks"].as_u64() <= first["blocks"].as_u64());
+    let before = stats(store);
+    let second = encode(store, &nar, None);
+    assert_eq!(second["root"], first["root"]);
+    assert_eq!(second["new_blocks"], 0);
+    assert_eq!(second["new_bytes"], 0);
+    let after = stats(store);
+    assert_eq!(after["stored_bytes"], before["stored_bytes"]);
+    assert_eq!(after["unique_blocks"], before["unique_blocks"]);
+    assert_eq!(after["roots"], 1, "one record per root CID without a name");
+}
+
+#[test]
+fn two_versions_report_reuse_and_gc_frees_only_the_removed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let (n1, n2) = (corpus("attrs-24.1.0.nar"), corpus("attrs-24.2.0.nar"));
+    let v1 = encode(store, &n1, Some("/nix/store/aaaa-attrs-24.1.0"));
+    let v2 = encode(store, &n2, Some("/nix/store/bbbb-attrs-24.2.0"));
+    assert_eq!(
+        v1["new_bytes"], v1["block_bytes"],
+        "a fresh store has nothing to reuse"
+    );
+    let (new2, total2) = (
+        v2["new_bytes"].as_u64().unwrap(),
+        v2["block_bytes"].as_u64().unwrap(),
+    );
+    // 8 of 40 blocks are new (attrs' changed files); the rest is reused.
+    assert!(new2 > 0 && new2 < total2, "the second version reuses: {v2}");
+    assert!(v2["new_blocks"].as_u64().unwrap() * 2 < v2["blocks"].as_u64().unwrap());
+
+    let s = stats(store);
+    assert_eq!(s["roots"], 2);
+    let nar_bytes = std::fs::metadata(&n1).unwrap().len() + std::fs::metadata(&n2).unwrap().len();
+    assert_eq!(s["nar_bytes"], nar_bytes);
+    assert!(s["stored_bytes"].as_u64().unwrap() < nar_bytes);
+    assert!(s["dedup_ratio"].as_f64().unwrap() > 1.0);
+
+    let ls = String::from_utf8(ok(narfs(store).arg("ls")).stdout).unwrap();
+    assert_eq!(ls.lines().count(), 2);
+    assert!(
+        ls.contains("/nix/store/aaaa-attrs-24.1.0") && ls.contains(v2["root"].as_str().unwrap())
+    );
+
+    // Remove v1 by name; gc frees v1's own blocks and keeps every block v2 needs.
+    ok(narfs(store).args(["rm", "/nix/store/aaaa-attrs-24.1.0"]));
+    let gc: Value =
+        serde_json::from_slice(&ok(narfs(store).args(["gc", "--json"])).stdout).unwrap();
+    assert!(gc["removed_blocks"].as_u64().unwrap() > 0, "{gc}");
+    assert_eq!(gc["kept_blocks"], stats(store)["unique_blocks"]);
+    ok(narfs(store).arg("verify"));
+    assert_eq!(
+        decode(store, "/nix/store/bbbb-attrs-24.2.0"),
+        std::fs::read(&n2).unwrap()
+    );
+    let gone = narfs(store)
+        .args(["decode", v1["root"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "v1's root block is gone");
+    // Re-encoding v1 stores exactly what gc freed (in logical bytes: v1's own blocks).
+    let again = encode(store, &n1, None);
+    assert!(again["new_blocks"].as_u64().unwrap() > 0);
+    assert!(again["new_bytes"].as_u64() < v1["new_bytes"].as_u64());
+    // A second gc with both roots present removes nothing.
+    let gc: Value =
+        serde_json::from_slice(&ok(narfs(store).args(["gc", "--json"])).stdout).unwrap();
+    assert_eq!(gc["removed_blocks"], 0);
+    let missing = narfs(store)
+        .args(["rm", "nothing-by-that-name"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+}
+
+#[test]
+fn every_corpus_nar_decodes_byte_exact_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let mut nars: Vec<PathBuf> = std::fs::read_dir(corpus(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "nar"))
+        .collect();
+    nars.sort();
+    assert!(nars.len() >= 10);
+    for nar in &nars {
+        let name = nar.file_name().unwrap().to_str().unwrap();
+        let v = encode(store, nar, Some(name));
+        let bytes = std::fs::read(nar).unwrap();
+        assert!(decode(store, name) == bytes, "{name} by name");
+        assert!(
+            decode(store, v["root"].as_str().unwrap()) == bytes,
+            "{name} by CID"
+        );
+    }
+    // Also the fallback encoding: the store records it, decode finds out by itself.
+    let nar = &nars[0];
+    let out = ok(narfs(store)
+        .args(["encode", "--json", "--fallback", "--name", "fb"])
+        .arg(nar));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["compression"], "zstd");
+    assert!(decode(store, "fb") == std::fs::read(nar).unwrap());
+    let verify = String::from_utf8(ok(narfs(store).arg("verify")).stdout).unwrap();
+    assert!(verify.contains("0 problem(s)"), "{verify}");
+}
+
+#[test]
+fn default_store_and_car_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("default-store");
+    let nar = corpus("attrs-23.2.0.nar");
+    // --car alone: the CAR is written, the store left alone.
+    let car = dir.path().join("x.car");
+    let out = ok(narfs(&store).args(["encode", "--car"]).arg(&car).arg(&nar));
+    let cid = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(car.exists() && !store.exists());
+    let from_car = ok(narfs(&store).args(["decode", "--car"]).arg(&car).arg(&cid)).stdout;
+    assert!(from_car == std::fs::read(&nar).unwrap());
+    // Without --car: the store named by $NARFS_STORE.
+    let v = encode(&store, &nar, None);
+    assert_eq!(v["root"], cid.as_str());
+    assert!(decode(&store, &cid) == std::fs::read(&nar).unwrap());
+    // --car and --store: both.
+    let other = dir.path().join("other-store");
+    let car2 = dir.path().join("y.car");
+    ok(narfs(&store)
+        .args(["encode", "--car"])
+        .arg(&car2)
+        .arg("--store")
+        .arg(&other)
+        .arg(&nar));
+    assert!(car2.exists());
+    let from_other = ok(narfs(&store)
+        .args(["decode", "--store"])
+        .arg(&other)
+        .arg(&cid))
+    .stdout;
+    assert!(from_other == std::fs::read(&nar).unwrap());
+    // An unknown name is an error saying so.
+    let out = narfs(&store)
+        .args(["decode", "no-such-name"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no root named"));
+}
