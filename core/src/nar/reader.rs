@@ -410,9 +410,23 @@ impl<R: Read> NarReader<R> {
                 max,
             });
         }
+        // Grown only as bytes arrive: a limit raised to the extreme must not turn a
+        // hostile length into an allocation of that size.
         out.clear();
-        out.resize(len as usize, 0);
-        self.read_exact_padded(out, what)
+        out.reserve(len.min(64 * 1024) as usize);
+        let start = self.offset;
+        let n = (&mut self.input)
+            .take(len)
+            .read_to_end(out)
+            .map_err(|e| io(start, e))?;
+        self.offset += n as u64;
+        if (n as u64) < len {
+            return Err(NarError::Truncated {
+                offset: start,
+                what,
+            });
+        }
+        self.read_padding(len)
     }
 }
 
