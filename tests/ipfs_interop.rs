@@ -219,7 +219,11 @@ fn real_system_trees_match_the_js_importer() {
         return;
     }
     let mut checked = 0;
-    for dir in ["/usr/share/zoneinfo", "/usr/share/perl5", "/usr/lib/python3/dist-packages"] {
+    for dir in [
+        "/usr/share/zoneinfo",
+        "/usr/share/perl5",
+        "/usr/lib/python3/dist-packages",
+    ] {
         let dir = Path::new(dir);
         if !dir.is_dir() {
             continue;
@@ -229,5 +233,8 @@ fn real_system_trees_match_the_js_importer() {
         }
         checked += 1;
     }
-    assert!(checked > 0, "none of the system trees exists on this machine");
+    assert!(
+        checked > 0,
+        "none of the system trees exists on this machine"
+    );
 }

@@ -14,7 +14,12 @@ use proptest::prelude::*;
 
 fn layouts() -> Vec<Layout> {
     let mut out = Vec::new();
-    for chunker in ["fixed:262144", "fixed:1024", "fastcdc:256:1024:4096", "fastcdc:16384:65536:262144"] {
+    for chunker in [
+        "fixed:262144",
+        "fixed:1024",
+        "fastcdc:256:1024:4096",
+        "fastcdc:16384:65536:262144",
+    ] {
         for hash in [HashAlg::Sha2_256, HashAlg::Blake3] {
             let mut l = Profile::KuboV1.layout();
             l.chunker = chunker.parse().unwrap();
@@ -71,23 +76,65 @@ fn nix_restores_decoded_nars() {
     for path in corpus().into_iter().step_by(3) {
         let car = tmp.path().join("x.car");
         let _ = std::fs::remove_file(&car);
-        let cid = common::run(common::narfs().args(["encode", "--chunker", "fastcdc:2048:8192:32768", "--car"]).arg(&car).arg(&path)).stdout;
+        let cid = common::run(
+            common::narfs()
+                .args(["encode", "--chunker", "fastcdc:2048:8192:32768", "--car"])
+                .arg(&car)
+                .arg(&path),
+        )
+        .stdout;
         let cid = String::from_utf8(cid).unwrap().trim().to_string();
         let decoded = tmp.path().join("d.nar");
-        common::run(common::narfs().args(["decode", "--car"]).arg(&car).arg("-o").arg(&decoded).arg(&cid));
+        common::run(
+            common::narfs()
+                .args(["decode", "--car"])
+                .arg(&car)
+                .arg("-o")
+                .arg(&decoded)
+                .arg(&cid),
+        );
         assert!(std::fs::read(&decoded).unwrap() == std::fs::read(&path).unwrap());
-        let dest = tmp.path().join(format!("r-{}", path.file_stem().unwrap().to_string_lossy()));
+        let dest = tmp
+            .path()
+            .join(format!("r-{}", path.file_stem().unwrap().to_string_lossy()));
         let status = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("nix-store --restore '{}' < '{}'", dest.display(), decoded.display()))
+            .arg(format!(
+                "nix-store --restore '{}' < '{}'",
+                dest.display(),
+                decoded.display()
+            ))
             .status()
             .unwrap();
-        assert!(status.success(), "nix-store --restore refused the decoded {}", path.display());
+        assert!(
+            status.success(),
+            "nix-store --restore refused the decoded {}",
+            path.display()
+        );
         // And `decode --to` restores the same tree.
-        let ours = tmp.path().join(format!("o-{}", path.file_stem().unwrap().to_string_lossy()));
-        common::run(common::narfs().args(["decode", "--car"]).arg(&car).arg("--to").arg(&ours).arg(&cid));
-        let a = common::run(std::process::Command::new("nix-store").arg("--dump").arg(&dest)).stdout;
-        let b = common::run(std::process::Command::new("nix-store").arg("--dump").arg(&ours)).stdout;
+        let ours = tmp
+            .path()
+            .join(format!("o-{}", path.file_stem().unwrap().to_string_lossy()));
+        common::run(
+            common::narfs()
+                .args(["decode", "--car"])
+                .arg(&car)
+                .arg("--to")
+                .arg(&ours)
+                .arg(&cid),
+        );
+        let a = common::run(
+            std::process::Command::new("nix-store")
+                .arg("--dump")
+                .arg(&dest),
+        )
+        .stdout;
+        let b = common::run(
+            std::process::Command::new("nix-store")
+                .arg("--dump")
+                .arg(&ours),
+        )
+        .stdout;
         assert!(a == b);
     }
 }
@@ -99,7 +146,13 @@ fn file_nar(name_path: &[&str], data: &[u8], executable: bool) -> Vec<u8> {
     for d in &name_path[..name_path.len() - 1] {
         w.directory(d.as_bytes()).unwrap();
     }
-    w.file(name_path.last().unwrap().as_bytes(), executable, data.len() as u64, &mut &data[..]).unwrap();
+    w.file(
+        name_path.last().unwrap().as_bytes(),
+        executable,
+        data.len() as u64,
+        &mut &data[..],
+    )
+    .unwrap();
     for _ in 0..name_path.len() {
         w.end_directory().unwrap();
     }
@@ -112,7 +165,11 @@ fn the_same_file_gets_the_same_cid_anywhere() {
     let data = common::bytes(9, 700_000);
     for layout in layouts() {
         let mut cids = Vec::new();
-        for (path, exe) in [(&["a"][..], false), (&["x", "y", "renamed"][..], false), (&["deep", "er", "still", "f"][..], false)] {
+        for (path, exe) in [
+            (&["a"][..], false),
+            (&["x", "y", "renamed"][..], false),
+            (&["deep", "er", "still", "f"][..], false),
+        ] {
             let nar = file_nar(path, &data, exe);
             let mut store = MemoryStore::new();
             let mut seen = Vec::new();
@@ -125,12 +182,19 @@ fn the_same_file_gets_the_same_cid_anywhere() {
             assert_eq!(seen.len(), 1);
             cids.push(seen[0].1);
         }
-        assert!(cids.windows(2).all(|w| w[0] == w[1]), "{layout:?}: {cids:?}");
+        assert!(
+            cids.windows(2).all(|w| w[0] == w[1]),
+            "{layout:?}: {cids:?}"
+        );
     }
 }
 
 /// Encodes a small tree and returns the store, the root and each entry's CID.
-fn sample() -> (MemoryStore, narfs_core::Cid, Vec<(String, EntryKind, narfs_core::Cid)>) {
+fn sample() -> (
+    MemoryStore,
+    narfs_core::Cid,
+    Vec<(String, EntryKind, narfs_core::Cid)>,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let tree = common::awkward_tree(tmp.path(), false);
     let nar = common::run(common::narfs().args(["nar", "dump"]).arg(&tree)).stdout;
@@ -144,13 +208,22 @@ fn sample() -> (MemoryStore, narfs_core::Cid, Vec<(String, EntryKind, narfs_core
 #[test]
 fn a_missing_block_names_its_cid_and_path() {
     let (mut store, root, entries) = sample();
-    let (path, _, cid) = entries.iter().find(|e| e.0 == "sub/deeper/two-chunks").unwrap().clone();
+    let (path, _, cid) = entries
+        .iter()
+        .find(|e| e.0 == "sub/deeper/two-chunks")
+        .unwrap()
+        .clone();
     // Remove one of the file's leaves.
     let node = narfs_core::dagpb::PBNode::decode(store.get_ref(&cid).unwrap()).unwrap();
     let leaf = node.links[1].hash;
     store.remove(&leaf).unwrap();
-    let err = decode_nar(&store, &root, Vec::new(), &Limits::default()).unwrap_err().to_string();
-    assert!(err.contains(&leaf.to_string()) && err.contains(&path) && err.contains("not found"), "{err}");
+    let err = decode_nar(&store, &root, Vec::new(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&leaf.to_string()) && err.contains(&path) && err.contains("not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -161,8 +234,13 @@ fn a_block_that_does_not_match_its_cid_is_refused() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     store.insert_unchecked(cid, bytes);
-    let err = decode_nar(&store, &root, Vec::new(), &Limits::default()).unwrap_err().to_string();
-    assert!(err.contains(&cid.to_string()) && err.contains(&path) && err.contains("hashes to"), "{err}");
+    let err = decode_nar(&store, &root, Vec::new(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&cid.to_string()) && err.contains(&path) && err.contains("hashes to"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -183,8 +261,13 @@ fn a_malformed_node_is_refused() {
     let bytes = node.encode();
     let new_root = narfs_core::block::cid_for(narfs_core::block::DAG_PB, HashAlg::Sha2_256, &bytes);
     store.put(&new_root, &bytes).unwrap();
-    let err = decode_nar(&store, &new_root, Vec::new(), &Limits::default()).unwrap_err().to_string();
-    assert!(err.contains(&bad.to_string()) && err.contains(&path) && err.contains("dag-pb"), "{err}");
+    let err = decode_nar(&store, &new_root, Vec::new(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&bad.to_string()) && err.contains(&path) && err.contains("dag-pb"),
+        "{err}"
+    );
 }
 
 proptest! {

@@ -100,13 +100,19 @@ pub enum Node {
 pub fn arb_tree() -> impl proptest::strategy::Strategy<Value = Node> {
     use proptest::prelude::*;
     let leaf = prop_oneof![
-        (any::<bool>(), prop::collection::vec(any::<u8>(), 0..3000)).prop_map(|(x, d)| Node::File(x, d)),
-        (any::<bool>(), 0usize..20_000, any::<u8>()).prop_map(|(x, n, b)| Node::File(x, vec![b; n])),
+        (any::<bool>(), prop::collection::vec(any::<u8>(), 0..3000))
+            .prop_map(|(x, d)| Node::File(x, d)),
+        (any::<bool>(), 0usize..20_000, any::<u8>())
+            .prop_map(|(x, n, b)| Node::File(x, vec![b; n])),
         "[a-z/.]{1,30}".prop_map(|t| Node::Symlink(t.into_bytes())),
     ];
     leaf.prop_recursive(4, 48, 8, |inner| {
         prop::collection::btree_map("[a-zA-Z0-9._ é☕-]{1,12}", inner, 0..8).prop_map(|m| {
-            Node::Dir(m.into_iter().filter(|(k, _)| k != "." && k != "..").collect())
+            Node::Dir(
+                m.into_iter()
+                    .filter(|(k, _)| k != "." && k != "..")
+                    .collect(),
+            )
         })
     })
 }

@@ -370,6 +370,24 @@ impl<R: Read> NarReader<R> {
 
     /// Reads a short token (at most `max` ≤ 16 bytes) into the scratch buffer.
     fn read_small(&mut self, max: u64, what: &'static str) -> Result<&[u8], NarError> {
+        // Fast path: the whole token is already buffered (almost always).
+        let buf = self.input.buffer();
+        if buf.len() >= 8 {
+            let len = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes")).min(max + 1);
+            let end = 8 + len as usize;
+            let total = end + padding(len);
+            if len <= max && buf.len() >= total {
+                if buf[end..total].iter().any(|&b| b != 0) {
+                    return Err(NarError::BadPadding {
+                        offset: self.offset + end as u64,
+                    });
+                }
+                self.scratch[..len as usize].copy_from_slice(&buf[8..end]);
+                self.input.consume(total);
+                self.offset += total as u64;
+                return Ok(&self.scratch[..len as usize]);
+            }
+        }
         let at = self.offset;
         let len = self.read_u64("a string length")?;
         if len > max {
