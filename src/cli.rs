@@ -36,6 +36,10 @@ pub enum Command {
     Rm(RmArgs),
     /// Measure chunking strategies (stored bytes, dedup, throughput) over a corpus of NARs.
     Experiment(ExperimentArgs),
+    /// Import a Nix file binary cache (`nix copy --to file://DIR`) into the store.
+    Import(crate::cmd::import::ImportArgs),
+    /// Serve the store read-only over HTTP: Nix binary cache and IPFS trustless gateway.
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -7,7 +7,9 @@ use crate::cli::{Cli, Command};
 mod decode;
 mod encode;
 mod experiment;
+pub mod import;
 mod nar;
+pub mod serve;
 mod store;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -21,5 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Gc(a) => store::gc(a),
         Command::Rm(a) => store::rm(a),
         Command::Experiment(a) => experiment::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }

@@ -74,7 +74,7 @@ fn stored_panel(s: &mut String, report: &Report) {
     // Axis unit: the binary unit of the largest value.
     let (unit, unit_name) = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
         .into_iter()
-        .find(|(u, _)| top >= *u as f64)
+        .find(|(u, _)| top >= 2.0 * *u as f64)
         .unwrap_or((1, "B"));
     let unit = unit as f64;
     // Start at zero unless every value sits high up; then zoom in on the spread.
