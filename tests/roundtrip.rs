@@ -280,3 +280,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn encoding_validates_the_whole_nar_even_after_the_root() {
+    let mut nar = file_nar(&["a"], b"data", false);
+    nar.extend_from_slice(&[0u8; 8]);
+    let err = encode(&nar[..], &Layout::default(), &mut MemoryStore::new(), None).unwrap_err();
+    assert!(err.to_string().contains("trailing"), "{err}");
+    let cut = file_nar(&["a"], &common::bytes(3, 600_000), false);
+    let err = encode(
+        &cut[..cut.len() - 100],
+        &Layout::default(),
+        &mut MemoryStore::new(),
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+}

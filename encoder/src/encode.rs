@@ -4,15 +4,15 @@
 //! `Symlink` nodes. Along the way the NAR's sha256 (Nix's `NarHash`) is computed.
 
 use std::io::{self, Read};
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use narfs_core::block::{cid_for, BlockSink, StoreError, DAG_PB};
 use narfs_core::dagpb::{encode_node_into, PBLinkRef};
-use narfs_core::nar::{Event, NarError, NarReader};
+use narfs_core::nar::NarError;
 use narfs_core::unixfs::UnixFsData;
 use narfs_core::Cid;
 use sha2::{Digest, Sha256};
 
-use crate::chunker::{ChunkBuffer, ChunkError};
 use crate::file::{put, Counts, FileTree, Sub};
 use crate::layout::Layout;
 
@@ -71,12 +71,27 @@ impl EncodeError {
     }
 }
 
+/// What the parser thread sends: the NAR's events, files as a run of chunks.
+pub(crate) enum Msg {
+    Directory(Vec<u8>),
+    DirectoryEnd,
+    Symlink(Vec<u8>, Vec<u8>),
+    /// A file starts (name, executable); its chunks follow, then [`Msg::FileEnd`].
+    File(Vec<u8>, bool),
+    Chunk(Vec<u8>),
+    FileEnd,
+}
+
 struct Dir {
     links: Vec<(String, Sub)>,
 }
 
-/// Encodes the NAR read from `input` into blocks handed to `sink`. The input is read
-/// and hashed on a second thread (see [`crate::readahead`]).
+/// Encodes the NAR read from `input` into blocks handed to `sink`.
+///
+/// Three threads share the work: one reads the input and computes the NAR's sha256
+/// ([`crate::readahead`]), one parses the NAR and cuts files into chunks
+/// ([`crate::parse`]), and the calling thread hashes the chunks, builds the nodes and
+/// hands blocks to `sink` (so neither `sink` nor `observer` need to be `Send`).
 pub fn encode<R: Read + Send, S: BlockSink>(
     input: R,
     layout: &Layout,
@@ -85,9 +100,19 @@ pub fn encode<R: Read + Send, S: BlockSink>(
 ) -> Result<Encoded, EncodeError> {
     std::thread::scope(|scope| {
         let (reader, producer) = crate::readahead::spawn(scope, input);
-        let result = encode_events(reader, layout, sink, observer);
+        let (events, recycle, parser) = crate::parse::spawn(scope, reader, layout.chunker);
+        let result = build(events, &recycle, layout, sink, observer);
+        // Stop the parser and reader if the builder stopped early.
+        drop(recycle);
+        let parsed = parser.join().expect("the parser thread does not panic");
         let (nar_size, nar_sha256) = producer.join().expect("the reader thread does not panic");
-        let (root, counts) = result?;
+        // The builder's error is the cause when both fail (the parser then stopped
+        // quietly); a parse error after the root (trailing bytes) still fails.
+        let (root, counts) = match (result, parsed) {
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+            (Ok(Some(done)), Ok(())) => done,
+            (Ok(None), Ok(())) => unreachable!("a parser that ends cleanly has sent a root"),
+        };
         Ok(Encoded {
             root: root.cid,
             tsize: root.tsize,
@@ -98,33 +123,34 @@ pub fn encode<R: Read + Send, S: BlockSink>(
     })
 }
 
-fn encode_events<R: Read, S: BlockSink>(
-    input: R,
+/// Turns parsed events into blocks; `None` if the events stopped before the root
+/// was complete (the parser then says why).
+fn build<S: BlockSink>(
+    events: Receiver<Msg>,
+    recycle: &SyncSender<Vec<u8>>,
     layout: &Layout,
     sink: &mut S,
     mut observer: Option<EntryObserver<'_>>,
-) -> Result<(Sub, Counts), EncodeError> {
-    let mut nar = NarReader::new(input);
+) -> Result<Option<(Sub, Counts)>, EncodeError> {
     let mut counts = Counts::default();
     let mut tree = FileTree::new(layout.hash, layout.max_links);
-    let mut chunks = ChunkBuffer::default();
     let mut dirs: Vec<Dir> = Vec::new();
     // Names of the open directories below the root, for paths.
     let mut path: Vec<String> = Vec::new();
     let mut node_buf = Vec::new();
     let mut data_buf = Vec::new();
-    let mut root: Option<Sub> = None;
+    let mut file: Option<(String, bool)> = None;
 
-    while let Some(event) = nar.next()? {
-        let (name, sub, kind) = match event {
-            Event::Directory { name } => {
+    for msg in events {
+        let (name, sub, kind) = match msg {
+            Msg::Directory(name) => {
                 if !dirs.is_empty() {
-                    path.push(utf8(name, &path)?);
+                    path.push(utf8(&name, &path)?);
                 }
                 dirs.push(Dir { links: Vec::new() });
                 continue;
             }
-            Event::DirectoryEnd => {
+            Msg::DirectoryEnd => {
                 let dir = dirs.pop().expect("the reader balances directories");
                 let sub = crate::directory::build(
                     dir.links,
@@ -141,9 +167,9 @@ fn encode_events<R: Read, S: BlockSink>(
                 };
                 (name, sub, EntryKind::Directory)
             }
-            Event::Symlink { name, target } => {
-                let name = utf8(name, &path)?;
-                UnixFsData::symlink(target).encode_into(&mut data_buf);
+            Msg::Symlink(name, target) => {
+                let name = utf8(&name, &path)?;
+                UnixFsData::symlink(&target).encode_into(&mut data_buf);
                 encode_node_into(
                     std::iter::empty::<PBLinkRef>(),
                     Some(&data_buf),
@@ -158,21 +184,17 @@ fn encode_events<R: Read, S: BlockSink>(
                 };
                 (name, sub, EntryKind::Symlink)
             }
-            Event::File {
-                name,
-                executable,
-                mut contents,
-                ..
-            } => {
-                let name = utf8(name, &path)?;
-                let result = layout.chunker.chunk(&mut contents, &mut chunks, |chunk| {
-                    tree.leaf(chunk, sink, &mut counts)
-                });
-                match result {
-                    Ok(_) => {}
-                    Err(ChunkError::Read(e)) => return Err(contents.error(e).into()),
-                    Err(ChunkError::Consumer(e)) => return Err(e.into()),
-                }
+            Msg::File(name, executable) => {
+                file = Some((utf8(&name, &path)?, executable));
+                continue;
+            }
+            Msg::Chunk(chunk) => {
+                tree.leaf(&chunk, sink, &mut counts)?;
+                let _ = recycle.try_send(chunk);
+                continue;
+            }
+            Msg::FileEnd => {
+                let (name, executable) = file.take().expect("chunks follow a file");
                 let sub = tree.finish(executable, sink, &mut counts)?;
                 (name, sub, EntryKind::File)
             }
@@ -187,10 +209,10 @@ fn encode_events<R: Read, S: BlockSink>(
         }
         match dirs.last_mut() {
             Some(parent) => parent.links.push((name, sub)),
-            None => root = Some(sub),
+            None => return Ok(Some((sub, counts))),
         }
     }
-    Ok((root.expect("a finished NAR has a root"), counts))
+    Ok(None)
 }
 
 fn utf8(name: &[u8], path: &[String]) -> Result<String, EncodeError> {

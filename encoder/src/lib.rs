@@ -11,6 +11,7 @@ pub mod fallback;
 pub mod file;
 pub mod hamt;
 pub mod layout;
+mod parse;
 mod readahead;
 
 pub use encode::{encode, EncodeError, Encoded, EntryKind};
