@@ -12,6 +12,9 @@ use narfs_core::nar::{Event, NarReader};
 use crate::chunker::{ChunkBuffer, ChunkError, Chunker};
 use crate::encode::{EncodeError, Msg};
 
+/// The parser thread; it ends with the parse error, if any.
+pub(crate) type Parser<'scope> = ScopedJoinHandle<'scope, Result<(), EncodeError>>;
+
 /// Messages in flight between the parser and the builder.
 const IN_FLIGHT: usize = 16;
 
@@ -22,11 +25,7 @@ pub(crate) fn spawn<'scope, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     input: R,
     chunker: Chunker,
-) -> (
-    Receiver<Msg>,
-    SyncSender<Vec<u8>>,
-    ScopedJoinHandle<'scope, Result<(), EncodeError>>,
-) {
+) -> (Receiver<Msg>, SyncSender<Vec<u8>>, Parser<'scope>) {
     let (tx, rx) = sync_channel::<Msg>(IN_FLIGHT);
     let (back, recycled) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
     let thread = scope.spawn(move || parse(input, chunker, &tx, &recycled));
