@@ -397,11 +397,16 @@ fn decode_link(bytes: &[u8], base: usize, link: usize) -> Result<PBLink, DagPbEr
     Ok(PBLink { hash, name, tsize })
 }
 
-/// Exactly one CID, nothing after it.
-fn parse_cid(mut bytes: &[u8]) -> Result<Cid, String> {
-    let cid = Cid::read_bytes(&mut bytes).map_err(|e| e.to_string())?;
-    if !bytes.is_empty() {
-        return Err(format!("{} bytes after the CID", bytes.len()));
+/// Exactly one CID, nothing after it, canonically encoded: the varint reader drops
+/// the high bits of a 10-byte varint, so two byte strings could name one CID.
+fn parse_cid(bytes: &[u8]) -> Result<Cid, String> {
+    let mut rest = bytes;
+    let cid = Cid::read_bytes(&mut rest).map_err(|e| e.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!("{} bytes after the CID", rest.len()));
+    }
+    if cid.to_bytes() != bytes {
+        return Err("CID not canonically encoded".into());
     }
     Ok(cid)
 }

@@ -134,6 +134,16 @@ impl<'s, S: BlockSource> FileReader<'s, S> {
                 fs.blocksizes.len()
             )));
         }
+        // Empty children repeated at every level would let a few blocks make a walk
+        // that never ends while producing nothing. An empty child is allowed only
+        // alone (narfs wraps an empty executable's leaf so), where a chain of them
+        // is bounded by `max_file_depth`.
+        if fs.blocksizes.len() > 1 && fs.blocksizes.contains(&0) {
+            return Err(bad(format!(
+                "a file node of {} children has one that claims 0 bytes",
+                fs.blocksizes.len()
+            )));
+        }
         let children_size = fs
             .blocksizes
             .iter()

@@ -25,6 +25,10 @@ pub fn entries(
     let fanout = check_shard(cid, &fs, path, None)?;
     let width = format!("{:X}", fanout - 1).len();
     let mut out = Vec::new();
+    // A sub-shard reached twice would list the same names twice; refusing it keeps
+    // the walk linear in the blocks (else a few shards linking one sub-shard many
+    // times at every level would expand exponentially).
+    let mut seen = std::collections::HashSet::from([*cid]);
     let mut stack = vec![(*cid, node, 0usize)];
     while let Some((cid, node, depth)) = stack.pop() {
         for link in node.links {
@@ -50,6 +54,13 @@ pub fn entries(
                     &link.hash,
                     path,
                     Problem::TooDeep(MAX_SHARD_DEPTH),
+                ));
+            }
+            if !seen.insert(link.hash) {
+                return Err(DecodeError::new(
+                    &link.hash,
+                    path,
+                    malformed("a sub-shard is linked more than once"),
                 ));
             }
             let block = fetch(source, &link.hash, path)?;

@@ -3,7 +3,7 @@
 //! stack of open directories), so a deep DAG costs heap bounded by the depth limit,
 //! never the call stack.
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use narfs_core::block::{BlockSource, RAW};
 use narfs_core::nar::{NarError, NarWriter};
@@ -28,7 +28,11 @@ pub fn decode_nar<S: BlockSource, W: Write>(
     out: W,
     limits: &Limits,
 ) -> Result<W, DecodeError> {
-    let mut nar = NarWriter::new(out);
+    let mut nar = NarWriter::new(Bounded {
+        inner: out,
+        left: limits.max_output,
+        max: limits.max_output,
+    });
     let mut stack: Vec<OpenDir> = Vec::new();
     node(source, root, "", "", &mut nar, &mut stack, limits)?;
     while let Some(dir) = stack.last_mut() {
@@ -47,10 +51,52 @@ pub fn decode_nar<S: BlockSource, W: Write>(
         };
         node(source, &cid, &name, &path, &mut nar, &mut stack, limits)?;
     }
-    nar.finish().map_err(|e| nar_error(root, "", e))
+    let out = nar.finish().map_err(|e| nar_error(root, "", e))?;
+    Ok(out.inner)
 }
 
+/// The output, refusing any write that would take it past `max`, so that the limit
+/// holds for every byte (entry headers included), not only for file contents.
+struct Bounded<W> {
+    inner: W,
+    left: u64,
+    max: u64,
+}
+
+/// The error [`Bounded`] gives when a write would pass the limit of `.0` bytes.
+#[derive(Debug)]
+struct OverLimit(u64);
+
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the output would exceed the limit of {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for OverLimit {}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(io::Error::other(OverLimit(self.max)));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A writer error, or [`Problem::TooLarge`] when it is [`Bounded`] refusing.
 fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
+    if let NarError::Io { source, .. } = &e {
+        if let Some(OverLimit(max)) = source.get_ref().and_then(|i| i.downcast_ref()) {
+            return DecodeError::new(cid, path, Problem::TooLarge(*max));
+        }
+    }
     DecodeError::new(cid, path, Problem::Nar(e))
 }
 

@@ -223,7 +223,9 @@ pub(crate) fn parse_cid_prefix(buf: &[u8]) -> Result<(Cid, usize), String> {
     let mut rest = buf;
     let cid = Cid::read_bytes(&mut rest).map_err(|e| e.to_string())?;
     let used = buf.len() - rest.len();
-    if cid.encoded_len() != used {
+    // Same length is not enough: the varint reader drops the high bits of a 10-byte
+    // varint, so different bytes of the same length can give the same CID.
+    if cid.to_bytes() != buf[..used] {
         return Err("CID not canonically encoded".into());
     }
     Ok((cid, used))
