@@ -49,8 +49,10 @@ pub struct FileTree {
 }
 
 impl FileTree {
+    /// `max_links` below 2 is taken as 2: a file node needs room for two links for
+    /// the tree to converge.
     pub fn new(hash: HashAlg, max_links: usize) -> Self {
-        assert!(max_links >= 2, "a file node needs room for two links");
+        let max_links = max_links.max(2);
         FileTree {
             hash,
             max_links,

@@ -92,14 +92,24 @@ fn decode_fallback(
 
 /// Decodes into a pipe read by `restore`, so the tree is built as the NAR streams.
 fn to_dir(dir: &Path, decode: impl FnOnce(&mut dyn Write) -> Result<()> + Send) -> Result<()> {
+    // Refuse an existing target before decoding anything (restore checks again).
+    if dir.symlink_metadata().is_ok() {
+        anyhow::bail!("cannot restore into {}: already exists", dir.display());
+    }
     let (reader, mut writer) = io::pipe()?;
     std::thread::scope(|scope| {
         let restorer = scope.spawn(move || restore(reader, dir, RestoreOptions::default()));
         let decoded = decode(&mut writer);
         drop(writer);
         let restored = restorer.join().expect("restore does not panic");
-        // The decode error is the cause when both fail (restore then sees a cut NAR).
-        decoded?;
-        restored.with_context(|| format!("cannot restore into {}", dir.display()))
+        let context = || format!("cannot restore into {}", dir.display());
+        match (decoded, restored) {
+            // Restore refused first (e.g. DIR exists) and closed the pipe: its error
+            // is the cause, not the decoder's broken pipe.
+            (Err(d), Err(r)) if crate::io::is_broken_pipe(&d) => Err(r).with_context(context),
+            // Otherwise the decode error is the cause (restore then saw a cut NAR).
+            (Err(d), _) => Err(d),
+            (Ok(()), r) => r.with_context(context),
+        }
     })
 }

@@ -29,7 +29,12 @@ impl CarFile {
     }
 
     /// Indexes an open CAR file in one pass, reading only lengths and CIDs.
-    pub fn from_file(file: File) -> Result<Self, CarError> {
+    pub fn from_file(mut file: File) -> Result<Self, CarError> {
+        // The index holds absolute offsets: read from the start, wherever the file is.
+        io::Seek::rewind(&mut file).map_err(|e| CarError::Io {
+            offset: 0,
+            source: e,
+        })?;
         let len = file
             .metadata()
             .map_err(|e| CarError::Io {
