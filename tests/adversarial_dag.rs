@@ -6,7 +6,7 @@
 #[path = "adversarial/util.rs"]
 mod util;
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use narfs_core::block::{BlockSource, MemoryStore, StoreError};
@@ -20,12 +20,12 @@ use util::{decode, decode_err, dir, file_node, link, malformed, node, raw, symli
 /// A block source that counts the blocks asked for.
 struct Counting<'a> {
     store: &'a MemoryStore,
-    gets: Cell<u64>,
+    gets: AtomicU64,
 }
 
 impl BlockSource for Counting<'_> {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
-        self.gets.set(self.gets.get() + 1);
+        self.gets.fetch_add(1, Ordering::Relaxed);
         self.store.get(cid)
     }
 }
@@ -221,7 +221,7 @@ fn nesting_100_000_levels_in_a_dag() {
 fn bounded(s: &MemoryStore, root: &Cid, max_output: u64) -> (Problem, u64, Duration) {
     let source = Counting {
         store: s,
-        gets: Cell::new(0),
+        gets: AtomicU64::new(0),
     };
     let limits = Limits {
         max_output,
@@ -229,7 +229,11 @@ fn bounded(s: &MemoryStore, root: &Cid, max_output: u64) -> (Problem, u64, Durat
     };
     let start = Instant::now();
     let e = decode_nar(&source, root, std::io::sink(), &limits).expect_err("over the limit");
-    (*e.problem, source.gets.get(), start.elapsed())
+    (
+        *e.problem,
+        source.gets.load(Ordering::Relaxed),
+        start.elapsed(),
+    )
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! (`filesize`, `blocksizes`) against what the children really hold, and holding no
 //! more than one block plus one link list per tree level in memory.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
+
+use rayon::prelude::*;
 
 use narfs_core::block::{verify, BlockSource, RAW};
 use narfs_core::dagpb::PBNode;
@@ -44,9 +47,15 @@ struct Level {
     next: usize,
 }
 
+/// Most raw leaves fetched and verified together (on both cores). Bounded by count
+/// because a block's real size is only known once fetched.
+const PREFETCH: usize = 16;
+
 /// Streams the bytes of the file rooted at a block.
-pub struct FileReader<'s, S: BlockSource> {
+pub struct FileReader<'s, S: BlockSource + Sync> {
     source: &'s S,
+    /// Verified raw leaves: the next children of the innermost level, in order.
+    ready: VecDeque<Vec<u8>>,
     path: String,
     limits: Limits,
     stack: Vec<Level>,
@@ -57,7 +66,7 @@ pub struct FileReader<'s, S: BlockSource> {
     executable: bool,
 }
 
-impl<'s, S: BlockSource> FileReader<'s, S> {
+impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
     /// Opens the file whose root block is `root` (already fetched and verified).
     pub fn open(
         source: &'s S,
@@ -68,6 +77,7 @@ impl<'s, S: BlockSource> FileReader<'s, S> {
     ) -> Result<Self, DecodeError> {
         let mut r = FileReader {
             source,
+            ready: VecDeque::new(),
             path: path.to_string(),
             limits,
             stack: Vec::new(),
@@ -184,8 +194,15 @@ impl<'s, S: BlockSource> FileReader<'s, S> {
                 self.stack.pop();
                 continue;
             };
+            if cid.codec() == RAW && self.ready.is_empty() {
+                self.prefetch()?;
+            }
+            let level = self.stack.last_mut().expect("looked at above");
             level.next += 1;
-            let block = fetch(self.source, &cid, &self.path)?;
+            let block = match self.ready.pop_front() {
+                Some(block) => block,
+                None => fetch(self.source, &cid, &self.path)?,
+            };
             if cid.codec() == RAW {
                 if block.len() as u64 != expected {
                     let msg = format!(
@@ -211,6 +228,31 @@ impl<'s, S: BlockSource> FileReader<'s, S> {
         Ok(true)
     }
 
+    /// Fetches and verifies the run of raw leaves that starts at the innermost level's
+    /// next child, in parallel; verification (hashing) is most of decoding's work.
+    fn prefetch(&mut self) -> Result<(), DecodeError> {
+        let level = self.stack.last().expect("called with a level");
+        let batch: Vec<Cid> = level.children[level.next..]
+            .iter()
+            .map(|(cid, _)| *cid)
+            .take_while(|cid| cid.codec() == RAW)
+            .take(PREFETCH)
+            .collect();
+        let (source, path) = (self.source, self.path.as_str());
+        let fetched: Vec<_> = if batch.len() > 1 {
+            batch
+                .par_iter()
+                .map(|cid| fetch(source, cid, path))
+                .collect()
+        } else {
+            batch.iter().map(|cid| fetch(source, cid, path)).collect()
+        };
+        for block in fetched {
+            self.ready.push_back(block?);
+        }
+        Ok(())
+    }
+
     /// The next bytes of the file, or an empty slice at its end.
     pub fn next_bytes(&mut self) -> Result<&[u8], DecodeError> {
         if !self.fill()? {
@@ -222,7 +264,7 @@ impl<'s, S: BlockSource> FileReader<'s, S> {
     }
 }
 
-impl<S: BlockSource> Read for FileReader<'_, S> {
+impl<S: BlockSource + Sync> Read for FileReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.fill().map_err(io::Error::other)? {
             return Ok(0);

@@ -22,7 +22,7 @@ struct OpenDir {
 }
 
 /// Writes the NAR of the tree rooted at `root` to `out`.
-pub fn decode_nar<S: BlockSource, W: Write>(
+pub fn decode_nar<S: BlockSource + Sync, W: Write>(
     source: &S,
     root: &Cid,
     out: W,
@@ -102,7 +102,7 @@ fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
 
 /// Emits one node: a whole file or symlink, or the opening of a directory (whose
 /// entries are pushed for the main loop).
-fn node<S: BlockSource, W: Write>(
+fn node<S: BlockSource + Sync, W: Write>(
     source: &S,
     cid: &Cid,
     name: &str,

@@ -70,7 +70,7 @@ pub fn run(args: DecodeArgs) -> Result<()> {
 
 /// The fallback: the CID is a file holding the zstd-compressed NAR.
 fn decode_fallback(
-    source: &impl BlockSource,
+    source: &(impl BlockSource + Sync),
     cid: &narfs_core::Cid,
     out: &mut dyn Write,
     limits: &Limits,
