@@ -1,8 +1,9 @@
-//! Block files: where a CID lives (`blocks/XY/<cid>` or `<cid>.zst`), reading one back
+//! Block files: where a CID lives (`blocks/XY/<cid>` or `<cid>.zst`), writing one
+//! (compressed when that pays, writeback started at once), reading one back
 //! (decompressed), and listing them all.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -40,6 +41,86 @@ pub(crate) fn shard(name: &str) -> &str {
 pub(crate) fn path(dir: &Path, cid: &Cid) -> PathBuf {
     let name = cid.to_string();
     dir.join("blocks").join(shard(&name)).join(name)
+}
+
+/// Blocks longer than this are compressed only if a [`SAMPLE`]-byte piece of their
+/// middle compresses (most of an incompressible block's zstd time is then saved).
+const SAMPLE_ABOVE: usize = 64 << 10;
+const SAMPLE: usize = 16 << 10;
+
+/// A writer thread's zstd state: one compression context reused for every block.
+pub(crate) struct Packer {
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    buf: Vec<u8>,
+}
+
+impl Packer {
+    /// `level: None` stores every block raw.
+    pub(crate) fn new(level: Option<i32>) -> Packer {
+        Packer {
+            zstd: level.and_then(|l| zstd::bulk::Compressor::new(l).ok()),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The zstd frame of `data` if it is at least 1/8 smaller, else `None` (store raw).
+    pub(crate) fn pack(&mut self, data: &[u8]) -> Option<&[u8]> {
+        let z = self.zstd.as_mut()?;
+        if data.len() > SAMPLE_ABOVE {
+            let mid = data.len() / 2 - SAMPLE / 2;
+            let sample = &data[mid..mid + SAMPLE];
+            if !fits(z, sample, &mut self.buf) {
+                return None;
+            }
+        }
+        fits(z, data, &mut self.buf).then_some(self.buf.as_slice())
+    }
+}
+
+/// Compresses `data` into `buf`; whether it saved at least 1/8.
+fn fits(z: &mut zstd::bulk::Compressor<'static>, data: &[u8], buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    buf.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    match z.compress_to_buffer(data, buf) {
+        Ok(n) => n <= data.len() - data.len() / 8,
+        Err(_) => false,
+    }
+}
+
+/// Creates `path` holding `bytes` and starts writing it to disk right away (Linux:
+/// `sync_file_range(WRITE)`, which does not wait), so that the `syncfs` which must
+/// precede the rename finds little left to write.
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a hint on a file descriptor we own; no memory is passed.
+        unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    }
+    Ok(())
+}
+
+/// Makes sure the shard directory `blocks/XY` of `dest` exists, once per shard per
+/// writer (`known` remembers the ones seen).
+pub(crate) fn ensure_shard(
+    dest: &Path,
+    known: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), Error> {
+    let Some(parent) = dest.parent() else {
+        return Ok(());
+    };
+    if known.contains(parent) {
+        return Ok(());
+    }
+    match fs::create_dir(parent) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(parent)(e)),
+    }
+    known.insert(parent.to_path_buf());
+    Ok(())
 }
 
 fn zst_path(raw: &Path) -> PathBuf {

@@ -1,24 +1,28 @@
 //! A write session: the [`BlockSink`] the encoder writes into. The encoder's thread only
-//! remembers which CIDs it has seen and hands each new one to writer threads, which
-//! skip blocks already stored, compress, and create the files under the session's
-//! `tmp/` directory; so hashing and writing use both cores. Every `batch_bytes` and at
-//! the end, the file system is synced and the files renamed to their CIDs; the root
-//! record is written last, after a final sync.
+//! remembers which CIDs it has seen and queues each new one (the queue is bounded in
+//! bytes, so `put` does not wait on the disk); writer threads skip blocks already
+//! stored, compress, create the shard directory, write the files under the session's
+//! `tmp/` directory and start their writeback at once; so hashing and writing use both
+//! cores and the disk works while the encoder does. Every `batch_bytes` and at the end,
+//! the file system is synced and the files renamed to their CIDs (in parallel); the
+//! root record is written last, after a final sync.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use narfs_core::block::{BlockSink, StoreError};
 use narfs_core::Cid;
 
-use crate::blocks::{self, ZST};
+use crate::blocks::{self, Packer, ZST};
 use crate::lock::{sync_fs, LockGuard};
 use crate::{roots, Error, Options, RootRecord, Store};
+
+/// Bytes of blocks queued for the writers before `put` waits.
+const QUEUE_BYTES: usize = 64 << 20;
 
 /// What a finished session newly stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,11 +49,84 @@ struct Shared {
 
 type Job = (Cid, Vec<u8>);
 
+/// The blocks waiting for a writer, bounded by [`QUEUE_BYTES`].
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    bytes: usize,
+    /// No more jobs will come; writers drain the rest.
+    closed: bool,
+    /// A writer failed: everyone stops.
+    failed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `job`, waiting while the queue is full; false if the writers stopped.
+    fn push(&self, job: Job) -> bool {
+        let mut q = self.lock();
+        while q.bytes >= QUEUE_BYTES && !q.failed {
+            q = self.room.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        if q.failed || q.closed {
+            return false;
+        }
+        q.bytes += job.1.len();
+        q.jobs.push_back(job);
+        drop(q);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next job; `None` once closed and drained, or failed.
+    fn pop(&self) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if q.failed {
+                return None;
+            }
+            if let Some(job) = q.jobs.pop_front() {
+                q.bytes -= job.1.len();
+                drop(q);
+                self.room.notify_one();
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn close(&self, failed: bool) {
+        let mut q = self.lock();
+        q.closed = true;
+        q.failed |= failed;
+        if failed {
+            q.jobs.clear();
+            q.bytes = 0;
+        }
+        drop(q);
+        self.ready.notify_all();
+        self.room.notify_all();
+    }
+}
+
 /// A write session into a [`Store`]; see the module doc.
 pub struct StoreSink {
     shared: Arc<Shared>,
     seen: HashSet<Cid>,
-    tx: Option<SyncSender<Job>>,
+    queue: Arc<Queue>,
     workers: Vec<JoinHandle<Result<(), Error>>>,
     _lock: LockGuard,
 }
@@ -76,18 +153,23 @@ impl StoreSink {
             new_bytes: AtomicU64::new(0),
             new_stored: AtomicU64::new(0),
         });
-        let (tx, rx) = sync_channel::<Job>(64);
-        let rx = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(Queue::default());
         let workers = (0..options.writers.max(1))
             .map(|_| {
-                let (shared, rx) = (shared.clone(), rx.clone());
-                std::thread::spawn(move || worker(&shared, &rx))
+                let (shared, queue) = (shared.clone(), queue.clone());
+                std::thread::spawn(move || {
+                    let r = worker(&shared, &queue);
+                    if r.is_err() {
+                        queue.close(true);
+                    }
+                    r
+                })
             })
             .collect();
         Ok(StoreSink {
             shared,
             seen: HashSet::new(),
-            tx: Some(tx),
+            queue,
             workers,
             _lock: lock,
         })
@@ -98,7 +180,7 @@ impl StoreSink {
     pub fn finish(mut self, record: Option<RootRecord>) -> Result<Written, Error> {
         self.join()?;
         let s = &self.shared;
-        publish(s, take_pending(s))?;
+        publish(s, take_pending(s), s.options.writers.max(1))?;
         sync_fs(&s.dir)?;
         let written = Written {
             new_blocks: s.new_blocks.load(Ordering::Relaxed),
@@ -114,7 +196,7 @@ impl StoreSink {
     }
 
     fn join(&mut self) -> Result<(), Error> {
-        self.tx = None;
+        self.queue.close(false);
         let mut first = None;
         for w in self.workers.drain(..) {
             let r = w
@@ -141,11 +223,7 @@ impl BlockSink for StoreSink {
         if !self.seen.insert(*cid) {
             return Ok(());
         }
-        let sent = match &self.tx {
-            Some(tx) => tx.send((*cid, data.to_vec())).is_ok(),
-            None => false,
-        };
-        if sent {
+        if self.queue.push((*cid, data.to_vec())) {
             return Ok(());
         }
         // A writer stopped: its error is the cause.
@@ -154,62 +232,71 @@ impl BlockSink for StoreSink {
     }
 }
 
-fn worker(s: &Shared, rx: &Mutex<Receiver<Job>>) -> Result<(), Error> {
-    loop {
-        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok((cid, data)) = job else {
-            return Ok(());
-        };
+fn worker(s: &Shared, queue: &Queue) -> Result<(), Error> {
+    let mut packer = Packer::new(s.options.zstd_level);
+    let mut shards = HashSet::new();
+    while let Some((cid, data)) = queue.pop() {
         if blocks::find(&s.dir, &cid).is_some() {
             continue;
         }
         let mut dest = blocks::path(&s.dir, &cid);
-        let compressed = s
-            .options
-            .zstd_level
-            .and_then(|l| zstd::bulk::compress(&data, l).ok())
-            .filter(|c| c.len() <= data.len() - data.len() / 8);
-        let bytes = match &compressed {
+        blocks::ensure_shard(&dest, &mut shards)?;
+        let bytes = match packer.pack(&data) {
             Some(c) => {
                 dest.as_mut_os_string().push(ZST);
-                c.as_slice()
+                c
             }
             None => data.as_slice(),
         };
         let tmp = s.session.join(dest.file_name().unwrap_or_default());
-        fs::write(&tmp, bytes).map_err(Error::io(&tmp))?;
+        blocks::write_new(&tmp, bytes).map_err(Error::io(&tmp))?;
+        let stored = bytes.len() as u64;
         s.new_blocks.fetch_add(1, Ordering::Relaxed);
         s.new_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        s.new_stored
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        s.new_stored.fetch_add(stored, Ordering::Relaxed);
         let batch = {
             let mut p = s.pending.lock().unwrap_or_else(|p| p.into_inner());
             p.0.push((tmp, dest));
-            p.1 += bytes.len() as u64;
+            p.1 += stored;
             if p.1 >= s.options.batch_bytes {
                 std::mem::take(&mut *p).0
             } else {
                 Vec::new()
             }
         };
-        publish(s, batch)?;
+        publish(s, batch, 1)?;
     }
+    Ok(())
 }
 
 fn take_pending(s: &Shared) -> Vec<(PathBuf, PathBuf)> {
     std::mem::take(&mut *s.pending.lock().unwrap_or_else(|p| p.into_inner())).0
 }
 
-/// Syncs the written files, then renames them to their CIDs.
-fn publish(s: &Shared, batch: Vec<(PathBuf, PathBuf)>) -> Result<(), Error> {
+/// Syncs the written files, then renames them to their CIDs on `threads` threads.
+fn publish(s: &Shared, batch: Vec<(PathBuf, PathBuf)>, threads: usize) -> Result<(), Error> {
     if batch.is_empty() {
         return Ok(());
     }
     sync_fs(&s.dir)?;
-    for (tmp, dest) in batch {
-        rename_into(&tmp, &dest)?;
+    let rename_all = |part: &[(PathBuf, PathBuf)]| -> Result<(), Error> {
+        part.iter()
+            .try_for_each(|(tmp, dest)| rename_into(tmp, dest))
+    };
+    if threads < 2 || batch.len() < 64 {
+        return rename_all(&batch);
     }
-    Ok(())
+    let per = batch.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batch
+            .chunks(per)
+            .map(|part| scope.spawn(move || rename_all(part)))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Writer("a rename thread panicked".into())))
+        })
+    })
 }
 
 fn rename_into(tmp: &Path, dest: &Path) -> Result<(), Error> {
