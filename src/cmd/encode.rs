@@ -152,6 +152,7 @@ fn record(v: &serde_json::Value, name: Option<String>) -> RootRecord {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default(),
+        narinfo: None,
     }
 }
 

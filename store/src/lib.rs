@@ -39,7 +39,7 @@ use narfs_core::Cid;
 
 pub use blocks::BlockInfo;
 pub use lock::LockGuard;
-pub use roots::RootRecord;
+pub use roots::{NarInfoMeta, RootRecord};
 pub use sink::{StoreSink, Written};
 pub use walk::{GcReport, Stats, VerifyReport};
 

@@ -39,6 +39,28 @@ pub struct RootRecord {
     pub new_bytes: u64,
     /// Seconds since the Unix epoch.
     pub created: u64,
+    /// The binary cache's metadata of an imported store path (`narfs import`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narinfo: Option<NarInfoMeta>,
+}
+
+/// The narinfo fields of a store path that narfs does not compute itself, kept so that
+/// `narfs serve` can give Nix back what the original cache said (signatures included).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NarInfoMeta {
+    /// `/nix/store/<hash>-<name>`.
+    pub store_path: String,
+    /// Base names (`<hash>-<name>`) of the paths this one refers to.
+    #[serde(default)]
+    pub references: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deriver: Option<String>,
+    /// `Sig:` lines, `<key name>:<base64 signature>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sigs: Vec<String>,
+    /// Content address (`CA:`), e.g. `fixed:r:sha256:...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 impl RootRecord {

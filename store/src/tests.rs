@@ -21,6 +21,7 @@ fn record(root: &Cid, name: Option<&str>) -> RootRecord {
         new_blocks: 0,
         new_bytes: 0,
         created: 0,
+        narinfo: None,
     }
 }
 

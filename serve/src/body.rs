@@ -1,0 +1,148 @@
+//! Streaming response bodies with bounded memory: a blocking producer (the NAR decoder,
+//! the CAR walker) writes into a [`ChannelWriter`] on a blocking thread; chunks of
+//! [`CHUNK`] bytes go through a channel of [`DEPTH`] slots to a [`ChannelBody`] that
+//! hyper sends. A slow client makes the producer wait; a gone client makes its next
+//! write fail with `BrokenPipe`, which stops it.
+
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+use tokio::sync::mpsc;
+
+/// Bytes per chunk handed to hyper.
+pub const CHUNK: usize = 256 << 10;
+/// Chunks in flight per response: with [`CHUNK`], at most 1 MiB queued per request.
+pub const DEPTH: usize = 4;
+
+type Msg = io::Result<Bytes>;
+
+/// A body and the writer that feeds it.
+pub fn channel(len: Option<u64>) -> (ChannelWriter, ChannelBody) {
+    let (tx, rx) = mpsc::channel(DEPTH);
+    (
+        ChannelWriter {
+            tx,
+            buf: BytesMut::with_capacity(CHUNK),
+        },
+        ChannelBody {
+            rx,
+            first: None,
+            left: len,
+        },
+    )
+}
+
+/// The blocking end: buffers writes into chunks and sends them. Call
+/// [`finish`](Self::finish) at the end or [`fail`](Self::fail) on an error; dropped
+/// without either, the body ends early and hyper reports a cut response.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Msg>,
+    buf: BytesMut,
+}
+
+impl ChannelWriter {
+    fn send(&mut self, msg: Msg) -> io::Result<()> {
+        self.tx
+            .blocking_send(msg)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+
+    fn send_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.buf.reserve(CHUNK);
+        self.send(Ok(chunk))
+    }
+
+    /// Sends what is buffered; the body then ends.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.send_buf()
+    }
+
+    /// Ends the body with an error (hyper then cuts the connection, so that the client
+    /// cannot take a truncated body for a whole one).
+    pub fn fail(mut self, why: String) {
+        let _ = self.send_buf();
+        let _ = self.send(Err(io::Error::other(why)));
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send_buf()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Chunks go out when full; flushing early would only make them smaller.
+        Ok(())
+    }
+}
+
+/// The async end, an [`http_body::Body`] with an exact size when one is known.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Msg>,
+    /// A chunk taken by [`first`](Self::first), to be sent first.
+    first: Option<Bytes>,
+    left: Option<u64>,
+}
+
+impl ChannelBody {
+    /// Waits for the producer's first chunk, so that an error before any byte can
+    /// become a proper status code. `Ok(false)`: the body is empty.
+    pub async fn first(&mut self) -> io::Result<bool> {
+        match self.rx.recv().await {
+            Some(Ok(b)) => {
+                self.first = Some(b);
+                Ok(true)
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(false),
+        }
+    }
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let next = match self.first.take() {
+            Some(b) => Some(Ok(b)),
+            None => match self.rx.poll_recv(cx) {
+                Poll::Ready(m) => m,
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        Poll::Ready(match next {
+            Some(Ok(b)) => {
+                if let Some(left) = &mut self.left {
+                    *left = left.saturating_sub(b.len() as u64);
+                }
+                Some(Ok(Frame::data(b)))
+            }
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        })
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.left {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The Nix binary cache protocol: `/nix-cache-info`, `/<hash>.narinfo` for every root
+//! `narfs import` recorded with its narinfo fields, and `/nar/<cid>.nar`, the NAR of
+//! any recorded root decoded from its verified DAG while it streams out.
+
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use narfs_core::Cid;
+use narfs_decoder::{decode_nar, fetch, FileReader, Limits};
+use narfs_store::{RootRecord, Store};
+
+use crate::body::{channel, ChannelWriter};
+use crate::{blocking, fail, internal, narinfo, text, AppState};
+
+pub async fn cache_info() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/x-nix-cache-info"),
+        )],
+        narinfo::cache_info(),
+    )
+        .into_response()
+}
+
+pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+    let Some(hash) = file.strip_suffix(".narinfo") else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if !narinfo::is_hash_part(hash) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "a narinfo is asked for by the 32-character hash of its store path\n",
+        );
+    }
+    let hash = hash.to_string();
+    let found = blocking(move || {
+        let snap = st.index.snapshot().map_err(fail)?;
+        Ok(snap.by_hash(&hash).and_then(|rec| {
+            let meta = rec.narinfo.as_ref()?;
+            Some(narinfo::render(rec, meta))
+        }))
+    })
+    .await;
+    match found {
+        Ok(Some(body)) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/x-nix-narinfo"),
+            )],
+            body,
+        )
+            .into_response(),
+        Ok(None) => text(StatusCode::NOT_FOUND, "no such store path here\n"),
+        Err(r) => r,
+    }
+}
+
+pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+    let Some(c) = file.strip_suffix(".nar") else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let Ok(cid) = Cid::from_str(c) else {
+        return text(StatusCode::BAD_REQUEST, "expected nar/<root CID>.nar\n");
+    };
+    let key = cid.to_string();
+    let st2 = st.clone();
+    let rec = blocking(move || {
+        let snap = st2.index.snapshot().map_err(fail)?;
+        Ok(snap.by_cid(&key).cloned())
+    })
+    .await;
+    let rec = match rec {
+        Ok(Some(r)) => r,
+        Ok(None) => return text(StatusCode::NOT_FOUND, "no NAR with that root here\n"),
+        Err(r) => return r,
+    };
+    let (writer, mut body) = channel(Some(rec.nar_size));
+    let store = st.store.clone();
+    tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, writer));
+    match body.first().await {
+        Ok(_) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-nix-archive"),
+            )],
+            Body::new(body),
+        )
+            .into_response(),
+        Err(e) => internal(format!("cannot decode the NAR of {cid}: {e}")),
+    }
+}
+
+/// Decodes the root's NAR into `w` under the store's shared lock (so `gc` cannot take
+/// blocks away mid-stream), producing at most the recorded NarSize.
+fn stream_nar(store: &Store, cid: &Cid, rec: &RootRecord, mut w: ChannelWriter) {
+    let limits = Limits {
+        max_output: rec.nar_size,
+        ..Limits::default()
+    };
+    let result = (|| -> Result<(), String> {
+        let _lock = store.lock_shared().map_err(|e| e.to_string())?;
+        if rec.compression == "zstd" {
+            let block = fetch(store, cid, "").map_err(|e| e.to_string())?;
+            let file =
+                FileReader::open(store, cid, block, "", limits).map_err(|e| e.to_string())?;
+            let dec = zstd::Decoder::new(file).map_err(|e| e.to_string())?;
+            let n = io::copy(&mut dec.take(rec.nar_size + 1), &mut w).map_err(|e| e.to_string())?;
+            if n != rec.nar_size {
+                return Err(format!("the NAR is {n} bytes, not {}", rec.nar_size));
+            }
+        } else {
+            decode_nar(store, cid, &mut w, &limits).map_err(|e| e.to_string())?;
+        }
+        w.flush().map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(()) => {
+            let _ = w.finish();
+        }
+        Err(e) => w.fail(e),
+    }
+}

@@ -1,0 +1,166 @@
+//! Tests of narinfo parsing and rendering, on narinfos as Nix 2.8 writes them.
+
+use super::*;
+
+const REAL: &str = "StorePath: /nix/store/nk9m6a5mswl5hr0hil41ph7m8fs7gfij-refs
+URL: nar/0gq2k3s0q72852cdsl1ng2brp1gzbzfn7rlvxznspdzwca8jmyal.nar.xz
+Compression: xz
+FileHash: sha256:0gq2k3s0q72852cdsl1ng2brp1gzbzfn7rlvxznspdzwca8jmyal
+FileSize: 204
+NarHash: sha256:180vkbqc2971cv2bgkxg1qxn9njc584gb8p00qs2yahnqkp7xb2y
+NarSize: 208
+References: plb9s5kdm4mcb731b6m7yccfckx96zzn-f y016k334c9sxqbmicvs7bbqy1gx1ilxg-d
+Sig: test-key-1:ms1xv6xIGpGmDUBJ1Yu0VaMI9EKQGdfksgfL9W36S0lMmMVFeBtR55kPaC6adrl30xlFYJ8XMQLL2eNDy6YyCA==
+CA: text:sha256:1rq3g6aqp0k3xzzkm2nyyiglwq4rmf70m7v180rkbmwf6s7jn838
+";
+
+#[test]
+fn parses_what_nix_writes() {
+    let n = NarInfo::parse(REAL.as_bytes()).unwrap();
+    assert_eq!(
+        n.store_path,
+        "/nix/store/nk9m6a5mswl5hr0hil41ph7m8fs7gfij-refs"
+    );
+    assert_eq!(n.hash_part(), "nk9m6a5mswl5hr0hil41ph7m8fs7gfij");
+    assert_eq!(n.compression, "xz");
+    assert_eq!(n.nar_size, 208);
+    assert_eq!(
+        n.nar_hash_string(),
+        "sha256:180vkbqc2971cv2bgkxg1qxn9njc584gb8p00qs2yahnqkp7xb2y"
+    );
+    assert_eq!(n.references.len(), 2);
+    assert_eq!(n.sigs.len(), 1);
+    assert_eq!(
+        n.ca.as_deref(),
+        Some("text:sha256:1rq3g6aqp0k3xzzkm2nyyiglwq4rmf70m7v180rkbmwf6s7jn838")
+    );
+    assert_eq!(n.deriver, None);
+}
+
+#[test]
+fn hash_formats_agree() {
+    let digest: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xa5);
+    let b32 = format!("sha256:{}", nixbase32::encode(&digest));
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(parse_sha256(&b32), Some(digest));
+    assert_eq!(parse_sha256(&format!("sha256:{hex}")), Some(digest));
+    // base64 of the digest, computed independently of the decoder under test.
+    let b64 = {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::new();
+        for c in digest.chunks(3) {
+            let n = c.iter().fold(0u32, |n, &b| n << 8 | b as u32) << (8 * (3 - c.len()));
+            for k in 0..=c.len() {
+                s.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
+            }
+        }
+        s + "="
+    };
+    assert_eq!(parse_sha256(&format!("sha256:{b64}")), Some(digest));
+    assert_eq!(parse_sha256(&format!("sha256-{b64}")), Some(digest));
+    // Wrong lengths, characters, algorithms.
+    assert_eq!(parse_sha256(&b32[..b32.len() - 1]), None);
+    assert_eq!(parse_sha256(&b32.replace("sha256", "sha512")), None);
+    assert_eq!(parse_sha256(&format!("sha256:{}", "e".repeat(52))), None);
+    assert_eq!(parse_sha256(&format!("sha256:{}", "g".repeat(64))), None);
+    // A first base32 digit above 1 would overflow 256 bits.
+    assert_eq!(parse_sha256(&format!("sha256:z{}", &b32[8..])), None);
+}
+
+#[test]
+fn refuses_bad_fields() {
+    let with = |from: &str, to: &str| NarInfo::parse(REAL.replace(from, to).as_bytes());
+    for (from, to) in [
+        ("/nix/store/nk9m", "/nix/store/../m"),
+        ("/nix/store/nk9m", "/etc/store/nk9m"),
+        ("-refs\n", "-a/b\n"),
+        ("-refs\n", "-.hidden\n"),
+        ("plb9s5kdm4mcb731b6m7yccfckx96zzn-f", "../../etc/passwd"),
+        ("NarSize: 208", "NarSize: -1"),
+        ("sha256:180v", "md5:180v"),
+        ("Sig: test-key-1:", "Sig: nocolon"),
+    ] {
+        assert!(
+            matches!(with(from, to), Err(NarInfoError::Bad { .. })),
+            "{from} -> {to}"
+        );
+    }
+    assert_eq!(
+        with("NarSize: 208\n", ""),
+        Err(NarInfoError::Missing("NarSize"))
+    );
+    assert_eq!(
+        with("NarSize: 208\n", "NarSize: 208\nNarSize: 209\n"),
+        Err(NarInfoError::Duplicate("NarSize"))
+    );
+    assert_eq!(
+        with("FileSize: 204", "FileSize 204"),
+        Err(NarInfoError::BadLine(5))
+    );
+    assert_eq!(
+        NarInfo::parse(&vec![b'a'; MAX_NARINFO + 1]),
+        Err(NarInfoError::TooLarge)
+    );
+    assert_eq!(NarInfo::parse(b"\xff: x"), Err(NarInfoError::NotUtf8));
+}
+
+#[test]
+fn defaults_as_nix_reads_them() {
+    let n = NarInfo::parse(
+        REAL.replace("Compression: xz\n", "")
+            .replace("References: plb9s5kdm4mcb731b6m7yccfckx96zzn-f y016k334c9sxqbmicvs7bbqy1gx1ilxg-d\n", "")
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(n.compression, "bzip2");
+    assert!(n.references.is_empty());
+    let d = NarInfo::parse(
+        format!("{REAL}Deriver: ffffffffffffffffffffffffffffffff-x.drv\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        d.deriver.as_deref(),
+        Some("ffffffffffffffffffffffffffffffff-x.drv")
+    );
+}
+
+#[test]
+fn renders_for_nix() {
+    let n = NarInfo::parse(REAL.as_bytes()).unwrap();
+    let rec = RootRecord {
+        root: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".into(),
+        name: Some(n.store_path.clone()),
+        nar_hash: n.nar_hash_string(),
+        nar_size: n.nar_size,
+        chunker: "fixed:262144".into(),
+        hash: "sha2-256".into(),
+        profile: "kubo-v1".into(),
+        compression: "none".into(),
+        blocks: 1,
+        block_bytes: 1,
+        new_blocks: 0,
+        new_bytes: 0,
+        created: 0,
+        narinfo: Some(n.meta()),
+    };
+    let text = render(&rec, &n.meta());
+    let back = NarInfo::parse(text.as_bytes()).unwrap();
+    assert_eq!(back.url, format!("nar/{}.nar", rec.root));
+    assert_eq!(back.compression, "none");
+    assert_eq!(
+        (
+            back.nar_hash,
+            back.nar_size,
+            &back.references,
+            &back.sigs,
+            &back.ca
+        ),
+        (n.nar_hash, n.nar_size, &n.references, &n.sigs, &n.ca)
+    );
+    assert!(text.contains(&format!("\nIPFS-CID: {}\n", rec.root)));
+    // A record written before narinfo fields existed still loads.
+    let mut old = serde_json::to_value(&rec).unwrap();
+    old.as_object_mut().unwrap().remove("narinfo");
+    let old: RootRecord = serde_json::from_value(old).unwrap();
+    assert_eq!(old.narinfo, None);
+}
