@@ -7,8 +7,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The binary, with its default store in a temporary directory of this test process
+/// (never the user's own store); tests that care pass `--store` themselves.
 pub fn narfs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_narfs"))
+    static STORE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let store = STORE.get_or_init(|| tempfile::tempdir().expect("a temporary store"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_narfs"));
+    cmd.env("NARFS_STORE", store.path());
+    cmd
 }
 
 pub fn run(cmd: &mut Command) -> Output {
