@@ -5,11 +5,11 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Seek, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use narfs_core::block::{BlockSink, NullSink, StoreError};
-use narfs_core::nar::dump_path;
+use narfs_core::nar::{dump_path, NarError};
 use narfs_core::{nixbase32, Cid};
 use narfs_encoder::car::CarFileWriter;
 use narfs_encoder::{encode, encode_fallback, Encoded, EntryKind, Layout};
@@ -64,10 +64,9 @@ pub fn run(args: EncodeArgs) -> Result<()> {
             other => other,
         }
     };
-    if let (Err(_), Input::Dir(_, failure)) = (&encoded, &input) {
-        // Give the dump thread a moment to record why the NAR stream ended early.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        if let Some(cause) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    if encoded.is_err() {
+        // A directory's dump error is the real cause of the cut NAR the encoder saw.
+        if let Some(cause) = input.dump_error() {
             anyhow::bail!("cannot encode {}: {cause}", args.input.display());
         }
     }
@@ -221,7 +220,7 @@ enum Input {
     File(File),
     /// A directory, serialised on the fly by a second thread; its error, if any, is
     /// the real cause of the truncated NAR the encoder then sees.
-    Dir(std::path::PathBuf, Arc<Mutex<Option<String>>>),
+    Dir(std::path::PathBuf, Option<JoinHandle<Result<(), NarError>>>),
 }
 
 impl Input {
@@ -235,7 +234,7 @@ impl Input {
         let meta =
             std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
         if meta.is_dir() {
-            Ok(Input::Dir(path.to_path_buf(), Arc::default()))
+            Ok(Input::Dir(path.to_path_buf(), None))
         } else {
             Ok(Input::File(File::open(path).with_context(|| {
                 format!("cannot open {}", path.display())
@@ -249,16 +248,30 @@ impl Input {
                 f.rewind()?;
                 Ok(Box::new(&*f))
             }
-            Input::Dir(dir, failure) => {
+            Input::Dir(dir, dumper) => {
                 let (reader, writer) = io::pipe()?;
-                let (dir, failure) = (dir.clone(), failure.clone());
-                std::thread::spawn(move || {
-                    if let Err(e) = dump_path(&dir, writer) {
-                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                    }
-                });
+                let dir = dir.clone();
+                *dumper = Some(std::thread::spawn(move || {
+                    dump_path(&dir, writer).map(drop)
+                }));
                 Ok(Box::new(reader))
             }
+        }
+    }
+
+    /// Why the last directory dump failed, if it did for a reason of its own (not
+    /// because the encoder stopped reading). The encoder has dropped the pipe's
+    /// reading end by now, so the dump thread ends promptly.
+    fn dump_error(&mut self) -> Option<NarError> {
+        let Input::Dir(_, dumper) = self else {
+            return None;
+        };
+        match dumper.take()?.join() {
+            Ok(Err(NarError::Io { source, .. })) if source.kind() == io::ErrorKind::BrokenPipe => {
+                None
+            }
+            Ok(Err(e)) => Some(e),
+            Ok(Ok(())) | Err(_) => None,
         }
     }
 }
