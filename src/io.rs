@@ -20,6 +20,7 @@ pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
 /// into place by [`Output::commit`]; dropped uncommitted, it leaves nothing behind.
 pub enum Output {
     Stdout(BufWriter<io::StdoutLock<'static>>),
+    Device(BufWriter<File>),
     File {
         tmp: tempfile_lite::Temp,
         out: BufWriter<File>,
@@ -35,6 +36,15 @@ impl Output {
                 io::stdout().lock(),
             ))),
             Some(p) if p == Path::new("-") => Output::create(None),
+            // A device or FIFO (`/dev/stdout`, `/dev/null`) is written through: renaming
+            // a temporary file over it would replace the device.
+            Some(dest) if std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dest)
+                    .with_context(|| format!("cannot open {}", dest.display()))?;
+                Ok(Output::Device(BufWriter::with_capacity(256 * 1024, file)))
+            }
             Some(dest) => {
                 let (tmp, file) = tempfile_lite::Temp::beside(dest)?;
                 Ok(Output::File {
@@ -49,6 +59,7 @@ impl Output {
     pub fn commit(self) -> Result<()> {
         match self {
             Output::Stdout(mut w) => w.flush().context("cannot write to stdout"),
+            Output::Device(mut w) => w.flush().context("cannot write output"),
             Output::File { tmp, out, dest } => {
                 let file = out
                     .into_inner()
@@ -65,18 +76,21 @@ impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Output::Stdout(w) => w.write(buf),
+            Output::Device(w) => w.write(buf),
             Output::File { out, .. } => out.write(buf),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.write_all(buf),
+            Output::Device(w) => w.write_all(buf),
             Output::File { out, .. } => out.write_all(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.flush(),
+            Output::Device(w) => w.flush(),
             Output::File { out, .. } => out.flush(),
         }
     }

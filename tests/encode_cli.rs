@@ -170,3 +170,39 @@ fn bad_input_fails_cleanly_and_leaves_no_car() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(missing) && err.contains("not found"), "{err}");
 }
+
+/// Outputs that are FIFOs or devices (`--car /dev/stdout`, `-o /dev/null`) are written
+/// through, never replaced by a renamed temporary file.
+#[test]
+fn fifo_outputs_are_written_through_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = awkward_tree(tmp.path(), false);
+    let nar = tmp.path().join("t.nar");
+    run(narfs().args(["nar", "dump", "-o"]).arg(&nar).arg(&tree));
+    let read_fifo = |fifo: &std::path::Path| {
+        assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
+        let fifo = fifo.to_path_buf();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    // encode --car FIFO
+    let car_fifo = tmp.path().join("car.fifo");
+    let reader = read_fifo(&car_fifo);
+    let cid = run(narfs().args(["encode", "--car"]).arg(&car_fifo).arg(&nar)).stdout;
+    let car_bytes = reader.join().unwrap();
+    assert!(std::fs::metadata(&car_fifo).unwrap().file_type().is_fifo());
+    let car = tmp.path().join("t.car");
+    std::fs::write(&car, &car_bytes).unwrap();
+    let cid = String::from_utf8(cid).unwrap();
+    // decode -o FIFO
+    let nar_fifo = tmp.path().join("nar.fifo");
+    let reader = read_fifo(&nar_fifo);
+    run(narfs()
+        .args(["decode", "--car"])
+        .arg(&car)
+        .arg("-o")
+        .arg(&nar_fifo)
+        .arg(cid.trim()));
+    assert!(reader.join().unwrap() == std::fs::read(&nar).unwrap());
+    assert!(std::fs::metadata(&nar_fifo).unwrap().file_type().is_fifo());
+}

@@ -182,6 +182,9 @@ fn cid_io_error(e: cid::Error) -> io::Error {
 #[derive(Debug)]
 pub struct CarFileWriter {
     path: PathBuf,
+    /// The target is a device or FIFO (e.g. `/dev/stdout`): written through at the
+    /// end, never renamed over.
+    device: bool,
     dir: PathBuf,
     inner: CarWriter<BufWriter<NamedTempFile>>,
     reserved: u64,
@@ -211,7 +214,9 @@ impl CarFileWriter {
     /// Starts a CAR that will appear at `path` when [`finish`](Self::finish) succeeds.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, CarWriteError> {
         let path = path.as_ref().to_path_buf();
+        let device = std::fs::metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir());
         let dir = match path.parent() {
+            _ if device => std::env::temp_dir(),
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
@@ -220,6 +225,7 @@ impl CarFileWriter {
         w.write_all(&vec![0u8; reserved])?;
         Ok(Self {
             path,
+            device,
             dir,
             inner: CarWriter::headerless(w, reserved as u64),
             reserved: reserved as u64,
@@ -257,6 +263,16 @@ impl CarFileWriter {
             .map_err(|e| e.into_error())?;
         let end = tmp.as_file_mut().seek(SeekFrom::End(0))?;
         let body_len = end - self.reserved;
+        if self.device {
+            let mut dest = std::fs::OpenOptions::new().write(true).open(&self.path)?;
+            dest.write_all(&header)?;
+            tmp.as_file_mut().seek(SeekFrom::Start(self.reserved))?;
+            let copied = io::copy(tmp.as_file_mut(), &mut dest)?;
+            if copied != body_len {
+                return Err(io::Error::other("temporary CAR changed while copying").into());
+            }
+            return Ok(header.len() as u64 + body_len);
+        }
         let out = if header.len() as u64 == self.reserved {
             tmp.as_file_mut().seek(SeekFrom::Start(0))?;
             tmp.as_file_mut().write_all(&header)?;
