@@ -42,8 +42,9 @@ pub enum Command {
     Serve(crate::cmd::serve::ServeArgs),
 }
 
+/// What fixes the CIDs: shared by `encode` and `import`.
 #[derive(clap::Args, Debug)]
-pub struct EncodeArgs {
+pub struct LayoutArgs {
     /// CID profile: kubo-v1 (ipfs add -r --cid-version=1) or unixfs-v1-2025 (IPIP-499).
     #[arg(long, default_value = "kubo-v1")]
     pub profile: narfs_encoder::Profile,
@@ -53,6 +54,24 @@ pub struct EncodeArgs {
     /// Hash of the CIDs: sha2-256 or blake3.
     #[arg(long, default_value = "sha2-256")]
     pub hash: narfs_core::block::HashAlg,
+}
+
+impl LayoutArgs {
+    /// The profile's layout with the hash and, if given, the chunker replaced.
+    pub fn layout(&self) -> narfs_encoder::Layout {
+        let mut layout = self.profile.layout();
+        layout.hash = self.hash;
+        if let Some(c) = self.chunker {
+            layout.chunker = c;
+        }
+        layout
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EncodeArgs {
+    #[command(flatten)]
+    pub layout: LayoutArgs,
     /// Write the blocks to this CARv1 file (root = the NAR's root CID); the store is
     /// then left alone unless --store is given too.
     #[arg(long)]

@@ -20,11 +20,7 @@ use crate::cli::EncodeArgs;
 use crate::io::Output;
 
 pub fn run(args: EncodeArgs) -> Result<()> {
-    let mut layout: Layout = args.profile.layout();
-    layout.hash = args.hash;
-    if let Some(c) = args.chunker {
-        layout.chunker = c;
-    }
+    let layout: Layout = args.layout.layout();
     let mut input = Input::open(&args.input)?;
     // With --car alone, the store is left alone; otherwise it is the default sink.
     let store = match (&args.store, &args.car) {
@@ -74,7 +70,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     let v = report(
         &encoded,
         &layout,
-        args.profile.name(),
+        args.layout.profile.name(),
         fallback_reason.as_deref(),
     );
     let written = sink.finish(&encoded.root, record(&v, args.name.clone()))?;

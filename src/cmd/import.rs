@@ -33,15 +33,8 @@ pub struct ImportArgs {
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// CID profile: kubo-v1 or unixfs-v1-2025.
-    #[arg(long, default_value = "kubo-v1")]
-    pub profile: narfs_encoder::Profile,
-    /// Chunker, overriding the profile's: fixed:SIZE or fastcdc:MIN:AVG:MAX.
-    #[arg(long)]
-    pub chunker: Option<narfs_encoder::chunker::Chunker>,
-    /// Hash of the CIDs: sha2-256 or blake3.
-    #[arg(long, default_value = "sha2-256")]
-    pub hash: narfs_core::block::HashAlg,
+    #[command(flatten)]
+    pub layout: crate::cli::LayoutArgs,
     /// NARs imported at once (default: the number of CPUs).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -58,11 +51,7 @@ enum Outcome {
 }
 
 pub fn run(args: ImportArgs) -> Result<()> {
-    let mut layout: Layout = args.profile.layout();
-    layout.hash = args.hash;
-    if let Some(c) = args.chunker {
-        layout.chunker = c;
-    }
+    let layout: Layout = args.layout.layout();
     let cache = args.cache.as_path();
     check_cache_info(cache)?;
     let narinfos = list_narinfos(cache)?;
@@ -85,7 +74,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
         cache,
         store: &store,
         layout: &layout,
-        profile: args.profile.name(),
+        profile: args.layout.profile.name(),
         present: &present,
     };
     std::thread::scope(|s| {
