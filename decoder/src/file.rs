@@ -75,23 +75,25 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
         path: &str,
         limits: Limits,
     ) -> Result<Self, DecodeError> {
-        let mut r = FileReader {
-            source,
-            ready: VecDeque::new(),
-            path: path.to_string(),
-            limits,
-            stack: Vec::new(),
-            pending: Vec::new(),
-            at: 0,
-            size: 0,
-            executable: false,
-        };
         if cid.codec() == RAW {
+            let mut r = Self::empty(source, path, limits);
             r.size = block.len() as u64;
             r.pending = block;
             return Ok(r);
         }
         let (node, fs) = unixfs_node(cid, path, &block)?;
+        Self::from_node(source, cid, node, fs, path, limits)
+    }
+
+    /// Opens the file whose root dag-pb node the caller has already decoded.
+    pub fn from_node(
+        source: &'s S,
+        cid: &Cid,
+        node: PBNode,
+        fs: UnixFsData,
+        path: &str,
+        limits: Limits,
+    ) -> Result<Self, DecodeError> {
         if !matches!(fs.data_type, DataType::File | DataType::Raw) {
             return Err(DecodeError::new(
                 cid,
@@ -99,6 +101,7 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
                 malformed("expected a UnixFS file"),
             ));
         }
+        let mut r = Self::empty(source, path, limits);
         r.executable = fs.mode.is_some_and(|m| m & 0o100 != 0);
         r.size = r.enter(cid, node, fs, None)?;
         if r.size > limits.max_output {
@@ -109,6 +112,20 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
             ));
         }
         Ok(r)
+    }
+
+    fn empty(source: &'s S, path: &str, limits: Limits) -> Self {
+        FileReader {
+            source,
+            ready: VecDeque::new(),
+            path: path.to_string(),
+            limits,
+            stack: Vec::new(),
+            pending: Vec::new(),
+            at: 0,
+            size: 0,
+            executable: false,
+        }
     }
 
     pub fn size(&self) -> u64 {

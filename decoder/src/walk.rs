@@ -112,32 +112,16 @@ fn node<S: BlockSource + Sync, W: Write>(
     limits: &Limits,
 ) -> Result<(), DecodeError> {
     let block = fetch(source, cid, path)?;
-    let is_file = cid.codec() == RAW || {
-        let (_, fs) = unixfs_node(cid, path, &block)?;
-        matches!(fs.data_type, DataType::File | DataType::Raw)
-    };
-    if is_file {
-        let mut file = FileReader::open(source, cid, block, path, *limits)?;
-        if nar.written().saturating_add(file.size()) > limits.max_output {
-            return Err(DecodeError::new(
-                cid,
-                path,
-                Problem::TooLarge(limits.max_output),
-            ));
-        }
-        let nar_err = |e| nar_error(cid, path, e);
-        nar.begin_file(name.as_bytes(), file.executable(), file.size())
-            .map_err(nar_err)?;
-        loop {
-            let bytes = file.next_bytes()?;
-            if bytes.is_empty() {
-                break;
-            }
-            nar.contents(bytes).map_err(nar_err)?;
-        }
-        return nar.end_file().map_err(nar_err);
+    // Each block is decoded once: a file's root goes to the file reader as it is.
+    if cid.codec() == RAW {
+        let file = FileReader::open(source, cid, block, path, *limits)?;
+        return emit_file(file, cid, name, path, nar, limits);
     }
     let (pb, fs) = unixfs_node(cid, path, &block)?;
+    if matches!(fs.data_type, DataType::File | DataType::Raw) {
+        let file = FileReader::from_node(source, cid, pb, fs, path, *limits)?;
+        return emit_file(file, cid, name, path, nar, limits);
+    }
     let entries = match fs.data_type {
         DataType::Symlink => {
             let target = fs.data.unwrap_or_default();
@@ -199,4 +183,33 @@ fn node<S: BlockSource + Sync, W: Write>(
         next: 0,
     });
     Ok(())
+}
+
+/// Writes one whole file into the NAR, within the output limit.
+fn emit_file<S: BlockSource + Sync, W: Write>(
+    mut file: FileReader<'_, S>,
+    cid: &Cid,
+    name: &str,
+    path: &str,
+    nar: &mut NarWriter<W>,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    if nar.written().saturating_add(file.size()) > limits.max_output {
+        return Err(DecodeError::new(
+            cid,
+            path,
+            Problem::TooLarge(limits.max_output),
+        ));
+    }
+    let nar_err = |e| nar_error(cid, path, e);
+    nar.begin_file(name.as_bytes(), file.executable(), file.size())
+        .map_err(nar_err)?;
+    loop {
+        let bytes = file.next_bytes()?;
+        if bytes.is_empty() {
+            break;
+        }
+        nar.contents(bytes).map_err(nar_err)?;
+    }
+    nar.end_file().map_err(nar_err)
 }

@@ -11,7 +11,6 @@ use narfs_core::dagpb::{encode_node_into, PBLinkRef};
 use narfs_core::nar::NarError;
 use narfs_core::unixfs::UnixFsData;
 use narfs_core::Cid;
-use sha2::{Digest, Sha256};
 
 use crate::file::{put, Counts, FileTree, Sub};
 use crate::layout::Layout;
@@ -230,30 +229,4 @@ fn join(path: &[String], name: &str) -> String {
         s.push_str(name);
     }
     s
-}
-
-/// Hashes and counts the bytes read through it.
-pub struct HashingReader<R> {
-    inner: R,
-    pub(crate) hasher: Sha256,
-    pub(crate) count: u64,
-}
-
-impl<R> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
 }

@@ -11,10 +11,10 @@ use std::io::{self, Read, Write};
 
 use narfs_core::block::BlockSink;
 use narfs_core::nar::{Event, NarReader};
-use sha2::Digest;
+use sha2::{Digest, Sha256};
 
 use crate::chunker::{ChunkBuffer, ChunkError};
-use crate::encode::{EncodeError, Encoded, HashingReader};
+use crate::encode::{EncodeError, Encoded};
 use crate::file::{Counts, FileTree};
 use crate::layout::Layout;
 
@@ -89,7 +89,33 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
 
 impl<R> HashingReader<R> {
     /// Bytes read and their sha256.
-    pub fn finish(self) -> (u64, [u8; 32]) {
+    fn finish(self) -> (u64, [u8; 32]) {
         (self.count, self.hasher.finalize().into())
+    }
+}
+
+/// Hashes and counts the bytes read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
     }
 }
