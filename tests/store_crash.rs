@@ -64,22 +64,40 @@ fn kill_9_at_random_points_leaves_a_store_that_verifies() {
         | 1;
     eprintln!("seed {seed}");
     let mut rng = Rng(seed);
+    // Commit every 256 KiB, so that kills land before, during and between commits.
+    let encode = |name: &str| {
+        let mut c = narfs(&store);
+        c.env("NARFS_STORE_BATCH_BYTES", "262144")
+            .args(["encode", "--name", name]);
+        c
+    };
+    // How long an encode of such a tree takes here: kills are spread over that time.
+    let calibration = dir.path().join("calibration");
+    fresh_tree(&calibration, &mut rng);
+    let t = std::time::Instant::now();
+    ok(encode("calibration").arg(&calibration));
+    let mut span = t.elapsed().as_millis() as u64 + 1;
+    eprintln!("an unkilled encode takes {span} ms");
+    // Until 20 kills have hit a running encode (each finished one shortens the span).
     let mut killed_while_running = 0;
-    for round in 0..24 {
+    let mut round = 0;
+    while killed_while_running < 20 && round < 100 {
+        round += 1;
         let tree = dir.path().join(format!("tree{round}"));
         fresh_tree(&tree, &mut rng);
-        let mut child = narfs(&store)
-            .args(["encode", "--name", &format!("t{round}")])
+        let mut child = encode(&format!("t{round}"))
             .arg(&tree)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.next() % 60));
+        std::thread::sleep(Duration::from_millis(rng.next() % span));
         // SIGKILL: no destructor, no cleanup.
         let _ = child.kill();
         let status = child.wait().unwrap();
-        if !status.success() {
+        if status.success() {
+            span = (span * 9 / 10).max(2);
+        } else {
             killed_while_running += 1;
         }
         ok(narfs(&store).arg("verify"));
@@ -91,11 +109,11 @@ fn kill_9_at_random_points_leaves_a_store_that_verifies() {
         eprintln!("round {round}: exit {status}, root recorded: {recorded}");
     }
     assert!(
-        killed_while_running >= 12,
-        "only {killed_while_running} kills hit a running encode"
+        killed_while_running >= 20,
+        "only {killed_while_running} kills in {round} rounds hit a running encode"
     );
     // Re-encoding completes, and what it recorded decodes.
-    let tree = dir.path().join("tree0");
+    let tree = dir.path().join("tree1");
     let cid = String::from_utf8(ok(narfs(&store)
         .args(["encode", "--name", "again"])
         .arg(&tree)))

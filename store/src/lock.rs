@@ -1,4 +1,4 @@
-//! The store lock (`flock(2)` on `DIR/lock`) and syncing the file system: writers and
+//! The store lock (`flock(2)` on `DIR/lock`): writers and
 //! readers hold the lock shared, `gc` exclusive. The kernel releases it when the holder
 //! dies, `kill -9` included, so a crash never leaves the store locked.
 
@@ -40,25 +40,4 @@ impl LockGuard {
             }
         }
     }
-}
-
-/// Makes everything written so far to the file system holding `dir` durable: data of
-/// the files written and the directory entries renamed. One `syncfs(2)` on Linux
-/// (instead of one `fsync` per block), `sync(2)` on other Unixes.
-pub(crate) fn sync_fs(dir: &Path) -> Result<(), Error> {
-    let f = File::open(dir).map_err(Error::io(dir))?;
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: syncfs on a file descriptor we own.
-        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-            return Err(Error::io(dir)(std::io::Error::last_os_error()));
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        // SAFETY: sync has no arguments and cannot fail.
-        unsafe { libc::sync() };
-        f.sync_all().map_err(Error::io(dir))?;
-    }
-    Ok(())
 }

@@ -1,28 +1,31 @@
 //! A write session: the [`BlockSink`] the encoder writes into. The encoder's thread only
 //! remembers which CIDs it has seen and queues each new one (the queue is bounded in
-//! bytes, so `put` does not wait on the disk); writer threads skip blocks already
-//! stored, compress, create the shard directory, write the files under the session's
-//! `tmp/` directory and start their writeback at once; so hashing and writing use both
-//! cores and the disk works while the encoder does. Every `batch_bytes` and at the end,
-//! the file system is synced and the files renamed to their CIDs (in parallel); the
-//! root record is written last, after a final sync.
+//! bytes, so `put` does not wait on the disk). Packing threads skip blocks already
+//! stored and compress the rest, so compression uses both cores; one committing thread
+//! (an LMDB write transaction belongs to one thread) puts them into the block table and
+//! commits every `batch_bytes`, each commit atomic and durable. Between commits the
+//! table's write lock is free, so concurrent encoders take turns. The root record is
+//! written last, after the final commit.
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use narfs_core::block::{BlockSink, StoreError};
 use narfs_core::Cid;
 
-use crate::blocks::{self, Packer, ZST};
-use crate::lock::{sync_fs, LockGuard};
+use crate::blocks::{Blocks, Packer};
+use crate::lock::LockGuard;
 use crate::{roots, Error, Options, RootRecord, Store};
 
-/// Bytes of blocks queued for the writers before `put` waits.
+/// Bytes of blocks queued for the packers before `put` waits.
 const QUEUE_BYTES: usize = 64 << 20;
+/// Packed blocks waiting for the committer (at most 256 × 4 MiB; typically 64 MiB).
+const PACKED: usize = 256;
 
 /// What a finished session newly stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,14 +40,15 @@ pub struct Written {
 }
 
 struct Shared {
-    dir: PathBuf,
+    blocks: Arc<Blocks>,
     session: PathBuf,
+    dir: PathBuf,
     options: Options,
-    /// Files written in the session directory, not yet renamed: (temporary, final).
-    pending: Mutex<(Vec<(PathBuf, PathBuf)>, u64)>,
     new_blocks: AtomicU64,
     new_bytes: AtomicU64,
     new_stored: AtomicU64,
+    /// The session was dropped unfinished: commit nothing more.
+    abandoned: AtomicBool,
 }
 
 type Job = (Cid, Vec<u8>);
@@ -127,9 +131,13 @@ pub struct StoreSink {
     shared: Arc<Shared>,
     seen: HashSet<Cid>,
     queue: Arc<Queue>,
-    workers: Vec<JoinHandle<Result<(), Error>>>,
+    packers: Vec<JoinHandle<Result<(), Error>>>,
+    committer: Option<JoinHandle<Result<(), Error>>>,
     _lock: LockGuard,
 }
+
+/// A packed block for the committer: CID, stored value, the block's own length.
+type Packed = (Cid, Vec<u8>, u64);
 
 impl StoreSink {
     pub(crate) fn start(store: &Store) -> Result<StoreSink, Error> {
@@ -145,20 +153,22 @@ impl StoreSink {
         fs::create_dir_all(&session).map_err(Error::io(&session))?;
         let options = store.options();
         let shared = Arc::new(Shared {
-            dir,
+            blocks: store.blocks.clone(),
             session,
+            dir,
             options,
-            pending: Mutex::new((Vec::new(), 0)),
             new_blocks: AtomicU64::new(0),
             new_bytes: AtomicU64::new(0),
             new_stored: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
         });
         let queue = Arc::new(Queue::default());
-        let workers = (0..options.writers.max(1))
+        let (tx, rx) = sync_channel::<Packed>(PACKED);
+        let packers = (0..options.writers.max(1))
             .map(|_| {
-                let (shared, queue) = (shared.clone(), queue.clone());
+                let (shared, queue, tx) = (shared.clone(), queue.clone(), tx.clone());
                 std::thread::spawn(move || {
-                    let r = worker(&shared, &queue);
+                    let r = pack(&shared, &queue, &tx);
                     if r.is_err() {
                         queue.close(true);
                     }
@@ -166,22 +176,31 @@ impl StoreSink {
                 })
             })
             .collect();
+        let committer = {
+            let (shared, queue) = (shared.clone(), queue.clone());
+            std::thread::spawn(move || {
+                let r = commit(&shared, rx);
+                if r.is_err() {
+                    queue.close(true);
+                }
+                r
+            })
+        };
         Ok(StoreSink {
             shared,
             seen: HashSet::new(),
             queue,
-            workers,
+            packers,
+            committer: Some(committer),
             _lock: lock,
         })
     }
 
-    /// Waits for the writers, publishes every block, syncs, and then (if given) records
-    /// the root with its `new_*` fields filled in.
+    /// Waits until every block is committed, then (if given) records the root with its
+    /// `new_*` fields filled in.
     pub fn finish(mut self, record: Option<RootRecord>) -> Result<Written, Error> {
         self.join()?;
         let s = &self.shared;
-        publish(s, take_pending(s), s.options.writers.max(1))?;
-        sync_fs(&s.dir)?;
         let written = Written {
             new_blocks: s.new_blocks.load(Ordering::Relaxed),
             new_bytes: s.new_bytes.load(Ordering::Relaxed),
@@ -195,10 +214,13 @@ impl StoreSink {
         Ok(written)
     }
 
+    /// Closes the queue and joins the packers, then the committer (which ends when the
+    /// last packer drops its sender); the first error.
     fn join(&mut self) -> Result<(), Error> {
         self.queue.close(false);
+        let threads = self.packers.drain(..).chain(self.committer.take());
         let mut first = None;
-        for w in self.workers.drain(..) {
+        for w in threads {
             let r = w
                 .join()
                 .unwrap_or_else(|_| Err(Error::Writer("a writer thread panicked".into())));
@@ -212,8 +234,10 @@ impl StoreSink {
 
 impl Drop for StoreSink {
     fn drop(&mut self) {
+        // Blocks not committed yet go with the session; committed ones stay for `gc`.
+        self.shared.abandoned.store(true, Ordering::Relaxed);
+        self.queue.close(true);
         let _ = self.join();
-        // Unpublished blocks go with the session; published ones stay for `gc`.
         let _ = fs::remove_dir_all(&self.shared.session);
     }
 }
@@ -232,84 +256,59 @@ impl BlockSink for StoreSink {
     }
 }
 
-fn worker(s: &Shared, queue: &Queue) -> Result<(), Error> {
+/// A packing thread: skips blocks already stored, compresses the rest.
+fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Packed>) -> Result<(), Error> {
     let mut packer = Packer::new(s.options.zstd_level);
-    let mut shards = HashSet::new();
     while let Some((cid, data)) = queue.pop() {
-        if blocks::find(&s.dir, &cid).is_some() {
+        let stored = {
+            let txn = s.blocks.read_txn()?;
+            s.blocks.has(&txn, &cid)?
+        };
+        if stored {
             continue;
         }
-        let mut dest = blocks::path(&s.dir, &cid);
-        blocks::ensure_shard(&dest, &mut shards)?;
-        let bytes = match packer.pack(&data) {
-            Some(c) => {
-                dest.as_mut_os_string().push(ZST);
-                c
-            }
-            None => data.as_slice(),
-        };
-        let tmp = s.session.join(dest.file_name().unwrap_or_default());
-        blocks::write_new(&tmp, bytes).map_err(Error::io(&tmp))?;
-        let stored = bytes.len() as u64;
-        s.new_blocks.fetch_add(1, Ordering::Relaxed);
-        s.new_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        s.new_stored.fetch_add(stored, Ordering::Relaxed);
-        let batch = {
-            let mut p = s.pending.lock().unwrap_or_else(|p| p.into_inner());
-            p.0.push((tmp, dest));
-            p.1 += stored;
-            if p.1 >= s.options.batch_bytes {
-                std::mem::take(&mut *p).0
-            } else {
-                Vec::new()
-            }
-        };
-        publish(s, batch, 1)?;
+        let value = packer.pack(&data);
+        if tx.send((cid, value, data.len() as u64)).is_err() {
+            // The committer stopped: its error is the cause.
+            return Ok(());
+        }
     }
     Ok(())
 }
 
-fn take_pending(s: &Shared) -> Vec<(PathBuf, PathBuf)> {
-    std::mem::take(&mut *s.pending.lock().unwrap_or_else(|p| p.into_inner())).0
-}
-
-/// Syncs the written files, then renames them to their CIDs on `threads` threads.
-fn publish(s: &Shared, batch: Vec<(PathBuf, PathBuf)>, threads: usize) -> Result<(), Error> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    sync_fs(&s.dir)?;
-    let rename_all = |part: &[(PathBuf, PathBuf)]| -> Result<(), Error> {
-        part.iter()
-            .try_for_each(|(tmp, dest)| rename_into(tmp, dest))
-    };
-    if threads < 2 || batch.len() < 64 {
-        return rename_all(&batch);
-    }
-    let per = batch.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = batch
-            .chunks(per)
-            .map(|part| scope.spawn(move || rename_all(part)))
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(Error::Writer("a rename thread panicked".into())))
-        })
-    })
-}
-
-fn rename_into(tmp: &Path, dest: &Path) -> Result<(), Error> {
-    match fs::rename(tmp, dest) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !tmp.exists() => {
-            Err(Error::io(tmp)(e))
-        }
-        Err(_) => {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).map_err(Error::io(parent))?;
+/// The committing thread: puts packed blocks into the table, one write transaction per
+/// `batch_bytes` of values (taken when the batch is full, so the write lock is held
+/// only while putting and syncing).
+fn commit(s: &Shared, rx: Receiver<Packed>) -> Result<(), Error> {
+    let mut batch: Vec<Packed> = Vec::new();
+    let mut bytes = 0u64;
+    let mut rx = Some(rx);
+    while let Some(r) = rx.as_ref() {
+        match r.recv() {
+            Ok(p) => {
+                bytes += p.1.len() as u64;
+                batch.push(p);
+                if bytes < s.options.batch_bytes {
+                    continue;
+                }
             }
-            fs::rename(tmp, dest).map_err(Error::io(dest))
+            Err(_) => rx = None,
         }
+        if batch.is_empty() || s.abandoned.load(Ordering::Relaxed) {
+            batch.clear();
+            continue;
+        }
+        let mut txn = s.blocks.write_txn()?;
+        for (cid, value, len) in batch.drain(..) {
+            if s.blocks.put(&mut txn, &cid, &value)? {
+                s.new_blocks.fetch_add(1, Ordering::Relaxed);
+                s.new_bytes.fetch_add(len, Ordering::Relaxed);
+                s.new_stored
+                    .fetch_add(value.len() as u64 - 1, Ordering::Relaxed);
+            }
+        }
+        s.blocks.commit(txn)?;
+        bytes = 0;
     }
+    Ok(())
 }

@@ -168,15 +168,19 @@ fn verify_finds_damage_and_gc_keeps_what_roots_reach() {
     store.remove_roots("a").unwrap();
     let gc = store.gc().unwrap();
     assert_eq!((gc.kept_blocks, gc.removed_blocks), (3, 3));
-    assert!(store.contains(&cid_for(RAW, HashAlg::Sha2_256, b"shared")));
-    assert!(!store.contains(&cid_for(RAW, HashAlg::Sha2_256, b"only a")));
+    assert!(store
+        .contains(&cid_for(RAW, HashAlg::Sha2_256, b"shared"))
+        .unwrap());
+    assert!(!store
+        .contains(&cid_for(RAW, HashAlg::Sha2_256, b"only a"))
+        .unwrap());
     assert!(store.verify().unwrap().problems.is_empty());
 
     // Damage: a block whose bytes do not match, and a missing one.
     let only_b = cid_for(RAW, HashAlg::Sha2_256, b"only b");
-    std::fs::write(blocks::path(dir.path(), &only_b), b"tampered").unwrap();
+    blocks::overwrite(&store.blocks, &only_b, Some(b"\0tampered"));
     let shared = cid_for(RAW, HashAlg::Sha2_256, b"shared");
-    std::fs::remove_file(blocks::path(dir.path(), &shared)).unwrap();
+    blocks::overwrite(&store.blocks, &shared, None);
     let problems = store.verify().unwrap().problems;
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("not to its CID")));
@@ -184,6 +188,41 @@ fn verify_finds_damage_and_gc_keeps_what_roots_reach() {
         .iter()
         .any(|p| p.contains(&format!("{shared} is missing"))));
     assert!(matches!(store.gc(), Err(Error::Refused(_))));
+}
+
+#[test]
+fn verify_finds_a_malformed_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut sink = store.sink().unwrap();
+    let a = dag(&mut sink, &[b"leaf"]);
+    sink.finish(Some(record(&a, Some("a")))).unwrap();
+    let leaf = cid_for(RAW, HashAlg::Sha2_256, b"leaf");
+    for (value, problem) in [
+        (&b"\x07leaf"[..], "unknown storage tag"),
+        (&b"\x01not zstd"[..], "zstd frame does not decode"),
+        (&b""[..], "unknown storage tag"),
+    ] {
+        blocks::overwrite(&store.blocks, &leaf, Some(value));
+        let problems = store.verify().unwrap().problems;
+        assert!(problems.iter().any(|p| p.contains(problem)), "{problems:?}");
+        assert!(store.get_block(&leaf).is_err());
+    }
+}
+
+#[test]
+fn the_same_directory_opened_twice_shares_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = Store::open(dir.path()).unwrap();
+    let two = Store::open(dir.path()).unwrap();
+    let cid = cid_for(RAW, HashAlg::Sha2_256, b"x");
+    let mut sink = one.sink().unwrap();
+    sink.put(&cid, b"x").unwrap();
+    sink.finish(None).unwrap();
+    assert_eq!(two.get_block(&cid).unwrap().unwrap(), b"x");
+    drop((one, two));
+    // Closed and reopened.
+    assert!(Store::open(dir.path()).unwrap().contains(&cid).unwrap());
 }
 
 #[test]

@@ -10,7 +10,7 @@ use narfs_core::dagpb::PBNode;
 use narfs_core::Cid;
 use rayon::prelude::*;
 
-use crate::blocks::{self, read_file};
+use crate::blocks;
 use crate::{Error, Store};
 
 /// What `narfs stats` reports.
@@ -21,8 +21,11 @@ pub struct Stats {
     pub compressed_blocks: u64,
     /// Σ NarSize over the root records: what the store holds logically.
     pub nar_bytes: u64,
-    /// Σ size of the block files: what it takes.
+    /// Σ size of the stored blocks (compressed ones as compressed): what it takes.
     pub stored_bytes: u64,
+    /// Size of the block table's file: stored bytes, plus B-tree pages, page rounding,
+    /// and pages freed by `gc` that later blocks will reuse.
+    pub file_bytes: u64,
 }
 
 impl Stats {
@@ -62,6 +65,7 @@ pub(crate) fn stats(store: &Store) -> Result<Stats, Error> {
         compressed_blocks: blocks.iter().filter(|b| b.compressed).count() as u64,
         nar_bytes: roots.iter().map(|r| r.nar_size).sum(),
         stored_bytes: blocks.iter().map(|b| b.stored).sum(),
+        file_bytes: store.blocks.file_bytes()?,
     })
 }
 
@@ -79,8 +83,10 @@ fn reachable(store: &Store, roots: &[(String, Cid)]) -> (HashSet<Cid>, Vec<Strin
                 continue;
             }
             if cid.codec() != DAG_PB {
-                if !store.contains(&cid) {
-                    problems.push(format!("root {label}: block {cid} is missing"));
+                match store.contains(&cid) {
+                    Ok(true) => {}
+                    Ok(false) => problems.push(format!("root {label}: block {cid} is missing")),
+                    Err(e) => problems.push(format!("root {label}: {e}")),
                 }
                 continue;
             }
@@ -123,32 +129,38 @@ fn root_cids(store: &Store, problems: &mut Vec<String>) -> Result<Vec<(String, C
 
 pub(crate) fn verify(store: &Store) -> Result<VerifyReport, Error> {
     let mut problems = Vec::new();
-    let (all, strays) = blocks::scan(store.dir())?;
-    for s in strays {
-        problems.push(format!("{}: not a block file", s.display()));
-    }
-    let mut bad: Vec<String> = all
+    let txn = store.blocks.read_txn()?;
+    let entries = store.blocks.entries(&txn)?;
+    let mut bad: Vec<String> = entries
         .par_iter()
-        .filter_map(|info| {
-            let bytes = match read_file(info) {
-                Ok(b) => b,
-                Err(e) => return Some(e.to_string()),
+        .filter_map(|&(key, value)| {
+            let Ok(cid) = Cid::try_from(key) else {
+                return Some(format!("key {} of the block table is not a CID", hex(key)));
             };
-            verify_block(&info.cid, &bytes)
-                .err()
-                .map(|e| format!("{}: {e}", info.path.display()))
+            let bytes = match blocks::unpack(value) {
+                Ok(b) => b,
+                Err(p) => return Some(store.blocks.corrupt(&cid, p).to_string()),
+            };
+            verify_block(&cid, &bytes).err().map(|e| e.to_string())
         })
         .collect();
+    let count = entries.len() as u64;
+    drop(entries);
+    drop(txn);
     bad.sort();
     problems.extend(bad);
     let roots = root_cids(store, &mut problems)?;
     let (_, walk_problems) = reachable(store, &roots);
     problems.extend(walk_problems);
     Ok(VerifyReport {
-        blocks: all.len() as u64,
+        blocks: count,
         roots: roots.len() as u64,
         problems,
     })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn gc(store: &Store) -> Result<GcReport, Error> {
@@ -164,15 +176,23 @@ pub(crate) fn gc(store: &Store) -> Result<GcReport, Error> {
         )));
     }
     let mut report = GcReport::default();
+    let mut dead = Vec::new();
     for info in store.blocks()? {
         if live.contains(&info.cid) {
             report.kept_blocks += 1;
-            continue;
+        } else {
+            report.removed_bytes += info.stored;
+            dead.push(info.cid);
         }
-        fs::remove_file(&info.path).map_err(Error::io(&info.path))?;
-        report.removed_blocks += 1;
-        report.removed_bytes += info.stored;
     }
+    // One transaction: all of it is removed, or (if killed) none of it.
+    let mut txn = store.blocks.write_txn()?;
+    for cid in &dead {
+        if store.blocks.delete(&mut txn, cid)? {
+            report.removed_blocks += 1;
+        }
+    }
+    store.blocks.commit(txn)?;
     // No writer holds the lock now: every session left in tmp/ is abandoned.
     let tmp = store.dir().join("tmp");
     for e in fs::read_dir(&tmp).map_err(Error::io(&tmp))? {
@@ -185,6 +205,5 @@ pub(crate) fn gc(store: &Store) -> Result<GcReport, Error> {
         removed.map_err(Error::io(&p))?;
         report.removed_sessions += 1;
     }
-    crate::lock::sync_fs(store.dir())?;
     Ok(report)
 }
