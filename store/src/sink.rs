@@ -11,7 +11,7 @@ use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -26,6 +26,8 @@ use crate::{roots, Error, Options, RootRecord, Store};
 const QUEUE_BYTES: usize = 64 << 20;
 /// Packed blocks waiting for the committer (at most 256 × 4 MiB; typically 64 MiB).
 const PACKED: usize = 256;
+/// A commit takes at most this many batches' worth of blocks already waiting.
+const GROUP: u64 = 16;
 
 /// What a finished session newly stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -150,7 +152,6 @@ impl StoreSink {
         let session = dir
             .join("tmp")
             .join(format!("{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&session).map_err(Error::io(&session))?;
         let options = store.options();
         let shared = Arc::new(Shared {
             blocks: store.blocks.clone(),
@@ -209,6 +210,7 @@ impl StoreSink {
         if let Some(mut rec) = record {
             rec.new_blocks = written.new_blocks;
             rec.new_bytes = written.new_bytes;
+            fs::create_dir_all(&s.session).map_err(Error::io(&s.session))?;
             roots::add(&s.dir, &s.session, &rec)?;
         }
         Ok(written)
@@ -238,7 +240,9 @@ impl Drop for StoreSink {
         self.shared.abandoned.store(true, Ordering::Relaxed);
         self.queue.close(true);
         let _ = self.join();
-        let _ = fs::remove_dir_all(&self.shared.session);
+        if self.shared.session.exists() {
+            let _ = fs::remove_dir_all(&self.shared.session);
+        }
     }
 }
 
@@ -277,22 +281,34 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Packed>) -> Result<(), Error>
 }
 
 /// The committing thread: puts packed blocks into the table, one write transaction per
-/// `batch_bytes` of values (taken when the batch is full, so the write lock is held
-/// only while putting and syncing).
+/// batch, taken once the batch is full, so the write lock is held only while putting
+/// and syncing. A batch is `batch_bytes`, or more when more blocks are already waiting
+/// (up to [`GROUP`] batches): while the disk keeps up, small commits start writing
+/// early; when it falls behind, blocks pile up and each sync carries more of them.
 fn commit(s: &Shared, rx: Receiver<Packed>) -> Result<(), Error> {
     let mut batch: Vec<Packed> = Vec::new();
     let mut bytes = 0u64;
-    let mut rx = Some(rx);
-    while let Some(r) = rx.as_ref() {
-        match r.recv() {
+    let mut open = true;
+    while open {
+        match rx.recv() {
             Ok(p) => {
                 bytes += p.1.len() as u64;
                 batch.push(p);
-                if bytes < s.options.batch_bytes {
-                    continue;
-                }
             }
-            Err(_) => rx = None,
+            Err(_) => open = false,
+        }
+        if open && bytes < s.options.batch_bytes {
+            continue;
+        }
+        while open && bytes < GROUP * s.options.batch_bytes {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.1.len() as u64;
+                    batch.push(p);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => open = false,
+            }
         }
         if batch.is_empty() || s.abandoned.load(Ordering::Relaxed) {
             batch.clear();
