@@ -69,6 +69,7 @@ pub fn stats(args: StoreArgs) -> Result<()> {
             "compressed_blocks": s.compressed_blocks,
             "nar_bytes": s.nar_bytes,
             "stored_bytes": s.stored_bytes,
+            "file_bytes": s.file_bytes,
             "dedup_ratio": s.dedup_ratio(),
         });
         writeln!(out, "{v}")?;
@@ -82,6 +83,7 @@ pub fn stats(args: StoreArgs) -> Result<()> {
         )?;
         writeln!(out, "NAR bytes:      {}", s.nar_bytes)?;
         writeln!(out, "stored bytes:   {}", s.stored_bytes)?;
+        writeln!(out, "file bytes:     {} (the block table on disk)", s.file_bytes)?;
         writeln!(out, "dedup ratio:    {:.2}", s.dedup_ratio())?;
     }
     out.commit()
