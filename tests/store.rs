@@ -96,7 +96,10 @@ fn two_versions_report_reuse_and_gc_frees_only_the_removed_one() {
     assert!(s["stored_bytes"].as_u64().unwrap() < nar_bytes);
     // The table's file holds the stored bytes plus B-tree pages and page rounding.
     let file = s["file_bytes"].as_u64().unwrap();
-    assert!(file >= s["stored_bytes"].as_u64().unwrap() && file < 2 * nar_bytes, "{s}");
+    assert!(
+        file >= s["stored_bytes"].as_u64().unwrap() && file < 2 * nar_bytes,
+        "{s}"
+    );
     assert!(s["dedup_ratio"].as_f64().unwrap() > 1.0);
 
     let ls = String::from_utf8(ok(narfs(store).arg("ls")).stdout).unwrap();

@@ -83,7 +83,11 @@ pub fn stats(args: StoreArgs) -> Result<()> {
         )?;
         writeln!(out, "NAR bytes:      {}", s.nar_bytes)?;
         writeln!(out, "stored bytes:   {}", s.stored_bytes)?;
-        writeln!(out, "file bytes:     {} (the block table on disk)", s.file_bytes)?;
+        writeln!(
+            out,
+            "file bytes:     {} (the block table on disk)",
+            s.file_bytes
+        )?;
         writeln!(out, "dedup ratio:    {:.2}", s.dedup_ratio())?;
     }
     out.commit()

@@ -27,6 +27,7 @@
 
 mod blocks;
 mod lock;
+mod migrate;
 mod roots;
 mod sink;
 mod walk;
@@ -144,6 +145,7 @@ impl Store {
             std::fs::create_dir_all(&p).map_err(Error::io(&p))?;
         }
         let blocks = Blocks::open(&dir.join("blocks"))?;
+        migrate::flat_files(&dir.join("blocks"), &blocks, options.zstd_level)?;
         Ok(Store {
             dir,
             options,

@@ -236,3 +236,27 @@ fn dropped_session_leaves_nothing_pending() {
     assert!(fs_empty(&dir.path().join("tmp")));
     assert!(store.blocks().unwrap().is_empty());
 }
+
+#[test]
+fn a_store_of_block_files_is_moved_into_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = b"a block kept as a file by the first layout ".repeat(100);
+    let (raw, zst, bad) = (
+        cid_for(RAW, HashAlg::Sha2_256, b"raw file"),
+        cid_for(RAW, HashAlg::Sha2_256, &text),
+        cid_for(RAW, HashAlg::Sha2_256, b"bad"),
+    );
+    let shard = dir.path().join("blocks/AB");
+    std::fs::create_dir_all(&shard).unwrap();
+    std::fs::write(shard.join(raw.to_string()), b"raw file").unwrap();
+    let frame = zstd::encode_all(&text[..], 1).unwrap();
+    std::fs::write(shard.join(format!("{zst}.zst")), frame).unwrap();
+    std::fs::write(shard.join(bad.to_string()), b"not bad").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.get_block(&raw).unwrap().unwrap(), b"raw file");
+    assert_eq!(store.get_block(&zst).unwrap().unwrap(), text);
+    // A file whose bytes do not match its CID stays where it was, and is not a block.
+    assert!(store.get_block(&bad).unwrap().is_none());
+    assert!(shard.join(bad.to_string()).exists());
+    assert!(!shard.join(raw.to_string()).exists());
+}

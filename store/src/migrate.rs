@@ -1,0 +1,72 @@
+//! Moving a store of this crate's first layout (one file per block, `blocks/XY/<cid>`
+//! or `<cid>.zst`, as Kubo's flatfs) into the block table, once, when it is opened.
+//! Each file is read, checked against its CID (a damaged one is left where it is and
+//! is no block of the store), committed, and only then removed; a killed migration
+//! resumes where it stopped.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::str::FromStr;
+
+use narfs_core::block::verify;
+use narfs_core::Cid;
+
+use crate::blocks::{Blocks, Packer, MAX_BLOCK};
+use crate::Error;
+
+/// Suffix of a compressed block file in the old layout.
+const ZST: &str = ".zst";
+
+/// Moves every old-layout block file under `blocks/` into `blocks`; how many.
+pub(crate) fn flat_files(dir: &Path, blocks: &Blocks, level: Option<i32>) -> Result<u64, Error> {
+    let mut moved = 0;
+    let mut packer = Packer::new(level);
+    for shard in fs::read_dir(dir).map_err(Error::io(dir))? {
+        let shard = shard.map_err(Error::io(dir))?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        let mut done = Vec::new();
+        let mut txn = blocks.write_txn()?;
+        for e in fs::read_dir(&shard).map_err(Error::io(&shard))? {
+            let path = e.map_err(Error::io(&shard))?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let (stem, compressed) = match name.strip_suffix(ZST) {
+                Some(s) => (s.to_owned(), true),
+                None => (name.to_string(), false),
+            };
+            let Ok(cid) = Cid::from_str(&stem) else {
+                continue;
+            };
+            let Ok(bytes) = read(&path, compressed) else {
+                continue;
+            };
+            if verify(&cid, &bytes).is_err() {
+                continue;
+            }
+            blocks.put(&mut txn, &cid, &packer.pack(&bytes))?;
+            done.push(path);
+        }
+        blocks.commit(txn)?;
+        moved += done.len() as u64;
+        for p in done {
+            fs::remove_file(&p).map_err(Error::io(&p))?;
+        }
+        let _ = fs::remove_dir(&shard);
+    }
+    Ok(moved)
+}
+
+fn read(path: &Path, compressed: bool) -> std::io::Result<Vec<u8>> {
+    let f = fs::File::open(path)?;
+    let mut out = Vec::new();
+    if compressed {
+        zstd::Decoder::new(f)?
+            .take(MAX_BLOCK + 1)
+            .read_to_end(&mut out)?;
+    } else {
+        f.take(MAX_BLOCK + 1).read_to_end(&mut out)?;
+    }
+    Ok(out)
+}
