@@ -11,7 +11,7 @@
 //! ones share pages. Compared with one file per block it saves an inode, a directory
 //! entry and a rename per block, which dominated writing a fresh store.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -123,14 +123,25 @@ impl Blocks {
         self.table.get(txn, &cid.to_bytes()).map_err(self.err())
     }
 
-    /// Stores `value` (tag byte first) under `cid` unless a block is there already;
-    /// whether it was new.
-    pub(crate) fn put(&self, txn: &mut RwTxn<'_>, cid: &Cid, value: &[u8]) -> Result<bool, Error> {
+    /// Stores `block` under `cid` unless a block is there already (written straight
+    /// into the table's page, behind its tag byte); whether it was new.
+    pub(crate) fn put(
+        &self,
+        txn: &mut RwTxn<'_>,
+        cid: &Cid,
+        block: &Packed,
+    ) -> Result<bool, Error> {
         let key = cid.to_bytes();
         if self.table.get(txn, &key).map_err(self.err())?.is_some() {
             return Ok(false);
         }
-        self.table.put(txn, &key, value).map_err(self.err())?;
+        let tag = if block.compressed { ZSTD } else { RAW };
+        self.table
+            .put_reserved(txn, &key, block.bytes.len() + 1, |space| {
+                space.write_all(&[tag])?;
+                space.write_all(&block.bytes)
+            })
+            .map_err(self.err())?;
         Ok(true)
     }
 
@@ -152,20 +163,6 @@ impl Blocks {
             "{}: block {cid}: {problem}",
             self.env.path().display()
         ))
-    }
-
-    /// Calls `f` with every stored (key, value), in key order; stops at its first error.
-    /// Keys that are not CIDs are passed as `Err(key)`.
-    pub(crate) fn for_each(
-        &self,
-        mut f: impl FnMut(Result<Cid, &[u8]>, &[u8]) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let txn = self.read_txn()?;
-        for item in self.table.iter(&txn).map_err(self.err())? {
-            let (key, value) = item.map_err(self.err())?;
-            f(Cid::try_from(key).map_err(|_| key), value)?;
-        }
-        Ok(())
     }
 
     /// Every (key, value) of the table, borrowed from `txn`'s snapshot, in key order.
@@ -205,7 +202,7 @@ pub(crate) fn unpack(value: &[u8]) -> Result<Vec<u8>, &'static str> {
 }
 
 /// zstd-decompresses at most [`MAX_BLOCK`] bytes; more is an error, not an allocation.
-fn decompress(frame: &[u8]) -> Result<Vec<u8>, &'static str> {
+pub(crate) fn decompress(frame: &[u8]) -> Result<Vec<u8>, &'static str> {
     let mut out = Vec::new();
     zstd::Decoder::with_buffer(frame)
         .and_then(|d| d.take(MAX_BLOCK + 1).read_to_end(&mut out))
@@ -220,6 +217,14 @@ fn decompress(frame: &[u8]) -> Result<Vec<u8>, &'static str> {
 /// middle compresses (most of an incompressible block's zstd time is then saved).
 const SAMPLE_ABOVE: usize = 64 << 10;
 const SAMPLE: usize = 16 << 10;
+
+/// A block ready to be stored: its bytes as they are or as a zstd frame.
+pub(crate) struct Packed {
+    /// The block's own length.
+    pub(crate) len: u64,
+    pub(crate) compressed: bool,
+    pub(crate) bytes: Vec<u8>,
+}
 
 /// A packing thread's zstd state: one compression context reused for every block.
 pub(crate) struct Packer {
@@ -236,25 +241,29 @@ impl Packer {
         }
     }
 
-    /// The value to store for `data`: its zstd frame if that is at least 1/8 smaller,
-    /// else the bytes as they are; behind the tag byte.
-    pub(crate) fn pack(&mut self, data: &[u8]) -> Vec<u8> {
+    /// What to store for `data`: its zstd frame if that is at least 1/8 smaller, else
+    /// `data` itself (moved, not copied).
+    pub(crate) fn pack(&mut self, data: Vec<u8>) -> Packed {
+        let len = data.len() as u64;
         if let Some(z) = self.zstd.as_mut() {
             let worth = data.len() <= SAMPLE_ABOVE || {
                 let mid = data.len() / 2 - SAMPLE / 2;
                 fits(z, &data[mid..mid + SAMPLE], &mut self.buf)
             };
-            if worth && fits(z, data, &mut self.buf) {
-                let mut v = Vec::with_capacity(self.buf.len() + 1);
-                v.push(ZSTD);
-                v.extend_from_slice(&self.buf);
-                return v;
+            if worth && fits(z, &data, &mut self.buf) {
+                let bytes = std::mem::take(&mut self.buf);
+                return Packed {
+                    len,
+                    compressed: true,
+                    bytes,
+                };
             }
         }
-        let mut v = Vec::with_capacity(data.len() + 1);
-        v.push(RAW);
-        v.extend_from_slice(data);
-        v
+        Packed {
+            len,
+            compressed: false,
+            bytes: data,
+        }
     }
 }
 

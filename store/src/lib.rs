@@ -222,14 +222,12 @@ impl Store {
 
     /// Every stored block (CID, stored size, compressed or not), in key order.
     pub fn blocks(&self) -> Result<Vec<BlockInfo>, Error> {
-        let mut out = Vec::new();
-        self.blocks.for_each(|key, value| {
-            if let Ok(cid) = key {
-                out.push(blocks::info(cid, value));
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        let txn = self.blocks.read_txn()?;
+        let entries = self.blocks.entries(&txn)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(key, value)| Some(blocks::info(Cid::try_from(key).ok()?, value)))
+            .collect())
     }
 
     /// Roots, unique blocks, logical vs stored bytes.

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use narfs_core::block::verify;
 use narfs_core::Cid;
 
-use crate::blocks::{Blocks, Packer, MAX_BLOCK};
+use crate::blocks::{decompress, Blocks, Packer, MAX_BLOCK};
 use crate::Error;
 
 /// Suffix of a compressed block file in the old layout.
@@ -45,7 +45,7 @@ pub(crate) fn flat_files(dir: &Path, blocks: &Blocks, level: Option<i32>) -> Res
             if verify(&cid, &bytes).is_err() {
                 continue;
             }
-            blocks.put(&mut txn, &cid, &packer.pack(&bytes))?;
+            blocks.put(&mut txn, &cid, &packer.pack(bytes))?;
             done.push(path);
         }
         blocks.commit(txn)?;
@@ -58,15 +58,14 @@ pub(crate) fn flat_files(dir: &Path, blocks: &Blocks, level: Option<i32>) -> Res
     Ok(moved)
 }
 
+/// A block file's bytes (decompressed), read no further than a block can be long.
 fn read(path: &Path, compressed: bool) -> std::io::Result<Vec<u8>> {
-    let f = fs::File::open(path)?;
-    let mut out = Vec::new();
-    if compressed {
-        zstd::Decoder::new(f)?
-            .take(MAX_BLOCK + 1)
-            .read_to_end(&mut out)?;
-    } else {
-        f.take(MAX_BLOCK + 1).read_to_end(&mut out)?;
+    let mut bytes = Vec::new();
+    fs::File::open(path)?
+        .take(MAX_BLOCK + 1)
+        .read_to_end(&mut bytes)?;
+    if !compressed {
+        return Ok(bytes);
     }
-    Ok(out)
+    decompress(&bytes).map_err(|p| std::io::Error::new(std::io::ErrorKind::InvalidData, p))
 }

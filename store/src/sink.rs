@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use narfs_core::block::{BlockSink, StoreError};
 use narfs_core::Cid;
 
-use crate::blocks::{Blocks, Packer};
+use crate::blocks::{Blocks, Packed, Packer};
 use crate::lock::LockGuard;
 use crate::{roots, Error, Options, RootRecord, Store};
 
@@ -138,9 +138,6 @@ pub struct StoreSink {
     _lock: LockGuard,
 }
 
-/// A packed block for the committer: CID, stored value, the block's own length.
-type Packed = (Cid, Vec<u8>, u64);
-
 impl StoreSink {
     pub(crate) fn start(store: &Store) -> Result<StoreSink, Error> {
         let lock = store.lock_shared()?;
@@ -164,7 +161,7 @@ impl StoreSink {
             abandoned: AtomicBool::new(false),
         });
         let queue = Arc::new(Queue::default());
-        let (tx, rx) = sync_channel::<Packed>(PACKED);
+        let (tx, rx) = sync_channel::<(Cid, Packed)>(PACKED);
         let packers = (0..options.writers.max(1))
             .map(|_| {
                 let (shared, queue, tx) = (shared.clone(), queue.clone(), tx.clone());
@@ -261,7 +258,7 @@ impl BlockSink for StoreSink {
 }
 
 /// A packing thread: skips blocks already stored, compresses the rest.
-fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Packed>) -> Result<(), Error> {
+fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<(Cid, Packed)>) -> Result<(), Error> {
     let mut packer = Packer::new(s.options.zstd_level);
     while let Some((cid, data)) = queue.pop() {
         let stored = {
@@ -271,8 +268,7 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Packed>) -> Result<(), Error>
         if stored {
             continue;
         }
-        let value = packer.pack(&data);
-        if tx.send((cid, value, data.len() as u64)).is_err() {
+        if tx.send((cid, packer.pack(data))).is_err() {
             // The committer stopped: its error is the cause.
             return Ok(());
         }
@@ -285,14 +281,14 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Packed>) -> Result<(), Error>
 /// and syncing. A batch is `batch_bytes`, or more when more blocks are already waiting
 /// (up to [`GROUP`] batches): while the disk keeps up, small commits start writing
 /// early; when it falls behind, blocks pile up and each sync carries more of them.
-fn commit(s: &Shared, rx: Receiver<Packed>) -> Result<(), Error> {
-    let mut batch: Vec<Packed> = Vec::new();
+fn commit(s: &Shared, rx: Receiver<(Cid, Packed)>) -> Result<(), Error> {
+    let mut batch: Vec<(Cid, Packed)> = Vec::new();
     let mut bytes = 0u64;
     let mut open = true;
     while open {
         match rx.recv() {
             Ok(p) => {
-                bytes += p.1.len() as u64;
+                bytes += p.1.bytes.len() as u64;
                 batch.push(p);
             }
             Err(_) => open = false,
@@ -303,7 +299,7 @@ fn commit(s: &Shared, rx: Receiver<Packed>) -> Result<(), Error> {
         while open && bytes < GROUP * s.options.batch_bytes {
             match rx.try_recv() {
                 Ok(p) => {
-                    bytes += p.1.len() as u64;
+                    bytes += p.1.bytes.len() as u64;
                     batch.push(p);
                 }
                 Err(TryRecvError::Empty) => break,
@@ -315,12 +311,12 @@ fn commit(s: &Shared, rx: Receiver<Packed>) -> Result<(), Error> {
             continue;
         }
         let mut txn = s.blocks.write_txn()?;
-        for (cid, value, len) in batch.drain(..) {
-            if s.blocks.put(&mut txn, &cid, &value)? {
+        for (cid, block) in batch.drain(..) {
+            if s.blocks.put(&mut txn, &cid, &block)? {
                 s.new_blocks.fetch_add(1, Ordering::Relaxed);
-                s.new_bytes.fetch_add(len, Ordering::Relaxed);
+                s.new_bytes.fetch_add(block.len, Ordering::Relaxed);
                 s.new_stored
-                    .fetch_add(value.len() as u64 - 1, Ordering::Relaxed);
+                    .fetch_add(block.bytes.len() as u64, Ordering::Relaxed);
             }
         }
         s.blocks.commit(txn)?;

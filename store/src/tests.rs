@@ -96,6 +96,15 @@ fn write_once_read_back_and_count() {
     );
 }
 
+/// A store that keeps every block uncompressed.
+fn raw_store(dir: &std::path::Path) -> Store {
+    let options = Options {
+        zstd_level: None,
+        ..Options::default()
+    };
+    Store::open_with(dir, options).unwrap()
+}
+
 fn fs_empty(p: &std::path::Path) -> bool {
     std::fs::read_dir(p).unwrap().next().is_none()
 }
@@ -103,14 +112,7 @@ fn fs_empty(p: &std::path::Path) -> bool {
 #[test]
 fn roots_by_name_and_cid() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(
-        dir.path(),
-        Options {
-            zstd_level: None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store = raw_store(dir.path());
     let mut sink = store.sink().unwrap();
     let a = dag(&mut sink, &[b"a"]);
     let b = dag(&mut sink, &[b"b"]);
@@ -144,14 +146,7 @@ fn roots_by_name_and_cid() {
 #[test]
 fn verify_finds_damage_and_gc_keeps_what_roots_reach() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(
-        dir.path(),
-        Options {
-            zstd_level: None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store = raw_store(dir.path());
     let mut sink = store.sink().unwrap();
     let a = dag(&mut sink, &[b"shared", b"only a"]);
     sink.finish(Some(record(&a, Some("a")))).unwrap();
