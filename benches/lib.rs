@@ -1,8 +1,13 @@
 //! Shared inputs for the criterion benches: deterministic synthetic NARs shaped like
 //! store items (many small files, a few large ones), real NARs and bytes from the
-//! corpus, and the memory-copy reference.
+//! corpus, and the references (memory copy, one sha2-256 pass) measured beside them.
 
+use std::hint::black_box;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use narfs_core::nar::NarWriter;
+use sha2::{Digest, Sha256};
 
 /// A NAR of about `total` bytes: a directory of files whose sizes follow a rough
 /// store-item mix (mostly small, some large), filled with pseudo-random bytes.
@@ -99,4 +104,25 @@ pub fn memcpy(src: &[u8], dst: &mut Vec<u8>) -> usize {
     dst.clear();
     dst.extend_from_slice(src);
     dst.len()
+}
+
+/// A group measuring throughput over `bytes`, 10 samples, that opens with the
+/// references a NAR bench compares itself to in the same run: copying the bytes
+/// (`memcpy`) and one sha2-256 pass over them (the floor of any sha2-256 encoding).
+pub fn group_with_references<'c>(
+    c: &'c mut Criterion,
+    title: String,
+    bytes: &[u8],
+) -> BenchmarkGroup<'c, WallTime> {
+    let mut g = c.benchmark_group(title);
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.sample_size(10);
+    let mut dst = Vec::with_capacity(bytes.len());
+    g.bench_function("reference: memcpy", |b| {
+        b.iter(|| memcpy(black_box(bytes), &mut dst))
+    });
+    g.bench_function("reference: sha2 crate over the NAR", |b| {
+        b.iter(|| Sha256::digest(black_box(bytes))[0])
+    });
+    g
 }

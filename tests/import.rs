@@ -2,6 +2,7 @@
 //! writes, the narinfo fields kept with the root, resuming, and bad entries reported and
 //! skipped without leaving a root behind.
 
+mod common;
 mod serve_support;
 
 use serve_support::*;

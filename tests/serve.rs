@@ -3,6 +3,7 @@
 //! blocks, CAR of the whole DAG, content types), status codes (400, 404, 406, 501),
 //! path traversal attempts, and 32 concurrent clients each getting the right bytes.
 
+mod common;
 mod serve_support;
 
 use std::str::FromStr;

@@ -3,27 +3,15 @@
 //! NAR and to hashing it once with the `sha2` crate (what verification must at least
 //! cost).
 
-use std::hint::black_box;
-
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use narfs_benches::{corpus_nar, memcpy};
+use criterion::{criterion_group, criterion_main, Criterion};
+use narfs_benches::{corpus_nar, group_with_references};
 use narfs_core::block::{HashAlg, MemoryStore};
 use narfs_decoder::{decode_nar, Limits};
 use narfs_encoder::{encode, Layout, Profile};
-use sha2::{Digest, Sha256};
 
 fn decoding(c: &mut Criterion) {
     let (name, nar) = corpus_nar();
-    let mut g = c.benchmark_group(format!("decode {name}"));
-    g.throughput(Throughput::Bytes(nar.len() as u64));
-    g.sample_size(10);
-    let mut dst = Vec::with_capacity(nar.len());
-    g.bench_function("reference: memcpy", |b| {
-        b.iter(|| memcpy(black_box(&nar), &mut dst))
-    });
-    g.bench_function("reference: sha2 crate over the NAR", |b| {
-        b.iter(|| Sha256::digest(black_box(&nar[..]))[0])
-    });
+    let mut g = group_with_references(c, format!("decode {name}"), &nar);
     for (spec, hash) in [
         ("fixed:262144", HashAlg::Sha2_256),
         ("fastcdc:16384:65536:262144", HashAlg::Sha2_256),

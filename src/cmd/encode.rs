@@ -143,10 +143,7 @@ fn record(v: &serde_json::Value, name: Option<String>) -> RootRecord {
         block_bytes: n("block_bytes"),
         new_blocks: 0,
         new_bytes: 0,
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default(),
+        created: RootRecord::now(),
         narinfo: None,
     }
 }

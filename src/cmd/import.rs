@@ -263,10 +263,7 @@ impl Ctx<'_> {
             block_bytes: e.counts.bytes,
             new_blocks: 0,
             new_bytes: 0,
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default(),
+            created: RootRecord::now(),
             narinfo: Some(info.meta()),
         }
     }

@@ -64,6 +64,14 @@ pub struct NarInfoMeta {
 }
 
 impl RootRecord {
+    /// Now, as [`RootRecord::created`] counts it: seconds since the Unix epoch.
+    pub fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    }
+
     /// The root CID, parsed.
     pub fn cid(&self) -> Result<Cid, Error> {
         Cid::from_str(&self.root).map_err(|e| Error::Record {

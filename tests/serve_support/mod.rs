@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use narfs_core::block::NullSink;
 
+// Every test crate using these helpers declares `mod common;` too.
+pub use crate::common::bytes;
+
 pub fn narfs() -> Command {
     Command::new(env!("CARGO_BIN_EXE_narfs"))
 }
@@ -266,19 +269,6 @@ pub fn write_cache(dir: &Path, entries: &[Entry]) -> Vec<PathBuf> {
         out.push(p);
     }
     out
-}
-
-/// Deterministic pseudo-random bytes.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect()
 }
 
 /// A small tree: nested directories, an executable, a symlink, an empty file and a
