@@ -5,10 +5,11 @@
 use std::io;
 
 use narfs_core::block::{cid_for, HashAlg, RAW};
+use narfs_core::car::encode_header;
+use narfs_core::car::{CarError, CarFile, CarReader};
+use narfs_core::varint::put as write_varint;
 use narfs_core::Cid;
-use narfs_decoder::car::{CarError, CarFile, CarReader};
 use narfs_decoder::Problem;
-use narfs_encoder::car::{encode_header, write_varint};
 
 fn car_with(header: &[u8], body: &[u8]) -> Vec<u8> {
     let mut car = Vec::new();

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use narfs_core::block::MemoryStore;
+use narfs_core::car::CarWriter;
 use narfs_core::nar::{restore, NarError, RestoreOptions};
 use narfs_core::Cid;
-use narfs_encoder::car::CarWriter;
 use util::{dir, dir_head, nar_of, raw, symlink, tok};
 
 /// Everything under `root`, symlinks not followed: kind, mode, contents and (but

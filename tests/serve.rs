@@ -162,7 +162,7 @@ fn trustless_gateway() {
         .header("content-type")
         .unwrap()
         .starts_with("application/vnd.ipld.car; version=1"));
-    let mut reader = narfs_decoder::car::CarReader::new(&car.body[..]).unwrap();
+    let mut reader = narfs_core::car::CarReader::new(&car.body[..]).unwrap();
     assert_eq!(reader.roots(), &[root_cid]);
     let mut seen = std::collections::HashSet::new();
     let mut first = None;
@@ -184,7 +184,7 @@ fn trustless_gateway() {
     assert!(dec.stdout == entries[0].nar);
 
     let block = get(a, &format!("/ipfs/{root}?format=car&dag-scope=block"), &[]);
-    let mut reader = narfs_decoder::car::CarReader::new(&block.body[..]).unwrap();
+    let mut reader = narfs_core::car::CarReader::new(&block.body[..]).unwrap();
     assert!(reader.next_block().unwrap().is_some());
     assert!(
         reader.next_block().unwrap().is_none(),

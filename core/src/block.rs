@@ -98,6 +98,60 @@ pub fn cid_for(codec: u64, alg: HashAlg, bytes: &[u8]) -> Cid {
     Cid::new_v1(codec, alg.multihash(bytes))
 }
 
+/// The largest block (data only, CID excluded) narfs writes, stores or reads: the
+/// 4 MiB that CAR readers and bitswap peers accept. One limit for the CAR writer and
+/// reader, the store and the gateway, so that everything written can be read back.
+pub const MAX_BLOCK_SIZE: usize = 4 << 20;
+
+/// Parses the CID at the front of `bytes` and returns it with the bytes it took.
+///
+/// The CID must be canonically encoded: the `cid` crate's varint reader drops the
+/// high bits of a 10-byte varint, so different bytes (of the same length, even) could
+/// otherwise name one CID, and a block's bytes would no longer determine its links.
+pub fn cid_prefix(bytes: &[u8]) -> Result<(Cid, usize), CidError> {
+    let mut rest = bytes;
+    let cid = Cid::read_bytes(&mut rest).map_err(CidError::Malformed)?;
+    let used = bytes.len() - rest.len();
+    if cid.to_bytes() != bytes[..used] {
+        return Err(CidError::NotCanonical);
+    }
+    Ok((cid, used))
+}
+
+/// Parses `bytes` as exactly one canonical CID (see [`cid_prefix`]).
+pub fn cid_exact(bytes: &[u8]) -> Result<Cid, CidError> {
+    let (cid, used) = cid_prefix(bytes)?;
+    if used != bytes.len() {
+        return Err(CidError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(cid)
+}
+
+/// Why bytes are not a CID narfs accepts.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CidError {
+    /// Not a CID at all (bad version, varint, multihash).
+    #[error("malformed CID")]
+    Malformed(#[source] cid::Error),
+    /// A CID, but its bytes are not the canonical encoding of it.
+    #[error("CID not canonically encoded")]
+    NotCanonical,
+    /// Bytes follow the CID where exactly one was expected.
+    #[error("{0} bytes after the CID")]
+    TrailingBytes(usize),
+}
+
+impl CidError {
+    /// The reason in one phrase, the underlying parse error included.
+    pub fn detail(&self) -> String {
+        match self {
+            CidError::Malformed(e) => e.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Why a block was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {

@@ -19,25 +19,12 @@
 
 use cid::Cid;
 
+use crate::varint::{self, len as varint_len, put as put_varint};
+
 /// Protobuf wire types used by dag-pb and UnixFS.
 pub(crate) const WT_VARINT: u8 = 0;
 pub(crate) const WT_LEN: u8 = 2;
 pub(crate) const WT_FIXED32: u8 = 5;
-
-/// Bytes a varint of `v` takes.
-pub fn varint_len(v: u64) -> usize {
-    // ceil(bits / 7), at least 1.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// Appends the varint of `v`.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
 
 /// Appends a length-delimited field: key, length, bytes.
 pub(crate) fn put_len_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
@@ -83,24 +70,15 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
         let start = self.offset();
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(WireError::Truncated(start));
-            };
-            self.pos += 1;
-            if i == 9 && b > 1 {
-                return Err(WireError::VarintOverflow(start));
+        match varint::decode(&self.buf[self.pos..], varint::MAX_PROTOBUF_BYTES) {
+            Ok(Some((v, used))) => {
+                self.pos += used;
+                Ok(v)
             }
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                if b == 0 && i > 0 {
-                    return Err(WireError::NonMinimalVarint(start));
-                }
-                return Ok(v);
-            }
+            Ok(None) => Err(WireError::Truncated(start)),
+            Err(varint::VarintError::NonMinimal) => Err(WireError::NonMinimalVarint(start)),
+            Err(_) => Err(WireError::VarintOverflow(start)),
         }
-        Err(WireError::VarintOverflow(start))
     }
     /// A field key: (field number, wire type, offset of the key).
     pub(crate) fn key(&mut self) -> Result<(u64, u8, usize), WireError> {
@@ -397,18 +375,9 @@ fn decode_link(bytes: &[u8], base: usize, link: usize) -> Result<PBLink, DagPbEr
     Ok(PBLink { hash, name, tsize })
 }
 
-/// Exactly one CID, nothing after it, canonically encoded: the varint reader drops
-/// the high bits of a 10-byte varint, so two byte strings could name one CID.
+/// Exactly one canonical CID, nothing after it.
 fn parse_cid(bytes: &[u8]) -> Result<Cid, String> {
-    let mut rest = bytes;
-    let cid = Cid::read_bytes(&mut rest).map_err(|e| e.to_string())?;
-    if !rest.is_empty() {
-        return Err(format!("{} bytes after the CID", rest.len()));
-    }
-    if cid.to_bytes() != bytes {
-        return Err("CID not canonically encoded".into());
-    }
-    Ok(cid)
+    crate::block::cid_exact(bytes).map_err(|e| e.detail())
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 //! other — that is the encoder's and decoder's work.
 
 pub mod block;
+pub mod car;
 pub mod dagpb;
 pub mod hamt_hash;
 pub mod nar;
 pub mod nixbase32;
 pub mod unixfs;
+pub mod varint;
 
 pub use cid::Cid;

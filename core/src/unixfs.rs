@@ -33,8 +33,9 @@
 //! wire types, unknown `Type` values, a `mode` above `u32::MAX`, non-minimal varints and
 //! truncation are errors, and `Type` (and `Seconds` in an mtime) must be present.
 
-use crate::dagpb::{put_len_field, put_varint, put_varint_field, Reader, WireError};
+use crate::dagpb::{put_len_field, put_varint_field, Reader, WireError};
 use crate::dagpb::{WT_FIXED32, WT_LEN, WT_VARINT};
+use crate::varint::put as put_varint;
 
 /// The `hashType` of UnixFS HAMT shards: murmur3-x64-64.
 pub const HAMT_HASH_MURMUR3: u64 = 0x22;

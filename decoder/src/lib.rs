@@ -1,10 +1,9 @@
-//! The CAR reader and the verifying DAG walker that streams a UnixFS DAG back into a NAR.
+//! The verifying DAG walker that streams a UnixFS DAG back into a NAR.
 //!
 //! The one entry point is [`decode_nar`]: a block source and a root CID in, NAR bytes
 //! out. Every block is checked against its CID before use; every size a node claims
 //! is checked against its children; depth and output size are bounded.
 
-pub mod car;
 mod error;
 mod file;
 mod hamt;

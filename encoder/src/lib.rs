@@ -3,7 +3,6 @@
 //! The one entry point is [`encode`]: NAR bytes in, blocks out to a
 //! [`narfs_core::block::BlockSink`], the root CID and the NAR's hash back.
 
-pub mod car;
 pub mod chunker;
 pub mod directory;
 pub mod encode;

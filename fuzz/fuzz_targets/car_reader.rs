@@ -12,7 +12,7 @@ use std::io::{Seek, Write};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use narfs_decoder::car::{CarFile, CarReader};
+use narfs_core::car::{CarFile, CarReader};
 
 /// One scratch file per fuzzing process, rewritten for each input.
 fn scratch() -> &'static File {

@@ -14,9 +14,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use narfs_core::block::{verify, DAG_PB};
+use narfs_core::car::CarWriter;
 use narfs_core::dagpb::PBNode;
 use narfs_core::Cid;
-use narfs_encoder::car::CarWriter;
 use narfs_store::Store;
 
 use crate::body::{channel, ChannelWriter};

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use narfs_core::block::BlockSource;
+use narfs_core::car::CarFile;
 use narfs_core::nar::{restore, RestoreOptions};
-use narfs_decoder::car::CarFile;
 use narfs_decoder::{decode_nar, FileReader, Limits};
 
 use crate::cli::DecodeArgs;

@@ -9,9 +9,9 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use narfs_core::block::{BlockSink, NullSink, StoreError};
+use narfs_core::car::CarFileWriter;
 use narfs_core::nar::{dump_path, NarError};
 use narfs_core::{nixbase32, Cid};
-use narfs_encoder::car::CarFileWriter;
 use narfs_encoder::{encode, encode_fallback, Encoded, EntryKind, Layout};
 use narfs_store::{RootRecord, Store, StoreSink, Written};
 use serde_json::json;

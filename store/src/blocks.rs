@@ -25,9 +25,8 @@ use crate::Error;
 pub(crate) const RAW: u8 = 0;
 /// Tag of a value holding a zstd frame of the block.
 pub(crate) const ZSTD: u8 = 1;
-/// The largest block narfs reads back (a sanity bound on decompression): 4 MiB, twice
-/// the largest block the IPFS bitswap protocol carries.
-pub(crate) const MAX_BLOCK: u64 = 4 << 20;
+/// The largest block narfs reads back (a sanity bound on decompression).
+pub(crate) const MAX_BLOCK: u64 = narfs_core::block::MAX_BLOCK_SIZE as u64;
 /// Address space reserved for the map (not disk: the file grows as blocks are added).
 /// 4 TiB; LMDB refuses writes beyond it with "MDB_MAP_FULL".
 const MAP_SIZE: usize = 4 << 40;

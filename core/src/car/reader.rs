@@ -1,97 +1,18 @@
-//! CAR readers: [`CarReader`] streams the blocks of a CARv1 (or of the CARv1 payload of a
-//! CARv2) from any `Read`; [`CarFile`] indexes a CAR file once (`CID -> offset, length`,
-//! never the bytes) and serves blocks by positioned reads, so memory stays bounded
-//! whatever the CAR's size.
-//!
-//! Every length read from the input is bounded before anything is allocated: the header
-//! by [`MAX_HEADER_LEN`], sections by [`MAX_SECTION_LEN`] and, where the input length is
-//! known, by what remains. Hashes are not verified here (the DAG walker does it), but
-//! CIDs must be well formed. Errors carry the byte offset where the problem starts.
-
-mod file;
-mod header;
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tests_malformed;
-
-pub use file::CarFile;
+//! [`CarReader`]: streams the blocks of a CARv1 (or of the CARv1 payload of a CARv2)
+//! from any `Read`, bounding every length before it allocates.
 
 use cid::Cid;
-use header::{Header, MAX_CID_LEN, V2_HEADER_LEN, V2_PRAGMA_LEN};
 use std::io::{self, BufReader, Read, Seek};
 
-/// The largest header (dag-cbor bytes after the length varint) accepted.
-pub const MAX_HEADER_LEN: u64 = 1 << 20;
-/// The largest block accepted (same as `narfs_encoder::car::MAX_BLOCK_SIZE`).
-pub const MAX_BLOCK_SIZE: usize = 4 << 20;
-/// The largest section (CID + block) accepted.
-pub const MAX_SECTION_LEN: u64 = MAX_BLOCK_SIZE as u64 + MAX_CID_LEN as u64;
-
-/// Errors from reading a CAR. `offset` is the byte offset in the input where the faulty
-/// item starts (for truncation: where more input was expected).
-#[derive(Debug, thiserror::Error)]
-pub enum CarError {
-    #[error("CAR I/O error at byte {offset}: {source}")]
-    Io { offset: u64, source: io::Error },
-    #[error("CAR truncated at byte {offset}: expected {what}")]
-    Truncated { offset: u64, what: &'static str },
-    #[error("bad varint at CAR byte {offset}: {reason}")]
-    BadVarint { offset: u64, reason: &'static str },
-    #[error("CAR header at byte {offset} claims {len} bytes, over the {max}-byte limit")]
-    HeaderTooLarge { offset: u64, len: u64, max: u64 },
-    #[error("malformed CAR header at byte {offset}: {reason}")]
-    BadHeader { offset: u64, reason: String },
-    #[error("CAR version {version} (header at byte {offset}) is not supported: only CARv1, or CARv2 wrapping a CARv1")]
-    UnsupportedVersion { offset: u64, version: u64 },
-    #[error("malformed CARv2 header at byte {offset}: {reason}")]
-    BadV2Header { offset: u64, reason: String },
-    #[error("empty CAR section at byte {offset}")]
-    EmptySection { offset: u64 },
-    #[error("CAR section at byte {offset} claims {len} bytes, over the {max}-byte limit")]
-    SectionTooLarge { offset: u64, len: u64, max: u64 },
-    #[error("CAR section at byte {offset} claims {len} bytes but only {remaining} remain")]
-    SectionPastEnd {
-        offset: u64,
-        len: u64,
-        remaining: u64,
-    },
-    #[error("malformed CID in CAR section at byte {offset}: {reason}")]
-    BadCid { offset: u64, reason: String },
-}
-
-impl CarError {
-    /// The byte offset the error refers to.
-    pub fn offset(&self) -> u64 {
-        match self {
-            Self::Io { offset, .. }
-            | Self::Truncated { offset, .. }
-            | Self::BadVarint { offset, .. }
-            | Self::HeaderTooLarge { offset, .. }
-            | Self::BadHeader { offset, .. }
-            | Self::UnsupportedVersion { offset, .. }
-            | Self::BadV2Header { offset, .. }
-            | Self::EmptySection { offset }
-            | Self::SectionTooLarge { offset, .. }
-            | Self::SectionPastEnd { offset, .. }
-            | Self::BadCid { offset, .. } => *offset,
-        }
-    }
-}
-
-fn io_error(offset: u64, e: io::Error, what: &'static str) -> CarError {
-    if e.kind() == io::ErrorKind::UnexpectedEof {
-        CarError::Truncated { offset, what }
-    } else {
-        CarError::Io { offset, source: e }
-    }
-}
+use super::header::{self, Header, MAX_CID_LEN, V2_HEADER_LEN, V2_PRAGMA_LEN};
+use super::{io_error, CarError, MAX_HEADER_LEN, MAX_SECTION_LEN};
+use crate::varint;
 
 /// A reader that counts the bytes it has read.
 #[derive(Debug)]
-struct Pos<R> {
-    inner: R,
-    pos: u64,
+pub(super) struct Pos<R> {
+    pub(super) inner: R,
+    pub(super) pos: u64,
 }
 
 impl<R: Read> Read for Pos<R> {
@@ -103,7 +24,11 @@ impl<R: Read> Read for Pos<R> {
 }
 
 impl<R: Read> Pos<R> {
-    fn read_exact_or(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), CarError> {
+    pub(super) fn read_exact_or(
+        &mut self,
+        buf: &mut [u8],
+        what: &'static str,
+    ) -> Result<(), CarError> {
         let start = self.pos;
         self.read_exact(buf).map_err(|e| io_error(start, e, what))
     }
@@ -146,7 +71,7 @@ impl<R: Read> Pos<R> {
                 };
             }
             bytes[i] = b[0];
-            match header::decode_varint(&bytes[..=i]) {
+            match varint::decode(&bytes[..=i], varint::MAX_MULTIFORMATS_BYTES) {
                 Ok(Some((v, _))) => return Ok(Some(v)),
                 Ok(None) => {}
                 Err(reason) => {
@@ -157,10 +82,10 @@ impl<R: Read> Pos<R> {
                 }
             }
         }
-        // decode_varint refuses a 9th continuation byte, so this is not reached.
+        // varint::decode refuses a 9th continuation byte, so this is not reached.
         Err(CarError::BadVarint {
             offset: start,
-            reason: "varint longer than 9 bytes",
+            reason: varint::VarintError::TooLong,
         })
     }
 
@@ -195,7 +120,7 @@ impl<R: Read> Pos<R> {
 #[derive(Debug)]
 pub struct CarReader<R> {
     r: Pos<R>,
-    roots: Vec<Cid>,
+    pub(super) roots: Vec<Cid>,
     /// Absolute end of the CARv1 payload, when known.
     end: Option<u64>,
     failed: bool,
@@ -322,7 +247,7 @@ impl<R: Read> CarReader<R> {
 
 impl<R: Read + Seek> CarReader<BufReader<R>> {
     /// The next section as (CID, data offset, data length), skipping over the data.
-    fn next_entry(&mut self) -> Result<Option<(Cid, u64, u64)>, CarError> {
+    pub(super) fn next_entry(&mut self) -> Result<Option<(Cid, u64, u64)>, CarError> {
         let Some((offset, len)) = self.next_section_len()? else {
             return Ok(None);
         };

@@ -1,9 +1,9 @@
 //! Tests for the CAR readers on malformed input: huge and lying headers, lying
 //! sections, bad CARv2 headers. Every case must be a typed error, never a panic.
 
-use super::tests::{car_of, raw_cid, read_all, section, temp_car, unhex, v2_of, with_len};
+use super::reader_tests::{car_of, raw_cid, read_all, section, temp_car, unhex, v2_of, with_len};
 use super::*;
-use narfs_encoder::car::{encode_header, write_varint};
+use crate::varint::put as write_varint;
 
 #[test]
 fn bad_carv2_headers() {

@@ -9,14 +9,14 @@
 //! the 0x00 multibase-identity prefix — byte for byte what @ipld/car and go-car write.
 
 use cid::Cid;
+
+use super::encode_header;
+use crate::block::MAX_BLOCK_SIZE;
+use crate::varint;
 use std::collections::HashSet;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
-
-/// The largest block (data only, CID excluded) a CAR writer accepts. The CAR reader in
-/// `narfs-decoder` uses the same limit, so everything written here can be read back.
-pub const MAX_BLOCK_SIZE: usize = 4 << 20;
 
 /// Errors from writing a CAR.
 #[derive(Debug, thiserror::Error)]
@@ -33,59 +33,6 @@ pub enum CarWriteError {
     /// The finished CAR could not be renamed into place.
     #[error("cannot move the finished CAR into place at {path}: {source}")]
     Persist { path: PathBuf, source: io::Error },
-}
-
-/// Appends the minimal CBOR head for `major` type with argument `n`.
-fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
-    let m = major << 5;
-    match n {
-        0..=23 => out.push(m | n as u8),
-        24..=0xff => out.extend_from_slice(&[m | 24, n as u8]),
-        0x100..=0xffff => {
-            out.push(m | 25);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(m | 26);
-            out.extend_from_slice(&(n as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 27);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-    }
-}
-
-/// Appends `n` as an unsigned LEB128 varint (multiformats unsigned-varint).
-pub fn write_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// The complete CARv1 header for `roots`: length varint followed by the dag-cbor map.
-pub fn encode_header(roots: &[Cid]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(24 + roots.len() * 40);
-    cbor_head(&mut body, 5, 2); // map(2)
-    cbor_head(&mut body, 3, 5); // text(5)
-    body.extend_from_slice(b"roots");
-    cbor_head(&mut body, 4, roots.len() as u64); // array(n)
-    for root in roots {
-        let bytes = root.to_bytes();
-        cbor_head(&mut body, 6, 42); // tag(42)
-        cbor_head(&mut body, 2, bytes.len() as u64 + 1); // bytes(len + 1)
-        body.push(0x00); // multibase identity prefix
-        body.extend_from_slice(&bytes);
-    }
-    cbor_head(&mut body, 3, 7); // text(7)
-    body.extend_from_slice(b"version");
-    cbor_head(&mut body, 0, 1); // unsigned(1)
-    let mut out = Vec::with_capacity(body.len() + 3);
-    write_varint(&mut out, body.len() as u64);
-    out.extend_from_slice(&body);
-    out
 }
 
 /// Streams a CARv1 to `W`. Blocks with a CID already written are skipped, so the CAR
@@ -136,7 +83,7 @@ impl<W: Write> CarWriter<W> {
         }
         self.scratch.clear();
         let cid_len = cid.encoded_len();
-        write_varint(&mut self.scratch, (cid_len + data.len()) as u64);
+        varint::put(&mut self.scratch, (cid_len + data.len()) as u64);
         cid.write_bytes(&mut self.scratch).map_err(cid_io_error)?;
         self.w.write_all(&self.scratch)?;
         self.w.write_all(data)?;
@@ -303,13 +250,14 @@ fn reserved_header_len() -> usize {
     1 + 1 + 6 + 1 + 2 + 2 + 1 + RESERVED_CID_LEN + 8 + 1
 }
 
-#[cfg(test)]
-mod tests;
-
-impl narfs_core::block::BlockSink for CarFileWriter {
-    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), narfs_core::block::StoreError> {
+impl crate::block::BlockSink for CarFileWriter {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), crate::block::StoreError> {
         CarFileWriter::put(self, cid, data)
             .map(|_| ())
-            .map_err(|e| narfs_core::block::StoreError::Backend(Box::new(e)))
+            .map_err(|e| crate::block::StoreError::Backend(Box::new(e)))
     }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

@@ -1,12 +1,10 @@
-//! Low-level CAR parsing shared by the streaming reader and the file index: bounded
+//! The CAR header both ways ([`encode_header`] writes it), and low-level CAR parsing shared by the streaming reader and the file index: bounded
 //! varints, the strict dag-cbor header (`{"roots": [CID...], "version": 1}`, or the
 //! CARv2 pragma `{"version": 2}`), the CARv2 fixed header, and CIDs at section starts.
 //! Nothing here allocates more than the caller already bounded.
 
 use cid::Cid;
 
-/// The largest varint a CAR may contain: multiformats caps unsigned varints at 9 bytes.
-const MAX_VARINT_BYTES: usize = 9;
 /// The longest CID accepted (CIDv1 with 9-byte codec and hash code varints and a 64-byte
 /// digest is 84 bytes).
 pub(crate) const MAX_CID_LEN: usize = 128;
@@ -14,27 +12,6 @@ pub(crate) const MAX_CID_LEN: usize = 128;
 pub(crate) const V2_HEADER_LEN: usize = 40;
 /// Length of the CARv2 pragma, its varint included.
 pub(crate) const V2_PRAGMA_LEN: u64 = 11;
-
-/// Decodes one varint from the front of `buf`. `Ok(None)` if `buf` ends inside it.
-pub(crate) fn decode_varint(buf: &[u8]) -> Result<Option<(u64, usize)>, &'static str> {
-    let mut n: u64 = 0;
-    for (i, &b) in buf.iter().enumerate() {
-        if i == MAX_VARINT_BYTES {
-            return Err("varint longer than 9 bytes");
-        }
-        n |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            if b == 0 && i > 0 {
-                return Err("varint not minimally encoded");
-            }
-            return Ok(Some((n, i + 1)));
-        }
-    }
-    if buf.len() >= MAX_VARINT_BYTES {
-        return Err("varint longer than 9 bytes");
-    }
-    Ok(None)
-}
 
 /// What a CAR header says.
 #[derive(Debug, PartialEq, Eq)]
@@ -217,16 +194,51 @@ pub(crate) fn parse_v2_header(b: &[u8; V2_HEADER_LEN]) -> Result<V2Header, Strin
     })
 }
 
-/// Parses the CID at the front of `buf` and returns it with the bytes it took. Rejects
-/// CIDs that are not canonically encoded.
+/// Parses the CID at the front of `buf` (see [`crate::block::cid_prefix`]).
 pub(crate) fn parse_cid_prefix(buf: &[u8]) -> Result<(Cid, usize), String> {
-    let mut rest = buf;
-    let cid = Cid::read_bytes(&mut rest).map_err(|e| e.to_string())?;
-    let used = buf.len() - rest.len();
-    // Same length is not enough: the varint reader drops the high bits of a 10-byte
-    // varint, so different bytes of the same length can give the same CID.
-    if cid.to_bytes() != buf[..used] {
-        return Err("CID not canonically encoded".into());
+    crate::block::cid_prefix(buf).map_err(|e| e.detail())
+}
+
+/// Appends the minimal CBOR head for `major` type with argument `n`.
+fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    match n {
+        0..=23 => out.push(m | n as u8),
+        24..=0xff => out.extend_from_slice(&[m | 24, n as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
     }
-    Ok((cid, used))
+}
+
+/// The complete CARv1 header for `roots`: length varint followed by the dag-cbor map.
+pub fn encode_header(roots: &[Cid]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(24 + roots.len() * 40);
+    cbor_head(&mut body, 5, 2); // map(2)
+    cbor_head(&mut body, 3, 5); // text(5)
+    body.extend_from_slice(b"roots");
+    cbor_head(&mut body, 4, roots.len() as u64); // array(n)
+    for root in roots {
+        let bytes = root.to_bytes();
+        cbor_head(&mut body, 6, 42); // tag(42)
+        cbor_head(&mut body, 2, bytes.len() as u64 + 1); // bytes(len + 1)
+        body.push(0x00); // multibase identity prefix
+        body.extend_from_slice(&bytes);
+    }
+    cbor_head(&mut body, 3, 7); // text(7)
+    body.extend_from_slice(b"version");
+    cbor_head(&mut body, 0, 1); // unsigned(1)
+    let mut out = Vec::with_capacity(body.len() + 3);
+    crate::varint::put(&mut out, body.len() as u64);
+    out.extend_from_slice(&body);
+    out
 }

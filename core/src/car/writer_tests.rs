@@ -91,7 +91,7 @@ fn header_with_no_or_many_roots() {
 fn varint_encoding() {
     let enc = |n| {
         let mut v = Vec::new();
-        write_varint(&mut v, n);
+        crate::varint::put(&mut v, n);
         v
     };
     assert_eq!(enc(0), [0]);

@@ -122,8 +122,8 @@ fn read_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     file.read_exact(buf)
 }
 
-impl narfs_core::block::BlockSource for CarFile {
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, narfs_core::block::StoreError> {
-        CarFile::get(self, cid).map_err(|e| narfs_core::block::StoreError::Backend(Box::new(e)))
+impl crate::block::BlockSource for CarFile {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, crate::block::StoreError> {
+        CarFile::get(self, cid).map_err(|e| crate::block::StoreError::Backend(Box::new(e)))
     }
 }
