@@ -6,6 +6,7 @@
 pub mod block;
 pub mod car;
 pub mod dagpb;
+pub mod encoding;
 pub mod hamt_hash;
 pub mod nar;
 pub mod nixbase32;
@@ -13,3 +14,4 @@ pub mod unixfs;
 pub mod varint;
 
 pub use cid::Cid;
+pub use encoding::Encoding;

@@ -6,6 +6,7 @@
 //! accepts only what Nix itself writes, and the writer refuses anything that would
 //! produce a NAR Nix would not write, so that `write(read(x)) == x` always holds.
 
+mod copy;
 mod dump;
 mod error;
 mod reader;
@@ -13,6 +14,7 @@ mod restore;
 mod token;
 mod writer;
 
+pub use copy::copy_canonical;
 pub use dump::dump_path;
 pub use error::NarError;
 pub use reader::{Event, FileContents, Limits, NarReader};

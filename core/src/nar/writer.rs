@@ -1,11 +1,13 @@
 //! The canonical NAR writer: entry events in, NAR bytes out, streaming. It refuses
 //! any event that would make a NAR Nix would not write (unsorted or repeated names,
-//! bad names, file contents of the wrong length, a second root).
+//! bad names, file contents of the wrong length, a second root), and anything the
+//! reader's [`Limits`] refuse (long names and targets, deep nesting): what narfs
+//! writes, narfs (and `nix-store --restore`) reads back.
 
 use std::io::{self, Read, Write};
 
 use super::token::{padding, put, MAGIC};
-use super::{check_name, show, NarError};
+use super::{check_name, show, Limits, NarError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -29,10 +31,16 @@ pub struct NarWriter<W: Write> {
     size: u64,
     head: Vec<u8>,
     written: u64,
+    limits: Limits,
 }
 
 impl<W: Write> NarWriter<W> {
     pub fn new(out: W) -> Self {
+        Self::with_limits(out, Limits::default())
+    }
+
+    /// A writer that refuses what a [`super::NarReader`] with `limits` would refuse.
+    pub fn with_limits(out: W, limits: Limits) -> Self {
         NarWriter {
             out,
             state: State::Root,
@@ -41,6 +49,7 @@ impl<W: Write> NarWriter<W> {
             size: 0,
             head: Vec::with_capacity(256),
             written: 0,
+            limits,
         }
     }
 
@@ -51,6 +60,12 @@ impl<W: Write> NarWriter<W> {
 
     /// Opens a directory node; its entries follow, then [`NarWriter::end_directory`].
     pub fn directory(&mut self, name: &[u8]) -> Result<(), NarError> {
+        if self.open.len() >= self.limits.max_depth {
+            return Err(NarError::TooDeep {
+                offset: self.written,
+                max: self.limits.max_depth,
+            });
+        }
         self.begin_node(name)?;
         put(&mut self.head, b"directory");
         self.flush_head()?;
@@ -75,6 +90,7 @@ impl<W: Write> NarWriter<W> {
                 "a symlink target must be non-empty and free of NUL",
             ));
         }
+        self.check_len("a symlink target", target, self.limits.max_target_len)?;
         self.begin_node(name)?;
         put(&mut self.head, b"symlink");
         put(&mut self.head, b"target");
@@ -174,6 +190,7 @@ impl<W: Write> NarWriter<W> {
                 put(&mut self.head, MAGIC);
             }
             State::Directory => {
+                self.check_len("an entry name", name, self.limits.max_name_len)?;
                 if let Err(reason) = check_name(name) {
                     return Err(NarError::BadName {
                         offset: self.written,
@@ -214,6 +231,18 @@ impl<W: Write> NarWriter<W> {
             self.state = State::Directory;
         }
         self.flush_head()
+    }
+
+    fn check_len(&self, what: &'static str, bytes: &[u8], max: u64) -> Result<(), NarError> {
+        if bytes.len() as u64 > max {
+            return Err(NarError::TooLong {
+                offset: self.written,
+                what,
+                len: bytes.len() as u64,
+                max,
+            });
+        }
+        Ok(())
     }
 
     fn flush_head(&mut self) -> Result<(), NarError> {
