@@ -1,14 +1,16 @@
 //! The verifying DAG walker that streams a UnixFS DAG back into a NAR.
 //!
-//! The one entry point is [`decode_nar`]: a block source and a root CID in, NAR bytes
-//! out. Every block is checked against its CID before use; every size a node claims
+//! The one entry point is [`decode`]: a block source, a root CID and the root's
+//! [`narfs_core::Encoding`] in, NAR bytes out. Every block is checked against its CID before use; every size a node claims
 //! is checked against its children; depth and output size are bounded.
 
+mod decode;
 mod error;
 mod file;
 mod hamt;
 mod walk;
 
+pub use decode::decode;
 pub use error::{DecodeError, Problem};
 pub use file::{fetch, FileReader};
 pub use walk::decode_nar;

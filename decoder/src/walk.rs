@@ -57,10 +57,24 @@ pub fn decode_nar<S: BlockSource + Sync, W: Write>(
 
 /// The output, refusing any write that would take it past `max`, so that the limit
 /// holds for every byte (entry headers included), not only for file contents.
-struct Bounded<W> {
+pub(crate) struct Bounded<W> {
     inner: W,
     left: u64,
     max: u64,
+}
+
+impl<W> Bounded<W> {
+    pub(crate) fn new(inner: W, max: u64) -> Self {
+        Bounded {
+            inner,
+            left: max,
+            max,
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
 }
 
 /// The error [`Bounded`] gives when a write would pass the limit of `.0` bytes.
@@ -91,7 +105,7 @@ impl<W: Write> Write for Bounded<W> {
 }
 
 /// A writer error, or [`Problem::TooLarge`] when it is [`Bounded`] refusing.
-fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
+pub(crate) fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
     if let NarError::Io { source, .. } = &e {
         if let Some(OverLimit(max)) = source.get_ref().and_then(|i| i.downcast_ref()) {
             return DecodeError::new(cid, path, Problem::TooLarge(*max));

@@ -10,7 +10,7 @@ use narfs_core::block::{cid_for, BlockSink, StoreError, DAG_PB};
 use narfs_core::dagpb::{encode_node_into, PBLinkRef};
 use narfs_core::nar::NarError;
 use narfs_core::unixfs::UnixFsData;
-use narfs_core::Cid;
+use narfs_core::{Cid, Encoding};
 
 use crate::file::{put, Counts, FileTree, Sub};
 use crate::layout::Layout;
@@ -26,6 +26,10 @@ pub struct Encoded {
     pub nar_sha256: [u8; 32],
     /// Blocks (and their bytes) handed to the sink, repeats included.
     pub counts: Counts,
+    /// How the DAG carries the NAR: a UnixFS tree, or the zstd fallback.
+    pub encoding: Encoding,
+    /// Why the fallback was taken, when it was.
+    pub fallback_reason: Option<String>,
 }
 
 /// The kind of an entry, as reported to an [`EntryObserver`].
@@ -118,6 +122,8 @@ pub fn encode<R: Read + Send, S: BlockSink>(
             nar_size,
             nar_sha256,
             counts,
+            encoding: Encoding::UnixFs,
+            fallback_reason: None,
         })
     })
 }

@@ -69,6 +69,8 @@ pub fn encode_fallback<R: Read + Send, S: BlockSink>(
             nar_size,
             nar_sha256,
             counts,
+            encoding: narfs_core::Encoding::ZstdNar,
+            fallback_reason: None,
         })
     })
 }
@@ -118,4 +120,43 @@ impl<R: Read> Read for HashingReader<R> {
         self.count += n as u64;
         Ok(n)
     }
+}
+
+/// Encodes a NAR as a UnixFS tree, or, when that cannot carry it (names that are not
+/// UTF-8) or `force` asks for it, as the zstd fallback: the one place that decision is
+/// made, for `encode`, `import` and everyone else.
+///
+/// The input is opened twice when the fallback is taken (the tree attempt read part of
+/// it), so `open` gives it from the start each time; `new_sink` gives the sink for each
+/// attempt, so that a sink can drop what the failed attempt wrote (a store session,
+/// a CAR file). The sink that holds the result is returned with it; the
+/// [`Encoded::encoding`] says which encoding it is, and [`Encoded::fallback_reason`] why.
+pub fn encode_or_fallback<R, S, E>(
+    mut open: impl FnMut() -> Result<R, E>,
+    layout: &Layout,
+    mut new_sink: impl FnMut() -> Result<S, E>,
+    force: bool,
+    observer: Option<crate::encode::EntryObserver<'_>>,
+) -> Result<(Encoded, S), E>
+where
+    R: Read + Send,
+    S: BlockSink,
+    E: From<EncodeError>,
+{
+    let reason = if force {
+        "asked for with --fallback".to_string()
+    } else {
+        let mut sink = new_sink()?;
+        let input = open()?;
+        match crate::encode::encode(input, layout, &mut sink, observer) {
+            Ok(e) => return Ok((e, sink)),
+            Err(e) if e.wants_fallback() => e.to_string(),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut sink = new_sink()?;
+    let input = open()?;
+    let mut encoded = encode_fallback(input, layout, &mut sink)?;
+    encoded.fallback_reason = Some(reason);
+    Ok((encoded, sink))
 }

@@ -1,7 +1,9 @@
 //! Chunkers, the UnixFS DAG builder and block sinks.
 //!
-//! The one entry point is [`encode`]: NAR bytes in, blocks out to a
-//! [`narfs_core::block::BlockSink`], the root CID and the NAR's hash back.
+//! The one entry point is [`encode_or_fallback`]: NAR bytes in, blocks out to a
+//! [`narfs_core::block::BlockSink`], the root CID, the NAR's hash and the root's
+//! [`narfs_core::Encoding`] back. It runs [`encode`] (the UnixFS tree) and, when a NAR
+//! cannot be a UnixFS tree, [`encode_fallback`] (the zstd-compressed NAR as one file).
 
 pub mod chunker;
 pub mod directory;
@@ -14,5 +16,5 @@ mod parse;
 mod readahead;
 
 pub use encode::{encode, EncodeError, Encoded, EntryKind};
-pub use fallback::encode_fallback;
+pub use fallback::{encode_fallback, encode_or_fallback};
 pub use layout::{Layout, Profile, ShardRule};

@@ -2,7 +2,7 @@
 //! `narfs import` recorded with its narinfo fields, and `/nar/<cid>.nar`, the NAR of
 //! any recorded root decoded from its verified DAG while it streams out.
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use narfs_core::Cid;
-use narfs_decoder::{decode_nar, fetch, FileReader, Limits};
+use narfs_decoder::{decode, Limits};
 use narfs_store::{RootRecord, Store};
 
 use crate::body::{channel, ChannelWriter};
@@ -105,18 +105,7 @@ fn stream_nar(store: &Store, cid: &Cid, rec: &RootRecord, mut w: ChannelWriter) 
     };
     let result = (|| -> Result<(), String> {
         let _lock = store.lock_shared().map_err(|e| e.to_string())?;
-        if rec.compression == "zstd" {
-            let block = fetch(store, cid, "").map_err(|e| e.to_string())?;
-            let file =
-                FileReader::open(store, cid, block, "", limits).map_err(|e| e.to_string())?;
-            let dec = zstd::Decoder::new(file).map_err(|e| e.to_string())?;
-            let n = io::copy(&mut dec.take(rec.nar_size + 1), &mut w).map_err(|e| e.to_string())?;
-            if n != rec.nar_size {
-                return Err(format!("the NAR is {n} bytes, not {}", rec.nar_size));
-            }
-        } else {
-            decode_nar(store, cid, &mut w, &limits).map_err(|e| e.to_string())?;
-        }
+        decode(store, cid, rec.encoding, &mut w, &limits).map_err(|e| e.to_string())?;
         w.flush().map_err(|e| e.to_string())
     })();
     match result {

@@ -135,7 +135,7 @@ fn renders_for_nix() {
         chunker: "fixed:262144".into(),
         hash: "sha2-256".into(),
         profile: "kubo-v1".into(),
-        compression: "none".into(),
+        encoding: narfs_core::Encoding::UnixFs,
         blocks: 1,
         block_bytes: 1,
         new_blocks: 0,

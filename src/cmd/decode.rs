@@ -8,13 +8,18 @@ use anyhow::{Context, Result};
 use narfs_core::block::BlockSource;
 use narfs_core::car::CarFile;
 use narfs_core::nar::{restore, RestoreOptions};
-use narfs_decoder::{decode_nar, FileReader, Limits};
+use narfs_core::Encoding;
+use narfs_decoder::Limits;
 
 use crate::cli::DecodeArgs;
 use crate::io::Output;
 
 pub fn run(args: DecodeArgs) -> Result<()> {
-    let mut fallback = args.fallback;
+    let mut encoding = if args.fallback {
+        Encoding::ZstdNar
+    } else {
+        Encoding::UnixFs
+    };
     let mut _lock = None;
     let (source, cid): (Box<dyn BlockSource + Sync>, narfs_core::Cid) = match &args.car {
         Some(car) => {
@@ -32,7 +37,9 @@ pub fn run(args: DecodeArgs) -> Result<()> {
             _lock = Some(store.lock_shared()?);
             let cid = match super::store::resolve(&store, &args.root)? {
                 Some(rec) => {
-                    fallback |= rec.compression == "zstd";
+                    if rec.encoding == Encoding::ZstdNar {
+                        encoding = Encoding::ZstdNar;
+                    }
                     rec.cid()?
                 }
                 None => args.root.parse().map_err(|_| {
@@ -51,12 +58,8 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         ..Limits::default()
     };
     let decode = |out: &mut dyn Write| -> Result<()> {
-        if fallback {
-            decode_fallback(&source, &cid, out, &limits)
-        } else {
-            decode_nar(&source, &cid, out, &limits)?;
-            Ok(())
-        }
+        narfs_decoder::decode(&source, &cid, encoding, out, &limits)?;
+        Ok(())
     };
     match &args.to {
         Some(dir) => to_dir(dir, decode),
@@ -66,28 +69,6 @@ pub fn run(args: DecodeArgs) -> Result<()> {
             out.commit()
         }
     }
-}
-
-/// The fallback: the CID is a file holding the zstd-compressed NAR.
-fn decode_fallback(
-    source: &(impl BlockSource + Sync),
-    cid: &narfs_core::Cid,
-    out: &mut dyn Write,
-    limits: &Limits,
-) -> Result<()> {
-    let block = narfs_decoder::fetch(source, cid, "")?;
-    let file = FileReader::open(source, cid, block, "", *limits)?;
-    let mut limited = io::Read::take(
-        zstd::Decoder::new(file)?,
-        limits.max_output.saturating_add(1),
-    );
-    let n = io::copy(&mut limited, out).context("cannot decompress the fallback NAR")?;
-    anyhow::ensure!(
-        n <= limits.max_output,
-        "the NAR exceeds the limit of {} bytes",
-        limits.max_output
-    );
-    Ok(())
 }
 
 /// Decodes into a pipe read by `restore`, so the tree is built as the NAR streams.

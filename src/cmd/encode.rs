@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use narfs_core::block::{BlockSink, NullSink, StoreError};
 use narfs_core::car::CarFileWriter;
 use narfs_core::nar::{dump_path, NarError};
-use narfs_core::{nixbase32, Cid};
-use narfs_encoder::{encode, encode_fallback, Encoded, EntryKind, Layout};
+use narfs_core::{nixbase32, Cid, Encoding};
+use narfs_encoder::{encode_or_fallback, Encoded, EntryKind, Layout};
 use narfs_store::{RootRecord, Store, StoreSink, Written};
 use serde_json::json;
 
@@ -31,49 +31,47 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         args.name.is_none() || store.is_some(),
         "--name records the root in the store, which --car alone leaves out (add --store DIR)"
     );
-    let mut sink = Sink::create(args.car.as_deref(), store.as_ref())?;
     let mut entries = match &args.entries {
         Some(p) => Some(Output::create(Some(p))?),
         None => None,
     };
-    let mut fallback_reason = args
-        .fallback
-        .then(|| "asked for with --fallback".to_string());
-    let encoded = if fallback_reason.is_some() {
-        encode_fallback(input.reader()?, &layout, &mut sink)
-    } else {
-        let mut observe = |path: &str, kind: EntryKind, cid: &Cid| {
-            if let Some(out) = entries.as_mut() {
-                let line = json!({"path": path, "type": kind.name(), "cid": cid.to_string()});
-                let _ = writeln!(out, "{line}");
-            }
-        };
-        let first = encode(input.reader()?, &layout, &mut sink, Some(&mut observe));
-        match first {
-            Err(e) if e.wants_fallback() => {
-                fallback_reason = Some(e.to_string());
-                eprintln!("narfs: {e}; publishing the zstd-compressed NAR as one file instead");
-                sink = Sink::create(args.car.as_deref(), store.as_ref())?;
-                entries = None;
-                encode_fallback(input.reader()?, &layout, &mut sink)
-            }
-            other => other,
+    let mut observe = |path: &str, kind: EntryKind, cid: &Cid| {
+        if let Some(out) = entries.as_mut() {
+            let line = json!({"path": path, "type": kind.name(), "cid": cid.to_string()});
+            let _ = writeln!(out, "{line}");
         }
     };
+    let encoded = encode_or_fallback(
+        || input.reader(),
+        &layout,
+        || Sink::create(args.car.as_deref(), store.as_ref()),
+        args.fallback,
+        Some(&mut observe),
+    );
     if encoded.is_err() {
         // A directory's dump error is the real cause of the cut NAR the encoder saw.
         if let Some(cause) = input.dump_error() {
             anyhow::bail!("cannot encode {}: {cause}", args.input.display());
         }
     }
-    let encoded = encoded.with_context(|| format!("cannot encode {}", args.input.display()))?;
-    let v = report(
+    let (encoded, sink) =
+        encoded.with_context(|| format!("cannot encode {}", args.input.display()))?;
+    if encoded.encoding == Encoding::ZstdNar {
+        // Entries of a tree that was not made are not entries of anything.
+        entries = None;
+        if !args.fallback {
+            let why = encoded.fallback_reason.as_deref().unwrap_or_default();
+            eprintln!("narfs: {why}; publishing the zstd-compressed NAR as one file instead");
+        }
+    }
+    let v = report(&encoded, &layout, args.layout.profile.name());
+    let rec = record(
         &encoded,
         &layout,
         args.layout.profile.name(),
-        fallback_reason.as_deref(),
+        args.name.clone(),
     );
-    let written = sink.finish(&encoded.root, record(&v, args.name.clone()))?;
+    let written = sink.finish(&encoded.root, rec)?;
     if let Some(out) = entries {
         out.commit()?;
     }
@@ -102,12 +100,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     stdout.commit()
 }
 
-fn report(
-    e: &Encoded,
-    layout: &Layout,
-    profile: &str,
-    fallback: Option<&str>,
-) -> serde_json::Value {
+fn report(e: &Encoded, layout: &Layout, profile: &str) -> serde_json::Value {
     let mut v = json!({
         "root": e.root.to_string(),
         "nar_hash": format!("sha256:{}", nixbase32::encode(&e.nar_sha256)),
@@ -118,29 +111,27 @@ fn report(
         "profile": profile,
         "chunker": layout.chunker.to_string(),
         "hash": layout.hash.name(),
-        "compression": if fallback.is_some() { "zstd" } else { "none" },
+        "compression": e.encoding.name(),
     });
-    if let Some(why) = fallback {
-        v["fallback_reason"] = why.into();
+    if let Some(why) = &e.fallback_reason {
+        v["fallback_reason"] = why.as_str().into();
     }
     v
 }
 
-/// The store's record of this encoding, from its JSON report.
-fn record(v: &serde_json::Value, name: Option<String>) -> RootRecord {
-    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-    let n = |k: &str| v[k].as_u64().unwrap_or_default();
+/// The store's record of this encoding.
+fn record(e: &Encoded, layout: &Layout, profile: &str, name: Option<String>) -> RootRecord {
     RootRecord {
-        root: s("root"),
+        root: e.root.to_string(),
         name,
-        nar_hash: s("nar_hash"),
-        nar_size: n("nar_size"),
-        chunker: s("chunker"),
-        hash: s("hash"),
-        profile: s("profile"),
-        compression: s("compression"),
-        blocks: n("blocks"),
-        block_bytes: n("block_bytes"),
+        nar_hash: format!("sha256:{}", nixbase32::encode(&e.nar_sha256)),
+        nar_size: e.nar_size,
+        chunker: layout.chunker.to_string(),
+        hash: layout.hash.name().to_string(),
+        profile: profile.to_string(),
+        encoding: e.encoding,
+        blocks: e.counts.blocks,
+        block_bytes: e.counts.bytes,
         new_blocks: 0,
         new_bytes: 0,
         created: RootRecord::now(),
@@ -235,11 +226,13 @@ impl Input {
         }
     }
 
-    fn reader(&mut self) -> Result<Box<dyn Read + Send + '_>> {
+    /// The NAR from its start, each time it is asked for.
+    fn reader(&mut self) -> Result<Box<dyn Read + Send>> {
         match self {
             Input::File(f) => {
+                let mut f = f.try_clone()?;
                 f.rewind()?;
-                Ok(Box::new(&*f))
+                Ok(Box::new(f))
             }
             Input::Dir(dir, dumper) => {
                 let (reader, writer) = io::pipe()?;

@@ -258,7 +258,7 @@ impl Ctx<'_> {
             chunker: self.layout.chunker.to_string(),
             hash: self.layout.hash.name().to_string(),
             profile: self.profile.to_string(),
-            compression: compression.to_string(),
+            encoding: compression.parse().unwrap_or_default(),
             blocks: e.counts.blocks,
             block_bytes: e.counts.bytes,
             new_blocks: 0,

@@ -50,7 +50,7 @@ pub fn ls(args: StoreArgs) -> Result<()> {
                 r.nar_size,
                 r.nar_hash,
                 r.chunker,
-                r.compression,
+                r.encoding,
                 ratio
             )?;
         }

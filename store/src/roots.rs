@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use narfs_core::block::HashAlg;
-use narfs_core::Cid;
+use narfs_core::{Cid, Encoding};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -29,8 +29,10 @@ pub struct RootRecord {
     pub chunker: String,
     pub hash: String,
     pub profile: String,
-    /// `none` (a UnixFS tree) or `zstd` (the compressed-NAR fallback).
-    pub compression: String,
+    /// How the DAG carries the NAR; `compression` on disk (`none` for a UnixFS
+    /// tree, `zstd` for the compressed-NAR fallback), as `encode --json` names it.
+    #[serde(rename = "compression", with = "encoding_name")]
+    pub encoding: Encoding,
     /// Blocks and bytes the encoding produced, repeats included.
     pub blocks: u64,
     pub block_bytes: u64,
@@ -189,4 +191,19 @@ fn fsync_dir(d: &Path) -> Result<(), Error> {
     File::open(d)
         .and_then(|f| f.sync_all())
         .map_err(Error::io(d))
+}
+
+/// [`Encoding`] in a record by its name, so records stay readable and stable.
+mod encoding_name {
+    use narfs_core::Encoding;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Encoding, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(e.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Encoding, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }

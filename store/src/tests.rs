@@ -15,7 +15,7 @@ fn record(root: &Cid, name: Option<&str>) -> RootRecord {
         chunker: "fixed:262144".into(),
         hash: "sha2-256".into(),
         profile: "kubo-v1".into(),
-        compression: "none".into(),
+        encoding: narfs_core::Encoding::UnixFs,
         blocks: 0,
         block_bytes: 0,
         new_blocks: 0,
