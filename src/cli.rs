@@ -1,4 +1,4 @@
-//! The command-line contract (see DESIGN.md, "Command line").
+//! The command-line contract: every subcommand and flag (the README lists them).
 
 use std::path::PathBuf;
 
