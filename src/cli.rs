@@ -40,6 +40,9 @@ pub enum Command {
     Import(crate::cmd::import::ImportArgs),
     /// Serve the store read-only over HTTP: Nix binary cache and IPFS trustless gateway.
     Serve(crate::cmd::serve::ServeArgs),
+    /// Exchange DAGs as CAR files: import (verified) into the store, export from it.
+    #[command(subcommand)]
+    Car(crate::cmd::car::CarCommand),
 }
 
 /// What fixes the CIDs: shared by `encode` and `import`.

@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 
+pub mod car;
 mod decode;
 mod encode;
 mod experiment;
@@ -25,5 +26,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Experiment(a) => experiment::run(a),
         Command::Import(a) => import::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Car(c) => car::run(c),
     }
 }

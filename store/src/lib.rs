@@ -193,6 +193,25 @@ impl Store {
         StoreSink::start(self)
     }
 
+    /// Records `rec` for a DAG whose blocks are all committed already (a write session
+    /// records its root itself, in [`StoreSink::finish`]). The caller checks the DAG is
+    /// complete and holds [`lock_shared`](Self::lock_shared) from the commit of its
+    /// blocks until this returns, so `gc` cannot take them in between.
+    pub fn record_root(&self, rec: &RootRecord) -> Result<(), Error> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let session = self
+            .dir
+            .join("tmp")
+            .join(format!("{}-{nanos}-record", std::process::id()));
+        std::fs::create_dir_all(&session).map_err(Error::io(&session))?;
+        let recorded = roots::add(&self.dir, &session, rec);
+        let _ = std::fs::remove_dir_all(&session);
+        recorded
+    }
+
     /// Whether the block is stored (raw or compressed).
     pub fn contains(&self, cid: &Cid) -> Result<bool, Error> {
         let txn = self.blocks.read_txn()?;

@@ -1,0 +1,13 @@
+//! Exchanging DAGs with the IPFS world: CAR files in and out of the store, and (in
+//! [`kubo`]) publishing into a Kubo node over its RPC API.
+//!
+//! A crate of its own because it joins the others: it reads CARs (decoder), writes
+//! them (encoder), keeps blocks in the store and walks DAGs to check what it imports.
+//! Every block that enters the store through here is verified against its CID first,
+//! and every block that leaves it is verified again before it is sent.
+
+mod car_export;
+mod car_import;
+
+pub use car_export::{export_car, export_store, ExportError, Exported};
+pub use car_import::{import_car, CarImport, ImportError, ImportedRoot, RootError};
