@@ -24,15 +24,23 @@ pub enum Command {
     Encode(EncodeArgs),
     /// Decode the DAG under CID back into the byte-exact NAR (stdout by default).
     Decode(DecodeArgs),
-    /// List the roots (encoded NARs) recorded in the store.
+    /// The blockstore: list roots, figures, verify, gc, remove a root.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Same as `narfs store ls` (kept for older scripts).
+    #[command(hide = true)]
     Ls(StoreArgs),
-    /// Store figures: roots, unique blocks, logical NAR bytes vs stored bytes.
+    /// Same as `narfs store stats`.
+    #[command(hide = true)]
     Stats(StoreArgs),
-    /// Re-hash every block and check every root's DAG is complete (non-zero exit on a problem).
+    /// Same as `narfs store verify`.
+    #[command(hide = true)]
     Verify(StoreArgs),
-    /// Remove the blocks no root reaches (waits for running encodes).
+    /// Same as `narfs store gc`.
+    #[command(hide = true)]
     Gc(StoreArgs),
-    /// Remove a root (by NAME or CID) from the store; its blocks go at the next `gc`.
+    /// Same as `narfs store rm`.
+    #[command(hide = true)]
     Rm(RmArgs),
     /// Measure chunking strategies (stored bytes, dedup, throughput) over a corpus of NARs.
     Experiment(ExperimentArgs),
@@ -166,6 +174,21 @@ pub enum NarCommand {
         /// Where to create the tree; must not exist yet.
         dir: PathBuf,
     },
+}
+
+/// `narfs store …`, as `ipfs repo …`/`nix store …` group theirs.
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// List the roots (encoded NARs) recorded in the store.
+    Ls(StoreArgs),
+    /// Store figures: roots, unique blocks, logical NAR bytes vs stored bytes.
+    Stats(StoreArgs),
+    /// Re-hash every block and check every root's DAG is complete (non-zero exit on a problem).
+    Verify(StoreArgs),
+    /// Remove the blocks no root reaches (waits for running encodes).
+    Gc(StoreArgs),
+    /// Remove a root (by NAME or CID) from the store; its blocks go at the next `gc`.
+    Rm(RmArgs),
 }
 
 #[derive(clap::Args, Debug)]

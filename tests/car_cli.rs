@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use narfs_decoder::car::CarReader;
-use narfs_encoder::car::CarWriter;
+use narfs_core::car::CarReader;
+use narfs_core::car::CarWriter;
 
 /// Encodes `tree` into a CAR; returns (root CID, the tree's NAR, `encode --json`).
 fn encode_car(tree: &Path, car: &Path, extra: &[&str]) -> (String, Vec<u8>, serde_json::Value) {

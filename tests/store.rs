@@ -212,3 +212,40 @@ fn default_store_and_car_only() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no root named"));
 }
+
+/// `narfs store ls|stats` and the older top-level spellings give the same answers.
+#[test]
+fn store_subcommands_and_their_old_spellings_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    let nar = first_corpus_nar();
+    encode(
+        &store,
+        &nar,
+        Some("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x"),
+    );
+    for cmd in ["ls", "stats"] {
+        let new = ok(narfs(&store).args(["store", cmd, "--json"])).stdout;
+        let old = ok(narfs(&store).args([cmd, "--json"])).stdout;
+        assert!(!new.is_empty(), "narfs store {cmd} printed nothing");
+        if cmd == "ls" {
+            assert_eq!(new, old, "narfs store {cmd} and narfs {cmd} differ");
+        }
+    }
+    let verify = narfs(&store).args(["store", "verify"]).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+fn first_corpus_nar() -> PathBuf {
+    let mut nars: Vec<PathBuf> = std::fs::read_dir(corpus(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "nar"))
+        .collect();
+    nars.sort();
+    nars.remove(0)
+}

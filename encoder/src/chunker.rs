@@ -35,7 +35,9 @@ impl FromStr for Chunker {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let syntax = || ChunkerSpecError::Syntax(s.to_string());
         let invalid = |why| ChunkerSpecError::Invalid(s.to_string(), why);
-        let mut parts = s.split(':');
+        // Kubo's spelling of the fixed chunker (`ipfs add --chunker=size-262144`).
+        let kubo = s.strip_prefix("size-").map(|n| format!("fixed:{n}"));
+        let mut parts = kubo.as_deref().unwrap_or(s).split(':');
         let kind = parts.next().ok_or_else(syntax)?;
         let nums: Vec<usize> = parts
             .map(|p| p.parse::<usize>().map_err(|_| syntax()))
@@ -208,6 +210,20 @@ mod tests {
         assert_eq!(sizes(c, &noise(262_144)), vec![262_144]);
         assert_eq!(sizes(c, &noise(262_145)), vec![262_144, 1]);
         assert_eq!(sizes(c, &noise(3 * 262_144 + 5)).len(), 4);
+    }
+
+    #[test]
+    fn kubo_size_spelling_is_the_fixed_chunker() {
+        assert_eq!(
+            "size-262144".parse::<Chunker>().unwrap(),
+            Chunker::Fixed(262_144)
+        );
+        assert_eq!(
+            "size-1048576".parse::<Chunker>().unwrap().to_string(),
+            "fixed:1048576"
+        );
+        assert!("size-0".parse::<Chunker>().is_err());
+        assert!("size-x".parse::<Chunker>().is_err());
     }
 
     #[test]

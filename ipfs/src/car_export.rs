@@ -5,10 +5,10 @@
 use std::io::Write;
 
 use narfs_core::block::{BlockSource, DAG_PB};
+use narfs_core::car::{CarWriteError, CarWriter};
 use narfs_core::dagpb::{DagPbError, PBNode};
 use narfs_core::Cid;
 use narfs_decoder::{fetch, DecodeError};
-use narfs_encoder::car::{CarWriteError, CarWriter};
 use narfs_store::Store;
 
 /// What [`export_car`] wrote.

@@ -8,8 +8,8 @@
 use std::io::{self, BufRead, Write};
 
 use narfs_core::block::{verify, BlockError, BlockSink, HashAlg, StoreError};
+use narfs_core::car::{CarError, CarReader};
 use narfs_core::{nixbase32, Cid};
-use narfs_decoder::car::{CarError, CarReader};
 use narfs_decoder::{decode_nar, DecodeError, Limits};
 use narfs_store::{RootRecord, Store, Written};
 use sha2::{Digest, Sha256};
@@ -128,7 +128,7 @@ fn record(
         chunker: "unknown".into(),
         hash: hash.into(),
         profile: "car-import".into(),
-        compression: "none".into(),
+        encoding: narfs_core::Encoding::UnixFs,
         blocks,
         block_bytes,
         new_blocks: 0,

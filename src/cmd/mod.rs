@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, StoreCommand};
 
 pub mod car;
 mod decode;
@@ -18,11 +18,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Nar(c) => nar::run(c),
         Command::Encode(a) => encode::run(a),
         Command::Decode(a) => decode::run(a),
-        Command::Ls(a) => store::ls(a),
-        Command::Stats(a) => store::stats(a),
-        Command::Verify(a) => store::verify(a),
-        Command::Gc(a) => store::gc(a),
-        Command::Rm(a) => store::rm(a),
+        Command::Store(c) => store::run(c),
+        Command::Ls(a) => store::run(StoreCommand::Ls(a)),
+        Command::Stats(a) => store::run(StoreCommand::Stats(a)),
+        Command::Verify(a) => store::run(StoreCommand::Verify(a)),
+        Command::Gc(a) => store::run(StoreCommand::Gc(a)),
+        Command::Rm(a) => store::run(StoreCommand::Rm(a)),
         Command::Experiment(a) => experiment::run(a),
         Command::Import(a) => import::run(a),
         Command::Serve(a) => serve::run(a),

@@ -30,7 +30,18 @@ pub fn resolve(store: &Store, root: &str) -> Result<Option<RootRecord>> {
     Ok(found.pop())
 }
 
-pub fn ls(args: StoreArgs) -> Result<()> {
+pub fn run(cmd: crate::cli::StoreCommand) -> Result<()> {
+    use crate::cli::StoreCommand as C;
+    match cmd {
+        C::Ls(a) => ls(a),
+        C::Stats(a) => stats(a),
+        C::Verify(a) => verify(a),
+        C::Gc(a) => gc(a),
+        C::Rm(a) => rm(a),
+    }
+}
+
+fn ls(args: StoreArgs) -> Result<()> {
     let store = open(args.store.as_deref())?;
     let mut out = Output::create(None)?;
     for r in store.roots()? {
@@ -58,7 +69,7 @@ pub fn ls(args: StoreArgs) -> Result<()> {
     out.commit()
 }
 
-pub fn stats(args: StoreArgs) -> Result<()> {
+fn stats(args: StoreArgs) -> Result<()> {
     let store = open(args.store.as_deref())?;
     let s = store.stats()?;
     let mut out = Output::create(None)?;
@@ -93,7 +104,7 @@ pub fn stats(args: StoreArgs) -> Result<()> {
     out.commit()
 }
 
-pub fn verify(args: StoreArgs) -> Result<()> {
+fn verify(args: StoreArgs) -> Result<()> {
     let store = open(args.store.as_deref())?;
     let r = store.verify()?;
     let mut out = Output::create(None)?;
@@ -122,7 +133,7 @@ pub fn verify(args: StoreArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn gc(args: StoreArgs) -> Result<()> {
+fn gc(args: StoreArgs) -> Result<()> {
     let store = open(args.store.as_deref())?;
     let r = store.gc()?;
     let mut out = Output::create(None)?;
@@ -144,7 +155,7 @@ pub fn gc(args: StoreArgs) -> Result<()> {
     out.commit()
 }
 
-pub fn rm(args: RmArgs) -> Result<()> {
+fn rm(args: RmArgs) -> Result<()> {
     let store = open(args.store.store.as_deref())?;
     let removed = store.remove_roots(&args.root)?;
     anyhow::ensure!(!removed.is_empty(), "no root {:?} in the store", args.root);
