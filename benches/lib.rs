@@ -55,18 +55,18 @@ pub fn corpus_dir() -> std::path::PathBuf {
     }
 }
 
-/// The corpus NARs' file names, largest first.
+/// The corpus NARs (as the experiment lists them), largest first.
 fn corpus_nars() -> Vec<(u64, std::path::PathBuf)> {
     let dir = corpus_dir();
-    let mut nars: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list the corpus {}: {e}", dir.display()))
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "nar"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.len(), p)))
+    let mut nars: Vec<(u64, std::path::PathBuf)> = narfs_experiment::corpus::list(&dir)
+        .unwrap_or_else(|e| {
+            let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
+            panic!("{e}{cause}")
+        })
+        .into_iter()
+        .map(|item| (item.size, item.path))
         .collect();
     nars.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    assert!(!nars.is_empty(), "no NARs in {}", dir.display());
     nars
 }
 

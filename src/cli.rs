@@ -140,7 +140,7 @@ pub struct ExperimentArgs {
     /// Comma-separated strategies: nar-zstd, nar-fixed:SIZE, nar-fastcdc:MIN:AVG:MAX,
     /// file-fixed:SIZE, file-fastcdc:MIN:AVG:MAX (default: a sweep of them).
     #[arg(long, value_delimiter = ',')]
-    pub strategies: Vec<crate::experiment::Strategy>,
+    pub strategies: Vec<narfs_experiment::Strategy>,
     /// Write every figure to this JSON file.
     #[arg(long)]
     pub json: Option<PathBuf>,

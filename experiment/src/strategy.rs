@@ -8,6 +8,8 @@ use std::str::FromStr;
 use narfs_encoder::chunker::Chunker;
 use narfs_encoder::{Layout, Profile};
 
+use crate::ParseStrategyError;
+
 /// One way of storing a corpus of NARs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
@@ -23,14 +25,20 @@ pub enum Strategy {
 /// The families a chart draws as one line each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
+    /// `file-fastcdc:MIN:AVG:MAX`.
     FileFastCdc,
+    /// `file-fixed:SIZE`.
     FileFixed,
+    /// `nar-fastcdc:MIN:AVG:MAX`.
     NarFastCdc,
+    /// `nar-fixed:SIZE`.
     NarFixed,
+    /// `nar-zstd`.
     NarZstd,
 }
 
 impl Family {
+    /// The family's name in the report: a strategy's spelling without its sizes.
     pub fn name(self) -> &'static str {
         match self {
             Family::FileFastCdc => "file-fastcdc",
@@ -64,6 +72,7 @@ pub fn default_sweep() -> Vec<Strategy> {
 }
 
 impl Strategy {
+    /// The chart line the strategy belongs to.
     pub fn family(&self) -> Family {
         match self {
             Strategy::NarZstd => Family::NarZstd,
@@ -109,24 +118,19 @@ impl fmt::Display for Strategy {
 }
 
 impl FromStr for Strategy {
-    type Err = String;
+    type Err = ParseStrategyError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseStrategyError> {
         let s = s.trim();
         if s == "nar-zstd" {
             return Ok(Strategy::NarZstd);
         }
-        let unknown = || {
-            format!(
-                "unknown strategy `{s}`: expected nar-zstd, nar-fixed:SIZE, \
-                 nar-fastcdc:MIN:AVG:MAX, file-fixed:SIZE or file-fastcdc:MIN:AVG:MAX"
-            )
-        };
+        let unknown = || ParseStrategyError::Unknown(s.to_string());
         let (scope, chunker) = s.split_once('-').ok_or_else(unknown)?;
         if !(chunker.starts_with("fixed:") || chunker.starts_with("fastcdc:")) {
             return Err(unknown());
         }
-        let chunker: Chunker = chunker.parse().map_err(|e| format!("{scope}-{e}"))?;
+        let chunker: Chunker = chunker.parse()?;
         match scope {
             "nar" => Ok(Strategy::Nar(chunker)),
             "file" => Ok(Strategy::File(chunker)),

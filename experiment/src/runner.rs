@@ -9,60 +9,78 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
 use narfs_core::block::{BlockSink, MemoryStore, StoreError, RAW};
 use narfs_core::Cid;
-use narfs_decoder::{decode_nar, fetch, FileReader, Limits};
+use narfs_decoder::{decode_nar, fetch, DecodeError, FileReader, Limits};
 use narfs_encoder::chunker::{ChunkBuffer, ChunkError};
 use narfs_encoder::file::{Counts, FileTree};
 use narfs_encoder::{encode, Layout};
 
-use super::corpus::Item;
-use super::report::StrategyResult;
-use super::strategy::Strategy;
+use crate::corpus::Item;
+use crate::report::StrategyResult;
+use crate::{Difference, Error, Strategy};
 
 /// zstd level of the nar-zstd baseline and of the per-block compression: zstd's
 /// default, as narfs's fallback uses.
 pub const ZSTD_LEVEL: i32 = narfs_encoder::fallback::ZSTD_LEVEL;
 
 /// Called with the bytes of each NAR as it is done.
-pub type Progress<'a> = &'a mut dyn FnMut(u64);
+pub(crate) type Progress<'a> = &'a mut dyn FnMut(u64);
 
 /// Reads a corpus NAR into `buf`.
-pub fn load(item: &Item, buf: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn load(item: &Item, buf: &mut Vec<u8>) -> Result<(), Error> {
     buf.clear();
     File::open(&item.path)
         .and_then(|mut f| f.read_to_end(buf))
-        .with_context(|| format!("cannot read {}", item.path.display()))?;
+        .map_err(|source| Error::ReadNar {
+            path: item.path.clone(),
+            source,
+        })?;
     Ok(())
 }
 
 /// The zstd size of a whole NAR, as the nar-zstd baseline stores it.
-pub fn zstd_size(nar: &[u8]) -> Result<u64> {
-    Ok(zstd::bulk::compress(nar, ZSTD_LEVEL)?.len() as u64)
+pub(crate) fn zstd_size(nar: &[u8]) -> Result<u64, Error> {
+    Ok(zstd::bulk::compress(nar, ZSTD_LEVEL)
+        .map_err(Error::Zstd)?
+        .len() as u64)
 }
 
 /// Runs `strategy` over `items`.
-pub fn run(strategy: Strategy, items: &[Item], progress: Progress<'_>) -> Result<StrategyResult> {
+pub(crate) fn run(
+    strategy: Strategy,
+    items: &[Item],
+    progress: Progress<'_>,
+) -> Result<StrategyResult, Error> {
     match strategy.layout() {
         None => run_zstd(strategy, items, progress),
         Some(layout) => run_dag(strategy, &layout, items, progress),
     }
 }
 
-fn run_zstd(strategy: Strategy, items: &[Item], progress: Progress<'_>) -> Result<StrategyResult> {
+fn run_zstd(
+    strategy: Strategy,
+    items: &[Item],
+    progress: Progress<'_>,
+) -> Result<StrategyResult, Error> {
     let mut r = StrategyResult::new(strategy);
     let mut nar = Vec::new();
     for item in items {
         load(item, &mut nar)?;
         let t = Instant::now();
-        let z = zstd::bulk::compress(&nar, ZSTD_LEVEL)?;
+        let z = zstd::bulk::compress(&nar, ZSTD_LEVEL).map_err(Error::Zstd)?;
         let encode_time = t.elapsed();
         let t = Instant::now();
-        let back = zstd::bulk::decompress(&z, nar.len())?;
-        if back != nar {
-            bail!("{}: nar-zstd does not give the NAR back", item.name);
-        }
+        // TODO(lead): use narfs_decoder::decode
+        let back = zstd::bulk::decompress(&z, nar.len()).map_err(Error::Zstd)?;
+        let mut check = CheckWriter::new(&nar);
+        // A refused write is recorded; `finish` reports it.
+        let _ = check.write_all(&back);
+        check.finish().map_err(|source| Error::Mismatch {
+            item: item.name.clone(),
+            strategy,
+            source,
+        })?;
         let decode_time = t.elapsed();
         let size = z.len() as u64;
         r.stored_bytes += size;
@@ -81,7 +99,7 @@ fn run_dag(
     layout: &Layout,
     items: &[Item],
     progress: Progress<'_>,
-) -> Result<StrategyResult> {
+) -> Result<StrategyResult, Error> {
     let mut r = StrategyResult::new(strategy);
     let mut store = Recording::default();
     let mut nar = Vec::new();
@@ -95,22 +113,45 @@ fn run_dag(
         let root = match strategy {
             Strategy::File(_) => {
                 encode(&nar[..], layout, &mut store, None)
-                    .with_context(|| format!("encoding {} as {strategy}", item.name))?
+                    .map_err(|source| Error::Encode {
+                        item: item.name.clone(),
+                        strategy,
+                        source: Box::new(source),
+                    })?
                     .root
             }
-            _ => encode_stream(&nar, layout, &mut tree, &mut chunks, &mut store)?,
+            _ => encode_stream(&nar, layout, &mut tree, &mut chunks, &mut store).map_err(
+                |source| Error::Store {
+                    item: item.name.clone(),
+                    strategy,
+                    source: Box::new(source),
+                },
+            )?,
         };
         let encode_time = t.elapsed();
         let t = Instant::now();
         let mut check = CheckWriter::new(&nar);
         let decoded = match strategy {
-            Strategy::File(_) => decode_nar(&store.store, &root, &mut check, &limits)
-                .map(drop)
-                .map_err(anyhow::Error::from),
+            Strategy::File(_) => decode_nar(&store.store, &root, &mut check, &limits).map(drop),
             _ => read_file(&store.store, &root, limits, &mut check),
         };
-        decoded.with_context(|| format!("decoding {} as {strategy}", item.name))?;
-        check.finish()?;
+        let mismatch = |source| Error::Mismatch {
+            item: item.name.clone(),
+            strategy,
+            source,
+        };
+        if let Err(source) = decoded {
+            // A write the check refused stops the decode: the difference is the cause.
+            return Err(match check.refused() {
+                Some(d) => mismatch(d),
+                None => Error::Decode {
+                    item: item.name.clone(),
+                    strategy,
+                    source,
+                },
+            });
+        }
+        check.finish().map_err(mismatch)?;
         let decode_time = t.elapsed();
         let new_bytes = store.store.total_bytes() - bytes0;
         let new_blocks = (store.store.len() - blocks0) as u64;
@@ -137,7 +178,7 @@ fn run_dag(
         }
     }
     let t = Instant::now();
-    r.stored_zstd_bytes = compressed_size(&store.store)?;
+    r.stored_zstd_bytes = compressed_size(&store.store).map_err(Error::Zstd)?;
     r.compress_secs = t.elapsed().as_secs_f64();
     Ok(r)
 }
@@ -149,26 +190,28 @@ fn encode_stream(
     tree: &mut FileTree,
     chunks: &mut ChunkBuffer,
     sink: &mut Recording,
-) -> Result<Cid> {
+) -> Result<Cid, StoreError> {
     let mut counts = Counts::default();
     let chunked = layout
         .chunker
         .chunk(nar, chunks, |c| tree.leaf(c, sink, &mut counts));
     match chunked {
         Ok(_) => {}
-        Err(ChunkError::Read(e)) => return Err(e.into()),
-        Err(ChunkError::Consumer(e)) => return Err(e.into()),
+        // Reading a slice does not fail; the conversion is for the type's sake.
+        Err(ChunkError::Read(e)) => return Err(StoreError::Io(e)),
+        Err(ChunkError::Consumer(e)) => return Err(e),
     }
     Ok(tree.finish(false, sink, &mut counts)?.cid)
 }
 
-/// Reads the file DAG under `root` (verifying every block) into `out`.
+/// Reads the file DAG under `root` (verifying every block) into `out`, stopping at
+/// the first write `out` refuses (it records why).
 fn read_file(
     store: &MemoryStore,
     root: &Cid,
     limits: Limits,
     out: &mut CheckWriter<'_>,
-) -> Result<()> {
+) -> Result<(), DecodeError> {
     let block = fetch(store, root, "")?;
     let mut file = FileReader::open(store, root, block, "", limits)?;
     loop {
@@ -176,13 +219,15 @@ fn read_file(
         if bytes.is_empty() {
             return Ok(());
         }
-        out.write_all(bytes)?;
+        if out.write_all(bytes).is_err() {
+            return Ok(());
+        }
     }
 }
 
 /// Sum over the unique blocks of the smaller of its zstd size and its size (a store
 /// keeps a block raw when compression does not pay), on every core.
-pub fn compressed_size(store: &MemoryStore) -> Result<u64> {
+pub(crate) fn compressed_size(store: &MemoryStore) -> io::Result<u64> {
     let blocks: Vec<&[u8]> = store.iter().map(|(_, d)| d).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = blocks.len().div_ceil(threads).max(1);
@@ -233,24 +278,37 @@ impl BlockSink for Recording {
 }
 
 /// A writer that checks what is written is exactly `expected`, without keeping it.
-pub struct CheckWriter<'a> {
+/// It refuses the first write that differs and remembers why.
+pub(crate) struct CheckWriter<'a> {
     expected: &'a [u8],
     at: usize,
+    refused: Option<Difference>,
 }
 
 impl<'a> CheckWriter<'a> {
-    pub fn new(expected: &'a [u8]) -> Self {
-        CheckWriter { expected, at: 0 }
+    pub(crate) fn new(expected: &'a [u8]) -> Self {
+        CheckWriter {
+            expected,
+            at: 0,
+            refused: None,
+        }
     }
 
-    /// Fails unless all of `expected` was written.
-    pub fn finish(&self) -> io::Result<()> {
+    /// The difference a write was refused for, if one was.
+    pub(crate) fn refused(&self) -> Option<Difference> {
+        self.refused
+    }
+
+    /// Fails unless all of `expected`, and nothing else, was written.
+    pub(crate) fn finish(&self) -> Result<(), Difference> {
+        if let Some(d) = self.refused {
+            return Err(d);
+        }
         if self.at != self.expected.len() {
-            return Err(io::Error::other(format!(
-                "the decoded NAR has {} bytes, the original {}",
-                self.at,
-                self.expected.len()
-            )));
+            return Err(Difference::Length {
+                decoded: self.at as u64,
+                original: self.expected.len() as u64,
+            });
         }
         Ok(())
     }
@@ -258,6 +316,9 @@ impl<'a> CheckWriter<'a> {
 
 impl Write for CheckWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(d) = self.refused {
+            return Err(io::Error::other(d));
+        }
         let end = self.at + buf.len();
         if end > self.expected.len() || self.expected[self.at..end] != *buf {
             let first = buf
@@ -265,10 +326,9 @@ impl Write for CheckWriter<'_> {
                 .zip(self.expected.get(self.at..).unwrap_or_default())
                 .position(|(a, b)| a != b)
                 .unwrap_or(self.expected.len().saturating_sub(self.at));
-            return Err(io::Error::other(format!(
-                "the decoded NAR differs from the original at byte {}",
-                self.at + first
-            )));
+            let d = Difference::At((self.at + first) as u64);
+            self.refused = Some(d);
+            return Err(io::Error::other(d));
         }
         self.at = end;
         Ok(buf.len())

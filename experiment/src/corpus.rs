@@ -7,28 +7,37 @@ use std::cmp::Ordering;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::Error;
 
 /// One NAR of the corpus.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Item {
     /// The file name, as the report shows it.
     pub name: String,
+    /// Where it is read from.
     pub path: PathBuf,
+    /// Its size in bytes, when the corpus was listed.
     pub size: u64,
 }
 
 /// Lists the corpus in `dir`.
-pub fn list(dir: &Path) -> Result<Vec<Item>> {
+pub fn list(dir: &Path) -> Result<Vec<Item>, Error> {
     let manifest = dir.join("MANIFEST.tsv");
     let names = if manifest.is_file() {
         from_manifest(&manifest)?
     } else {
         let mut names = Vec::new();
-        let entries =
-            fs::read_dir(dir).with_context(|| format!("cannot list corpus {}", dir.display()))?;
-        for entry in entries {
-            let name = entry?.file_name().to_string_lossy().into_owned();
+        let list_error = |source| Error::ListCorpus {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        for entry in fs::read_dir(dir).map_err(list_error)? {
+            let name = entry
+                .map_err(list_error)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             if name.ends_with(".nar") {
                 names.push(name);
             }
@@ -37,37 +46,49 @@ pub fn list(dir: &Path) -> Result<Vec<Item>> {
         names
     };
     if names.is_empty() {
-        bail!("corpus {} holds no .nar files", dir.display());
+        return Err(Error::EmptyCorpus {
+            dir: dir.to_path_buf(),
+        });
     }
     names
         .into_iter()
         .map(|name| {
             let path = dir.join(&name);
-            let meta =
-                fs::metadata(&path).with_context(|| format!("corpus entry {}", path.display()))?;
-            Ok(Item {
-                name,
-                path,
-                size: meta.len(),
-            })
+            match fs::metadata(&path) {
+                Ok(meta) => Ok(Item {
+                    name,
+                    path,
+                    size: meta.len(),
+                }),
+                Err(source) => Err(Error::ReadNar { path, source }),
+            }
         })
         .collect()
 }
 
 /// The `file` column of a manifest, in order.
-fn from_manifest(path: &Path) -> Result<Vec<String>> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+fn from_manifest(path: &Path) -> Result<Vec<String>, Error> {
+    let text = fs::read_to_string(path).map_err(|source| Error::ReadManifest {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header = lines.next().unwrap_or_default();
     let Some(col) = header.split('\t').position(|h| h == "file") else {
-        bail!("{}: no `file` column in the header", path.display());
+        return Err(Error::NoFileColumn {
+            path: path.to_path_buf(),
+        });
     };
     let mut names = Vec::new();
     for (i, line) in lines.enumerate() {
         match line.split('\t').nth(col) {
             Some(name) if !name.is_empty() && !name.contains('/') => names.push(name.to_string()),
-            _ => bail!("{}: line {} has no usable file name", path.display(), i + 2),
+            _ => {
+                return Err(Error::BadManifestLine {
+                    path: path.to_path_buf(),
+                    line: i + 2,
+                })
+            }
         }
     }
     Ok(names)

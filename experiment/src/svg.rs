@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::report::{human, Report};
-use super::strategy::Family;
+use crate::report::{human, Report};
+use crate::strategy::Family;
 
 const W: f64 = 1120.0;
 const H: f64 = 500.0;
@@ -28,7 +28,7 @@ fn color(f: Family) -> &'static str {
 }
 
 /// The chart of `report`.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -8,13 +8,15 @@ use std::time::Duration;
 use narfs_core::Cid;
 use serde_json::{json, Value};
 
-use super::corpus::Item;
-use super::runner::ZSTD_LEVEL;
-use super::strategy::Strategy;
+use crate::corpus::Item;
+use crate::runner::ZSTD_LEVEL;
+use crate::strategy::Strategy;
 
 /// One NAR under one strategy.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ItemResult {
+    /// The NAR's file name.
     pub name: String,
     pub nar_size: u64,
     /// Root CID (none for nar-zstd).
@@ -22,12 +24,14 @@ pub struct ItemResult {
     /// Bytes and blocks this NAR added to the store (not already there).
     pub new_bytes: u64,
     pub new_blocks: u64,
+    /// Time to encode and to decode (and check) this NAR, from bytes in memory.
     pub encode_secs: f64,
     pub decode_secs: f64,
 }
 
 /// One strategy over the whole corpus.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct StrategyResult {
     pub strategy: Strategy,
     /// Unique blocks and their bytes, inner nodes included.
@@ -43,15 +47,18 @@ pub struct StrategyResult {
     pub put_bytes: u64,
     pub put_leaves: u64,
     pub put_leaf_bytes: u64,
+    /// NAR bytes that went through, and the time encoding, decoding and compressing
+    /// the unique blocks took over the corpus.
     pub raw_bytes: u64,
     pub encode_secs: f64,
     pub decode_secs: f64,
     pub compress_secs: f64,
+    /// Per NAR, in corpus order.
     pub items: Vec<ItemResult>,
 }
 
 impl StrategyResult {
-    pub fn new(strategy: Strategy) -> Self {
+    pub(crate) fn new(strategy: Strategy) -> Self {
         StrategyResult {
             strategy,
             blocks: 0,
@@ -71,7 +78,7 @@ impl StrategyResult {
         }
     }
 
-    pub fn push_item(
+    pub(crate) fn push_item(
         &mut self,
         item: &Item,
         root: Option<&Cid>,
@@ -94,6 +101,7 @@ impl StrategyResult {
         });
     }
 
+    /// Mean size of the unique blocks.
     pub fn mean_block(&self) -> f64 {
         ratio(self.stored_bytes, self.blocks)
     }
@@ -103,23 +111,28 @@ impl StrategyResult {
         ratio(self.put_leaf_bytes, self.put_leaves)
     }
 
+    /// Encode throughput, decimal MB of NAR per second.
     pub fn encode_mb_s(&self) -> f64 {
         mb_per_s(self.raw_bytes, self.encode_secs)
     }
 
+    /// Decode throughput, decimal MB of NAR per second.
     pub fn decode_mb_s(&self) -> f64 {
         mb_per_s(self.raw_bytes, self.decode_secs)
     }
 }
 
-/// The whole experiment.
+/// The whole experiment: what [`run`](crate::run) found.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Report {
     pub corpus: PathBuf,
+    /// The corpus NARs, in order, and their total size.
     pub items: Vec<Item>,
     pub raw_bytes: u64,
     /// Σ of the per-NAR zstd sizes: the nar-zstd baseline.
     pub baseline_bytes: u64,
+    /// Per strategy, in the order they ran.
     pub results: Vec<StrategyResult>,
 }
 
@@ -138,6 +151,11 @@ impl Report {
     /// against compressed): above 1 means smaller than publishing compressed NARs.
     pub fn ratio_baseline(&self, r: &StrategyResult) -> f64 {
         ratio(self.baseline_bytes, r.stored_zstd_bytes)
+    }
+
+    /// The chart, as an SVG document.
+    pub fn svg(&self) -> String {
+        crate::svg::render(self)
     }
 
     /// The readable table.
@@ -265,7 +283,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// Decimal megabytes per second.
-pub fn mb_per_s(bytes: u64, secs: f64) -> f64 {
+pub(crate) fn mb_per_s(bytes: u64, secs: f64) -> f64 {
     if secs > 0.0 {
         bytes as f64 / 1e6 / secs
     } else {
@@ -274,7 +292,7 @@ pub fn mb_per_s(bytes: u64, secs: f64) -> f64 {
 }
 
 /// Bytes in binary units, three significant figures or so.
-pub fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
