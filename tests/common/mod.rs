@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod trees;
+
 /// The binary, with its default store in a temporary directory of this test process
 /// (never the user's own store); tests that care pass `--store` themselves.
 pub fn narfs() -> Command {
