@@ -71,7 +71,7 @@ fn run_zstd(
         let z = zstd::bulk::compress(&nar, ZSTD_LEVEL).map_err(Error::Zstd)?;
         let encode_time = t.elapsed();
         let t = Instant::now();
-        // TODO(lead): use narfs_decoder::decode
+        // The seed baseline: one zstd frame per NAR, not a DAG, so no narfs decode here.
         let back = zstd::bulk::decompress(&z, nar.len()).map_err(Error::Zstd)?;
         let mut check = CheckWriter::new(&nar);
         // A refused write is recorded; `finish` reports it.
