@@ -143,12 +143,7 @@ fn two_versions_report_reuse_and_gc_frees_only_the_removed_one() {
 fn every_corpus_nar_decodes_byte_exact_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
-    let mut nars: Vec<PathBuf> = std::fs::read_dir(corpus(""))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "nar"))
-        .collect();
-    nars.sort();
+    let nars = corpus_nars();
     assert!(nars.len() >= 10);
     for nar in &nars {
         let name = nar.file_name().unwrap().to_str().unwrap();
@@ -241,11 +236,16 @@ fn store_subcommands_and_their_old_spellings_agree() {
 }
 
 fn first_corpus_nar() -> PathBuf {
+    corpus_nars().remove(0)
+}
+
+/// Every NAR of the bundled corpus, sorted by name.
+fn corpus_nars() -> Vec<PathBuf> {
     let mut nars: Vec<PathBuf> = std::fs::read_dir(corpus(""))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "nar"))
         .collect();
     nars.sort();
-    nars.remove(0)
+    nars
 }

@@ -14,20 +14,7 @@ use std::time::{Duration, Instant};
 /// Whether `ipfs` (Kubo) is on PATH; fails the test under CI (which builds it, see
 /// .ci/kubo.sh), loud elsewhere.
 pub fn have_ipfs() -> bool {
-    let found = Command::new("ipfs")
-        .arg("version")
-        .env("IPFS_TELEMETRY", "off")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("ipfs (Kubo) is required for this test and is missing; .ci/run builds it with .ci/kubo.sh");
-        }
-        eprintln!(
-            "\n!!! SKIPPING: ipfs (Kubo) is not installed; run `bash .ci/kubo.sh` and put $HOME/go/bin on PATH (CI does) !!!\n"
-        );
-    }
-    found
+    crate::common::have("ipfs")
 }
 
 /// A Kubo repo, and its daemon once [`start`](Kubo::start)ed.
