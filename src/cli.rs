@@ -166,6 +166,9 @@ pub enum NarCommand {
         /// List every entry, not just the root and its direct children.
         #[arg(short = 'R', long)]
         recursive: bool,
+        /// Print one JSON object, as `nix nar ls --json` does.
+        #[arg(long)]
+        json: bool,
     },
     /// Restore a NAR into DIR, as `nix-store --restore DIR`.
     Restore {

@@ -23,10 +23,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// `anyhow`'s chain on one line: "context: cause: cause".
+/// `anyhow`'s chain on one line: "context: cause: cause". Our errors never repeat
+/// their source in `Display`; a cause some other crate's error already printed (its
+/// message ends with the cause's) is left out, so nothing is said twice.
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut line = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if line.is_empty() {
+            line = cause;
+        } else if !line.ends_with(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }

@@ -54,6 +54,29 @@ fn every_truncation_fails_cleanly() {
         assert_clean_failure(&out, &format!("cut at {cut}"));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("byte"), "no offset in: {err}");
+        // No partial output: the entries before the fault are not printed either.
+        assert!(
+            out.stdout.is_empty(),
+            "cut at {cut}: partial listing on stdout"
+        );
+    }
+}
+
+#[test]
+fn errors_say_their_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    for json in [false, true] {
+        let mut cmd = narfs();
+        cmd.args(["nar", "ls"]).arg(tmp.path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
+        assert!(out.stdout.is_empty());
     }
 }
 

@@ -123,3 +123,54 @@ fn restore_matches_nix_restore() {
         "restore then dump is not the identity"
     );
 }
+
+/// `narfs nar ls --json` gives the object `nix nar ls --json` gives (same keys, same
+/// `narOffset`s), recursive or not, on generated trees and the corpus NARs.
+#[test]
+fn nar_ls_json_matches_nix() {
+    if !have("nix") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = awkward_tree(tmp.path(), false);
+    let mut nars = Vec::new();
+    for root in [tree.clone(), tree.join("hello.sh"), tree.join("rel-link")] {
+        let nar = tmp.path().join(format!("{}.nar", nars.len()));
+        std::fs::write(&nar, dump_both(&root).1).unwrap();
+        nars.push(nar);
+    }
+    for e in std::fs::read_dir(corpus_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "nar") {
+            nars.push(p);
+        }
+    }
+    for nar in &nars {
+        for recursive in [false, true] {
+            let mut ours = narfs();
+            ours.args(["nar", "ls", "--json"]).arg(nar);
+            let mut nix = std::process::Command::new("nix");
+            nix.args([
+                "--extra-experimental-features",
+                "nix-command",
+                "nar",
+                "ls",
+                "--json",
+            ]);
+            if recursive {
+                ours.arg("-R");
+                nix.arg("-R");
+            }
+            nix.arg(nar).arg("/");
+            let parse = |out: Vec<u8>| -> serde_json::Value {
+                serde_json::from_slice(&out).expect("one JSON object")
+            };
+            assert_eq!(
+                parse(run(&mut ours).stdout),
+                parse(run(&mut nix).stdout),
+                "nar ls --json (recursive: {recursive}) differs from nix for {}",
+                nar.display()
+            );
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! `narfs nar dump|ls|restore`: the NAR codec on its own.
 
-use std::io::Write;
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use narfs_core::nar::{dump_path, restore, Event, NarReader, RestoreOptions};
+use narfs_core::nar::{dump_path, list, restore, ListFormat, RestoreOptions};
 
 use crate::cli::NarCommand;
 use crate::io::{open_input, Output};
@@ -17,7 +17,11 @@ pub fn run(cmd: NarCommand) -> Result<()> {
                 dump_path(&path, out).with_context(|| format!("cannot dump {}", path.display()))?;
             out.commit()
         }
-        NarCommand::Ls { nar, recursive } => ls(&nar, recursive),
+        NarCommand::Ls {
+            nar,
+            recursive,
+            json,
+        } => ls(&nar, recursive, json),
         NarCommand::Restore { nar, dir } => {
             let input = open_input(&nar)?;
             restore(input, &dir, RestoreOptions::default())
@@ -26,82 +30,25 @@ pub fn run(cmd: NarCommand) -> Result<()> {
     }
 }
 
-/// Lists entries like `nix store ls -l`: mode string, size, path (and target).
-fn ls(path: &Path, recursive: bool) -> Result<()> {
-    let input = open_input(path)?;
-    let mut reader = NarReader::new(input);
-    // The listing streams: on a bad NAR, the lines before the fault are printed,
-    // then the error, and the exit status is non-zero.
+/// Lists entries like `nix nar ls -l` (or `--json`). The listing is spooled to an
+/// unnamed temporary file and copied to stdout only once the whole NAR has validated,
+/// so a bad NAR prints nothing but the error (bounded memory, however many entries).
+fn ls(path: &Path, recursive: bool, json: bool) -> Result<()> {
+    let input = BufReader::with_capacity(256 * 1024, open_input(path)?);
+    let spool = tempfile::tempfile().context("cannot create a temporary file")?;
+    let format = if json {
+        ListFormat::Json
+    } else {
+        ListFormat::Long
+    };
+    let spool = list(input, BufWriter::new(spool), format, recursive)
+        .with_context(|| format!("invalid NAR {}", path.display()))?;
+    let mut spool = spool
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("cannot write the listing")?;
+    spool.seek(SeekFrom::Start(0))?;
     let mut out = Output::create(None)?;
-    let mut dirs: Vec<Vec<u8>> = Vec::new();
-    let ctx = || format!("invalid NAR {}", path.display());
-    loop {
-        let event = match reader.next().with_context(ctx)? {
-            Some(e) => e,
-            None => break,
-        };
-        let depth = dirs.len();
-        let show = recursive || depth <= 1;
-        let full = |name: &[u8]| -> Vec<u8> {
-            let mut p = b".".to_vec();
-            for d in dirs.iter().skip(1) {
-                p.push(b'/');
-                p.extend_from_slice(d);
-            }
-            if depth > 0 {
-                p.push(b'/');
-                p.extend_from_slice(name);
-            }
-            p
-        };
-        match event {
-            Event::Directory { name } => {
-                if show {
-                    line(&mut out, "dr-xr-xr-x", 0, &full(name), None)?;
-                }
-                dirs.push(name.to_vec());
-            }
-            Event::DirectoryEnd => {
-                dirs.pop();
-            }
-            Event::File {
-                name,
-                executable,
-                size,
-                ..
-            } => {
-                if show {
-                    let mode = if executable {
-                        "-r-xr-xr-x"
-                    } else {
-                        "-r--r--r--"
-                    };
-                    line(&mut out, mode, size, &full(name), None)?;
-                }
-            }
-            Event::Symlink { name, target } => {
-                if show {
-                    line(&mut out, "lrwxrwxrwx", 0, &full(name), Some(target))?;
-                }
-            }
-        }
-    }
+    io::copy(&mut spool, &mut out).context("cannot write to stdout")?;
     out.commit()
-}
-
-fn line(
-    out: &mut impl Write,
-    mode: &str,
-    size: u64,
-    path: &[u8],
-    target: Option<&[u8]>,
-) -> Result<()> {
-    write!(out, "{mode} {size:>12} ")?;
-    out.write_all(path)?;
-    if let Some(t) = target {
-        out.write_all(b" -> ")?;
-        out.write_all(t)?;
-    }
-    out.write_all(b"\n")?;
-    Ok(())
 }

@@ -29,6 +29,12 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// The bundled corpus of real NARs (`corpus/*.nar`, see `corpus/MANIFEST.tsv`).
+#[allow(dead_code)]
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
+}
+
 /// Whether an external tool is on PATH. A missing tool fails the test under CI
 /// (which installs every tool) and is reported loudly elsewhere.
 pub fn have(tool: &str) -> bool {

@@ -38,14 +38,14 @@ fn dump_node<W: Write>(
     name: &[u8],
     stack: &mut Vec<(PathBuf, Vec<Vec<u8>>)>,
 ) -> Result<(), NarError> {
-    let meta = fs::symlink_metadata(path).map_err(|e| NarError::path(path, e))?;
+    let meta = fs::symlink_metadata(path).map_err(|e| NarError::fs(path, e))?;
     let kind = meta.file_type();
     if kind.is_symlink() {
-        let target = fs::read_link(path).map_err(|e| NarError::path(path, e))?;
+        let target = fs::read_link(path).map_err(|e| NarError::fs(path, e))?;
         nar.symlink(name, target.as_os_str().as_bytes())
     } else if kind.is_file() {
         let executable = meta.permissions().mode() & 0o100 != 0;
-        let file = File::open(path).map_err(|e| NarError::path(path, e))?;
+        let file = File::open(path).map_err(|e| NarError::fs(path, e))?;
         let mut data = BufReader::with_capacity(256 * 1024, file);
         nar.file(name, executable, meta.len(), &mut data)
             .map_err(|e| match e {
@@ -56,8 +56,8 @@ fn dump_node<W: Write>(
             })
     } else if kind.is_dir() {
         let mut names = Vec::new();
-        for entry in fs::read_dir(path).map_err(|e| NarError::path(path, e))? {
-            let entry = entry.map_err(|e| NarError::path(path, e))?;
+        for entry in fs::read_dir(path).map_err(|e| NarError::fs(path, e))? {
+            let entry = entry.map_err(|e| NarError::fs(path, e))?;
             names.push(entry.file_name().as_bytes().to_vec());
         }
         names.sort_unstable_by(|a, b| b.cmp(a));

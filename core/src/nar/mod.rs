@@ -9,6 +9,7 @@
 mod copy;
 mod dump;
 mod error;
+mod listing;
 mod reader;
 mod restore;
 mod token;
@@ -17,6 +18,7 @@ mod writer;
 pub use copy::copy_canonical;
 pub use dump::dump_path;
 pub use error::NarError;
+pub use listing::{list, ListError, ListFormat};
 pub use reader::{Event, FileContents, Limits, NarReader};
 pub use restore::{restore, RestoreOptions};
 pub use writer::NarWriter;

@@ -464,7 +464,7 @@ fn unexpected(offset: u64, expected: &'static str, found: &[u8]) -> NarError {
 }
 
 fn io(offset: u64, source: io::Error) -> NarError {
-    NarError::Io { offset, source }
+    NarError::io(offset, source)
 }
 
 /// The contents of the current regular file. Reading past them is impossible: the
@@ -484,6 +484,12 @@ impl<R: Read> std::fmt::Debug for FileContents<'_, R> {
 }
 
 impl<R: Read> FileContents<'_, R> {
+    /// Byte offset in the archive of the next unread byte of the file: before any is
+    /// read, where the file's contents start (`nix nar ls --json`'s `narOffset`).
+    pub fn nar_offset(&self) -> u64 {
+        *self.offset
+    }
+
     /// Bytes of the file not read yet.
     pub fn remaining(&self) -> u64 {
         *self.remaining
@@ -508,17 +514,7 @@ impl<R: Read> FileContents<'_, R> {
 
     /// Turns an error from reading these contents back into the reader's own error.
     pub fn error(&self, e: io::Error) -> NarError {
-        let offset = *self.offset;
-        match e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<NarError>())
-        {
-            Some(NarError::Truncated { offset, what }) => NarError::Truncated {
-                offset: *offset,
-                what,
-            },
-            _ => NarError::Io { offset, source: e },
-        }
+        NarError::io(*self.offset, e)
     }
 
     pub fn consume(&mut self, n: usize) {

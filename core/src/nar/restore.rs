@@ -26,7 +26,7 @@ pub fn restore<R: Read>(input: R, dest: &Path, options: RestoreOptions) -> Resul
         Ok(meta) => {
             let empty_dir = meta.is_dir()
                 && fs::read_dir(dest)
-                    .map_err(|e| NarError::path(dest, e))?
+                    .map_err(|e| NarError::fs(dest, e))?
                     .next()
                     .is_none();
             if !(empty_dir && options.allow_empty_dir) {
@@ -34,7 +34,7 @@ pub fn restore<R: Read>(input: R, dest: &Path, options: RestoreOptions) -> Resul
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(NarError::path(dest, e)),
+        Err(e) => return Err(NarError::fs(dest, e)),
     }
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -44,9 +44,9 @@ pub fn restore<R: Read>(input: R, dest: &Path, options: RestoreOptions) -> Resul
     let root = staging.join("root");
     let result = build(input, &root).and_then(|()| {
         if dest.is_dir() {
-            fs::remove_dir(dest).map_err(|e| NarError::path(dest, e))?;
+            fs::remove_dir(dest).map_err(|e| NarError::fs(dest, e))?;
         }
-        fs::rename(&root, dest).map_err(|e| NarError::path(dest, e))
+        fs::rename(&root, dest).map_err(|e| NarError::fs(dest, e))
     });
     let _ = fs::remove_dir_all(&staging);
     result
@@ -62,7 +62,7 @@ fn tempdir_in(parent: &Path, dest: &Path) -> Result<PathBuf, NarError> {
         match fs::create_dir(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(NarError::path(&p, e)),
+            Err(e) => return Err(NarError::fs(&p, e)),
         }
     }
     Err(NarError::path(parent, "cannot create a staging directory"))
@@ -79,7 +79,7 @@ fn build<R: Read>(input: R, root: &Path) -> Result<(), NarError> {
         match event {
             Event::Directory { name } => {
                 let path = here(name);
-                fs::create_dir(&path).map_err(|e| NarError::path(&path, e))?;
+                fs::create_dir(&path).map_err(|e| NarError::fs(&path, e))?;
                 dirs.push(path);
             }
             Event::DirectoryEnd => {
@@ -88,7 +88,7 @@ fn build<R: Read>(input: R, root: &Path) -> Result<(), NarError> {
             Event::Symlink { name, target } => {
                 let path = here(name);
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path)
-                    .map_err(|e| NarError::path(&path, e))?;
+                    .map_err(|e| NarError::fs(&path, e))?;
             }
             Event::File {
                 name,
@@ -102,7 +102,7 @@ fn build<R: Read>(input: R, root: &Path) -> Result<(), NarError> {
                     .create_new(true)
                     .mode(if executable { 0o777 } else { 0o666 })
                     .open(&path)
-                    .map_err(|e| NarError::path(&path, e))?;
+                    .map_err(|e| NarError::fs(&path, e))?;
                 loop {
                     let buf = match contents.fill_buf() {
                         Ok(buf) => buf,
@@ -112,7 +112,7 @@ fn build<R: Read>(input: R, root: &Path) -> Result<(), NarError> {
                         break;
                     }
                     let n = buf.len();
-                    file.write_all(buf).map_err(|e| NarError::path(&path, e))?;
+                    file.write_all(buf).map_err(|e| NarError::fs(&path, e))?;
                     contents.consume(n);
                 }
             }

@@ -157,12 +157,7 @@ impl<W: Write> NarWriter<W> {
                 Ok(0) => return Err(NarError::Usage("file data ended before its declared size")),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(NarError::Io {
-                        offset: self.written,
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(NarError::io(self.written, e)),
             };
             self.contents(&buf[..n])?;
         }
