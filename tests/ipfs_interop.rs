@@ -238,3 +238,24 @@ fn real_system_trees_match_the_js_importer() {
         "none of the system trees exists on this machine"
     );
 }
+
+/// The JS importer gives exactly the checked-in vectors (tests/vectors/, Kubo's CIDs)
+/// for every generated tree but the 100,000-entry one, under both profiles. (That one
+/// takes the JS importer minutes; Kubo checks it in kubo_interop.)
+#[test]
+fn the_js_importer_gives_the_checked_in_vectors() {
+    if !have_js() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, _) in trees::TREES.iter().filter(|(n, _)| *n != "hamt-100000") {
+        let dir = trees::build(name, tmp.path());
+        for profile in ["kubo-v1", "unixfs-v1-2025"] {
+            let entries: vectors::Entries = js_entries(&dir, profile)
+                .into_iter()
+                .map(|(path, (cid, _))| (path, cid))
+                .collect();
+            vectors::check(profile, name, &entries, "the JS importer");
+        }
+    }
+}

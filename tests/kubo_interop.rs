@@ -27,45 +27,16 @@ fn kubo_for(profile: &str) -> Kubo {
     Kubo::init((profile == "unixfs-v1-2025").then_some("unixfs-v1-2025"))
 }
 
-/// narfs's CID of every entry of `dir` (path → CID, root `""`); the CAR goes to `car`.
-fn narfs_entries(
-    dir: &Path,
-    profile: &str,
-    car: &Path,
-    extra: &[&str],
-) -> BTreeMap<String, String> {
-    let list = car.with_extension("jsonl");
-    let out = run(narfs()
-        .args(["encode", "--json", "--profile", profile, "--car"])
-        .arg(car)
-        .arg("--entries")
-        .arg(&list)
-        .args(extra)
-        .arg(dir));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let entries: BTreeMap<String, String> = std::fs::read_to_string(&list)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["path"].as_str().unwrap().into(),
-                v["cid"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        entries.get(""),
-        v["root"].as_str().map(String::from).as_ref()
-    );
-    entries
-}
-
-/// Every entry's CID from Kubo equals narfs's, and the entry sets are the same.
-fn assert_same_cids(kubo: &Kubo, dir: &Path, profile: &str) {
+/// Every entry's CID from Kubo equals narfs's, and the entry sets are the same. For
+/// a generated tree (`vector`: its name), Kubo's CIDs are also the checked-in
+/// vectors (tests/vectors/; with `NARFS_BLESS_VECTORS=1` they are written instead).
+fn assert_same_cids(kubo: &Kubo, dir: &Path, profile: &str, vector: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
-    let ours = narfs_entries(dir, profile, &tmp.path().join("t.car"), &[]);
+    let ours = encode_entries(dir, profile, &tmp.path().join("t.car"), &[]);
     let theirs = kubo.add(dir, &["--only-hash", "--cid-version=1"]);
+    if let Some(tree) = vector {
+        vectors::check(profile, tree, &theirs, "Kubo");
+    }
     assert_eq!(
         theirs.get(""),
         ours.get(""),
@@ -93,14 +64,14 @@ fn generated_trees_match_kubo_under_both_profiles() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let built: Vec<PathBuf> = ["sizes", "links", "deep", "hamt-5000"]
-        .iter()
-        .map(|n| trees::build(n, tmp.path()))
+    let built: Vec<(&str, PathBuf)> = ["sizes", "links", "deep", "hamt-5000"]
+        .into_iter()
+        .map(|n| (n, trees::build(n, tmp.path())))
         .collect();
     for profile in PROFILES {
         let kubo = kubo_for(profile);
-        for dir in &built {
-            assert_same_cids(&kubo, dir, profile);
+        for (name, dir) in &built {
+            assert_same_cids(&kubo, dir, profile, Some(name));
         }
     }
 }
@@ -113,7 +84,7 @@ fn a_100000_entry_directory_matches_kubo_under_both_profiles() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = trees::hamt_100000(tmp.path());
     for profile in PROFILES {
-        assert_same_cids(&kubo_for(profile), &dir, profile);
+        assert_same_cids(&kubo_for(profile), &dir, profile, Some("hamt-100000"));
     }
 }
 
@@ -140,7 +111,7 @@ fn real_system_trees_match_kubo_under_both_profiles() {
             continue;
         }
         for (kubo, profile) in kubos.iter().zip(PROFILES) {
-            assert_same_cids(kubo, dir, profile);
+            assert_same_cids(kubo, dir, profile, None);
         }
         checked += 1;
     }
@@ -189,7 +160,7 @@ fn executables_against_preserve_mode() {
     for d in [&t, &t.join("bin")] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let ours = narfs_entries(&t, "kubo-v1", &tmp.path().join("t.car"), &[]);
+    let ours = encode_entries(&t, "kubo-v1", &tmp.path().join("t.car"), &[]);
     let kubo = Kubo::init(None);
     let plain = kubo.add(&t, &["--cid-version=1"]);
     // Without --preserve-mode Kubo ignores modes: it agrees on everything but the
@@ -299,7 +270,7 @@ fn kubo_imports_narfs_cars_and_gives_back_the_tree() {
         for hash in ["sha2-256", "blake3"] {
             n += 1;
             let car = tmp.path().join(format!("{n}.car"));
-            let entries = narfs_entries(&tree, profile, &car, &["--hash", hash]);
+            let entries = encode_entries(&tree, profile, &car, &["--hash", hash]);
             let out = run(kubo.ipfs().args(["dag", "import", "--pin-roots"]).arg(&car));
             let report = String::from_utf8_lossy(&out.stdout);
             assert!(report.contains(&entries[""]), "{profile}/{hash}: {report}");

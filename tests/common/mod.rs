@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod trees;
+pub mod vectors;
 
 /// The binary, with its default store in a temporary directory of this test process
 /// (never the user's own store); tests that care pass `--store` themselves.
@@ -153,4 +154,39 @@ pub fn tree_nar(node: &Node) -> Vec<u8> {
     go(&mut w, b"", node);
     w.finish().unwrap();
     out
+}
+
+/// narfs's CID of every entry of `dir` under `profile` (path → CID, the root `""`),
+/// from `narfs encode --entries`; the CAR goes to `car`, `extra` are more arguments.
+pub fn encode_entries(
+    dir: &Path,
+    profile: &str,
+    car: &Path,
+    extra: &[&str],
+) -> std::collections::BTreeMap<String, String> {
+    let list = car.with_extension("jsonl");
+    let out = run(narfs()
+        .args(["encode", "--json", "--profile", profile, "--car"])
+        .arg(car)
+        .arg("--entries")
+        .arg(&list)
+        .args(extra)
+        .arg(dir));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries: std::collections::BTreeMap<String, String> = std::fs::read_to_string(&list)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["path"].as_str().unwrap().into(),
+                v["cid"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries.get(""),
+        v["root"].as_str().map(String::from).as_ref()
+    );
+    entries
 }
