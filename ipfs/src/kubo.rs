@@ -18,21 +18,21 @@
 //! is rewritten. So [`Kubo::publish`] first asks whether the root is pinned
 //! recursively (Kubo pins so only with the whole DAG present) and then sends nothing.
 
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
-use http_body_util::channel::{Channel, Sender};
+use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use narfs_core::block::BlockSource;
 use narfs_core::Cid;
 use narfs_store::Store;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use crate::{export_car, ExportError, Exported};
+use crate::{ExportError, Exported};
+use body::{boundary_of, feed, Feed};
 
 /// Bytes per chunk of the request body.
 pub const CHUNK: usize = 256 << 10;
@@ -418,108 +418,8 @@ fn describe(answer: &Answer) -> String {
     format!("{}{ct}", answer.status)
 }
 
-/// The multipart boundary: a CAR could contain any bytes, so one they are
-/// overwhelmingly unlikely to (128 bits from the root, the process and the clock).
-fn boundary_of(root: &Cid) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let mut h = Sha256::new();
-    h.update(root.to_bytes());
-    h.update(std::process::id().to_le_bytes());
-    h.update(nanos.to_le_bytes());
-    let digest = h.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("narfs-{hex}")
-}
-
-/// Why the request body stopped early.
-enum Feed {
-    /// The DAG could not be read (the real cause of whatever the node then says).
-    Export(ExportError),
-    /// The request ended first (the node answered or the connection broke).
-    Gone,
-    /// The writer thread panicked.
-    Panicked,
-}
-
-/// The request body: one multipart/form-data part holding the CAR of `root`. On a
-/// failure the body is aborted, so that hyper cuts the request instead of ending it
-/// and the node cannot take a truncated CAR for a whole one.
-fn feed<S: BlockSource>(
-    source: &S,
-    root: &Cid,
-    boundary: &str,
-    tx: Sender<Bytes, io::Error>,
-    handle: tokio::runtime::Handle,
-) -> Result<Exported, Feed> {
-    let mut out = BufWriter::with_capacity(
-        CHUNK,
-        BodyWriter {
-            tx: Some(tx),
-            handle,
-        },
-    );
-    let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{root}.car\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    );
-    let written = write_part(&mut out, source, root, &head, boundary);
-    let (mut body, _) = out.into_parts();
-    if let (Err(_), Some(tx)) = (&written, body.tx.take()) {
-        tx.abort(io::Error::other("the CAR could not be written"));
-    }
-    written
-}
-
-fn write_part<S: BlockSource>(
-    out: &mut BufWriter<BodyWriter>,
-    source: &S,
-    root: &Cid,
-    head: &str,
-    boundary: &str,
-) -> Result<Exported, Feed> {
-    out.write_all(head.as_bytes()).map_err(|_| Feed::Gone)?;
-    let exported = export_car(source, std::slice::from_ref(root), &mut *out).map(|(_, e)| e);
-    let exported = match exported {
-        Ok(exported) => exported,
-        Err(_) if out.get_ref().tx.is_none() => return Err(Feed::Gone),
-        Err(e) => return Err(Feed::Export(e)),
-    };
-    out.write_all(format!("\r\n--{boundary}--\r\n").as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|_| Feed::Gone)?;
-    Ok(exported)
-}
-
-/// Hands each write to the body channel, waiting while it is full; `tx` is `None`
-/// once the body's reader is gone.
-struct BodyWriter {
-    tx: Option<Sender<Bytes, io::Error>>,
-    handle: tokio::runtime::Handle,
-}
-
-impl Write for BodyWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the request ended");
-        let tx = self.tx.as_mut().ok_or_else(gone)?;
-        // Not on a runtime thread: the send only needs the channel, not the drivers
-        // the thread calling `Runtime::block_on` runs.
-        let sent = self
-            .handle
-            .block_on(tx.send_data(Bytes::copy_from_slice(data)));
-        if sent.is_err() {
-            self.tx = None;
-            return Err(gone());
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "kubo_body.rs"]
+mod body;
 
 #[cfg(test)]
 #[path = "kubo_tests.rs"]
