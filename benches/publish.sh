@@ -25,7 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A fresh repo under $W/$1 with its daemon; prints the API URL.
+# A fresh repo under $W/$1 with its daemon (in this shell, so that cleanup knows its
+# PID); sets API to its URL.
 kubo() {
   local repo=$W/$1
   IPFS_PATH=$repo ipfs init --profile test --empty-repo >/dev/null
@@ -40,7 +41,7 @@ EOF
   IPFS_PATH=$repo ipfs daemon --offline --migrate=false >"$repo.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 600); do [ -s "$repo/api" ] && break; sleep 0.05; done
-  sed 's#/ip4/\(.*\)/tcp/\(.*\)#http://\1:\2#' "$repo/api"
+  API=$(sed 's#/ip4/\(.*\)/tcp/\(.*\)#http://\1:\2#' "$repo/api")
 }
 
 now() { date +%s.%N; }
@@ -73,15 +74,15 @@ for set in $(ls "$W/sets"); do
     names+=("$name")
   done
 
-  api=$(kubo "narfs-$set")
-  t=$(now); "$N" publish --store "$store" --ipfs-api "$api" "${names[@]}" >"$W/pub-$set"; s_pub=$(secs "$t")
-  t=$(now); "$N" publish --store "$store" --ipfs-api "$api" "${names[@]}" >"$W/pub2-$set"; s_pub2=$(secs "$t")
+  kubo "narfs-$set"
+  t=$(now); "$N" publish --store "$store" --ipfs-api "$API" "${names[@]}" >"$W/pub-$set"; s_pub=$(secs "$t")
+  t=$(now); "$N" publish --store "$store" --ipfs-api "$API" "${names[@]}" >"$W/pub2-$set"; s_pub2=$(secs "$t")
   grep -c "already pinned" "$W/pub2-$set" | grep -qx "$count" || { echo "second publish sent something" >&2; exit 1; }
 
-  api=$(kubo "add-$set")
+  kubo "add-$set"
   t=$(now); IPFS_PATH=$W/add-$set ipfs add -r -Q --cid-version=1 --progress=false "$W/trees-$set"/* >/dev/null; s_add=$(secs "$t")
 
-  api=$(kubo "car-$set")
+  kubo "car-$set"
   t=$(now); IPFS_PATH=$W/car-$set ipfs dag import --pin-roots "$W/cars-$set"/*.car >/dev/null; s_car=$(secs "$t")
   t=$(now); IPFS_PATH=$W/car-$set ipfs dag import --pin-roots "$W/cars-$set"/*.car >/dev/null; s_car2=$(secs "$t")
 
