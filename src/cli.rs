@@ -51,6 +51,9 @@ pub enum Command {
     /// Exchange DAGs as CAR files: import (verified) into the store, export from it.
     #[command(subcommand)]
     Car(crate::cmd::car::CarCommand),
+    /// Publish roots into an IPFS node (Kubo's RPC API): each DAG streamed as a CAR into
+    /// `dag/import`, and pinned.
+    Publish(crate::cmd::publish::PublishArgs),
 }
 
 /// What fixes the CIDs: shared by `encode` and `import`.
@@ -102,6 +105,9 @@ pub struct EncodeArgs {
     /// Write the CID of every entry to this file, one JSON object per line.
     #[arg(long)]
     pub entries: Option<PathBuf>,
+    /// Then publish the root into this IPFS node's RPC API (as `narfs publish`).
+    #[arg(long, value_name = "URL")]
+    pub ipfs_api: Option<String>,
     /// A .nar file, '-' for stdin, or a directory (read as `nix-store --dump` would).
     pub input: PathBuf,
 }

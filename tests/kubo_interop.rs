@@ -9,10 +9,9 @@ mod common;
 mod kubo_support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use kubo_support::*;
@@ -203,50 +202,6 @@ fn executables_against_preserve_mode() {
         assert!(leaf.data.as_deref() == Some(&raw[..]), "leaf bytes differ");
         assert_eq!(leaf.mode, None);
     }
-}
-
-/// What a restored tree holds: per path, a directory, a symlink target, or a file's
-/// executable bit and bytes.
-#[derive(Debug, PartialEq, Eq)]
-enum Entry {
-    Dir,
-    Link(PathBuf),
-    File(bool, Vec<u8>),
-}
-
-fn listing(root: &Path) -> BTreeMap<PathBuf, Entry> {
-    fn go(root: &Path, p: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
-        let m = std::fs::symlink_metadata(p).unwrap();
-        let rel = p.strip_prefix(root).unwrap().to_path_buf();
-        if m.is_symlink() {
-            out.insert(rel, Entry::Link(std::fs::read_link(p).unwrap()));
-        } else if m.is_dir() {
-            out.insert(rel, Entry::Dir);
-            for e in std::fs::read_dir(p).unwrap() {
-                go(root, &e.unwrap().path(), out);
-            }
-        } else {
-            let exec = m.permissions().mode() & 0o100 != 0;
-            out.insert(rel, Entry::File(exec, std::fs::read(p).unwrap()));
-        }
-    }
-    let mut out = BTreeMap::new();
-    go(root, root, &mut out);
-    out
-}
-
-fn nix_restore(nar: &[u8], dir: &Path) {
-    let mut child = Command::new("nix-store")
-        .arg("--restore")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(nar).unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "nix-store --restore failed"
-    );
 }
 
 /// Kubo imports narfs's CARs and gives back, with `ipfs get`, the tree Nix restores

@@ -8,6 +8,8 @@
 
 mod car_export;
 mod car_import;
+mod kubo;
 
 pub use car_export::{export_car, export_store, ExportError, Exported};
 pub use car_import::{import_car, CarImport, ImportError, ImportedRoot, RootError};
+pub use kubo::{publish_store, Kubo, KuboError, Published};

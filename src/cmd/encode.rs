@@ -72,6 +72,9 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         args.name.clone(),
     );
     let written = sink.finish(&encoded.root, rec)?;
+    if let Some(api) = &args.ipfs_api {
+        super::publish::after_encode(api, store.as_ref(), args.car.as_deref(), &encoded.root)?;
+    }
     if let Some(out) = entries {
         out.commit()?;
     }

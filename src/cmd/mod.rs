@@ -10,6 +10,7 @@ mod encode;
 mod experiment;
 pub mod import;
 mod nar;
+pub mod publish;
 pub mod serve;
 mod store;
 
@@ -28,5 +29,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => import::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Car(c) => car::run(c),
+        Command::Publish(a) => publish::run(a),
     }
 }

@@ -6,8 +6,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::TcpStream;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -199,4 +201,50 @@ pub fn ok(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// What a restored tree holds: per path, a directory, a symlink target, or a file's
+/// executable bit and bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry {
+    Dir,
+    Link(PathBuf),
+    File(bool, Vec<u8>),
+}
+
+/// Every entry under `root`, by path relative to it.
+pub fn listing(root: &Path) -> BTreeMap<PathBuf, Entry> {
+    fn go(root: &Path, p: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_path_buf();
+        if m.is_symlink() {
+            out.insert(rel, Entry::Link(std::fs::read_link(p).unwrap()));
+        } else if m.is_dir() {
+            out.insert(rel, Entry::Dir);
+            for e in std::fs::read_dir(p).unwrap() {
+                go(root, &e.unwrap().path(), out);
+            }
+        } else {
+            let exec = m.permissions().mode() & 0o100 != 0;
+            out.insert(rel, Entry::File(exec, std::fs::read(p).unwrap()));
+        }
+    }
+    let mut out = BTreeMap::new();
+    go(root, root, &mut out);
+    out
+}
+
+/// `nix-store --restore DIR` of `nar`.
+pub fn nix_restore(nar: &[u8], dir: &Path) {
+    let mut child = Command::new("nix-store")
+        .arg("--restore")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(nar).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "nix-store --restore failed"
+    );
 }
