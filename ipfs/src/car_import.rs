@@ -9,7 +9,7 @@ use std::io::{self, BufRead, Write};
 
 use narfs_core::block::{verify, BlockError, BlockSink, HashAlg, StoreError};
 use narfs_core::car::{CarError, CarReader};
-use narfs_core::{nixbase32, Cid};
+use narfs_core::Cid;
 use narfs_decoder::{decode_nar, DecodeError, Limits};
 use narfs_store::{RootRecord, Store, Written};
 use sha2::{Digest, Sha256};
@@ -122,7 +122,7 @@ fn record(
     let rec = RootRecord {
         root: cid.to_string(),
         name: None,
-        nar_hash: format!("sha256:{}", nixbase32::encode(&hashed.sha.finalize())),
+        nar_hash: narfs_nix::narinfo::nar_hash_string(&hashed.sha.finalize().into()),
         nar_size: hashed.len,
         // How the DAG was chunked is not written in it.
         chunker: "unknown".into(),

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use narfs_store::{RootRecord, Store};
 
-use crate::narinfo;
+use narfs_nix::store_path::hash_part;
 
 /// One consistent view of the records.
 #[derive(Default)]
@@ -24,11 +24,7 @@ impl Snapshot {
     fn build(records: Vec<RootRecord>) -> Snapshot {
         let mut s = Snapshot::default();
         for rec in records.into_iter().map(Arc::new) {
-            if let Some(h) = rec
-                .narinfo
-                .as_ref()
-                .and_then(|m| narinfo::hash_part(&m.store_path))
-            {
+            if let Some(h) = rec.narinfo.as_ref().and_then(|m| hash_part(&m.store_path)) {
                 s.by_hash.insert(h.to_string(), rec.clone());
             }
             s.by_cid.insert(rec.root.clone(), rec);

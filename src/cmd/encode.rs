@@ -11,8 +11,9 @@ use anyhow::{Context, Result};
 use narfs_core::block::{BlockSink, NullSink, StoreError};
 use narfs_core::car::CarFileWriter;
 use narfs_core::nar::{dump_path, NarError};
-use narfs_core::{nixbase32, Cid, Encoding};
+use narfs_core::{Cid, Encoding};
 use narfs_encoder::{encode_or_fallback, Encoded, EntryKind, Layout};
+use narfs_nix::narinfo::nar_hash_string;
 use narfs_store::{RootRecord, Store, StoreSink, Written};
 use serde_json::json;
 
@@ -103,7 +104,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
 fn report(e: &Encoded, layout: &Layout, profile: &str) -> serde_json::Value {
     let mut v = json!({
         "root": e.root.to_string(),
-        "nar_hash": format!("sha256:{}", nixbase32::encode(&e.nar_sha256)),
+        "nar_hash": nar_hash_string(&e.nar_sha256),
         "nar_size": e.nar_size,
         "blocks": e.counts.blocks,
         "block_bytes": e.counts.bytes,
@@ -124,7 +125,7 @@ fn record(e: &Encoded, layout: &Layout, profile: &str, name: Option<String>) -> 
     RootRecord {
         root: e.root.to_string(),
         name,
-        nar_hash: format!("sha256:{}", nixbase32::encode(&e.nar_sha256)),
+        nar_hash: nar_hash_string(&e.nar_sha256),
         nar_size: e.nar_size,
         chunker: layout.chunker.to_string(),
         hash: layout.hash.name().to_string(),

@@ -20,7 +20,8 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use narfs_encoder::{encode, encode_fallback, Encoded, Layout};
-use narfs_serve::narinfo::{NarInfo, MAX_NARINFO, STORE_DIR};
+use narfs_nix::narinfo::{NarInfo, MAX_NARINFO, STORE_DIR};
+use narfs_store::NarInfoMeta;
 use narfs_store::{RootRecord, Store};
 use serde_json::json;
 
@@ -264,7 +265,7 @@ impl Ctx<'_> {
             new_blocks: 0,
             new_bytes: 0,
             created: RootRecord::now(),
-            narinfo: Some(info.meta()),
+            narinfo: Some(NarInfoMeta::from(info)),
         }
     }
 }
@@ -280,7 +281,7 @@ fn check(e: &Encoded, info: &NarInfo) -> Result<()> {
     anyhow::ensure!(
         e.nar_sha256 == info.nar_hash,
         "the NAR hashes to sha256:{}, its narinfo says NarHash {}",
-        narfs_core::nixbase32::encode(&e.nar_sha256),
+        narfs_nix::base32::encode(&e.nar_sha256),
         info.nar_hash_string()
     );
     Ok(())

@@ -65,6 +65,18 @@ pub struct NarInfoMeta {
     pub ca: Option<String>,
 }
 
+impl From<&narfs_nix::NarInfo> for NarInfoMeta {
+    fn from(info: &narfs_nix::NarInfo) -> NarInfoMeta {
+        NarInfoMeta {
+            store_path: info.store_path.clone(),
+            references: info.references.clone(),
+            deriver: info.deriver.clone(),
+            sigs: info.sigs.clone(),
+            ca: info.ca.clone(),
+        }
+    }
+}
+
 impl RootRecord {
     /// Now, as [`RootRecord::created`] counts it: seconds since the Unix epoch.
     pub fn now() -> u64 {
