@@ -119,23 +119,15 @@ fn record(
             }
         })?;
     let hash = HashAlg::from_code(cid.hash().code()).map_or("unknown", HashAlg::name);
-    let rec = RootRecord {
-        root: cid.to_string(),
-        name: None,
-        nar_hash: narfs_nix::narinfo::nar_hash_string(&hashed.sha.finalize().into()),
-        nar_size: hashed.len,
-        // How the DAG was chunked is not written in it.
-        chunker: "unknown".into(),
-        hash: hash.into(),
-        profile: "car-import".into(),
-        encoding: narfs_core::Encoding::UnixFs,
-        blocks,
-        block_bytes,
-        new_blocks: 0,
-        new_bytes: 0,
-        created: RootRecord::now(),
-        narinfo: None,
-    };
+    // How the DAG was chunked is not written in it.
+    let rec = RootRecord::new(
+        cid,
+        narfs_core::Encoding::UnixFs,
+        &hashed.sha.finalize().into(),
+        hashed.len,
+    )
+    .with_layout("unknown", hash, "car-import")
+    .with_blocks(blocks, block_bytes);
     store.record_root(&rec).map_err(|source| RootError::Store {
         cid: Box::new(*cid),
         source,

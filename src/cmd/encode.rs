@@ -122,22 +122,10 @@ fn report(e: &Encoded, layout: &Layout, profile: &str) -> serde_json::Value {
 
 /// The store's record of this encoding.
 fn record(e: &Encoded, layout: &Layout, profile: &str, name: Option<String>) -> RootRecord {
-    RootRecord {
-        root: e.root.to_string(),
-        name,
-        nar_hash: nar_hash_string(&e.nar_sha256),
-        nar_size: e.nar_size,
-        chunker: layout.chunker.to_string(),
-        hash: layout.hash.name().to_string(),
-        profile: profile.to_string(),
-        encoding: e.encoding,
-        blocks: e.counts.blocks,
-        block_bytes: e.counts.bytes,
-        new_blocks: 0,
-        new_bytes: 0,
-        created: RootRecord::now(),
-        narinfo: None,
-    }
+    RootRecord::new(&e.root, e.encoding, &e.nar_sha256, e.nar_size)
+        .with_name(name)
+        .with_layout(layout.chunker.to_string(), layout.hash.name(), profile)
+        .with_blocks(e.counts.blocks, e.counts.bytes)
 }
 
 /// Where the blocks go: the store, a CAR file, both, or (neither) only counted.

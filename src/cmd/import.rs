@@ -251,22 +251,20 @@ impl Ctx<'_> {
     }
 
     fn record(&self, e: &Encoded, info: &NarInfo, compression: &str) -> RootRecord {
-        RootRecord {
-            root: e.root.to_string(),
-            name: Some(info.store_path.clone()),
-            nar_hash: info.nar_hash_string(),
-            nar_size: e.nar_size,
-            chunker: self.layout.chunker.to_string(),
-            hash: self.layout.hash.name().to_string(),
-            profile: self.profile.to_string(),
-            encoding: compression.parse().unwrap_or_default(),
-            blocks: e.counts.blocks,
-            block_bytes: e.counts.bytes,
-            new_blocks: 0,
-            new_bytes: 0,
-            created: RootRecord::now(),
-            narinfo: Some(NarInfoMeta::from(info)),
-        }
+        RootRecord::new(
+            &e.root,
+            compression.parse().unwrap_or_default(),
+            &info.nar_hash,
+            e.nar_size,
+        )
+        .with_name(Some(info.store_path.clone()))
+        .with_layout(
+            self.layout.chunker.to_string(),
+            self.layout.hash.name(),
+            self.profile,
+        )
+        .with_blocks(e.counts.blocks, e.counts.bytes)
+        .with_narinfo(NarInfoMeta::from(info))
     }
 }
 

@@ -78,6 +78,63 @@ impl From<&narfs_nix::NarInfo> for NarInfoMeta {
 }
 
 impl RootRecord {
+    /// The record of `root`, the DAG (in `encoding`) of a NAR with this sha256 and
+    /// size, created now: the one way every writer (encode, import, CAR import) builds
+    /// a record. Name, layout, counts and narinfo fields are added with the `with_*`
+    /// methods; until then the layout reads `unknown` and the counts 0.
+    pub fn new(root: &Cid, encoding: Encoding, nar_sha256: &[u8; 32], nar_size: u64) -> RootRecord {
+        RootRecord {
+            root: root.to_string(),
+            name: None,
+            nar_hash: narfs_nix::narinfo::nar_hash_string(nar_sha256),
+            nar_size,
+            chunker: "unknown".into(),
+            hash: HashAlg::from_code(root.hash().code())
+                .map_or("unknown", HashAlg::name)
+                .into(),
+            profile: "unknown".into(),
+            encoding,
+            blocks: 0,
+            block_bytes: 0,
+            new_blocks: 0,
+            new_bytes: 0,
+            created: RootRecord::now(),
+            narinfo: None,
+        }
+    }
+
+    /// Names the root (e.g. by its store path).
+    pub fn with_name(mut self, name: Option<String>) -> RootRecord {
+        self.name = name;
+        self
+    }
+
+    /// How the DAG was made: chunker, hash function and profile, by their names.
+    pub fn with_layout(
+        mut self,
+        chunker: impl Into<String>,
+        hash: impl Into<String>,
+        profile: impl Into<String>,
+    ) -> RootRecord {
+        self.chunker = chunker.into();
+        self.hash = hash.into();
+        self.profile = profile.into();
+        self
+    }
+
+    /// Blocks and bytes the encoding produced, repeats included.
+    pub fn with_blocks(mut self, blocks: u64, block_bytes: u64) -> RootRecord {
+        self.blocks = blocks;
+        self.block_bytes = block_bytes;
+        self
+    }
+
+    /// The binary cache's fields of an imported store path.
+    pub fn with_narinfo(mut self, meta: NarInfoMeta) -> RootRecord {
+        self.narinfo = Some(meta);
+        self
+    }
+
     /// Now, as [`RootRecord::created`] counts it: seconds since the Unix epoch.
     pub fn now() -> u64 {
         std::time::SystemTime::now()
