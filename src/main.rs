@@ -17,15 +17,15 @@ fn main() -> ExitCode {
             if io::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("narfs: {}", one_line(&e));
+            eprintln!("narfs: {}", one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
 }
 
-/// `anyhow`'s chain on one line: "context: cause: cause".
-fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
+/// An error and its sources on one line: "context: cause: cause".
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(e), |e| e.source())
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(": ")
