@@ -167,6 +167,26 @@ fn roots_dir(dir: &Path) -> PathBuf {
     dir.join("roots")
 }
 
+/// How long after a change the `roots/` directory's mtime is not trusted to tell the
+/// next one (two changes within one timestamp tick would look like one).
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A version of the store's root records: two equal versions mean no record was added
+/// or removed in between. Records are renamed into and out of `roots/`, so its mtime
+/// moves with every change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootsVersion(std::time::SystemTime);
+
+/// The current version, or `None` when it cannot be told: the last change is too
+/// recent to tell from the next one, or the directory's time is unreadable.
+pub(crate) fn version(dir: &Path) -> Option<RootsVersion> {
+    let mtime = fs::metadata(roots_dir(dir))
+        .and_then(|m| m.modified())
+        .ok()?;
+    let age = std::time::SystemTime::now().duration_since(mtime).ok()?;
+    (age > SETTLE).then_some(RootsVersion(mtime))
+}
+
 /// Every record with its file, sorted by name then root.
 fn load_all(dir: &Path) -> Result<Vec<(PathBuf, RootRecord)>, Error> {
     let rd = roots_dir(dir);

@@ -288,3 +288,26 @@ fn a_record_is_built_by_its_constructor() {
     assert_eq!((r.blocks, r.block_bytes, r.new_blocks), (3, 30, 0));
     assert_eq!(r.narinfo, Some(meta));
 }
+
+#[test]
+fn roots_version_is_none_right_after_a_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("s")).unwrap();
+    let cid = cid_for(RAW, HashAlg::Sha2_256, b"v");
+    store.record_root(&record(&cid, Some("v"))).unwrap();
+    // Just changed: two changes within the settle time would look like one.
+    assert_eq!(store.roots_version(), None);
+    // An old enough directory has a version, and the next change moves it.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let roots = std::fs::File::open(tmp.path().join("s/roots")).unwrap();
+    roots.set_modified(old).unwrap();
+    let v = store.roots_version();
+    assert!(v.is_some());
+    assert_eq!(store.roots_version(), v);
+    store.record_root(&record(&cid, Some("w"))).unwrap();
+    roots
+        .set_modified(old + std::time::Duration::from_secs(1))
+        .unwrap();
+    assert!(store.roots_version().is_some());
+    assert_ne!(store.roots_version(), v);
+}
