@@ -135,6 +135,14 @@ impl RootRecord {
         self
     }
 
+    /// Of the block bytes this encoding produced, the percentage new to the store.
+    pub fn new_percent(&self) -> f64 {
+        if self.block_bytes == 0 {
+            return 0.0;
+        }
+        100.0 * self.new_bytes as f64 / self.block_bytes as f64
+    }
+
     /// Now, as [`RootRecord::created`] counts it: seconds since the Unix epoch.
     pub fn now() -> u64 {
         std::time::SystemTime::now()
