@@ -7,10 +7,12 @@
 //! the encoder, store, import and serve build on it.
 
 pub mod base32;
+#[cfg(feature = "cache")]
 pub mod cache;
 pub mod narinfo;
 pub mod store_path;
 
+#[cfg(feature = "cache")]
 pub use cache::{CacheError, FileCache, NarStream};
 pub use narinfo::{NarInfo, NarInfoError};
 pub use store_path::{StoreDir, StorePath, StorePathError};
