@@ -17,18 +17,18 @@ fn main() -> ExitCode {
             if io::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("narfs: {}", one_line(&e));
+            eprintln!("narfs: {}", one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
 }
 
-/// `anyhow`'s chain on one line: "context: cause: cause". Our errors never repeat
-/// their source in `Display`; a cause some other crate's error already printed (its
-/// message ends with the cause's) is left out, so nothing is said twice.
-fn one_line(e: &anyhow::Error) -> String {
+/// An error and its sources on one line: "context: cause: cause". Our errors never
+/// repeat their source in `Display`; a cause some other crate's error already printed
+/// (its message ends with the cause's) is left out, so nothing is said twice.
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
-    for cause in e.chain().map(|c| c.to_string()) {
+    for cause in std::iter::successors(Some(e), |e| e.source()).map(|c| c.to_string()) {
         if line.is_empty() {
             line = cause;
         } else if !line.ends_with(&cause) {

@@ -9,7 +9,6 @@ pub mod dagpb;
 pub mod encoding;
 pub mod hamt_hash;
 pub mod nar;
-pub mod nixbase32;
 pub mod unixfs;
 pub mod varint;
 

@@ -11,10 +11,14 @@ pub mod encode;
 pub mod fallback;
 pub mod file;
 pub mod hamt;
+mod input;
 pub mod layout;
 mod parse;
 mod readahead;
+mod report;
 
 pub use encode::{encode, EncodeError, Encoded, EntryKind};
 pub use fallback::{encode_fallback, encode_or_fallback};
+pub use input::{InputError, NarInput};
 pub use layout::{Layout, Profile, ShardRule};
+pub use report::EncodeReport;

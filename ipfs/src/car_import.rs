@@ -9,7 +9,7 @@ use std::io::{self, BufRead, Write};
 
 use narfs_core::block::{verify, BlockError, BlockSink, HashAlg, StoreError};
 use narfs_core::car::{CarError, CarReader};
-use narfs_core::{nixbase32, Cid};
+use narfs_core::Cid;
 use narfs_decoder::{decode_nar, DecodeError, Limits};
 use narfs_store::{RootRecord, Store, Written};
 use sha2::{Digest, Sha256};
@@ -119,23 +119,15 @@ fn record(
             }
         })?;
     let hash = HashAlg::from_code(cid.hash().code()).map_or("unknown", HashAlg::name);
-    let rec = RootRecord {
-        root: cid.to_string(),
-        name: None,
-        nar_hash: format!("sha256:{}", nixbase32::encode(&hashed.sha.finalize())),
-        nar_size: hashed.len,
-        // How the DAG was chunked is not written in it.
-        chunker: "unknown".into(),
-        hash: hash.into(),
-        profile: "car-import".into(),
-        encoding: narfs_core::Encoding::UnixFs,
-        blocks,
-        block_bytes,
-        new_blocks: 0,
-        new_bytes: 0,
-        created: RootRecord::now(),
-        narinfo: None,
-    };
+    // How the DAG was chunked is not written in it.
+    let rec = RootRecord::new(
+        cid,
+        narfs_core::Encoding::UnixFs,
+        &hashed.sha.finalize().into(),
+        hashed.len,
+    )
+    .with_layout("unknown", hash, "car-import")
+    .with_blocks(blocks, block_bytes);
     store.record_root(&rec).map_err(|source| RootError::Store {
         cid: Box::new(*cid),
         source,

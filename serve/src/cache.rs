@@ -23,7 +23,7 @@ pub async fn cache_info() -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/x-nix-cache-info"),
         )],
-        narinfo::cache_info(),
+        narfs_nix::narinfo::cache_info(),
     )
         .into_response()
 }
@@ -32,7 +32,7 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
     let Some(hash) = file.strip_suffix(".narinfo") else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
-    if !narinfo::is_hash_part(hash) {
+    if !narfs_nix::store_path::is_hash_part(hash) {
         return text(
             StatusCode::BAD_REQUEST,
             "a narinfo is asked for by the 32-character hash of its store path\n",
@@ -43,7 +43,7 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
         let snap = st.index.snapshot().map_err(fail)?;
         Ok(snap.by_hash(&hash).and_then(|rec| {
             let meta = rec.narinfo.as_ref()?;
-            Some(narinfo::render(rec, meta))
+            narinfo::render(rec, meta)
         }))
     })
     .await;

@@ -1,316 +1,85 @@
-//! Nix's `.narinfo` files: parsing what a binary cache wrote (for `narfs import`) and
-//! rendering what `narfs serve` answers. Owns the validation of store paths and of
-//! the hash formats Nix writes for `NarHash` (`sha256:` + Nix base32, base16 in older
-//! caches, base64/SRI in some tools).
-//!
-//! Everything here is untrusted input: sizes are checked before use, every line is
-//! bounded, and a store path or reference that is not `<32 Nix base32 chars>-<name>`
-//! is refused, so no field can smuggle a `/` or `..` into a path built from it.
+//! The narinfo `narfs serve` answers for an imported root: the original cache's
+//! fields (signatures included), the NAR uncompressed at `nar/<root>.nar`, and the
+//! root CID as `IPFS-CID:`. The format itself is `narfs_nix::narinfo`'s.
 
 use std::fmt::Write as _;
 
-use narfs_core::nixbase32;
+use narfs_nix::narinfo::{parse_sha256, NarInfo};
 use narfs_store::{NarInfoMeta, RootRecord};
 
-/// The store directory narfs serves and imports.
-pub const STORE_DIR: &str = "/nix/store";
-
-/// Largest narinfo file accepted (real ones are well under 4 KiB; a path with very
-/// many references and signatures stays far below this).
-pub const MAX_NARINFO: usize = 1 << 20;
-
-/// Why a narinfo was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NarInfoError {
-    #[error("the narinfo is larger than {MAX_NARINFO} bytes")]
-    TooLarge,
-    #[error("the narinfo is not UTF-8")]
-    NotUtf8,
-    #[error("line {0}: not `Key: value`")]
-    BadLine(usize),
-    #[error("missing {0}")]
-    Missing(&'static str),
-    #[error("{0} appears twice")]
-    Duplicate(&'static str),
-    #[error("bad {field}: {value:?}")]
-    Bad { field: &'static str, value: String },
-}
-
-/// A parsed narinfo: the fields Nix defines that narfs uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NarInfo {
-    /// `/nix/store/<hash>-<name>`.
-    pub store_path: String,
-    /// Where the (compressed) NAR is, relative to the cache root.
-    pub url: String,
-    /// `none`, `xz`, `zstd`, `bzip2`, ... (`bzip2` when absent, as Nix reads it).
-    pub compression: String,
-    /// sha256 of the uncompressed NAR.
-    pub nar_hash: [u8; 32],
-    pub nar_size: u64,
-    /// Base names `<hash>-<name>`.
-    pub references: Vec<String>,
-    pub deriver: Option<String>,
-    pub sigs: Vec<String>,
-    pub ca: Option<String>,
-}
-
-impl NarInfo {
-    /// Parses a narinfo as Nix writes it; unknown keys are ignored, as Nix does.
-    pub fn parse(bytes: &[u8]) -> Result<NarInfo, NarInfoError> {
-        if bytes.len() > MAX_NARINFO {
-            return Err(NarInfoError::TooLarge);
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| NarInfoError::NotUtf8)?;
-        let mut store_path = None;
-        let mut url = None;
-        let mut compression = None;
-        let mut nar_hash = None;
-        let mut nar_size = None;
-        let mut references = None;
-        let mut deriver = None;
-        let mut sigs = Vec::new();
-        let mut ca = None;
-        for (i, line) in text.lines().enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let (key, value) = line.split_once(": ").ok_or(NarInfoError::BadLine(i + 1))?;
-            let bad = |field: &'static str| NarInfoError::Bad {
-                field,
-                value: value.chars().take(200).collect(),
-            };
-            fn once<T>(slot: &mut Option<T>, v: T, key: &'static str) -> Result<(), NarInfoError> {
-                match slot.replace(v) {
-                    Some(_) => Err(NarInfoError::Duplicate(key)),
-                    None => Ok(()),
-                }
-            }
-            match key {
-                "StorePath" => {
-                    let base = value
-                        .strip_prefix(STORE_DIR)
-                        .and_then(|r| r.strip_prefix('/'));
-                    match base {
-                        Some(b) if is_base_name(b) => {}
-                        _ => return Err(bad("StorePath")),
-                    }
-                    once(&mut store_path, value.to_string(), "StorePath")?
-                }
-                "URL" => once(&mut url, value.to_string(), "URL")?,
-                "Compression" => once(&mut compression, value.to_string(), "Compression")?,
-                "NarHash" => once(
-                    &mut nar_hash,
-                    parse_sha256(value).ok_or_else(|| bad("NarHash"))?,
-                    "NarHash",
-                )?,
-                "NarSize" => once(
-                    &mut nar_size,
-                    value.parse::<u64>().map_err(|_| bad("NarSize"))?,
-                    "NarSize",
-                )?,
-                "References" => {
-                    let refs: Vec<String> = value.split_whitespace().map(str::to_string).collect();
-                    if !refs.iter().all(|r| is_base_name(r)) {
-                        return Err(bad("References"));
-                    }
-                    once(&mut references, refs, "References")?
-                }
-                "Deriver" if value != "unknown-deriver" => {
-                    if !is_base_name(value) {
-                        return Err(bad("Deriver"));
-                    }
-                    once(&mut deriver, value.to_string(), "Deriver")?
-                }
-                "Sig" => {
-                    if !value.contains(':') || value.contains(char::is_whitespace) {
-                        return Err(bad("Sig"));
-                    }
-                    sigs.push(value.to_string())
-                }
-                "CA" => {
-                    if value.is_empty() || value.contains(char::is_whitespace) {
-                        return Err(bad("CA"));
-                    }
-                    once(&mut ca, value.to_string(), "CA")?
-                }
-                _ => {}
-            }
-        }
-        Ok(NarInfo {
-            store_path: store_path.ok_or(NarInfoError::Missing("StorePath"))?,
-            url: url.ok_or(NarInfoError::Missing("URL"))?,
-            compression: compression
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| "bzip2".into()),
-            nar_hash: nar_hash.ok_or(NarInfoError::Missing("NarHash"))?,
-            nar_size: nar_size.ok_or(NarInfoError::Missing("NarSize"))?,
-            references: references.unwrap_or_default(),
-            deriver,
-            sigs,
-            ca,
-        })
-    }
-
-    /// `sha256:<nix base32>`, as narfs records NarHash.
-    pub fn nar_hash_string(&self) -> String {
-        format!("sha256:{}", nixbase32::encode(&self.nar_hash))
-    }
-
-    /// The 32-character hash part of the store path.
-    pub fn hash_part(&self) -> &str {
-        hash_part(&self.store_path).unwrap_or_default()
-    }
-
-    /// The fields the store keeps with the root.
-    pub fn meta(&self) -> NarInfoMeta {
-        NarInfoMeta {
-            store_path: self.store_path.clone(),
-            references: self.references.clone(),
-            deriver: self.deriver.clone(),
-            sigs: self.sigs.clone(),
-            ca: self.ca.clone(),
-        }
-    }
-}
-
-/// The hash part of `/nix/store/<hash>-<name>`, if it is one.
-pub fn hash_part(store_path: &str) -> Option<&str> {
-    let base = store_path.strip_prefix(STORE_DIR)?.strip_prefix('/')?;
-    is_base_name(base).then(|| &base[..32])
-}
-
-/// Whether `s` is 32 Nix base32 characters (a store path's hash part).
-pub fn is_hash_part(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| nixbase32_value(b).is_some())
-}
-
-/// Whether `s` is `<hash>-<name>` with Nix's rules for names (at most 211 bytes of
-/// `[A-Za-z0-9+-._?=]`, not starting with `.`).
-pub fn is_base_name(s: &str) -> bool {
-    let (Some(hash), Some(name)) = (s.get(..32), s.get(33..)) else {
-        return false;
+/// The narinfo of `rec`, imported with `meta`; `None` if the record's NarHash is not
+/// a sha256 Nix can read (a damaged record is not served).
+pub fn render(rec: &RootRecord, meta: &NarInfoMeta) -> Option<String> {
+    let info = NarInfo {
+        store_path: meta.store_path.clone(),
+        url: format!("nar/{}.nar", rec.root),
+        compression: "none".into(),
+        nar_hash: parse_sha256(&rec.nar_hash)?,
+        nar_size: rec.nar_size,
+        references: meta.references.clone(),
+        deriver: meta.deriver.clone(),
+        sigs: meta.sigs.clone(),
+        ca: meta.ca.clone(),
     };
-    is_hash_part(hash)
-        && s.as_bytes()[32] == b'-'
-        && !name.is_empty()
-        && name.len() <= 211
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-._?=".contains(&b))
-}
-
-/// The narinfo `narfs serve` answers for an imported root: the original metadata,
-/// the NAR uncompressed at `nar/<root>.nar`, and the root CID.
-pub fn render(rec: &RootRecord, meta: &NarInfoMeta) -> String {
-    let mut s = String::with_capacity(512);
-    let _ = writeln!(s, "StorePath: {}", meta.store_path);
-    let _ = writeln!(s, "URL: nar/{}.nar", rec.root);
-    let _ = writeln!(s, "Compression: none");
-    let _ = writeln!(s, "NarHash: {}", rec.nar_hash);
-    let _ = writeln!(s, "NarSize: {}", rec.nar_size);
-    let _ = writeln!(s, "References: {}", meta.references.join(" "));
-    if let Some(d) = &meta.deriver {
-        let _ = writeln!(s, "Deriver: {d}");
-    }
-    for sig in &meta.sigs {
-        let _ = writeln!(s, "Sig: {sig}");
-    }
-    if let Some(ca) = &meta.ca {
-        let _ = writeln!(s, "CA: {ca}");
-    }
+    let mut s = info.render();
     let _ = writeln!(s, "IPFS-CID: {}", rec.root);
-    s
-}
-
-/// The `nix-cache-info` narfs serves.
-pub fn cache_info() -> String {
-    format!("StoreDir: {STORE_DIR}\nWantMassQuery: 1\nPriority: 40\n")
-}
-
-/// A sha256 as Nix spells it: `sha256:` followed by Nix base32 (52 chars), base16 (64)
-/// or base64 (44), or SRI `sha256-<base64>`.
-pub fn parse_sha256(s: &str) -> Option<[u8; 32]> {
-    if let Some(b64) = s.strip_prefix("sha256-") {
-        return base64_32(b64);
-    }
-    let h = s.strip_prefix("sha256:")?;
-    match h.len() {
-        52 => nixbase32_decode_32(h),
-        64 => hex_32(h),
-        44 => base64_32(h),
-        _ => None,
-    }
-}
-
-fn nixbase32_value(c: u8) -> Option<u8> {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
-    ALPHABET.iter().position(|&a| a == c).map(|p| p as u8)
-}
-
-/// Nix base32 (52 characters) to 32 bytes; the inverse of `nixbase32::encode`.
-fn nixbase32_decode_32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    let len = s.len();
-    for (idx, c) in s.bytes().enumerate() {
-        let digit = nixbase32_value(c)? as u16;
-        let n = len - 1 - idx;
-        let (i, j) = (n * 5 / 8, n * 5 % 8);
-        let v = digit << j;
-        out[i] |= v as u8;
-        let carry = (v >> 8) as u8;
-        match out.get_mut(i + 1) {
-            Some(next) => *next |= carry,
-            None if carry != 0 => return None,
-            None => {}
-        }
-    }
-    Some(out)
-}
-
-fn hex_32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        *out.get_mut(i)? = (hi * 16 + lo) as u8;
-    }
-    Some(out)
-}
-
-fn base64_32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 44 || !s.ends_with('=') || s.ends_with("==") {
-        return None;
-    }
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut bytes = Vec::with_capacity(33);
-    for quad in s.as_bytes()[..44].chunks(4) {
-        let mut n = 0u32;
-        let mut pad = 0;
-        for &c in quad {
-            n <<= 6;
-            if c == b'=' {
-                pad += 1;
-            } else {
-                n |= val(c)?;
-            }
-        }
-        let three = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        bytes.extend_from_slice(&three[..3 - pad]);
-    }
-    bytes.try_into().ok()
+    Some(s)
 }
 
 #[cfg(test)]
-#[path = "narinfo_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    const REAL: &str = "StorePath: /nix/store/nk9m6a5mswl5hr0hil41ph7m8fs7gfij-refs
+URL: nar/0gq2k3s0q72852cdsl1ng2brp1gzbzfn7rlvxznspdzwca8jmyal.nar.xz
+Compression: xz
+FileHash: sha256:0gq2k3s0q72852cdsl1ng2brp1gzbzfn7rlvxznspdzwca8jmyal
+FileSize: 204
+NarHash: sha256:180vkbqc2971cv2bgkxg1qxn9njc584gb8p00qs2yahnqkp7xb2y
+NarSize: 208
+References: plb9s5kdm4mcb731b6m7yccfckx96zzn-f y016k334c9sxqbmicvs7bbqy1gx1ilxg-d
+Sig: test-key-1:ms1xv6xIGpGmDUBJ1Yu0VaMI9EKQGdfksgfL9W36S0lMmMVFeBtR55kPaC6adrl30xlFYJ8XMQLL2eNDy6YyCA==
+CA: text:sha256:1rq3g6aqp0k3xzzkm2nyyiglwq4rmf70m7v180rkbmwf6s7jn838
+";
+
+    #[test]
+    fn renders_for_nix() {
+        let n = NarInfo::parse(REAL.as_bytes()).unwrap();
+        let rec = RootRecord {
+            root: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".into(),
+            name: Some(n.store_path.clone()),
+            nar_hash: n.nar_hash_string(),
+            nar_size: n.nar_size,
+            chunker: "fixed:262144".into(),
+            hash: "sha2-256".into(),
+            profile: "kubo-v1".into(),
+            encoding: narfs_core::Encoding::UnixFs,
+            blocks: 1,
+            block_bytes: 1,
+            new_blocks: 0,
+            new_bytes: 0,
+            created: 0,
+            narinfo: Some(NarInfoMeta::from(&n)),
+        };
+        let text = render(&rec, &NarInfoMeta::from(&n)).unwrap();
+        let back = NarInfo::parse(text.as_bytes()).unwrap();
+        assert_eq!(back.url, format!("nar/{}.nar", rec.root));
+        assert_eq!(back.compression, "none");
+        assert_eq!(
+            (
+                back.nar_hash,
+                back.nar_size,
+                &back.references,
+                &back.sigs,
+                &back.ca
+            ),
+            (n.nar_hash, n.nar_size, &n.references, &n.sigs, &n.ca)
+        );
+        assert!(text.contains(&format!("\nIPFS-CID: {}\n", rec.root)));
+        // A record written before narinfo fields existed still loads.
+        let mut old = serde_json::to_value(&rec).unwrap();
+        old.as_object_mut().unwrap().remove("narinfo");
+        let old: RootRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(old.narinfo, None);
+    }
+}

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use narfs_store::{RootRecord, Store};
-use serde_json::json;
 
 use crate::cli::{RmArgs, StoreArgs};
 use crate::io::Output;
@@ -48,11 +47,6 @@ fn ls(args: StoreArgs) -> Result<()> {
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&r)?)?;
         } else {
-            let ratio = if r.block_bytes == 0 {
-                0.0
-            } else {
-                100.0 * r.new_bytes as f64 / r.block_bytes as f64
-            };
             writeln!(
                 out,
                 "{}\t{}\t{}\t{}\t{}\t{}\tnew {:.1}%",
@@ -62,7 +56,7 @@ fn ls(args: StoreArgs) -> Result<()> {
                 r.nar_hash,
                 r.chunker,
                 r.encoding,
-                ratio
+                r.new_percent()
             )?;
         }
     }
@@ -74,16 +68,7 @@ fn stats(args: StoreArgs) -> Result<()> {
     let s = store.stats()?;
     let mut out = Output::create(None)?;
     if args.json {
-        let v = json!({
-            "roots": s.roots,
-            "unique_blocks": s.unique_blocks,
-            "compressed_blocks": s.compressed_blocks,
-            "nar_bytes": s.nar_bytes,
-            "stored_bytes": s.stored_bytes,
-            "file_bytes": s.file_bytes,
-            "dedup_ratio": s.dedup_ratio(),
-        });
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", serde_json::to_string(&s)?)?;
     } else {
         writeln!(out, "store:          {}", store.dir().display())?;
         writeln!(out, "roots:          {}", s.roots)?;
@@ -109,8 +94,7 @@ fn verify(args: StoreArgs) -> Result<()> {
     let r = store.verify()?;
     let mut out = Output::create(None)?;
     if args.json {
-        let v = json!({"blocks": r.blocks, "roots": r.roots, "problems": r.problems});
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
     } else {
         for p in &r.problems {
             writeln!(out, "problem: {p}")?;
@@ -138,13 +122,7 @@ fn gc(args: StoreArgs) -> Result<()> {
     let r = store.gc()?;
     let mut out = Output::create(None)?;
     if args.json {
-        let v = json!({
-            "kept_blocks": r.kept_blocks,
-            "removed_blocks": r.removed_blocks,
-            "removed_bytes": r.removed_bytes,
-            "removed_sessions": r.removed_sessions,
-        });
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
     } else {
         writeln!(
             out,

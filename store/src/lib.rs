@@ -42,7 +42,7 @@ use narfs_core::Cid;
 pub use blocks::BlockInfo;
 use blocks::Blocks;
 pub use lock::LockGuard;
-pub use roots::{NarInfoMeta, RootRecord};
+pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
 pub use sink::{StoreSink, Written};
 pub use walk::{GcReport, Stats, VerifyReport};
 
@@ -226,6 +226,13 @@ impl Store {
     /// Every root record, sorted by name then CID.
     pub fn roots(&self) -> Result<Vec<RootRecord>, Error> {
         roots::list(&self.dir)
+    }
+
+    /// The version of the root records, to tell cheaply whether [`Store::roots`] would
+    /// give anything new: equal `Some` versions mean no record was added or removed in
+    /// between; `None` means "cannot tell, read them again".
+    pub fn roots_version(&self) -> Option<RootsVersion> {
+        roots::version(&self.dir)
     }
 
     /// The records a NAME or CID designates: those with that name, or else those with

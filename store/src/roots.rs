@@ -65,7 +65,84 @@ pub struct NarInfoMeta {
     pub ca: Option<String>,
 }
 
+impl From<&narfs_nix::NarInfo> for NarInfoMeta {
+    fn from(info: &narfs_nix::NarInfo) -> NarInfoMeta {
+        NarInfoMeta {
+            store_path: info.store_path.clone(),
+            references: info.references.clone(),
+            deriver: info.deriver.clone(),
+            sigs: info.sigs.clone(),
+            ca: info.ca.clone(),
+        }
+    }
+}
+
 impl RootRecord {
+    /// The record of `root`, the DAG (in `encoding`) of a NAR with this sha256 and
+    /// size, created now: the one way every writer (encode, import, CAR import) builds
+    /// a record. Name, layout, counts and narinfo fields are added with the `with_*`
+    /// methods; until then the layout reads `unknown` and the counts 0.
+    pub fn new(root: &Cid, encoding: Encoding, nar_sha256: &[u8; 32], nar_size: u64) -> RootRecord {
+        RootRecord {
+            root: root.to_string(),
+            name: None,
+            nar_hash: narfs_nix::narinfo::nar_hash_string(nar_sha256),
+            nar_size,
+            chunker: "unknown".into(),
+            hash: HashAlg::from_code(root.hash().code())
+                .map_or("unknown", HashAlg::name)
+                .into(),
+            profile: "unknown".into(),
+            encoding,
+            blocks: 0,
+            block_bytes: 0,
+            new_blocks: 0,
+            new_bytes: 0,
+            created: RootRecord::now(),
+            narinfo: None,
+        }
+    }
+
+    /// Names the root (e.g. by its store path).
+    pub fn with_name(mut self, name: Option<String>) -> RootRecord {
+        self.name = name;
+        self
+    }
+
+    /// How the DAG was made: chunker, hash function and profile, by their names.
+    pub fn with_layout(
+        mut self,
+        chunker: impl Into<String>,
+        hash: impl Into<String>,
+        profile: impl Into<String>,
+    ) -> RootRecord {
+        self.chunker = chunker.into();
+        self.hash = hash.into();
+        self.profile = profile.into();
+        self
+    }
+
+    /// Blocks and bytes the encoding produced, repeats included.
+    pub fn with_blocks(mut self, blocks: u64, block_bytes: u64) -> RootRecord {
+        self.blocks = blocks;
+        self.block_bytes = block_bytes;
+        self
+    }
+
+    /// The binary cache's fields of an imported store path.
+    pub fn with_narinfo(mut self, meta: NarInfoMeta) -> RootRecord {
+        self.narinfo = Some(meta);
+        self
+    }
+
+    /// Of the block bytes this encoding produced, the percentage new to the store.
+    pub fn new_percent(&self) -> f64 {
+        if self.block_bytes == 0 {
+            return 0.0;
+        }
+        100.0 * self.new_bytes as f64 / self.block_bytes as f64
+    }
+
     /// Now, as [`RootRecord::created`] counts it: seconds since the Unix epoch.
     pub fn now() -> u64 {
         std::time::SystemTime::now()
@@ -96,6 +173,26 @@ impl RootRecord {
 
 fn roots_dir(dir: &Path) -> PathBuf {
     dir.join("roots")
+}
+
+/// How long after a change the `roots/` directory's mtime is not trusted to tell the
+/// next one (two changes within one timestamp tick would look like one).
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A version of the store's root records: two equal versions mean no record was added
+/// or removed in between. Records are renamed into and out of `roots/`, so its mtime
+/// moves with every change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootsVersion(std::time::SystemTime);
+
+/// The current version, or `None` when it cannot be told: the last change is too
+/// recent to tell from the next one, or the directory's time is unreadable.
+pub(crate) fn version(dir: &Path) -> Option<RootsVersion> {
+    let mtime = fs::metadata(roots_dir(dir))
+        .and_then(|m| m.modified())
+        .ok()?;
+    let age = std::time::SystemTime::now().duration_since(mtime).ok()?;
+    (age > SETTLE).then_some(RootsVersion(mtime))
 }
 
 /// Every record with its file, sorted by name then root.

@@ -255,3 +255,59 @@ fn a_store_of_block_files_is_moved_into_the_table() {
     assert!(shard.join(bad.to_string()).exists());
     assert!(!shard.join(raw.to_string()).exists());
 }
+
+#[test]
+fn a_record_is_built_by_its_constructor() {
+    let cid = cid_for(RAW, HashAlg::Sha2_256, b"x");
+    let sha = [7u8; 32];
+    let r = RootRecord::new(&cid, narfs_core::Encoding::ZstdNar, &sha, 42);
+    assert_eq!(r.root, cid.to_string());
+    assert_eq!(
+        r.nar_hash,
+        format!("sha256:{}", narfs_nix::base32::encode(&sha))
+    );
+    assert_eq!(
+        (r.nar_size, r.hash.as_str(), r.chunker.as_str()),
+        (42, "sha2-256", "unknown")
+    );
+    assert!(r.created > 0 && r.name.is_none() && r.narinfo.is_none());
+    let meta = NarInfoMeta {
+        store_path: "/nix/store/x".into(),
+        ..NarInfoMeta::default()
+    };
+    let r = r
+        .with_name(Some("n".into()))
+        .with_layout("fixed:1024", "blake3", "p")
+        .with_blocks(3, 30)
+        .with_narinfo(meta.clone());
+    assert_eq!(r.name.as_deref(), Some("n"));
+    assert_eq!(
+        (r.chunker.as_str(), r.hash.as_str(), r.profile.as_str()),
+        ("fixed:1024", "blake3", "p")
+    );
+    assert_eq!((r.blocks, r.block_bytes, r.new_blocks), (3, 30, 0));
+    assert_eq!(r.narinfo, Some(meta));
+}
+
+#[test]
+fn roots_version_is_none_right_after_a_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("s")).unwrap();
+    let cid = cid_for(RAW, HashAlg::Sha2_256, b"v");
+    store.record_root(&record(&cid, Some("v"))).unwrap();
+    // Just changed: two changes within the settle time would look like one.
+    assert_eq!(store.roots_version(), None);
+    // An old enough directory has a version, and the next change moves it.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let roots = std::fs::File::open(tmp.path().join("s/roots")).unwrap();
+    roots.set_modified(old).unwrap();
+    let v = store.roots_version();
+    assert!(v.is_some());
+    assert_eq!(store.roots_version(), v);
+    store.record_root(&record(&cid, Some("w"))).unwrap();
+    roots
+        .set_modified(old + std::time::Duration::from_secs(1))
+        .unwrap();
+    assert!(store.roots_version().is_some());
+    assert_ne!(store.roots_version(), v);
+}

@@ -38,16 +38,32 @@ impl Stats {
     }
 }
 
+/// `stats --json`: the counts and the dedup ratio, keys in alphabetical order.
+impl serde::Serialize for Stats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("Stats", 7)?;
+        m.serialize_field("compressed_blocks", &self.compressed_blocks)?;
+        m.serialize_field("dedup_ratio", &self.dedup_ratio())?;
+        m.serialize_field("file_bytes", &self.file_bytes)?;
+        m.serialize_field("nar_bytes", &self.nar_bytes)?;
+        m.serialize_field("roots", &self.roots)?;
+        m.serialize_field("stored_bytes", &self.stored_bytes)?;
+        m.serialize_field("unique_blocks", &self.unique_blocks)?;
+        m.end()
+    }
+}
+
 /// What `narfs verify` found; clean when `problems` is empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
     pub blocks: u64,
-    pub roots: u64,
     pub problems: Vec<String>,
+    pub roots: u64,
 }
 
 /// What `narfs gc` removed and kept.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GcReport {
     pub kept_blocks: u64,
     pub removed_blocks: u64,

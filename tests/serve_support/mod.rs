@@ -177,7 +177,7 @@ pub fn nar_of(path: &Path) -> Vec<u8> {
 pub fn nar_hash(nar: &[u8]) -> String {
     let layout = narfs_encoder::Profile::KuboV1.layout();
     let e = narfs_encoder::encode(nar, &layout, &mut NullSink::default(), None).unwrap();
-    format!("sha256:{}", narfs_core::nixbase32::encode(&e.nar_sha256))
+    narfs_nix::narinfo::nar_hash_string(&e.nar_sha256)
 }
 
 /// A 32-character store path hash from a seed (any Nix base32 string will do).

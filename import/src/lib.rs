@@ -1,0 +1,250 @@
+//! A Nix file binary cache (as `nix copy --to file://DIR` writes it) into the store:
+//! [`import_cache`].
+//!
+//! Each NAR is opened inside the cache (`narfs_nix::FileCache`, never through a
+//! symlink), decompressed as it streams into the encoder and cut one byte past its
+//! `NarSize`; the encoder computes its sha256 and size on the way, which must equal
+//! the narinfo's `NarHash`/`NarSize`, and only then is the root recorded, named by its
+//! store path, with the narinfo fields (References, Deriver, Sig, CA) that `narfs
+//! serve` gives back to Nix. A bad entry (a narinfo that does not parse, a missing or
+//! corrupt NAR, a hash mismatch) is reported and skipped, never half-imported: its
+//! session's blocks are not recorded under any root (`gc` removes them). Re-running
+//! skips every path already recorded with the same NarHash, so an interrupted import
+//! resumes where it stopped.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use narfs_encoder::{encode_or_fallback, EncodeError, Encoded, Layout};
+use narfs_nix::narinfo::nar_hash_string;
+use narfs_nix::{CacheError, FileCache, NarInfo};
+use narfs_store::{NarInfoMeta, RootRecord, Store};
+
+/// How to import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// How NARs become DAGs.
+    pub layout: Layout,
+    /// The profile's name, recorded with each root.
+    pub profile: String,
+    /// NARs imported at once (clamped to 1..=64).
+    pub jobs: usize,
+}
+
+/// Why the import could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The cache cannot be listed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The store's records cannot be read.
+    #[error("cannot read the store's roots")]
+    Store(#[from] narfs_store::Error),
+}
+
+/// Why one store path was not imported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// The narinfo or its NAR cannot be read from the cache.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The NAR does not encode (it is not a valid NAR, or its stream broke).
+    #[error("cannot encode the NAR")]
+    Encode(#[from] EncodeError),
+    /// The store refused a block or the record.
+    #[error("cannot write to the store")]
+    Store(#[from] narfs_store::Error),
+    /// The NAR's size is not its narinfo's `NarSize`.
+    #[error("the NAR is {got} bytes, its narinfo says NarSize {want}")]
+    NarSize {
+        /// Bytes the NAR had.
+        got: u64,
+        /// The narinfo's `NarSize`.
+        want: u64,
+    },
+    /// The NAR's sha256 is not its narinfo's `NarHash`.
+    #[error("the NAR hashes to {got}, its narinfo says NarHash {want}")]
+    NarHash {
+        /// `sha256:<nix base32>` of the NAR.
+        got: String,
+        /// The narinfo's `NarHash`, as narfs spells it.
+        want: String,
+    },
+}
+
+/// What happened to one narinfo.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Encoded and recorded.
+    Imported {
+        /// The NAR's size.
+        nar_size: u64,
+        /// Block bytes the store did not hold before.
+        new_bytes: u64,
+    },
+    /// Already recorded with the same NarHash: skipped.
+    Present,
+    /// Not imported, for this reason; nothing was recorded.
+    Failed(EntryError),
+}
+
+/// Told of the import's progress, from the worker threads.
+pub trait Observer: Sync {
+    /// The cache lists `total` narinfos.
+    fn start(&self, _total: u64) {}
+    /// One narinfo is done.
+    fn done(&self, _narinfo: &Path, _outcome: &Outcome) {}
+}
+
+/// An observer that is told nothing.
+impl Observer for () {}
+
+/// One store path that was not imported.
+#[derive(Debug)]
+pub struct Failure {
+    /// Its narinfo file.
+    pub narinfo: PathBuf,
+    /// Why.
+    pub error: EntryError,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Store paths encoded and recorded.
+    pub imported: u64,
+    /// Store paths skipped as already recorded.
+    pub already_present: u64,
+    /// Bytes of the NARs imported.
+    pub nar_bytes: u64,
+    /// Block bytes new to the store.
+    pub new_bytes: u64,
+    /// The store paths that failed, sorted by narinfo.
+    pub failed: Vec<Failure>,
+}
+
+/// Imports every narinfo of `cache` (opened with [`FileCache::open`], which checked
+/// its `nix-cache-info`) into `store`, with `opts.jobs` workers; each entry's outcome
+/// goes to `observer` as it is known.
+pub fn import_cache(
+    cache: &FileCache,
+    store: &Store,
+    opts: &ImportOptions,
+    observer: &dyn Observer,
+) -> Result<ImportReport, ImportError> {
+    let narinfos = cache.narinfos()?;
+    // What is already recorded: store path -> NarHash.
+    let present: HashMap<String, String> = store
+        .roots()?
+        .into_iter()
+        .filter(|r| r.narinfo.is_some())
+        .filter_map(|r| Some((r.name?, r.nar_hash)))
+        .collect();
+    observer.start(narinfos.len() as u64);
+    let ctx = Ctx {
+        cache,
+        store,
+        opts,
+        present: &present,
+    };
+    let next = AtomicUsize::new(0);
+    let report = Mutex::new(ImportReport::default());
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.clamp(1, 64) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = narinfos.get(i) else { break };
+                let outcome = ctx.one(path).unwrap_or_else(Outcome::Failed);
+                observer.done(path, &outcome);
+                let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+                match outcome {
+                    Outcome::Imported {
+                        nar_size,
+                        new_bytes,
+                    } => {
+                        r.imported += 1;
+                        r.nar_bytes += nar_size;
+                        r.new_bytes += new_bytes;
+                    }
+                    Outcome::Present => r.already_present += 1,
+                    Outcome::Failed(error) => r.failed.push(Failure {
+                        narinfo: path.clone(),
+                        error,
+                    }),
+                }
+            });
+        }
+    });
+    let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.failed.sort_by(|a, b| a.narinfo.cmp(&b.narinfo));
+    Ok(report)
+}
+
+struct Ctx<'a> {
+    cache: &'a FileCache,
+    store: &'a Store,
+    opts: &'a ImportOptions,
+    present: &'a HashMap<String, String>,
+}
+
+impl Ctx<'_> {
+    fn one(&self, narinfo: &Path) -> Result<Outcome, EntryError> {
+        let info = self.cache.read_narinfo(narinfo)?;
+        if self.present.get(&info.store_path) == Some(&info.nar_hash_string()) {
+            return Ok(Outcome::Present);
+        }
+        let (encoded, sink) = encode_or_fallback(
+            || self.cache.open_nar(&info).map_err(EntryError::from),
+            &self.opts.layout,
+            || self.store.sink().map_err(EntryError::from),
+            false,
+            None,
+        )?;
+        check(&encoded, &info)?;
+        let layout = &self.opts.layout;
+        let rec = RootRecord::new(
+            &encoded.root,
+            encoded.encoding,
+            &info.nar_hash,
+            encoded.nar_size,
+        )
+        .with_name(Some(info.store_path.clone()))
+        .with_layout(
+            layout.chunker.to_string(),
+            layout.hash.name(),
+            &self.opts.profile,
+        )
+        .with_blocks(encoded.counts.blocks, encoded.counts.bytes)
+        .with_narinfo(NarInfoMeta::from(&info));
+        let written = sink.finish(Some(rec))?;
+        Ok(Outcome::Imported {
+            nar_size: encoded.nar_size,
+            new_bytes: written.new_bytes,
+        })
+    }
+}
+
+/// The NAR's hash and size must be what the narinfo says.
+fn check(e: &Encoded, info: &NarInfo) -> Result<(), EntryError> {
+    if e.nar_size != info.nar_size {
+        return Err(EntryError::NarSize {
+            got: e.nar_size,
+            want: info.nar_size,
+        });
+    }
+    if e.nar_sha256 != info.nar_hash {
+        return Err(EntryError::NarHash {
+            got: nar_hash_string(&e.nar_sha256),
+            want: info.nar_hash_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

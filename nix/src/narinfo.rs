@@ -1,0 +1,280 @@
+//! Nix's `.narinfo` files: parsing what a binary cache wrote (for `narfs import`) and
+//! rendering what `narfs serve` answers. Owns the hash formats Nix writes for
+//! `NarHash` (`sha256:` + Nix base32, base16 in older caches, base64/SRI in some
+//! tools); store paths are validated by [`crate::store_path`].
+//!
+//! Everything here is untrusted input: sizes are checked before use, every line is
+//! bounded, and a store path or reference that is not `<32 Nix base32 chars>-<name>`
+//! is refused, so no field can smuggle a `/` or `..` into a path built from it.
+
+use std::fmt::Write as _;
+
+use crate::base32;
+pub use crate::store_path::{hash_part, is_base_name, is_hash_part};
+use crate::store_path::{StoreDir, StorePath};
+
+/// The store directory narfs serves and imports.
+pub const STORE_DIR: &str = StoreDir::Nix.as_str();
+
+/// Largest narinfo file accepted (real ones are well under 4 KiB; a path with very
+/// many references and signatures stays far below this).
+pub const MAX_NARINFO: usize = 1 << 20;
+
+/// Why a narinfo was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NarInfoError {
+    /// Over [`MAX_NARINFO`] bytes.
+    #[error("the narinfo is larger than {MAX_NARINFO} bytes")]
+    TooLarge,
+    /// Not UTF-8 text.
+    #[error("the narinfo is not UTF-8")]
+    NotUtf8,
+    /// A non-empty line without `": "` (1-based line number).
+    #[error("line {0}: not `Key: value`")]
+    BadLine(usize),
+    /// A required field is absent.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// A field that may appear once appears again.
+    #[error("{0} appears twice")]
+    Duplicate(&'static str),
+    /// A field's value is not what Nix writes (its first 200 characters are kept).
+    #[error("bad {field}: {value:?}")]
+    Bad {
+        /// The key.
+        field: &'static str,
+        /// The value, cut to 200 characters.
+        value: String,
+    },
+}
+
+/// A parsed narinfo: the fields Nix defines that narfs uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NarInfo {
+    /// `/nix/store/<hash>-<name>`.
+    pub store_path: String,
+    /// Where the (compressed) NAR is, relative to the cache root.
+    pub url: String,
+    /// `none`, `xz`, `zstd`, `bzip2`, ... (`bzip2` when absent, as Nix reads it).
+    pub compression: String,
+    /// sha256 of the uncompressed NAR.
+    pub nar_hash: [u8; 32],
+    /// Size of the uncompressed NAR.
+    pub nar_size: u64,
+    /// Base names `<hash>-<name>`.
+    pub references: Vec<String>,
+    /// Base name of the derivation, if known (`unknown-deriver` reads as none).
+    pub deriver: Option<String>,
+    /// `Sig:` lines, `<key name>:<base64 signature>`.
+    pub sigs: Vec<String>,
+    /// Content address (`CA:`).
+    pub ca: Option<String>,
+}
+
+impl NarInfo {
+    /// Parses a narinfo of a `/nix/store` path as Nix writes it; unknown keys are
+    /// ignored, as Nix does.
+    pub fn parse(bytes: &[u8]) -> Result<NarInfo, NarInfoError> {
+        NarInfo::parse_in(StoreDir::Nix, bytes)
+    }
+
+    /// Parses a narinfo whose `StorePath` must be in `dir`.
+    pub fn parse_in(dir: StoreDir, bytes: &[u8]) -> Result<NarInfo, NarInfoError> {
+        if bytes.len() > MAX_NARINFO {
+            return Err(NarInfoError::TooLarge);
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| NarInfoError::NotUtf8)?;
+        let mut store_path = None;
+        let mut url = None;
+        let mut compression = None;
+        let mut nar_hash = None;
+        let mut nar_size = None;
+        let mut references = None;
+        let mut deriver = None;
+        let mut sigs = Vec::new();
+        let mut ca = None;
+        for (i, line) in text.lines().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let (key, value) = line.split_once(": ").ok_or(NarInfoError::BadLine(i + 1))?;
+            let bad = |field: &'static str| NarInfoError::Bad {
+                field,
+                value: value.chars().take(200).collect(),
+            };
+            fn once<T>(slot: &mut Option<T>, v: T, key: &'static str) -> Result<(), NarInfoError> {
+                match slot.replace(v) {
+                    Some(_) => Err(NarInfoError::Duplicate(key)),
+                    None => Ok(()),
+                }
+            }
+            match key {
+                "StorePath" => {
+                    StorePath::parse_in(dir, value).map_err(|_| bad("StorePath"))?;
+                    once(&mut store_path, value.to_string(), "StorePath")?
+                }
+                "URL" => once(&mut url, value.to_string(), "URL")?,
+                "Compression" => once(&mut compression, value.to_string(), "Compression")?,
+                "NarHash" => once(
+                    &mut nar_hash,
+                    parse_sha256(value).ok_or_else(|| bad("NarHash"))?,
+                    "NarHash",
+                )?,
+                "NarSize" => once(
+                    &mut nar_size,
+                    value.parse::<u64>().map_err(|_| bad("NarSize"))?,
+                    "NarSize",
+                )?,
+                "References" => {
+                    let refs: Vec<String> = value.split_whitespace().map(str::to_string).collect();
+                    if !refs.iter().all(|r| is_base_name(r)) {
+                        return Err(bad("References"));
+                    }
+                    once(&mut references, refs, "References")?
+                }
+                "Deriver" if value != "unknown-deriver" => {
+                    if !is_base_name(value) {
+                        return Err(bad("Deriver"));
+                    }
+                    once(&mut deriver, value.to_string(), "Deriver")?
+                }
+                "Sig" => {
+                    if !value.contains(':') || value.contains(char::is_whitespace) {
+                        return Err(bad("Sig"));
+                    }
+                    sigs.push(value.to_string())
+                }
+                "CA" => {
+                    if value.is_empty() || value.contains(char::is_whitespace) {
+                        return Err(bad("CA"));
+                    }
+                    once(&mut ca, value.to_string(), "CA")?
+                }
+                _ => {}
+            }
+        }
+        Ok(NarInfo {
+            store_path: store_path.ok_or(NarInfoError::Missing("StorePath"))?,
+            url: url.ok_or(NarInfoError::Missing("URL"))?,
+            compression: compression
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "bzip2".into()),
+            nar_hash: nar_hash.ok_or(NarInfoError::Missing("NarHash"))?,
+            nar_size: nar_size.ok_or(NarInfoError::Missing("NarSize"))?,
+            references: references.unwrap_or_default(),
+            deriver,
+            sigs,
+            ca,
+        })
+    }
+
+    /// `sha256:<nix base32>`, as narfs records NarHash.
+    pub fn nar_hash_string(&self) -> String {
+        nar_hash_string(&self.nar_hash)
+    }
+
+    /// The 32-character hash part of the store path.
+    pub fn hash_part(&self) -> &str {
+        match StorePath::parse(&self.store_path) {
+            Ok(p) => {
+                let start = p.dir().as_str().len() + 1;
+                &self.store_path[start..start + crate::store_path::HASH_PART_LEN]
+            }
+            Err(_) => "",
+        }
+    }
+
+    /// The narinfo as Nix writes it: the fields in Nix's order, `Deriver`, `Sig` and
+    /// `CA` only when present; [`NarInfo::parse`] reads it back.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(512);
+        let _ = writeln!(s, "StorePath: {}", self.store_path);
+        let _ = writeln!(s, "URL: {}", self.url);
+        let _ = writeln!(s, "Compression: {}", self.compression);
+        let _ = writeln!(s, "NarHash: {}", self.nar_hash_string());
+        let _ = writeln!(s, "NarSize: {}", self.nar_size);
+        let _ = writeln!(s, "References: {}", self.references.join(" "));
+        if let Some(d) = &self.deriver {
+            let _ = writeln!(s, "Deriver: {d}");
+        }
+        for sig in &self.sigs {
+            let _ = writeln!(s, "Sig: {sig}");
+        }
+        if let Some(ca) = &self.ca {
+            let _ = writeln!(s, "CA: {ca}");
+        }
+        s
+    }
+}
+
+/// A NAR's sha256 as Nix prints `NarHash`: `sha256:` + 52 Nix base32 characters.
+pub fn nar_hash_string(sha256: &[u8; 32]) -> String {
+    format!("sha256:{}", base32::encode(sha256))
+}
+
+/// The `nix-cache-info` narfs serves.
+pub fn cache_info() -> String {
+    format!("StoreDir: {STORE_DIR}\nWantMassQuery: 1\nPriority: 40\n")
+}
+
+/// A sha256 as Nix spells it: `sha256:` followed by Nix base32 (52 chars), base16 (64)
+/// or base64 (44), or SRI `sha256-<base64>`.
+pub fn parse_sha256(s: &str) -> Option<[u8; 32]> {
+    if let Some(b64) = s.strip_prefix("sha256-") {
+        return base64_32(b64);
+    }
+    let h = s.strip_prefix("sha256:")?;
+    match h.len() {
+        52 => base32::decode(h),
+        64 => hex_32(h),
+        44 => base64_32(h),
+        _ => None,
+    }
+}
+
+fn hex_32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        *out.get_mut(i)? = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+fn base64_32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 44 || !s.ends_with('=') || s.ends_with("==") {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut bytes = Vec::with_capacity(33);
+    for quad in s.as_bytes()[..44].chunks(4) {
+        let mut n = 0u32;
+        let mut pad = 0;
+        for &c in quad {
+            n <<= 6;
+            if c == b'=' {
+                pad += 1;
+            } else {
+                n |= val(c)?;
+            }
+        }
+        let three = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        bytes.extend_from_slice(&three[..3 - pad]);
+    }
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+#[path = "narinfo_tests.rs"]
+mod tests;
