@@ -381,7 +381,12 @@ impl View<'_> {
             )));
         }
         let (lower, upper) = (u16_at(&p, 12) as usize, u16_at(&p, 14) as usize);
-        if lower < HDR || lower > upper || upper > psize || (lower - HDR) % 2 != 0 || lower == HDR {
+        if lower < HDR
+            || lower > upper
+            || upper > psize
+            || !(lower - HDR).is_multiple_of(2)
+            || lower == HDR
+        {
             return Err(bad(format!("free space bounds {lower}..{upper}")));
         }
         let n = (lower - HDR) / 2;
