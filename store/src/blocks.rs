@@ -259,8 +259,15 @@ pub(crate) struct Reader<'s>(View<'s>);
 impl Reader<'_> {
     /// The block `value` holds under `cid`, decompressed; damage is an error.
     pub(crate) fn block(&self, cid: &Cid, value: &Value) -> Result<Vec<u8>, Error> {
-        let stored = self.0.read(value, MAX_VALUE)?;
-        unpack(&stored).map_err(|p| self.0.damaged_block(cid, p))
+        // The tag first, then the block's bytes read straight into their own buffer.
+        let tag = self.0.read_prefix(value, MAX_VALUE, 1)?;
+        let bytes = self.0.read_from(value, MAX_VALUE, 1)?;
+        let unpacked = match tag.first() {
+            Some(&RAW) => Ok(bytes),
+            Some(&ZSTD) => decompress(&bytes),
+            _ => Err("unknown storage tag"),
+        };
+        unpacked.map_err(|p| self.0.damaged_block(cid, p))
     }
 }
 
@@ -270,15 +277,6 @@ fn info(cid: Cid, len: u64, tag: Option<u8>) -> BlockInfo {
         cid,
         stored: len.saturating_sub(1),
         compressed: tag == Some(ZSTD),
-    }
-}
-
-/// The block's bytes from its stored value; the problem if the value is malformed.
-pub(crate) fn unpack(value: &[u8]) -> Result<Vec<u8>, &'static str> {
-    match value.split_first() {
-        Some((&RAW, bytes)) => Ok(bytes.to_vec()),
-        Some((&ZSTD, frame)) => decompress(frame),
-        _ => Err("unknown storage tag"),
     }
 }
 

@@ -146,9 +146,36 @@ impl Value {
     }
 }
 
-enum Node {
-    Branch { key: Vec<u8>, child: u64 },
-    Leaf { key: Vec<u8>, value: Value },
+/// A checked node of a page: where its key lies in the page, and what it leads to.
+struct Node {
+    key: std::ops::Range<usize>,
+    to: To,
+}
+
+enum To {
+    Child(u64),
+    Inline(std::ops::Range<usize>),
+    Overflow { pgno: u64, len: u64 },
+}
+
+/// A branch or leaf page, every node checked.
+struct Page {
+    bytes: Vec<u8>,
+    nodes: Vec<Node>,
+}
+
+impl Page {
+    fn key(&self, n: &Node) -> &[u8] {
+        &self.bytes[n.key.clone()]
+    }
+
+    fn value(&self, n: &Node) -> Option<Value> {
+        match &n.to {
+            To::Child(_) => None,
+            To::Inline(r) => Some(Value::Inline(self.bytes[r.clone()].to_vec())),
+            &To::Overflow { pgno, len } => Some(Value::Overflow { pgno, len }),
+        }
+    }
 }
 
 /// The data file, opened for `pread`.
@@ -362,7 +389,7 @@ impl View<'_> {
     }
 
     /// Reads page `pgno` as a branch or leaf page and checks every node on it.
-    fn nodes(&self, pgno: u64, leaf: bool, keys: Keys) -> Result<Vec<Node>, Error> {
+    fn page(&self, pgno: u64, leaf: bool, keys: Keys) -> Result<Page, Error> {
         if pgno < 2 || pgno > self.meta.last {
             return Err(self.damaged(format!("page {pgno} is not a page of the file")));
         }
@@ -403,18 +430,16 @@ impl View<'_> {
             if ksize > MAX_KEY || key_end > psize {
                 return Err(bad(format!("node {i}: key of {ksize} bytes")));
             }
-            let key = p[at + NODE..key_end].to_vec();
-            let ordered = matches!(keys, Keys::Bytes) || key.len() == 8;
+            let key = at + NODE..key_end;
+            let ordered = matches!(keys, Keys::Bytes) || ksize == 8;
             if !ordered && (leaf || i > 0) {
                 return Err(bad(format!("node {i}: a free-list key of {ksize} bytes")));
             }
             // A branch's first key is not compared (it stands for "everything below").
             let first_compared = if leaf { 0 } else { 1 };
             if i > first_compared {
-                let prev = match &out[i - 1] {
-                    Node::Branch { key, .. } | Node::Leaf { key, .. } => key,
-                };
-                if keys.cmp(prev, &key) != Ordering::Less {
+                let prev = &p[out[i - 1].key.clone()];
+                if keys.cmp(prev, &p[key.clone()]) != Ordering::Less {
                     return Err(bad(format!("node {i}: keys out of order")));
                 }
             }
@@ -423,7 +448,10 @@ impl View<'_> {
                 if child < 2 || child > self.meta.last {
                     return Err(bad(format!("node {i}: child page {child}")));
                 }
-                out.push(Node::Branch { key, child });
+                out.push(Node {
+                    key,
+                    to: To::Child(child),
+                });
                 continue;
             }
             let len = lo | hi << 16;
@@ -433,18 +461,21 @@ impl View<'_> {
                     if end > psize {
                         return Err(bad(format!("node {i}: value of {len} bytes")));
                     }
-                    Value::Inline(p[key_end..end].to_vec())
+                    To::Inline(key_end..end)
                 }
                 F_BIGDATA if key_end + 8 <= psize => {
                     let first = u64_at(&p, key_end);
                     self.check_overflow(first, len)?;
-                    Value::Overflow { pgno: first, len }
+                    To::Overflow { pgno: first, len }
                 }
                 _ => return Err(bad(format!("node {i}: flags {nflags:#x}"))),
             };
-            out.push(Node::Leaf { key, value });
+            out.push(Node { key, to: value });
         }
-        Ok(out)
+        Ok(Page {
+            bytes: p,
+            nodes: out,
+        })
     }
 
     /// The value stored under `key` in the block tree.
@@ -455,35 +486,40 @@ impl View<'_> {
         }
         let mut pgno = tree.root;
         for level in 1..=tree.depth {
-            let nodes = self.nodes(pgno, level == tree.depth, Keys::Bytes)?;
+            let page = self.page(pgno, level == tree.depth, Keys::Bytes)?;
             if level < tree.depth {
-                // The last child whose separator is ≤ key; the first has none.
-                let i = nodes
-                    .iter()
-                    .skip(1)
-                    .take_while(|n| matches!(n, Node::Branch { key: k, .. } if k.as_slice() <= key))
-                    .count();
-                let Node::Branch { child, .. } = nodes[i] else {
+                // The last child whose separator is ≤ key; the first has none. Keys
+                // ascend (checked), so a binary search finds it.
+                let rest = &page.nodes[1..];
+                let i = rest.partition_point(|n| page.key(n) <= key);
+                let To::Child(child) = page.nodes[i].to else {
                     unreachable!("a branch page holds branch nodes")
                 };
                 pgno = child;
                 continue;
             }
-            for n in nodes {
-                if let Node::Leaf { key: k, value } = n {
-                    if k == key {
-                        return Ok(Some(value));
-                    }
-                }
-            }
+            let found = page.nodes.binary_search_by(|n| page.key(n).cmp(key));
+            return Ok(found.ok().and_then(|i| page.value(&page.nodes[i])));
         }
         Ok(None)
     }
 
-    /// The bytes of `value`; for overflow pages, their header is checked first.
-    /// `max` bounds what is read.
-    pub(crate) fn read(&self, value: &Value, max: u64) -> Result<Vec<u8>, Error> {
-        self.read_prefix(value, max, u64::MAX)
+    /// The bytes of `value` from its `skip`th on, each read once, straight into the
+    /// result; for overflow pages, their header is checked first. `max` bounds `len`.
+    pub(crate) fn read_from(&self, value: &Value, max: u64, skip: u64) -> Result<Vec<u8>, Error> {
+        match value {
+            Value::Inline(v) => Ok(v[v.len().min(skip as usize)..].to_vec()),
+            &Value::Overflow { pgno, len } => {
+                self.read_prefix(value, max, 0)?;
+                let skip = skip.min(len);
+                let at = pgno * self.meta.psize + HDR as u64 + skip;
+                self.file.read(
+                    at,
+                    (len - skip) as usize,
+                    &format!("the value at page {pgno}"),
+                )
+            }
+        }
     }
 
     /// The first `prefix` bytes of `value` (all of it if shorter).
@@ -534,7 +570,7 @@ impl View<'_> {
         })?;
         let max_list = (self.meta.last + 2) * 8;
         for v in lists {
-            let ids = self.read(&v, max_list)?;
+            let ids = self.read_from(&v, max_list, 0)?;
             let n = if ids.len() >= 8 { u64_at(&ids, 0) } else { 0 };
             if ids.len() < 8
                 || n.checked_add(1).and_then(|k| k.checked_mul(8)) != Some(ids.len() as u64)
@@ -571,20 +607,21 @@ impl View<'_> {
                 return Err(self.damaged(format!("{name}: page {pgno} is reached twice")));
             }
             let leaf = level == tree.depth;
-            let nodes = self.nodes(pgno, leaf, keys)?;
+            let page = self.page(pgno, leaf, keys)?;
             if !leaf {
                 counts.branch += 1;
                 // Pushed in reverse so that leaves come off the stack in key order.
-                for n in nodes.into_iter().rev() {
-                    if let Node::Branch { child, .. } = n {
+                for n in page.nodes.iter().rev() {
+                    if let To::Child(child) = n.to {
                         stack.push((child, level + 1));
                     }
                 }
                 continue;
             }
             counts.leaf += 1;
-            for n in nodes {
-                if let Node::Leaf { key, value } = n {
+            for n in &page.nodes {
+                if let Some(value) = page.value(n) {
+                    let key = page.key(n).to_vec();
                     counts.entries += 1;
                     if let Value::Overflow { pgno, len } = value {
                         let pages = self.overflow_pages(len);
