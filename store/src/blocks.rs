@@ -10,6 +10,13 @@
 //! overflow pages (a 256 KiB block costs 1.6% more, like a file on ext4) while small
 //! ones share pages. Compared with one file per block it saves an inode, a directory
 //! entry and a rename per block, which dominated writing a fresh store.
+//!
+//! What LMDB does not give: surviving a damaged file. It follows whatever page numbers
+//! and sizes its map holds, so a flipped byte or a cut file faults (SIGSEGV/SIGBUS). So
+//! LMDB only writes here; reads go through [`crate::lmdb_file`] (pread, every page
+//! checked), and the first write transaction of a process checks the whole file first.
+//! Reads by pread instead of the map measured the same for decode and ~20% slower for
+//! verify on a 1 GB NAR, with a resident size of 18 MB instead of 270 MB.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
