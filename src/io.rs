@@ -45,6 +45,13 @@ impl Output {
                     .with_context(|| format!("cannot open {}", dest.display()))?;
                 Ok(Output::Device(BufWriter::with_capacity(256 * 1024, file)))
             }
+            // Renaming over a directory fails only at the end: refuse before any work.
+            Some(dest) if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) => {
+                anyhow::bail!(
+                    "cannot write output to {}: it is a directory",
+                    dest.display()
+                )
+            }
             Some(dest) => {
                 let (tmp, file) = tempfile_lite::Temp::beside(dest)?;
                 Ok(Output::File {
@@ -137,9 +144,12 @@ mod tempfile_lite {
         }
 
         pub fn persist(mut self, dest: &Path) -> Result<()> {
-            let p = self.0.take().expect("not persisted twice");
-            fs::rename(&p, dest)
-                .with_context(|| format!("cannot move output into {}", dest.display()))
+            let p = self.0.as_ref().expect("not persisted twice");
+            fs::rename(p, dest)
+                .with_context(|| format!("cannot move output into {}", dest.display()))?;
+            // Renamed: nothing is left to remove on drop. On an error, drop removes it.
+            self.0 = None;
+            Ok(())
         }
     }
 

@@ -10,15 +10,25 @@
 //! overflow pages (a 256 KiB block costs 1.6% more, like a file on ext4) while small
 //! ones share pages. Compared with one file per block it saves an inode, a directory
 //! entry and a rename per block, which dominated writing a fresh store.
+//!
+//! What LMDB does not give: surviving a damaged file. It follows whatever page numbers
+//! and sizes its map holds, so a flipped byte or a cut file faults (SIGSEGV/SIGBUS). So
+//! LMDB only writes here; reads go through [`crate::lmdb_file`] (pread, every page
+//! checked), and the first write transaction of a process checks the whole file first.
+//! Reads by pread instead of the map measured the same for decode and ~20% slower for
+//! verify on a 1 GB NAR, with a resident size of 18 MB instead of 270 MB.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use narfs_core::Cid;
 
+use crate::lmdb_file::{DataFile, Meta, Value, View};
+use crate::nofollow;
 use crate::Error;
 
 /// Tag of a value holding the block's bytes as they are.
@@ -27,6 +37,9 @@ pub(crate) const RAW: u8 = 0;
 pub(crate) const ZSTD: u8 = 1;
 /// The largest block narfs reads back (a sanity bound on decompression).
 pub(crate) const MAX_BLOCK: u64 = narfs_core::block::MAX_BLOCK_SIZE as u64;
+/// The longest value of the table: a tag byte and a raw block (a zstd frame is
+/// stored only when smaller).
+const MAX_VALUE: u64 = MAX_BLOCK + 1;
 /// Address space reserved for the map (not disk: the file grows as blocks are added).
 /// 4 TiB; LMDB refuses writes beyond it with "MDB_MAP_FULL".
 const MAP_SIZE: usize = 4 << 40;
@@ -43,15 +56,28 @@ pub struct BlockInfo {
 }
 
 type Table = Database<Bytes, Bytes>;
-/// A stored (key, value), borrowed from a read transaction's snapshot.
-pub(crate) type Entry<'t> = (&'t [u8], &'t [u8]);
+/// A stored (key, value), the value read on demand through [`Snapshot::block`].
+pub(crate) type Entry = (Vec<u8>, Value);
 
 /// The open block table of one store directory, shared by every [`crate::Store`] of
 /// that directory in this process (LMDB allows one environment per file per process).
+/// LMDB writes it; every read goes through [`crate::lmdb_file`], by `pread`, checked.
 #[derive(Debug)]
 pub(crate) struct Blocks {
     env: Env<WithoutTls>,
     table: Table,
+    file: DataFile,
+    /// The meta page of the last snapshot read, while it stays the newest.
+    meta: Mutex<Option<Meta>>,
+    /// The whole file was checked in this process, so LMDB's writer may walk it.
+    checked: AtomicBool,
+}
+
+/// A read transaction: LMDB's (it keeps writers off the snapshot's pages) and the
+/// snapshot's pages, read by `pread`.
+pub(crate) struct Snapshot<'e> {
+    _txn: RoTxn<'e, WithoutTls>,
+    view: View<'e>,
 }
 
 fn lmdb(path: &Path) -> impl FnOnce(heed::Error) -> Error + '_ {
@@ -66,9 +92,14 @@ static OPEN: Mutex<Vec<(PathBuf, Weak<Blocks>)>> = Mutex::new(Vec::new());
 
 impl Blocks {
     /// Opens (creating if needed) the block table in `dir`, or returns the one this
-    /// process already has open there.
+    /// process already has open there. The directory and LMDB's two files must not be
+    /// symbolic links, and the data file's meta pages must agree with its size.
     pub(crate) fn open(dir: &Path) -> Result<Arc<Blocks>, Error> {
-        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        nofollow::real_dir(dir)?;
+        let data = dir.join("data.mdb");
+        for f in [&data, &dir.join("lock.mdb")] {
+            nofollow::not_a_link(f)?;
+        }
         let canonical = dir.canonicalize().map_err(Error::io(dir))?;
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|(_, w)| w.strong_count() > 0);
@@ -79,17 +110,32 @@ impl Blocks {
         {
             return Ok(b);
         }
+        // Before LMDB maps the file: its meta pages and its size.
+        DataFile::open(&data)?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(MAP_SIZE).max_readers(MAX_READERS);
         // SAFETY: the environment's files are only ever written through LMDB (by this
-        // crate, in any process); LMDB's lock file coordinates those processes.
+        // crate, in any process); LMDB's lock file coordinates those processes. LMDB
+        // reads the map only in write transactions, after the file was checked.
         let env = unsafe { options.open(&canonical) }.map_err(lmdb(dir))?;
         // Reader slots of killed processes would pin old pages forever.
         let _ = env.clear_stale_readers();
-        let mut txn = env.write_txn().map_err(lmdb(dir))?;
-        let table: Table = env.create_database(&mut txn, None).map_err(lmdb(dir))?;
-        txn.commit().map_err(lmdb(dir))?;
-        let blocks = Arc::new(Blocks { env, table });
+        let file = DataFile::open(&data)?
+            .ok_or_else(|| Error::Corrupt(format!("{}: LMDB created no file", data.display())))?;
+        // The unnamed table always exists: opening it reads nothing of the tree.
+        let txn = env.read_txn().map_err(lmdb(dir))?;
+        let table: Table = env
+            .open_database(&txn, None)
+            .map_err(lmdb(dir))?
+            .ok_or_else(|| Error::Corrupt(format!("{}: no block table", data.display())))?;
+        drop(txn);
+        let blocks = Arc::new(Blocks {
+            env,
+            table,
+            file,
+            meta: Mutex::new(None),
+            checked: AtomicBool::new(false),
+        });
         open.push((canonical, Arc::downgrade(&blocks)));
         Ok(blocks)
     }
@@ -98,28 +144,45 @@ impl Blocks {
         lmdb(self.env.path())
     }
 
-    pub(crate) fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>, Error> {
-        self.env.read_txn().map_err(self.err())
+    /// The newest snapshot, its meta page re-read only when a writer committed since.
+    pub(crate) fn read_txn(&self) -> Result<Snapshot<'_>, Error> {
+        // LMDB's transaction reads the meta pages from the map: they must be in the file.
+        self.file.has_metas()?;
+        let txn = self.env.read_txn().map_err(self.err())?;
+        let id = txn.id() as u64;
+        let mut cached = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let view = match *cached {
+            Some(m) if m.txnid == id => self.file.view(m),
+            _ => {
+                let v = self.file.snapshot(id)?;
+                *cached = Some(v.meta);
+                v
+            }
+        };
+        Ok(Snapshot { _txn: txn, view })
     }
 
-    /// A write transaction: waits while another thread or process holds one.
+    /// A write transaction: waits while another thread or process holds one. The
+    /// first one of this process checks the whole file before LMDB walks it.
     pub(crate) fn write_txn(&self) -> Result<RwTxn<'_>, Error> {
-        self.env.write_txn().map_err(self.err())
+        self.file.has_metas()?;
+        let txn = self.env.write_txn().map_err(self.err())?;
+        if !self.checked.load(Ordering::Acquire) {
+            // A write transaction's id is its snapshot's plus one.
+            let id = (txn.id() as u64).saturating_sub(1);
+            self.file.snapshot(id)?.check(|_, _| ())?;
+            self.checked.store(true, Ordering::Release);
+        }
+        Ok(txn)
     }
 
     pub(crate) fn commit(&self, txn: RwTxn<'_>) -> Result<(), Error> {
         txn.commit().map_err(self.err())
     }
 
-    /// Whether `cid` is stored, as seen by `txn`.
-    pub(crate) fn has(&self, txn: &RoTxn, cid: &Cid) -> Result<bool, Error> {
-        let key = cid.to_bytes();
-        Ok(self.table.get(txn, &key).map_err(self.err())?.is_some())
-    }
-
-    /// The stored value of `cid` (tag byte first), borrowed from the map.
-    pub(crate) fn value<'t>(&self, txn: &'t RoTxn, cid: &Cid) -> Result<Option<&'t [u8]>, Error> {
-        self.table.get(txn, &cid.to_bytes()).map_err(self.err())
+    /// Whether `cid` is stored, as seen by `snap`.
+    pub(crate) fn has(&self, snap: &Snapshot, cid: &Cid) -> Result<bool, Error> {
+        Ok(snap.view.get(&cid.to_bytes())?.is_some())
     }
 
     /// Stores `block` under `cid` unless a block is there already (written straight
@@ -150,28 +213,30 @@ impl Blocks {
 
     /// The block's bytes (decompressed), or `None` if it is not stored.
     pub(crate) fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
-        let txn = self.read_txn()?;
-        match self.value(&txn, cid)? {
-            Some(v) => unpack(v).map(Some).map_err(|p| self.corrupt(cid, p)),
+        let snap = self.read_txn()?;
+        match snap.view.get(&cid.to_bytes())? {
+            Some(v) => snap.block(cid, &v).map(Some),
             None => Ok(None),
         }
     }
 
-    pub(crate) fn corrupt(&self, cid: &Cid, problem: &str) -> Error {
-        Error::Corrupt(format!(
-            "{}: block {cid}: {problem}",
-            self.env.path().display()
-        ))
+    /// Every (key, value) of the table in key order, after checking the whole file.
+    pub(crate) fn entries(&self, snap: &Snapshot) -> Result<Vec<Entry>, Error> {
+        let mut out = Vec::new();
+        snap.view.check(|k, v| out.push((k, v)))?;
+        Ok(out)
     }
 
-    /// Every (key, value) of the table, borrowed from `txn`'s snapshot, in key order.
-    pub(crate) fn entries<'t>(
-        &self,
-        txn: &'t RoTxn<'_, WithoutTls>,
-    ) -> Result<Vec<Entry<'t>>, Error> {
+    /// What [`BlockInfo`] says of every stored block (reading each one's tag byte and
+    /// overflow page header), in key order; keys that are no CID are skipped.
+    pub(crate) fn infos(&self) -> Result<Vec<BlockInfo>, Error> {
+        let snap = self.read_txn()?;
         let mut out = Vec::new();
-        for item in self.table.iter(txn).map_err(self.err())? {
-            out.push(item.map_err(self.err())?);
+        for (key, value) in self.entries(&snap)? {
+            let tag = snap.view.read_prefix(&value, MAX_VALUE, 1)?;
+            if let Ok(cid) = Cid::try_from(key.as_slice()) {
+                out.push(info(cid, value.len(), tag.first().copied()));
+            }
         }
         Ok(out)
     }
@@ -182,21 +247,43 @@ impl Blocks {
     }
 }
 
-/// What [`BlockInfo`] says of a stored value.
-pub(crate) fn info(cid: Cid, value: &[u8]) -> BlockInfo {
-    BlockInfo {
-        cid,
-        stored: value.len().saturating_sub(1) as u64,
-        compressed: value.first() == Some(&ZSTD),
+impl Snapshot<'_> {
+    /// Reads the snapshot's values; unlike the transaction, it may be shared by threads.
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader(self.view)
+    }
+
+    /// The block `value` holds under `cid`, decompressed; damage is an error.
+    pub(crate) fn block(&self, cid: &Cid, value: &Value) -> Result<Vec<u8>, Error> {
+        self.reader().block(cid, value)
     }
 }
 
-/// The block's bytes from its stored value; the problem if the value is malformed.
-pub(crate) fn unpack(value: &[u8]) -> Result<Vec<u8>, &'static str> {
-    match value.split_first() {
-        Some((&RAW, bytes)) => Ok(bytes.to_vec()),
-        Some((&ZSTD, frame)) => decompress(frame),
-        _ => Err("unknown storage tag"),
+/// The values of a [`Snapshot`], for as long as it lives.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'s>(View<'s>);
+
+impl Reader<'_> {
+    /// The block `value` holds under `cid`, decompressed; damage is an error.
+    pub(crate) fn block(&self, cid: &Cid, value: &Value) -> Result<Vec<u8>, Error> {
+        // The tag first, then the block's bytes read straight into their own buffer.
+        let tag = self.0.read_prefix(value, MAX_VALUE, 1)?;
+        let bytes = self.0.read_from(value, MAX_VALUE, 1)?;
+        let unpacked = match tag.first() {
+            Some(&RAW) => Ok(bytes),
+            Some(&ZSTD) => decompress(&bytes),
+            _ => Err("unknown storage tag"),
+        };
+        unpacked.map_err(|p| self.0.damaged_block(cid, p))
+    }
+}
+
+/// What [`BlockInfo`] says of a stored value of `len` bytes starting with `tag`.
+fn info(cid: Cid, len: u64, tag: Option<u8>) -> BlockInfo {
+    BlockInfo {
+        cid,
+        stored: len.saturating_sub(1),
+        compressed: tag == Some(ZSTD),
     }
 }
 

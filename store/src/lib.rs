@@ -26,8 +26,10 @@
 //! `encode` holds committed blocks that no root reaches yet.
 
 mod blocks;
+mod lmdb_file;
 mod lock;
 mod migrate;
+mod nofollow;
 mod roots;
 mod sink;
 mod walk;
@@ -140,10 +142,11 @@ impl Store {
 
     pub fn open_with(dir: impl Into<PathBuf>, options: Options) -> Result<Store, Error> {
         let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         for sub in ["roots", "tmp"] {
-            let p = dir.join(sub);
-            std::fs::create_dir_all(&p).map_err(Error::io(&p))?;
+            nofollow::real_dir(&dir.join(sub))?;
         }
+        nofollow::not_a_link(&dir.join("lock"))?;
         let blocks = Blocks::open(&dir.join("blocks"))?;
         migrate::flat_files(&dir.join("blocks"), &blocks, options.zstd_level)?;
         Ok(Store {
@@ -248,12 +251,7 @@ impl Store {
 
     /// Every stored block (CID, stored size, compressed or not), in key order.
     pub fn blocks(&self) -> Result<Vec<BlockInfo>, Error> {
-        let txn = self.blocks.read_txn()?;
-        let entries = self.blocks.entries(&txn)?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|(key, value)| Some(blocks::info(Cid::try_from(key).ok()?, value)))
-            .collect())
+        self.blocks.infos()
     }
 
     /// Roots, unique blocks, logical vs stored bytes.

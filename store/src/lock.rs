@@ -1,4 +1,4 @@
-//! The store lock (`flock(2)` on `DIR/lock`): writers and
+//! The store lock (`flock(2)` on `DIR/lock`, never through a symbolic link): writers and
 //! readers hold the lock shared, `gc` exclusive. The kernel releases it when the holder
 //! dies, `kill -9` included, so a crash never leaves the store locked.
 
@@ -17,12 +17,10 @@ pub struct LockGuard {
 impl LockGuard {
     /// Blocks until the lock is held (`exclusive` or shared).
     pub(crate) fn acquire(path: &Path, exclusive: bool) -> Result<LockGuard, Error> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(Error::io(path))?;
+        let file = crate::nofollow::open(
+            path,
+            OpenOptions::new().create(true).truncate(false).write(true),
+        )?;
         let op = if exclusive {
             libc::LOCK_EX
         } else {

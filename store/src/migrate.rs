@@ -2,10 +2,12 @@
 //! or `<cid>.zst`, as Kubo's flatfs) into the block table, once, when it is opened.
 //! Each file is read, checked against its CID (a damaged one is left where it is and
 //! is no block of the store), committed, and only then removed; a killed migration
-//! resumes where it stopped.
+//! resumes where it stopped. A shard or block file that is a symbolic link is an
+//! error: nothing outside the store is read or removed.
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -13,7 +15,7 @@ use narfs_core::block::verify;
 use narfs_core::Cid;
 
 use crate::blocks::{decompress, Blocks, Packer, MAX_BLOCK};
-use crate::Error;
+use crate::{nofollow, Error};
 
 /// Suffix of a compressed block file in the old layout.
 const ZST: &str = ".zst";
@@ -23,14 +25,23 @@ pub(crate) fn flat_files(dir: &Path, blocks: &Blocks, level: Option<i32>) -> Res
     let mut moved = 0;
     let mut packer = Packer::new(level);
     for shard in fs::read_dir(dir).map_err(Error::io(dir))? {
-        let shard = shard.map_err(Error::io(dir))?.path();
-        if !shard.is_dir() {
+        let shard = shard.map_err(Error::io(dir))?;
+        let kind = shard.file_type().map_err(Error::io(&shard.path()))?;
+        let shard = shard.path();
+        if kind.is_symlink() {
+            return Err(nofollow::refused(&shard));
+        }
+        if !kind.is_dir() {
             continue;
         }
         let mut done = Vec::new();
         let mut txn = blocks.write_txn()?;
         for e in fs::read_dir(&shard).map_err(Error::io(&shard))? {
-            let path = e.map_err(Error::io(&shard))?.path();
+            let e = e.map_err(Error::io(&shard))?;
+            let path = e.path();
+            if e.file_type().map_err(Error::io(&path))?.is_symlink() {
+                return Err(nofollow::refused(&path));
+            }
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let (stem, compressed) = match name.strip_suffix(ZST) {
                 Some(s) => (s.to_owned(), true),
@@ -61,7 +72,10 @@ pub(crate) fn flat_files(dir: &Path, blocks: &Blocks, level: Option<i32>) -> Res
 /// A block file's bytes (decompressed), read no further than a block can be long.
 fn read(path: &Path, compressed: bool) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    fs::File::open(path)?
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
         .take(MAX_BLOCK + 1)
         .read_to_end(&mut bytes)?;
     if !compressed {

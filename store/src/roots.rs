@@ -171,6 +171,9 @@ impl RootRecord {
     }
 }
 
+/// A record is a few hundred bytes; a longer file is no record of ours.
+const MAX_RECORD: u64 = 1 << 20;
+
 fn roots_dir(dir: &Path) -> PathBuf {
     dir.join("roots")
 }
@@ -204,11 +207,13 @@ fn load_all(dir: &Path) -> Result<Vec<(PathBuf, RootRecord)>, Error> {
         if path.extension().is_none_or(|x| x != "json") {
             continue;
         }
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::nofollow::read(&path, MAX_RECORD) {
             Ok(b) => b,
             // Removed by a concurrent `rm` between listing and reading.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&path)(e)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                continue
+            }
+            Err(e) => return Err(e),
         };
         let rec: RootRecord = serde_json::from_slice(&bytes).map_err(|source| Error::Record {
             path: path.clone(),

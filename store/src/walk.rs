@@ -3,14 +3,12 @@
 //! complete) and `gc` (delete what no root reaches).
 
 use std::collections::HashSet;
-use std::fs;
 
 use narfs_core::block::{verify as verify_block, DAG_PB};
 use narfs_core::dagpb::PBNode;
 use narfs_core::Cid;
 use rayon::prelude::*;
 
-use crate::blocks;
 use crate::{Error, Store};
 
 /// What `narfs stats` reports.
@@ -147,15 +145,16 @@ pub(crate) fn verify(store: &Store) -> Result<VerifyReport, Error> {
     let mut problems = Vec::new();
     let txn = store.blocks.read_txn()?;
     let entries = store.blocks.entries(&txn)?;
+    let reader = txn.reader();
     let mut bad: Vec<String> = entries
         .par_iter()
-        .filter_map(|&(key, value)| {
-            let Ok(cid) = Cid::try_from(key) else {
+        .filter_map(|(key, value)| {
+            let Ok(cid) = Cid::try_from(key.as_slice()) else {
                 return Some(format!("key {} of the block table is not a CID", hex(key)));
             };
-            let bytes = match blocks::unpack(value) {
+            let bytes = match reader.block(&cid, value) {
                 Ok(b) => b,
-                Err(p) => return Some(store.blocks.corrupt(&cid, p).to_string()),
+                Err(e) => return Some(e.to_string()),
             };
             verify_block(&cid, &bytes).err().map(|e| e.to_string())
         })
@@ -211,15 +210,7 @@ pub(crate) fn gc(store: &Store) -> Result<GcReport, Error> {
     store.blocks.commit(txn)?;
     // No writer holds the lock now: every session left in tmp/ is abandoned.
     let tmp = store.dir().join("tmp");
-    for e in fs::read_dir(&tmp).map_err(Error::io(&tmp))? {
-        let p = e.map_err(Error::io(&tmp))?.path();
-        let removed = if p.is_dir() {
-            fs::remove_dir_all(&p)
-        } else {
-            fs::remove_file(&p)
-        };
-        removed.map_err(Error::io(&p))?;
-        report.removed_sessions += 1;
-    }
+    crate::nofollow::real_dir(&tmp)?;
+    report.removed_sessions += crate::nofollow::clear_dir(&tmp)?;
     Ok(report)
 }

@@ -1,0 +1,94 @@
+//! Fuzz target: a store whose block table (`blocks/data.mdb`) the fuzzer damaged.
+//!
+//! A real store is built once (a corpus NAR encoded into it); each input says which
+//! bytes of its data file to change (offset, XOR mask; offsets near page headers are
+//! likely, where damage matters most) and where to cut the file. The damaged copy is
+//! opened and read in every way the store offers: stats, the block listing, every
+//! block, verify, decoding the root, and finally gc (no root is recorded, so gc
+//! deletes every block: LMDB's writer on the file that passed the store's checks).
+//!
+//! Oracle: no panic, no signal, no hang; a decode that succeeds gives the original
+//! NAR's bytes.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use narfs_core::{Cid, Encoding};
+use narfs_decoder::{decode, Limits};
+use narfs_encoder::{encode, Layout};
+use narfs_store::{Options, Store};
+
+const PAGE: usize = 4096;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    /// (page, offset in the page: the low values hit the header, XOR mask).
+    flips: Vec<(u16, u16, u8)>,
+    /// Cut the file to this many pages plus bytes, if given.
+    cut: Option<(u16, u16)>,
+}
+
+struct Built {
+    nar: Vec<u8>,
+    root: Cid,
+    data: Vec<u8>,
+}
+
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let nar = include_bytes!("../../corpus/attrs-24.3.0.nar").to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(dir.path(), Options::default()).unwrap();
+        let mut sink = store.sink().unwrap();
+        let e = encode(nar.as_slice(), &Layout::default(), &mut sink, None).unwrap();
+        sink.finish(None).unwrap();
+        drop(store);
+        let data = std::fs::read(dir.path().join("blocks/data.mdb")).unwrap();
+        Built {
+            nar,
+            root: e.root,
+            data,
+        }
+    })
+}
+
+fuzz_target!(|input: Input| {
+    let b = built();
+    let mut data = b.data.clone();
+    let pages = data.len() / PAGE;
+    for &(page, off, mask) in input.flips.iter().take(64) {
+        // Offsets inside the first 32 bytes of a page four times out of five.
+        let off = if off % 5 == 0 { off as usize % PAGE } else { off as usize % 32 };
+        let at = (page as usize % pages) * PAGE + off;
+        data[at] ^= mask.max(1);
+    }
+    if let Some((page, extra)) = input.cut {
+        let len = (page as usize % (pages + 1)) * PAGE + extra as usize % PAGE;
+        data.truncate(len.min(data.len()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("blocks")).unwrap();
+    std::fs::write(dir.path().join("blocks/data.mdb"), &data).unwrap();
+    let Ok(store) = Store::open_with(dir.path(), Options::default()) else {
+        return;
+    };
+    let _ = store.stats();
+    if let Ok(blocks) = store.blocks() {
+        for info in blocks {
+            let _ = store.get_block(&info.cid);
+        }
+    }
+    let _ = store.verify();
+    let limits = Limits {
+        max_output: 4 * b.nar.len() as u64,
+        ..Limits::default()
+    };
+    if let Ok(nar) = decode(&store, &b.root, Encoding::UnixFs, Vec::new(), &limits) {
+        assert!(nar == b.nar, "a damaged store decoded to other bytes");
+    }
+    let _ = store.gc();
+    let _ = store.stats();
+});

@@ -1,0 +1,653 @@
+//! Reading LMDB's data file (`blocks/data.mdb`) ourselves: by `pread`, with a bounds
+//! check on every field, never through LMDB's memory map.
+//!
+//! Why: LMDB trusts its file. It follows the page numbers, node offsets and sizes it
+//! finds in the map without checking them against the file, and it keeps no checksums,
+//! so one flipped byte in a page header or a truncated file makes a read touch memory
+//! past the end of the map or of the file: SIGSEGV or SIGBUS, which kills the whole
+//! process (`narfs serve` for every client). Here a page is read with `pread` (a file
+//! that ends early is a short read, an error, not a fault) and checked before use: its
+//! header carries the page number asked for and the page type expected at that depth,
+//! every node offset and size lies inside the page, every page number it names lies
+//! inside the snapshot's pages, keys ascend, and a walk of the whole file reaches no
+//! page twice (trees and free list included) and finds the counts the meta page records.
+//!
+//! So every read of the store (decode, serve, verify, stats, gc's listing) goes through
+//! this module; LMDB's own code walks the tree only in write transactions, after
+//! [`View::check`] has walked the whole file in this process (`Blocks::write_txn`).
+//! What a check cannot see is damage made to the file *while* a writer runs; a reader
+//! is safe from that too, since it re-checks every page it reads.
+//!
+//! The layout is LMDB 0.9's (`mdb.c`, `MDB_DATA_VERSION` 1, 64-bit page numbers,
+//! little-endian), which is what `lmdb-master-sys` builds.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// `PAGEHDRSZ`: page number (8), pad (2), flags (2), lower and upper (2 + 2).
+const HDR: usize = 16;
+/// `NODESIZE`: lo, hi, flags, key size (4 × u16).
+const NODE: usize = 8;
+/// Bytes of the meta structure that follow a meta page's header.
+const META: usize = 136;
+const MAGIC: u32 = 0xBEEF_C0DE;
+const VERSION: u32 = 1;
+const P_BRANCH: u16 = 0x01;
+const P_LEAF: u16 = 0x02;
+const P_OVERFLOW: u16 = 0x04;
+const P_META: u16 = 0x08;
+/// `P_DIRTY | P_KEEP`: in-memory bits that do not change how a page is read.
+const P_IGNORED: u16 = 0x10 | 0x8000;
+/// A leaf node whose value lives on overflow pages.
+const F_BIGDATA: u16 = 0x01;
+/// `MDB_INTEGERKEY`: the free list's keys are native u64 transaction ids.
+const INTEGERKEY: u16 = 0x08;
+/// `P_INVALID`: the root of an empty tree.
+const NO_PAGE: u64 = u64::MAX;
+/// `CURSOR_STACK`: LMDB walks no deeper.
+const MAX_DEPTH: u16 = 32;
+/// `MDB_MAXKEYSIZE`.
+const MAX_KEY: usize = 511;
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// One tree's record in a meta page (`MDB_db`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tree {
+    flags: u16,
+    depth: u16,
+    branch_pages: u64,
+    leaf_pages: u64,
+    overflow_pages: u64,
+    entries: u64,
+    root: u64,
+}
+
+impl Tree {
+    fn parse(b: &[u8]) -> Tree {
+        Tree {
+            flags: u16_at(b, 4),
+            depth: u16_at(b, 6),
+            branch_pages: u64_at(b, 8),
+            leaf_pages: u64_at(b, 16),
+            overflow_pages: u64_at(b, 24),
+            entries: u64_at(b, 32),
+            root: u64_at(b, 40),
+        }
+    }
+
+    fn check(&self, last: u64) -> Result<(), String> {
+        if self.depth > MAX_DEPTH {
+            return Err(format!("depth {} is more than LMDB walks", self.depth));
+        }
+        if self.root == NO_PAGE {
+            if self.depth != 0 || self.entries != 0 {
+                return Err("an empty tree with depth or entries".into());
+            }
+        } else if self.root < 2 || self.root > last || self.depth == 0 {
+            return Err(format!("root page {} is not a page of the file", self.root));
+        }
+        Ok(())
+    }
+}
+
+/// A meta page: one committed snapshot of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) txnid: u64,
+    psize: u64,
+    /// The last page the snapshot uses.
+    last: u64,
+    free: Tree,
+    main: Tree,
+}
+
+/// Which of a file's keys a tree holds, for their order.
+#[derive(Clone, Copy)]
+enum Keys {
+    Bytes,
+    Integer,
+}
+
+impl Keys {
+    fn cmp(self, a: &[u8], b: &[u8]) -> Ordering {
+        match self {
+            Keys::Bytes => a.cmp(b),
+            Keys::Integer => u64_at(a, 0).cmp(&u64_at(b, 0)),
+        }
+    }
+}
+
+/// A value as a leaf holds it: inline, or the first of its overflow pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Value {
+    Inline(Vec<u8>),
+    Overflow { pgno: u64, len: u64 },
+}
+
+impl Value {
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Value::Inline(v) => v.len() as u64,
+            Value::Overflow { len, .. } => *len,
+        }
+    }
+}
+
+/// A checked node of a page: where its key lies in the page, and what it leads to.
+struct Node {
+    key: std::ops::Range<usize>,
+    to: To,
+}
+
+enum To {
+    Child(u64),
+    Inline(std::ops::Range<usize>),
+    Overflow { pgno: u64, len: u64 },
+}
+
+/// A branch or leaf page, every node checked.
+struct Page {
+    bytes: Vec<u8>,
+    nodes: Vec<Node>,
+}
+
+impl Page {
+    fn key(&self, n: &Node) -> &[u8] {
+        &self.bytes[n.key.clone()]
+    }
+
+    fn value(&self, n: &Node) -> Option<Value> {
+        match &n.to {
+            To::Child(_) => None,
+            To::Inline(r) => Some(Value::Inline(self.bytes[r.clone()].to_vec())),
+            &To::Overflow { pgno, len } => Some(Value::Overflow { pgno, len }),
+        }
+    }
+}
+
+/// The data file, opened for `pread`.
+#[derive(Debug)]
+pub(crate) struct DataFile {
+    file: File,
+    path: PathBuf,
+    /// The page size the meta pages gave when the file was opened.
+    psize: u64,
+}
+
+impl DataFile {
+    /// Opens `path` and checks both meta pages and the file's size against them, or
+    /// `None` if it does not exist or is empty (LMDB creates a new file then).
+    pub(crate) fn open(path: &Path) -> Result<Option<DataFile>, Error> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path)(e)),
+        };
+        let mut df = DataFile {
+            file,
+            path: path.to_path_buf(),
+            psize: 0,
+        };
+        if df.len()? == 0 {
+            return Ok(None);
+        }
+        df.psize = df.metas()?[0].psize;
+        Ok(Some(df))
+    }
+
+    /// Whether both meta pages are still in the file (LMDB reads them from its map
+    /// at the start of every transaction: a file cut shorter would fault there).
+    pub(crate) fn has_metas(&self) -> Result<(), Error> {
+        let len = self.len()?;
+        if len < 2 * self.psize {
+            return Err(self.damaged(format!(
+                "the file has {len} bytes, less than its two meta pages: truncated"
+            )));
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> Result<u64, Error> {
+        let m = self.file.metadata().map_err(Error::io(&self.path))?;
+        Ok(m.len())
+    }
+
+    pub(crate) fn damaged(&self, problem: impl std::fmt::Display) -> Error {
+        Error::Corrupt(format!(
+            "{}: damaged block table: {problem}",
+            self.path.display()
+        ))
+    }
+
+    fn read(&self, at: u64, len: usize, what: &str) -> Result<Vec<u8>, Error> {
+        let mut buf = vec![0; len];
+        self.file.read_exact_at(&mut buf, at).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.damaged(format!("the file ends inside {what} (truncated?)"))
+            } else {
+                Error::io(&self.path)(e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    /// Both meta pages, each checked on its own and against the file's size.
+    pub(crate) fn metas(&self) -> Result<[Meta; 2], Error> {
+        let first = self.meta(0, None)?;
+        let second = self.meta(1, Some(first.psize))?;
+        let len = self.len()?;
+        for m in [&first, &second] {
+            let need = (m.last + 1).saturating_mul(m.psize);
+            if len < need {
+                return Err(self.damaged(format!(
+                    "the file has {len} bytes, its meta page (transaction {}) uses {need}: truncated",
+                    m.txnid
+                )));
+            }
+        }
+        Ok([first, second])
+    }
+
+    fn meta(&self, slot: u64, psize: Option<u64>) -> Result<Meta, Error> {
+        let at = slot * psize.unwrap_or(0);
+        let what = format!("meta page {slot}");
+        let b = self.read(at, HDR + META, &what)?;
+        let bad = |p: &str| self.damaged(format!("meta page {slot}: {p}"));
+        if u64_at(&b, 0) != slot || u16_at(&b, 10) & !P_IGNORED != P_META {
+            return Err(bad("its header is not a meta page's"));
+        }
+        let m = &b[HDR..];
+        if u32_at(m, 0) != MAGIC || u32_at(m, 4) != VERSION {
+            return Err(bad("not an LMDB 0.9 file (magic or version)"));
+        }
+        if u64_at(m, 8) != 0 {
+            return Err(bad("it asks for a fixed map address"));
+        }
+        let free = Tree::parse(&m[24..72]);
+        let main = Tree::parse(&m[72..120]);
+        // `mm_psize` is the free tree's `md_pad`; `mm_flags` its `md_flags`.
+        let page_size = u64::from(u32_at(m, 24));
+        if !(4096..=32768).contains(&page_size) || !page_size.is_power_of_two() {
+            return Err(bad(&format!("page size {page_size}")));
+        }
+        if psize.is_some_and(|p| p != page_size) {
+            return Err(bad("its page size differs from meta page 0's"));
+        }
+        if free.flags != INTEGERKEY || main.flags != 0 {
+            return Err(bad("tree flags this store never sets"));
+        }
+        let last = u64_at(m, 120);
+        if last < 1 {
+            return Err(bad("no last page"));
+        }
+        free.check(last)
+            .map_err(|p| bad(&format!("free list: {p}")))?;
+        main.check(last)
+            .map_err(|p| bad(&format!("block tree: {p}")))?;
+        Ok(Meta {
+            txnid: u64_at(m, 128),
+            psize: page_size,
+            last,
+            free,
+            main,
+        })
+    }
+
+    /// The meta page of the snapshot LMDB's transaction `txnid` reads.
+    pub(crate) fn snapshot(&self, txnid: u64) -> Result<View<'_>, Error> {
+        let metas = self.metas()?;
+        let meta = metas
+            .into_iter()
+            .find(|m| m.txnid == txnid)
+            .ok_or_else(|| {
+                self.damaged(format!(
+                    "no meta page holds transaction {txnid} (they hold {} and {})",
+                    metas[0].txnid, metas[1].txnid
+                ))
+            })?;
+        Ok(View { file: self, meta })
+    }
+
+    pub(crate) fn view(&self, meta: Meta) -> View<'_> {
+        View { file: self, meta }
+    }
+}
+
+/// One snapshot of the file, read page by page. The caller holds an LMDB transaction
+/// on it, so no writer reuses its pages meanwhile.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'f> {
+    file: &'f DataFile,
+    pub(crate) meta: Meta,
+}
+
+/// What a whole-tree walk found, to compare with the meta page.
+#[derive(Default)]
+struct Counts {
+    branch: u64,
+    leaf: u64,
+    overflow: u64,
+    entries: u64,
+}
+
+/// Pages seen by a walk of the whole file.
+struct Seen(Vec<u64>);
+
+impl Seen {
+    /// Marks `n` pages from `first`; false if one was marked already.
+    fn mark(&mut self, first: u64, n: u64) -> bool {
+        for p in first..first + n {
+            let (w, bit) = ((p / 64) as usize, 1u64 << (p % 64));
+            if self.0[w] & bit != 0 {
+                return false;
+            }
+            self.0[w] |= bit;
+        }
+        true
+    }
+}
+
+impl View<'_> {
+    fn damaged(&self, problem: impl std::fmt::Display) -> Error {
+        self.file.damaged(problem)
+    }
+
+    /// A stored value that is no block (its tag or zstd frame).
+    pub(crate) fn damaged_block(&self, cid: &narfs_core::Cid, problem: &str) -> Error {
+        Error::Corrupt(format!(
+            "{}: block {cid}: {problem}",
+            self.file.path.display()
+        ))
+    }
+
+    /// Pages taken by a value of `len` bytes (`OVPAGES`).
+    fn overflow_pages(&self, len: u64) -> u64 {
+        (HDR as u64 - 1 + len) / self.meta.psize + 1
+    }
+
+    fn check_overflow(&self, pgno: u64, len: u64) -> Result<(), Error> {
+        let end = pgno.checked_add(self.overflow_pages(len));
+        if pgno < 2 || end.is_none_or(|e| e > self.meta.last + 1) {
+            return Err(self.damaged(format!(
+                "a value of {len} bytes at page {pgno} lies outside the file's pages"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads page `pgno` as a branch or leaf page and checks every node on it.
+    fn page(&self, pgno: u64, leaf: bool, keys: Keys) -> Result<Page, Error> {
+        if pgno < 2 || pgno > self.meta.last {
+            return Err(self.damaged(format!("page {pgno} is not a page of the file")));
+        }
+        let psize = self.meta.psize as usize;
+        let p = self
+            .file
+            .read(pgno * self.meta.psize, psize, &format!("page {pgno}"))?;
+        let bad = |what: String| self.damaged(format!("page {pgno}: {what}"));
+        let want = if leaf { P_LEAF } else { P_BRANCH };
+        let flags = u16_at(&p, 10) & !P_IGNORED;
+        if u64_at(&p, 0) != pgno || flags != want {
+            return Err(bad(format!(
+                "header says page {} type {flags:#x}, expected a {} page",
+                u64_at(&p, 0),
+                if leaf { "leaf" } else { "branch" }
+            )));
+        }
+        let (lower, upper) = (u16_at(&p, 12) as usize, u16_at(&p, 14) as usize);
+        if lower < HDR
+            || lower > upper
+            || upper > psize
+            || !(lower - HDR).is_multiple_of(2)
+            || lower == HDR
+        {
+            return Err(bad(format!("free space bounds {lower}..{upper}")));
+        }
+        let n = (lower - HDR) / 2;
+        let mut out: Vec<Node> = Vec::with_capacity(n);
+        for i in 0..n {
+            let at = u16_at(&p, HDR + 2 * i) as usize;
+            if at < upper || at + NODE > psize {
+                return Err(bad(format!("node {i} at offset {at}")));
+            }
+            let (lo, hi) = (u16_at(&p, at) as u64, u16_at(&p, at + 2) as u64);
+            let nflags = u16_at(&p, at + 4);
+            let ksize = u16_at(&p, at + 6) as usize;
+            let key_end = at + NODE + ksize;
+            if ksize > MAX_KEY || key_end > psize {
+                return Err(bad(format!("node {i}: key of {ksize} bytes")));
+            }
+            let key = at + NODE..key_end;
+            let ordered = matches!(keys, Keys::Bytes) || ksize == 8;
+            if !ordered && (leaf || i > 0) {
+                return Err(bad(format!("node {i}: a free-list key of {ksize} bytes")));
+            }
+            // A branch's first key is not compared (it stands for "everything below").
+            let first_compared = if leaf { 0 } else { 1 };
+            if i > first_compared {
+                let prev = &p[out[i - 1].key.clone()];
+                if keys.cmp(prev, &p[key.clone()]) != Ordering::Less {
+                    return Err(bad(format!("node {i}: keys out of order")));
+                }
+            }
+            if !leaf {
+                let child = lo | hi << 16 | u64::from(nflags) << 32;
+                if child < 2 || child > self.meta.last {
+                    return Err(bad(format!("node {i}: child page {child}")));
+                }
+                out.push(Node {
+                    key,
+                    to: To::Child(child),
+                });
+                continue;
+            }
+            let len = lo | hi << 16;
+            let value = match nflags {
+                0 => {
+                    let end = key_end + len as usize;
+                    if end > psize {
+                        return Err(bad(format!("node {i}: value of {len} bytes")));
+                    }
+                    To::Inline(key_end..end)
+                }
+                F_BIGDATA if key_end + 8 <= psize => {
+                    let first = u64_at(&p, key_end);
+                    self.check_overflow(first, len)?;
+                    To::Overflow { pgno: first, len }
+                }
+                _ => return Err(bad(format!("node {i}: flags {nflags:#x}"))),
+            };
+            out.push(Node { key, to: value });
+        }
+        Ok(Page {
+            bytes: p,
+            nodes: out,
+        })
+    }
+
+    /// The value stored under `key` in the block tree.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Value>, Error> {
+        let tree = self.meta.main;
+        if tree.root == NO_PAGE {
+            return Ok(None);
+        }
+        let mut pgno = tree.root;
+        for level in 1..=tree.depth {
+            let page = self.page(pgno, level == tree.depth, Keys::Bytes)?;
+            if level < tree.depth {
+                // The last child whose separator is ≤ key; the first has none. Keys
+                // ascend (checked), so a binary search finds it.
+                let rest = &page.nodes[1..];
+                let i = rest.partition_point(|n| page.key(n) <= key);
+                let To::Child(child) = page.nodes[i].to else {
+                    unreachable!("a branch page holds branch nodes")
+                };
+                pgno = child;
+                continue;
+            }
+            let found = page.nodes.binary_search_by(|n| page.key(n).cmp(key));
+            return Ok(found.ok().and_then(|i| page.value(&page.nodes[i])));
+        }
+        Ok(None)
+    }
+
+    /// The bytes of `value` from its `skip`th on, each read once, straight into the
+    /// result; for overflow pages, their header is checked first. `max` bounds `len`.
+    pub(crate) fn read_from(&self, value: &Value, max: u64, skip: u64) -> Result<Vec<u8>, Error> {
+        match value {
+            Value::Inline(v) => Ok(v[v.len().min(skip as usize)..].to_vec()),
+            &Value::Overflow { pgno, len } => {
+                self.read_prefix(value, max, 0)?;
+                let skip = skip.min(len);
+                let at = pgno * self.meta.psize + HDR as u64 + skip;
+                self.file.read(
+                    at,
+                    (len - skip) as usize,
+                    &format!("the value at page {pgno}"),
+                )
+            }
+        }
+    }
+
+    /// The first `prefix` bytes of `value` (all of it if shorter).
+    pub(crate) fn read_prefix(
+        &self,
+        value: &Value,
+        max: u64,
+        prefix: u64,
+    ) -> Result<Vec<u8>, Error> {
+        match value {
+            Value::Inline(v) => Ok(v[..v.len().min(prefix as usize)].to_vec()),
+            &Value::Overflow { pgno, len } => {
+                if len > max {
+                    return Err(self.damaged(format!(
+                        "a value of {len} bytes at page {pgno}, longer than any this table holds"
+                    )));
+                }
+                let what = format!("the value at page {pgno}");
+                let n = len.min(prefix) as usize;
+                let b = self.file.read(pgno * self.meta.psize, HDR + n, &what)?;
+                let flags = u16_at(&b, 10) & !P_IGNORED;
+                let pages = u64::from(u32_at(&b, 12));
+                if u64_at(&b, 0) != pgno || flags != P_OVERFLOW || pages != self.overflow_pages(len)
+                {
+                    return Err(self.damaged(format!(
+                        "page {pgno}: not the first of {} overflow pages",
+                        self.overflow_pages(len)
+                    )));
+                }
+                Ok(b[HDR..].to_vec())
+            }
+        }
+    }
+
+    /// Walks the whole file: both trees, every page checked, none reached twice, the
+    /// free list's pages inside the file and used by no tree, the meta page's counts
+    /// matched. `entry` sees every (key, value) of the block tree, in key order.
+    pub(crate) fn check(&self, mut entry: impl FnMut(Vec<u8>, Value)) -> Result<(), Error> {
+        let words = (self.meta.last / 64 + 1) as usize;
+        let mut seen = Seen(vec![0; words]);
+        seen.mark(0, 2);
+        let main = self.meta.main;
+        self.walk(main, Keys::Bytes, &mut seen, "block tree", &mut entry)?;
+        let mut lists = Vec::new();
+        let free = self.meta.free;
+        self.walk(free, Keys::Integer, &mut seen, "free list", &mut |_, v| {
+            lists.push(v)
+        })?;
+        let max_list = (self.meta.last + 2) * 8;
+        for v in lists {
+            let ids = self.read_from(&v, max_list, 0)?;
+            let n = if ids.len() >= 8 { u64_at(&ids, 0) } else { 0 };
+            if ids.len() < 8
+                || n.checked_add(1).and_then(|k| k.checked_mul(8)) != Some(ids.len() as u64)
+            {
+                return Err(self.damaged("a free-list record's length is not its count's"));
+            }
+            for i in 0..n as usize {
+                let p = u64_at(&ids, 8 + 8 * i);
+                if p < 2 || p > self.meta.last || !seen.mark(p, 1) {
+                    return Err(self.damaged(format!(
+                        "the free list names page {p}, which is not a free page"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn walk(
+        &self,
+        tree: Tree,
+        keys: Keys,
+        seen: &mut Seen,
+        name: &str,
+        entry: &mut dyn FnMut(Vec<u8>, Value),
+    ) -> Result<(), Error> {
+        if tree.root == NO_PAGE {
+            return Ok(());
+        }
+        let mut counts = Counts::default();
+        let mut stack = vec![(tree.root, 1u16)];
+        while let Some((pgno, level)) = stack.pop() {
+            if !seen.mark(pgno, 1) {
+                return Err(self.damaged(format!("{name}: page {pgno} is reached twice")));
+            }
+            let leaf = level == tree.depth;
+            let page = self.page(pgno, leaf, keys)?;
+            if !leaf {
+                counts.branch += 1;
+                // Pushed in reverse so that leaves come off the stack in key order.
+                for n in page.nodes.iter().rev() {
+                    if let To::Child(child) = n.to {
+                        stack.push((child, level + 1));
+                    }
+                }
+                continue;
+            }
+            counts.leaf += 1;
+            for n in &page.nodes {
+                if let Some(value) = page.value(n) {
+                    let key = page.key(n).to_vec();
+                    counts.entries += 1;
+                    if let Value::Overflow { pgno, len } = value {
+                        let pages = self.overflow_pages(len);
+                        counts.overflow += pages;
+                        if !seen.mark(pgno, pages) {
+                            return Err(self.damaged(format!(
+                                "{name}: the overflow pages at {pgno} are reached twice"
+                            )));
+                        }
+                    }
+                    entry(key, value);
+                }
+            }
+        }
+        let found = (counts.branch, counts.leaf, counts.overflow, counts.entries);
+        let recorded = (
+            tree.branch_pages,
+            tree.leaf_pages,
+            tree.overflow_pages,
+            tree.entries,
+        );
+        if found != recorded {
+            return Err(self.damaged(format!(
+                "{name}: found (branch, leaf, overflow pages, entries) {found:?}, the meta page says {recorded:?}"
+            )));
+        }
+        Ok(())
+    }
+}
