@@ -3,11 +3,12 @@
 //! changed must never yield a NAR that a reader takes for the recorded one.
 //!
 //! [`Checked`] sits between the decoder and its output. It refuses the write that would
-//! pass `NarSize`, and of the write that completes `NarSize` bytes it passes all but the
-//! last byte, and only if the sha256 so far is `NarHash`; that byte goes out once the
-//! decoder has finished cleanly. So whatever the consumer (a file renamed into place, a
-//! pipe, an HTTP body sized by `NarSize`), a mismatch leaves it short of the recorded
-//! size, and it cannot take what it got for complete.
+//! pass `NarSize`, passes the write that completes `NarSize` bytes only if the whole
+//! NAR hashes to `NarHash`, and always holds the last byte it was given until the next
+//! write or, at the end, until the decoder has finished cleanly and the size is
+//! complete. So whatever the consumer (a file renamed into place, a pipe into
+//! `restore`, an HTTP body sized by `NarSize`), a mismatch of any kind leaves it
+//! short of the NAR's last byte, and it cannot take what it got for complete.
 
 use std::io::{self, Write};
 
@@ -139,7 +140,8 @@ pub struct Checked<W> {
     hasher: Sha256,
     /// Bytes accepted, the held one included.
     seen: u64,
-    /// The NAR's last byte, held until [`finish`](Self::finish).
+    /// The last byte written so far, held until the next write or
+    /// [`finish`](Self::finish).
     held: Option<u8>,
 }
 
@@ -155,7 +157,7 @@ impl<W: Write> Checked<W> {
     }
 
     /// Called once the producer has written the whole NAR: checks that it was all
-    /// of it, then writes the held last byte and flushes.
+    /// of it and hashes to `NarHash`, then writes the held last byte and flushes.
     pub fn finish(mut self) -> Result<W, Problem> {
         if self.seen < self.expect.nar_size {
             return Err(Problem::ShorterThanRecorded {
@@ -181,34 +183,33 @@ impl<W: Write> Checked<W> {
 
 impl<W: Write> Write for Checked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
+        let Some((&last, body)) = buf.split_last() else {
             return Ok(0);
-        }
+        };
         let left = self.expect.nar_size - self.seen;
         let len = buf.len() as u64;
         if len > left {
             return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
         }
-        if len < left {
-            let n = self.inner.write(buf)?;
-            self.hasher.update(&buf[..n]);
-            self.seen += n as u64;
-            return Ok(n);
+        if len == left {
+            // The write that completes NarSize: the whole NAR must hash to NarHash
+            // before any of it goes out.
+            let mut all = self.hasher.clone();
+            all.update(buf);
+            let got: [u8; 32] = all.finalize().into();
+            if got != self.expect.nar_sha256 {
+                let recorded = self.expect.nar_hash();
+                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
+            }
         }
-        // The write that completes NarSize: the whole NAR must hash to NarHash before
-        // any of it goes out, and its last byte waits for `finish`.
-        let mut all = self.hasher.clone();
-        all.update(buf);
-        let got: [u8; 32] = all.finalize().into();
-        if got != self.expect.nar_sha256 {
-            let recorded = self.expect.nar_hash();
-            return Err(io::Error::other(Mismatch::Hash { got, recorded }));
+        // The last byte so far always waits: for the next write, or for `finish`.
+        if let Some(b) = self.held.take() {
+            self.inner.write_all(&[b])?;
         }
-        let (body, last) = buf.split_at(buf.len() - 1);
         self.inner.write_all(body)?;
+        self.held = Some(last);
         self.hasher.update(buf);
         self.seen += len;
-        self.held = Some(last[0]);
         Ok(buf.len())
     }
 

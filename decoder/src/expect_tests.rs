@@ -8,10 +8,17 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 
-/// A NAR of a directory holding a 300 KiB file (several leaves) and a symlink.
+/// A NAR of a directory holding a 300 KiB incompressible file (several leaves; its
+/// fallback's compressed file is larger than the NAR) and a symlink.
 fn nar(seed: u8) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed as u64;
     let body: Vec<u8> = (0..300 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
         .collect();
     let mut w = NarWriter::new(Vec::new());
     w.directory(b"").unwrap();
@@ -132,9 +139,18 @@ fn the_last_byte_waits_for_finish() {
     bad.nar_sha256[31] ^= 0x80;
     let mut w = Checked::new(Vec::new(), bad);
     w.write_all(&nar[..100]).unwrap();
+    assert_eq!(w.inner.len(), 99, "the last byte so far waits");
     let e = w.write_all(&nar[100..]).unwrap_err();
     assert!(matches!(mismatch(&e), Some(Problem::NarHashMismatch { .. })));
-    assert_eq!(w.inner.len(), 100, "nothing of the completing write went out");
+    assert_eq!(w.inner.len(), 99, "nothing of the completing write went out");
+
+    // A whole NAR whose record claims more: all but its last byte, then an error.
+    let mut long = expect_of(&nar);
+    long.nar_size += 16;
+    let mut w = Checked::new(Vec::new(), long);
+    w.write_all(&nar).unwrap();
+    assert_eq!(w.inner.len(), nar.len() - 1);
+    assert!(matches!(w.finish(), Err(Problem::ShorterThanRecorded { .. })));
     assert!(matches!(
         Checked::new(Vec::new(), expect_of(&nar)).finish(),
         Err(Problem::ShorterThanRecorded { got: 0, .. })
