@@ -57,7 +57,7 @@ impl Default for Options {
             max_streams: 64,
             queue_wait: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
-            readahead: 1 << 20,
+            readahead: 512 << 10,
         }
     }
 }

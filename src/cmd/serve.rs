@@ -29,7 +29,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub send_timeout: u64,
     /// Bytes of file leaves each NAR stream fetches ahead of the client.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 512 << 10)]
     pub readahead: u64,
 }
 
