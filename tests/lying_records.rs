@@ -207,7 +207,11 @@ fn assert_refused(s: &Seen, name: &str, recorded: u64, what: &str) {
     if s.http_status == 200 {
         assert!(!s.http_complete, "{what}: the HTTP body looked complete");
         assert_eq!(s.http_content_length, Some(recorded), "{what}");
-        assert!((s.http_len as u64) < recorded, "{what}: {} bytes", s.http_len);
+        assert!(
+            (s.http_len as u64) < recorded,
+            "{what}: {} bytes",
+            s.http_len
+        );
     } else {
         assert_eq!(s.http_status, 500, "{what}");
     }
@@ -281,7 +285,9 @@ fn another_nar_hash_is_refused() {
         let f = fixture(fallback);
         let b_hash = std::fs::read(record_path(&f.store, "b")).unwrap();
         let b_hash: Value = serde_json::from_slice(&b_hash).unwrap();
-        edit_record(&f.store, "a", |v| v["nar_hash"] = b_hash["nar_hash"].clone());
+        edit_record(&f.store, "a", |v| {
+            v["nar_hash"] = b_hash["nar_hash"].clone()
+        });
         let s = observe(&f, "a", &f.roots[0].1);
         assert_refused(&s, "a", f.roots[0].2.len() as u64, "NarHash changed");
     });
@@ -290,14 +296,19 @@ fn another_nar_hash_is_refused() {
 #[test]
 fn a_nar_hash_that_does_not_parse_is_refused() {
     let f = fixture(false);
-    edit_record(&f.store, "a", |v| v["nar_hash"] = Value::from("sha256:nothing"));
+    edit_record(&f.store, "a", |v| {
+        v["nar_hash"] = Value::from("sha256:nothing")
+    });
     let out = narfs()
         .args(["decode", "a", "--store"])
         .arg(&f.store)
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "no byte before the record is understood");
+    assert!(
+        out.stdout.is_empty(),
+        "no byte before the record is understood"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NarHash"), "{err}");
     let verify = narfs()

@@ -54,7 +54,12 @@ impl Server {
         let mut line = String::new();
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-        let addr = line.trim().strip_prefix("http://").unwrap().parse().unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("http://")
+            .unwrap()
+            .parse()
+            .unwrap();
         Server { child, addr }
     }
 
@@ -143,7 +148,9 @@ fn a_hundred_stalled_clients_cost_bounded_memory() {
     // Room for all of them and the normal client: the per-stream bound is what counts.
     let srv = Server::start(&store, &["--max-streams", "128", "--send-timeout", "600"]);
     let idle = srv.rss_kib();
-    let stalled: Vec<TcpStream> = (0..100).map(|_| stalled_client(srv.addr, &target)).collect();
+    let stalled: Vec<TcpStream> = (0..100)
+        .map(|_| stalled_client(srv.addr, &target))
+        .collect();
     // Let every stream fill its buffers and block.
     let mut peak = 0;
     for _ in 0..10 {
@@ -175,7 +182,14 @@ fn a_client_that_stops_reading_is_cut_and_frees_its_stream() {
     let target = format!("/nar/{root}.nar");
     let srv = Server::start(
         &store,
-        &["--max-streams", "1", "--send-timeout", "2", "--queue-wait", "60"],
+        &[
+            "--max-streams",
+            "1",
+            "--send-timeout",
+            "2",
+            "--queue-wait",
+            "60",
+        ],
     );
     let start = Instant::now();
     let stalled = stalled_client(srv.addr, &target);
@@ -184,7 +198,10 @@ fn a_client_that_stops_reading_is_cut_and_frees_its_stream() {
     let r = get(srv.addr, &target, &[]);
     let waited = start.elapsed();
     assert_eq!(r.status, 200);
-    assert!(r.complete && r.body == nar, "the waiting client got a bad NAR");
+    assert!(
+        r.complete && r.body == nar,
+        "the waiting client got a bad NAR"
+    );
     assert!(
         waited >= Duration::from_secs(2),
         "served after {waited:?}: the stalled client cannot have been cut yet"
@@ -206,7 +223,14 @@ fn a_request_over_max_streams_gets_503_after_queue_wait() {
     let target = format!("/nar/{root}.nar");
     let srv = Server::start(
         &store,
-        &["--max-streams", "1", "--send-timeout", "60", "--queue-wait", "1"],
+        &[
+            "--max-streams",
+            "1",
+            "--send-timeout",
+            "60",
+            "--queue-wait",
+            "1",
+        ],
     );
     let _stalled = stalled_client(srv.addr, &target);
     std::thread::sleep(Duration::from_millis(300));

@@ -76,7 +76,10 @@ mod tests {
             let d: [u8; 32] = Sha256::digest(input).into();
             assert_eq!(decode::<32>(&encode(&d)), Some(d));
         }
-        assert_eq!(decode::<3>(&encode(b"\xff\x00\x80")), Some(*b"\xff\x00\x80"));
+        assert_eq!(
+            decode::<3>(&encode(b"\xff\x00\x80")),
+            Some(*b"\xff\x00\x80")
+        );
     }
 
     #[test]
@@ -84,8 +87,16 @@ mod tests {
         let good = encode(&Sha256::digest(b""));
         assert_eq!(decode::<32>(&good[1..]), None, "too short");
         assert_eq!(decode::<32>(&format!("0{good}")), None, "too long");
-        assert_eq!(decode::<32>(&format!("e{}", &good[1..])), None, "not in the alphabet");
+        assert_eq!(
+            decode::<32>(&format!("e{}", &good[1..])),
+            None,
+            "not in the alphabet"
+        );
         // 52 digits carry 260 bits: a first digit above 1 sets bits past the 256th.
-        assert_eq!(decode::<32>(&format!("z{}", &good[1..])), None, "bits past the end");
+        assert_eq!(
+            decode::<32>(&format!("z{}", &good[1..])),
+            None,
+            "bits past the end"
+        );
     }
 }

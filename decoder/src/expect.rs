@@ -75,9 +75,7 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write>(
     };
     let checked = Checked::new(out, *expect);
     match crate::decode(source, root, encoding, checked, &limits) {
-        Ok(checked) => checked
-            .finish()
-            .map_err(|p| DecodeError::new(root, "", p)),
+        Ok(checked) => checked.finish().map_err(|p| DecodeError::new(root, "", p)),
         Err(mut e) => {
             if lowered && matches!(*e.problem, Problem::TooLarge(n) if n == expect.nar_size) {
                 *e.problem = Problem::LongerThanRecorded(expect.nar_size);

@@ -118,7 +118,9 @@ fn lying_records_never_give_the_recorded_size() {
                     err,
                     Problem::NarHashMismatch { .. } | Problem::LongerThanRecorded(_)
                 ),
-                "size 16 long" => matches!(err, Problem::ShorterThanRecorded { got, .. } if got == good.nar_size),
+                "size 16 long" => {
+                    matches!(err, Problem::ShorterThanRecorded { got, .. } if got == good.nar_size)
+                }
                 _ => matches!(err, Problem::NarHashMismatch { .. }),
             };
             assert!(right, "{what} (fallback {fallback}): {err}");
@@ -141,8 +143,15 @@ fn the_last_byte_waits_for_finish() {
     w.write_all(&nar[..100]).unwrap();
     assert_eq!(w.inner.len(), 99, "the last byte so far waits");
     let e = w.write_all(&nar[100..]).unwrap_err();
-    assert!(matches!(mismatch(&e), Some(Problem::NarHashMismatch { .. })));
-    assert_eq!(w.inner.len(), 99, "nothing of the completing write went out");
+    assert!(matches!(
+        mismatch(&e),
+        Some(Problem::NarHashMismatch { .. })
+    ));
+    assert_eq!(
+        w.inner.len(),
+        99,
+        "nothing of the completing write went out"
+    );
 
     // A whole NAR whose record claims more: all but its last byte, then an error.
     let mut long = expect_of(&nar);
@@ -150,7 +159,10 @@ fn the_last_byte_waits_for_finish() {
     let mut w = Checked::new(Vec::new(), long);
     w.write_all(&nar).unwrap();
     assert_eq!(w.inner.len(), nar.len() - 1);
-    assert!(matches!(w.finish(), Err(Problem::ShorterThanRecorded { .. })));
+    assert!(matches!(
+        w.finish(),
+        Err(Problem::ShorterThanRecorded { .. })
+    ));
     assert!(matches!(
         Checked::new(Vec::new(), expect_of(&nar)).finish(),
         Err(Problem::ShorterThanRecorded { got: 0, .. })

@@ -90,9 +90,7 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
         readahead: st.options.readahead,
         ..Limits::default()
     };
-    tokio::task::spawn_blocking(move || {
-        stream_nar(&store, &cid, &rec, &expect, &limits, writer)
-    });
+    tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, &expect, &limits, writer));
     match body.first().await {
         Ok(_) => (
             [(

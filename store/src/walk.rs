@@ -176,7 +176,11 @@ pub(crate) fn verify(
     let mut checked: Vec<String> = records
         .par_iter()
         .filter(|(label, _, _)| !incomplete(label))
-        .filter_map(|(label, _, rec)| check(store, rec).err().map(|e| format!("root {label}: {e}")))
+        .filter_map(|(label, _, rec)| {
+            check(store, rec)
+                .err()
+                .map(|e| format!("root {label}: {e}"))
+        })
         .collect();
     checked.sort();
     problems.extend(checked);
