@@ -62,7 +62,13 @@ fn decode_zstd_nar<S: BlockSource + Sync, W: Write>(
     limits: &Limits,
 ) -> Result<W, DecodeError> {
     let block = fetch(source, root, "")?;
-    let file = FileReader::open(source, root, block, "", *limits)?;
+    // The compressed file may be a little larger than the NAR (incompressible data):
+    // it is bounded by zstd's compress bound of the output limit, not by the limit.
+    let compressed = Limits {
+        max_output: zstd_bound(limits.max_output),
+        ..*limits
+    };
+    let file = FileReader::open(source, root, block, "", compressed)?;
     let zstd = zstd::Decoder::new(file).map_err(|e| stream_error(root, e))?;
     // One byte past the limit is enough to know the NAR is too large.
     let input = zstd.take(limits.max_output.saturating_add(1));
@@ -76,6 +82,12 @@ fn decode_zstd_nar<S: BlockSource + Sync, W: Write>(
         }
         Err(e) => Err(nar_error(root, "", e)),
     }
+}
+
+/// At least `ZSTD_COMPRESSBOUND(n)` (`n + n/256 + (128 KiB - n)/2048` for small `n`):
+/// the largest zstd frame holding `n` bytes.
+fn zstd_bound(n: u64) -> u64 {
+    n.saturating_add(n / 128).saturating_add(128)
 }
 
 /// An error from reading the compressed file: the decoder's own error when a block

@@ -31,6 +31,28 @@ pub enum Problem {
     TooLarge(u64),
     #[error("writing the NAR: {0}")]
     Nar(#[from] NarError),
+    /// The NAR goes on past the `NarSize` its record gives.
+    #[error("the NAR is longer than its recorded NarSize of {0} bytes")]
+    LongerThanRecorded(u64),
+    /// The NAR ends before the `NarSize` its record gives.
+    #[error("the NAR ends after {got} bytes, its record says NarSize {recorded}")]
+    ShorterThanRecorded {
+        /// Bytes the DAG gave.
+        got: u64,
+        /// The record's `NarSize`.
+        recorded: u64,
+    },
+    /// The NAR's sha256 is not the `NarHash` its record gives.
+    #[error("the NAR hashes to {got}, its record says NarHash {recorded}")]
+    NarHashMismatch {
+        /// `sha256:<nix base32>` of what the DAG gave.
+        got: String,
+        /// The record's `NarHash`.
+        recorded: String,
+    },
+    /// Writing the checked NAR's last byte out failed.
+    #[error("writing the NAR out")]
+    Output(#[source] std::io::Error),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -47,8 +47,9 @@ struct Level {
     next: usize,
 }
 
-/// Most raw leaves fetched and verified together (on both cores). Bounded by count
-/// because a block's real size is only known once fetched.
+/// Most raw leaves fetched and verified together (on both cores), whatever
+/// [`Limits::readahead`] allows: a leaf's real size is only known once fetched, so the
+/// count bounds what lying size claims can make a batch hold.
 const PREFETCH: usize = 16;
 
 /// Streams the bytes of the file rooted at a block.
@@ -246,14 +247,22 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
     }
 
     /// Fetches and verifies the run of raw leaves that starts at the innermost level's
-    /// next child, in parallel; verification (hashing) is most of decoding's work.
+    /// next child, in parallel; verification (hashing) is most of decoding's work. The
+    /// run holds at most [`PREFETCH`] leaves and [`Limits::readahead`] claimed bytes
+    /// (always at least one leaf).
     fn prefetch(&mut self) -> Result<(), DecodeError> {
         let level = self.stack.last().expect("called with a level");
+        let mut claimed = 0u64;
         let batch: Vec<Cid> = level.children[level.next..]
             .iter()
-            .map(|(cid, _)| *cid)
-            .take_while(|cid| cid.codec() == RAW)
+            .take_while(|(cid, _)| cid.codec() == RAW)
             .take(PREFETCH)
+            .enumerate()
+            .take_while(|(i, (_, size))| {
+                claimed = claimed.saturating_add(*size);
+                *i == 0 || claimed <= self.limits.readahead
+            })
+            .map(|(_, (cid, _))| *cid)
             .collect();
         let (source, path) = (self.source, self.path.as_str());
         let fetched: Vec<_> = if batch.len() > 1 {

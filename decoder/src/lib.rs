@@ -2,16 +2,20 @@
 //!
 //! The one entry point is [`decode`]: a block source, a root CID and the root's
 //! [`narfs_core::Encoding`] in, NAR bytes out. Every block is checked against its CID before use; every size a node claims
-//! is checked against its children; depth and output size are bounded.
+//! is checked against its children; depth and output size are bounded. When the NAR's
+//! `NarHash` and `NarSize` are known (a root record), [`decode_checked`] checks the
+//! bytes against them as they stream.
 
 mod decode;
 mod error;
+mod expect;
 mod file;
 mod hamt;
 mod walk;
 
 pub use decode::decode;
 pub use error::{DecodeError, Problem};
+pub use expect::{check, decode_checked, BadNarHash, Checked, Expect};
 pub use file::{fetch, FileReader};
 pub use walk::decode_nar;
 
@@ -25,6 +29,11 @@ pub struct Limits {
     pub max_file_depth: usize,
     /// Most NAR bytes one decode may produce.
     pub max_output: u64,
+    /// Most bytes of raw leaves (as their parent claims them) fetched and verified
+    /// ahead of the output, per file; at least one leaf is. What a stream holds while
+    /// its consumer is slow: `narfs serve` lowers it, so that many stalled clients
+    /// cost little.
+    pub readahead: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +42,7 @@ impl Default for Limits {
             max_depth: 4096,
             max_file_depth: 32,
             max_output: 1 << 40,
+            readahead: 4 << 20,
         }
     }
 }

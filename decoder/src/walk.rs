@@ -104,11 +104,15 @@ impl<W: Write> Write for Bounded<W> {
     }
 }
 
-/// A writer error, or [`Problem::TooLarge`] when it is [`Bounded`] refusing.
+/// A writer error, or [`Problem::TooLarge`] when it is [`Bounded`] refusing, or the
+/// mismatch [`crate::expect::Checked`] refused with.
 pub(crate) fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
     if let NarError::Io { source, .. } = &e {
         if let Some(OverLimit(max)) = source.get_ref().and_then(|i| i.downcast_ref()) {
             return DecodeError::new(cid, path, Problem::TooLarge(*max));
+        }
+        if let Some(p) = crate::expect::mismatch(source) {
+            return DecodeError::new(cid, path, p);
         }
     }
     DecodeError::new(cid, path, Problem::Nar(e))

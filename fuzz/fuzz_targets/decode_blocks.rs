@@ -202,6 +202,7 @@ fuzz_target!(|input: Input| {
         max_depth: 1 + usize::from(input.depth % 32),
         max_file_depth: 1 + usize::from(input.file_depth % 12),
         max_output: 1 + u64::from(input.output_kib % 1024) * 1024,
+        ..Limits::default()
     };
     match decode_nar(&store, &cids[0], Vec::new(), &limits) {
         Ok(nar) => {

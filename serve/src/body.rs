@@ -1,11 +1,16 @@
 //! Streaming response bodies with bounded memory: a blocking producer (the NAR decoder,
 //! the CAR walker) writes into a [`ChannelWriter`] on a blocking thread; chunks of
 //! [`CHUNK`] bytes go through a channel of [`DEPTH`] slots to a [`ChannelBody`] that
-//! hyper sends. A slow client makes the producer wait; a gone client makes its next
-//! write fail with `BrokenPipe`, which stops it.
+//! hyper sends. A slow client makes the producer wait; a gone client (or one that
+//! stopped reading, cut by [`crate::stall`]) makes its next write fail with
+//! `BrokenPipe`, which stops it. A body ends cleanly only after
+//! [`ChannelWriter::finish`]: a producer that stopped any other way makes it fail, so
+//! that hyper cuts the response (sized or chunked) instead of ending it.
 
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -13,8 +18,9 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
 /// Bytes per chunk handed to hyper.
-pub const CHUNK: usize = 256 << 10;
-/// Chunks in flight per response: with [`CHUNK`], at most 1 MiB queued per request.
+pub const CHUNK: usize = 64 << 10;
+/// Chunks in flight per response: with [`CHUNK`] and the one being filled, at most
+/// 320 KiB per request, besides hyper's own write buffer (≤ 400 KiB).
 pub const DEPTH: usize = 4;
 
 type Msg = io::Result<Bytes>;
@@ -22,25 +28,30 @@ type Msg = io::Result<Bytes>;
 /// A body and the writer that feeds it.
 pub fn channel(len: Option<u64>) -> (ChannelWriter, ChannelBody) {
     let (tx, rx) = mpsc::channel(DEPTH);
+    let finished = Arc::new(AtomicBool::new(false));
     (
         ChannelWriter {
             tx,
             buf: BytesMut::with_capacity(CHUNK),
+            finished: finished.clone(),
         },
         ChannelBody {
             rx,
             first: None,
             left: len,
+            finished,
         },
     )
 }
 
 /// The blocking end: buffers writes into chunks and sends them. Call
 /// [`finish`](Self::finish) at the end or [`fail`](Self::fail) on an error; dropped
-/// without either, the body ends early and hyper reports a cut response.
+/// without either, the body fails and hyper cuts the response.
 pub struct ChannelWriter {
     tx: mpsc::Sender<Msg>,
     buf: BytesMut,
+    /// Set by `finish`: the producer wrote everything.
+    finished: Arc<AtomicBool>,
 }
 
 impl ChannelWriter {
@@ -61,7 +72,9 @@ impl ChannelWriter {
 
     /// Sends what is buffered; the body then ends.
     pub fn finish(mut self) -> io::Result<()> {
-        self.send_buf()
+        self.send_buf()?;
+        self.finished.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Ends the body with an error (hyper then cuts the connection, so that the client
@@ -95,6 +108,7 @@ pub struct ChannelBody {
     /// A chunk taken by [`first`](Self::first), to be sent first.
     first: Option<Bytes>,
     left: Option<u64>,
+    finished: Arc<AtomicBool>,
 }
 
 impl ChannelBody {
@@ -107,7 +121,8 @@ impl ChannelBody {
                 Ok(true)
             }
             Some(Err(e)) => Err(e),
-            None => Ok(false),
+            None if self.finished.load(Ordering::Acquire) => Ok(false),
+            None => Err(io::Error::other("the producer stopped before any byte")),
         }
     }
 }
@@ -135,7 +150,10 @@ impl http_body::Body for ChannelBody {
                 Some(Ok(Frame::data(b)))
             }
             Some(Err(e)) => Some(Err(e)),
-            None => None,
+            None if self.finished.load(Ordering::Acquire) => None,
+            None => Some(Err(io::Error::other(
+                "the producer stopped before the end of the body",
+            ))),
         })
     }
 

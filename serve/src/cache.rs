@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use narfs_core::Cid;
-use narfs_decoder::{decode, Limits};
+use narfs_decoder::{decode_checked, Expect, Limits};
 use narfs_store::{RootRecord, Store};
 
 use crate::body::{channel, ChannelWriter};
@@ -80,9 +80,17 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
         Ok(None) => return text(StatusCode::NOT_FOUND, "no NAR with that root here\n"),
         Err(r) => return r,
     };
+    let expect = match Expect::from_record(&rec.nar_hash, rec.nar_size) {
+        Ok(e) => e,
+        Err(e) => return internal(format!("the record of {cid}: {e}")),
+    };
     let (writer, mut body) = channel(Some(rec.nar_size));
     let store = st.store.clone();
-    tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, writer));
+    let limits = Limits {
+        readahead: st.options.readahead,
+        ..Limits::default()
+    };
+    tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, &expect, &limits, writer));
     match body.first().await {
         Ok(_) => (
             [(
@@ -97,15 +105,20 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
 }
 
 /// Decodes the root's NAR into `w` under the store's shared lock (so `gc` cannot take
-/// blocks away mid-stream), producing at most the recorded NarSize.
-fn stream_nar(store: &Store, cid: &Cid, rec: &RootRecord, mut w: ChannelWriter) {
-    let limits = Limits {
-        max_output: rec.nar_size,
-        ..Limits::default()
-    };
+/// blocks away mid-stream), checked against the record: a NAR that is not the one the
+/// record describes leaves the body short of its `Content-Length`, then failed.
+fn stream_nar(
+    store: &Store,
+    cid: &Cid,
+    rec: &RootRecord,
+    expect: &Expect,
+    limits: &Limits,
+    mut w: ChannelWriter,
+) {
     let result = (|| -> Result<(), String> {
         let _lock = store.lock_shared().map_err(|e| e.to_string())?;
-        decode(store, cid, rec.encoding, &mut w, &limits).map_err(|e| e.to_string())?;
+        decode_checked(store, cid, rec.encoding, expect, &mut w, limits)
+            .map_err(|e| e.to_string())?;
         w.flush().map_err(|e| e.to_string())
     })();
     match result {

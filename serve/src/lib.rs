@@ -9,7 +9,11 @@
 //!
 //! Blocking work (file reads, hashing, decoding) runs on tokio's blocking pool; bodies
 //! stream through bounded channels ([`body`]), so memory per request is bounded
-//! whatever the NAR's size. Every route is a fixed pattern whose variable part must
+//! whatever the NAR's size; at most [`Options::max_streams`] streaming responses run
+//! at once ([`streams`]), and a client that stops reading is cut after
+//! [`Options::send_timeout`] ([`stall`]). A NAR is checked against its record's
+//! NarHash and NarSize as it streams; on a mismatch the response is cut short of its
+//! `Content-Length`, so no client takes it for complete. Every route is a fixed pattern whose variable part must
 //! parse as a CID or a store-path hash before anything is looked up: no request can
 //! name a file outside the store's blocks and records.
 
@@ -18,10 +22,13 @@ mod cache;
 mod gateway;
 pub mod index;
 pub mod narinfo;
+pub mod stall;
+mod streams;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,43 +36,90 @@ use axum::routing::get;
 use axum::Router;
 use narfs_store::Store;
 
+/// What bounds the server's work and memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Streaming responses (`/nar/…`, `/ipfs/…`) in flight at once; each holds a
+    /// decoder thread and up to [`Options::readahead`] + ~0.7 MiB of buffers.
+    pub max_streams: usize,
+    /// How long a request over `max_streams` waits for a slot before a 503.
+    pub queue_wait: Duration,
+    /// How long a response may wait for the client to take a byte before the
+    /// connection is cut.
+    pub send_timeout: Duration,
+    /// Bytes of file leaves a NAR stream fetches ahead ([`narfs_decoder::Limits`]).
+    pub readahead: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_streams: 64,
+            queue_wait: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            readahead: 512 << 10,
+        }
+    }
+}
+
 /// What the handlers share.
 pub struct AppState {
     pub store: Store,
     pub index: index::Index,
+    pub options: Options,
+    /// Permits for streaming responses, `options.max_streams` of them.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// The routes over `store`.
-pub fn router(store: Store) -> Router {
+pub fn router(store: Store, options: Options) -> Router {
     let state = Arc::new(AppState {
         index: index::Index::new(store.clone()),
         store,
+        options,
+        streams: Arc::new(tokio::sync::Semaphore::new(options.max_streams)),
     });
-    Router::new()
-        .route("/nix-cache-info", get(cache::cache_info))
+    let streaming = Router::new()
         .route("/nar/{file}", get(cache::nar))
         .route("/ipfs/{*rest}", get(gateway::ipfs))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            streams::limit,
+        ));
+    Router::new()
+        .route("/nix-cache-info", get(cache::cache_info))
         .route("/{file}", get(cache::narinfo))
+        .merge(streaming)
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
 }
 
 /// Serves `store` on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, store: Store) -> io::Result<()> {
-    axum::serve(listener, router(store)).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    options: Options,
+) -> io::Result<()> {
+    let listener = stall::StallListener::new(listener, options.send_timeout);
+    axum::serve(listener, router(store, options)).await
 }
 
 /// Binds `addr`, calls `bound` with the address it got (port 0 picks one), and serves
 /// forever on a multi-threaded runtime.
-pub fn run(addr: SocketAddr, store: Store, bound: impl FnOnce(SocketAddr)) -> io::Result<()> {
+pub fn run(
+    addr: SocketAddr,
+    store: Store,
+    options: Options,
+    bound: impl FnOnce(SocketAddr),
+) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_io()
+        .enable_all()
         .thread_name("narfs-serve")
         .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         bound(listener.local_addr()?);
-        serve(listener, store).await
+        serve(listener, store, options).await
     })
 }
 

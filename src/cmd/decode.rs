@@ -1,5 +1,8 @@
 //! `narfs decode`: root NAME or CID → verified blocks (from the store, the default, or
-//! a CAR file) → the byte-exact NAR, on stdout, in a file, or restored as a tree.
+//! a CAR file) → the byte-exact NAR, on stdout, in a file, or restored as a tree. A
+//! root the store has a record of is checked against the record's NarHash and NarSize
+//! as it streams: a mismatch fails (no output file appears, the restored tree is
+//! removed, stdout is left one byte short at least).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -9,7 +12,7 @@ use narfs_core::block::BlockSource;
 use narfs_core::car::CarFile;
 use narfs_core::nar::{restore, RestoreOptions};
 use narfs_core::Encoding;
-use narfs_decoder::Limits;
+use narfs_decoder::{Expect, Limits};
 
 use crate::cli::DecodeArgs;
 use crate::io::Output;
@@ -21,6 +24,7 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         Encoding::UnixFs
     };
     let mut _lock = None;
+    let mut expect = None;
     let (source, cid): (Box<dyn BlockSource + Sync>, narfs_core::Cid) = match &args.car {
         Some(car) => {
             let cid = args
@@ -40,6 +44,10 @@ pub fn run(args: DecodeArgs) -> Result<()> {
                     if rec.encoding == Encoding::ZstdNar {
                         encoding = Encoding::ZstdNar;
                     }
+                    expect = Some(
+                        Expect::from_record(&rec.nar_hash, rec.nar_size)
+                            .with_context(|| format!("the record of {}", args.root))?,
+                    );
                     rec.cid()?
                 }
                 None => args.root.parse().map_err(|_| {
@@ -58,7 +66,10 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         ..Limits::default()
     };
     let decode = |out: &mut dyn Write| -> Result<()> {
-        narfs_decoder::decode(&source, &cid, encoding, out, &limits)?;
+        match &expect {
+            Some(e) => narfs_decoder::decode_checked(&source, &cid, encoding, e, out, &limits)?,
+            None => narfs_decoder::decode(&source, &cid, encoding, out, &limits)?,
+        };
         Ok(())
     };
     match &args.to {

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -17,12 +18,31 @@ pub struct ServeArgs {
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// Streaming responses (NARs, CARs, blocks) served at once; each holds a decoder
+    /// thread and about READAHEAD + 0.7 MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_streams: u32,
+    /// Seconds a request over --max-streams waits for a slot before a 503.
+    #[arg(long, default_value_t = 10)]
+    pub queue_wait: u64,
+    /// Seconds a response may wait for the client to read before it is cut.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_timeout: u64,
+    /// Bytes of file leaves each NAR stream fetches ahead of the client.
+    #[arg(long, default_value_t = 512 << 10)]
+    pub readahead: u64,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let store = super::store::open(args.store.as_deref())?;
     let dir = store.dir().display().to_string();
-    narfs_serve::run(args.listen, store, |addr| {
+    let options = narfs_serve::Options {
+        max_streams: args.max_streams as usize,
+        queue_wait: Duration::from_secs(args.queue_wait),
+        send_timeout: Duration::from_secs(args.send_timeout),
+        readahead: args.readahead,
+    };
+    narfs_serve::run(args.listen, store, options, |addr| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "http://{addr}");
         let _ = out.flush();

@@ -91,7 +91,7 @@ fn stats(args: StoreArgs) -> Result<()> {
 
 fn verify(args: StoreArgs) -> Result<()> {
     let store = open(args.store.as_deref())?;
-    let r = store.verify()?;
+    let r = store.verify_with(check_nar)?;
     let mut out = Output::create(None)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;
@@ -101,7 +101,7 @@ fn verify(args: StoreArgs) -> Result<()> {
         }
         writeln!(
             out,
-            "{} blocks re-hashed, {} roots walked, {} problem(s)",
+            "{} blocks re-hashed, {} roots walked and decoded against their NarHash, {} problem(s)",
             r.blocks,
             r.roots,
             r.problems.len()
@@ -115,6 +115,16 @@ fn verify(args: StoreArgs) -> Result<()> {
         r.problems.len()
     );
     Ok(())
+}
+
+/// Decodes a root's NAR to nowhere, checking it against the record's NarHash and
+/// NarSize: a record pointing at another NAR, or at a wrong size, is a problem.
+fn check_nar(store: &Store, rec: &RootRecord) -> Result<(), String> {
+    let expect = narfs_decoder::Expect::from_record(&rec.nar_hash, rec.nar_size)
+        .map_err(|e| e.to_string())?;
+    let cid = rec.cid().map_err(|e| e.to_string())?;
+    let limits = narfs_decoder::Limits::default();
+    narfs_decoder::check(store, &cid, rec.encoding, &expect, &limits).map_err(|e| e.to_string())
 }
 
 fn gc(args: StoreArgs) -> Result<()> {

@@ -261,8 +261,19 @@ impl Store {
 
     /// Re-hashes every block and checks that every root's DAG is complete.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
+        self.verify_with(|_, _| Ok(()))
+    }
+
+    /// [`verify`](Self::verify), then `check` on every root whose DAG is complete (in
+    /// parallel); what it returns is a problem of that root. `narfs verify` passes the
+    /// decoder's check of the NAR against the record's NarHash and NarSize: the store
+    /// depends on no decoder, so the caller brings it.
+    pub fn verify_with(
+        &self,
+        check: impl Fn(&Store, &RootRecord) -> Result<(), String> + Sync,
+    ) -> Result<VerifyReport, Error> {
         let _lock = self.lock_shared()?;
-        walk::verify(self)
+        walk::verify(self, &check)
     }
 
     /// Removes the blocks no root reaches and abandoned `tmp/` sessions, under the

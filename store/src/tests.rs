@@ -311,3 +311,49 @@ fn roots_version_is_none_right_after_a_change() {
     assert!(store.roots_version().is_some());
     assert_ne!(store.roots_version(), v);
 }
+
+#[test]
+fn verify_with_reports_what_the_check_finds_for_complete_roots_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut sink = store.sink().unwrap();
+    let a = dag(&mut sink, &[b"a one", b"a two"]);
+    sink.finish(Some(record(&a, Some("a")))).unwrap();
+    let mut sink = store.sink().unwrap();
+    let b = dag(&mut sink, &[b"b one"]);
+    sink.finish(Some(record(&b, Some("b")))).unwrap();
+
+    let seen = std::sync::Mutex::new(Vec::new());
+    let report = store
+        .verify_with(|_, rec| {
+            seen.lock().unwrap().push(rec.name.clone().unwrap());
+            if rec.name.as_deref() == Some("a") {
+                Err("the NAR lies".into())
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    assert_eq!(report.problems, vec!["root a: the NAR lies".to_string()]);
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    assert_eq!(seen, ["a", "b"]);
+
+    // A root with a missing block is reported by the walk and not checked again.
+    blocks::overwrite(
+        &store.blocks,
+        &cid_for(RAW, HashAlg::Sha2_256, b"b one"),
+        None,
+    );
+    let checked = std::sync::atomic::AtomicUsize::new(0);
+    let report = store
+        .verify_with(|_, rec| {
+            assert_eq!(rec.name.as_deref(), Some("a"), "b is incomplete");
+            checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(checked.into_inner(), 1);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].starts_with("root b: "));
+}

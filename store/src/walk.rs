@@ -1,6 +1,7 @@
 //! Whole-store walks: the DAG reachability walk (iterative, shared by `verify` and
 //! `gc`), `stats`, `verify` (re-hash every block in parallel, check every root's DAG is
-//! complete) and `gc` (delete what no root reaches).
+//! complete, then the caller's check of each root's NAR) and `gc` (delete what no root
+//! reaches).
 
 use std::collections::HashSet;
 
@@ -9,7 +10,7 @@ use narfs_core::dagpb::PBNode;
 use narfs_core::Cid;
 use rayon::prelude::*;
 
-use crate::{Error, Store};
+use crate::{Error, RootRecord, Store};
 
 /// What `narfs stats` reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -130,18 +131,32 @@ fn reachable(store: &Store, roots: &[(String, Cid)]) -> (HashSet<Cid>, Vec<Strin
 
 /// The root records as (label, CID); unreadable records become problems.
 fn root_cids(store: &Store, problems: &mut Vec<String>) -> Result<Vec<(String, Cid)>, Error> {
+    Ok(labelled_roots(store, problems)?
+        .into_iter()
+        .map(|(label, cid, _)| (label, cid))
+        .collect())
+}
+
+/// The root records with their label and CID; unreadable records become problems.
+fn labelled_roots(
+    store: &Store,
+    problems: &mut Vec<String>,
+) -> Result<Vec<(String, Cid, RootRecord)>, Error> {
     let mut out = Vec::new();
     for r in store.roots()? {
         let label = r.name.clone().unwrap_or_else(|| r.root.clone());
         match r.cid() {
-            Ok(c) => out.push((label, c)),
+            Ok(c) => out.push((label, c, r)),
             Err(e) => problems.push(format!("root {label}: {e}")),
         }
     }
     Ok(out)
 }
 
-pub(crate) fn verify(store: &Store) -> Result<VerifyReport, Error> {
+pub(crate) fn verify(
+    store: &Store,
+    check: &(impl Fn(&Store, &RootRecord) -> Result<(), String> + Sync),
+) -> Result<VerifyReport, Error> {
     let mut problems = Vec::new();
     let txn = store.blocks.read_txn()?;
     let entries = store.blocks.entries(&txn)?;
@@ -164,9 +179,26 @@ pub(crate) fn verify(store: &Store) -> Result<VerifyReport, Error> {
     drop(txn);
     bad.sort();
     problems.extend(bad);
-    let roots = root_cids(store, &mut problems)?;
+    let records = labelled_roots(store, &mut problems)?;
+    let roots: Vec<(String, Cid)> = records.iter().map(|(l, c, _)| (l.clone(), *c)).collect();
     let (_, walk_problems) = reachable(store, &roots);
-    problems.extend(walk_problems);
+    // A root already reported (a missing or bad block) is not checked again.
+    let incomplete = |label: &str| {
+        let prefix = format!("root {label}: ");
+        walk_problems.iter().any(|p| p.starts_with(&prefix))
+    };
+    problems.extend(walk_problems.iter().cloned());
+    let mut checked: Vec<String> = records
+        .par_iter()
+        .filter(|(label, _, _)| !incomplete(label))
+        .filter_map(|(label, _, rec)| {
+            check(store, rec)
+                .err()
+                .map(|e| format!("root {label}: {e}"))
+        })
+        .collect();
+    checked.sort();
+    problems.extend(checked);
     Ok(VerifyReport {
         blocks: count,
         roots: roots.len() as u64,

@@ -1,0 +1,222 @@
+//! Decoding against what a root record says the NAR is (Nix's `NarHash` and
+//! `NarSize`), checked as the bytes stream: a record whose root CID, size or hash was
+//! changed must never yield a NAR that a reader takes for the recorded one.
+//!
+//! [`Checked`] sits between the decoder and its output. It refuses the write that would
+//! pass `NarSize`, passes the write that completes `NarSize` bytes only if the whole
+//! NAR hashes to `NarHash`, and always holds the last byte it was given until the next
+//! write or, at the end, until the decoder has finished cleanly and the size is
+//! complete. So whatever the consumer (a file renamed into place, a pipe into
+//! `restore`, an HTTP body sized by `NarSize`), a mismatch of any kind leaves it
+//! short of the NAR's last byte, and it cannot take what it got for complete.
+
+use std::io::{self, Write};
+
+use narfs_core::block::BlockSource;
+use narfs_core::{Cid, Encoding};
+use narfs_nix::base32 as nixbase32;
+use sha2::{Digest, Sha256};
+
+use crate::{DecodeError, Limits, Problem};
+
+/// The NAR a root record promises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// sha256 of the NAR (Nix's `NarHash`).
+    pub nar_sha256: [u8; 32],
+    /// Length of the NAR in bytes (Nix's `NarSize`).
+    pub nar_size: u64,
+}
+
+/// A record's `NarHash` that is not `sha256:` and 52 Nix base32 characters.
+#[derive(Debug, thiserror::Error)]
+#[error("the recorded NarHash {0:?} is not sha256:<52 Nix base32 characters>")]
+pub struct BadNarHash(pub String);
+
+impl Expect {
+    /// From a record's `NarHash` as narfs records it (`sha256:<nix base32>`) and its
+    /// `NarSize`.
+    pub fn from_record(nar_hash: &str, nar_size: u64) -> Result<Expect, BadNarHash> {
+        nar_hash
+            .strip_prefix("sha256:")
+            .and_then(nixbase32::decode::<32>)
+            .map(|nar_sha256| Expect {
+                nar_sha256,
+                nar_size,
+            })
+            .ok_or_else(|| BadNarHash(nar_hash.to_string()))
+    }
+
+    fn nar_hash(&self) -> String {
+        nar_hash(&self.nar_sha256)
+    }
+}
+
+fn nar_hash(sha256: &[u8; 32]) -> String {
+    narfs_nix::narinfo::nar_hash_string(sha256)
+}
+
+/// [`crate::decode`], with the output checked against `expect` as it streams and
+/// bounded by its `nar_size`. On a mismatch `out` has received fewer than `nar_size`
+/// bytes and the error says what differs.
+pub fn decode_checked<S: BlockSource + Sync, W: Write>(
+    source: &S,
+    root: &Cid,
+    encoding: Encoding,
+    expect: &Expect,
+    out: W,
+    limits: &Limits,
+) -> Result<W, DecodeError> {
+    // The record's size is the output limit, so that the walk refuses a file too large
+    // for it before reading any of it.
+    let lowered = expect.nar_size < limits.max_output;
+    let limits = Limits {
+        max_output: limits.max_output.min(expect.nar_size),
+        ..*limits
+    };
+    let checked = Checked::new(out, *expect);
+    match crate::decode(source, root, encoding, checked, &limits) {
+        Ok(checked) => checked.finish().map_err(|p| DecodeError::new(root, "", p)),
+        Err(mut e) => {
+            if lowered && matches!(*e.problem, Problem::TooLarge(n) if n == expect.nar_size) {
+                *e.problem = Problem::LongerThanRecorded(expect.nar_size);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Decodes the NAR under `root` to nowhere, checking it against `expect`: what
+/// `verify` does for every recorded root.
+pub fn check<S: BlockSource + Sync>(
+    source: &S,
+    root: &Cid,
+    encoding: Encoding,
+    expect: &Expect,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    decode_checked(source, root, encoding, expect, io::sink(), limits).map(drop)
+}
+
+/// The writer error that carries a mismatch out through the NAR writer.
+#[derive(Debug)]
+enum Mismatch {
+    Longer(u64),
+    Hash { got: [u8; 32], recorded: String },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.problem())
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+impl Mismatch {
+    fn problem(&self) -> Problem {
+        match self {
+            Mismatch::Longer(n) => Problem::LongerThanRecorded(*n),
+            Mismatch::Hash { got, recorded } => Problem::NarHashMismatch {
+                got: nar_hash(got),
+                recorded: recorded.clone(),
+            },
+        }
+    }
+}
+
+/// The problem a write error of [`Checked`] stands for, if it is one.
+pub(crate) fn mismatch(e: &io::Error) -> Option<Problem> {
+    e.get_ref()
+        .and_then(|i| i.downcast_ref::<Mismatch>())
+        .map(Mismatch::problem)
+}
+
+/// The output, hashed and counted against an [`Expect`] (see the module's doc).
+pub struct Checked<W> {
+    inner: W,
+    expect: Expect,
+    hasher: Sha256,
+    /// Bytes accepted, the held one included.
+    seen: u64,
+    /// The last byte written so far, held until the next write or
+    /// [`finish`](Self::finish).
+    held: Option<u8>,
+}
+
+impl<W: Write> Checked<W> {
+    pub fn new(inner: W, expect: Expect) -> Self {
+        Checked {
+            inner,
+            expect,
+            hasher: Sha256::new(),
+            seen: 0,
+            held: None,
+        }
+    }
+
+    /// Called once the producer has written the whole NAR: checks that it was all
+    /// of it and hashes to `NarHash`, then writes the held last byte and flushes.
+    pub fn finish(mut self) -> Result<W, Problem> {
+        if self.seen < self.expect.nar_size {
+            return Err(Problem::ShorterThanRecorded {
+                got: self.seen,
+                recorded: self.expect.nar_size,
+            });
+        }
+        let got: [u8; 32] = self.hasher.finalize().into();
+        if got != self.expect.nar_sha256 {
+            return Err(Mismatch::Hash {
+                got,
+                recorded: self.expect.nar_hash(),
+            }
+            .problem());
+        }
+        if let Some(b) = self.held.take() {
+            self.inner.write_all(&[b]).map_err(Problem::Output)?;
+        }
+        self.inner.flush().map_err(Problem::Output)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for Checked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some((&last, body)) = buf.split_last() else {
+            return Ok(0);
+        };
+        let left = self.expect.nar_size - self.seen;
+        let len = buf.len() as u64;
+        if len > left {
+            return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
+        }
+        if len == left {
+            // The write that completes NarSize: the whole NAR must hash to NarHash
+            // before any of it goes out.
+            let mut all = self.hasher.clone();
+            all.update(buf);
+            let got: [u8; 32] = all.finalize().into();
+            if got != self.expect.nar_sha256 {
+                let recorded = self.expect.nar_hash();
+                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
+            }
+        }
+        // The last byte so far always waits: for the next write, or for `finish`.
+        if let Some(b) = self.held.take() {
+            self.inner.write_all(&[b])?;
+        }
+        self.inner.write_all(body)?;
+        self.held = Some(last);
+        self.hasher.update(buf);
+        self.seen += len;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+#[path = "expect_tests.rs"]
+mod tests;

@@ -1,0 +1,321 @@
+//! Lying root records (issue 13, class 1): a record whose root CID was changed to
+//! another NAR's, whose NarSize is 16 bytes short, or whose NarHash is another's. For
+//! each, `decode` fails with no output file (or tree), `decode` to stdout exits
+//! non-zero short of the recorded size, `verify` reports the root, and `serve` cuts
+//! `/nar/<cid>.nar` short of its `Content-Length` (a raw client and curl both see it
+//! incomplete). An untampered store passes every one of these checks, so they can fail.
+
+mod common;
+mod serve_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use serve_support::{get, nar_of, Server};
+
+/// Two NARs of the same length (only their hashes tell them apart), encoded into a
+/// fresh store as `a` and `b`.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    store: PathBuf,
+    work: PathBuf,
+    /// (name, root CID, NAR) of `a` and `b`.
+    roots: [(String, String, Vec<u8>); 2],
+}
+
+fn narfs() -> Command {
+    common::narfs()
+}
+
+fn fixture(fallback: bool) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut roots = Vec::new();
+    for (seed, name) in [(1, "a"), (2, "b")] {
+        let t = tmp.path().join(format!("tree-{name}"));
+        std::fs::create_dir_all(t.join("lib")).unwrap();
+        common::write(&t.join("lib/data"), &common::bytes(seed, 700_000), false);
+        common::write(&t.join("run"), b"#!/bin/sh\n", true);
+        common::symlink(b"lib/data", &t.join("link"));
+        let nar = nar_of(&t);
+        let mut cmd = narfs();
+        cmd.arg("encode")
+            .arg(&t)
+            .args(["--name", name, "--json", "--store"])
+            .arg(&store);
+        if fallback {
+            cmd.arg("--fallback");
+        }
+        let out = common::run(&mut cmd);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        roots.push((
+            name.to_string(),
+            v["root"].as_str().unwrap().to_string(),
+            nar,
+        ));
+    }
+    assert_eq!(roots[0].2.len(), roots[1].2.len());
+    Fixture {
+        _tmp: tmp,
+        store,
+        work,
+        roots: roots.try_into().unwrap(),
+    }
+}
+
+/// The record file of root `name`.
+fn record_path(store: &Path, name: &str) -> PathBuf {
+    for e in std::fs::read_dir(store.join("roots")).unwrap() {
+        let p = e.unwrap().path();
+        let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        if v["name"] == name {
+            return p;
+        }
+    }
+    panic!("no record named {name}");
+}
+
+fn edit_record(store: &Path, name: &str, edit: impl FnOnce(&mut Value)) {
+    let p = record_path(store, name);
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// What each consumer made of root `name` (served as `/nar/<cid>.nar`), whose record
+/// says `recorded` bytes.
+#[derive(Debug)]
+struct Seen {
+    decode_file: Option<Vec<u8>>,
+    decode_ok: bool,
+    decode_err: String,
+    stdout_ok: bool,
+    stdout_len: usize,
+    to_dir_ok: bool,
+    to_dir_exists: bool,
+    leftovers: Vec<String>,
+    verify_ok: bool,
+    verify_out: String,
+    http_status: u16,
+    http_complete: bool,
+    http_len: usize,
+    http_content_length: Option<u64>,
+    curl_ok: Option<bool>,
+}
+
+fn observe(f: &Fixture, name: &str, cid: &str) -> Seen {
+    let out_file = f.work.join("out.nar");
+    let decoded = narfs()
+        .args(["decode", name, "--store"])
+        .arg(&f.store)
+        .arg("-o")
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    let stdout = narfs()
+        .args(["decode", name, "--store"])
+        .arg(&f.store)
+        .output()
+        .unwrap();
+    let tree = f.work.join("tree");
+    let to_dir = narfs()
+        .args(["decode", name, "--store"])
+        .arg(&f.store)
+        .arg("--to")
+        .arg(&tree)
+        .output()
+        .unwrap();
+    let to_dir_exists = tree.symlink_metadata().is_ok();
+    let leftovers = listing(&f.work)
+        .into_iter()
+        .filter(|n| n != "out.nar" && n != "tree")
+        .collect();
+    let verify = narfs()
+        .args(["verify", "--store"])
+        .arg(&f.store)
+        .output()
+        .unwrap();
+    let srv = Server::start(&f.store);
+    let r = get(srv.addr, &format!("/nar/{cid}.nar"), &[]);
+    let curl_ok = common::have("curl").then(|| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-o", "/dev/null"])
+            .arg(format!("{}/nar/{cid}.nar", srv.url))
+            .status()
+            .unwrap()
+            .success()
+    });
+    let seen = Seen {
+        decode_file: std::fs::read(&out_file).ok(),
+        decode_ok: decoded.status.success(),
+        decode_err: String::from_utf8_lossy(&decoded.stderr).into_owned(),
+        stdout_ok: stdout.status.success(),
+        stdout_len: stdout.stdout.len(),
+        to_dir_ok: to_dir.status.success(),
+        to_dir_exists,
+        leftovers,
+        verify_ok: verify.status.success(),
+        verify_out: String::from_utf8_lossy(&verify.stdout).into_owned(),
+        http_status: r.status,
+        http_complete: r.complete,
+        http_len: r.body.len(),
+        http_content_length: r.header("content-length").and_then(|v| v.parse().ok()),
+        curl_ok,
+    };
+    let _ = std::fs::remove_file(&out_file);
+    let _ = std::fs::remove_dir_all(&tree);
+    seen
+}
+
+/// Every consumer refused root `name`, whose record says `recorded` bytes.
+fn assert_refused(s: &Seen, name: &str, recorded: u64, what: &str) {
+    assert!(!s.decode_ok, "{what}: decode -o exited 0");
+    assert!(s.decode_file.is_none(), "{what}: decode -o left its output");
+    assert!(
+        s.decode_err.contains("record"),
+        "{what}: the error does not name the record: {}",
+        s.decode_err
+    );
+    assert!(!s.stdout_ok, "{what}: decode to stdout exited 0");
+    assert!(
+        (s.stdout_len as u64) < recorded,
+        "{what}: stdout got {} of a recorded {recorded} bytes",
+        s.stdout_len
+    );
+    assert!(!s.to_dir_ok, "{what}: decode --to exited 0");
+    assert!(!s.to_dir_exists, "{what}: decode --to left a tree");
+    assert!(s.leftovers.is_empty(), "{what}: left {:?}", s.leftovers);
+    assert!(!s.verify_ok, "{what}: verify exited 0: {}", s.verify_out);
+    assert!(
+        s.verify_out.contains(&format!("problem: root {name}: ")),
+        "{what}: verify does not report root {name}: {}",
+        s.verify_out
+    );
+    // Either an error status before any byte, or a 200 cut short of its length.
+    if s.http_status == 200 {
+        assert!(!s.http_complete, "{what}: the HTTP body looked complete");
+        assert_eq!(s.http_content_length, Some(recorded), "{what}");
+        assert!(
+            (s.http_len as u64) < recorded,
+            "{what}: {} bytes",
+            s.http_len
+        );
+    } else {
+        assert_eq!(s.http_status, 500, "{what}");
+    }
+    if let Some(ok) = s.curl_ok {
+        assert!(!ok, "{what}: curl exited 0");
+    }
+}
+
+fn each_encoding(test: impl Fn(bool)) {
+    for fallback in [false, true] {
+        test(fallback);
+    }
+}
+
+#[test]
+fn true_records_pass_every_consumer() {
+    each_encoding(|fallback| {
+        let f = fixture(fallback);
+        let (name, cid, nar) = &f.roots[0];
+        let s = observe(&f, name, cid);
+        assert!(s.decode_ok, "{}", s.decode_err);
+        assert_eq!(s.decode_file.as_deref(), Some(&nar[..]));
+        assert!(s.stdout_ok && s.stdout_len == nar.len());
+        assert!(s.to_dir_ok && s.leftovers.is_empty());
+        assert!(s.verify_ok, "{}", s.verify_out);
+        assert_eq!((s.http_status, s.http_complete), (200, true));
+        assert_eq!(s.http_len, nar.len());
+        if let Some(ok) = s.curl_ok {
+            assert!(ok, "curl failed on a true record");
+        }
+    });
+}
+
+#[test]
+fn a_root_changed_to_another_nar_is_refused() {
+    each_encoding(|fallback| {
+        let f = fixture(fallback);
+        let (b_cid, b_record) = (f.roots[1].1.clone(), record_path(&f.store, "b"));
+        // `a` now points at `b`'s DAG (same size, other bytes); `b`'s own record goes,
+        // so that `b`'s CID is served only under the lying record.
+        edit_record(&f.store, "a", |v| v["root"] = Value::from(b_cid.clone()));
+        std::fs::remove_file(b_record).unwrap();
+        let s = observe(&f, "a", &b_cid);
+        assert_refused(&s, "a", f.roots[0].2.len() as u64, "root changed");
+    });
+}
+
+#[test]
+fn a_nar_size_16_bytes_short_is_refused() {
+    each_encoding(|fallback| {
+        let f = fixture(fallback);
+        let short = f.roots[0].2.len() as u64 - 16;
+        edit_record(&f.store, "a", |v| v["nar_size"] = Value::from(short));
+        let s = observe(&f, "a", &f.roots[0].1);
+        assert_refused(&s, "a", short, "NarSize 16 short");
+    });
+}
+
+#[test]
+fn a_nar_size_16_bytes_long_is_refused() {
+    let f = fixture(false);
+    let long = f.roots[0].2.len() as u64 + 16;
+    edit_record(&f.store, "a", |v| v["nar_size"] = Value::from(long));
+    let s = observe(&f, "a", &f.roots[0].1);
+    assert_refused(&s, "a", long, "NarSize 16 long");
+}
+
+#[test]
+fn another_nar_hash_is_refused() {
+    each_encoding(|fallback| {
+        let f = fixture(fallback);
+        let b_hash = std::fs::read(record_path(&f.store, "b")).unwrap();
+        let b_hash: Value = serde_json::from_slice(&b_hash).unwrap();
+        edit_record(&f.store, "a", |v| {
+            v["nar_hash"] = b_hash["nar_hash"].clone()
+        });
+        let s = observe(&f, "a", &f.roots[0].1);
+        assert_refused(&s, "a", f.roots[0].2.len() as u64, "NarHash changed");
+    });
+}
+
+#[test]
+fn a_nar_hash_that_does_not_parse_is_refused() {
+    let f = fixture(false);
+    edit_record(&f.store, "a", |v| {
+        v["nar_hash"] = Value::from("sha256:nothing")
+    });
+    let out = narfs()
+        .args(["decode", "a", "--store"])
+        .arg(&f.store)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "no byte before the record is understood"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NarHash"), "{err}");
+    let verify = narfs()
+        .args(["verify", "--store"])
+        .arg(&f.store)
+        .output()
+        .unwrap();
+    assert!(!verify.status.success());
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("problem: root a: "));
+}
