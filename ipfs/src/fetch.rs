@@ -14,8 +14,8 @@
 //! the channel, the CIDs still to visit, and the set of CIDs seen.
 //!
 //! The root is recorded only after the session's last commit and a decode that proves
-//! the DAG whole (invariant 3): a fetch that fails records nothing, and the blocks it
-//! committed are reused by the next one (or removed by `gc`).
+//! the DAG whole (invariant 3): a fetch that fails records nothing, and the verified
+//! blocks it did receive are committed, for the next try to reuse (or `gc` to remove).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -221,9 +221,14 @@ pub fn prefetch(
         // The channels go with `run`'s frame: the workers then see them closed.
         walk.run(job_tx, msg_rx, progress).map(|()| walk.progress)
     });
+    // Blocks that arrived are verified: kept (committed, unreferenced until a root
+    // is recorded) even when the walk failed, so that the next try reuses them.
+    let written = sink.finish(None);
     let progress = walked?;
-    let written = sink.finish(None)?;
-    Ok(Prefetched { progress, written })
+    Ok(Prefetched {
+        progress,
+        written: written?,
+    })
 }
 
 /// A request for a worker.
