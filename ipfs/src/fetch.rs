@@ -102,14 +102,14 @@ pub enum FetchError {
         path: String,
         gateway: String,
         #[source]
-        source: GatewayError,
+        source: Box<GatewayError>,
     },
     /// The client could not start.
     #[error("cannot start fetching from {gateway}")]
     Client {
         gateway: String,
         #[source]
-        source: GatewayError,
+        source: Box<GatewayError>,
     },
     /// A dag-pb block does not parse, so its links are unknown.
     #[error("block {cid} at {}", shown(path))]
@@ -263,6 +263,7 @@ fn worker(gateway: &Gateway, jobs: &Mutex<Receiver<Job>>, msgs: &SyncSender<Msg>
         Ok(c) => c,
         Err(source) => {
             let gateway = gateway.url().to_string();
+            let source = Box::new(source);
             let _ = msgs.send(Msg::Failed(FetchError::Client { gateway, source }));
             return;
         }
@@ -294,7 +295,7 @@ fn run_job(
         cid: Box::new(*cid),
         path: path.to_string(),
         gateway: gateway.to_string(),
-        source,
+        source: Box::new(source),
     };
     let (node, leaves, path) = match job {
         Job::Block { cid, path } => {
@@ -401,9 +402,9 @@ impl Walk<'_> {
                 Err(_) => {
                     return Err(FetchError::Client {
                         gateway: self.gateway.url().to_string(),
-                        source: GatewayError::Runtime(std::io::Error::other(
+                        source: Box::new(GatewayError::Runtime(std::io::Error::other(
                             "the request threads stopped",
-                        )),
+                        ))),
                     })
                 }
             }
