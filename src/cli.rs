@@ -54,6 +54,9 @@ pub enum Command {
     /// Publish roots into an IPFS node (Kubo's RPC API): each DAG streamed as a CAR into
     /// `dag/import`, and pinned.
     Publish(crate::cmd::publish::PublishArgs),
+    /// Fetch roots through an IPFS trustless gateway (Kubo's, `narfs serve`'s): only the
+    /// blocks the store lacks, each verified, kept in the store for the next fetch.
+    Fetch(crate::cmd::fetch::FetchArgs),
 }
 
 /// What fixes the CIDs: shared by `encode` and `import`.

@@ -111,23 +111,18 @@ fn record(
     blocks: u64,
     block_bytes: u64,
 ) -> Result<RootRecord, RootError> {
-    let hashed =
-        decode_nar(store, cid, HashWriter::default(), &Limits::default()).map_err(|source| {
-            RootError::Decode {
-                cid: Box::new(*cid),
-                source,
-            }
-        })?;
+    let hashed = decode_nar(store, cid, NarHasher::new(io::sink()), &Limits::default()).map_err(
+        |source| RootError::Decode {
+            cid: Box::new(*cid),
+            source,
+        },
+    )?;
+    let (_, sha, nar_size) = hashed.finish();
     let hash = HashAlg::from_code(cid.hash().code()).map_or("unknown", HashAlg::name);
     // How the DAG was chunked is not written in it.
-    let rec = RootRecord::new(
-        cid,
-        narfs_core::Encoding::UnixFs,
-        &hashed.sha.finalize().into(),
-        hashed.len,
-    )
-    .with_layout("unknown", hash, "car-import")
-    .with_blocks(blocks, block_bytes);
+    let rec = RootRecord::new(cid, narfs_core::Encoding::UnixFs, &sha, nar_size)
+        .with_layout("unknown", hash, "car-import")
+        .with_blocks(blocks, block_bytes);
     store.record_root(&rec).map_err(|source| RootError::Store {
         cid: Box::new(*cid),
         source,
@@ -135,21 +130,38 @@ fn record(
     Ok(rec)
 }
 
-/// Hashes and counts the NAR a decode writes.
-#[derive(Default)]
-struct HashWriter {
+/// Hashes and counts the NAR a decode writes on its way to `inner`: its NarHash and
+/// NarSize.
+pub(crate) struct NarHasher<W> {
+    inner: W,
     sha: Sha256,
     len: u64,
 }
 
-impl Write for HashWriter {
+impl<W: Write> NarHasher<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        NarHasher {
+            inner,
+            sha: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// The writer, the NAR's sha256 and its size.
+    pub(crate) fn finish(self) -> (W, [u8; 32], u64) {
+        (self.inner, self.sha.finalize().into(), self.len)
+    }
+}
+
+impl<W: Write> Write for NarHasher<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sha.update(buf);
-        self.len += buf.len() as u64;
-        Ok(buf.len())
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.inner.flush()
     }
 }

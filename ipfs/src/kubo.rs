@@ -19,13 +19,11 @@
 //! recursively (Kubo pins so only with the whole DAG present) and then sends nothing.
 
 use std::io;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
 use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use narfs_core::block::BlockSource;
 use narfs_core::Cid;
 use narfs_store::Store;
@@ -39,8 +37,6 @@ pub const CHUNK: usize = 256 << 10;
 /// Chunks in flight: with [`CHUNK`], at most 1 MiB of CAR queued (a block larger
 /// than a chunk goes as one chunk of its own size).
 pub const DEPTH: usize = 4;
-/// How long to wait for the TCP connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read: Kubo's are a few lines of JSON.
 const MAX_ANSWER: usize = 1 << 20;
 
@@ -303,19 +299,16 @@ impl Kubo {
             source,
         };
         self.runtime.block_on(async {
-            let connect = tokio::net::TcpStream::connect(self.authority.as_str());
-            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(r) => r,
-                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
-            }
-            .map_err(|source| KuboError::Connect {
-                api: self.api.clone(),
-                source,
-            })?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(http)?;
-            let conn = tokio::spawn(conn);
+            let (mut sender, conn) =
+                crate::http::connect(&self.authority)
+                    .await
+                    .map_err(|e| match e {
+                        crate::http::ConnectError::Tcp(source) => KuboError::Connect {
+                            api: self.api.clone(),
+                            source,
+                        },
+                        crate::http::ConnectError::Http(source) => http(source),
+                    })?;
             let response = sender.send_request(request).await.map_err(http)?;
             let (parts, mut body) = response.into_parts();
             let mut answer = Answer {
@@ -385,21 +378,9 @@ pub fn publish_store(kubo: &Kubo, store: &Store, root: &Cid) -> Result<Published
     kubo.publish(store, root)
 }
 
-/// `http://HOST[:PORT][/PREFIX]` → (`HOST:PORT`, `/PREFIX` or empty).
+/// `http://HOST[:PORT][/PREFIX]` (port 5001 by default) → (`HOST:PORT`, `/PREFIX`).
 fn parse_api(api: &str) -> Result<(String, String), KuboError> {
-    let bad = || KuboError::Url { url: api.into() };
-    let uri: http::Uri = api.parse().map_err(|_| bad())?;
-    if uri.scheme_str() != Some("http") || uri.query().is_some() {
-        return Err(bad());
-    }
-    let authority = uri.authority().ok_or_else(bad)?;
-    if authority.as_str().contains('@') || authority.host().is_empty() {
-        return Err(bad());
-    }
-    let host = authority.host();
-    let port = authority.port_u16().unwrap_or(5001);
-    let prefix = uri.path().trim_end_matches('/').to_string();
-    Ok((format!("{host}:{port}"), prefix))
+    crate::http::parse_url(api, 5001).ok_or_else(|| KuboError::Url { url: api.into() })
 }
 
 /// Kubo's error object (`{"Message": …, "Code": …, "Type": "error"}`), if that is what

@@ -1,5 +1,6 @@
-//! Exchanging DAGs with the IPFS world: CAR files in and out of the store, and (in
-//! [`kubo`]) publishing into a Kubo node over its RPC API.
+//! Exchanging DAGs with the IPFS world: CAR files in and out of the store, publishing
+//! into a Kubo node over its RPC API ([`Kubo`]), and fetching DAGs through any
+//! trustless gateway into the store ([`Gateway`], [`prefetch`], [`fetch`]).
 //!
 //! A crate of its own because it joins the others: it reads CARs (decoder), writes
 //! them (encoder), keeps blocks in the store and walks DAGs to check what it imports.
@@ -8,8 +9,13 @@
 
 mod car_export;
 mod car_import;
+mod fetch;
+mod gateway_client;
+mod http;
 mod kubo;
 
 pub use car_export::{export_car, export_store, ExportError, Exported};
 pub use car_import::{import_car, CarImport, ImportError, ImportedRoot, RootError};
+pub use fetch::{fetch, prefetch, FetchError, FetchOptions, Fetched, Prefetched, Progress};
+pub use gateway_client::{Connection, Gateway, GatewayError, GatewayOptions};
 pub use kubo::{publish_store, Kubo, KuboError, Published};

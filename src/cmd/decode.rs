@@ -83,7 +83,10 @@ pub fn run(args: DecodeArgs) -> Result<()> {
 }
 
 /// Decodes into a pipe read by `restore`, so the tree is built as the NAR streams.
-fn to_dir(dir: &Path, decode: impl FnOnce(&mut dyn Write) -> Result<()> + Send) -> Result<()> {
+pub(crate) fn to_dir<T: Send>(
+    dir: &Path,
+    decode: impl FnOnce(&mut dyn Write) -> Result<T> + Send,
+) -> Result<T> {
     // Refuse an existing target before decoding anything (restore checks again).
     if dir.symlink_metadata().is_ok() {
         anyhow::bail!("cannot restore into {}: already exists", dir.display());
@@ -101,7 +104,7 @@ fn to_dir(dir: &Path, decode: impl FnOnce(&mut dyn Write) -> Result<()> + Send) 
             (Err(d), Err(r)) if crate::io::is_broken_pipe(&d) => Err(r).with_context(context),
             // Otherwise the decode error is the cause (restore then saw a cut NAR).
             (Err(d), _) => Err(d),
-            (Ok(()), r) => r.with_context(context),
+            (Ok(t), r) => r.with_context(context).map(|_| t),
         }
     })
 }

@@ -8,6 +8,7 @@ pub mod car;
 mod decode;
 mod encode;
 mod experiment;
+pub mod fetch;
 pub mod import;
 mod nar;
 pub mod publish;
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Car(c) => car::run(c),
         Command::Publish(a) => publish::run(a),
+        Command::Fetch(a) => fetch::run(a),
     }
 }

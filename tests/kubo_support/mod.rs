@@ -25,6 +25,9 @@ pub struct Kubo {
     daemon: Option<Child>,
     /// `http://127.0.0.1:PORT` of the RPC API while the daemon runs.
     pub api: Option<String>,
+    /// `http://127.0.0.1:PORT` of the gateway while the daemon runs (it serves only
+    /// the blocks the node holds: `Gateway.NoFetch`, and the daemon is offline).
+    pub gateway: Option<String>,
 }
 
 impl Kubo {
@@ -35,6 +38,7 @@ impl Kubo {
             dir,
             daemon: None,
             api: None,
+            gateway: None,
         };
         ok(kubo
             .ipfs()
@@ -75,11 +79,13 @@ impl Kubo {
         c["AutoConf"]["Enabled"] = false.into();
         c["AutoTLS"]["Enabled"] = false.into();
         c["Swarm"]["DisableNatPortMap"] = true.into();
+        c["Gateway"]["NoFetch"] = true.into();
         c["Plugins"] = serde_json::json!({"Plugins": {"telemetry": {"Config": {"Mode": "off"}}}});
         std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
     }
 
-    /// Starts `ipfs daemon --offline` and waits (up to 60 s) for its API.
+    /// Starts `ipfs daemon --offline` and waits (up to 60 s) for its API and gateway
+    /// (whose addresses the daemon writes into the repo's `api` and `gateway` files).
     pub fn start(&mut self) -> &str {
         assert!(self.daemon.is_none(), "the daemon runs already");
         let log = std::fs::File::create(self.repo().join("daemon.log")).unwrap();
@@ -101,8 +107,13 @@ impl Kubo {
                 .ok()
                 .and_then(|a| api_addr(a.trim()))
             {
-                if TcpStream::connect(&addr).is_ok() {
+                let gateway = std::fs::read_to_string(self.repo().join("gateway"))
+                    .ok()
+                    .map(|g| g.trim().to_string())
+                    .filter(|g| g.starts_with("http://127.0.0.1:"));
+                if let (true, Some(gateway)) = (TcpStream::connect(&addr).is_ok(), gateway) {
                     self.api = Some(format!("http://{addr}"));
+                    self.gateway = Some(gateway);
                     break;
                 }
             }

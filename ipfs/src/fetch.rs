@@ -1,0 +1,509 @@
+//! Gateway → store → NAR: [`prefetch`] makes the DAG under a root complete in the
+//! local store, asking a trustless [`Gateway`] only for the blocks the store lacks;
+//! [`fetch`] then decodes the NAR from the store and records the root.
+//!
+//! The walk runs on the caller's thread, from the root, depth first. A block already
+//! stored is never asked for: a raw leaf is only looked up, a dag-pb node is read
+//! (verified) for its links, since an interrupted fetch may have left a node without
+//! its children. A missing block goes to one of `jobs` worker threads, each with its
+//! own keep-alive [`Connection`]; what they bring back is verified there and handed to
+//! the store's write session here. A node whose links are all raw leaves, none of
+//! them stored, is asked for as one CAR (`dag-scope=all`: the node again, then its
+//! leaves), which saves a round trip per leaf; should that CAR fail, its missing
+//! leaves are asked for one by one. Memory stays bounded: a few blocks per worker in
+//! the channel, the CIDs still to visit, and the set of CIDs seen.
+//!
+//! The root is recorded only after the session's last commit and a decode that proves
+//! the DAG whole (invariant 3): a fetch that fails records nothing, and the verified
+//! blocks it did receive are committed, for the next try to reuse (or `gc` to remove).
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use narfs_core::block::{BlockSink, HashAlg, StoreError, DAG_PB, RAW};
+use narfs_core::dagpb::{DagPbError, PBNode};
+use narfs_core::unixfs::{DataType, UnixFsData};
+use narfs_core::{Cid, Encoding};
+use narfs_decoder::{DecodeError, Limits};
+use narfs_store::{RootRecord, Store, Written};
+
+use crate::car_import::NarHasher;
+use crate::gateway_client::{Connection, Gateway, GatewayError};
+
+/// How a fetch runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Requests in flight (worker threads).
+    pub jobs: usize,
+    /// Ask for a node's missing leaves as one CAR rather than block by block.
+    pub car_runs: bool,
+    /// The most DAG bytes (fetched and reused) one root may have.
+    pub max_bytes: u64,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            jobs: 8,
+            car_runs: true,
+            max_bytes: 1 << 40,
+        }
+    }
+}
+
+/// How far a fetch is, in blocks and block bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Blocks received from the gateway and verified.
+    pub fetched_blocks: u64,
+    /// Their bytes.
+    pub fetched_bytes: u64,
+    /// Blocks found in the local store.
+    pub reused_blocks: u64,
+    /// Their bytes (a stored leaf counted by its parent's link size).
+    pub reused_bytes: u64,
+    /// The DAG's size as the root's links claim it (`Tsize`), 0 until known: a hint
+    /// for a progress bar, never trusted.
+    pub total_bytes: u64,
+    /// Requests sent (tries included) and body bytes received for them.
+    pub requests: u64,
+    /// See `requests`.
+    pub received_bytes: u64,
+}
+
+/// What [`prefetch`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prefetched {
+    /// The final counts.
+    pub progress: Progress,
+    /// What the store did not hold before.
+    pub written: Written,
+}
+
+/// What [`fetch`] did.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The blocks moved.
+    pub prefetched: Prefetched,
+    /// The record made for the root (NarHash and NarSize of the NAR written).
+    pub record: RootRecord,
+}
+
+/// Why a fetch failed. Nothing is recorded then.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// A block did not come from the gateway, or came wrong.
+    #[error("block {cid} at {}: not fetched from {gateway}", shown(path))]
+    Block {
+        cid: Box<Cid>,
+        path: String,
+        gateway: String,
+        #[source]
+        source: Box<GatewayError>,
+    },
+    /// The client could not start.
+    #[error("cannot start fetching from {gateway}")]
+    Client {
+        gateway: String,
+        #[source]
+        source: Box<GatewayError>,
+    },
+    /// A dag-pb block does not parse, so its links are unknown.
+    #[error("block {cid} at {}", shown(path))]
+    Node {
+        cid: Box<Cid>,
+        path: String,
+        #[source]
+        source: DagPbError,
+    },
+    /// The DAG is larger than [`FetchOptions::max_bytes`].
+    #[error("the DAG is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    /// A block of the local store is unreadable or wrong, or the DAG does not decode
+    /// to a NAR.
+    #[error("cannot decode the DAG")]
+    Decode(#[from] DecodeError),
+    /// The store failed.
+    #[error("the store failed")]
+    Store(#[from] narfs_store::Error),
+    /// The store's write session failed.
+    #[error("the store failed")]
+    Sink(#[from] StoreError),
+}
+
+/// `/a/b`, or "the root".
+fn shown(path: &str) -> String {
+    if path.is_empty() {
+        "the root".into()
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// Fetches what the store lacks of the DAG under `root`, then writes its NAR (carried
+/// as `encoding`) to `out` and records the root with its NarHash and NarSize.
+/// `progress` is called as blocks arrive.
+#[allow(clippy::too_many_arguments)]
+pub fn fetch<W: Write>(
+    gateway: &Gateway,
+    store: &Store,
+    root: &Cid,
+    encoding: Encoding,
+    out: W,
+    options: &FetchOptions,
+    limits: &Limits,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(W, Fetched), FetchError> {
+    let _lock = store.lock_shared()?;
+    let prefetched = prefetch(gateway, store, root, options, progress)?;
+    let hashed = narfs_decoder::decode(store, root, encoding, NarHasher::new(out), limits)?;
+    let (out, sha, nar_size) = hashed.finish();
+    let p = prefetched.progress;
+    let hash = HashAlg::from_code(root.hash().code()).map_or("unknown", HashAlg::name);
+    // How the DAG was chunked is not written in it.
+    let mut record = RootRecord::new(root, encoding, &sha, nar_size)
+        .with_layout("unknown", hash, "gateway-fetch")
+        .with_blocks(
+            p.fetched_blocks + p.reused_blocks,
+            p.fetched_bytes + p.reused_bytes,
+        );
+    record.new_blocks = prefetched.written.new_blocks;
+    record.new_bytes = prefetched.written.new_bytes;
+    store.record_root(&record)?;
+    Ok((out, Fetched { prefetched, record }))
+}
+
+/// Makes the DAG under `root` complete in `store` (see the module doc); every block is
+/// committed when this returns. The caller should hold `store.lock_shared()` until
+/// it records the root, so that `gc` cannot take the blocks meanwhile.
+pub fn prefetch(
+    gateway: &Gateway,
+    store: &Store,
+    root: &Cid,
+    options: &FetchOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Prefetched, FetchError> {
+    let jobs = options.jobs.max(1);
+    let (job_tx, job_rx) = sync_channel::<Job>(jobs);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (msg_tx, msg_rx) = sync_channel::<Msg>(2 * jobs);
+    let mut sink = store.sink()?;
+    let walked = std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let (job_rx, msg_tx) = (job_rx.clone(), msg_tx.clone());
+            s.spawn(move || worker(gateway, &job_rx, &msg_tx));
+        }
+        drop(msg_tx);
+        let mut walk = Walk {
+            gateway,
+            store,
+            options,
+            sink: &mut sink,
+            stack: vec![(*root, Arc::from(""), None)],
+            seen: HashSet::new(),
+            ready: Vec::new(),
+            in_flight: 0,
+            progress: Progress::default(),
+            root: *root,
+        };
+        // The channels go with `run`'s frame: the workers then see them closed.
+        walk.run(job_tx, msg_rx, progress).map(|()| walk.progress)
+    });
+    // Blocks that arrived are verified: kept (committed, unreferenced until a root
+    // is recorded) even when the walk failed, so that the next try reuses them.
+    let written = sink.finish(None);
+    let progress = walked?;
+    Ok(Prefetched {
+        progress,
+        written: written?,
+    })
+}
+
+/// A request for a worker.
+enum Job {
+    /// One block.
+    Block { cid: Cid, path: Arc<str> },
+    /// A node's leaves, as one CAR of the node.
+    Leaves {
+        node: Cid,
+        leaves: Vec<Cid>,
+        path: Arc<str>,
+    },
+}
+
+/// What a worker sends back.
+enum Msg {
+    /// A verified block.
+    Block {
+        cid: Cid,
+        data: Vec<u8>,
+        path: Arc<str>,
+    },
+    /// A job is over; requests sent and body bytes received for it.
+    Done { requests: u64, received: u64 },
+    /// A job failed.
+    Failed(FetchError),
+}
+
+/// A worker: takes jobs until the walk closes the channel (or stops listening).
+fn worker(gateway: &Gateway, jobs: &Mutex<Receiver<Job>>, msgs: &SyncSender<Msg>) {
+    let mut conn = match gateway.connection() {
+        Ok(c) => c,
+        Err(source) => {
+            let gateway = gateway.url().to_string();
+            let source = Box::new(source);
+            let _ = msgs.send(Msg::Failed(FetchError::Client { gateway, source }));
+            return;
+        }
+    };
+    loop {
+        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(job) = job else { return };
+        let before = conn.received();
+        let (requests, outcome) = run_job(&mut conn, job, msgs, gateway.url());
+        let received = conn.received() - before;
+        let msg = match outcome {
+            Ok(()) => Msg::Done { requests, received },
+            Err(e) => Msg::Failed(e),
+        };
+        if msgs.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs one job, its blocks sent on `msgs`; the requests it took.
+fn run_job(
+    conn: &mut Connection,
+    job: Job,
+    msgs: &SyncSender<Msg>,
+    gateway: &str,
+) -> (u64, Result<(), FetchError>) {
+    let failed = |cid: &Cid, path: &str, source| FetchError::Block {
+        cid: Box::new(*cid),
+        path: path.to_string(),
+        gateway: gateway.to_string(),
+        source: Box::new(source),
+    };
+    let (node, leaves, path) = match job {
+        Job::Block { cid, path } => {
+            return match conn.block(&cid) {
+                Ok(data) => {
+                    let _ = msgs.send(Msg::Block { cid, data, path });
+                    (1, Ok(()))
+                }
+                Err(e) => (1, Err(failed(&cid, &path, e))),
+            }
+        }
+        Job::Leaves { node, leaves, path } => (node, leaves, path),
+    };
+    let wanted: HashSet<Cid> = leaves.iter().copied().collect();
+    let mut got = HashSet::new();
+    let mut gone = false;
+    // A CAR that fails leaves what it brought; the rest comes block by block.
+    let _ = conn.car(&node, &|c| wanted.contains(c), &mut |cid, data| {
+        got.insert(cid);
+        let path = path.clone();
+        msgs.send(Msg::Block { cid, data, path }).map_err(|_| {
+            gone = true;
+            GatewayError::Unexpected(Box::new(cid))
+        })
+    });
+    let mut requests = 1;
+    for cid in leaves.iter().filter(|c| !got.contains(c)) {
+        if gone {
+            break;
+        }
+        requests += 1;
+        match conn.block(cid) {
+            Ok(data) => {
+                let path = path.clone();
+                gone = msgs
+                    .send(Msg::Block {
+                        cid: *cid,
+                        data,
+                        path,
+                    })
+                    .is_err();
+            }
+            Err(e) => return (requests, Err(failed(cid, &path, e))),
+        }
+    }
+    (requests, Ok(()))
+}
+
+/// The walk's state; see the module doc.
+struct Walk<'a> {
+    gateway: &'a Gateway,
+    store: &'a Store,
+    options: &'a FetchOptions,
+    sink: &'a mut narfs_store::StoreSink,
+    /// Blocks to visit: CID, path, and the size the parent's link claims.
+    stack: Vec<(Cid, Arc<str>, Option<u64>)>,
+    seen: HashSet<Cid>,
+    /// Requests decided on but not sent yet.
+    ready: Vec<Job>,
+    in_flight: usize,
+    progress: Progress,
+    root: Cid,
+}
+
+impl Walk<'_> {
+    fn run(
+        &mut self,
+        jobs: SyncSender<Job>,
+        msgs: Receiver<Msg>,
+        report: &mut dyn FnMut(&Progress),
+    ) -> Result<(), FetchError> {
+        loop {
+            while self.in_flight < self.options.jobs.max(1) {
+                let job = match self.ready.pop() {
+                    Some(job) => job,
+                    None => {
+                        let Some((cid, path, claimed)) = self.stack.pop() else {
+                            break;
+                        };
+                        if !self.seen.insert(cid) {
+                            continue;
+                        }
+                        match self.visit(cid, path, claimed)? {
+                            Some(job) => job,
+                            None => continue,
+                        }
+                    }
+                };
+                self.in_flight += 1;
+                // Never full: it holds at most `jobs` requests, one per worker.
+                let _ = jobs.send(job);
+            }
+            if self.in_flight == 0 {
+                return Ok(());
+            }
+            match msgs.recv() {
+                Ok(Msg::Block { cid, data, path }) => self.arrived(cid, data, path)?,
+                Ok(Msg::Done { requests, received }) => {
+                    self.in_flight -= 1;
+                    self.progress.requests += requests;
+                    self.progress.received_bytes += received;
+                }
+                Ok(Msg::Failed(e)) => return Err(e),
+                Err(_) => {
+                    return Err(FetchError::Client {
+                        gateway: self.gateway.url().to_string(),
+                        source: Box::new(GatewayError::Runtime(std::io::Error::other(
+                            "the request threads stopped",
+                        ))),
+                    })
+                }
+            }
+            report(&self.progress);
+        }
+    }
+
+    /// A block to visit: nothing to ask for if it is stored (a node's links are then
+    /// walked), else the request for it.
+    fn visit(
+        &mut self,
+        cid: Cid,
+        path: Arc<str>,
+        claimed: Option<u64>,
+    ) -> Result<Option<Job>, FetchError> {
+        if !self.store.contains(&cid)? {
+            return Ok(Some(Job::Block { cid, path }));
+        }
+        if cid.codec() != DAG_PB {
+            self.progress.reused_blocks += 1;
+            self.count(0, claimed.unwrap_or_default())?;
+            return Ok(None);
+        }
+        let data = narfs_decoder::fetch(self.store, &cid, &path)?;
+        self.progress.reused_blocks += 1;
+        self.count(0, data.len() as u64)?;
+        self.links(&cid, &data, &path)?;
+        Ok(self.ready.pop())
+    }
+
+    /// A block from a worker: into the store, its links walked.
+    fn arrived(&mut self, cid: Cid, data: Vec<u8>, path: Arc<str>) -> Result<(), FetchError> {
+        self.sink.put(&cid, &data)?;
+        self.progress.fetched_blocks += 1;
+        self.count(data.len() as u64, 0)?;
+        if cid.codec() == DAG_PB {
+            self.links(&cid, &data, &path)?;
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, fetched: u64, reused: u64) -> Result<(), FetchError> {
+        let p = &mut self.progress;
+        p.fetched_bytes += fetched;
+        p.reused_bytes += reused;
+        if p.fetched_bytes + p.reused_bytes > self.options.max_bytes {
+            return Err(FetchError::TooLarge(self.options.max_bytes));
+        }
+        Ok(())
+    }
+
+    /// Queues the links of node `cid` to visit, or, if they are all raw leaves and
+    /// none is stored or seen, the CAR request for them.
+    fn links(&mut self, cid: &Cid, data: &[u8], path: &Arc<str>) -> Result<(), FetchError> {
+        let node = PBNode::decode(data).map_err(|source| FetchError::Node {
+            cid: Box::new(*cid),
+            path: path.to_string(),
+            source,
+        })?;
+        if *cid == self.root {
+            let links: u64 = node.links.iter().filter_map(|l| l.tsize).sum();
+            self.progress.total_bytes = data.len() as u64 + links;
+        }
+        let kind = node
+            .data
+            .as_deref()
+            .and_then(|d| UnixFsData::decode(d).ok())
+            .map(|fs| fs.data_type);
+        if self.options.car_runs
+            && node.links.len() > 1
+            && node.links.iter().all(|l| l.hash.codec() == RAW)
+        {
+            let mut missing = true;
+            for l in &node.links {
+                if self.seen.contains(&l.hash) || self.store.contains(&l.hash)? {
+                    missing = false;
+                    break;
+                }
+            }
+            if missing {
+                let leaves: Vec<Cid> = node.links.iter().map(|l| l.hash).collect();
+                self.seen.extend(leaves.iter().copied());
+                self.ready.push(Job::Leaves {
+                    node: *cid,
+                    leaves,
+                    path: path.clone(),
+                });
+                return Ok(());
+            }
+        }
+        for l in node.links.iter().rev() {
+            let child: Arc<str> = match (kind, l.name.as_deref()) {
+                (Some(DataType::Directory), Some(name)) => join(path, name).into(),
+                (Some(DataType::HamtShard), Some(name)) if name.len() > 2 => {
+                    join(path, name.get(2..).unwrap_or_default()).into()
+                }
+                _ => path.clone(),
+            };
+            self.stack.push((l.hash, child, l.tsize));
+        }
+        Ok(())
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}/{name}")
+    }
+}
