@@ -206,3 +206,77 @@ fn fifo_outputs_are_written_through_not_replaced() {
     assert!(reader.join().unwrap() == std::fs::read(&nar).unwrap());
     assert!(std::fs::metadata(&nar_fifo).unwrap().file_type().is_fifo());
 }
+
+/// Inputs that cannot seek (a named pipe, `/dev/stdin` on a pipe) encode to the same
+/// root as the file, the fallback included (which reads the input a second time);
+/// `nar dump -o FIFO` and `decode -o /dev/stdout` write through.
+#[test]
+fn fifo_inputs_encode_like_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write_fifo = |fifo: &std::path::Path, data: Vec<u8>| {
+        assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
+        let fifo = fifo.to_path_buf();
+        std::thread::spawn(move || std::fs::write(fifo, data).unwrap())
+    };
+    for (i, non_utf8) in [false, true].into_iter().enumerate() {
+        let dir = tmp.path().join(format!("t{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        let tree = awkward_tree(&dir, non_utf8);
+        // nar dump -o FIFO
+        let dump_fifo = dir.join("dump.fifo");
+        assert!(Command::new("mkfifo")
+            .arg(&dump_fifo)
+            .status()
+            .unwrap()
+            .success());
+        let reader = {
+            let f = dump_fifo.clone();
+            std::thread::spawn(move || std::fs::read(f).unwrap())
+        };
+        run(narfs()
+            .args(["nar", "dump", "-o"])
+            .arg(&dump_fifo)
+            .arg(&tree));
+        let nar = reader.join().unwrap();
+        let file = dir.join("t.nar");
+        std::fs::write(&file, &nar).unwrap();
+        let from_file = json(&run(narfs().args(["encode", "--json"]).arg(&file)).stdout);
+        assert_eq!(
+            from_file["compression"],
+            if non_utf8 { "zstd" } else { "none" },
+            "{from_file}"
+        );
+
+        let fifo = dir.join("in.fifo");
+        let writer = write_fifo(&fifo, nar.clone());
+        let out = narfs()
+            .args(["encode", "--json"])
+            .arg(&fifo)
+            .output()
+            .unwrap();
+        writer.join().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(json(&out.stdout), from_file, "mkfifo, non_utf8 {non_utf8}");
+
+        let mut child = narfs()
+            .args(["encode", "--json", "/dev/stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&nar).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            json(&out.stdout),
+            from_file,
+            "/dev/stdin, non_utf8 {non_utf8}"
+        );
+
+        // decode -o /dev/stdout gives the NAR back.
+        let root = from_file["root"].as_str().unwrap();
+        let out = run(narfs().args(["decode", "-o", "/dev/stdout", root])).stdout;
+        assert!(out == nar, "decode -o /dev/stdout, non_utf8 {non_utf8}");
+    }
+}

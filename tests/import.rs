@@ -244,3 +244,116 @@ fn refuses_what_is_not_a_nix_store_cache() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/gnu/store"));
 }
+
+/// Decompression bombs: a narinfo saying `NarSize: 4096` whose .nar.xz, .nar.zst and
+/// .nar.bz2 (a few KiB each) expand to a 64 MiB NAR of one file with 256 distinct
+/// chunks. Each entry fails as longer than its NarSize, nothing is recorded for it,
+/// and the store holds at most a few blocks: the NAR was cut one byte past 4096, not
+/// encoded to the end (that would leave 256 chunk blocks).
+#[test]
+fn decompression_bombs_stop_at_nar_size() {
+    use std::io::Write;
+    const CHUNK: usize = 256 << 10;
+    const CHUNKS: u64 = 256;
+    /// The bomb's NAR, streamed: one regular file of `CHUNKS` chunks, each zeros but
+    /// for its number (so no two chunks dedup).
+    fn bomb(w: &mut dyn Write) {
+        let token = |w: &mut dyn Write, s: &[u8]| {
+            w.write_all(&(s.len() as u64).to_le_bytes()).unwrap();
+            w.write_all(s).unwrap();
+            w.write_all(&[0; 8][..(8 - s.len() % 8) % 8]).unwrap();
+        };
+        for t in ["nix-archive-1", "(", "type", "regular", "contents"] {
+            token(w, t.as_bytes());
+        }
+        w.write_all(&(CHUNKS * CHUNK as u64).to_le_bytes()).unwrap();
+        let mut chunk = vec![0u8; CHUNK];
+        for i in 0..CHUNKS {
+            chunk[..8].copy_from_slice(&i.to_le_bytes());
+            w.write_all(&chunk).unwrap();
+        }
+        token(w, b")");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let good = Entry::new(
+        1,
+        "good",
+        nar_of(&sample_tree(tmp.path(), 4, 1_000)),
+        "none",
+    );
+    write_cache(&cache, std::slice::from_ref(&good));
+    let mut bombs = Vec::new();
+    for (seed, how, ext) in [(2, "xz", ".xz"), (3, "zstd", ".zst"), (4, "bzip2", ".bz2")] {
+        let e = Entry::new(seed, &format!("bomb-{how}"), Vec::new(), "none");
+        let file = format!("nar/{}.nar{ext}", e.hash);
+        let out = std::fs::File::create(cache.join(&file)).unwrap();
+        match how {
+            "xz" => {
+                let mut w = xz2::write::XzEncoder::new(out, 6);
+                bomb(&mut w);
+                w.finish().unwrap();
+            }
+            "zstd" => {
+                let mut w = zstd::Encoder::new(out, 19).unwrap();
+                bomb(&mut w);
+                w.finish().unwrap();
+            }
+            _ => {
+                let mut w = bzip2::write::BzEncoder::new(out, bzip2::Compression::best());
+                bomb(&mut w);
+                w.finish().unwrap();
+            }
+        }
+        let size = std::fs::metadata(cache.join(&file)).unwrap().len();
+        assert!(size < 1 << 20, "the {how} bomb is {size} bytes");
+        let info = format!(
+            "StorePath: {}\nURL: {file}\nCompression: {how}\nNarHash: {}\nNarSize: 4096\nReferences: \n",
+            e.store_path(),
+            nar_hash(&good.nar),
+        );
+        std::fs::write(cache.join(format!("{}.narinfo", e.hash)), info).unwrap();
+        bombs.push(e);
+    }
+
+    let store = tmp.path().join("store");
+    let out = narfs()
+        .args(["import", "--store"])
+        .arg(&store)
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the bombs must fail the run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("imported 1 store paths") && stdout.contains("3 failed"),
+        "{stdout}{stderr}"
+    );
+    for e in &bombs {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&format!("{}.narinfo", e.hash)))
+            .unwrap_or_else(|| panic!("{} not reported: {stderr}", e.name));
+        assert!(
+            line.contains("longer than its narinfo's NarSize 4096"),
+            "{}: {line}",
+            e.name
+        );
+    }
+    let recs = roots(&store);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["name"], good.store_path().as_str());
+    let stats = narfs()
+        .args(["stats", "--json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(stats.status.success());
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let blocks = stats["unique_blocks"].as_u64().unwrap();
+    assert!(
+        blocks < 16,
+        "{blocks} blocks in the store: a bomb was encoded on: {stats}"
+    );
+}

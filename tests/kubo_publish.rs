@@ -2,7 +2,8 @@
 //! then holds and pins the DAG, gives back the tree `nix-store --restore` makes of
 //! the NAR, and a second version of a package adds only the blocks that changed;
 //! what is not a reachable Kubo, or a root that is not there, fails on one line
-//! naming the root.
+//! naming the root. `import --ipfs-api` publishes every root of a real `nix copy`
+//! cache, and an unreachable node fails it after the import is recorded.
 
 mod common;
 mod kubo_support;
@@ -297,6 +298,125 @@ fn what_cannot_be_published_fails_on_one_line_naming_the_root() {
     assert!(err.contains(missing) && err.contains("not found"), "{err}");
     let pins = run(kubo.ipfs().args(["pin", "ls", "--type=recursive"])).stdout;
     assert!(!String::from_utf8_lossy(&pins).contains(missing));
+}
+
+/// Nix adds a tree (a multi-chunk file, a symlink, a subdirectory) and a single file
+/// to a chroot store and `nix copy`s them into a file cache (xz and zstd).
+/// `narfs import --ipfs-api` then pins every root in Kubo, which gives back the store
+/// paths' bytes; a second run finds them present and pinned, so nothing is sent; and
+/// an unreachable node fails the command on one line after the roots were recorded.
+#[test]
+fn import_publishes_every_root_of_a_nix_cache() {
+    if !have_ipfs() || !have("nix") || !have("nix-store") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s1 = t.join("s1");
+    let s1s = s1.to_str().unwrap();
+    let tree = t.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    write(&tree.join("big"), &bytes(1, 700_000), false);
+    write(&tree.join("sub/small"), b"small\n", false);
+    symlink(b"sub/small", &tree.join("link"));
+    let file = t.join("hello.txt");
+    std::fs::write(&file, "hello from nix\n").unwrap();
+    let add = |p: &Path| {
+        let out = run(nix(t, "nix-store").args(["--store", s1s, "--add"]).arg(p));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (pt, pf) = (add(&tree), add(&file));
+    let cache = t.join("cache");
+    for (path, compression) in [(&pt, "xz"), (&pf, "zstd")] {
+        let to = format!("file://{}?compression={compression}", cache.display());
+        run(nix(t, "nix").args(["--store", s1s, "copy", "--to", &to, path]));
+    }
+    let real = |p: &str| s1.join(p.trim_start_matches('/'));
+
+    let mut kubo = Kubo::init(None);
+    let api = kubo.start().to_string();
+    let store = t.join("store");
+    let import = |store: &Path, api: &str| {
+        narfs()
+            .args(["import", "--json", "--ipfs-api", api, "--store"])
+            .arg(store)
+            .arg(&cache)
+            .output()
+            .unwrap()
+    };
+    let out = import(&store, &api);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["imported"], 2, "{v}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let roots = recorded(&store);
+    assert_eq!(roots.len(), 2, "{roots:?}");
+    for (path, root) in &roots {
+        assert!(
+            err.contains(&format!("published {path} ({root}) to {api}: pinned")),
+            "{err}"
+        );
+        let pins = run(kubo.ipfs().args(["pin", "ls", "--type=recursive", root])).stdout;
+        assert!(
+            String::from_utf8_lossy(&pins).contains(&format!("{root} recursive")),
+            "{path} not pinned"
+        );
+    }
+    let got = t.join("get");
+    run(kubo.ipfs().args(["get", "-o"]).arg(&got).arg(&roots[&pt]));
+    assert!(
+        listing(&got) == listing(&real(&pt)),
+        "ipfs get of {pt} differs from the store path"
+    );
+    let cat = run(kubo.ipfs().args(["cat", &roots[&pf]])).stdout;
+    assert!(cat == std::fs::read(real(&pf)).unwrap(), "ipfs cat of {pf}");
+    let big = run(kubo.ipfs().args(["cat", &format!("{}/big", roots[&pt])])).stdout;
+    assert!(big == bytes(1, 700_000), "ipfs cat of {pt}/big");
+
+    // Again: both present in the store, both pinned by the node: nothing is sent.
+    let out = import(&store, &api);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&v["imported"], &v["already_present"]),
+        (&0.into(), &2.into())
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    for (path, root) in &roots {
+        assert!(
+            err.contains(&format!(
+                "published {path} ({root}) to {api}: already pinned by the node: nothing sent"
+            )),
+            "{err}"
+        );
+    }
+
+    // A node that is not there: one line, non-zero exit, and the roots are recorded.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let other = t.join("other");
+    let out = import(&other, &format!("http://127.0.0.1:{port}"));
+    let err = failure(&out);
+    assert!(
+        err.contains("cannot publish the 2 root(s)") && err.contains("cannot connect"),
+        "{err}"
+    );
+    assert_eq!(recorded(&other), roots, "the import was not recorded");
+}
+
+/// The store's roots: name -> root CID.
+fn recorded(store: &Path) -> BTreeMap<String, String> {
+    let out = run(narfs().args(["ls", "--json", "--store"]).arg(store)).stdout;
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let name = v["name"].as_str().unwrap().to_string();
+            (name, v["root"].as_str().unwrap().to_string())
+        })
+        .collect()
 }
 
 /// An HTTP server on loopback answering every request 404 with a page, as a web

@@ -18,6 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::nix;
 use serve_support::{nar_of, narfs, sample_tree, Server};
 
 /// `cmd`'s stdout, trimmed; panics with its stderr if it fails.
@@ -29,29 +30,6 @@ fn ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A Nix command isolated in `tmp`: no system or user configuration, no substituters,
-/// caches under `tmp`; stores are given with `--store` (chroot stores in `tmp`).
-fn nix(tmp: &Path, program: &str) -> Command {
-    let mut c = Command::new(program);
-    for d in ["etc", "home", "cache", "config", "data", "state"] {
-        std::fs::create_dir_all(tmp.join("nixenv").join(d)).unwrap();
-    }
-    let env = tmp.join("nixenv");
-    c.env("NIX_CONF_DIR", env.join("etc"))
-        .env("HOME", env.join("home"))
-        .env("XDG_CACHE_HOME", env.join("cache"))
-        .env("XDG_CONFIG_HOME", env.join("config"))
-        .env("XDG_DATA_HOME", env.join("data"))
-        .env("XDG_STATE_HOME", env.join("state"))
-        .env(
-            "NIX_CONFIG",
-            "experimental-features = nix-command\nsubstituters =\nsandbox = false\nbuild-users-group =\n",
-        )
-        .env_remove("NIX_REMOTE")
-        .env_remove("NIX_PATH");
-    c
 }
 
 /// The real location of a store path in a chroot store.

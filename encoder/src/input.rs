@@ -1,6 +1,8 @@
 //! The NAR an encode reads, from a file, stdin or a directory, which the fallback can
-//! read again from its start: a file is reopened, stdin is spooled to an unnamed
-//! temporary file first, a directory is serialised again by a second thread.
+//! read again from its start: a file is reopened, stdin or any other input that is
+//! not a regular file (a named pipe, `/dev/stdin`, `<(…)`), which cannot seek, is
+//! spooled to an unnamed temporary file first, a directory is serialised again by a
+//! second thread.
 
 use std::fs::File;
 use std::io::{self, Read, Seek};
@@ -25,6 +27,15 @@ pub enum InputError {
         #[source]
         source: io::Error,
     },
+    /// A pipe or device given by path could not be spooled to a temporary file.
+    #[error("cannot read {}", path.display())]
+    Spool {
+        /// The path given.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
     /// Reading it again from the start failed.
     #[error("cannot read the input again")]
     Reopen(#[source] io::Error),
@@ -32,7 +43,7 @@ pub enum InputError {
 
 /// The NAR to encode; it can be read again from the start, for the fallback.
 pub enum NarInput {
-    /// A NAR file, or stdin spooled to an unnamed temporary file.
+    /// A NAR file, or stdin or a pipe spooled to an unnamed temporary file.
     File(File),
     /// A directory, serialised on the fly by a second thread; its error, if any, is
     /// the real cause of the truncated NAR the encoder then sees.
@@ -43,9 +54,7 @@ impl NarInput {
     /// `path` as given on the command line: `-` for stdin, a directory, or a NAR file.
     pub fn open(path: &Path) -> Result<NarInput, InputError> {
         if path == Path::new("-") {
-            let mut spool = tempfile::tempfile().map_err(InputError::Stdin)?;
-            io::copy(&mut io::stdin().lock(), &mut spool).map_err(InputError::Stdin)?;
-            return Ok(NarInput::File(spool));
+            return spool(&mut io::stdin().lock()).map_err(InputError::Stdin);
         }
         let open = |source| InputError::Open {
             path: path.to_path_buf(),
@@ -53,10 +62,16 @@ impl NarInput {
         };
         let meta = std::fs::metadata(path).map_err(open)?;
         if meta.is_dir() {
-            Ok(NarInput::Dir(path.to_path_buf(), None))
-        } else {
-            Ok(NarInput::File(File::open(path).map_err(open)?))
+            return Ok(NarInput::Dir(path.to_path_buf(), None));
         }
+        let mut file = File::open(path).map_err(open)?;
+        if meta.is_file() {
+            return Ok(NarInput::File(file));
+        }
+        spool(&mut file).map_err(|source| InputError::Spool {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The NAR from its start, each time it is asked for.
@@ -93,4 +108,12 @@ impl NarInput {
             Ok(Ok(())) | Err(_) => None,
         }
     }
+}
+
+/// What `from` gives until its end, in an unnamed temporary file (gone when closed),
+/// which the fallback can rewind.
+fn spool(from: &mut dyn Read) -> io::Result<NarInput> {
+    let mut spool = tempfile::tempfile()?;
+    io::copy(from, &mut spool)?;
+    Ok(NarInput::File(spool))
 }

@@ -10,13 +10,15 @@
 //! corrupt NAR, a hash mismatch) is reported and skipped, never half-imported: its
 //! session's blocks are not recorded under any root (`gc` removes them). Re-running
 //! skips every path already recorded with the same NarHash, so an interrupted import
-//! resumes where it stopped.
+//! resumes where it stopped. The report lists every store path of the cache that now
+//! has a root (imported or already present), so a caller can publish them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use narfs_core::Cid;
 use narfs_encoder::{encode_or_fallback, EncodeError, Encoded, Layout};
 use narfs_nix::narinfo::nar_hash_string;
 use narfs_nix::{CacheError, FileCache, NarInfo};
@@ -82,13 +84,18 @@ pub enum EntryError {
 pub enum Outcome {
     /// Encoded and recorded.
     Imported {
+        /// Its root.
+        root: Cid,
         /// The NAR's size.
         nar_size: u64,
         /// Block bytes the store did not hold before.
         new_bytes: u64,
     },
     /// Already recorded with the same NarHash: skipped.
-    Present,
+    Present {
+        /// The root it is recorded with.
+        root: Cid,
+    },
     /// Not imported, for this reason; nothing was recorded.
     Failed(EntryError),
 }
@@ -126,6 +133,20 @@ pub struct ImportReport {
     pub new_bytes: u64,
     /// The store paths that failed, sorted by narinfo.
     pub failed: Vec<Failure>,
+    /// Every store path of the cache the store now has a root for (imported or
+    /// already present), sorted by store path.
+    pub roots: Vec<Recorded>,
+}
+
+/// A store path of the cache and its root in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The store path (the root's name in the store).
+    pub store_path: String,
+    /// Its root.
+    pub root: Cid,
+    /// Whether it was recorded before this import.
+    pub present: bool,
 }
 
 /// Imports every narinfo of `cache` (opened with [`FileCache::open`], which checked
@@ -138,12 +159,16 @@ pub fn import_cache(
     observer: &dyn Observer,
 ) -> Result<ImportReport, ImportError> {
     let narinfos = cache.narinfos()?;
-    // What is already recorded: store path -> NarHash.
-    let present: HashMap<String, String> = store
+    // What is already recorded: store path -> (NarHash, root). A record whose root
+    // does not parse is not counted as present: the import records it anew.
+    let present: HashMap<String, (String, Cid)> = store
         .roots()?
         .into_iter()
         .filter(|r| r.narinfo.is_some())
-        .filter_map(|r| Some((r.name?, r.nar_hash)))
+        .filter_map(|r| {
+            let root = r.cid().ok()?;
+            Some((r.name?, (r.nar_hash, root)))
+        })
         .collect();
     observer.start(narinfos.len() as u64);
     let ctx = Ctx {
@@ -159,19 +184,36 @@ pub fn import_cache(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = narinfos.get(i) else { break };
-                let outcome = ctx.one(path).unwrap_or_else(Outcome::Failed);
+                let (store_path, outcome) = match ctx.one(path) {
+                    Ok((store_path, outcome)) => (Some(store_path), outcome),
+                    Err(e) => (None, Outcome::Failed(e)),
+                };
                 observer.done(path, &outcome);
                 let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+                let store_path = store_path.unwrap_or_default();
                 match outcome {
                     Outcome::Imported {
+                        root,
                         nar_size,
                         new_bytes,
                     } => {
                         r.imported += 1;
                         r.nar_bytes += nar_size;
                         r.new_bytes += new_bytes;
+                        r.roots.push(Recorded {
+                            store_path,
+                            root,
+                            present: false,
+                        });
                     }
-                    Outcome::Present => r.already_present += 1,
+                    Outcome::Present { root } => {
+                        r.already_present += 1;
+                        r.roots.push(Recorded {
+                            store_path,
+                            root,
+                            present: true,
+                        });
+                    }
                     Outcome::Failed(error) => r.failed.push(Failure {
                         narinfo: path.clone(),
                         error,
@@ -182,6 +224,7 @@ pub fn import_cache(
     });
     let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
     report.failed.sort_by(|a, b| a.narinfo.cmp(&b.narinfo));
+    report.roots.sort_by(|a, b| a.store_path.cmp(&b.store_path));
     Ok(report)
 }
 
@@ -189,14 +232,18 @@ struct Ctx<'a> {
     cache: &'a FileCache,
     store: &'a Store,
     opts: &'a ImportOptions,
-    present: &'a HashMap<String, String>,
+    present: &'a HashMap<String, (String, Cid)>,
 }
 
 impl Ctx<'_> {
-    fn one(&self, narinfo: &Path) -> Result<Outcome, EntryError> {
+    /// Imports one narinfo: its store path and what happened.
+    fn one(&self, narinfo: &Path) -> Result<(String, Outcome), EntryError> {
         let info = self.cache.read_narinfo(narinfo)?;
-        if self.present.get(&info.store_path) == Some(&info.nar_hash_string()) {
-            return Ok(Outcome::Present);
+        if let Some((hash, root)) = self.present.get(&info.store_path) {
+            if *hash == info.nar_hash_string() {
+                let root = *root;
+                return Ok((info.store_path, Outcome::Present { root }));
+            }
         }
         let (encoded, sink) = encode_or_fallback(
             || self.cache.open_nar(&info).map_err(EntryError::from),
@@ -222,10 +269,12 @@ impl Ctx<'_> {
         .with_blocks(encoded.counts.blocks, encoded.counts.bytes)
         .with_narinfo(NarInfoMeta::from(&info));
         let written = sink.finish(Some(rec))?;
-        Ok(Outcome::Imported {
+        let outcome = Outcome::Imported {
+            root: encoded.root,
             nar_size: encoded.nar_size,
             new_bytes: written.new_bytes,
-        })
+        };
+        Ok((info.store_path, outcome))
     }
 }
 

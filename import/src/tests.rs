@@ -92,10 +92,22 @@ fn imports_checks_and_resumes() {
         rec.narinfo.as_ref().unwrap().references,
         [format!("{good}-x")]
     );
+    // The report names the root the good path now has; the bomb has none.
+    let recorded = Recorded {
+        store_path: format!("/nix/store/{good}-x"),
+        root: rec.cid().unwrap(),
+        present: false,
+    };
+    assert_eq!(r.roots, std::slice::from_ref(&recorded));
 
     let again = import_cache(&cache, &store, &opts, &()).unwrap();
     assert_eq!(
         (again.imported, again.already_present, again.failed.len()),
         (0, 1, 1)
     );
+    let present = Recorded {
+        present: true,
+        ..recorded
+    };
+    assert_eq!(again.roots, [present]);
 }

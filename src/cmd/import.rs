@@ -1,6 +1,7 @@
 //! `narfs import CACHE`: a Nix file binary cache into the store
 //! (`narfs_import::import_cache`), with a progress bar on a terminal and a summary
-//! line or one JSON object at the end.
+//! line or one JSON object at the end; with `--ipfs-api`, then every root of the
+//! cache's store paths published into a Kubo node (`publish::after_import`).
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,11 @@ pub struct ImportArgs {
     /// Print one JSON object (counts, failures) instead of a summary line.
     #[arg(long)]
     pub json: bool,
+    /// Then publish every root of the cache's store paths (imported now or already
+    /// present) into this IPFS node's RPC API, as `narfs publish` does. The import is
+    /// recorded first: if publishing fails, the roots stay in the store.
+    #[arg(long, value_name = "URL")]
+    pub ipfs_api: Option<String>,
 }
 
 pub fn run(args: ImportArgs) -> Result<()> {
@@ -65,6 +71,9 @@ pub fn run(args: ImportArgs) -> Result<()> {
         )?;
     }
     out.commit()?;
+    if let Some(api) = &args.ipfs_api {
+        super::publish::after_import(api, &store, &report.roots)?;
+    }
     if !failed.is_empty() {
         bail!(
             "{} store path(s) could not be imported (see above)",

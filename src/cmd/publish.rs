@@ -1,6 +1,7 @@
 //! `narfs publish --ipfs-api URL NAME|CID…`: each root's DAG streamed as a CAR into a
 //! Kubo node's `dag/import` and pinned there (the work is in `narfs_ipfs::Kubo`);
-//! also what `encode --ipfs-api` calls once the root is made.
+//! also what `encode --ipfs-api` and `import --ipfs-api` call once their roots are
+//! recorded.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,31 @@ pub fn after_encode(
         kubo.api(),
         report(&published)
     );
+    Ok(())
+}
+
+/// `import --ipfs-api`: publishes each root the import left in the store (imported
+/// now or found present) from the store, one line each on stderr; stops at the first
+/// that fails. The import's records stay whatever happens here.
+pub fn after_import(api: &str, store: &Store, roots: &[narfs_import::Recorded]) -> Result<()> {
+    let kubo = Kubo::connect(api).with_context(|| {
+        format!(
+            "cannot publish the {} root(s) the import recorded (they stay recorded: \
+             `narfs publish` them later)",
+            roots.len()
+        )
+    })?;
+    for r in roots {
+        let published = narfs_ipfs::publish_store(&kubo, store, &r.root)
+            .with_context(|| what(&r.store_path, &r.root, &kubo))?;
+        eprintln!(
+            "narfs: published {} ({}) to {}: {}",
+            r.store_path,
+            r.root,
+            kubo.api(),
+            report(&published)
+        );
+    }
     Ok(())
 }
 

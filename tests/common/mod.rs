@@ -56,6 +56,29 @@ pub fn have(tool: &str) -> bool {
     found
 }
 
+/// A Nix command isolated in `tmp`: no system or user configuration, no substituters,
+/// caches under `tmp`; stores are given with `--store` (chroot stores in `tmp`).
+pub fn nix(tmp: &Path, program: &str) -> Command {
+    let mut c = Command::new(program);
+    for d in ["etc", "home", "cache", "config", "data", "state"] {
+        std::fs::create_dir_all(tmp.join("nixenv").join(d)).unwrap();
+    }
+    let env = tmp.join("nixenv");
+    c.env("NIX_CONF_DIR", env.join("etc"))
+        .env("HOME", env.join("home"))
+        .env("XDG_CACHE_HOME", env.join("cache"))
+        .env("XDG_CONFIG_HOME", env.join("config"))
+        .env("XDG_DATA_HOME", env.join("data"))
+        .env("XDG_STATE_HOME", env.join("state"))
+        .env(
+            "NIX_CONFIG",
+            "experimental-features = nix-command\nsubstituters =\nsandbox = false\nbuild-users-group =\n",
+        )
+        .env_remove("NIX_REMOTE")
+        .env_remove("NIX_PATH");
+    c
+}
+
 pub fn write(path: &Path, data: &[u8], executable: bool) {
     std::fs::write(path, data).unwrap();
     let mode = if executable { 0o755 } else { 0o644 };
