@@ -103,7 +103,7 @@ pub enum CacheError {
     NarInfo(#[from] NarInfoError),
     /// The directory is neither a Nix cache (no `nix-cache-info`) nor a `guix publish`
     /// cache (no `hashes/` directory).
-    #[error("{} is neither a Nix binary cache (nix-cache-info) nor a guix publish cache (hashes/)", dir.display())]
+    #[error("{} is not a Nix binary cache (no nix-cache-info), nor a guix publish cache (no hashes/)", dir.display())]
     UnknownLayout {
         /// The cache directory.
         dir: PathBuf,
