@@ -1,12 +1,13 @@
-//! A Nix file binary cache (as `nix copy --to file://DIR` writes it) into the store:
-//! [`import_cache`].
+//! A Nix file binary cache (as `nix copy --to file://DIR` writes it) or a `guix
+//! publish --cache` directory into the store: [`import_cache`].
 //!
 //! Each NAR is opened inside the cache (`narfs_nix::FileCache`, never through a
 //! symlink), decompressed as it streams into the encoder and cut one byte past its
 //! `NarSize`; the encoder computes its sha256 and size on the way, which must equal
 //! the narinfo's `NarHash`/`NarSize`, and only then is the root recorded, named by its
 //! store path, with the narinfo fields (References, Deriver, Sig, CA) that `narfs
-//! serve` gives back to Nix. A bad entry (a narinfo that does not parse, a missing or
+//! serve` gives back to Nix, and a Guix narinfo's text verbatim (its `Signature:`
+//! signs that text). A bad entry (a narinfo that does not parse, a missing or
 //! corrupt NAR, a hash mismatch) is reported and skipped, never half-imported: its
 //! session's blocks are not recorded under any root (`gc` removes them). Re-running
 //! skips every path already recorded with the same NarHash, so an interrupted import

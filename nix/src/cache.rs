@@ -1,6 +1,9 @@
 //! Reading a file binary cache, as `nix copy --to file://DIR` writes one:
 //! `nix-cache-info`, `<hash>.narinfo` beside it, and the (compressed) NARs the
-//! narinfos' `URL`s name, usually `nar/<file hash>.nar[.xz|.zst|.bz2]`.
+//! narinfos' `URL`s name, usually `nar/<file hash>.nar[.xz|.zst|.bz2]`; or as
+//! `guix publish --cache=DIR` writes one ([`Layout::GuixPublish`]): `hashes/<hash>`,
+//! and per compression `<compression>/<hash>-<name>.narinfo` (hard links of one file
+//! listing every compression) beside `<compression>/<hash>-<name>.nar`.
 //!
 //! The cache is untrusted. Every file is opened beneath the cache's directory one
 //! component at a time, never following a symlink (`openat` with `O_NOFOLLOW`), so no
@@ -23,6 +26,24 @@ const MAX_CACHE_INFO: u64 = 64 << 10;
 
 /// Read buffer in front of a decompressor.
 const READ_BUFFER: usize = 256 << 10;
+
+/// Most memory an xz or lzip decoder may take: its dictionary is sized by the file's
+/// header, so a hostile header must not make it allocate more. `xz -9` and `lzip -9`
+/// need 64 and 32 MiB.
+const LZMA_MEMLIMIT: u64 = 128 << 20;
+
+/// How a cache directory is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Layout {
+    /// `nix copy --to file://DIR`: `nix-cache-info`, `<hash>.narinfo`, NARs where their
+    /// `URL` says.
+    Nix,
+    /// `guix publish --cache=DIR`: `hashes/`, `<compression>/<hash>-<name>.narinfo`
+    /// and `.nar`; a `URL` `nar/<compression>/<base name>` (`nar/<base name>` for
+    /// `none`) is the file `<compression>/<base name>.nar`.
+    GuixPublish,
+}
 
 /// Why the cache, or one entry of it, cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -80,14 +101,22 @@ pub enum CacheError {
     /// A narinfo does not parse.
     #[error("the narinfo does not parse")]
     NarInfo(#[from] NarInfoError),
-    /// A narinfo's file name is not the hash part of its `StorePath`.
+    /// The directory is neither a Nix cache (no `nix-cache-info`) nor a `guix publish`
+    /// cache (no `hashes/` directory).
+    #[error("{} is not a Nix binary cache (no nix-cache-info), nor a guix publish cache (no hashes/)", dir.display())]
+    UnknownLayout {
+        /// The cache directory.
+        dir: PathBuf,
+    },
+    /// A narinfo's file name is not the hash part (Nix) or base name (Guix) of its
+    /// `StorePath`.
     #[error("its StorePath {0} does not match the file name")]
     NameMismatch(String),
     /// A narinfo's `URL` is not a plain relative path inside the cache.
     #[error("URL {0:?} is not a relative path inside the cache")]
     BadUrl(String),
     /// A narinfo's `Compression` is not one narfs reads.
-    #[error("compression {0:?} is not supported (none, xz, zstd, bzip2)")]
+    #[error("compression {0:?} is not supported (none, zstd, gzip, xz, lzip, bzip2)")]
     Compression(String),
     /// The decompressor could not start.
     #[error("cannot start decompressing {}", path.display())]
@@ -107,6 +136,7 @@ pub struct FileCache {
     dir: PathBuf,
     fd: OwnedFd,
     store_dir: StoreDir,
+    layout: Layout,
 }
 
 impl FileCache {
@@ -117,15 +147,7 @@ impl FileCache {
             dir: dir.to_path_buf(),
             source,
         };
-        let dir_file = File::open(dir).map_err(not_a_cache)?;
-        if !dir_file.metadata().map_err(not_a_cache)?.is_dir() {
-            return Err(not_a_cache(io::Error::from_raw_os_error(libc::ENOTDIR)));
-        }
-        let cache = FileCache {
-            dir: dir.to_path_buf(),
-            fd: OwnedFd::from(dir_file),
-            store_dir,
-        };
+        let cache = FileCache::open_dir(dir, store_dir, Layout::Nix)?;
         let mut text = String::new();
         cache
             .open_file(Path::new("nix-cache-info"))
@@ -150,28 +172,113 @@ impl FileCache {
         Ok(cache)
     }
 
+    /// Opens the cache `guix publish --cache=DIR` wrote at `dir` (it must hold a
+    /// `hashes/` directory); its store paths are in `/gnu/store`.
+    pub fn open_guix_publish(dir: &Path) -> Result<FileCache, CacheError> {
+        let cache = FileCache::open_dir(dir, StoreDir::Guix, Layout::GuixPublish)?;
+        cache
+            .open_subdir(OsStr::new("hashes"))
+            .map_err(|e| match e {
+                CacheError::Open { source, .. } => CacheError::NotACache {
+                    dir: dir.to_path_buf(),
+                    source,
+                },
+                other => other,
+            })?;
+        Ok(cache)
+    }
+
+    /// Opens `dir` as the cache it is: a Nix cache if it has a `nix-cache-info`, else
+    /// a `guix publish` cache if it has `hashes/`.
+    pub fn detect(dir: &Path) -> Result<FileCache, CacheError> {
+        let probe = FileCache::open_dir(dir, StoreDir::Nix, Layout::Nix)?;
+        if probe.open_file(Path::new("nix-cache-info")).is_ok() {
+            FileCache::open(dir, StoreDir::Nix)
+        } else if probe.open_subdir(OsStr::new("hashes")).is_ok() {
+            FileCache::open_guix_publish(dir)
+        } else {
+            Err(CacheError::UnknownLayout {
+                dir: dir.to_path_buf(),
+            })
+        }
+    }
+
+    fn open_dir(dir: &Path, store_dir: StoreDir, layout: Layout) -> Result<FileCache, CacheError> {
+        let not_a_cache = |source| CacheError::NotACache {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let dir_file = File::open(dir).map_err(not_a_cache)?;
+        if !dir_file.metadata().map_err(not_a_cache)?.is_dir() {
+            return Err(not_a_cache(io::Error::from_raw_os_error(libc::ENOTDIR)));
+        }
+        Ok(FileCache {
+            dir: dir.to_path_buf(),
+            fd: OwnedFd::from(dir_file),
+            store_dir,
+            layout,
+        })
+    }
+
+    /// How the cache is laid out.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The store directory of its store paths.
+    pub fn store_dir(&self) -> StoreDir {
+        self.store_dir
+    }
+
     /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Every `*.narinfo` directly in the cache that is a regular file, sorted.
+    /// Every `*.narinfo` that is a regular file, sorted: directly in a Nix cache; in a
+    /// `guix publish` cache, in its compression directories (`hashes/` aside), one per
+    /// file name (the first directory's, in name order: the others are links to it).
     pub fn narinfos(&self) -> Result<Vec<PathBuf>, CacheError> {
         let list = |source| CacheError::List {
             dir: self.dir.clone(),
             source,
         };
-        let mut out = Vec::new();
+        let listed = |dir: &Path| -> Result<Vec<PathBuf>, CacheError> {
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(dir).map_err(list)? {
+                let e = e.map_err(list)?;
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "narinfo")
+                    && e.file_type().map_err(list)?.is_file()
+                {
+                    out.push(p);
+                }
+            }
+            out.sort();
+            Ok(out)
+        };
+        if self.layout == Layout::Nix {
+            return listed(&self.dir);
+        }
+        let mut dirs = Vec::new();
         for e in std::fs::read_dir(&self.dir).map_err(list)? {
             let e = e.map_err(list)?;
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "narinfo")
-                && e.file_type().map_err(list)?.is_file()
-            {
-                out.push(p);
+            // Not followed: a symlinked directory is not part of the cache.
+            if e.file_type().map_err(list)?.is_dir() && e.file_name() != "hashes" {
+                dirs.push(e.path());
             }
         }
-        out.sort();
+        dirs.sort();
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for d in dirs {
+            for p in listed(&d)? {
+                if seen.insert(p.file_name().map(OsStr::to_os_string)) {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         Ok(out)
     }
 
@@ -179,8 +286,13 @@ impl FileCache {
     /// must be named by its store path's hash part.
     pub fn read_narinfo(&self, path: &Path) -> Result<NarInfo, CacheError> {
         let name = path.file_name().map(Path::new).unwrap_or(path);
+        let rel = match self.layout {
+            Layout::Nix => name,
+            // `<compression>/<name>`: the listed path below the cache directory.
+            Layout::GuixPublish => path.strip_prefix(&self.dir).unwrap_or(name),
+        };
         let mut bytes = Vec::new();
-        self.open_file(name)?
+        self.open_file(rel)?
             .take(MAX_NARINFO as u64 + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| CacheError::Open {
@@ -188,7 +300,11 @@ impl FileCache {
                 source,
             })?;
         let info = NarInfo::parse_in(self.store_dir, &bytes)?;
-        if name.file_stem() != Some(OsStr::new(info.hash_part())) {
+        let stem = match self.layout {
+            Layout::Nix => info.hash_part(),
+            Layout::GuixPublish => info.base_name(),
+        };
+        if name.file_stem() != Some(OsStr::new(stem)) {
             return Err(CacheError::NameMismatch(info.store_path));
         }
         Ok(info)
@@ -197,13 +313,22 @@ impl FileCache {
     /// The NAR of `info`, decompressed as it is read and cut one byte past its
     /// `NarSize` (the read then fails with [`NarSizeExceeded`]).
     pub fn open_nar(&self, info: &NarInfo) -> Result<NarStream, CacheError> {
-        let rel = Path::new(&info.url);
+        let url = Path::new(&info.url);
         let plain = !info.url.contains(':')
-            && rel.components().next().is_some()
-            && rel.components().all(|c| matches!(c, Component::Normal(_)));
+            && url.components().next().is_some()
+            && url.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain {
             return Err(CacheError::BadUrl(info.url.clone()));
         }
+        let guix_file;
+        let rel = match self.layout {
+            Layout::Nix => url,
+            Layout::GuixPublish => {
+                guix_file = guix_nar_file(&info.url, &info.compression)
+                    .ok_or_else(|| CacheError::BadUrl(info.url.clone()))?;
+                &guix_file
+            }
+        };
         let file = self.open_file(rel)?;
         let path = self.dir.join(rel);
         let buffered = BufReader::with_capacity(READ_BUFFER, file);
@@ -212,6 +337,15 @@ impl FileCache {
             Decompress::Io(source) => CacheError::Decompress { path, source },
         })?;
         Ok(NarStream::new(inner, info.nar_size))
+    }
+
+    /// Opens the directory `name` directly beneath the cache, not through a symlink.
+    fn open_subdir(&self, name: &OsStr) -> Result<OwnedFd, CacheError> {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        openat(self.fd.as_fd(), name, flags).map_err(|source| CacheError::Open {
+            path: self.dir.join(name),
+            source,
+        })
     }
 
     /// Opens the regular file `rel` beneath the cache, one component at a time,
@@ -269,6 +403,21 @@ impl FileCache {
     }
 }
 
+/// The file of a `guix publish` cache holding the NAR at `url`: `nar/<compression>/<base
+/// name>` (`nar/<base name>` uncompressed) is `<compression>/<base name>.nar`.
+fn guix_nar_file(url: &str, compression: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("nar/")?;
+    let base = match rest.split_once('/') {
+        Some((c, base)) if c == compression => base,
+        None if compression == "none" => rest,
+        _ => return None,
+    };
+    if !crate::store_path::is_base_name(base) {
+        return None;
+    }
+    Some(Path::new(compression).join(format!("{base}.nar")))
+}
+
 /// `openat(2)` of one path component.
 fn openat(dir: BorrowedFd<'_>, name: &OsStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     let name =
@@ -307,15 +456,29 @@ enum Decompress {
 }
 
 /// `compressed`'s bytes decompressed as a narinfo's `Compression` says (`none` or
-/// empty, `xz`, `zstd`, `bzip2`; concatenated streams are read whole, as Nix does).
+/// empty, `xz`, `zstd`, `bzip2`, and Guix's `lzip` and `gzip`; concatenated streams or
+/// members are read whole, as Nix and Guix do). Every container's own check (xz's
+/// check, lzip's CRC32 and sizes, gzip's CRC32 and ISIZE) is verified.
 fn decompress<R: BufRead + Send + 'static>(
     compression: &str,
     compressed: R,
 ) -> Result<Box<dyn Read + Send>, Decompress> {
+    use liblzma::stream::{Stream, CONCATENATED};
+    let lzma = |s: Result<Stream, liblzma::stream::Error>| {
+        s.map_err(|e| Decompress::Io(io::Error::other(e)))
+    };
     Ok(match compression {
         "none" | "" => Box::new(compressed),
-        "xz" => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(compressed)),
+        "xz" => {
+            let s = lzma(Stream::new_stream_decoder(LZMA_MEMLIMIT, CONCATENATED))?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(compressed, s))
+        }
+        "lzip" => {
+            let s = lzma(Stream::new_lzip_decoder(LZMA_MEMLIMIT, CONCATENATED))?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(compressed, s))
+        }
         "zstd" => Box::new(zstd::Decoder::with_buffer(compressed).map_err(Decompress::Io)?),
+        "gzip" => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
         "bzip2" => Box::new(bzip2::bufread::MultiBzDecoder::new(compressed)),
         _ => return Err(Decompress::Unsupported),
     })
@@ -386,3 +549,7 @@ impl Read for NarStream {
 #[cfg(test)]
 #[path = "cache_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "guix_cache_tests.rs"]
+mod guix_tests;

@@ -13,6 +13,6 @@ pub mod narinfo;
 pub mod store_path;
 
 #[cfg(feature = "cache")]
-pub use cache::{CacheError, FileCache, NarStream};
+pub use cache::{CacheError, FileCache, Layout, NarStream};
 pub use narinfo::{NarInfo, NarInfoError};
 pub use store_path::{StoreDir, StorePath, StorePathError};

@@ -49,14 +49,28 @@ pub enum NarInfoError {
     },
 }
 
-/// A parsed narinfo: the fields Nix defines that narfs uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NarInfo {
-    /// `/nix/store/<hash>-<name>`.
-    pub store_path: String,
+/// One place a narinfo publishes its NAR: a `URL` with its `Compression` and
+/// `FileSize`. Nix writes one; `guix publish` one per compression it baked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NarFile {
     /// Where the (compressed) NAR is, relative to the cache root.
     pub url: String,
-    /// `none`, `xz`, `zstd`, `bzip2`, ... (`bzip2` when absent, as Nix reads it).
+    /// `none`, `xz`, `zstd`, `bzip2`, `lzip`, `gzip`, ... (`bzip2` when absent, as Nix
+    /// reads it).
+    pub compression: String,
+    /// Size of the compressed file, if given.
+    pub file_size: Option<u64>,
+}
+
+/// A parsed narinfo: the fields Nix and Guix define that narfs uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NarInfo {
+    /// `<store dir>/<hash>-<name>`.
+    pub store_path: String,
+    /// The `URL` of the NAR narfs reads: of the [`NarInfo::nars`] the one it decodes
+    /// fastest ([`decode_rank`]).
+    pub url: String,
+    /// That NAR's compression.
     pub compression: String,
     /// sha256 of the uncompressed NAR.
     pub nar_hash: [u8; 32],
@@ -70,6 +84,31 @@ pub struct NarInfo {
     pub sigs: Vec<String>,
     /// Content address (`CA:`).
     pub ca: Option<String>,
+    /// Guix's `Signature:` (`1;<host>;<base64 sexp>`), which signs the sha256 of exactly
+    /// the text above its line.
+    pub signature: Option<String>,
+    /// Guix's `System:` (e.g. `x86_64-linux`).
+    pub system: Option<String>,
+    /// Every `URL`/`Compression`/`FileSize` group, in file order.
+    pub nars: Vec<NarFile>,
+    /// The narinfo as read, verbatim (empty for one narfs built itself): Guix's
+    /// signature holds only over these exact bytes.
+    pub text: String,
+}
+
+/// How fast narfs decodes a compression: lower is faster; the order is that of
+/// decompression throughput (none, zstd, gzip, xz, lzip, bzip2), and `None` for one
+/// narfs cannot read.
+pub fn decode_rank(compression: &str) -> Option<u8> {
+    Some(match compression {
+        "none" | "" => 0,
+        "zstd" => 1,
+        "gzip" => 2,
+        "xz" => 3,
+        "lzip" => 4,
+        "bzip2" => 5,
+        _ => return None,
+    })
 }
 
 impl NarInfo {
@@ -79,21 +118,24 @@ impl NarInfo {
         NarInfo::parse_in(StoreDir::Nix, bytes)
     }
 
-    /// Parses a narinfo whose `StorePath` must be in `dir`.
+    /// Parses a narinfo whose `StorePath` must be in `dir`. A Guix narinfo (`dir` is
+    /// [`StoreDir::Guix`]) may list several `URL`/`Compression`/`FileSize` groups: a key
+    /// already set in the current group starts the next one.
     pub fn parse_in(dir: StoreDir, bytes: &[u8]) -> Result<NarInfo, NarInfoError> {
         if bytes.len() > MAX_NARINFO {
             return Err(NarInfoError::TooLarge);
         }
         let text = std::str::from_utf8(bytes).map_err(|_| NarInfoError::NotUtf8)?;
         let mut store_path = None;
-        let mut url = None;
-        let mut compression = None;
+        let mut nars: Vec<Group> = Vec::new();
         let mut nar_hash = None;
         let mut nar_size = None;
         let mut references = None;
         let mut deriver = None;
         let mut sigs = Vec::new();
         let mut ca = None;
+        let mut signature = None;
+        let mut system = None;
         for (i, line) in text.lines().enumerate() {
             if line.is_empty() {
                 continue;
@@ -114,8 +156,33 @@ impl NarInfo {
                     StorePath::parse_in(dir, value).map_err(|_| bad("StorePath"))?;
                     once(&mut store_path, value.to_string(), "StorePath")?
                 }
-                "URL" => once(&mut url, value.to_string(), "URL")?,
-                "Compression" => once(&mut compression, value.to_string(), "Compression")?,
+                "URL" | "Compression" | "FileSize" => {
+                    let slot = match key {
+                        "URL" => 0,
+                        "Compression" => 1,
+                        _ => 2,
+                    };
+                    let file_size = if slot == 2 {
+                        Some(value.parse::<u64>().map_err(|_| bad("FileSize"))?)
+                    } else {
+                        None
+                    };
+                    let name = ["URL", "Compression", "FileSize"][slot];
+                    if nars.last().is_none_or(|g| g.has(slot)) {
+                        if !nars.is_empty() && dir != StoreDir::Guix {
+                            return Err(NarInfoError::Duplicate(name));
+                        }
+                        nars.push(Group::default());
+                    }
+                    let g = nars.last_mut().expect("just pushed");
+                    match slot {
+                        0 => g.url = Some(value.to_string()),
+                        1 => g.compression = Some(value.to_string()),
+                        _ => g.file_size = file_size,
+                    }
+                }
+                "Signature" => once(&mut signature, value.to_string(), "Signature")?,
+                "System" => once(&mut system, value.to_string(), "System")?,
                 "NarHash" => once(
                     &mut nar_hash,
                     parse_sha256(value).ok_or_else(|| bad("NarHash"))?,
@@ -154,24 +221,54 @@ impl NarInfo {
                 _ => {}
             }
         }
+        let nars = nars
+            .into_iter()
+            .map(|g| {
+                Ok(NarFile {
+                    url: g.url.ok_or(NarInfoError::Missing("URL"))?,
+                    compression: g
+                        .compression
+                        .filter(|c| !c.is_empty())
+                        .unwrap_or_else(|| "bzip2".into()),
+                    file_size: g.file_size,
+                })
+            })
+            .collect::<Result<Vec<_>, NarInfoError>>()?;
+        // The one narfs decodes fastest; if it reads none, the first (its open fails
+        // with the compression named).
+        let best = nars
+            .iter()
+            .min_by_key(|n| decode_rank(&n.compression).unwrap_or(u8::MAX))
+            .ok_or(NarInfoError::Missing("URL"))?;
         Ok(NarInfo {
             store_path: store_path.ok_or(NarInfoError::Missing("StorePath"))?,
-            url: url.ok_or(NarInfoError::Missing("URL"))?,
-            compression: compression
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| "bzip2".into()),
+            url: best.url.clone(),
+            compression: best.compression.clone(),
             nar_hash: nar_hash.ok_or(NarInfoError::Missing("NarHash"))?,
             nar_size: nar_size.ok_or(NarInfoError::Missing("NarSize"))?,
             references: references.unwrap_or_default(),
             deriver,
             sigs,
             ca,
+            signature,
+            system,
+            nars,
+            text: text.to_string(),
         })
     }
 
     /// `sha256:<nix base32>`, as narfs records NarHash.
     pub fn nar_hash_string(&self) -> String {
         nar_hash_string(&self.nar_hash)
+    }
+
+    /// `<hash>-<name>`: the store path without its directory (empty if it does not
+    /// parse, which [`NarInfo::parse_in`] made sure of).
+    pub fn base_name(&self) -> &str {
+        match StorePath::parse(&self.store_path) {
+            Ok(p) => &self.store_path[p.dir().as_str().len() + 1..],
+            Err(_) => "",
+        }
     }
 
     /// The 32-character hash part of the store path.
@@ -205,6 +302,25 @@ impl NarInfo {
             let _ = writeln!(s, "CA: {ca}");
         }
         s
+    }
+}
+
+/// A `URL`/`Compression`/`FileSize` group as it is read.
+#[derive(Default)]
+struct Group {
+    url: Option<String>,
+    compression: Option<String>,
+    file_size: Option<u64>,
+}
+
+impl Group {
+    /// Whether the key in `slot` (0 `URL`, 1 `Compression`, 2 `FileSize`) is set.
+    fn has(&self, slot: usize) -> bool {
+        match slot {
+            0 => self.url.is_some(),
+            1 => self.compression.is_some(),
+            _ => self.file_size.is_some(),
+        }
     }
 }
 

@@ -128,7 +128,16 @@ fn defaults_as_nix_reads_them() {
 fn renders_what_it_parses() {
     let n = NarInfo::parse(REAL.as_bytes()).unwrap();
     let text = n.render();
-    assert_eq!(NarInfo::parse(text.as_bytes()).unwrap(), n);
+    // Equal but for what render does not write: the text read, FileSize.
+    let again = NarInfo::parse(text.as_bytes()).unwrap();
+    assert_eq!(again.text, text);
+    assert_eq!(again.nars[0].file_size, None);
+    let read_back = NarInfo {
+        text: n.text.clone(),
+        nars: n.nars.clone(),
+        ..again
+    };
+    assert_eq!(read_back, n);
     // The fields Nix needs, in Nix's order; FileHash/FileSize are not kept.
     let keys: Vec<&str> = text
         .lines()
@@ -158,4 +167,64 @@ fn renders_what_it_parses() {
     ));
     let g = NarInfo::parse_in(StoreDir::Guix, guix.as_bytes()).unwrap();
     assert_eq!(g.hash_part(), "nk9m6a5mswl5hr0hil41ph7m8fs7gfij");
+}
+
+const GUIX: &str = include_str!(
+    "../testdata/guix-publish/lzip/k9pad896kygyvpxli7f20bkl9813p9y4-hello.txt.narinfo"
+);
+
+#[test]
+fn parses_a_guix_narinfo_with_a_group_per_compression() {
+    use crate::narinfo::{decode_rank, NarFile};
+    let n = NarInfo::parse_in(StoreDir::Guix, GUIX.as_bytes()).unwrap();
+    assert_eq!(
+        n.nars,
+        [
+            NarFile {
+                url: "nar/lzip/k9pad896kygyvpxli7f20bkl9813p9y4-hello.txt".into(),
+                compression: "lzip".into(),
+                file_size: Some(99),
+            },
+            NarFile {
+                url: "nar/zstd/k9pad896kygyvpxli7f20bkl9813p9y4-hello.txt".into(),
+                compression: "zstd".into(),
+                file_size: Some(98),
+            },
+        ]
+    );
+    assert_eq!(
+        (n.url.as_str(), n.compression.as_str()),
+        (n.nars[1].url.as_str(), "zstd")
+    );
+    assert_eq!(n.nar_size, 120);
+    assert!(
+        n.references.is_empty(),
+        "`References: ` with nothing after it"
+    );
+    assert_eq!(n.text, GUIX);
+    assert!(n.signature.is_some());
+    // Two groups are Guix's: a Nix narinfo with two URLs is refused.
+    let nix = GUIX.replace("/gnu/store/", "/nix/store/");
+    assert_eq!(
+        NarInfo::parse(nix.as_bytes()),
+        Err(NarInfoError::Duplicate("URL"))
+    );
+    // A group without its URL, and a second Signature, are refused.
+    let no_url = GUIX.replacen("URL: nar/zstd", "X: nar/zstd", 1);
+    assert_eq!(
+        NarInfo::parse_in(StoreDir::Guix, no_url.as_bytes()),
+        Err(NarInfoError::Missing("URL"))
+    );
+    let two_sigs = format!("{GUIX}Signature: 1;x;y\n");
+    assert_eq!(
+        NarInfo::parse_in(StoreDir::Guix, two_sigs.as_bytes()),
+        Err(NarInfoError::Duplicate("Signature"))
+    );
+    // The fastest first, unknown ones never.
+    let ranks: Vec<_> = ["none", "zstd", "gzip", "xz", "lzip", "bzip2"]
+        .iter()
+        .map(|c| decode_rank(c).unwrap())
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(decode_rank("brotli"), None);
 }

@@ -20,6 +20,7 @@ pub fn render(rec: &RootRecord, meta: &NarInfoMeta) -> Option<String> {
         deriver: meta.deriver.clone(),
         sigs: meta.sigs.clone(),
         ca: meta.ca.clone(),
+        ..NarInfo::default()
     };
     let mut s = info.render();
     let _ = writeln!(s, "IPFS-CID: {}", rec.root);

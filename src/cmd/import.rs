@@ -1,4 +1,5 @@
-//! `narfs import CACHE`: a Nix file binary cache into the store
+//! `narfs import CACHE`: a Nix file binary cache or a `guix publish --cache` directory
+//! into the store
 //! (`narfs_import::import_cache`), with a progress bar on a terminal and a summary
 //! line or one JSON object at the end; with `--ipfs-api`, then every root of the
 //! cache's store paths published into a Kubo node (`publish::after_import`).
@@ -16,8 +17,12 @@ use crate::io::Output;
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
-    /// The binary cache directory (holding nix-cache-info and *.narinfo).
+    /// The binary cache directory: a Nix one (nix-cache-info, *.narinfo) or the
+    /// --cache directory of `guix publish` (hashes/, lzip/, zstd/, ...).
     pub cache: PathBuf,
+    /// Which kind of cache it is (auto: nix-cache-info means Nix, hashes/ Guix).
+    #[arg(long, value_enum, default_value_t = Dialect::Auto)]
+    pub dialect: Dialect,
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -36,8 +41,19 @@ pub struct ImportArgs {
     pub ipfs_api: Option<String>,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Dialect {
+    Auto,
+    Nix,
+    Guix,
+}
+
 pub fn run(args: ImportArgs) -> Result<()> {
-    let cache = FileCache::open(&args.cache, StoreDir::Nix)?;
+    let cache = match args.dialect {
+        Dialect::Auto => FileCache::detect(&args.cache)?,
+        Dialect::Nix => FileCache::open(&args.cache, StoreDir::Nix)?,
+        Dialect::Guix => FileCache::open_guix_publish(&args.cache)?,
+    };
     let store = super::store::open(args.store.as_deref())?;
     let opts = ImportOptions {
         layout: args.layout.layout(),

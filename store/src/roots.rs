@@ -63,6 +63,11 @@ pub struct NarInfoMeta {
     /// Content address (`CA:`), e.g. `fixed:r:sha256:...`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
+    /// The narinfo as the cache wrote it, verbatim: a Guix narinfo's `Signature:`
+    /// signs exactly the text above its line, so serving that text unchanged keeps it
+    /// valid. Kept for Guix caches only (Nix signs a fingerprint, rebuilt from fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 impl From<&narfs_nix::NarInfo> for NarInfoMeta {
@@ -73,6 +78,10 @@ impl From<&narfs_nix::NarInfo> for NarInfoMeta {
             deriver: info.deriver.clone(),
             sigs: info.sigs.clone(),
             ca: info.ca.clone(),
+            text: info
+                .store_path
+                .starts_with(narfs_nix::StoreDir::Guix.as_str())
+                .then(|| info.text.clone()),
         }
     }
 }

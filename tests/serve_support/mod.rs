@@ -227,7 +227,7 @@ pub fn compress(data: &[u8], how: &str) -> (Vec<u8>, &'static str) {
     match how {
         "none" => (data.to_vec(), ""),
         "xz" => {
-            let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
             e.write_all(data).unwrap();
             (e.finish().unwrap(), ".xz")
         }
