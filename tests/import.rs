@@ -290,7 +290,7 @@ fn decompression_bombs_stop_at_nar_size() {
         let out = std::fs::File::create(cache.join(&file)).unwrap();
         match how {
             "xz" => {
-                let mut w = xz2::write::XzEncoder::new(out, 6);
+                let mut w = liblzma::write::XzEncoder::new(out, 6);
                 bomb(&mut w);
                 w.finish().unwrap();
             }
