@@ -23,18 +23,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// An error and its sources on one line: "context: cause: cause". Our errors never
-/// repeat their source in `Display`; a cause some other crate's error already printed
-/// (its message ends with the cause's) is left out, so nothing is said twice.
+/// An error and its sources on one line: "context: cause: cause" (see
+/// [`narfs_core::error_chain`]).
 fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = String::new();
-    for cause in std::iter::successors(Some(e), |e| e.source()).map(|c| c.to_string()) {
-        if line.is_empty() {
-            line = cause;
-        } else if !line.ends_with(&cause) {
-            line.push_str(": ");
-            line.push_str(&cause);
-        }
-    }
-    line
+    narfs_core::error_chain(e)
 }

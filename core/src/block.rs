@@ -154,6 +154,7 @@ impl CidError {
 
 /// Why a block was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BlockError {
     /// The CID's codec is neither raw nor dag-pb.
     #[error("block {cid}: unsupported codec 0x{codec:x} (narfs reads raw 0x55 and dag-pb 0x70)")]
@@ -231,13 +232,16 @@ impl Block {
 
 /// Why a block store operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
-    #[error("I/O error: {0}")]
+    /// Reading or writing the backend's files failed.
+    #[error("I/O error")]
     Io(#[from] std::io::Error),
+    /// The block itself was refused (bad CID, bytes that do not hash to it).
     #[error(transparent)]
     Block(#[from] BlockError),
-    /// Any other backend error (database, CAR format, ...).
-    #[error("{0}")]
+    /// Any other backend error (database, CAR format, ...); the wrapper adds nothing.
+    #[error(transparent)]
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 

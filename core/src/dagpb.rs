@@ -41,11 +41,15 @@ pub(crate) fn put_varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
 
 /// Low-level protobuf reading errors; offsets are from the start of the block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
+    /// The input ends inside a field that starts before byte `0`.
     #[error("input ends inside a field at byte {0}")]
     Truncated(usize),
+    /// A varint with more than 64 bits of value.
     #[error("varint longer than 64 bits at byte {0}")]
     VarintOverflow(usize),
+    /// A varint with a shorter encoding of the same value, which no canonical encoder writes.
     #[error("non-minimal varint at byte {0}")]
     NonMinimalVarint(usize),
 }
@@ -146,15 +150,19 @@ impl<'a> From<&'a PBLink> for PBLinkRef<'a> {
 
 /// Why a dag-pb block was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DagPbError {
-    #[error("dag-pb: {0}")]
+    /// The protobuf wire format itself is broken.
+    #[error("dag-pb")]
     Wire(#[from] WireError),
+    /// A field number the dag-pb schema does not have.
     #[error("dag-pb: unknown {message} field {field} at byte {offset}")]
     UnknownField {
         message: &'static str,
         field: u64,
         offset: usize,
     },
+    /// A known field with the wrong wire type.
     #[error("dag-pb: {message} field {field} has wire type {wire_type} at byte {offset}")]
     WrongWireType {
         message: &'static str,
@@ -162,30 +170,38 @@ pub enum DagPbError {
         wire_type: u8,
         offset: usize,
     },
+    /// A second `Data` field.
     #[error("dag-pb: duplicate Data field at byte {offset}")]
     DuplicateData { offset: usize },
+    /// A `Links` field after `Data`: not the canonical order.
     #[error("dag-pb: Links continue after Data at byte {offset}")]
     InterleavedLinks { offset: usize },
+    /// A link repeats one of its fields.
     #[error("dag-pb: link {link}: duplicate field {field} at byte {offset}")]
     DuplicateLinkField {
         link: usize,
         field: u64,
         offset: usize,
     },
+    /// A link's fields are not in Hash, Name, Tsize order.
     #[error("dag-pb: link {link}: field {field} out of order at byte {offset}")]
     LinkFieldOrder {
         link: usize,
         field: u64,
         offset: usize,
     },
+    /// A link without the CID it links to.
     #[error("dag-pb: link {link} has no Hash")]
     MissingHash { link: usize },
+    /// A link's `Hash` is not a canonical CID (`reason` says why, in
+    /// [`CidError::detail`](crate::block::CidError::detail)'s words).
     #[error("dag-pb: link {link}: Hash at byte {offset} is not a CID: {reason}")]
     BadCid {
         link: usize,
         offset: usize,
         reason: String,
     },
+    /// A link's `Name` is not UTF-8.
     #[error("dag-pb: link {link}: Name at byte {offset} is not UTF-8")]
     InvalidName { link: usize, offset: usize },
 }

@@ -37,7 +37,11 @@ impl fmt::Display for Encoding {
 /// A name that is not an [`Encoding`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown encoding {0:?} (expected none or zstd)")]
-pub struct UnknownEncoding(pub String);
+#[non_exhaustive]
+pub struct UnknownEncoding(
+    /// The spelling given.
+    pub String,
+);
 
 impl FromStr for Encoding {
     type Err = UnknownEncoding;

@@ -7,6 +7,7 @@ pub mod block;
 pub mod car;
 pub mod dagpb;
 pub mod encoding;
+pub mod error;
 pub mod hamt_hash;
 pub mod nar;
 pub mod unixfs;
@@ -14,3 +15,4 @@ pub mod varint;
 
 pub use cid::Cid;
 pub use encoding::Encoding;
+pub use error::error_chain;

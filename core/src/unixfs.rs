@@ -92,15 +92,19 @@ pub struct UnixFsData {
 
 /// Why a UnixFS `Data` message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UnixFsError {
-    #[error("unixfs: {0}")]
+    /// The protobuf wire format itself is broken.
+    #[error("unixfs")]
     Wire(#[from] WireError),
+    /// A field number the UnixFS `Data` schema does not have.
     #[error("unixfs: unknown {message} field {field} at byte {offset}")]
     UnknownField {
         message: &'static str,
         field: u64,
         offset: usize,
     },
+    /// A known field with the wrong wire type.
     #[error("unixfs: {message} field {field} has wire type {wire_type} at byte {offset}")]
     WrongWireType {
         message: &'static str,
@@ -108,18 +112,23 @@ pub enum UnixFsError {
         wire_type: u8,
         offset: usize,
     },
+    /// Fields not in field-number order, or one repeated that may appear once.
     #[error("unixfs: {message} field {field} out of order or repeated at byte {offset}")]
     FieldOrder {
         message: &'static str,
         field: u64,
         offset: usize,
     },
+    /// No `Type`, which every UnixFS node has.
     #[error("unixfs: no Type field")]
     MissingType,
+    /// A `Type` number UnixFS does not define.
     #[error("unixfs: unknown Type {0}")]
     UnknownType(u64),
+    /// A `mode` over 32 bits.
     #[error("unixfs: mode {0} does not fit 32 bits")]
     ModeOutOfRange(u64),
+    /// An `mtime` message without its required `Seconds`.
     #[error("unixfs: mtime without Seconds")]
     MissingSeconds,
 }

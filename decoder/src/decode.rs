@@ -11,7 +11,7 @@ use narfs_core::nar::{copy_canonical, NarError};
 use narfs_core::{Cid, Encoding};
 
 use crate::walk::{nar_error, Bounded};
-use crate::{fetch, DecodeError, FileReader, Limits};
+use crate::{fetch, DecodeError, FileReader, Limits, Problem};
 
 /// Writes the NAR under `root`, carried as `encoding`, to `out`, and returns `out`.
 ///
@@ -93,13 +93,12 @@ fn zstd_bound(n: u64) -> u64 {
 /// An error from reading the compressed file: the decoder's own error when a block
 /// was bad, otherwise the decompressor's.
 fn stream_error(root: &Cid, e: io::Error) -> DecodeError {
+    let kind = e.kind();
     match e.into_inner().map(|inner| inner.downcast::<DecodeError>()) {
         Some(Ok(d)) => *d,
-        Some(Err(other)) => DecodeError::new(
-            root,
-            "",
-            crate::error::malformed(format!("the compressed NAR: {other}")),
-        ),
-        None => DecodeError::new(root, "", crate::error::malformed("the compressed NAR")),
+        Some(Err(other)) => {
+            DecodeError::new(root, "", Problem::Compressed(io::Error::new(kind, other)))
+        }
+        None => DecodeError::new(root, "", Problem::Compressed(kind.into())),
     }
 }

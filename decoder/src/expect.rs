@@ -31,7 +31,11 @@ pub struct Expect {
 /// A record's `NarHash` that is not `sha256:` and 52 Nix base32 characters.
 #[derive(Debug, thiserror::Error)]
 #[error("the recorded NarHash {0:?} is not sha256:<52 Nix base32 characters>")]
-pub struct BadNarHash(pub String);
+#[non_exhaustive]
+pub struct BadNarHash(
+    /// The `NarHash` as recorded.
+    pub String,
+);
 
 impl Expect {
     /// From a record's `NarHash` as narfs records it (`sha256:<nix base32>`) and its

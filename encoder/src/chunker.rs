@@ -22,9 +22,12 @@ pub enum Chunker {
 pub const MAX_CHUNK: usize = 2 << 20;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChunkerSpecError {
+    /// Not one of the spellings.
     #[error("unknown chunker `{0}`: expected fixed:SIZE or fastcdc:MIN:AVG:MAX")]
     Syntax(String),
+    /// A spelling whose sizes are out of range (the second field says which rule).
     #[error("chunker `{0}`: {1}")]
     Invalid(String, &'static str),
 }
@@ -89,7 +92,9 @@ pub struct ChunkBuffer {
 /// Errors while chunking: reading the input, or whatever the chunk consumer said.
 #[derive(Debug)]
 pub enum ChunkError<E> {
+    /// Reading the input failed.
     Read(io::Error),
+    /// The chunk consumer returned an error.
     Consumer(E),
 }
 

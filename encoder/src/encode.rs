@@ -32,6 +32,27 @@ pub struct Encoded {
     pub fallback_reason: Option<String>,
 }
 
+impl Encoded {
+    /// The result of either encoding: its root, the NAR it carries, what it stored.
+    pub(crate) fn new(
+        root: &Sub,
+        nar_size: u64,
+        nar_sha256: [u8; 32],
+        counts: Counts,
+        encoding: Encoding,
+    ) -> Encoded {
+        Encoded {
+            root: root.cid,
+            tsize: root.tsize,
+            nar_size,
+            nar_sha256,
+            counts,
+            encoding,
+            fallback_reason: None,
+        }
+    }
+}
+
 /// The kind of an entry, as reported to an [`EntryObserver`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -55,14 +76,19 @@ impl EntryKind {
 pub type EntryObserver<'a> = &'a mut dyn FnMut(&str, EntryKind, &Cid);
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
+    /// The input is not a canonical NAR.
     #[error(transparent)]
     Nar(#[from] NarError),
-    #[error("reading the NAR: {0}")]
+    /// Reading the input failed.
+    #[error("reading the NAR")]
     Read(#[from] io::Error),
+    /// A name UnixFS cannot carry (the reason to fall back to the compressed NAR).
     #[error("entry {path:?} has a name that is not valid UTF-8, which a UnixFS link cannot carry faithfully")]
     NonUtf8Name { path: String },
-    #[error("storing a block: {0}")]
+    /// The block sink refused a block.
+    #[error("storing a block")]
     Store(#[from] StoreError),
 }
 
@@ -116,15 +142,13 @@ pub fn encode<R: Read + Send, S: BlockSink>(
             (Ok(Some(done)), Ok(())) => done,
             (Ok(None), Ok(())) => unreachable!("a parser that ends cleanly has sent a root"),
         };
-        Ok(Encoded {
-            root: root.cid,
-            tsize: root.tsize,
+        Ok(Encoded::new(
+            &root,
             nar_size,
             nar_sha256,
             counts,
-            encoding: Encoding::UnixFs,
-            fallback_reason: None,
-        })
+            Encoding::UnixFs,
+        ))
     })
 }
 

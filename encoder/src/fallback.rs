@@ -63,15 +63,13 @@ pub fn encode_fallback<R: Read + Send, S: BlockSink>(
             Err(ChunkError::Consumer(e)) => return Err(e.into()),
         }
         let root = tree.finish(false, sink, &mut counts)?;
-        Ok(Encoded {
-            root: root.cid,
-            tsize: root.tsize,
+        Ok(Encoded::new(
+            &root,
             nar_size,
             nar_sha256,
             counts,
-            encoding: narfs_core::Encoding::ZstdNar,
-            fallback_reason: None,
-        })
+            narfs_core::Encoding::ZstdNar,
+        ))
     })
 }
 
@@ -131,6 +129,33 @@ impl<R: Read> Read for HashingReader<R> {
 /// attempt, so that a sink can drop what the failed attempt wrote (a store session,
 /// a CAR file). The sink that holds the result is returned with it; the
 /// [`Encoded::encoding`] says which encoding it is, and [`Encoded::fallback_reason`] why.
+///
+/// ```
+/// use narfs_core::block::MemoryStore;
+/// use narfs_core::nar::NarWriter;
+/// use narfs_core::Encoding;
+/// use narfs_encoder::{encode_or_fallback, EncodeError, Profile};
+///
+/// // A directory with an entry whose name is not UTF-8: UnixFS cannot carry it.
+/// let mut nar = NarWriter::new(Vec::new());
+/// nar.directory(b"")?;
+/// nar.file(b"caf\xe9", false, 2, &mut &b"hi"[..])?;
+/// nar.end_directory()?;
+/// let nar = nar.finish()?;
+///
+/// let (encoded, store) = encode_or_fallback(
+///     || Ok::<_, EncodeError>(&nar[..]),
+///     &Profile::KuboV1.layout(),
+///     || Ok(MemoryStore::new()),
+///     false,
+///     None,
+/// )?;
+/// assert_eq!(encoded.encoding, Encoding::ZstdNar);
+/// assert!(encoded.fallback_reason.unwrap().contains("not valid UTF-8"));
+/// assert_eq!(encoded.nar_size, nar.len() as u64);
+/// assert!(!store.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_or_fallback<R, S, E>(
     mut open: impl FnMut() -> Result<R, E>,
     layout: &Layout,
@@ -150,7 +175,7 @@ where
         let input = open()?;
         match crate::encode::encode(input, layout, &mut sink, observer) {
             Ok(e) => return Ok((e, sink)),
-            Err(e) if e.wants_fallback() => e.to_string(),
+            Err(e) if e.wants_fallback() => narfs_core::error_chain(&e),
             Err(e) => return Err(e.into()),
         }
     };

@@ -132,14 +132,18 @@ pub fn should_shard<E: ShardEntry>(rule: ShardRule, entries: &[E]) -> bool {
 
 /// Why a shard could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HamtError {
+    /// The caller's entries are not in strictly increasing name order.
     #[error("directory entries not strictly sorted by name: {name:?} at position {index}")]
     NotSorted { index: usize, name: String },
+    /// Two names whose HAMT hashes are equal in all 64 bits.
     #[error(
         "entries {a:?} and {b:?} have the same 64-bit HAMT hash: the shard would be deeper \
          than the hash allows (Kubo fails the same way)"
     )]
     HashCollision { a: String, b: String },
+    /// The block sink refused a shard block.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -153,6 +153,48 @@ pub struct Recorded {
 /// Imports every narinfo of `cache` (opened with [`FileCache::open`], which checked
 /// its `nix-cache-info`) into `store`, with `opts.jobs` workers; each entry's outcome
 /// goes to `observer` as it is known.
+///
+/// ```
+/// use narfs_encoder::Profile;
+/// use narfs_import::{import_cache, ImportOptions};
+/// use narfs_nix::{narinfo::nar_hash_string, FileCache, StoreDir};
+/// use narfs_store::Store;
+/// use sha2::{Digest, Sha256};
+///
+/// // A one-entry binary cache, as `nix copy --to file://…` writes it (uncompressed).
+/// let tmp = tempfile::tempdir()?;
+/// let cache = tmp.path().join("cache");
+/// std::fs::create_dir_all(cache.join("nar"))?;
+/// std::fs::write(cache.join("nix-cache-info"), "StoreDir: /nix/store\n")?;
+/// let mut w = narfs_core::nar::NarWriter::new(Vec::new());
+/// w.file(b"", false, 6, &mut &b"hello\n"[..])?;
+/// let nar = w.finish()?;
+/// let hash = "0123456789abcdfghijklmnpqrsvwxyz";
+/// std::fs::write(cache.join("nar/x.nar"), &nar)?;
+/// std::fs::write(
+///     cache.join(format!("{hash}.narinfo")),
+///     format!(
+///         "StorePath: /nix/store/{hash}-hello\nURL: nar/x.nar\nCompression: none\n\
+///          NarHash: {}\nNarSize: {}\nReferences: \n",
+///         nar_hash_string(&Sha256::digest(&nar).into()),
+///         nar.len()
+///     ),
+/// )?;
+///
+/// let store = Store::open(tmp.path().join("store"))?;
+/// let opts = ImportOptions {
+///     layout: Profile::KuboV1.layout(),
+///     profile: "kubo-v1".into(),
+///     jobs: 1,
+/// };
+/// let cache = FileCache::open(&cache, StoreDir::Nix)?;
+/// let report = import_cache(&cache, &store, &opts, &())?;
+/// assert_eq!((report.imported, report.failed.len()), (1, 0));
+/// assert_eq!(store.roots()?.len(), 1);
+/// // A second run finds it recorded.
+/// assert_eq!(import_cache(&cache, &store, &opts, &())?.already_present, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn import_cache(
     cache: &FileCache,
     store: &Store,

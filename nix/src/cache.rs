@@ -487,6 +487,7 @@ fn decompress<R: BufRead + Send + 'static>(
 /// The error a [`NarStream`] gives once the NAR has more bytes than its `NarSize`.
 #[derive(Debug, thiserror::Error)]
 #[error("the NAR is longer than its narinfo's NarSize {nar_size}")]
+#[non_exhaustive]
 pub struct NarSizeExceeded {
     /// The `NarSize` the narinfo gave.
     pub nar_size: u64,

@@ -114,6 +114,30 @@ pub fn decode_rank(compression: &str) -> Option<u8> {
 impl NarInfo {
     /// Parses a narinfo of a `/nix/store` path as Nix writes it; unknown keys are
     /// ignored, as Nix does.
+    ///
+    /// ```
+    /// use narfs_nix::NarInfo;
+    ///
+    /// let text = "StorePath: /nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12\n\
+    ///             URL: nar/1w1fff338fvdw53sqgamddn1b2xgds473pv6y13gizdbqjv4i5p3.nar.xz\n\
+    ///             Compression: xz\n\
+    ///             NarHash: sha256:1w1fff338fvdw53sqgamddn1b2xgds473pv6y13gizdbqjv4i5p3\n\
+    ///             NarSize: 226560\n\
+    ///             References: 0123456789abcdfghijklmnpqrsvwxyz-hello-2.12\n\
+    ///             Deriver: unknown-deriver\n";
+    /// let info = NarInfo::parse(text.as_bytes())?;
+    /// assert_eq!(info.hash_part(), "0123456789abcdfghijklmnpqrsvwxyz");
+    /// assert_eq!((info.compression.as_str(), info.nar_size), ("xz", 226560));
+    /// assert_eq!(info.references, ["0123456789abcdfghijklmnpqrsvwxyz-hello-2.12"]);
+    /// assert_eq!(info.deriver, None);
+    /// assert_eq!(
+    ///     info.nar_hash_string(),
+    ///     "sha256:1w1fff338fvdw53sqgamddn1b2xgds473pv6y13gizdbqjv4i5p3"
+    /// );
+    /// // Nix's own errors are typed: a line without `: ` says which line.
+    /// assert!(NarInfo::parse(b"StorePath /nix/store/x\n").is_err());
+    /// # Ok::<(), narfs_nix::NarInfoError>(())
+    /// ```
     pub fn parse(bytes: &[u8]) -> Result<NarInfo, NarInfoError> {
         NarInfo::parse_in(StoreDir::Nix, bytes)
     }

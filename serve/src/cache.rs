@@ -2,6 +2,7 @@
 //! `narfs import` recorded with its narinfo fields, and `/nar/<cid>.nar`, the NAR of
 //! any recorded root decoded from its verified DAG while it streams out.
 
+use narfs_core::error_chain;
 use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -82,7 +83,7 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
     };
     let expect = match Expect::from_record(&rec.nar_hash, rec.nar_size) {
         Ok(e) => e,
-        Err(e) => return internal(format!("the record of {cid}: {e}")),
+        Err(e) => return internal(format!("the record of {cid}: {}", error_chain(&e))),
     };
     let (writer, mut body) = channel(Some(rec.nar_size));
     let store = st.store.clone();
@@ -116,10 +117,10 @@ fn stream_nar(
     mut w: ChannelWriter,
 ) {
     let result = (|| -> Result<(), String> {
-        let _lock = store.lock_shared().map_err(|e| e.to_string())?;
+        let _lock = store.lock_shared().map_err(|e| error_chain(&e))?;
         decode_checked(store, cid, rec.encoding, expect, &mut w, limits)
-            .map_err(|e| e.to_string())?;
-        w.flush().map_err(|e| e.to_string())
+            .map_err(|e| error_chain(&e))?;
+        w.flush().map_err(|e| error_chain(&e))
     })();
     match result {
         Ok(()) => {

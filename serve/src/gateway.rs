@@ -6,6 +6,7 @@
 //! else from `?format=raw|car`; anything else is 406. Paths under the CID are not
 //! served (501): ask for the entry's own CID.
 
+use narfs_core::error_chain;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -124,13 +125,16 @@ pub async fn ipfs(
     let block = blocking(move || match store.get_block(&cid) {
         Ok(Some(b)) => match verify(&cid, &b) {
             Ok(()) => Ok(b),
-            Err(e) => Err(fail(format!("the stored block is damaged: {e}"))),
+            Err(e) => Err(fail(format!(
+                "the stored block is damaged: {}",
+                error_chain(&e)
+            ))),
         },
         Ok(None) => Err(Box::new(text(
             StatusCode::NOT_FOUND,
             format!("no block {cid} here\n"),
         ))),
-        Err(e) => Err(fail(e)),
+        Err(e) => Err(fail(error_chain(&e))),
     })
     .await;
     let block = match block {
@@ -180,7 +184,7 @@ fn stream_car(store: &Store, root: Cid, root_block: Vec<u8>, all: bool, w: Chann
         Err(_) => return, // the client is gone
     };
     let result = (|| -> Result<(), String> {
-        let _lock = store.lock_shared().map_err(|e| e.to_string())?;
+        let _lock = store.lock_shared().map_err(|e| error_chain(&e))?;
         let mut stack = vec![(root, Some(root_block))];
         while let Some((cid, block)) = stack.pop() {
             if car.contains(&cid) {
@@ -188,11 +192,12 @@ fn stream_car(store: &Store, root: Cid, root_block: Vec<u8>, all: bool, w: Chann
             }
             let data = match block {
                 Some(b) => b,
-                None => narfs_decoder::fetch(store, &cid, "").map_err(|e| e.to_string())?,
+                None => narfs_decoder::fetch(store, &cid, "").map_err(|e| error_chain(&e))?,
             };
-            car.put(&cid, &data).map_err(|e| e.to_string())?;
+            car.put(&cid, &data).map_err(|e| error_chain(&e))?;
             if all && cid.codec() == DAG_PB {
-                let node = PBNode::decode(&data).map_err(|e| format!("block {cid}: {e}"))?;
+                let node = PBNode::decode(&data)
+                    .map_err(|e| format!("block {cid}: {}", error_chain(&e)))?;
                 stack.extend(node.links.iter().rev().map(|l| (l.hash, None)));
             }
         }

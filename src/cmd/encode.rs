@@ -62,12 +62,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         }
     }
     let mut report = EncodeReport::new(&encoded, &layout, args.layout.profile.name());
-    let rec = record(
-        &encoded,
-        &layout,
-        args.layout.profile.name(),
-        args.name.clone(),
-    );
+    let rec = record(&encoded, &layout, args.layout.profile.name(), args.name);
     let written = sink.finish(&encoded.root, rec)?;
     if let Some(api) = &args.ipfs_api {
         super::publish::after_encode(api, store.as_ref(), args.car.as_deref(), &encoded.root)?;
@@ -77,14 +72,8 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     }
     let mut stdout = Output::create(None)?;
     if let (Some(w), true) = (&written, io::stderr().is_terminal()) {
-        eprintln!(
-            "narfs: {} blocks ({} bytes), of which new in the store: {} blocks ({} bytes, {} on disk)",
-            encoded.counts.blocks,
-            encoded.counts.bytes,
-            w.new_blocks,
-            w.new_bytes,
-            w.new_stored_bytes
-        );
+        let (blocks, bytes) = (encoded.counts.blocks, encoded.counts.bytes);
+        eprintln!("narfs: {}", w.summary(blocks, bytes));
     }
     if args.json {
         if let Some(w) = written {

@@ -47,17 +47,7 @@ fn ls(args: StoreArgs) -> Result<()> {
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&r)?)?;
         } else {
-            writeln!(
-                out,
-                "{}\t{}\t{}\t{}\t{}\t{}\tnew {:.1}%",
-                r.root,
-                r.name.as_deref().unwrap_or("-"),
-                r.nar_size,
-                r.nar_hash,
-                r.chunker,
-                r.encoding,
-                r.new_percent()
-            )?;
+            writeln!(out, "{}", r.listing_line())?;
         }
     }
     out.commit()
@@ -70,21 +60,7 @@ fn stats(args: StoreArgs) -> Result<()> {
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&s)?)?;
     } else {
-        writeln!(out, "store:          {}", store.dir().display())?;
-        writeln!(out, "roots:          {}", s.roots)?;
-        writeln!(
-            out,
-            "unique blocks:  {} ({} zstd-compressed)",
-            s.unique_blocks, s.compressed_blocks
-        )?;
-        writeln!(out, "NAR bytes:      {}", s.nar_bytes)?;
-        writeln!(out, "stored bytes:   {}", s.stored_bytes)?;
-        writeln!(
-            out,
-            "file bytes:     {} (the block table on disk)",
-            s.file_bytes
-        )?;
-        writeln!(out, "dedup ratio:    {:.2}", s.dedup_ratio())?;
+        write!(out, "{}", s.table(store.dir()))?;
     }
     out.commit()
 }
@@ -121,10 +97,11 @@ fn verify(args: StoreArgs) -> Result<()> {
 /// NarSize: a record pointing at another NAR, or at a wrong size, is a problem.
 fn check_nar(store: &Store, rec: &RootRecord) -> Result<(), String> {
     let expect = narfs_decoder::Expect::from_record(&rec.nar_hash, rec.nar_size)
-        .map_err(|e| e.to_string())?;
-    let cid = rec.cid().map_err(|e| e.to_string())?;
+        .map_err(|e| narfs_core::error_chain(&e))?;
+    let cid = rec.cid().map_err(|e| narfs_core::error_chain(&e))?;
     let limits = narfs_decoder::Limits::default();
-    narfs_decoder::check(store, &cid, rec.encoding, &expect, &limits).map_err(|e| e.to_string())
+    narfs_decoder::check(store, &cid, rec.encoding, &expect, &limits)
+        .map_err(|e| narfs_core::error_chain(&e))
 }
 
 fn gc(args: StoreArgs) -> Result<()> {

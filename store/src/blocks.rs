@@ -120,14 +120,19 @@ impl Blocks {
         let env = unsafe { options.open(&canonical) }.map_err(lmdb(dir))?;
         // Reader slots of killed processes would pin old pages forever.
         let _ = env.clear_stale_readers();
-        let file = DataFile::open(&data)?
-            .ok_or_else(|| Error::Corrupt(format!("{}: LMDB created no file", data.display())))?;
+        let file = DataFile::open(&data)?.ok_or_else(|| Error::NoBlockTable {
+            path: data.to_path_buf(),
+            what: "LMDB created no file",
+        })?;
         // The unnamed table always exists: opening it reads nothing of the tree.
         let txn = env.read_txn().map_err(lmdb(dir))?;
         let table: Table = env
             .open_database(&txn, None)
             .map_err(lmdb(dir))?
-            .ok_or_else(|| Error::Corrupt(format!("{}: no block table", data.display())))?;
+            .ok_or_else(|| Error::NoBlockTable {
+                path: data.to_path_buf(),
+                what: "no block table",
+            })?;
         drop(txn);
         let blocks = Arc::new(Blocks {
             env,

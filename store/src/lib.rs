@@ -50,27 +50,93 @@ pub use walk::{GcReport, Stats, VerifyReport};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("root record {path}: {source}")]
-    Record {
+    /// A file or directory of the store could not be read or written.
+    #[error("{}", path.display())]
+    Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A root record is not the JSON narfs writes.
+    #[error("root record {}", path.display())]
+    Record {
+        /// The record's file.
+        path: PathBuf,
+        /// Why it does not parse.
+        #[source]
         source: serde_json::Error,
     },
-    #[error("block table {path}: {source}")]
+    /// LMDB refused an operation on the block table.
+    #[error("block table {}", path.display())]
     Lmdb {
+        /// The block table's directory.
         path: PathBuf,
+        /// LMDB's error (boxed: it is large).
+        #[source]
         source: Box<heed::Error>,
     },
-    #[error("{0}")]
-    Corrupt(String),
+    /// The block table file is damaged; `problem` says where and how (read by checked
+    /// `pread`, never mapped, so damage is an error and not a signal).
+    #[error("{}: damaged block table: {problem}", path.display())]
+    Damaged {
+        /// The block table's data file.
+        path: PathBuf,
+        /// What is wrong, with the page or offset.
+        problem: String,
+    },
+    /// A stored value is no block (a bad tag, or a zstd frame that does not decompress).
+    #[error("{}: block {cid}: {problem}", path.display())]
+    DamagedBlock {
+        /// The block table's data file.
+        path: PathBuf,
+        /// The block's CID.
+        cid: Box<Cid>,
+        /// What is wrong with the value.
+        problem: &'static str,
+    },
+    /// LMDB opened the block table but made no data file, or no table in it.
+    #[error("{}: {what}", path.display())]
+    NoBlockTable {
+        /// The store's block directory.
+        path: PathBuf,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// A block was refused (bad CID, or bytes that do not hash to it).
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// The store has no root record of that name.
     #[error("no root named {0:?} in the store")]
     UnknownRoot(String),
+    /// A block writer thread failed (`0` says how).
     #[error("a block writer thread failed: {0}")]
-    Writer(String),
+    Writer(&'static str),
+    /// A path inside the store is a symbolic link: the store follows none.
+    #[error("{}: is a symbolic link inside the store; the store follows none", path.display())]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A path of the store that must be a directory is something else.
+    #[error("{}: is not a directory", path.display())]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A store file is longer than narfs ever writes it.
+    #[error("{}: longer than {max} bytes", path.display())]
+    TooLong {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        max: u64,
+    },
+    /// Garbage collection refused to run: what a damaged DAG reaches is unknown. The
+    /// message names the first problem `verify` would report.
     #[error("{0}")]
     Refused(String),
 }
@@ -129,6 +195,26 @@ pub struct Store {
 impl Store {
     /// Opens the store at `dir`, creating it if needed, with the default options
     /// (`$NARFS_STORE_BATCH_BYTES` overrides [`Options::batch_bytes`]).
+    ///
+    /// ```
+    /// use narfs_core::block::{cid_for, BlockSink, HashAlg, RAW};
+    /// use narfs_core::Encoding;
+    /// use narfs_store::{RootRecord, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("store"))?;
+    /// let cid = cid_for(RAW, HashAlg::Sha2_256, b"hello");
+    /// let mut sink = store.sink()?;
+    /// sink.put(&cid, b"hello")?;
+    /// // The record is written only after the commit holding the root's block.
+    /// let record = RootRecord::new(&cid, Encoding::UnixFs, &[0; 32], 5).with_name(Some("h".into()));
+    /// sink.finish(Some(record))?;
+    ///
+    /// let again = Store::open(dir.path().join("store"))?;
+    /// assert_eq!(again.get_block(&cid)?.as_deref(), Some(&b"hello"[..]));
+    /// assert_eq!(again.find_roots("h")?[0].cid()?, cid);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store, Error> {
         let mut options = Options::default();
         if let Some(n) = std::env::var("NARFS_STORE_BATCH_BYTES")

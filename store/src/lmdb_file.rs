@@ -226,10 +226,10 @@ impl DataFile {
     }
 
     pub(crate) fn damaged(&self, problem: impl std::fmt::Display) -> Error {
-        Error::Corrupt(format!(
-            "{}: damaged block table: {problem}",
-            self.path.display()
-        ))
+        Error::Damaged {
+            path: self.path.clone(),
+            problem: problem.to_string(),
+        }
     }
 
     fn read(&self, at: u64, len: usize, what: &str) -> Result<Vec<u8>, Error> {
@@ -366,11 +366,12 @@ impl View<'_> {
     }
 
     /// A stored value that is no block (its tag or zstd frame).
-    pub(crate) fn damaged_block(&self, cid: &narfs_core::Cid, problem: &str) -> Error {
-        Error::Corrupt(format!(
-            "{}: block {cid}: {problem}",
-            self.file.path.display()
-        ))
+    pub(crate) fn damaged_block(&self, cid: &narfs_core::Cid, problem: &'static str) -> Error {
+        Error::DamagedBlock {
+            path: self.file.path.clone(),
+            cid: Box::new(*cid),
+            problem,
+        }
     }
 
     /// Pages taken by a value of `len` bytes (`OVPAGES`).

@@ -13,10 +13,9 @@ use crate::Error;
 
 /// The error for a symbolic link at `path`.
 pub(crate) fn refused(path: &Path) -> Error {
-    Error::Refused(format!(
-        "{}: is a symbolic link inside the store; the store follows none",
-        path.display()
-    ))
+    Error::Symlink {
+        path: path.to_path_buf(),
+    }
 }
 
 /// Makes sure `path` is a directory of its own (creating it if missing).
@@ -24,10 +23,9 @@ pub(crate) fn real_dir(path: &Path) -> Result<(), Error> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(refused(path)),
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::Refused(format!(
-            "{}: is not a directory",
-            path.display()
-        ))),
+        Ok(_) => Err(Error::NotADirectory {
+            path: path.to_path_buf(),
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             match fs::create_dir(path) {
                 // Created meanwhile by a concurrent opener: check what is there.
@@ -67,10 +65,10 @@ pub(crate) fn read(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
         .read_to_end(&mut bytes)
         .map_err(Error::io(path))?;
     if bytes.len() as u64 > max {
-        return Err(Error::Refused(format!(
-            "{}: longer than {max} bytes",
-            path.display()
-        )));
+        return Err(Error::TooLong {
+            path: path.to_path_buf(),
+            max,
+        });
     }
     Ok(bytes)
 }

@@ -87,6 +87,21 @@ impl From<&narfs_nix::NarInfo> for NarInfoMeta {
 }
 
 impl RootRecord {
+    /// The record as `narfs store ls` lists it: root, name, NarSize, NarHash, chunker,
+    /// encoding and the share of its blocks that were new, tab-separated.
+    pub fn listing_line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\tnew {:.1}%",
+            self.root,
+            self.name.as_deref().unwrap_or("-"),
+            self.nar_size,
+            self.nar_hash,
+            self.chunker,
+            self.encoding,
+            self.new_percent()
+        )
+    }
+
     /// The record of `root`, the DAG (in `encoding`) of a NAR with this sha256 and
     /// size, created now: the one way every writer (encode, import, CAR import) builds
     /// a record. Name, layout, counts and narinfo fields are added with the `with_*`

@@ -41,6 +41,17 @@ pub struct Written {
     pub new_stored_bytes: u64,
 }
 
+impl Written {
+    /// The line `narfs encode` shows on a terminal: of the `blocks` (`bytes`) a DAG
+    /// has, how many were new in the store.
+    pub fn summary(&self, blocks: u64, bytes: u64) -> String {
+        format!(
+            "{blocks} blocks ({bytes} bytes), of which new in the store: {} blocks ({} bytes, {} on disk)",
+            self.new_blocks, self.new_bytes, self.new_stored_bytes
+        )
+    }
+}
+
 struct Shared {
     blocks: Arc<Blocks>,
     session: PathBuf,
@@ -222,7 +233,7 @@ impl StoreSink {
         for w in threads {
             let r = w
                 .join()
-                .unwrap_or_else(|_| Err(Error::Writer("a writer thread panicked".into())));
+                .unwrap_or_else(|_| Err(Error::Writer("a writer thread panicked")));
             if let (Err(e), None) = (r, &first) {
                 first = Some(e);
             }
@@ -253,7 +264,7 @@ impl BlockSink for StoreSink {
         }
         // A writer stopped: its error is the cause.
         self.join()?;
-        Err(Error::Writer("the writer threads stopped".into()).into())
+        Err(Error::Writer("the writer threads stopped").into())
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use narfs_core::block::{verify as verify_block, DAG_PB};
 use narfs_core::dagpb::PBNode;
-use narfs_core::Cid;
+use narfs_core::{error_chain, Cid};
 use rayon::prelude::*;
 
 use crate::{Error, RootRecord, Store};
@@ -28,6 +28,27 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The report `narfs stats` prints for the store at `dir`, one fact a line.
+    pub fn table(&self, dir: &std::path::Path) -> String {
+        format!(
+            "store:          {}\n\
+             roots:          {}\n\
+             unique blocks:  {} ({} zstd-compressed)\n\
+             NAR bytes:      {}\n\
+             stored bytes:   {}\n\
+             file bytes:     {} (the block table on disk)\n\
+             dedup ratio:    {:.2}\n",
+            dir.display(),
+            self.roots,
+            self.unique_blocks,
+            self.compressed_blocks,
+            self.nar_bytes,
+            self.stored_bytes,
+            self.file_bytes,
+            self.dedup_ratio()
+        )
+    }
+
     /// Logical NAR bytes per stored byte (dedup and compression together).
     pub fn dedup_ratio(&self) -> f64 {
         if self.stored_bytes == 0 {
@@ -101,7 +122,7 @@ fn reachable(store: &Store, roots: &[(String, Cid)]) -> (HashSet<Cid>, Vec<Strin
                 match store.contains(&cid) {
                     Ok(true) => {}
                     Ok(false) => problems.push(format!("root {label}: block {cid} is missing")),
-                    Err(e) => problems.push(format!("root {label}: {e}")),
+                    Err(e) => problems.push(format!("root {label}: {}", error_chain(&e))),
                 }
                 continue;
             }
@@ -112,17 +133,17 @@ fn reachable(store: &Store, roots: &[(String, Cid)]) -> (HashSet<Cid>, Vec<Strin
                     continue;
                 }
                 Err(e) => {
-                    problems.push(format!("root {label}: {e}"));
+                    problems.push(format!("root {label}: {}", error_chain(&e)));
                     continue;
                 }
             };
             if let Err(e) = verify_block(&cid, &bytes) {
-                problems.push(format!("root {label}: {e}"));
+                problems.push(format!("root {label}: {}", error_chain(&e)));
                 continue;
             }
             match PBNode::decode(&bytes) {
                 Ok(node) => stack.extend(node.links.iter().map(|l| l.hash)),
-                Err(e) => problems.push(format!("root {label}: block {cid}: {e}")),
+                Err(e) => problems.push(format!("root {label}: block {cid}: {}", error_chain(&e))),
             }
         }
     }
@@ -147,7 +168,7 @@ fn labelled_roots(
         let label = r.name.clone().unwrap_or_else(|| r.root.clone());
         match r.cid() {
             Ok(c) => out.push((label, c, r)),
-            Err(e) => problems.push(format!("root {label}: {e}")),
+            Err(e) => problems.push(format!("root {label}: {}", error_chain(&e))),
         }
     }
     Ok(out)
@@ -169,9 +190,9 @@ pub(crate) fn verify(
             };
             let bytes = match reader.block(&cid, value) {
                 Ok(b) => b,
-                Err(e) => return Some(e.to_string()),
+                Err(e) => return Some(error_chain(&e)),
             };
-            verify_block(&cid, &bytes).err().map(|e| e.to_string())
+            verify_block(&cid, &bytes).err().map(|e| error_chain(&e))
         })
         .collect();
     let count = entries.len() as u64;

@@ -59,14 +59,19 @@ pub const MAX_SECTION_LEN: u64 = MAX_BLOCK_SIZE as u64 + MAX_CID_LEN as u64;
 pub enum CarError {
     /// Reading the input failed.
     #[error("CAR I/O error at byte {offset}")]
-    Io { offset: u64, source: io::Error },
+    Io {
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
     /// The input ends where more was expected.
     #[error("CAR truncated at byte {offset}: expected {what}")]
     Truncated { offset: u64, what: &'static str },
     /// A length varint is too long or not minimal.
-    #[error("bad varint at CAR byte {offset}: {reason}")]
+    #[error("bad varint at CAR byte {offset}")]
     BadVarint {
         offset: u64,
+        #[source]
         reason: crate::varint::VarintError,
     },
     /// The header claims more than [`MAX_HEADER_LEN`] bytes.

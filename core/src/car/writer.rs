@@ -20,19 +20,28 @@ use tempfile::NamedTempFile;
 
 /// Errors from writing a CAR.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CarWriteError {
     /// The underlying writer failed.
-    #[error("writing CAR: {0}")]
+    #[error("writing CAR")]
     Io(#[from] io::Error),
     /// A block is larger than [`MAX_BLOCK_SIZE`].
     #[error("block {cid} is {len} bytes, more than the {max}-byte limit of CAR readers")]
     BlockTooLarge { cid: Cid, len: usize, max: usize },
     /// The temporary file next to the target could not be created.
-    #[error("cannot create a temporary CAR file in {dir}: {source}")]
-    Create { dir: PathBuf, source: io::Error },
+    #[error("cannot create a temporary CAR file in {dir}")]
+    Create {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// The finished CAR could not be renamed into place.
-    #[error("cannot move the finished CAR into place at {path}: {source}")]
-    Persist { path: PathBuf, source: io::Error },
+    #[error("cannot move the finished CAR into place at {path}")]
+    Persist {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Streams a CARv1 to `W`. Blocks with a CID already written are skipped, so the CAR

@@ -61,6 +61,39 @@ enum State {
 
 /// The reader. Call [`NarReader::next`] until it returns `Ok(None)`; only then has the
 /// whole archive (including the absence of trailing bytes) been validated.
+///
+/// ```
+/// use std::io::Read;
+/// use narfs_core::nar::{Event, NarReader, NarWriter};
+///
+/// let mut w = NarWriter::new(Vec::new());
+/// w.directory(b"")?;
+/// w.file(b"hello", true, 5, &mut &b"world"[..])?;
+/// w.symlink(b"link", b"hello")?;
+/// w.end_directory()?;
+/// let nar = w.finish()?;
+///
+/// let mut r = NarReader::new(&nar[..]);
+/// let mut seen = Vec::new();
+/// while let Some(event) = r.next()? {
+///     match event {
+///         Event::Directory { name } => seen.push(format!("dir {name:?}")),
+///         Event::DirectoryEnd => seen.push("end".into()),
+///         Event::File { name, executable, mut contents, .. } => {
+///             let mut text = String::new();
+///             contents.read_to_string(&mut text)?;
+///             seen.push(format!("file {} {executable} {text}", String::from_utf8_lossy(name)));
+///         }
+///         Event::Symlink { name, target } => seen.push(format!(
+///             "link {} -> {}",
+///             String::from_utf8_lossy(name),
+///             String::from_utf8_lossy(target)
+///         )),
+///     }
+/// }
+/// assert_eq!(seen, ["dir []", "file hello true world", "link link -> hello", "end"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct NarReader<R: Read> {
     input: BufReader<R>,
     offset: u64,
