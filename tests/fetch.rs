@@ -406,7 +406,9 @@ fn a_gateway_dying_mid_fetch_leaves_nothing() {
     );
     let err = failure(&out);
     assert!(
-        err.contains("not fetched from") && err.contains("block bafk"),
+        // Which block is in flight when the gateway dies (a leaf or a node) depends
+        // on timing.
+        err.contains("not fetched from") && err.contains("block baf"),
         "{err}"
     );
     assert!(err.contains("gave up after 2 attempts"), "{err}");

@@ -187,14 +187,7 @@ impl Connection<'_> {
         each: &mut dyn FnMut(Cid, Vec<u8>) -> Result<(), GatewayError>,
     ) -> Result<(), GatewayError> {
         let (body, timeout) = self.get(cid, "car&dag-scope=all", CAR_ACCEPT, CAR)?;
-        let reader = BodyReader {
-            runtime: &self.runtime,
-            body,
-            chunk: Bytes::new(),
-            timeout,
-            received: &mut self.received,
-            limit: None,
-        };
+        let reader = BodyReader::new(&self.runtime, body, timeout, &mut self.received, None);
         let mut car =
             CarReader::new(BufReader::with_capacity(256 << 10, reader)).map_err(car_error)?;
         while let Some((got, data)) = car.next_block().map_err(car_error)? {
@@ -239,14 +232,7 @@ impl Connection<'_> {
 
     fn block_once(&mut self, cid: &Cid) -> Result<Vec<u8>, GatewayError> {
         let (body, timeout) = self.get(cid, "raw", RAW, RAW)?;
-        let mut reader = BodyReader {
-            runtime: &self.runtime,
-            body,
-            chunk: Bytes::new(),
-            timeout,
-            received: &mut self.received,
-            limit: Some(MAX_BLOCK_SIZE),
-        };
+        let mut reader = BodyReader::new(&self.runtime, body, timeout, &mut self.received, Some(MAX_BLOCK_SIZE));
         let mut data = Vec::new();
         reader.read_to_end(&mut data).map_err(unwrap_io)?;
         verify(cid, &data)?;
@@ -328,14 +314,7 @@ impl Connection<'_> {
 
     /// ": <the first line of an error answer>", or nothing.
     fn message(&mut self, body: Incoming, timeout: Duration) -> String {
-        let mut reader = BodyReader {
-            runtime: &self.runtime,
-            body,
-            chunk: Bytes::new(),
-            timeout,
-            received: &mut self.received,
-            limit: None,
-        };
+        let mut reader = BodyReader::new(&self.runtime, body, timeout, &mut self.received, None);
         let mut text = Vec::new();
         let _ = (&mut reader)
             .take(MAX_MESSAGE as u64)
@@ -357,6 +336,27 @@ struct BodyReader<'c> {
     timeout: Duration,
     received: &'c mut u64,
     limit: Option<usize>,
+}
+
+impl<'c> BodyReader<'c> {
+    /// A reader of `body` that waits at most `timeout` for each chunk, counts what it
+    /// receives into `received` and refuses more than `limit` bytes.
+    fn new(
+        runtime: &'c tokio::runtime::Runtime,
+        body: Incoming,
+        timeout: Duration,
+        received: &'c mut u64,
+        limit: Option<usize>,
+    ) -> Self {
+        BodyReader {
+            runtime,
+            body,
+            chunk: Bytes::new(),
+            timeout,
+            received,
+            limit,
+        }
+    }
 }
 
 impl Read for BodyReader<'_> {
