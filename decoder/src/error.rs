@@ -71,17 +71,22 @@ pub enum Problem {
     Output(#[source] std::io::Error),
 }
 
-/// A decoding failure: the block where it was met, and what was wrong there.
+/// A decoding failure: the block where it was met, and what was wrong there. The
+/// problem (with its causes, by [`narfs_core::error_chain`]) is part of the message,
+/// so that one `Display` names the block, the path and the cause.
 #[derive(Debug, thiserror::Error)]
-#[error("block {cid} at {}", if path.is_empty() { "the root" } else { path.as_str() })]
+#[error(
+    "block {cid} at {}: {}",
+    if path.is_empty() { "the root" } else { path.as_str() },
+    narfs_core::error_chain(&**problem)
+)]
 #[non_exhaustive]
 pub struct DecodeError {
     /// The block's CID.
     pub cid: Box<Cid>,
     /// Path in the tree, `/`-separated, empty for the root.
     pub path: String,
-    /// What was wrong.
-    #[source]
+    /// What was wrong (said in the message, so not also a `source`).
     pub problem: Box<Problem>,
 }
 
