@@ -232,7 +232,13 @@ impl Connection<'_> {
 
     fn block_once(&mut self, cid: &Cid) -> Result<Vec<u8>, GatewayError> {
         let (body, timeout) = self.get(cid, "raw", RAW, RAW)?;
-        let mut reader = BodyReader::new(&self.runtime, body, timeout, &mut self.received, Some(MAX_BLOCK_SIZE));
+        let mut reader = BodyReader::new(
+            &self.runtime,
+            body,
+            timeout,
+            &mut self.received,
+            Some(MAX_BLOCK_SIZE),
+        );
         let mut data = Vec::new();
         reader.read_to_end(&mut data).map_err(unwrap_io)?;
         verify(cid, &data)?;
