@@ -91,6 +91,25 @@ pub struct Fetched {
     pub record: RootRecord,
 }
 
+impl Fetched {
+    /// One line for the operator: what was fetched, what was reused, the NAR.
+    pub fn summary(&self) -> String {
+        let (p, r) = (&self.prefetched.progress, &self.record);
+        format!(
+            "{}: fetched {} blocks ({} bytes) in {} requests, reused {} blocks ({} bytes); \
+             NAR {} ({} bytes)",
+            r.root,
+            p.fetched_blocks,
+            p.fetched_bytes,
+            p.requests,
+            p.reused_blocks,
+            p.reused_bytes,
+            r.nar_hash,
+            r.nar_size
+        )
+    }
+}
+
 /// Why a fetch failed. Nothing is recorded then.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

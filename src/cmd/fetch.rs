@@ -100,18 +100,8 @@ pub fn run(args: FetchArgs) -> Result<()> {
         }
         .with_context(context)?;
         bar.finish_and_clear();
-        let (p, r) = (fetched.prefetched.progress, &fetched.record);
-        eprintln!(
-            "narfs: {root}: fetched {} blocks ({} bytes) in {} requests, reused {} blocks \
-             ({} bytes); NAR {} ({} bytes)",
-            p.fetched_blocks,
-            p.fetched_bytes,
-            p.requests,
-            p.reused_blocks,
-            p.reused_bytes,
-            r.nar_hash,
-            r.nar_size
-        );
+        eprintln!("narfs: {}", fetched.summary());
+        let r = &fetched.record;
         if args.output.is_none() && args.to.is_none() {
             writeln!(stdout, "{root} {} {}", r.nar_hash, r.nar_size)?;
         }
