@@ -4,6 +4,8 @@
 # `guix --version` with the pinned version, and (re)starts guix-daemon inside it. Safe to
 # run again at any time: it never removes a chroot that still has something mounted in it.
 #
+# Usage: .ci/guix.sh [stop]
+#
 # Layout under $NARFS_GUIX_DIR (default /var/tmp/narfs-guix), read by tests/common:
 #   root/        the chroot (its /tmp is where tests exchange files with the host)
 #   guix-run     `guix-run CMD ARGS…` runs CMD inside the chroot with a clean environment
@@ -52,8 +54,10 @@ daemon_alive() {
 
 stop_daemon() {
   if daemon_alive; then
-    kill "$(cat "$dir/daemon.pid")"
-    for _ in $(seq 50); do daemon_alive || break; sleep 0.1; done
+    local pid
+    pid=$(cat "$dir/daemon.pid")
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$dir/daemon.pid"
 }
@@ -67,6 +71,15 @@ exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \\
 EOF
   chmod +x "$run"
 }
+
+# `guix.sh stop`: stops the daemon this script started and unmounts the chroot's
+# proc/sys/dev (the chroot stays, for the next run to reuse).
+if [ "${1:-}" = stop ]; then
+  stop_daemon
+  unmount_all
+  echo "guix: daemon stopped"
+  exit 0
+fi
 
 if [ -f "$dir/ready" ] && mount_all && [ "$(chroot "$root" guix --version 2>/dev/null | head -1)" = "guix (GNU Guix) $want" ]; then
   echo "guix: reusing $root (guix $want)"
