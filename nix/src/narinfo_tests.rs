@@ -2,17 +2,8 @@
 
 use super::*;
 
-const REAL: &str = "StorePath: /nix/store/nk9m6a5mswl5hr0hil41ph7m8fs7gfij-refs
-URL: nar/0gq2k3s0q72852cdsl1ng2brp1gzbzfn7rlvxznspdzwca8jmyal.nar.xz
-Compression: xz
-FileHash: sha256:0gq2k3s0q72852cdsl1ng2brp1gzbzfn7rlvxznspdzwca8jmyal
-FileSize: 204
-NarHash: sha256:180vkbqc2971cv2bgkxg1qxn9njc584gb8p00qs2yahnqkp7xb2y
-NarSize: 208
-References: plb9s5kdm4mcb731b6m7yccfckx96zzn-f y016k334c9sxqbmicvs7bbqy1gx1ilxg-d
-Sig: test-key-1:ms1xv6xIGpGmDUBJ1Yu0VaMI9EKQGdfksgfL9W36S0lMmMVFeBtR55kPaC6adrl30xlFYJ8XMQLL2eNDy6YyCA==
-CA: text:sha256:1rq3g6aqp0k3xzzkm2nyyiglwq4rmf70m7v180rkbmwf6s7jn838
-";
+/// A narinfo as Nix 2.8 writes it (shared with the other crate's tests).
+const REAL: &str = include_str!("../testdata/refs.narinfo");
 
 #[test]
 fn parses_what_nix_writes() {
