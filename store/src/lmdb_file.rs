@@ -7,10 +7,13 @@
 //! past the end of the map or of the file: SIGSEGV or SIGBUS, which kills the whole
 //! process (`narfs serve` for every client). Here a page is read with `pread` (a file
 //! that ends early is a short read, an error, not a fault) and checked before use: its
-//! header carries the page number asked for and the page type expected at that depth,
-//! every node offset and size lies inside the page, every page number it names lies
-//! inside the snapshot's pages, keys ascend, and a walk of the whole file reaches no
-//! page twice (trees and free list included) and finds the counts the meta page records.
+//! header carries the page number asked for and exactly the page type expected at that
+//! depth (no bit LMDB sets only in memory: its writer obeys `P_DIRTY`), every node
+//! offset and size lies inside the page and no two nodes overlap, every page number it
+//! names lies inside the snapshot's pages, keys ascend, and a walk of the whole file
+//! reaches no page twice (trees and free list included), finds each value's overflow
+//! header matching it (LMDB frees as many pages as that header says) and finds the
+//! counts the meta page records.
 //!
 //! So every read of the store (decode, serve, verify, stats, gc's listing) goes through
 //! this module; LMDB's own code walks the tree only in write transactions, after
@@ -40,8 +43,6 @@ const P_BRANCH: u16 = 0x01;
 const P_LEAF: u16 = 0x02;
 const P_OVERFLOW: u16 = 0x04;
 const P_META: u16 = 0x08;
-/// `P_DIRTY | P_KEEP`: in-memory bits that do not change how a page is read.
-const P_IGNORED: u16 = 0x10 | 0x8000;
 /// A leaf node whose value lives on overflow pages.
 const F_BIGDATA: u16 = 0x01;
 /// `MDB_INTEGERKEY`: the free list's keys are native u64 transaction ids.
@@ -266,7 +267,7 @@ impl DataFile {
         let what = format!("meta page {slot}");
         let b = self.read(at, HDR + META, &what)?;
         let bad = |p: &str| self.damaged(format!("meta page {slot}: {p}"));
-        if u64_at(&b, 0) != slot || u16_at(&b, 10) & !P_IGNORED != P_META {
+        if u64_at(&b, 0) != slot || u16_at(&b, 10) != P_META {
             return Err(bad("its header is not a meta page's"));
         }
         let m = &b[HDR..];
@@ -389,6 +390,23 @@ impl View<'_> {
         Ok(())
     }
 
+    /// Checks the header of the first overflow page of a value: its page number, its
+    /// type and nothing else (see [`View::page`] on the flags), and its page count,
+    /// which LMDB's writer uses as is when it frees the value.
+    fn overflow_header(&self, header: &[u8], pgno: u64, len: u64) -> Result<(), Error> {
+        let pages = u64::from(u32_at(header, 12));
+        if u64_at(header, 0) != pgno
+            || u16_at(header, 10) != P_OVERFLOW
+            || pages != self.overflow_pages(len)
+        {
+            return Err(self.damaged(format!(
+                "page {pgno}: not the first of {} overflow pages",
+                self.overflow_pages(len)
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads page `pgno` as a branch or leaf page and checks every node on it.
     fn page(&self, pgno: u64, leaf: bool, keys: Keys) -> Result<Page, Error> {
         if pgno < 2 || pgno > self.meta.last {
@@ -400,7 +418,10 @@ impl View<'_> {
             .read(pgno * self.meta.psize, psize, &format!("page {pgno}"))?;
         let bad = |what: String| self.damaged(format!("page {pgno}: {what}"));
         let want = if leaf { P_LEAF } else { P_BRANCH };
-        let flags = u16_at(&p, 10) & !P_IGNORED;
+        // Exactly the type: LMDB clears `P_DIRTY` before it writes a page and never
+        // writes one marked `P_LOOSE` or `P_KEEP`. Its writer trusts those bits: a
+        // page marked dirty is changed in place, in the read-only map (SIGSEGV).
+        let flags = u16_at(&p, 10);
         if u64_at(&p, 0) != pgno || flags != want {
             return Err(bad(format!(
                 "header says page {} type {flags:#x}, expected a {} page",
@@ -419,6 +440,8 @@ impl View<'_> {
         }
         let n = (lower - HDR) / 2;
         let mut out: Vec<Node> = Vec::with_capacity(n);
+        // Where each node lies (offset, bytes taken), to check that none overlaps.
+        let mut extents: Vec<(usize, usize)> = Vec::with_capacity(n);
         for i in 0..n {
             let at = u16_at(&p, HDR + 2 * i) as usize;
             if at < upper || at + NODE > psize {
@@ -449,6 +472,7 @@ impl View<'_> {
                 if child < 2 || child > self.meta.last {
                     return Err(bad(format!("node {i}: child page {child}")));
                 }
+                extents.push((at, NODE + ksize));
                 out.push(Node {
                     key,
                     to: To::Child(child),
@@ -462,16 +486,29 @@ impl View<'_> {
                     if end > psize {
                         return Err(bad(format!("node {i}: value of {len} bytes")));
                     }
+                    extents.push((at, end - at));
                     To::Inline(key_end..end)
                 }
                 F_BIGDATA if key_end + 8 <= psize => {
                     let first = u64_at(&p, key_end);
                     self.check_overflow(first, len)?;
+                    extents.push((at, key_end + 8 - at));
                     To::Overflow { pgno: first, len }
                 }
                 _ => return Err(bad(format!("node {i}: flags {nflags:#x}"))),
             };
             out.push(Node { key, to: value });
+        }
+        // LMDB's writer moves nodes by these sizes, rounded up to even (`EVEN`), and
+        // shifts the offsets of the nodes below: overlapping nodes would take it past
+        // the page. LMDB leaves gaps (a key shortened by one byte) but no overlap.
+        extents.sort_unstable();
+        let mut free_from = upper;
+        for &(at, len) in &extents {
+            if at < free_from || at + len.next_multiple_of(2) > psize {
+                return Err(bad(format!("the node at offset {at} overlaps another")));
+            }
+            free_from = at + len.next_multiple_of(2);
         }
         Ok(Page {
             bytes: p,
@@ -541,15 +578,7 @@ impl View<'_> {
                 let what = format!("the value at page {pgno}");
                 let n = len.min(prefix) as usize;
                 let b = self.file.read(pgno * self.meta.psize, HDR + n, &what)?;
-                let flags = u16_at(&b, 10) & !P_IGNORED;
-                let pages = u64::from(u32_at(&b, 12));
-                if u64_at(&b, 0) != pgno || flags != P_OVERFLOW || pages != self.overflow_pages(len)
-                {
-                    return Err(self.damaged(format!(
-                        "page {pgno}: not the first of {} overflow pages",
-                        self.overflow_pages(len)
-                    )));
-                }
+                self.overflow_header(&b, pgno, len)?;
                 Ok(b[HDR..].to_vec())
             }
         }
@@ -632,6 +661,9 @@ impl View<'_> {
                                 "{name}: the overflow pages at {pgno} are reached twice"
                             )));
                         }
+                        let at = pgno * self.meta.psize;
+                        let header = self.file.read(at, HDR, &format!("page {pgno}"))?;
+                        self.overflow_header(&header, pgno, len)?;
                     }
                     entry(key, value);
                 }
