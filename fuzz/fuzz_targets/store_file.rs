@@ -6,12 +6,12 @@
 //! opened and read in every way the store offers: stats, the block listing, every
 //! block, verify and decoding the root.
 //!
-//! Not gc: LMDB's own writer still trusts the file. This target, running gc last,
-//! found a damaged table that passes the store's whole-file check yet makes LMDB's
-//! delete (`mdb_rebalance` → `mdb_node_move` → `mdb_node_del`) fault:
-//! fuzz/known-crashes/store_file-gc-1 reproduces it (`cargo fuzz run -s none
-//! store_file fuzz/known-crashes/store_file-gc-1` with gc put back). Until the check
-//! covers what LMDB's rebalance relies on, gc on a damaged store can die by a signal.
+//! Then the writes: gc (no roots, so it deletes every block, which makes LMDB
+//! rebalance the tree) and a second NAR encoded into it (inserts, page splits). LMDB's
+//! writer walks the damaged file itself; the store's whole-file check must refuse
+//! every file that writer cannot take. fuzz/known-crashes once kept an input here
+//! that faulted in `mdb_rebalance` → `mdb_node_move` → `mdb_node_del` (a leaf marked
+//! `P_DIRTY` on disk); it is now tests/fixtures/store-gc-dirty-page.mdb.
 //!
 //! Oracle: no panic, no signal, no hang; a decode that succeeds gives the original
 //! NAR's bytes.
@@ -67,7 +67,11 @@ fuzz_target!(|input: Input| {
     let pages = data.len() / PAGE;
     for &(page, off, mask) in input.flips.iter().take(64) {
         // Offsets inside the first 32 bytes of a page four times out of five.
-        let off = if off % 5 == 0 { off as usize % PAGE } else { off as usize % 32 };
+        let off = if off % 5 == 0 {
+            off as usize % PAGE
+        } else {
+            off as usize % 32
+        };
         let at = (page as usize % pages) * PAGE + off;
         data[at] ^= mask.max(1);
     }
@@ -95,5 +99,13 @@ fuzz_target!(|input: Input| {
     if let Ok(nar) = decode(&store, &b.root, Encoding::UnixFs, Vec::new(), &limits) {
         assert!(nar == b.nar, "a damaged store decoded to other bytes");
     }
+    let _ = store.gc();
+    if let Ok(mut sink) = store.sink() {
+        let other = include_bytes!("../../corpus/attrs-24.1.0.nar");
+        if encode(other.as_slice(), &Layout::default(), &mut sink, None).is_ok() {
+            let _ = sink.finish(None);
+        }
+    }
     let _ = store.stats();
+    let _ = store.verify();
 });
