@@ -15,24 +15,9 @@
 # MB/s are NAR bytes over wall time; the ratio is curl's time over narfs's.
 #
 # Usage: benches/fetch.sh [SIZE_MIB]   (needs ipfs on PATH or in $HOME/go/bin, curl)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$HOME/go/bin:$PATH" IPFS_TELEMETRY=off
-command -v ipfs >/dev/null || { echo "fetch.sh: needs Kubo's ipfs (.ci/kubo.sh)" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
+need_ipfs
 SIZE_MIB=${1:-1024}
-cargo build --release -q --bin narfs
-N=$PWD/target/release/narfs
-W=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-secs() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }'; }
-mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
 
 # The tree, its NAR, the publisher's store; then only the NAR stays.
 mkdir -p "$W/tree/big"
@@ -51,22 +36,8 @@ enc=$("$N" encode --json --store "$W/pub" --name tree "$W/tree.nar")
 root=$(echo "$enc" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root"])')
 hash=$(echo "$enc" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nar_hash"])')
 
+kubo kubo nofetch
 repo=$W/kubo
-IPFS_PATH=$repo ipfs init --profile test --empty-repo >/dev/null
-python3 - "$repo/config" <<'PY'
-import json, sys
-p = sys.argv[1]; c = json.load(open(p)); local = "/ip4/127.0.0.1/tcp/0"
-c["Bootstrap"] = []; c["Addresses"].update(API=local, Gateway=local, Swarm=[local], Announce=[])
-c["Routing"]["Type"] = "none"; c["Discovery"]["MDNS"]["Enabled"] = False
-c.setdefault("AutoConf", {})["Enabled"] = False; c.setdefault("AutoTLS", {})["Enabled"] = False
-c["Gateway"]["NoFetch"] = True
-json.dump(c, open(p, "w"))
-PY
-IPFS_PATH=$repo ipfs daemon --offline --migrate=false >"$repo.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 600); do [ -s "$repo/api" ] && [ -s "$repo/gateway" ] && break; sleep 0.05; done
-API=$(sed 's#/ip4/\(.*\)/tcp/\(.*\)#http://\1:\2#' "$repo/api")
-GW=$(cat "$repo/gateway")
 "$N" publish --store "$W/pub" --ipfs-api "$API" tree >/dev/null
 rm -rf "$W/pub"
 blocks=$(IPFS_PATH=$repo ipfs dag stat --progress=false --enc=json "$root" | python3 -c 'import json,sys; print(json.load(sys.stdin)["TotalBlocks"])' 2>/dev/null || echo "?")

@@ -11,42 +11,8 @@
 #
 # Usage: benches/publish.sh          (needs ipfs on PATH or in $HOME/go/bin)
 # Every daemon is stopped by its PID on exit, whatever happens.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$HOME/go/bin:$PATH" IPFS_TELEMETRY=off
-command -v ipfs >/dev/null || { echo "publish.sh: needs Kubo's ipfs (.ci/kubo.sh)" >&2; exit 1; }
-cargo build --release -q --bin narfs
-N=$PWD/target/release/narfs
-W=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-
-# A fresh repo under $W/$1 with its daemon (in this shell, so that cleanup knows its
-# PID); sets API to its URL.
-kubo() {
-  local repo=$W/$1
-  IPFS_PATH=$repo ipfs init --profile test --empty-repo >/dev/null
-  python3 - "$repo/config" <<'EOF'
-import json, sys
-p = sys.argv[1]; c = json.load(open(p)); local = "/ip4/127.0.0.1/tcp/0"
-c["Bootstrap"] = []; c["Addresses"].update(API=local, Gateway=local, Swarm=[local], Announce=[])
-c["Routing"]["Type"] = "none"; c["Discovery"]["MDNS"]["Enabled"] = False
-c.setdefault("AutoConf", {})["Enabled"] = False; c.setdefault("AutoTLS", {})["Enabled"] = False
-json.dump(c, open(p, "w"))
-EOF
-  IPFS_PATH=$repo ipfs daemon --offline --migrate=false >"$repo.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 600); do [ -s "$repo/api" ] && break; sleep 0.05; done
-  API=$(sed 's#/ip4/\(.*\)/tcp/\(.*\)#http://\1:\2#' "$repo/api")
-}
-
-now() { date +%s.%N; }
-secs() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }'; }
-mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
+source "$(dirname "$0")/lib.sh"
+need_ipfs
 
 # Trees: set name → directory of NARs.
 mkdir -p "$W/sets/corpus"
