@@ -7,6 +7,9 @@
 //! - the IPFS trustless gateway ([`gateway`]): `/ipfs/<cid>` as one verified raw block
 //!   or as a CARv1 of the whole DAG.
 //!
+//! With a [`proxy::Proxy`] ([`router_with`]), the Nix cache protocol is the substituter
+//! proxy's instead: narinfos from an upstream cache, NARs through an IPFS gateway.
+//!
 //! Blocking work (file reads, hashing, decoding) runs on tokio's blocking pool; bodies
 //! stream through bounded channels ([`body`]), so memory per request is bounded
 //! whatever the NAR's size; at most [`Options::max_streams`] streaming responses run
