@@ -20,8 +20,13 @@ mod common;
 mod kubo_support;
 mod serve_support;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::nix;
 use kubo_support::{have_ipfs, Kubo};
@@ -155,6 +160,11 @@ struct Client {
 
 impl Client {
     fn new(t: &Path, publisher: &Publisher) -> Client {
+        Client::via(t, publisher, None)
+    }
+
+    /// The proxy asks `gateway` (default: B's own) for blocks.
+    fn via(t: &Path, publisher: &Publisher, gateway: Option<&str>) -> Client {
         let mut kubo = Kubo::init(None);
         // B's gateway fetches what it lacks over bitswap.
         kubo.config_json("Gateway.NoFetch", "false");
@@ -162,22 +172,8 @@ impl Client {
         kubo.connect_to(&publisher.kubo);
         let store = t.join("proxy-store");
         let log = t.join("proxy.log");
-        let gateway = kubo.gateway.clone().unwrap();
-        let proxy = Server::start_logged(
-            &store,
-            &[
-                "--upstream",
-                &publisher.server.url,
-                "--gateway",
-                &gateway,
-                "--fetch-timeout",
-                "10",
-                "--fetch-attempts",
-                "2",
-                "--access-log",
-            ],
-            &log,
-        );
+        let gateway = gateway.map_or_else(|| kubo.gateway.clone().unwrap(), str::to_string);
+        let proxy = start_proxy(&store, &publisher.server.url, &gateway, &log);
         Client {
             t: t.to_path_buf(),
             kubo,
@@ -225,6 +221,85 @@ impl Client {
             .unwrap_or_else(|| panic!("no fetch of {cid} in the proxy's log: {log}"));
         let after = line.split(" blocks (").nth(1).unwrap();
         after.split(' ').next().unwrap().parse().unwrap()
+    }
+}
+
+fn start_proxy(store: &Path, upstream: &str, gateway: &str, log: &Path) -> Server {
+    Server::start_logged(
+        store,
+        &[
+            "--upstream",
+            upstream,
+            "--gateway",
+            gateway,
+            "--fetch-timeout",
+            "10",
+            "--fetch-attempts",
+            "2",
+            "--access-log",
+        ],
+        log,
+    )
+}
+
+/// A TCP relay on 127.0.0.1 to `target` that dies, as a killed gateway does, once it
+/// has passed `limit` bytes of answers: every connection is shut and the port closed.
+struct DyingRelay {
+    url: String,
+    passed: Arc<AtomicU64>,
+    dead: Arc<AtomicBool>,
+}
+
+impl DyingRelay {
+    fn start(target: &str, limit: u64) -> DyingRelay {
+        let target = target.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (passed, dead) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (p, d) = (passed.clone(), dead.clone());
+        std::thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let server = TcpStream::connect(&target).unwrap();
+                let pipe = |mut from: TcpStream, mut to: TcpStream, count: bool| {
+                    let (p, d) = (p.clone(), d.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 << 10];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if d.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            if count && p.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > limit {
+                                d.store(true, Ordering::SeqCst);
+                                break;
+                            }
+                        }
+                        let _ = from.shutdown(Shutdown::Both);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    false,
+                );
+                pipe(server, client, true);
+            }
+            // The listener goes with this thread: the port now refuses connections.
+        });
+        DyingRelay { url, passed, dead }
     }
 }
 
@@ -364,5 +439,75 @@ fn a_dead_gateway_fails_the_copy_cleanly() {
     client.verify();
     let ls = ok(narfs().args(["ls", "--json", "--store"]).arg(&client.store));
     assert!(ls.is_empty(), "the proxy recorded: {ls}");
+    assert!(!publisher.access_log().contains("/nar/"));
+}
+
+#[test]
+fn a_gateway_killed_mid_fetch_fails_the_copy_cleanly_and_the_retry_resumes() {
+    if !have_peers() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let publisher = Publisher::new(t);
+    let v1 = publisher.release(&package(t, 1, 12));
+    // B's gateway behind a relay that dies after 600 KB of the 2.4 MB DAG.
+    std::fs::create_dir_all(t.join("b")).unwrap();
+    let b = Client::new(&t.join("b"), &publisher);
+    let relay = DyingRelay::start(b.kubo.gateway.as_deref().unwrap(), 600_000);
+    std::fs::create_dir_all(t.join("c")).unwrap();
+    let mut client = Client::via(&t.join("c"), &publisher, Some(&relay.url));
+    client.kubo.kill();
+    let out = client.nix_copy(&publisher.public_key, &[&v1]);
+    assert!(
+        !out.status.success(),
+        "nix copy passed through a dead gateway"
+    );
+    assert!(relay.dead.load(Ordering::SeqCst), "the relay never died");
+    let passed = relay.passed.load(Ordering::SeqCst);
+    assert!(
+        passed > 600_000,
+        "the fetch was not under way: {passed} bytes"
+    );
+    let log = client.log();
+    assert!(log.contains("/nar/") && log.contains(" 502"), "{log}");
+    let info = nix(t, "nix")
+        .args(["--store", &client.nix_store, "path-info", &v1])
+        .output()
+        .unwrap();
+    assert!(!info.status.success(), "{v1} is in the client's store");
+    client.verify();
+    let ls = ok(narfs().args(["ls", "--json", "--store"]).arg(&client.store));
+    assert!(ls.is_empty(), "the proxy recorded: {ls}");
+
+    // The retry, through B itself, asks only for what did not arrive.
+    let cid = publisher.record(&v1)["root"].as_str().unwrap().to_string();
+    client.proxy = start_proxy(
+        &client.store,
+        &publisher.server.url,
+        b.kubo.gateway.as_deref().unwrap(),
+        &client.log,
+    );
+    let out = client.nix_copy(&publisher.public_key, &[&v1]);
+    assert!(
+        out.status.success(),
+        "the retry failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        client.log()
+    );
+    client.verify();
+    let log = client.log();
+    let fetched: u64 = log
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("narfs: proxy: {cid}: fetched ")))
+        .filter_map(|l| l.split(" blocks (").nth(1)?.split(' ').next()?.parse().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no fetch line: {log}"));
+    let nar = nar_size(&publisher.record(&v1));
+    eprintln!("after a cut at {passed} bytes, the retry fetched {fetched} of a {nar}-byte NAR");
+    assert!(
+        fetched + 200_000 < nar,
+        "the retry fetched {fetched} bytes again"
+    );
     assert!(!publisher.access_log().contains("/nar/"));
 }
