@@ -9,6 +9,7 @@
 
 mod car_export;
 mod car_import;
+mod document;
 mod fetch;
 mod gateway_client;
 mod http;
@@ -16,6 +17,7 @@ mod kubo;
 
 pub use car_export::{export_car, export_store, ExportError, Exported};
 pub use car_import::{import_car, CarImport, ImportError, ImportedRoot, RootError};
+pub use document::{get_document, DocumentError};
 pub use fetch::{fetch, prefetch, FetchError, FetchOptions, Fetched, Prefetched, Progress};
 pub use gateway_client::{Connection, Gateway, GatewayError, GatewayOptions};
 pub use kubo::{publish_store, Kubo, KuboError, Published};

@@ -7,6 +7,9 @@
 //! - the IPFS trustless gateway ([`gateway`]): `/ipfs/<cid>` as one verified raw block
 //!   or as a CARv1 of the whole DAG.
 //!
+//! With a [`proxy::Proxy`] ([`router_with`]), the Nix cache protocol is the substituter
+//! proxy's instead: narinfos from an upstream cache, NARs through an IPFS gateway.
+//!
 //! Blocking work (file reads, hashing, decoding) runs on tokio's blocking pool; bodies
 //! stream through bounded channels ([`body`]), so memory per request is bounded
 //! whatever the NAR's size; at most [`Options::max_streams`] streaming responses run
@@ -17,13 +20,16 @@
 //! parse as a CID or a store-path hash before anything is looked up: no request can
 //! name a file outside the store's blocks and records.
 
+mod access_log;
 pub mod body;
 mod cache;
 mod gateway;
 pub mod index;
 pub mod narinfo;
+pub mod proxy;
 pub mod stall;
 mod streams;
+mod upstream;
 
 use std::io;
 use std::net::SocketAddr;
@@ -49,6 +55,8 @@ pub struct Options {
     pub send_timeout: Duration,
     /// Bytes of file leaves a NAR stream fetches ahead ([`narfs_decoder::Limits`]).
     pub readahead: u64,
+    /// One line per request on stderr ([`access_log`]).
+    pub access_log: bool,
 }
 
 impl Default for Options {
@@ -58,6 +66,7 @@ impl Default for Options {
             queue_wait: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
             readahead: 512 << 10,
+            access_log: false,
         }
     }
 }
@@ -69,29 +78,48 @@ pub struct AppState {
     pub options: Options,
     /// Permits for streaming responses, `options.max_streams` of them.
     streams: Arc<tokio::sync::Semaphore>,
+    /// The substituter proxy, when narinfos come from an upstream ([`proxy`]).
+    proxy: Option<Arc<proxy::Proxy>>,
 }
 
 /// The routes over `store`.
 pub fn router(store: Store, options: Options) -> Router {
+    router_with(store, options, None)
+}
+
+/// The routes over `store`; with `proxy`, the Nix cache protocol is the proxy's.
+pub fn router_with(store: Store, options: Options, proxy: Option<proxy::Proxy>) -> Router {
+    let proxied = proxy.is_some();
     let state = Arc::new(AppState {
         index: index::Index::new(store.clone()),
         store,
         options,
         streams: Arc::new(tokio::sync::Semaphore::new(options.max_streams)),
+        proxy: proxy.map(Arc::new),
     });
+    let (info, narinfo, nar) = if proxied {
+        (get(proxy::cache_info), get(proxy::narinfo), get(proxy::nar))
+    } else {
+        (get(cache::cache_info), get(cache::narinfo), get(cache::nar))
+    };
     let streaming = Router::new()
-        .route("/nar/{file}", get(cache::nar))
+        .route("/nar/{file}", nar)
         .route("/ipfs/{*rest}", get(gateway::ipfs))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             streams::limit,
         ));
-    Router::new()
-        .route("/nix-cache-info", get(cache::cache_info))
-        .route("/{file}", get(cache::narinfo))
+    let router = Router::new()
+        .route("/nix-cache-info", info)
+        .route("/{file}", narinfo)
         .merge(streaming)
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n") })
-        .with_state(state)
+        .with_state(state);
+    if options.access_log {
+        router.layer(axum::middleware::from_fn(access_log::log))
+    } else {
+        router
+    }
 }
 
 /// Serves `store` on `listener` until the process ends.
@@ -100,8 +128,18 @@ pub async fn serve(
     store: Store,
     options: Options,
 ) -> io::Result<()> {
+    serve_with(listener, store, options, None).await
+}
+
+/// [`serve`], with the substituter proxy if `proxy` is given.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    options: Options,
+    proxy: Option<proxy::Proxy>,
+) -> io::Result<()> {
     let listener = stall::StallListener::new(listener, options.send_timeout);
-    axum::serve(listener, router(store, options)).await
+    axum::serve(listener, router_with(store, options, proxy)).await
 }
 
 /// Binds `addr`, calls `bound` with the address it got (port 0 picks one), and serves
@@ -112,6 +150,17 @@ pub fn run(
     options: Options,
     bound: impl FnOnce(SocketAddr),
 ) -> io::Result<()> {
+    run_with(addr, store, options, None, bound)
+}
+
+/// [`run`], with the substituter proxy if `proxy` is given.
+pub fn run_with(
+    addr: SocketAddr,
+    store: Store,
+    options: Options,
+    proxy: Option<proxy::Proxy>,
+    bound: impl FnOnce(SocketAddr),
+) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("narfs-serve")
@@ -119,7 +168,7 @@ pub fn run(
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         bound(listener.local_addr()?);
-        serve(listener, store, options).await
+        serve_with(listener, store, options, proxy).await
     })
 }
 

@@ -2,6 +2,8 @@
 //! binary cache protocol for imported store paths and the IPFS trustless gateway for
 //! every block. Prints `http://ADDR:PORT` on stdout once bound (so `--listen
 //! 127.0.0.1:0` can be used and the port read back), then serves until killed.
+//! With `--upstream` and `--gateway` it is the substituter proxy instead
+//! (`narfs_serve::proxy`): narinfos from the upstream, NARs from IPFS.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -31,6 +33,27 @@ pub struct ServeArgs {
     /// Bytes of file leaves each NAR stream fetches ahead of the client.
     #[arg(long, default_value_t = 512 << 10)]
     pub readahead: u64,
+    /// One line per request on stderr: `narfs: access: METHOD PATH STATUS`.
+    #[arg(long)]
+    pub access_log: bool,
+    /// Be a substituter proxy: narinfos come from this binary cache (whose narinfos
+    /// carry IPFS-CID, e.g. a publisher's `narfs serve`), NARs through --gateway.
+    #[arg(long, value_name = "URL", requires = "gateway")]
+    pub upstream: Option<String>,
+    /// The IPFS trustless gateway the proxy fetches missing blocks through (e.g. the
+    /// local Kubo's http://127.0.0.1:8080); fetched blocks stay in --store.
+    #[arg(long, value_name = "URL", requires = "upstream")]
+    pub gateway: Option<String>,
+    /// Proxy: gateway requests in flight per NAR.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub fetch_jobs: u32,
+    /// Proxy: seconds an upstream narinfo request may take, and the gateway's wait
+    /// for an answer or its next bytes.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub fetch_timeout: u64,
+    /// Proxy: tries per gateway request (5xx, timeouts, connection errors).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub fetch_attempts: u32,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -41,14 +64,30 @@ pub fn run(args: ServeArgs) -> Result<()> {
         queue_wait: Duration::from_secs(args.queue_wait),
         send_timeout: Duration::from_secs(args.send_timeout),
         readahead: args.readahead,
+        access_log: args.access_log,
     };
-    narfs_serve::run(args.listen, store, options, |addr| {
+    let proxy = match (&args.upstream, &args.gateway) {
+        (Some(upstream), Some(gateway)) => Some(
+            narfs_serve::proxy::Proxy::new(&narfs_serve::proxy::ProxyOptions {
+                upstream: upstream.clone(),
+                gateway: gateway.clone(),
+                timeout: Duration::from_secs(args.fetch_timeout),
+                jobs: args.fetch_jobs as usize,
+                attempts: args.fetch_attempts,
+            })
+            .context("cannot serve as a proxy")?,
+        ),
+        _ => None,
+    };
+    let what = match (&args.upstream, &args.gateway) {
+        (Some(u), Some(g)) => format!("substituter proxy: narinfos from {u}, blocks via {g}"),
+        _ => "Nix binary cache and /ipfs/ gateway".into(),
+    };
+    narfs_serve::run_with(args.listen, store, options, proxy, |addr| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "http://{addr}");
         let _ = out.flush();
-        eprintln!(
-            "narfs: serving the store {dir} on http://{addr} (Nix binary cache and /ipfs/ gateway)"
-        );
+        eprintln!("narfs: serving the store {dir} on http://{addr} ({what})");
     })
     .with_context(|| format!("cannot serve on {}", args.listen))
 }

@@ -87,11 +87,24 @@ impl Kubo {
     /// Starts `ipfs daemon --offline` and waits (up to 60 s) for its API and gateway
     /// (whose addresses the daemon writes into the repo's `api` and `gateway` files).
     pub fn start(&mut self) -> &str {
+        self.start_daemon(true)
+    }
+
+    /// Starts the daemon online: its swarm listens on 127.0.0.1 only and, with no
+    /// bootstrap peers, no routing and no mDNS, it talks only to the peers a test
+    /// connects it to ([`connect_to`](Kubo::connect_to)).
+    pub fn start_online(&mut self) -> &str {
+        self.start_daemon(false)
+    }
+
+    fn start_daemon(&mut self, offline: bool) -> &str {
         assert!(self.daemon.is_none(), "the daemon runs already");
         let log = std::fs::File::create(self.repo().join("daemon.log")).unwrap();
         let child = self
             .ipfs()
-            .args(["daemon", "--offline", "--migrate=false"])
+            .arg("daemon")
+            .args(offline.then_some("--offline"))
+            .arg("--migrate=false")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -125,6 +138,48 @@ impl Kubo {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.api.as_deref().unwrap()
+    }
+
+    /// `ipfs config --json KEY VALUE` (before the daemon starts).
+    pub fn config_json(&self, key: &str, value: &str) {
+        ok(self.ipfs().args(["config", "--json", key, value]));
+    }
+
+    /// The daemon's loopback swarm address with its peer ID, `/ip4/127.0.0.1/tcp/PORT/p2p/ID`.
+    pub fn swarm_address(&self) -> String {
+        let id = ok(self.ipfs().args(["id", "-f", "<id>"]));
+        let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+        let addrs = ok(self.ipfs().args(["swarm", "addrs", "local"]));
+        let addrs = String::from_utf8(addrs.stdout).unwrap();
+        let tcp = addrs
+            .lines()
+            .map(str::trim)
+            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+            .unwrap_or_else(|| panic!("no loopback TCP swarm address in {addrs:?}"));
+        format!("{tcp}/p2p/{id}")
+    }
+
+    /// `ipfs swarm connect` to `other`'s swarm address.
+    pub fn connect_to(&self, other: &Kubo) {
+        ok(self
+            .ipfs()
+            .args(["swarm", "connect", &other.swarm_address()]));
+    }
+
+    /// `ipfs stats bitswap`'s (BlocksReceived, DataReceived).
+    pub fn bitswap_received(&self) -> (u64, u64) {
+        let out = ok(self.ipfs().args(["stats", "bitswap", "--enc=json"]));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"));
+        (n("BlocksReceived"), n("DataReceived"))
+    }
+
+    /// Kills the daemon (SIGKILL, this PID only) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     fn log(&self) -> String {

@@ -27,11 +27,27 @@ pub struct Server {
 
 impl Server {
     pub fn start(store: &Path) -> Server {
+        Server::spawn(store, &[], Stdio::null())
+    }
+
+    /// `narfs serve --store STORE ARGS…`, its stderr (e.g. `--access-log` lines)
+    /// appended to the file `log`.
+    pub fn start_logged(store: &Path, args: &[&str], log: &Path) -> Server {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("the server's log file");
+        Server::spawn(store, args, Stdio::from(f))
+    }
+
+    fn spawn(store: &Path, args: &[&str], stderr: Stdio) -> Server {
         let mut child = narfs()
             .args(["serve", "--listen", "127.0.0.1:0", "--store"])
             .arg(store)
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn narfs serve");
         let mut line = String::new();

@@ -1,0 +1,387 @@
+//! The substituter proxy (`narfs serve --upstream URL --gateway URL`): the Nix binary
+//! cache protocol for a local Nix client, whose narinfos come from an upstream cache
+//! that publishes `IPFS-CID:` (e.g. the publisher's `narfs serve`) and whose NARs are
+//! assembled from this machine's store plus blocks fetched through an IPFS trustless
+//! gateway, so that the NARs themselves never come from the upstream.
+//!
+//! - `/nix-cache-info`: the upstream's `StoreDir` (asked once, then kept), ours else.
+//! - `/<hash>.narinfo`: fetched from the upstream (bounded, with a timeout), rewritten
+//!   by [`upstream::rewrite`] (signed fields byte for byte, the NAR at
+//!   `nar/<cid>.nar`, uncompressed); its CID, NarHash and NarSize are remembered in a
+//!   bounded table, since the NAR request that follows names only the CID.
+//! - `/nar/<cid>.nar` of a remembered CID: [`narfs_ipfs::prefetch`] makes the DAG
+//!   complete in the local store (only missing blocks are asked for, each verified
+//!   against its CID, committed so that the next version reuses them), then the NAR is
+//!   decoded from the store through [`narfs_decoder::decode_checked`] against the
+//!   narinfo's NarHash and NarSize: a mismatch cuts the response short of its length.
+//!   Once it has streamed whole, the root is recorded with the narinfo's fields. A
+//!   gateway failure before the first byte is a 502 (and a line on stderr). A CID no
+//!   narinfo named is served only if the local store records it (Nix always asks for
+//!   the narinfo first), else 404.
+//!
+//! The NAR is fetched first and decoded after: the client sees its first byte once
+//! the DAG is complete locally.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use narfs_core::block::{HashAlg, DAG_PB, RAW};
+use narfs_core::dagpb::PBNode;
+use narfs_core::unixfs::{DataType, UnixFsData};
+use narfs_core::{error_chain, Cid, Encoding};
+use narfs_decoder::{decode_checked, Expect, Limits};
+use narfs_ipfs::{prefetch, FetchError, FetchOptions, Gateway, GatewayError, GatewayOptions};
+use narfs_nix::store_path::StoreDir;
+use narfs_store::{NarInfoMeta, RootRecord, Store};
+use tokio::sync::oneshot;
+
+use crate::body::{channel, ChannelWriter};
+use crate::upstream::{rewrite, Upstream};
+use crate::{cache, text, AppState};
+
+/// CIDs remembered from narinfos (each entry a few hundred bytes).
+const KNOWN: usize = 1 << 16;
+
+/// Where the proxy gets narinfos and blocks, and how hard it tries.
+#[derive(Clone, Debug)]
+pub struct ProxyOptions {
+    /// The upstream binary cache, `http://HOST:PORT[/PREFIX]`.
+    pub upstream: String,
+    /// The trustless gateway, `http://HOST:PORT[/PREFIX]`.
+    pub gateway: String,
+    /// The longest a narinfo request to the upstream may take; also the gateway's
+    /// timeout for an answer or its next bytes.
+    pub timeout: Duration,
+    /// Gateway requests in flight per NAR.
+    pub jobs: usize,
+    /// Tries per gateway request.
+    pub attempts: u32,
+}
+
+/// Why the proxy cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The upstream's address is not `http://HOST[:PORT][/PREFIX]`.
+    #[error("bad --upstream address")]
+    Upstream(#[source] GatewayError),
+    /// The gateway's address is not `http://HOST[:PORT][/PREFIX]`.
+    #[error("bad --gateway address")]
+    Gateway(#[source] GatewayError),
+}
+
+/// The proxy's state, shared by its handlers.
+pub struct Proxy {
+    upstream: Upstream,
+    gateway: Gateway,
+    fetch: FetchOptions,
+    store_dir: tokio::sync::OnceCell<StoreDir>,
+    known: Mutex<Known>,
+}
+
+/// What a narinfo said about a CID.
+struct Entry {
+    expect: Expect,
+    meta: NarInfoMeta,
+}
+
+/// The bounded table of CIDs from narinfos; the oldest goes first.
+#[derive(Default)]
+struct Known {
+    map: HashMap<Cid, Arc<Entry>>,
+    order: VecDeque<Cid>,
+}
+
+impl Proxy {
+    pub fn new(o: &ProxyOptions) -> Result<Proxy, ProxyError> {
+        let gateway_options = GatewayOptions {
+            attempts: o.attempts,
+            timeout: o.timeout,
+            ..GatewayOptions::default()
+        };
+        // The same address syntax as the gateway's: checked now, not at the first
+        // request.
+        Gateway::new(&o.upstream, gateway_options).map_err(ProxyError::Upstream)?;
+        Ok(Proxy {
+            upstream: Upstream {
+                url: o.upstream.trim_end_matches('/').to_string(),
+                timeout: o.timeout,
+            },
+            gateway: Gateway::new(&o.gateway, gateway_options).map_err(ProxyError::Gateway)?,
+            fetch: FetchOptions {
+                jobs: o.jobs.max(1),
+                ..FetchOptions::default()
+            },
+            store_dir: tokio::sync::OnceCell::new(),
+            known: Mutex::new(Known::default()),
+        })
+    }
+
+    fn remember(&self, cid: Cid, entry: Entry) {
+        let mut k = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if k.map.insert(cid, Arc::new(entry)).is_none() {
+            k.order.push_back(cid);
+        }
+        while k.order.len() > KNOWN {
+            if let Some(old) = k.order.pop_front() {
+                k.map.remove(&old);
+            }
+        }
+    }
+
+    fn known(&self, cid: &Cid) -> Option<Arc<Entry>> {
+        let k = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        k.map.get(cid).cloned()
+    }
+
+    /// The upstream's store directory, asked for until it answers.
+    async fn store_dir(&self) -> StoreDir {
+        let asked = self
+            .store_dir
+            .get_or_try_init(|| async {
+                match self.upstream.store_dir().await {
+                    Ok(Some(dir)) => Ok(dir),
+                    Ok(None) => Ok(StoreDir::Nix),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        match asked {
+            Ok(dir) => *dir,
+            Err(e) => {
+                eprintln!(
+                    "narfs: proxy: no nix-cache-info from upstream: {}",
+                    error_chain(&e)
+                );
+                StoreDir::Nix
+            }
+        }
+    }
+}
+
+/// The proxy of the state: its routes exist only when it does.
+fn proxy(st: &AppState) -> &Proxy {
+    st.proxy
+        .as_deref()
+        .expect("proxy routes are routed only with a proxy")
+}
+
+pub async fn cache_info(State(st): State<Arc<AppState>>) -> Response {
+    let dir = proxy(&st).store_dir().await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/x-nix-cache-info"),
+        )],
+        format!("StoreDir: {dir}\nWantMassQuery: 1\nPriority: 40\n"),
+    )
+        .into_response()
+}
+
+pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+    let Some(hash) = file.strip_suffix(".narinfo") else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if !narfs_nix::store_path::is_hash_part(hash) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "a narinfo is asked for by the 32-character hash of its store path\n",
+        );
+    }
+    let p = proxy(&st);
+    let dir = p.store_dir().await;
+    let bad_gateway = |why: String| {
+        eprintln!("narfs: proxy: {hash}.narinfo: {why}");
+        text(StatusCode::BAD_GATEWAY, format!("{why}\n"))
+    };
+    let got = match p.upstream.narinfo(hash).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return text(StatusCode::NOT_FOUND, "no such store path upstream\n"),
+        Err(e) => return bad_gateway(error_chain(&e)),
+    };
+    let r = match rewrite(&got, hash, dir) {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(format!("from {}: {}", p.upstream.url, error_chain(&e))),
+    };
+    p.remember(
+        r.cid,
+        Entry {
+            expect: r.expect,
+            meta: r.meta,
+        },
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/x-nix-narinfo"),
+        )],
+        r.text,
+    )
+        .into_response()
+}
+
+pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+    let Some(c) = file.strip_suffix(".nar") else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let Ok(cid) = Cid::from_str(c) else {
+        return text(StatusCode::BAD_REQUEST, "expected nar/<root CID>.nar\n");
+    };
+    let Some(entry) = proxy(&st).known(&cid) else {
+        // A root recorded here (by an earlier fetch) is served as `narfs serve` does.
+        return cache::nar(State(st), Path(file)).await;
+    };
+    let (writer, mut body) = channel(Some(entry.expect.nar_size));
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let st2 = st.clone();
+    tokio::task::spawn_blocking(move || fetch_and_stream(&st2, &cid, &entry, ready_tx, writer));
+    match ready_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err((status, why))) => {
+            eprintln!("narfs: proxy: nar/{cid}.nar: {why}");
+            return text(status, format!("{why}\n"));
+        }
+        Err(_) => return crate::internal(format!("the fetch of {cid} stopped")),
+    }
+    match body.first().await {
+        Ok(_) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-nix-archive"),
+            )],
+            Body::new(body),
+        )
+            .into_response(),
+        Err(e) => {
+            eprintln!("narfs: proxy: nar/{cid}.nar: {e}");
+            crate::internal(format!("cannot decode the NAR of {cid}: {e}"))
+        }
+    }
+}
+
+type Ready = oneshot::Sender<Result<(), (StatusCode, String)>>;
+
+/// Under the store's shared lock (so `gc` cannot take blocks meanwhile): fetches
+/// what the store lacks of the DAG (reporting on `ready`), then decodes the NAR into
+/// `w`, checked against the narinfo, and records the root once it has streamed whole.
+fn fetch_and_stream(st: &AppState, cid: &Cid, entry: &Entry, ready: Ready, mut w: ChannelWriter) {
+    let p = proxy(st);
+    let store = &st.store;
+    let lock = match store.lock_shared() {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err((StatusCode::INTERNAL_SERVER_ERROR, error_chain(&e))));
+            return;
+        }
+    };
+    let fetched = prefetch(&p.gateway, store, cid, &p.fetch, &mut |_| {});
+    let fetched = match fetched {
+        Ok(f) => f,
+        Err(e) => {
+            let status = match e {
+                FetchError::Block { .. } | FetchError::Client { .. } => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let _ = ready.send(Err((status, error_chain(&e))));
+            return;
+        }
+    };
+    let pr = fetched.progress;
+    eprintln!(
+        "narfs: proxy: {cid}: fetched {} blocks ({} bytes) in {} requests from {}, reused {} \
+         blocks ({} bytes)",
+        pr.fetched_blocks,
+        pr.fetched_bytes,
+        pr.requests,
+        p.gateway.url(),
+        pr.reused_blocks,
+        pr.reused_bytes
+    );
+    let encoding = match encoding_of(store, cid, entry.expect.nar_size) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err((StatusCode::INTERNAL_SERVER_ERROR, e)));
+            return;
+        }
+    };
+    if ready.send(Ok(())).is_err() {
+        return; // the client is gone
+    }
+    let limits = Limits {
+        readahead: st.options.readahead,
+        ..Limits::default()
+    };
+    let decoded = match decode_checked(store, cid, encoding, &entry.expect, &mut w, &limits) {
+        Ok(out) => out.flush().map_err(|e| error_chain(&e)),
+        Err(e) => Err(error_chain(&e)),
+    };
+    if let Err(e) = decoded {
+        eprintln!("narfs: proxy: nar/{cid}.nar: {e}");
+        return w.fail(e);
+    }
+    // The NAR is the narinfo's: the DAG is whole, so the root may be recorded.
+    let hash = HashAlg::from_code(cid.hash().code()).map_or("unknown", HashAlg::name);
+    let mut record = RootRecord::new(
+        cid,
+        encoding,
+        &entry.expect.nar_sha256,
+        entry.expect.nar_size,
+    )
+    .with_name(Some(entry.meta.store_path.clone()))
+    .with_layout("unknown", hash, "gateway-fetch")
+    .with_blocks(
+        pr.fetched_blocks + pr.reused_blocks,
+        pr.fetched_bytes + pr.reused_bytes,
+    )
+    .with_narinfo(entry.meta.clone());
+    record.new_blocks = fetched.written.new_blocks;
+    record.new_bytes = fetched.written.new_bytes;
+    if let Err(e) = store.record_root(&record) {
+        eprintln!("narfs: proxy: cannot record {cid}: {}", error_chain(&e));
+    }
+    drop(lock);
+    let _ = w.finish();
+}
+
+/// How the DAG under `cid` carries its NAR, which a narinfo does not say: a tree
+/// ([`Encoding::UnixFs`]) unless the root is one file whose size cannot give a NAR of
+/// `nar_size` bytes, which is then the zstd-compressed NAR ([`Encoding::ZstdNar`]).
+/// A single-file NAR is 112 bytes (144 if executable) plus the file's length padded
+/// to 8; a compressed NAR is that long only if zstd barely changed its size, and then
+/// the check against NarHash fails the response instead of passing a wrong NAR.
+fn encoding_of(store: &Store, cid: &Cid, nar_size: u64) -> Result<Encoding, String> {
+    let block = narfs_decoder::fetch(store, cid, "").map_err(|e| error_chain(&e))?;
+    let size = match cid.codec() {
+        RAW => block.len() as u64,
+        DAG_PB => {
+            let node = PBNode::decode(&block).map_err(|e| error_chain(&e))?;
+            match node
+                .data
+                .as_deref()
+                .and_then(|d| UnixFsData::decode(d).ok())
+            {
+                Some(fs) if matches!(fs.data_type, DataType::File | DataType::Raw) => {
+                    fs.filesize.unwrap_or_else(|| fs.blocksizes.iter().sum())
+                }
+                _ => return Ok(Encoding::UnixFs),
+            }
+        }
+        _ => return Ok(Encoding::UnixFs),
+    };
+    let padded = size.div_ceil(8).saturating_mul(8);
+    if [112, 144]
+        .iter()
+        .any(|o| padded.checked_add(*o) == Some(nar_size))
+    {
+        Ok(Encoding::UnixFs)
+    } else {
+        Ok(Encoding::ZstdNar)
+    }
+}
