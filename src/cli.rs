@@ -44,7 +44,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Measure chunking strategies (stored bytes, dedup, throughput) over a corpus of NARs.
     Experiment(ExperimentArgs),
-    /// Import a Nix file binary cache (`nix copy --to file://DIR`) into the store.
+    /// Import a binary cache into the store: a directory (`nix copy --to file://DIR`,
+    /// `guix publish --cache`) or over HTTP (`narfs serve`, `guix publish`, ...).
     Import(crate::cmd::import::ImportArgs),
     /// Serve the store read-only over HTTP: Nix binary cache and IPFS trustless gateway.
     Serve(crate::cmd::serve::ServeArgs),

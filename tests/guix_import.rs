@@ -342,3 +342,75 @@ fn lzip_bomb(dir: &Path, out: &str) {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// A running `guix publish` (no `--cache`: NARs compressed as they are asked for) read
+/// over HTTP: given the item with a reference and the tree, the closure brings the
+/// referenced one too; each decodes to what `guix hash -S nar` hashes.
+#[test]
+fn imports_from_a_running_guix_publish() {
+    let Some(dir) = guix_dir() else { return };
+    let work = tempfile::Builder::new()
+        .prefix("narfs-guix-http-")
+        .tempdir_in(dir.join("root/tmp"))
+        .unwrap();
+    let inside = format!(
+        "/tmp/{}",
+        work.path().file_name().unwrap().to_str().unwrap()
+    );
+    let paths = make_items(&dir, work.path(), &inside);
+    let port = free_port();
+    let child = Command::new(dir.join("guix-run"))
+        .args(["guix", "publish", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .args(["--compression=gzip:1", "--compression=zstd:3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let publish = Publish { child, port };
+    let t = Instant::now();
+    while get(port, "/nix-cache-info").is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "guix publish did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // hello, refs (references hello), tree: ask for refs and tree.
+    let (hello, refs, tree) = (&paths[0], &paths[1], &paths[2]);
+    let list = work.path().join("paths");
+    std::fs::write(&list, format!("{refs}\n{tree}\n")).unwrap();
+    let store = work.path().join("store");
+    let t = Instant::now();
+    let out = narfs()
+        .arg("import")
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg("--paths")
+        .arg(&list)
+        .arg("--store")
+        .arg(&store)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    eprintln!("narfs import over HTTP took {:?}: {v}", t.elapsed());
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["imported"], 3, "the two and the one referenced: {v}");
+    for p in [hello, refs, tree] {
+        let dec = narfs()
+            .args(["decode", "--store"])
+            .arg(&store)
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(
+            dec.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dec.stderr)
+        );
+        let want = guix(&dir, &["guix", "hash", "-S", "nar", "-f", "hex", p]);
+        assert_eq!(hex(&Sha256::digest(&dec.stdout)), want.trim(), "{p}");
+    }
+    drop(publish);
+}

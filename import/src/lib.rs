@@ -1,8 +1,13 @@
-//! A Nix file binary cache (as `nix copy --to file://DIR` writes it) or a `guix
-//! publish --cache` directory into the store: [`import_cache`].
+//! A binary cache into the store: [`import_cache`], over any
+//! [`narfs_nix::BinaryCache`]: a Nix file binary cache (as `nix copy --to file://DIR`
+//! writes it) or a `guix publish --cache` directory (`narfs_nix::FileCache`, every
+//! file opened inside the cache, never through a symlink), or a cache over HTTP
+//! (`narfs_nix::HttpCache`: `narfs serve`, a `guix publish`, any Nix substituter).
+//! A directory is imported whole; an HTTP cache cannot be listed, so it is given
+//! store paths ([`ImportOptions::paths`]) and, by default, their closure through
+//! `References`.
 //!
-//! Each NAR is opened inside the cache (`narfs_nix::FileCache`, never through a
-//! symlink), decompressed as it streams into the encoder and cut one byte past its
+//! Each NAR is decompressed as it streams into the encoder and cut one byte past its
 //! `NarSize`; the encoder computes its sha256 and size on the way, which must equal
 //! the narinfo's `NarHash`/`NarSize`, and only then is the root recorded, named by its
 //! store path, with the narinfo fields (References, Deriver, Sig, CA) that `narfs
@@ -14,15 +19,14 @@
 //! resumes where it stopped. The report lists every store path of the cache that now
 //! has a root (imported or already present), so a caller can publish them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use narfs_core::Cid;
 use narfs_encoder::{encode_or_fallback, EncodeError, Encoded, Layout};
 use narfs_nix::narinfo::nar_hash_string;
-use narfs_nix::{CacheError, FileCache, NarInfo};
+use narfs_nix::{BinaryCache, CacheError, NarInfo};
 use narfs_store::{NarInfoMeta, RootRecord, Store};
 
 /// How to import.
@@ -34,6 +38,24 @@ pub struct ImportOptions {
     pub profile: String,
     /// NARs imported at once (clamped to 1..=64).
     pub jobs: usize,
+    /// The store paths to import, as hash parts (see [`hash_of`]); `None`: every
+    /// narinfo the cache lists (a cache that cannot be listed needs them).
+    pub paths: Option<Vec<String>>,
+    /// Whether the store paths' `References` are imported too, and theirs, up to the
+    /// whole closure (for the paths given: a listed cache is imported whole anyway).
+    pub closure: bool,
+}
+
+/// The hash part of a line naming a store path: `/nix/store/<hash>-<name>` (or in
+/// `/gnu/store`, or any directory), `<hash>-<name>`, `<hash>` or `<hash>.narinfo`.
+pub fn hash_of(line: &str) -> Option<&str> {
+    let line = line.trim();
+    let base = line.rsplit('/').next().unwrap_or(line);
+    let hash = base.get(..narfs_nix::store_path::HASH_PART_LEN)?;
+    let rest = &base[hash.len()..];
+    let ok = narfs_nix::store_path::is_hash_part(hash)
+        && (rest.is_empty() || rest.starts_with('-') || rest == ".narinfo");
+    ok.then_some(hash)
 }
 
 /// Why the import could not run at all.
@@ -43,6 +65,15 @@ pub enum ImportError {
     /// The cache cannot be listed.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// A store path was given, but the cache cannot name its narinfo without a
+    /// listing (a `guix publish --cache` directory).
+    #[error("{cache} names its narinfos by compression and name: {path} cannot be asked for")]
+    Unnamed {
+        /// The cache.
+        cache: String,
+        /// The hash part asked for.
+        path: String,
+    },
     /// The store's records cannot be read.
     #[error("cannot read the store's roots")]
     Store(#[from] narfs_store::Error),
@@ -103,8 +134,10 @@ pub enum Outcome {
 
 /// Told of the import's progress, from the worker threads.
 pub trait Observer: Sync {
-    /// The cache lists `total` narinfos.
+    /// The cache lists, or the caller gave, `total` narinfos.
     fn start(&self, _total: u64) {}
+    /// Following `References` found `more` narinfos not seen before.
+    fn found(&self, _more: u64) {}
     /// One narinfo is done.
     fn done(&self, _narinfo: &Path, _outcome: &Outcome) {}
 }
@@ -150,9 +183,11 @@ pub struct Recorded {
     pub present: bool,
 }
 
-/// Imports every narinfo of `cache` (opened with [`FileCache::open`], which checked
-/// its `nix-cache-info`) into `store`, with `opts.jobs` workers; each entry's outcome
-/// goes to `observer` as it is known.
+/// Imports every narinfo of `cache` (e.g. a [`narfs_nix::FileCache`], whose `open`
+/// checked its `nix-cache-info`), or the store paths `opts.paths` and with
+/// `opts.closure` everything they reference, into `store`, with `opts.jobs` workers;
+/// each entry's outcome goes to `observer` as it is known. The roots already recorded
+/// are skipped once their narinfo is read, before their NAR is asked for.
 ///
 /// ```
 /// use narfs_encoder::Profile;
@@ -186,6 +221,8 @@ pub struct Recorded {
 ///     layout: Profile::KuboV1.layout(),
 ///     profile: "kubo-v1".into(),
 ///     jobs: 1,
+///     paths: None,
+///     closure: false,
 /// };
 /// let cache = FileCache::open(&cache, StoreDir::Nix)?;
 /// let report = import_cache(&cache, &store, &opts, &())?;
@@ -196,12 +233,26 @@ pub struct Recorded {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn import_cache(
-    cache: &FileCache,
+    cache: &dyn BinaryCache,
     store: &Store,
     opts: &ImportOptions,
     observer: &dyn Observer,
 ) -> Result<ImportReport, ImportError> {
-    let narinfos = cache.narinfos()?;
+    let first = match (&opts.paths, cache.list()?) {
+        (None, Some(listed)) => listed,
+        (None, None) => return Err(CacheError::Unlistable(cache.location()).into()),
+        (Some(paths), _) => {
+            let mut entries = Vec::new();
+            for p in paths {
+                let entry = cache.entry_of(p).ok_or_else(|| ImportError::Unnamed {
+                    cache: cache.location(),
+                    path: p.clone(),
+                })?;
+                entries.push(entry);
+            }
+            entries
+        }
+    };
     // What is already recorded: store path -> (NarHash, root). A record whose root
     // does not parse is not counted as present: the import records it anew.
     let present: HashMap<String, (String, Cid)> = store
@@ -213,54 +264,50 @@ pub fn import_cache(
             Some((r.name?, (r.nar_hash, root)))
         })
         .collect();
-    observer.start(narinfos.len() as u64);
+    let follow = opts.closure && opts.paths.is_some();
+    let mut queue = Queue::default();
+    for e in first {
+        if queue.seen.insert(e.clone()) {
+            queue.todo.push_back(e);
+        }
+    }
+    observer.start(queue.todo.len() as u64);
     let ctx = Ctx {
         cache,
         store,
         opts,
         present: &present,
     };
-    let next = AtomicUsize::new(0);
+    let queue = (Mutex::new(queue), Condvar::new());
     let report = Mutex::new(ImportReport::default());
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.clamp(1, 64) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = narinfos.get(i) else { break };
-                let (store_path, outcome) = match ctx.one(path) {
-                    Ok((store_path, outcome)) => (Some(store_path), outcome),
-                    Err(e) => (None, Outcome::Failed(e)),
-                };
-                observer.done(path, &outcome);
-                let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
-                let store_path = store_path.unwrap_or_default();
-                match outcome {
-                    Outcome::Imported {
-                        root,
-                        nar_size,
-                        new_bytes,
-                    } => {
-                        r.imported += 1;
-                        r.nar_bytes += nar_size;
-                        r.new_bytes += new_bytes;
-                        r.roots.push(Recorded {
-                            store_path,
-                            root,
-                            present: false,
-                        });
+            s.spawn(|| {
+                while let Some(path) = next(&queue) {
+                    let (store_path, outcome, refs) = match ctx.one(&path) {
+                        Ok((info, outcome)) => (Some(info.store_path), outcome, info.references),
+                        Err(e) => (None, Outcome::Failed(e), Vec::new()),
+                    };
+                    let more = if follow {
+                        more(cache, &refs)
+                    } else {
+                        Vec::new()
+                    };
+                    observer.done(&path, &outcome);
+                    record(&report, path, store_path, outcome);
+                    let (q, wake) = &queue;
+                    let mut q = q.lock().unwrap_or_else(|p| p.into_inner());
+                    let before = q.todo.len();
+                    for e in more {
+                        if q.seen.insert(e.clone()) {
+                            q.todo.push_back(e);
+                        }
                     }
-                    Outcome::Present { root } => {
-                        r.already_present += 1;
-                        r.roots.push(Recorded {
-                            store_path,
-                            root,
-                            present: true,
-                        });
+                    if q.todo.len() > before {
+                        observer.found((q.todo.len() - before) as u64);
                     }
-                    Outcome::Failed(error) => r.failed.push(Failure {
-                        narinfo: path.clone(),
-                        error,
-                    }),
+                    q.busy -= 1;
+                    wake.notify_all();
                 }
             });
         }
@@ -271,21 +318,92 @@ pub fn import_cache(
     Ok(report)
 }
 
+/// The entries left to import, and every one ever queued.
+#[derive(Default)]
+struct Queue {
+    todo: VecDeque<PathBuf>,
+    seen: HashSet<PathBuf>,
+    /// Entries being imported: while any is, the closure may still grow.
+    busy: usize,
+}
+
+/// The next entry to import, waiting while the queue is empty but an entry in
+/// flight may add its references; `None` once all is done.
+fn next((q, wake): &(Mutex<Queue>, Condvar)) -> Option<PathBuf> {
+    let mut q = q.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if let Some(e) = q.todo.pop_front() {
+            q.busy += 1;
+            return Some(e);
+        }
+        if q.busy == 0 {
+            return None;
+        }
+        q = wake.wait(q).unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+/// The entries of `references` (base names `<hash>-<name>`).
+fn more(cache: &dyn BinaryCache, references: &[String]) -> Vec<PathBuf> {
+    references
+        .iter()
+        .filter_map(|r| cache.entry_of(hash_of(r)?))
+        .collect()
+}
+
+fn record(
+    report: &Mutex<ImportReport>,
+    path: PathBuf,
+    store_path: Option<String>,
+    outcome: Outcome,
+) {
+    let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+    let store_path = store_path.unwrap_or_default();
+    match outcome {
+        Outcome::Imported {
+            root,
+            nar_size,
+            new_bytes,
+        } => {
+            r.imported += 1;
+            r.nar_bytes += nar_size;
+            r.new_bytes += new_bytes;
+            r.roots.push(Recorded {
+                store_path,
+                root,
+                present: false,
+            });
+        }
+        Outcome::Present { root } => {
+            r.already_present += 1;
+            r.roots.push(Recorded {
+                store_path,
+                root,
+                present: true,
+            });
+        }
+        Outcome::Failed(error) => r.failed.push(Failure {
+            narinfo: path,
+            error,
+        }),
+    }
+}
+
 struct Ctx<'a> {
-    cache: &'a FileCache,
+    cache: &'a dyn BinaryCache,
     store: &'a Store,
     opts: &'a ImportOptions,
     present: &'a HashMap<String, (String, Cid)>,
 }
 
 impl Ctx<'_> {
-    /// Imports one narinfo: its store path and what happened.
-    fn one(&self, narinfo: &Path) -> Result<(String, Outcome), EntryError> {
+    /// Imports one narinfo: it and what happened.
+    fn one(&self, narinfo: &Path) -> Result<(NarInfo, Outcome), EntryError> {
         let info = self.cache.read_narinfo(narinfo)?;
         if let Some((hash, root)) = self.present.get(&info.store_path) {
             if *hash == info.nar_hash_string() {
                 let root = *root;
-                return Ok((info.store_path, Outcome::Present { root }));
+                return Ok((info, Outcome::Present { root }));
             }
         }
         let (encoded, sink) = encode_or_fallback(
@@ -317,7 +435,7 @@ impl Ctx<'_> {
             nar_size: encoded.nar_size,
             new_bytes: written.new_bytes,
         };
-        Ok((info.store_path, outcome))
+        Ok((info, outcome))
     }
 }
 

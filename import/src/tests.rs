@@ -4,7 +4,9 @@
 
 use std::error::Error as _;
 use std::io::{self, Read};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use narfs_nix::FileCache;
 
 use narfs_encoder::Profile;
 use sha2::{Digest, Sha256};
@@ -61,6 +63,8 @@ fn imports_checks_and_resumes() {
         layout: Profile::KuboV1.layout(),
         profile: "kubo-v1".into(),
         jobs: 2,
+        paths: None,
+        closure: false,
     };
     let seen = Count::default();
     let cache = FileCache::open(&cache, narfs_nix::StoreDir::Nix).unwrap();

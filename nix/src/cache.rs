@@ -118,6 +118,19 @@ pub enum CacheError {
     /// A narinfo's `Compression` is not one narfs reads.
     #[error("compression {0:?} is not supported (none, zstd, gzip, xz, lzip, bzip2)")]
     Compression(String),
+    /// The cache cannot be listed (an HTTP cache): the store paths must be given.
+    #[error("{0} cannot be listed: give the store paths to import")]
+    Unlistable(String),
+    /// An HTTP request to the cache failed.
+    #[cfg(feature = "http-cache")]
+    #[error("GET {url}")]
+    Http {
+        /// The URL asked for.
+        url: String,
+        /// Why it failed.
+        #[source]
+        source: crate::http_cache::HttpError,
+    },
     /// The decompressor could not start.
     #[error("cannot start decompressing {}", path.display())]
     Decompress {
@@ -314,8 +327,7 @@ impl FileCache {
     /// `NarSize` (the read then fails with [`NarSizeExceeded`]).
     pub fn open_nar(&self, info: &NarInfo) -> Result<NarStream, CacheError> {
         let url = Path::new(&info.url);
-        let plain = !info.url.contains(':')
-            && url.components().next().is_some()
+        let plain = crate::source::is_plain_relative(&info.url)
             && url.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain {
             return Err(CacheError::BadUrl(info.url.clone()));
@@ -450,7 +462,7 @@ fn is_symlink_at(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
     }
 }
 
-enum Decompress {
+pub(crate) enum Decompress {
     Unsupported,
     Io(io::Error),
 }
@@ -459,7 +471,7 @@ enum Decompress {
 /// empty, `xz`, `zstd`, `bzip2`, and Guix's `lzip` and `gzip`; concatenated streams or
 /// members are read whole, as Nix and Guix do). Every container's own check (xz's
 /// check, lzip's CRC32 and sizes, gzip's CRC32 and ISIZE) is verified.
-fn decompress<R: BufRead + Send + 'static>(
+pub(crate) fn decompress<R: BufRead + Send + 'static>(
     compression: &str,
     compressed: R,
 ) -> Result<Box<dyn Read + Send>, Decompress> {

@@ -9,10 +9,20 @@
 pub mod base32;
 #[cfg(feature = "cache")]
 pub mod cache;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http-cache")]
+pub mod http_cache;
 pub mod narinfo;
+#[cfg(feature = "cache")]
+pub mod source;
 pub mod store_path;
 
 #[cfg(feature = "cache")]
 pub use cache::{CacheError, FileCache, Layout, NarStream};
+#[cfg(feature = "http-cache")]
+pub use http_cache::{HttpCache, HttpError, HttpOptions};
 pub use narinfo::{NarInfo, NarInfoError};
+#[cfg(feature = "cache")]
+pub use source::BinaryCache;
 pub use store_path::{StoreDir, StorePath, StorePathError};

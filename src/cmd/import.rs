@@ -1,34 +1,52 @@
-//! `narfs import CACHE`: a Nix file binary cache or a `guix publish --cache` directory
-//! into the store
-//! (`narfs_import::import_cache`), with a progress bar on a terminal and a summary
+//! `narfs import CACHE`: a Nix file binary cache, a `guix publish --cache` directory,
+//! or a binary cache over HTTP (`http://HOST[:PORT]/[PREFIX]`, given `--paths`) into
+//! the store (`narfs_import::import_cache`), with a progress bar on a terminal and a summary
 //! line or one JSON object at the end; with `--ipfs-api`, then every root of the
 //! cache's store paths published into a Kubo node (`publish::after_import`).
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use narfs_import::{import_cache, ImportOptions, Observer, Outcome};
-use narfs_nix::{FileCache, StoreDir};
+use narfs_nix::{BinaryCache, FileCache, HttpCache, HttpOptions, StoreDir};
 use serde_json::json;
 
 use crate::io::Output;
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
-    /// The binary cache directory: a Nix one (nix-cache-info, *.narinfo) or the
-    /// --cache directory of `guix publish` (hashes/, lzip/, zstd/, ...).
-    pub cache: PathBuf,
-    /// Which kind of cache it is (auto: nix-cache-info means Nix, hashes/ Guix).
+    /// The binary cache: a directory (or file://DIR), a Nix one (nix-cache-info,
+    /// *.narinfo) or the --cache directory of `guix publish` (hashes/, lzip/, ...);
+    /// or http://HOST[:PORT][/PREFIX], a cache over HTTP (narfs serve, guix publish,
+    /// any Nix binary cache), which needs --paths.
+    pub cache: String,
+    /// Which kind of cache it is (auto: nix-cache-info means Nix, hashes/ Guix; over
+    /// HTTP, nix-cache-info's StoreDir, else each narinfo's StorePath).
     #[arg(long, value_enum, default_value_t = Dialect::Auto)]
     pub dialect: Dialect,
+    /// Import only these store paths (one a line: /nix/store/HASH-NAME, HASH-NAME or
+    /// HASH; `-` reads standard input), and by default what they reference.
+    #[arg(long, value_name = "FILE")]
+    pub paths: Option<PathBuf>,
+    /// With --paths: only the paths given, not their closure through References.
+    #[arg(long)]
+    pub no_closure: bool,
+    /// Over HTTP: seconds to wait for an answer to start, or for its next bytes.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Over HTTP: tries per request (retried on no connection, a timeout, a 5xx).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub attempts: u32,
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
     #[command(flatten)]
     pub layout: crate::cli::LayoutArgs,
-    /// NARs imported at once (default: the number of CPUs).
+    /// NARs imported at once (default: the number of CPUs; over HTTP 4, so one NAR is
+    /// fetched and decompressed while another is encoded).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Print one JSON object (counts, failures) instead of a summary line.
@@ -49,21 +67,54 @@ pub enum Dialect {
 }
 
 pub fn run(args: ImportArgs) -> Result<()> {
-    let cache = match args.dialect {
-        Dialect::Auto => FileCache::detect(&args.cache)?,
-        Dialect::Nix => FileCache::open(&args.cache, StoreDir::Nix)?,
-        Dialect::Guix => FileCache::open_guix_publish(&args.cache)?,
+    if args.cache.starts_with("https://") {
+        bail!("{}: narfs reads caches over plain http:// only", args.cache);
+    }
+    let http = args.cache.starts_with("http://");
+    let cache: Box<dyn BinaryCache> = if http {
+        let store_dir = match args.dialect {
+            Dialect::Auto => None,
+            Dialect::Nix => Some(StoreDir::Nix),
+            Dialect::Guix => Some(StoreDir::Guix),
+        };
+        if !(args.timeout > 0.0 && args.timeout < 1e6) {
+            bail!("--timeout must be a positive number of seconds");
+        }
+        let options = HttpOptions {
+            attempts: args.attempts.max(1),
+            timeout: Duration::from_secs_f64(args.timeout),
+            ..HttpOptions::default()
+        };
+        if args.paths.is_none() {
+            bail!(
+                "{}: a cache over HTTP cannot be listed: give --paths FILE",
+                args.cache
+            );
+        }
+        Box::new(HttpCache::open(&args.cache, store_dir, options)?)
+    } else {
+        let dir = Path::new(args.cache.strip_prefix("file://").unwrap_or(&args.cache));
+        Box::new(match args.dialect {
+            Dialect::Auto => FileCache::detect(dir)?,
+            Dialect::Nix => FileCache::open(dir, StoreDir::Nix)?,
+            Dialect::Guix => FileCache::open_guix_publish(dir)?,
+        })
+    };
+    let paths = match &args.paths {
+        Some(file) => Some(read_paths(file)?),
+        None => None,
     };
     let store = super::store::open(args.store.as_deref())?;
+    let cpus = || std::thread::available_parallelism().map_or(1, |n| n.get());
     let opts = ImportOptions {
         layout: args.layout.layout(),
         profile: args.layout.profile.name().to_string(),
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        jobs: args.jobs.unwrap_or_else(|| if http { 4 } else { cpus() }),
+        paths,
+        closure: !args.no_closure,
     };
     let bar = Bar(progress());
-    let report = import_cache(&cache, &store, &opts, &bar)?;
+    let report = import_cache(cache.as_ref(), &store, &opts, &bar)?;
     bar.0.finish_and_clear();
     let failed: Vec<(String, String)> = report
         .failed
@@ -107,6 +158,10 @@ impl Observer for Bar {
         self.0.set_length(total);
     }
 
+    fn found(&self, more: u64) {
+        self.0.inc_length(more);
+    }
+
     fn done(&self, narinfo: &Path, outcome: &Outcome) {
         if let Outcome::Failed(why) = outcome {
             let why = crate::one_line(why);
@@ -128,4 +183,31 @@ fn progress() -> ProgressBar {
         pb.set_style(style.progress_chars("=> "));
     }
     pb
+}
+
+/// The hash parts of the store paths listed in `file` (one a line; blank lines and
+/// `#` comments skipped), `-` for standard input.
+fn read_paths(file: &Path) -> Result<Vec<String>> {
+    let text = if file == Path::new("-") {
+        io::read_to_string(io::stdin()).context("cannot read the store paths from stdin")?
+    } else {
+        std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the store paths in {}", file.display()))?
+    };
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match narfs_import::hash_of(line) {
+            Some(h) => out.push(h.to_string()),
+            None => bail!(
+                "{}:{}: {line:?} is not a store path, HASH-NAME or HASH",
+                file.display(),
+                n + 1
+            ),
+        }
+    }
+    Ok(out)
 }
