@@ -10,6 +10,8 @@ pub mod base32;
 #[cfg(feature = "cache")]
 pub mod cache;
 pub mod narinfo;
+#[cfg(feature = "signing")]
+pub mod signing;
 pub mod store_path;
 
 #[cfg(feature = "cache")]
