@@ -2,8 +2,9 @@
 //!
 //! Two protocols over the same blocks:
 //! - the Nix binary cache protocol ([`cache`]): `/nix-cache-info`, `/<hash>.narinfo`
-//!   (the imported path's original metadata, `Compression: none`, plus `IPFS-CID:`) and
-//!   `/nar/<cid>.nar`, the NAR decoded from the DAG as it streams;
+//!   (the imported path's original metadata, `Compression: none`, plus `IPFS-CID:`, in
+//!   Nix's or Guix's dialect by its store path, signed with `--sign-key`: [`narinfo`])
+//!   and `/nar/<cid>.nar`, the NAR decoded from the DAG as it streams;
 //! - the IPFS trustless gateway ([`gateway`]): `/ipfs/<cid>` as one verified raw block
 //!   or as a CARv1 of the whole DAG.
 //!
@@ -67,16 +68,19 @@ pub struct AppState {
     pub store: Store,
     pub index: index::Index,
     pub options: Options,
+    /// What narinfos are signed with (`narfs serve --sign-key`).
+    pub keys: narinfo::Keys,
     /// Permits for streaming responses, `options.max_streams` of them.
     streams: Arc<tokio::sync::Semaphore>,
 }
 
-/// The routes over `store`.
-pub fn router(store: Store, options: Options) -> Router {
+/// The routes over `store`, narinfos signed with `keys`.
+pub fn router(store: Store, options: Options, keys: narinfo::Keys) -> Router {
     let state = Arc::new(AppState {
         index: index::Index::new(store.clone()),
         store,
         options,
+        keys,
         streams: Arc::new(tokio::sync::Semaphore::new(options.max_streams)),
     });
     let streaming = Router::new()
@@ -99,9 +103,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     options: Options,
+    keys: narinfo::Keys,
 ) -> io::Result<()> {
     let listener = stall::StallListener::new(listener, options.send_timeout);
-    axum::serve(listener, router(store, options)).await
+    axum::serve(listener, router(store, options, keys)).await
 }
 
 /// Binds `addr`, calls `bound` with the address it got (port 0 picks one), and serves
@@ -110,6 +115,7 @@ pub fn run(
     addr: SocketAddr,
     store: Store,
     options: Options,
+    keys: narinfo::Keys,
     bound: impl FnOnce(SocketAddr),
 ) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -119,7 +125,7 @@ pub fn run(
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         bound(listener.local_addr()?);
-        serve(listener, store, options).await
+        serve(listener, store, options, keys).await
     })
 }
 

@@ -31,6 +31,12 @@ pub struct ServeArgs {
     /// Bytes of file leaves each NAR stream fetches ahead of the client.
     #[arg(long, default_value_t = 512 << 10)]
     pub readahead: u64,
+    /// Sign narinfos with this secret key: a Nix key (`nix-store
+    /// --generate-binary-cache-key`) adds a `Sig:` to every /nix/store narinfo; a Guix
+    /// key (`guix archive --generate-key`'s signing-key.sec) signs the /gnu/store
+    /// narinfos that carry no `Signature:` of their own. Once per dialect.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Vec<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -42,7 +48,32 @@ pub fn run(args: ServeArgs) -> Result<()> {
         send_timeout: Duration::from_secs(args.send_timeout),
         readahead: args.readahead,
     };
-    narfs_serve::run(args.listen, store, options, |addr| {
+    let mut keys = narfs_serve::narinfo::Keys::default();
+    for path in &args.sign_key {
+        let text =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let key = narfs_nix::signing::SecretKey::parse(&text)
+            .with_context(|| format!("cannot use {} as a signing key", path.display()))?;
+        match &key {
+            narfs_nix::signing::SecretKey::Nix(k) => {
+                eprintln!("narfs: signing /nix/store narinfos as {}", k.public())
+            }
+            narfs_nix::signing::SecretKey::Guix(k) => eprintln!(
+                "narfs: signing unsigned /gnu/store narinfos as {}",
+                k.public()
+                    .to_sexp()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        }
+        anyhow::ensure!(
+            keys.add(key),
+            "{}: a second key of the same dialect (one Nix and one Guix key at most)",
+            path.display()
+        );
+    }
+    narfs_serve::run(args.listen, store, options, keys, |addr| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "http://{addr}");
         let _ = out.flush();
