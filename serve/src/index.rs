@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use narfs_store::{RootRecord, RootsVersion, Store};
 
-use narfs_nix::store_path::hash_part;
-use narfs_nix::StoreDir;
+use narfs_nix::{StoreDir, StorePath};
 
 /// One consistent view of the records.
 #[derive(Default)]
@@ -25,8 +24,9 @@ impl Snapshot {
         let mut s = Snapshot::default();
         for rec in records.into_iter().map(Arc::new) {
             if let Some(meta) = &rec.narinfo {
-                if let Some(h) = hash_part(&meta.store_path) {
-                    s.by_hash.insert(h.to_string(), rec.clone());
+                // Either store dir: a Guix item is asked for by its hash too.
+                if let Ok(p) = StorePath::parse(&meta.store_path) {
+                    s.by_hash.insert(p.hash_part().to_string(), rec.clone());
                 }
                 match crate::narinfo::dialect(meta) {
                     Some(StoreDir::Guix) => s.guix += 1,
