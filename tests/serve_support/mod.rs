@@ -27,11 +27,22 @@ pub struct Server {
 
 impl Server {
     pub fn start(store: &Path) -> Server {
+        Server::start_with(store, &[])
+    }
+
+    /// With more `narfs serve` arguments (e.g. `--sign-key FILE`).
+    pub fn start_with(store: &Path, args: &[&std::ffi::OsStr]) -> Server {
         let mut child = narfs()
             .args(["serve", "--listen", "127.0.0.1:0", "--store"])
             .arg(store)
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Quiet, unless told more: then its complaints are worth seeing.
+            .stderr(if args.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn narfs serve");
         let mut line = String::new();
