@@ -100,6 +100,15 @@ pub struct EncodeArgs {
     /// Record the root in the store under this name (e.g. the store path).
     #[arg(long)]
     pub name: Option<String>,
+    /// The store path this NAR is (in /nix/store or /gnu/store): recorded with narinfo
+    /// fields, so that `narfs serve` publishes it (signed with --sign-key); the name
+    /// too, unless --name says otherwise.
+    #[arg(long, value_name = "PATH")]
+    pub store_path: Option<String>,
+    /// A path the store path refers to, as a base name `<hash>-<name>` (repeatable;
+    /// with --store-path).
+    #[arg(long = "reference", value_name = "BASE", requires = "store_path")]
+    pub references: Vec<String>,
     /// Print one JSON object (root, NarHash, NarSize, blocks, bytes) instead of the CID.
     #[arg(long)]
     pub json: bool,

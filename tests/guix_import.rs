@@ -6,90 +6,16 @@
 //! entries with nothing recorded; a second import resumes.
 
 mod common;
+mod guix_support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use common::narfs;
+use guix_support::{bake, base, guix, guix_dir, Publish};
 use sha2::{Digest, Sha256};
-
-/// The Guix of `.ci/guix.sh`, or `None` (loudly; a failure under CI) without it.
-fn guix_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("NARFS_GUIX_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/narfs-guix"));
-    let ready = dir.join("ready").is_file()
-        && dir.join("guix-run").is_file()
-        && dir.join("root/var/guix/daemon-socket/socket").exists();
-    if !ready {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "no Guix at {} (or its daemon is not running): run .ci/guix.sh first",
-                dir.display()
-            );
-        }
-        eprintln!(
-            "\n!!! SKIPPING: no Guix at {}; run .ci/guix.sh (as root) to run this test (CI does) !!!\n",
-            dir.display()
-        );
-        return None;
-    }
-    Some(dir)
-}
-
-/// Runs `args` inside the chroot; its stdout.
-fn guix(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(dir.join("guix-run"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A `guix publish` on a loopback port, stopped (by its pid) when dropped.
-struct Publish {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Publish {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET path` on 127.0.0.1:port: the status code and the body (read to the close).
-fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).ok()?;
-    let end = resp.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let status = std::str::from_utf8(&resp[9..12]).ok()?.parse().ok()?;
-    Some((status, resp[end + 4..].to_vec()))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The store items made for the test: (store path, a name saying what it is).
 fn make_items(dir: &Path, work: &Path, inside: &str) -> Vec<String> {
@@ -119,31 +45,6 @@ fn make_items(dir: &Path, work: &Path, inside: &str) -> Vec<String> {
     paths
 }
 
-fn base(path: &str) -> &str {
-    path.strip_prefix("/gnu/store/").unwrap()
-}
-
-/// Asks `guix publish` for each item's narinfo until both its NARs are baked.
-fn bake(publish: &Publish, cache: &Path, paths: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    for p in paths {
-        let b = base(p);
-        let hash = &b[..32];
-        loop {
-            let baked = ["lzip", "zstd"]
-                .iter()
-                .all(|c| cache.join(format!("{c}/{b}.narinfo")).is_file());
-            if baked {
-                break;
-            }
-            // Under 10 MiB a temporary narinfo (no FileSize) comes first, over it a 404.
-            let _ = get(publish.port, &format!("/{hash}.narinfo"));
-            assert!(Instant::now() < deadline, "guix publish never baked {p}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
 #[test]
 fn imports_what_guix_publish_baked() {
     let Some(dir) = guix_dir() else { return };
@@ -157,25 +58,8 @@ fn imports_what_guix_publish_baked() {
     );
     let paths = make_items(&dir, work.path(), &inside);
     let cache = work.path().join("cache");
-    let port = free_port();
-    let child = Command::new(dir.join("guix-run"))
-        .args(["guix", "publish", "--listen=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--cache={inside}/cache"))
-        .args(["--compression=lzip:3", "--compression=zstd:3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let publish = Publish { child, port };
     let t = Instant::now();
-    while get(port, "/nix-cache-info").is_none() {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "guix publish did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let publish = Publish::start(&dir, &format!("{inside}/cache"));
     bake(&publish, &cache, &paths);
     eprintln!(
         "guix publish baked {} items in {:?}",
@@ -358,24 +242,8 @@ fn imports_from_a_running_guix_publish() {
         work.path().file_name().unwrap().to_str().unwrap()
     );
     let paths = make_items(&dir, work.path(), &inside);
-    let port = free_port();
-    let child = Command::new(dir.join("guix-run"))
-        .args(["guix", "publish", "--listen=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .args(["--compression=gzip:1", "--compression=zstd:3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let publish = Publish { child, port };
-    let t = Instant::now();
-    while get(port, "/nix-cache-info").is_none() {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "guix publish did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let publish = Publish::with_args(&dir, &["--compression=gzip:1", "--compression=zstd:3"]);
+    let port = publish.port;
     // hello, refs (references hello), tree: ask for refs and tree.
     let (hello, refs, tree) = (&paths[0], &paths[1], &paths[2]);
     let list = work.path().join("paths");

@@ -14,6 +14,8 @@ pub mod http;
 #[cfg(feature = "http-cache")]
 pub mod http_cache;
 pub mod narinfo;
+#[cfg(feature = "signing")]
+pub mod signing;
 #[cfg(feature = "cache")]
 pub mod source;
 pub mod store_path;

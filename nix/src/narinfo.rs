@@ -353,9 +353,14 @@ pub fn nar_hash_string(sha256: &[u8; 32]) -> String {
     format!("sha256:{}", base32::encode(sha256))
 }
 
-/// The `nix-cache-info` narfs serves.
+/// The `nix-cache-info` narfs serves for a store of `/nix/store` items.
 pub fn cache_info() -> String {
-    format!("StoreDir: {STORE_DIR}\nWantMassQuery: 1\nPriority: 40\n")
+    cache_info_in(StoreDir::Nix)
+}
+
+/// The `nix-cache-info` of a cache whose items are in `dir`.
+pub fn cache_info_in(dir: StoreDir) -> String {
+    format!("StoreDir: {dir}\nWantMassQuery: 1\nPriority: 40\n")
 }
 
 /// A sha256 as Nix spells it: `sha256:` followed by Nix base32 (52 chars), base16 (64)

@@ -1,6 +1,7 @@
-//! The Nix binary cache protocol: `/nix-cache-info`, `/<hash>.narinfo` for every root
-//! `narfs import` recorded with its narinfo fields, and `/nar/<cid>.nar`, the NAR of
-//! any recorded root decoded from its verified DAG while it streams out.
+//! The Nix binary cache protocol, which Guix speaks too: `/nix-cache-info`,
+//! `/<hash>.narinfo` for every root recorded with narinfo fields (in its store's
+//! dialect, [`narinfo`]), and `/nar/<cid>.nar`, the NAR of any recorded root decoded
+//! from its verified DAG while it streams out.
 
 use narfs_core::error_chain;
 use std::io::Write;
@@ -18,13 +19,17 @@ use narfs_store::{RootRecord, Store};
 use crate::body::{channel, ChannelWriter};
 use crate::{blocking, fail, internal, narinfo, text, AppState};
 
-pub async fn cache_info() -> Response {
+pub async fn cache_info(State(st): State<Arc<AppState>>) -> Response {
+    let dir = match blocking(move || Ok(st.index.snapshot().map_err(fail)?.store_dir())).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/x-nix-cache-info"),
         )],
-        narfs_nix::narinfo::cache_info(),
+        narfs_nix::narinfo::cache_info_in(dir),
     )
         .into_response()
 }
@@ -44,7 +49,7 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
         let snap = st.index.snapshot().map_err(fail)?;
         Ok(snap.by_hash(&hash).and_then(|rec| {
             let meta = rec.narinfo.as_ref()?;
-            narinfo::render(rec, meta)
+            narinfo::render(rec, meta, &st.keys)
         }))
     })
     .await;

@@ -2,8 +2,9 @@
 //!
 //! Two protocols over the same blocks:
 //! - the Nix binary cache protocol ([`cache`]): `/nix-cache-info`, `/<hash>.narinfo`
-//!   (the imported path's original metadata, `Compression: none`, plus `IPFS-CID:`) and
-//!   `/nar/<cid>.nar`, the NAR decoded from the DAG as it streams;
+//!   (the imported path's original metadata, `Compression: none`, plus `IPFS-CID:`, in
+//!   Nix's or Guix's dialect by its store path, signed with `--sign-key`: [`narinfo`])
+//!   and `/nar/<cid>.nar`, the NAR decoded from the DAG as it streams;
 //! - the IPFS trustless gateway ([`gateway`]): `/ipfs/<cid>` as one verified raw block
 //!   or as a CARv1 of the whole DAG.
 //!
@@ -76,24 +77,28 @@ pub struct AppState {
     pub store: Store,
     pub index: index::Index,
     pub options: Options,
+    /// What narinfos are signed with (`narfs serve --sign-key`).
+    pub keys: narinfo::Keys,
     /// Permits for streaming responses, `options.max_streams` of them.
     streams: Arc<tokio::sync::Semaphore>,
     /// The substituter proxy, when narinfos come from an upstream ([`proxy`]).
     proxy: Option<Arc<proxy::Proxy>>,
 }
 
-/// The routes over `store`.
-pub fn router(store: Store, options: Options) -> Router {
-    router_with(store, options, None)
-}
-
-/// The routes over `store`; with `proxy`, the Nix cache protocol is the proxy's.
-pub fn router_with(store: Store, options: Options, proxy: Option<proxy::Proxy>) -> Router {
+/// The routes over `store`, narinfos signed with `keys`; with `proxy`, the Nix cache
+/// protocol is the proxy's.
+pub fn router(
+    store: Store,
+    options: Options,
+    keys: narinfo::Keys,
+    proxy: Option<proxy::Proxy>,
+) -> Router {
     let proxied = proxy.is_some();
     let state = Arc::new(AppState {
         index: index::Index::new(store.clone()),
         store,
         options,
+        keys,
         streams: Arc::new(tokio::sync::Semaphore::new(options.max_streams)),
         proxy: proxy.map(Arc::new),
     });
@@ -122,24 +127,16 @@ pub fn router_with(store: Store, options: Options, proxy: Option<proxy::Proxy>) 
     }
 }
 
-/// Serves `store` on `listener` until the process ends.
+/// Serves `store` on `listener` until the process ends (see [`router`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     options: Options,
-) -> io::Result<()> {
-    serve_with(listener, store, options, None).await
-}
-
-/// [`serve`], with the substituter proxy if `proxy` is given.
-pub async fn serve_with(
-    listener: tokio::net::TcpListener,
-    store: Store,
-    options: Options,
+    keys: narinfo::Keys,
     proxy: Option<proxy::Proxy>,
 ) -> io::Result<()> {
     let listener = stall::StallListener::new(listener, options.send_timeout);
-    axum::serve(listener, router_with(store, options, proxy)).await
+    axum::serve(listener, router(store, options, keys, proxy)).await
 }
 
 /// Binds `addr`, calls `bound` with the address it got (port 0 picks one), and serves
@@ -148,16 +145,7 @@ pub fn run(
     addr: SocketAddr,
     store: Store,
     options: Options,
-    bound: impl FnOnce(SocketAddr),
-) -> io::Result<()> {
-    run_with(addr, store, options, None, bound)
-}
-
-/// [`run`], with the substituter proxy if `proxy` is given.
-pub fn run_with(
-    addr: SocketAddr,
-    store: Store,
-    options: Options,
+    keys: narinfo::Keys,
     proxy: Option<proxy::Proxy>,
     bound: impl FnOnce(SocketAddr),
 ) -> io::Result<()> {
@@ -168,7 +156,7 @@ pub fn run_with(
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         bound(listener.local_addr()?);
-        serve_with(listener, store, options, proxy).await
+        serve(listener, store, options, keys, proxy).await
     })
 }
 

@@ -1,20 +1,79 @@
-//! The narinfo `narfs serve` answers for an imported root: the original cache's
-//! fields (signatures included), the NAR uncompressed at `nar/<root>.nar`, and the
-//! root CID as `IPFS-CID:`. The format itself is `narfs_nix::narinfo`'s.
+//! The narinfo `narfs serve` answers for a root recorded with narinfo fields, in the
+//! dialect of its store path:
+//!
+//! - a `/nix/store` item: the fields Nix writes (the original `Sig:` lines kept, plus
+//!   one by the `--sign-key` Nix key), the NAR uncompressed at `nar/<root>.nar`, and
+//!   the root CID as `IPFS-CID:`;
+//! - a `/gnu/store` item: the original text up to and including its `Signature:` line,
+//!   byte for byte (Guix signs the sha256 of exactly the text above that line, so the
+//!   original signature stays valid), then `URL: nar/<root>.nar`, `Compression: none`,
+//!   `FileSize: <NarSize>` (Guix resolves a relative URL against the cache URL and
+//!   reads `none`) and `IPFS-CID:`; an item without an original `Signature:` (narfs
+//!   encoded it) gets the fields `guix publish` writes, signed by the `--sign-key`
+//!   Guix key if there is one.
+//!
+//! The formats are `narfs_nix::narinfo`'s and `narfs_nix::signing`'s.
 
 use std::fmt::Write as _;
 
 use narfs_nix::narinfo::{parse_sha256, NarInfo};
+use narfs_nix::signing::{fingerprint, GuixSecretKey, NixSecretKey, SecretKey};
+use narfs_nix::{StoreDir, StorePath};
 use narfs_store::{NarInfoMeta, RootRecord};
 
+/// What Guix's `Signature:` says of the signing host (Guix ignores it).
+const GUIX_HOST: &str = "narfs";
+
+/// The keys `narfs serve --sign-key` signs with: at most one per dialect.
+#[derive(Debug, Default)]
+pub struct Keys {
+    /// Adds a `Sig:` to every `/nix/store` narinfo.
+    pub nix: Option<NixSecretKey>,
+    /// Signs the `/gnu/store` narinfos that have no `Signature:` of their own.
+    pub guix: Option<GuixSecretKey>,
+}
+
+impl Keys {
+    /// Adds `key` in its dialect; `false` if that dialect already has one.
+    pub fn add(&mut self, key: SecretKey) -> bool {
+        match key {
+            SecretKey::Nix(k) if self.nix.is_none() => self.nix = Some(k),
+            SecretKey::Guix(k) if self.guix.is_none() => self.guix = Some(k),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// The store directory of a record's narinfo, if it has a valid store path.
+pub fn dialect(meta: &NarInfoMeta) -> Option<StoreDir> {
+    StorePath::parse(&meta.store_path).ok().map(|p| p.dir())
+}
+
 /// The narinfo of `rec`, imported with `meta`; `None` if the record's NarHash is not
-/// a sha256 Nix can read (a damaged record is not served).
-pub fn render(rec: &RootRecord, meta: &NarInfoMeta) -> Option<String> {
-    let info = NarInfo {
+/// a sha256 Nix can read or its store path does not parse (a damaged record is not
+/// served).
+pub fn render(rec: &RootRecord, meta: &NarInfoMeta, keys: &Keys) -> Option<String> {
+    let nar_hash = parse_sha256(&rec.nar_hash)?;
+    let mut s = match dialect(meta)? {
+        StoreDir::Guix => guix(rec, meta, &nar_hash, keys.guix.as_ref()),
+        _ => nix(rec, meta, nar_hash, keys.nix.as_ref()),
+    };
+    let _ = writeln!(s, "IPFS-CID: {}", rec.root);
+    Some(s)
+}
+
+fn nix(
+    rec: &RootRecord,
+    meta: &NarInfoMeta,
+    nar_hash: [u8; 32],
+    key: Option<&NixSecretKey>,
+) -> String {
+    let mut info = NarInfo {
         store_path: meta.store_path.clone(),
         url: format!("nar/{}.nar", rec.root),
         compression: "none".into(),
-        nar_hash: parse_sha256(&rec.nar_hash)?,
+        nar_hash,
         nar_size: rec.nar_size,
         references: meta.references.clone(),
         deriver: meta.deriver.clone(),
@@ -22,56 +81,69 @@ pub fn render(rec: &RootRecord, meta: &NarInfoMeta) -> Option<String> {
         ca: meta.ca.clone(),
         ..NarInfo::default()
     };
-    let mut s = info.render();
-    let _ = writeln!(s, "IPFS-CID: {}", rec.root);
-    Some(s)
+    if let Some(key) = key {
+        let ours = format!("{}:", key.name());
+        if !info.sigs.iter().any(|s| s.starts_with(&ours)) {
+            let fp = fingerprint(
+                &info.store_path,
+                &info.nar_hash_string(),
+                info.nar_size,
+                &info.references,
+            );
+            info.sigs.push(key.sign(&fp));
+        }
+    }
+    info.render()
+}
+
+/// The original text through the end of its `Signature:` line, if it has one.
+fn signed_part(text: &str) -> Option<&str> {
+    let at = text.find("Signature:")?;
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+    Some(&text[..end])
+}
+
+fn guix(
+    rec: &RootRecord,
+    meta: &NarInfoMeta,
+    nar_hash: &[u8; 32],
+    key: Option<&GuixSecretKey>,
+) -> String {
+    let mut s = match meta.text.as_deref().and_then(signed_part) {
+        Some(signed) => {
+            let mut s = signed.to_string();
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s
+        }
+        None => {
+            // As `guix publish` writes the fields above the signature.
+            let mut s = String::with_capacity(1024);
+            let _ = writeln!(s, "StorePath: {}", meta.store_path);
+            let _ = writeln!(
+                s,
+                "NarHash: {}",
+                narfs_nix::narinfo::nar_hash_string(nar_hash)
+            );
+            let _ = writeln!(s, "NarSize: {}", rec.nar_size);
+            let _ = writeln!(s, "References: {}", meta.references.join(" "));
+            if let Some(d) = &meta.deriver {
+                let _ = writeln!(s, "Deriver: {d}");
+            }
+            if let Some(key) = key {
+                let sig = key.signature(&s, GUIX_HOST);
+                let _ = writeln!(s, "Signature: {sig}");
+            }
+            s
+        }
+    };
+    let _ = writeln!(s, "URL: nar/{}.nar", rec.root);
+    let _ = writeln!(s, "Compression: none");
+    let _ = writeln!(s, "FileSize: {}", rec.nar_size);
+    s
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A narinfo as Nix 2.8 writes it (shared with the other crate's tests).
-    const REAL: &str = include_str!("../../nix/testdata/refs.narinfo");
-
-    #[test]
-    fn renders_for_nix() {
-        let n = NarInfo::parse(REAL.as_bytes()).unwrap();
-        let rec = RootRecord {
-            root: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".into(),
-            name: Some(n.store_path.clone()),
-            nar_hash: n.nar_hash_string(),
-            nar_size: n.nar_size,
-            chunker: "fixed:262144".into(),
-            hash: "sha2-256".into(),
-            profile: "kubo-v1".into(),
-            encoding: narfs_core::Encoding::UnixFs,
-            blocks: 1,
-            block_bytes: 1,
-            new_blocks: 0,
-            new_bytes: 0,
-            created: 0,
-            narinfo: Some(NarInfoMeta::from(&n)),
-        };
-        let text = render(&rec, &NarInfoMeta::from(&n)).unwrap();
-        let back = NarInfo::parse(text.as_bytes()).unwrap();
-        assert_eq!(back.url, format!("nar/{}.nar", rec.root));
-        assert_eq!(back.compression, "none");
-        assert_eq!(
-            (
-                back.nar_hash,
-                back.nar_size,
-                &back.references,
-                &back.sigs,
-                &back.ca
-            ),
-            (n.nar_hash, n.nar_size, &n.references, &n.sigs, &n.ca)
-        );
-        assert!(text.contains(&format!("\nIPFS-CID: {}\n", rec.root)));
-        // A record written before narinfo fields existed still loads.
-        let mut old = serde_json::to_value(&rec).unwrap();
-        old.as_object_mut().unwrap().remove("narinfo");
-        let old: RootRecord = serde_json::from_value(old).unwrap();
-        assert_eq!(old.narinfo, None);
-    }
-}
+#[path = "narinfo_tests.rs"]
+mod tests;

@@ -10,7 +10,7 @@ use narfs_core::block::{BlockSink, NullSink, StoreError};
 use narfs_core::car::CarFileWriter;
 use narfs_core::{Cid, Encoding};
 use narfs_encoder::{encode_or_fallback, EncodeReport, Encoded, EntryKind, Layout, NarInput};
-use narfs_store::{RootRecord, Store, StoreSink, Written};
+use narfs_store::{NarInfoMeta, RootRecord, Store, StoreSink, Written};
 use serde_json::json;
 
 use crate::cli::EncodeArgs;
@@ -24,9 +24,11 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         (None, Some(_)) => None,
         (dir, _) => Some(super::store::open(dir.as_deref())?),
     };
+    let meta = narinfo_meta(args.store_path.as_deref(), &args.references)?;
+    let name = args.name.clone().or_else(|| args.store_path.clone());
     anyhow::ensure!(
-        args.name.is_none() || store.is_some(),
-        "--name records the root in the store, which --car alone leaves out (add --store DIR)"
+        (name.is_none() && meta.is_none()) || store.is_some(),
+        "--name and --store-path record the root in the store, which --car alone leaves out (add --store DIR)"
     );
     let mut entries = match &args.entries {
         Some(p) => Some(Output::create(Some(p))?),
@@ -62,7 +64,10 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         }
     }
     let mut report = EncodeReport::new(&encoded, &layout, args.layout.profile.name());
-    let rec = record(&encoded, &layout, args.layout.profile.name(), args.name);
+    let mut rec = record(&encoded, &layout, args.layout.profile.name(), name);
+    if let Some(meta) = meta {
+        rec = rec.with_narinfo(meta);
+    }
     let written = sink.finish(&encoded.root, rec)?;
     if let Some(api) = &args.ipfs_api {
         super::publish::after_encode(api, store.as_ref(), args.car.as_deref(), &encoded.root)?;
@@ -94,6 +99,23 @@ fn record(e: &Encoded, layout: &Layout, profile: &str, name: Option<String>) -> 
         .with_name(name)
         .with_layout(layout.chunker.to_string(), layout.hash.name(), profile)
         .with_blocks(e.counts.blocks, e.counts.bytes)
+}
+
+/// The narinfo fields of `--store-path` and its `--reference`s, checked as a narinfo's
+/// would be.
+fn narinfo_meta(store_path: Option<&str>, refs: &[String]) -> Result<Option<NarInfoMeta>> {
+    let Some(path) = store_path else {
+        return Ok(None);
+    };
+    narfs_nix::StorePath::parse(path).with_context(|| format!("--store-path {path}"))?;
+    if let Some(bad) = refs.iter().find(|r| !narfs_nix::narinfo::is_base_name(r)) {
+        anyhow::bail!("--reference {bad}: not a store path's base name <hash>-<name>");
+    }
+    Ok(Some(NarInfoMeta {
+        store_path: path.to_string(),
+        references: refs.to_vec(),
+        ..NarInfoMeta::default()
+    }))
 }
 
 /// Where the blocks go: the store, a CAR file, both, or (neither) only counted.

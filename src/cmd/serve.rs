@@ -54,6 +54,12 @@ pub struct ServeArgs {
     /// Proxy: tries per gateway request (5xx, timeouts, connection errors).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub fetch_attempts: u32,
+    /// Sign narinfos with this secret key: a Nix key (`nix-store
+    /// --generate-binary-cache-key`) adds a `Sig:` to every /nix/store narinfo; a Guix
+    /// key (`guix archive --generate-key`'s signing-key.sec) signs the /gnu/store
+    /// narinfos that carry no `Signature:` of their own. Once per dialect.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Vec<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -83,11 +89,42 @@ pub fn run(args: ServeArgs) -> Result<()> {
         (Some(u), Some(g)) => format!("substituter proxy: narinfos from {u}, blocks via {g}"),
         _ => "Nix binary cache and /ipfs/ gateway".into(),
     };
-    narfs_serve::run_with(args.listen, store, options, proxy, |addr| {
+    let keys = signing_keys(&args.sign_key)?;
+    narfs_serve::run(args.listen, store, options, keys, proxy, |addr| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "http://{addr}");
         let _ = out.flush();
         eprintln!("narfs: serving the store {dir} on http://{addr} ({what})");
     })
     .with_context(|| format!("cannot serve on {}", args.listen))
+}
+
+/// The `--sign-key` files, at most one key per dialect.
+fn signing_keys(paths: &[PathBuf]) -> Result<narfs_serve::narinfo::Keys> {
+    let mut keys = narfs_serve::narinfo::Keys::default();
+    for path in paths {
+        let text =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let key = narfs_nix::signing::SecretKey::parse(&text)
+            .with_context(|| format!("cannot use {} as a signing key", path.display()))?;
+        match &key {
+            narfs_nix::signing::SecretKey::Nix(k) => {
+                eprintln!("narfs: signing /nix/store narinfos as {}", k.public())
+            }
+            narfs_nix::signing::SecretKey::Guix(k) => eprintln!(
+                "narfs: signing unsigned /gnu/store narinfos as {}",
+                k.public()
+                    .to_sexp()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        }
+        anyhow::ensure!(
+            keys.add(key),
+            "{}: a second key of the same dialect (one Nix and one Guix key at most)",
+            path.display()
+        );
+    }
+    Ok(keys)
 }

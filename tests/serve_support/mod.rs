@@ -30,6 +30,12 @@ impl Server {
         Server::spawn(store, &[], Stdio::null())
     }
 
+    /// With more `narfs serve` arguments (e.g. `--sign-key FILE`); its complaints go
+    /// to the test's stderr.
+    pub fn start_with(store: &Path, args: &[&std::ffi::OsStr]) -> Server {
+        Server::spawn(store, args, Stdio::inherit())
+    }
+
     /// `narfs serve --store STORE ARGS…`, its stderr (e.g. `--access-log` lines)
     /// appended to the file `log`.
     pub fn start_logged(store: &Path, args: &[&str], log: &Path) -> Server {
@@ -38,10 +44,11 @@ impl Server {
             .append(true)
             .open(log)
             .expect("the server's log file");
-        Server::spawn(store, args, Stdio::from(f))
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        Server::spawn(store, &args, Stdio::from(f))
     }
 
-    fn spawn(store: &Path, args: &[&str], stderr: Stdio) -> Server {
+    fn spawn(store: &Path, args: &[&std::ffi::OsStr], stderr: Stdio) -> Server {
         let mut child = narfs()
             .args(["serve", "--listen", "127.0.0.1:0", "--store"])
             .arg(store)

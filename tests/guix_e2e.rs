@@ -1,0 +1,321 @@
+//! The real Guix daemon (Guix 1.5.0, `.ci/guix.sh`) substituting from `narfs serve`:
+//! store items a real `guix publish --cache` baked (lzip, zstd) and `narfs import`
+//! read, served with their original signatures, and an item narfs encoded itself,
+//! signed by `narfs serve --sign-key` with a key the real Guix made; each one deleted
+//! and substituted back by the daemon, its `guix hash -S nar` equal to the NarHash and
+//! `guix gc --verify=contents` clean. A NAR or a narinfo tampered with on the way makes
+//! Guix refuse the substitute (the path stays invalid; its words are printed).
+
+mod common;
+mod guix_support;
+mod serve_support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::narfs;
+use guix_support::{bake, base, guix, guix_dir, Publish};
+use serve_support::Server;
+
+/// Runs a `guix repl` script (written under the chroot's /tmp): (success, stderr).
+fn repl(dir: &Path, work: &Path, inside: &str, name: &str, script: &str) -> (bool, String) {
+    std::fs::write(work.join(name), script).unwrap();
+    let out = Command::new(dir.join("guix-run"))
+        .args(["guix", "repl", &format!("{inside}/{name}")])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Deletes `paths` from the Guix store and forgets cached narinfo lookups.
+fn delete(dir: &Path, paths: &[&str]) {
+    let mut args = vec!["guix", "gc", "-D"];
+    args.extend(paths);
+    guix(dir, &args);
+    guix(dir, &["rm", "-rf", "/var/guix/substitute/cache"]);
+    for p in paths {
+        assert!(!valid(dir, p), "{p} still valid after guix gc -D");
+    }
+}
+
+/// Whether the daemon holds `path` as valid (`guix gc --references` fails otherwise).
+fn valid(dir: &Path, path: &str) -> bool {
+    Command::new(dir.join("guix-run"))
+        .args(["guix", "gc", "--references", path])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// `ensure-path` of `path` with `url` as the only substitute server.
+fn substitute(dir: &Path, work: &Path, inside: &str, url: &str, path: &str) -> (bool, String) {
+    let script = format!(
+        "(use-modules (guix store))\n(with-store s\n  (set-build-options s #:use-substitutes? #t #:substitute-urls '(\"{url}\"))\n  (ensure-path s \"{path}\"))\n"
+    );
+    repl(dir, work, inside, "substitute.scm", &script)
+}
+
+/// The Guix ACL as it was, put back when dropped (the test authorizes keys).
+struct AclGuard(Vec<u8>, std::path::PathBuf);
+
+impl Drop for AclGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.1, &self.0);
+    }
+}
+
+#[test]
+fn guix_substitutes_from_narfs_serve() {
+    let Some(dir) = guix_dir() else { return };
+    let t0 = Instant::now();
+    let work = tempfile::Builder::new()
+        .prefix("narfs-guix-e2e-")
+        .tempdir_in(dir.join("root/tmp"))
+        .unwrap();
+    let inside = format!(
+        "/tmp/{}",
+        work.path().file_name().unwrap().to_str().unwrap()
+    );
+    let tree = work.path().join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    common::write(&tree.join("bin/run"), b"#!/bin/sh\necho run\n", true);
+    common::write(&tree.join("README"), b"a tree\n", false);
+    common::symlink(b"bin/run", &tree.join("link"));
+    common::write(
+        &work.path().join("big.bin"),
+        &common::bytes(29, 11 << 20),
+        false,
+    );
+    let pid = std::process::id();
+    let (ok, err) = repl(
+        &dir,
+        work.path(),
+        &inside,
+        "mk.scm",
+        &format!(
+            r#"(use-modules (guix store))
+(with-store s
+  (let* ((hello (add-text-to-store s "hello.txt" "hello from narfs e2e {pid}\n"))
+         (refs (add-text-to-store s "refs.txt" hello (list hello)))
+         (tree (add-to-store s "tree" #t "sha256" "{inside}/tree"))
+         (big (add-to-store s "big.bin" #t "sha256" "{inside}/big.bin"))
+         (own (add-text-to-store s "own.txt" (string-append "narfs encoded this " hello) (list hello))))
+    (call-with-output-file "{inside}/paths"
+      (lambda (port) (for-each (lambda (p) (display p port) (newline port)) (list hello refs tree big own))))))
+"#
+        ),
+    );
+    assert!(ok, "{err}");
+    let paths: Vec<String> = std::fs::read_to_string(work.path().join("paths"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (published, own) = (&paths[..4], &paths[4]);
+
+    // guix publish bakes lzip and zstd for the four; narfs imports its cache.
+    let cache = work.path().join("cache");
+    let publish = Publish::start(&dir, &format!("{inside}/cache"));
+    bake(&publish, &cache, published);
+    drop(publish);
+    let store = work.path().join("store");
+    let out = narfs()
+        .arg("import")
+        .arg(&cache)
+        .arg("--store")
+        .arg(&store)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The fifth narfs encodes itself, from its NAR as Guix's own writer makes it.
+    let (ok, err) = repl(&dir, work.path(), &inside, "dump.scm", &format!(
+        "(use-modules (guix serialization))\n(call-with-output-file \"{inside}/own.nar\" (lambda (p) (write-file \"{own}\" p)))\n"
+    ));
+    assert!(ok, "{err}");
+    let hello_base = base(&paths[0]).to_string();
+    let out = narfs()
+        .args(["encode", "--store"])
+        .arg(&store)
+        .args(["--store-path", own, "--reference", &hello_base])
+        .arg(work.path().join("own.nar"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A key for narfs, made by the real Guix's libgcrypt as `guix archive
+    // --generate-key` makes one; the daemon trusts it and the publisher's key.
+    let (ok, err) = repl(
+        &dir,
+        work.path(),
+        &inside,
+        "key.scm",
+        &format!(
+            r#"(use-modules (gcrypt pk-crypto))
+(let ((pair (generate-key (string->canonical-sexp "(genkey (ecc (curve Ed25519) (flags rfc6979)))"))))
+  (call-with-output-file "{inside}/narfs.sec"
+    (lambda (p) (display (canonical-sexp->string (find-sexp-token pair 'private-key)) p)))
+  (call-with-output-file "{inside}/narfs.pub"
+    (lambda (p) (display (canonical-sexp->string (find-sexp-token pair 'public-key)) p))))
+"#
+        ),
+    );
+    assert!(ok, "{err}");
+    let acl = dir.join("root/etc/guix/acl");
+    let _acl = AclGuard(std::fs::read(&acl).unwrap_or_default(), acl);
+    for key in ["/etc/guix/signing-key.pub", &format!("{inside}/narfs.pub")] {
+        guix(
+            &dir,
+            &["sh", "-c", &format!("guix archive --authorize < {key}")],
+        );
+    }
+
+    let key = work.path().join("narfs.sec");
+    let server = Server::start_with(&store, &["--sign-key".as_ref(), key.as_os_str()]);
+    let info = |p: &str| {
+        let r = serve_support::get(server.addr, &format!("/{}.narinfo", &base(p)[..32]), &[]);
+        assert_eq!(r.status, 200, "{p}");
+        r.text()
+    };
+    // The imported ones keep guix publish's signed text; ours is signed by narfs.
+    let published_text =
+        std::fs::read_to_string(cache.join(format!("zstd/{}.narinfo", base(&paths[0])))).unwrap();
+    let cut = published_text.find("URL:").unwrap();
+    assert!(info(&paths[0]).starts_with(&published_text[..cut]));
+    assert!(info(own).contains("Signature: 1;narfs;"), "{}", info(own));
+    let cache_info = serve_support::get(server.addr, "/nix-cache-info", &[]).text();
+    assert!(cache_info.contains("StoreDir: /gnu/store"), "{cache_info}");
+
+    // Delete every item (refs and own refer to hello) and substitute each back.
+    let all: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let want: Vec<String> = all
+        .iter()
+        .map(|p| guix(&dir, &["guix", "hash", "-S", "nar", p]))
+        .collect();
+    delete(&dir, &all);
+    for (p, want) in all.iter().zip(&want) {
+        let (ok, err) = substitute(&dir, work.path(), &inside, &server.url, p);
+        assert!(
+            ok && valid(&dir, p),
+            "{p} not substituted from narfs: {err}"
+        );
+        assert_eq!(&guix(&dir, &["guix", "hash", "-S", "nar", p]), want, "{p}");
+    }
+    guix(&dir, &["guix", "gc", "--verify=contents"]);
+    eprintln!(
+        "the Guix daemon substituted {} items from narfs serve",
+        all.len()
+    );
+
+    // Tampered on the way: the NAR (one byte of hello's text), then the narinfo (the
+    // NarHash above the signature swapped for another item's).
+    let hello = all[0];
+    let needle = format!("hello from narfs e2e {pid}");
+    let other_hash = info(all[3])
+        .lines()
+        .find(|l| l.starts_with("NarHash:"))
+        .unwrap()
+        .to_string();
+    for (what, tamper) in [
+        ("NAR", Tamper::Nar(needle.into_bytes())),
+        ("narinfo", Tamper::NarInfo(other_hash)),
+    ] {
+        delete(&dir, &[hello]);
+        let proxy = proxy(server.addr, tamper);
+        let (ok, err) = substitute(&dir, work.path(), &inside, &proxy, hello);
+        eprintln!("--- Guix on a tampered {what}:\n{}", err.trim());
+        assert!(!ok && !valid(&dir, hello), "Guix took a tampered {what}");
+    }
+    guix(&dir, &["guix", "gc", "--verify=contents"]);
+    eprintln!("guix e2e took {:?}", t0.elapsed());
+}
+
+#[derive(Clone)]
+enum Tamper {
+    /// Flip a bit in the first occurrence of these bytes in a NAR.
+    Nar(Vec<u8>),
+    /// Replace the narinfo's `NarHash:` line with this one.
+    NarInfo(String),
+}
+
+/// A one-request-per-connection HTTP proxy in front of `upstream` that tampers with
+/// what it relays; its URL. Its thread ends with the test process.
+fn proxy(upstream: std::net::SocketAddr, tamper: Tamper) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let tamper = tamper.clone();
+            std::thread::spawn(move || relay(conn, upstream, &tamper));
+        }
+    });
+    url
+}
+
+fn relay(mut conn: TcpStream, upstream: std::net::SocketAddr, tamper: &Tamper) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut up = TcpStream::connect(upstream).unwrap();
+    write!(up, "GET {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    let _ = up.read_to_end(&mut resp);
+    let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let status_line =
+        String::from_utf8_lossy(&resp[..resp.iter().position(|&c| c == b'\r').unwrap()])
+            .into_owned();
+    let mut body = resp[end + 4..].to_vec();
+    match tamper {
+        Tamper::Nar(needle) if target.starts_with("/nar/") => {
+            if let Some(i) = body.windows(needle.len()).position(|w| w == &needle[..]) {
+                body[i] ^= 0x02;
+            }
+        }
+        Tamper::NarInfo(line) if target.ends_with(".narinfo") => {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let text: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("NarHash:") {
+                        line.clone()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            body = (text.join("\n") + "\n").into_bytes();
+        }
+        _ => {}
+    }
+    let _ = write!(
+        conn,
+        "{status_line}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = conn.write_all(&body);
+}
