@@ -28,6 +28,7 @@ use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 use narfs_core::Cid;
 
 use crate::lmdb_file::{DataFile, Meta, Value, View};
+use crate::lock_file;
 use crate::nofollow;
 use crate::Error;
 
@@ -110,12 +111,19 @@ impl Blocks {
         {
             return Ok(b);
         }
-        // Before LMDB maps the file: its meta pages and its size.
-        DataFile::open(&data)?;
+        // Before LMDB maps the files: the data file's meta pages and size, and the
+        // lock file's header if another process has it open (else LMDB rebuilds it).
+        let first = DataFile::open(&data)?;
+        lock_file::check(&dir.join("lock.mdb"), || match &first {
+            Some(f) => Ok(f.metas()?.iter().map(|m| m.txnid).max().unwrap_or(0)),
+            None => Ok(u64::MAX),
+        })?;
+        drop(first);
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(MAP_SIZE).max_readers(MAX_READERS);
         // SAFETY: the environment's files are only ever written through LMDB (by this
-        // crate, in any process); LMDB's lock file coordinates those processes. LMDB
+        // crate, in any process); LMDB's lock file coordinates those processes (its header
+        // checked above when another process has it open). LMDB
         // reads the map only in write transactions, after the file was checked.
         let env = unsafe { options.open(&canonical) }.map_err(lmdb(dir))?;
         // Reader slots of killed processes would pin old pages forever.

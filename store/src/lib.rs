@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! blocks/data.mdb        the block table: CID -> tag byte + bytes (raw or zstd)
-//! blocks/lock.mdb        LMDB's reader table and writer mutex, shared by processes
+//! blocks/lock.mdb        LMDB's reader table and mutexes (no data; see `lock_file`)
 //! roots/<key>.json       one record per encoded NAR (root CID, NarHash, name, ...)
 //! tmp/<session>/         root records being written by one `encode`
 //! lock                   flock: writers and readers shared, `gc` exclusive
@@ -28,6 +28,7 @@
 mod blocks;
 mod lmdb_file;
 mod lock;
+mod lock_file;
 mod migrate;
 mod nofollow;
 mod roots;
@@ -86,6 +87,15 @@ pub enum Error {
         /// The block table's data file.
         path: PathBuf,
         /// What is wrong, with the page or offset.
+        problem: String,
+    },
+    /// LMDB's lock file, open in another process, is one LMDB cannot take as it is
+    /// (checked before LMDB maps it: it follows the file's reader count unchecked).
+    #[error("{}: damaged LMDB lock file (stop every narfs using the store, and it is rebuilt): {problem}", path.display())]
+    DamagedLockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong.
         problem: String,
     },
     /// A stored value is no block (a bad tag, or a zstd frame that does not decompress).
