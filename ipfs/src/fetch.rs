@@ -18,18 +18,17 @@
 //! blocks it did receive are committed, for the next try to reuse (or `gc` to remove).
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use narfs_core::block::{BlockSink, HashAlg, StoreError, DAG_PB, RAW};
+use narfs_core::block::{BlockSink, StoreError, DAG_PB, RAW};
 use narfs_core::dagpb::{DagPbError, PBNode};
 use narfs_core::unixfs::{DataType, UnixFsData};
-use narfs_core::{Cid, Encoding};
-use narfs_decoder::{DecodeError, Limits};
+use narfs_core::Cid;
+use narfs_decoder::DecodeError;
 use narfs_store::{RootRecord, Store, Written};
 
-use crate::car_import::NarHasher;
+use crate::arrivals::Arrivals;
 use crate::gateway_client::{Connection, Gateway, GatewayError};
 
 /// How a fetch runs.
@@ -162,39 +161,6 @@ fn shown(path: &str) -> String {
     }
 }
 
-/// Fetches what the store lacks of the DAG under `root`, then writes its NAR (carried
-/// as `encoding`) to `out` and records the root with its NarHash and NarSize.
-/// `progress` is called as blocks arrive.
-#[allow(clippy::too_many_arguments)]
-pub fn fetch<W: Write>(
-    gateway: &Gateway,
-    store: &Store,
-    root: &Cid,
-    encoding: Encoding,
-    out: W,
-    options: &FetchOptions,
-    limits: &Limits,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<(W, Fetched), FetchError> {
-    let _lock = store.lock_shared()?;
-    let prefetched = prefetch(gateway, store, root, options, progress)?;
-    let hashed = narfs_decoder::decode(store, root, encoding, NarHasher::new(out), limits)?;
-    let (out, sha, nar_size) = hashed.finish();
-    let p = prefetched.progress;
-    let hash = HashAlg::from_code(root.hash().code()).map_or("unknown", HashAlg::name);
-    // How the DAG was chunked is not written in it.
-    let mut record = RootRecord::new(root, encoding, &sha, nar_size)
-        .with_layout("unknown", hash, "gateway-fetch")
-        .with_blocks(
-            p.fetched_blocks + p.reused_blocks,
-            p.fetched_bytes + p.reused_bytes,
-        );
-    record.new_blocks = prefetched.written.new_blocks;
-    record.new_bytes = prefetched.written.new_bytes;
-    store.record_root(&record)?;
-    Ok((out, Fetched { prefetched, record }))
-}
-
 /// Makes the DAG under `root` complete in `store` (see the module doc); every block is
 /// committed when this returns. The caller should hold `store.lock_shared()` until
 /// it records the root, so that `gc` cannot take the blocks meanwhile.
@@ -203,6 +169,19 @@ pub fn prefetch(
     store: &Store,
     root: &Cid,
     options: &FetchOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Prefetched, FetchError> {
+    prefetch_into(gateway, store, root, options, None, progress)
+}
+
+/// [`prefetch`], each block received also handed to `feed` (for a decode that runs
+/// alongside).
+pub(crate) fn prefetch_into(
+    gateway: &Gateway,
+    store: &Store,
+    root: &Cid,
+    options: &FetchOptions,
+    feed: Option<&Arrivals>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Prefetched, FetchError> {
     let jobs = options.jobs.max(1);
@@ -221,6 +200,7 @@ pub fn prefetch(
             store,
             options,
             sink: &mut sink,
+            feed,
             stack: vec![(*root, Arc::from(""), None)],
             seen: HashSet::new(),
             ready: Vec::new(),
@@ -360,6 +340,8 @@ struct Walk<'a> {
     store: &'a Store,
     options: &'a FetchOptions,
     sink: &'a mut narfs_store::StoreSink,
+    /// Where received blocks go too, for a decode running alongside.
+    feed: Option<&'a Arrivals>,
     /// Blocks to visit: CID, path, and the size the parent's link claims.
     stack: Vec<(Cid, Arc<str>, Option<u64>)>,
     seen: HashSet<Cid>,
@@ -452,6 +434,16 @@ impl Walk<'_> {
         self.count(data.len() as u64, 0)?;
         if cid.codec() == DAG_PB {
             self.links(&cid, &data, &path)?;
+        }
+        if let Some(feed) = self.feed {
+            if !feed.put(cid, data) {
+                return Err(FetchError::Client {
+                    gateway: self.gateway.url().to_string(),
+                    source: Box::new(GatewayError::Runtime(std::io::Error::other(
+                        "the decode stopped",
+                    ))),
+                });
+            }
         }
         Ok(())
     }

@@ -7,15 +7,18 @@
 //! Every block that enters the store through here is verified against its CID first,
 //! and every block that leaves it is verified again before it is sent.
 
+mod arrivals;
 mod car_export;
 mod car_import;
 mod fetch;
 mod gateway_client;
 mod http;
 mod kubo;
+mod stream_fetch;
 
 pub use car_export::{export_car, export_store, ExportError, Exported};
 pub use car_import::{import_car, CarImport, ImportError, ImportedRoot, RootError};
-pub use fetch::{fetch, prefetch, FetchError, FetchOptions, Fetched, Prefetched, Progress};
+pub use fetch::{prefetch, FetchError, FetchOptions, Fetched, Prefetched, Progress};
 pub use gateway_client::{Connection, Gateway, GatewayError, GatewayOptions};
 pub use kubo::{publish_store, Kubo, KuboError, Published};
+pub use stream_fetch::fetch;
