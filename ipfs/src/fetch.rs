@@ -184,6 +184,18 @@ pub(crate) fn prefetch_into(
     feed: Option<&Arrivals>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Prefetched, FetchError> {
+    let mut earlier = (HashSet::new(), Progress::default(), Written::default());
+    if options.car_runs && !store.contains(root)? {
+        let w = crate::whole_car::whole(gateway, store, root, options, feed, progress)?;
+        if w.complete {
+            return Ok(Prefetched {
+                progress: w.progress,
+                written: w.written,
+            });
+        }
+        earlier = (w.received, w.progress, w.written);
+    }
+    let (earlier, start, written_before) = earlier;
     let jobs = options.jobs.max(1);
     let (job_tx, job_rx) = sync_channel::<Job>(jobs);
     let job_rx = Arc::new(Mutex::new(job_rx));
@@ -203,9 +215,10 @@ pub(crate) fn prefetch_into(
             feed,
             stack: vec![(*root, Arc::from(""), None)],
             seen: HashSet::new(),
+            earlier: &earlier,
             ready: Vec::new(),
             in_flight: 0,
-            progress: Progress::default(),
+            progress: start,
             root: *root,
         };
         // The channels go with `run`'s frame: the workers then see them closed.
@@ -215,10 +228,26 @@ pub(crate) fn prefetch_into(
     // is recorded) even when the walk failed, so that the next try reuses them.
     let written = sink.finish(None);
     let progress = walked?;
+    let (w, b) = (written?, written_before);
     Ok(Prefetched {
         progress,
-        written: written?,
+        written: Written {
+            new_blocks: w.new_blocks + b.new_blocks,
+            new_bytes: w.new_bytes + b.new_bytes,
+            new_stored_bytes: w.new_stored_bytes + b.new_stored_bytes,
+        },
     })
+}
+
+/// The error that ends the fetching side when the decoder stopped first (never shown:
+/// the decoder's own error is).
+pub(crate) fn decode_stopped(gateway: &Gateway) -> FetchError {
+    FetchError::Client {
+        gateway: gateway.url().to_string(),
+        source: Box::new(GatewayError::Runtime(std::io::Error::other(
+            "the decode stopped",
+        ))),
+    }
 }
 
 /// A request for a worker.
@@ -345,6 +374,8 @@ struct Walk<'a> {
     /// Blocks to visit: CID, path, and the size the parent's link claims.
     stack: Vec<(Cid, Arc<str>, Option<u64>)>,
     seen: HashSet<Cid>,
+    /// Blocks this fetch received before the walk (counted as fetched already).
+    earlier: &'a HashSet<Cid>,
     /// Requests decided on but not sent yet.
     ready: Vec<Job>,
     in_flight: usize,
@@ -415,14 +446,19 @@ impl Walk<'_> {
         if !self.store.contains(&cid)? {
             return Ok(Some(Job::Block { cid, path }));
         }
+        let reused = !self.earlier.contains(&cid);
         if cid.codec() != DAG_PB {
-            self.progress.reused_blocks += 1;
-            self.count(0, claimed.unwrap_or_default())?;
+            if reused {
+                self.progress.reused_blocks += 1;
+                self.count(0, claimed.unwrap_or_default())?;
+            }
             return Ok(None);
         }
         let data = narfs_decoder::fetch(self.store, &cid, &path)?;
-        self.progress.reused_blocks += 1;
-        self.count(0, data.len() as u64)?;
+        if reused {
+            self.progress.reused_blocks += 1;
+            self.count(0, data.len() as u64)?;
+        }
         self.links(&cid, &data, &path)?;
         Ok(self.ready.pop())
     }
@@ -437,12 +473,7 @@ impl Walk<'_> {
         }
         if let Some(feed) = self.feed {
             if !feed.put(cid, data) {
-                return Err(FetchError::Client {
-                    gateway: self.gateway.url().to_string(),
-                    source: Box::new(GatewayError::Runtime(std::io::Error::other(
-                        "the decode stopped",
-                    ))),
-                });
+                return Err(decode_stopped(self.gateway));
             }
         }
         Ok(())

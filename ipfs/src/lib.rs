@@ -15,6 +15,7 @@ mod gateway_client;
 mod http;
 mod kubo;
 mod stream_fetch;
+mod whole_car;
 
 pub use car_export::{export_car, export_store, ExportError, Exported};
 pub use car_import::{import_car, CarImport, ImportError, ImportedRoot, RootError};
