@@ -78,8 +78,9 @@ fn roots_recorded(store: &Path) -> usize {
 /// What a [`Proxy`] does to the answers it relays.
 #[derive(Clone, Default)]
 struct Mischief {
-    /// Flip the last byte of answers to requests naming this CID.
-    corrupt: Option<String>,
+    /// Flip the last byte of this block wherever an answer holds it (alone, or in a
+    /// CAR of a node or of the whole DAG).
+    corrupt: Option<Vec<u8>>,
     /// After this many answers, cut the next one halfway and stop listening.
     die_after: Option<usize>,
 }
@@ -168,11 +169,10 @@ fn relay(
     up.write_all(out.as_bytes()).unwrap();
     let mut answer = Vec::new();
     up.read_to_end(&mut answer).unwrap();
-    if m.corrupt
-        .as_ref()
-        .is_some_and(|c| target.contains(c.as_str()))
-    {
-        *answer.last_mut().unwrap() ^= 1;
+    if let Some(block) = &m.corrupt {
+        if let Some(at) = answer.windows(block.len()).position(|w| w == &block[..]) {
+            answer[at + block.len() - 1] ^= 1;
+        }
     }
     if die {
         answer.truncate(answer.len() / 2);
@@ -182,6 +182,29 @@ fn relay(
     l.1 += answer.len() as u64;
     drop(l);
     let _ = client.write_all(&answer);
+}
+
+/// The block `cid` as `url` serves it (`?format=raw`, one request, no keep-alive).
+fn raw_block(url: &str, cid: &str) -> Vec<u8> {
+    let mut c = TcpStream::connect(url.strip_prefix("http://").unwrap()).unwrap();
+    let head = format!(
+        "GET /ipfs/{cid}?format=raw HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.ipld.raw\r\nConnection: close\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    c.read_to_end(&mut answer).unwrap();
+    let at = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..at]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .expect("a raw block with its length")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(answer.len() - at - 4, length);
+    answer[at + 4..].to_vec()
 }
 
 /// A gateway on 127.0.0.1 that answers every request with `answer`; its URL.
@@ -370,7 +393,7 @@ fn a_corrupted_node_is_refused_naming_its_cid_and_path() {
     let proxy = Proxy::start(
         &server.url,
         Mischief {
-            corrupt: Some(cid.clone()),
+            corrupt: Some(raw_block(&server.url, &cid)),
             ..Mischief::default()
         },
     );
@@ -391,36 +414,45 @@ fn a_gateway_dying_mid_fetch_leaves_nothing() {
     let publisher = tmp.path().join("publisher");
     let root = encode(&publisher, "tzdata-2024.1");
     let server = serve_support::Server::start(&publisher);
-    let proxy = Proxy::start(
-        &server.url,
-        Mischief {
-            die_after: Some(5),
-            ..Mischief::default()
-        },
-    );
-    let (store, nar) = (tmp.path().join("client"), tmp.path().join("out.nar"));
-    let out = fetch(
-        &proxy.url,
-        &store,
-        &[&root, "-o", nar.to_str().unwrap(), "--attempts", "2"],
-    );
-    let err = failure(&out);
-    assert!(
-        // Which block is in flight when the gateway dies (a leaf or a node) depends
-        // on timing.
-        err.contains("not fetched from") && err.contains("block baf"),
-        "{err}"
-    );
-    assert!(err.contains("gave up after 2 attempts"), "{err}");
-    assert!(!nar.exists());
-    assert_eq!(roots_recorded(&store), 0);
-    // What did arrive is kept: fetched again from a live gateway, it is not asked for.
-    let proxy = Proxy::start(&server.url, Mischief::default());
-    let out = fetch(&proxy.url, &store, &[&root, "-o", nar.to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
-    assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus("tzdata-2024.1")).unwrap());
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(!err.contains("reused 0 blocks"), "{err}");
+    // By default the root comes alone, then the whole DAG as one CAR: that one is
+    // cut. Block by block, the sixth answer is.
+    for (mode, die_after) in [(None, 1), (Some("--per-block"), 5)] {
+        let proxy = Proxy::start(
+            &server.url,
+            Mischief {
+                die_after: Some(die_after),
+                ..Mischief::default()
+            },
+        );
+        let dir = tmp.path().join(format!("{die_after}"));
+        let (store, nar) = (dir.join("client"), dir.join("out.nar"));
+        let mut args = vec![
+            root.as_str(),
+            "-o",
+            nar.to_str().unwrap(),
+            "--attempts",
+            "2",
+        ];
+        args.extend(mode);
+        let err = failure(&fetch(&proxy.url, &store, &args));
+        assert!(
+            // Which block is in flight when the gateway dies (a leaf or a node)
+            // depends on timing.
+            err.contains("not fetched from") && err.contains("block baf"),
+            "{mode:?}: {err}"
+        );
+        assert!(err.contains("gave up after 2 attempts"), "{mode:?}: {err}");
+        assert!(!nar.exists());
+        assert_eq!(roots_recorded(&store), 0);
+        // What did arrive is kept: fetched again from a live gateway, it is not asked
+        // for.
+        let proxy = Proxy::start(&server.url, Mischief::default());
+        let out = fetch(&proxy.url, &store, &[&root, "-o", nar.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus("tzdata-2024.1")).unwrap());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!err.contains("reused 0 blocks"), "{mode:?}: {err}");
+    }
 }
 
 #[test]

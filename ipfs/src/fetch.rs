@@ -18,18 +18,17 @@
 //! blocks it did receive are committed, for the next try to reuse (or `gc` to remove).
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use narfs_core::block::{BlockSink, HashAlg, StoreError, DAG_PB, RAW};
+use narfs_core::block::{BlockSink, StoreError, DAG_PB, RAW};
 use narfs_core::dagpb::{DagPbError, PBNode};
 use narfs_core::unixfs::{DataType, UnixFsData};
-use narfs_core::{Cid, Encoding};
-use narfs_decoder::{DecodeError, Limits};
+use narfs_core::Cid;
+use narfs_decoder::DecodeError;
 use narfs_store::{RootRecord, Store, Written};
 
-use crate::car_import::NarHasher;
+use crate::arrivals::Arrivals;
 use crate::gateway_client::{Connection, Gateway, GatewayError};
 
 /// How a fetch runs.
@@ -162,39 +161,6 @@ fn shown(path: &str) -> String {
     }
 }
 
-/// Fetches what the store lacks of the DAG under `root`, then writes its NAR (carried
-/// as `encoding`) to `out` and records the root with its NarHash and NarSize.
-/// `progress` is called as blocks arrive.
-#[allow(clippy::too_many_arguments)]
-pub fn fetch<W: Write>(
-    gateway: &Gateway,
-    store: &Store,
-    root: &Cid,
-    encoding: Encoding,
-    out: W,
-    options: &FetchOptions,
-    limits: &Limits,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<(W, Fetched), FetchError> {
-    let _lock = store.lock_shared()?;
-    let prefetched = prefetch(gateway, store, root, options, progress)?;
-    let hashed = narfs_decoder::decode(store, root, encoding, NarHasher::new(out), limits)?;
-    let (out, sha, nar_size) = hashed.finish();
-    let p = prefetched.progress;
-    let hash = HashAlg::from_code(root.hash().code()).map_or("unknown", HashAlg::name);
-    // How the DAG was chunked is not written in it.
-    let mut record = RootRecord::new(root, encoding, &sha, nar_size)
-        .with_layout("unknown", hash, "gateway-fetch")
-        .with_blocks(
-            p.fetched_blocks + p.reused_blocks,
-            p.fetched_bytes + p.reused_bytes,
-        );
-    record.new_blocks = prefetched.written.new_blocks;
-    record.new_bytes = prefetched.written.new_bytes;
-    store.record_root(&record)?;
-    Ok((out, Fetched { prefetched, record }))
-}
-
 /// Makes the DAG under `root` complete in `store` (see the module doc); every block is
 /// committed when this returns. The caller should hold `store.lock_shared()` until
 /// it records the root, so that `gc` cannot take the blocks meanwhile.
@@ -205,6 +171,31 @@ pub fn prefetch(
     options: &FetchOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Prefetched, FetchError> {
+    prefetch_into(gateway, store, root, options, None, progress)
+}
+
+/// [`prefetch`], each block received also handed to `feed` (for a decode that runs
+/// alongside).
+pub(crate) fn prefetch_into(
+    gateway: &Gateway,
+    store: &Store,
+    root: &Cid,
+    options: &FetchOptions,
+    feed: Option<&Arrivals>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Prefetched, FetchError> {
+    let mut earlier = (HashSet::new(), Progress::default(), Written::default());
+    if options.car_runs && !store.contains(root)? {
+        let w = crate::whole_car::whole(gateway, store, root, options, feed, progress)?;
+        if w.complete {
+            return Ok(Prefetched {
+                progress: w.progress,
+                written: w.written,
+            });
+        }
+        earlier = (w.received, w.progress, w.written);
+    }
+    let (earlier, start, written_before) = earlier;
     let jobs = options.jobs.max(1);
     let (job_tx, job_rx) = sync_channel::<Job>(jobs);
     let job_rx = Arc::new(Mutex::new(job_rx));
@@ -221,11 +212,13 @@ pub fn prefetch(
             store,
             options,
             sink: &mut sink,
+            feed,
             stack: vec![(*root, Arc::from(""), None)],
             seen: HashSet::new(),
+            earlier: &earlier,
             ready: Vec::new(),
             in_flight: 0,
-            progress: Progress::default(),
+            progress: start,
             root: *root,
         };
         // The channels go with `run`'s frame: the workers then see them closed.
@@ -235,10 +228,26 @@ pub fn prefetch(
     // is recorded) even when the walk failed, so that the next try reuses them.
     let written = sink.finish(None);
     let progress = walked?;
+    let (w, b) = (written?, written_before);
     Ok(Prefetched {
         progress,
-        written: written?,
+        written: Written {
+            new_blocks: w.new_blocks + b.new_blocks,
+            new_bytes: w.new_bytes + b.new_bytes,
+            new_stored_bytes: w.new_stored_bytes + b.new_stored_bytes,
+        },
     })
+}
+
+/// The error that ends the fetching side when the decoder stopped first (never shown:
+/// the decoder's own error is).
+pub(crate) fn decode_stopped(gateway: &Gateway) -> FetchError {
+    FetchError::Client {
+        gateway: gateway.url().to_string(),
+        source: Box::new(GatewayError::Runtime(std::io::Error::other(
+            "the decode stopped",
+        ))),
+    }
 }
 
 /// A request for a worker.
@@ -360,9 +369,13 @@ struct Walk<'a> {
     store: &'a Store,
     options: &'a FetchOptions,
     sink: &'a mut narfs_store::StoreSink,
+    /// Where received blocks go too, for a decode running alongside.
+    feed: Option<&'a Arrivals>,
     /// Blocks to visit: CID, path, and the size the parent's link claims.
     stack: Vec<(Cid, Arc<str>, Option<u64>)>,
     seen: HashSet<Cid>,
+    /// Blocks this fetch received before the walk (counted as fetched already).
+    earlier: &'a HashSet<Cid>,
     /// Requests decided on but not sent yet.
     ready: Vec<Job>,
     in_flight: usize,
@@ -433,14 +446,19 @@ impl Walk<'_> {
         if !self.store.contains(&cid)? {
             return Ok(Some(Job::Block { cid, path }));
         }
+        let reused = !self.earlier.contains(&cid);
         if cid.codec() != DAG_PB {
-            self.progress.reused_blocks += 1;
-            self.count(0, claimed.unwrap_or_default())?;
+            if reused {
+                self.progress.reused_blocks += 1;
+                self.count(0, claimed.unwrap_or_default())?;
+            }
             return Ok(None);
         }
         let data = narfs_decoder::fetch(self.store, &cid, &path)?;
-        self.progress.reused_blocks += 1;
-        self.count(0, data.len() as u64)?;
+        if reused {
+            self.progress.reused_blocks += 1;
+            self.count(0, data.len() as u64)?;
+        }
         self.links(&cid, &data, &path)?;
         Ok(self.ready.pop())
     }
@@ -452,6 +470,11 @@ impl Walk<'_> {
         self.count(data.len() as u64, 0)?;
         if cid.codec() == DAG_PB {
             self.links(&cid, &data, &path)?;
+        }
+        if let Some(feed) = self.feed {
+            if !feed.put(cid, data) {
+                return Err(decode_stopped(self.gateway));
+            }
         }
         Ok(())
     }

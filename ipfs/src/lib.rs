@@ -7,6 +7,7 @@
 //! Every block that enters the store through here is verified against its CID first,
 //! and every block that leaves it is verified again before it is sent.
 
+mod arrivals;
 mod car_export;
 mod car_import;
 mod document;
@@ -14,10 +15,13 @@ mod fetch;
 mod gateway_client;
 mod http;
 mod kubo;
+mod stream_fetch;
+mod whole_car;
 
 pub use car_export::{export_car, export_store, ExportError, Exported};
 pub use car_import::{import_car, CarImport, ImportError, ImportedRoot, RootError};
 pub use document::{get_document, DocumentError};
-pub use fetch::{fetch, prefetch, FetchError, FetchOptions, Fetched, Prefetched, Progress};
+pub use fetch::{prefetch, FetchError, FetchOptions, Fetched, Prefetched, Progress};
 pub use gateway_client::{Connection, Gateway, GatewayError, GatewayOptions};
 pub use kubo::{publish_store, Kubo, KuboError, Published};
+pub use stream_fetch::fetch;
