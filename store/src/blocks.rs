@@ -45,7 +45,7 @@ const MAX_VALUE: u64 = MAX_BLOCK + 1;
 /// 4 TiB; LMDB refuses writes beyond it with "MDB_MAP_FULL".
 const MAP_SIZE: usize = 4 << 40;
 /// Reader slots: one per concurrent read, across every process using the store.
-const MAX_READERS: u32 = 1024;
+pub(crate) const MAX_READERS: u32 = 1024;
 
 /// One stored block.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -99,3 +99,28 @@ fn in_use(file: &File) -> std::io::Result<bool> {
     }
     Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout this module reads is the one LMDB writes: a fresh lock file is the
+    /// header and one slot per reader, starts with the magic and has no reader used
+    /// beyond its slots. Not in use by another process, it passes; a file that is in
+    /// use only by this process is not probed as in use (`F_GETLK` ignores our locks).
+    #[test]
+    fn lmdb_writes_the_layout_read_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let path = dir.path().join("blocks/lock.mdb");
+        let bytes = std::fs::read(&path).unwrap();
+        let readers = u64::from(crate::blocks::MAX_READERS);
+        assert_eq!(bytes.len() as u64, HEADER + (readers - 1) * SLOT);
+        assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()), MAGIC);
+        let used = u32::from_le_bytes(bytes[NUMREADERS_AT..NUMREADERS_AT + 4].try_into().unwrap());
+        assert!(u64::from(used) <= readers, "{used} readers");
+        let file = File::open(&path).unwrap();
+        assert!(!in_use(&file).unwrap());
+        drop(store);
+    }
+}
