@@ -6,12 +6,13 @@
 # narfs store and published into a fresh Kubo daemon (offline, loopback only).
 # Timed, each into an empty store:
 #   curl CAR          one request for the whole DAG, body to /dev/null (no checks)
-#   narfs fetch       default: a node's missing leaves as one CAR, 8 requests in flight
+#   narfs fetch       default: into an empty store the root, then the whole DAG as one
+#                     CAR (else a node's missing leaves as one CAR, 8 requests in flight)
 #   narfs fetch --per-block   every block its own ?format=raw request
 #   narfs fetch again         the same root into the store that holds it: no request,
 #                             the walk and the decode only (where the rest goes)
-# narfs verifies every block, writes it into its store (zstd -1), then decodes the NAR
-# from the store (verifying again) to /dev/null; the NarHash it reports is checked.
+# narfs verifies every block, writes it into its store (zstd -1) and decodes the NAR as
+# blocks arrive (verifying again) to /dev/null; the NarHash it reports is checked.
 # MB/s are NAR bytes over wall time; the ratio is curl's time over narfs's.
 #
 # Usage: benches/fetch.sh [SIZE_MIB]   (needs ipfs on PATH or in $HOME/go/bin, curl)

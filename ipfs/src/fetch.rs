@@ -1,8 +1,10 @@
-//! Gateway → store → NAR: [`prefetch`] makes the DAG under a root complete in the
-//! local store, asking a trustless [`Gateway`] only for the blocks the store lacks;
-//! [`fetch`] then decodes the NAR from the store and records the root.
+//! Gateway → store: [`prefetch`] makes the DAG under a root complete in the local
+//! store, asking a trustless [`Gateway`] only for the blocks the store lacks
+//! ([`crate::fetch`] runs it beside the decode of the NAR). Into a store holding none
+//! of the root's children, the whole DAG comes as one CAR first (`whole_car`); the
+//! walk fetches whatever that left.
 //!
-//! The walk runs on the caller's thread, from the root, depth first. A block already
+//! The walk runs on the calling thread, from the root, depth first. A block already
 //! stored is never asked for: a raw leaf is only looked up, a dag-pb node is read
 //! (verified) for its links, since an interrupted fetch may have left a node without
 //! its children. A missing block goes to one of `jobs` worker threads, each with its
