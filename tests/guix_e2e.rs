@@ -75,14 +75,7 @@ impl Drop for AclGuard {
 fn guix_substitutes_from_narfs_serve() {
     let Some(dir) = guix_dir() else { return };
     let t0 = Instant::now();
-    let work = tempfile::Builder::new()
-        .prefix("narfs-guix-e2e-")
-        .tempdir_in(dir.join("root/tmp"))
-        .unwrap();
-    let inside = format!(
-        "/tmp/{}",
-        work.path().file_name().unwrap().to_str().unwrap()
-    );
+    let (work, inside) = guix_support::work_dir(&dir, "narfs-guix-e2e-");
     let tree = work.path().join("tree");
     std::fs::create_dir_all(tree.join("bin")).unwrap();
     common::write(&tree.join("bin/run"), b"#!/bin/sh\necho run\n", true);

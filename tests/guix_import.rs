@@ -48,14 +48,7 @@ fn make_items(dir: &Path, work: &Path, inside: &str) -> Vec<String> {
 #[test]
 fn imports_what_guix_publish_baked() {
     let Some(dir) = guix_dir() else { return };
-    let work = tempfile::Builder::new()
-        .prefix("narfs-guix-import-")
-        .tempdir_in(dir.join("root/tmp"))
-        .unwrap();
-    let inside = format!(
-        "/tmp/{}",
-        work.path().file_name().unwrap().to_str().unwrap()
-    );
+    let (work, inside) = guix_support::work_dir(&dir, "narfs-guix-import-");
     let paths = make_items(&dir, work.path(), &inside);
     let cache = work.path().join("cache");
     let t = Instant::now();
@@ -233,14 +226,7 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn imports_from_a_running_guix_publish() {
     let Some(dir) = guix_dir() else { return };
-    let work = tempfile::Builder::new()
-        .prefix("narfs-guix-http-")
-        .tempdir_in(dir.join("root/tmp"))
-        .unwrap();
-    let inside = format!(
-        "/tmp/{}",
-        work.path().file_name().unwrap().to_str().unwrap()
-    );
+    let (work, inside) = guix_support::work_dir(&dir, "narfs-guix-http-");
     let paths = make_items(&dir, work.path(), &inside);
     let publish = Publish::with_args(&dir, &["--compression=gzip:1", "--compression=zstd:3"]);
     let port = publish.port;

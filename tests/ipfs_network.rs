@@ -208,6 +208,19 @@ impl Client {
             .arg(&self.store));
     }
 
+    /// After a failed copy of `path`, nothing half-written: Nix's store holds no such
+    /// path and verifies; the proxy's store records nothing and verifies.
+    fn holds_nothing_of(&self, path: &str) {
+        let info = nix(&self.t, "nix")
+            .args(["--store", &self.nix_store, "path-info", path])
+            .output()
+            .unwrap();
+        assert!(!info.status.success(), "{path} is in the client's store");
+        self.verify();
+        let ls = ok(narfs().args(["ls", "--json", "--store"]).arg(&self.store));
+        assert!(ls.is_empty(), "the proxy recorded: {ls}");
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -429,16 +442,7 @@ fn a_dead_gateway_fails_the_copy_cleanly() {
         log.contains("502") && log.contains("cannot connect"),
         "the proxy did not say why: {log}\nnix: {stderr}"
     );
-    // Nothing half-written: Nix's store holds no such path and verifies; the proxy's
-    // store records nothing and verifies.
-    let info = nix(t, "nix")
-        .args(["--store", &client.nix_store, "path-info", &v1])
-        .output()
-        .unwrap();
-    assert!(!info.status.success(), "{v1} is in the client's store");
-    client.verify();
-    let ls = ok(narfs().args(["ls", "--json", "--store"]).arg(&client.store));
-    assert!(ls.is_empty(), "the proxy recorded: {ls}");
+    client.holds_nothing_of(&v1);
     assert!(!publisher.access_log().contains("/nar/"));
 }
 
@@ -471,14 +475,7 @@ fn a_gateway_killed_mid_fetch_fails_the_copy_cleanly_and_the_retry_resumes() {
     );
     let log = client.log();
     assert!(log.contains("/nar/") && log.contains(" 502"), "{log}");
-    let info = nix(t, "nix")
-        .args(["--store", &client.nix_store, "path-info", &v1])
-        .output()
-        .unwrap();
-    assert!(!info.status.success(), "{v1} is in the client's store");
-    client.verify();
-    let ls = ok(narfs().args(["ls", "--json", "--store"]).arg(&client.store));
-    assert!(ls.is_empty(), "the proxy recorded: {ls}");
+    client.holds_nothing_of(&v1);
 
     // The retry, through B itself, asks only for what did not arrive.
     let cid = publisher.record(&v1)["root"].as_str().unwrap().to_string();

@@ -500,8 +500,7 @@ impl Walk<'_> {
             source,
         })?;
         if *cid == self.root {
-            let links: u64 = node.links.iter().filter_map(|l| l.tsize).sum();
-            self.progress.total_bytes = data.len() as u64 + links;
+            self.progress.total_bytes = claimed_size(data, &node);
         }
         let kind = node
             .data
@@ -550,4 +549,13 @@ fn join(path: &str, name: &str) -> String {
     } else {
         format!("{path}/{name}")
     }
+}
+
+/// The DAG size a root node claims: its own bytes plus its links' `Tsize`s, which a
+/// hostile gateway chooses (so added without overflow); only progress shows it.
+pub(crate) fn claimed_size(data: &[u8], node: &PBNode) -> u64 {
+    node.links
+        .iter()
+        .filter_map(|l| l.tsize)
+        .fold(data.len() as u64, u64::saturating_add)
 }

@@ -25,7 +25,7 @@ use narfs_core::block::{verify, BlockError, MAX_BLOCK_SIZE};
 use narfs_core::car::{CarError, CarReader};
 use narfs_core::Cid;
 
-use crate::http::{connect, parse_url, ConnectError};
+use crate::http::{connect, parse_url, retried, ConnectError};
 
 const RAW: &str = "application/vnd.ipld.raw";
 const CAR: &str = "application/vnd.ipld.car";
@@ -208,26 +208,26 @@ impl Connection<'_> {
         mut once: impl FnMut(&mut Self) -> Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
         let options = self.gateway.options;
-        let mut wait = options.backoff;
-        let mut attempt = 1;
-        loop {
-            match once(self) {
-                Ok(v) => return Ok(v),
-                Err(e) if e.passing() && attempt < options.attempts.max(1) => {
+        let passing = GatewayError::passing;
+        retried(
+            options.attempts,
+            options.backoff,
+            |attempt| {
+                if attempt > 1 {
+                    // A failed exchange may leave the connection unusable: a new one.
                     self.sender = None;
-                    std::thread::sleep(wait);
-                    wait = wait.saturating_mul(2);
-                    attempt += 1;
                 }
-                Err(e) if attempt > 1 => {
-                    return Err(GatewayError::GaveUp {
-                        attempts: attempt,
-                        last: Box::new(e),
-                    })
-                }
-                Err(e) => return Err(e),
-            }
-        }
+                once(self)
+            },
+            passing,
+        )
+        .map_err(|(attempts, e)| match attempts {
+            1 => e,
+            _ => GatewayError::GaveUp {
+                attempts,
+                last: Box::new(e),
+            },
+        })
     }
 
     fn block_once(&mut self, cid: &Cid) -> Result<Vec<u8>, GatewayError> {

@@ -1,4 +1,4 @@
 //! The HTTP plumbing of the Kubo RPC client and the gateway client: the one home is
 //! `narfs_nix::http`, which the binary cache reader shares.
 
-pub(crate) use narfs_nix::http::{connect, parse_url, ConnectError};
+pub(crate) use narfs_nix::http::{connect, parse_url, retried, ConnectError};

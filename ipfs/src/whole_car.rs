@@ -63,8 +63,7 @@ pub(crate) fn whole(
         let Ok(node) = PBNode::decode(&data) else {
             return Ok(w);
         };
-        w.progress.total_bytes =
-            data.len() as u64 + node.links.iter().filter_map(|l| l.tsize).sum::<u64>();
+        w.progress.total_bytes = crate::fetch::claimed_size(&data, &node);
         for l in &node.links {
             go_on &= !store.contains(&l.hash)?;
             expected.borrow_mut().insert(l.hash);

@@ -64,9 +64,60 @@ where
     Ok((sender, tokio::spawn(conn)))
 }
 
+/// Runs `once` (given the try's number, from 1) until it succeeds, fails in a way
+/// `passing` says a retry cannot help, or `attempts` tries (at least one) have failed,
+/// sleeping `backoff`, then twice as long each time, between tries. The failure comes
+/// with the number of tries made, so that the caller can say it gave up after several.
+pub fn retried<T, E>(
+    attempts: u32,
+    backoff: Duration,
+    mut once: impl FnMut(u32) -> Result<T, E>,
+    passing: impl Fn(&E) -> bool,
+) -> Result<T, (u32, E)> {
+    let mut wait = backoff;
+    let mut attempt = 1;
+    loop {
+        match once(attempt) {
+            Ok(v) => return Ok(v),
+            Err(e) if passing(&e) && attempt < attempts.max(1) => {
+                std::thread::sleep(wait);
+                wait = wait.saturating_mul(2);
+                attempt += 1;
+            }
+            Err(e) => return Err((attempt, e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_url;
+    use super::{parse_url, retried};
+    use std::time::Duration;
+
+    #[test]
+    fn retries_only_what_may_pass_and_counts_the_tries() {
+        let mut tries = Vec::new();
+        let r: Result<(), (u32, &str)> = retried(
+            3,
+            Duration::ZERO,
+            |n| {
+                tries.push(n);
+                Err("busy")
+            },
+            |e| *e == "busy",
+        );
+        assert_eq!((r, &tries[..]), (Err((3, "busy")), &[1, 2, 3][..]));
+        let r: Result<(), (u32, &str)> =
+            retried(3, Duration::ZERO, |_| Err("no"), |e| *e == "busy");
+        assert_eq!(r, Err((1, "no")));
+        let r = retried(
+            3,
+            Duration::ZERO,
+            |n| if n < 2 { Err("busy") } else { Ok(n) },
+            |_| true,
+        );
+        assert_eq!(r, Ok(2));
+    }
 
     #[test]
     fn urls() {

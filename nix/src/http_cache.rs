@@ -32,7 +32,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
 use crate::cache::{decompress, CacheError, Decompress, NarStream};
-use crate::http::{connect, parse_url, ConnectError};
+use crate::http::{connect, parse_url, retried, ConnectError};
 use crate::narinfo::{NarInfo, MAX_NARINFO};
 use crate::source::{is_plain_relative, BinaryCache};
 use crate::store_path::{is_hash_part, StoreDir};
@@ -236,26 +236,20 @@ impl HttpCache {
             source,
         };
         let path = format!("{}/{rel}", self.prefix);
-        let mut wait = self.options.backoff;
-        let mut attempt = 1;
-        loop {
-            match self.get_once(&path, limit) {
-                Ok(body) => return Ok(body),
-                Err(e) if e.passing() && attempt < self.options.attempts.max(1) => {
-                    std::thread::sleep(wait);
-                    wait = wait.saturating_mul(2);
-                    attempt += 1;
-                }
-                Err(e) if attempt > 1 => {
-                    let last = Box::new(e);
-                    return Err(wrap(HttpError::GaveUp {
-                        attempts: attempt,
-                        last,
-                    }));
-                }
-                Err(e) => return Err(wrap(e)),
-            }
-        }
+        let o = &self.options;
+        retried(
+            o.attempts,
+            o.backoff,
+            |_| self.get_once(&path, limit),
+            HttpError::passing,
+        )
+        .map_err(|(attempts, e)| match attempts {
+            1 => wrap(e),
+            _ => wrap(HttpError::GaveUp {
+                attempts,
+                last: Box::new(e),
+            }),
+        })
     }
 
     fn get_once(&self, path: &str, limit: u64) -> Result<Body, HttpError> {

@@ -14,37 +14,69 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use narfs_core::Cid;
 use narfs_decoder::{decode_checked, Expect, Limits};
+use narfs_nix::store_path::StoreDir;
 use narfs_store::{RootRecord, Store};
 
 use crate::body::{channel, ChannelWriter};
-use crate::{blocking, fail, internal, narinfo, text, AppState};
+use crate::{blocking, fail, internal, narinfo, text, AppState, Fail};
 
 pub async fn cache_info(State(st): State<Arc<AppState>>) -> Response {
     let dir = match blocking(move || Ok(st.index.snapshot().map_err(fail)?.store_dir())).await {
         Ok(d) => d,
         Err(r) => return r,
     };
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/x-nix-cache-info"),
-        )],
+    cache_info_response(dir)
+}
+
+/// `/nix-cache-info` for a cache of `dir`.
+pub(crate) fn cache_info_response(dir: StoreDir) -> Response {
+    typed(
+        "text/x-nix-cache-info",
         narfs_nix::narinfo::cache_info_in(dir),
+    )
+}
+
+/// A 200 of `content_type`.
+pub(crate) fn typed(content_type: &'static str, body: impl IntoResponse) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
     )
         .into_response()
 }
 
-pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+/// The store-path hash `file` (`<hash>.narinfo`) asks for, else the answer to give.
+pub(crate) fn narinfo_hash(file: &str) -> Result<&str, Fail> {
     let Some(hash) = file.strip_suffix(".narinfo") else {
-        return text(StatusCode::NOT_FOUND, "not found\n");
+        return Err(Box::new(text(StatusCode::NOT_FOUND, "not found\n")));
     };
     if !narfs_nix::store_path::is_hash_part(hash) {
-        return text(
+        return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "a narinfo is asked for by the 32-character hash of its store path\n",
-        );
+        )));
     }
-    let hash = hash.to_string();
+    Ok(hash)
+}
+
+/// The root CID `file` (`<cid>.nar`) asks for, else the answer to give.
+pub(crate) fn nar_cid(file: &str) -> Result<Cid, Fail> {
+    let Some(c) = file.strip_suffix(".nar") else {
+        return Err(Box::new(text(StatusCode::NOT_FOUND, "not found\n")));
+    };
+    Cid::from_str(c).map_err(|_| {
+        Box::new(text(
+            StatusCode::BAD_REQUEST,
+            "expected nar/<root CID>.nar\n",
+        ))
+    })
+}
+
+pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+    let hash = match narinfo_hash(&file) {
+        Ok(h) => h.to_string(),
+        Err(r) => return *r,
+    };
     let found = blocking(move || {
         let snap = st.index.snapshot().map_err(fail)?;
         Ok(snap.by_hash(&hash).and_then(|rec| {
@@ -54,25 +86,16 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
     })
     .await;
     match found {
-        Ok(Some(body)) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/x-nix-narinfo"),
-            )],
-            body,
-        )
-            .into_response(),
+        Ok(Some(body)) => typed("text/x-nix-narinfo", body),
         Ok(None) => text(StatusCode::NOT_FOUND, "no such store path here\n"),
         Err(r) => r,
     }
 }
 
 pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
-    let Some(c) = file.strip_suffix(".nar") else {
-        return text(StatusCode::NOT_FOUND, "not found\n");
-    };
-    let Ok(cid) = Cid::from_str(c) else {
-        return text(StatusCode::BAD_REQUEST, "expected nar/<root CID>.nar\n");
+    let cid = match nar_cid(&file) {
+        Ok(c) => c,
+        Err(r) => return *r,
     };
     let key = cid.to_string();
     let st2 = st.clone();
@@ -98,14 +121,7 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
     };
     tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, &expect, &limits, writer));
     match body.first().await {
-        Ok(_) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-nix-archive"),
-            )],
-            Body::new(body),
-        )
-            .into_response(),
+        Ok(_) => typed("application/x-nix-archive", Body::new(body)),
         Err(e) => internal(format!("cannot decode the NAR of {cid}: {e}")),
     }
 }

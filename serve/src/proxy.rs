@@ -24,14 +24,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use narfs_core::block::{HashAlg, DAG_PB, RAW};
 use narfs_core::dagpb::PBNode;
 use narfs_core::unixfs::{DataType, UnixFsData};
@@ -174,27 +173,14 @@ fn proxy(st: &AppState) -> &Proxy {
 }
 
 pub async fn cache_info(State(st): State<Arc<AppState>>) -> Response {
-    let dir = proxy(&st).store_dir().await;
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/x-nix-cache-info"),
-        )],
-        format!("StoreDir: {dir}\nWantMassQuery: 1\nPriority: 40\n"),
-    )
-        .into_response()
+    cache::cache_info_response(proxy(&st).store_dir().await)
 }
 
 pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
-    let Some(hash) = file.strip_suffix(".narinfo") else {
-        return text(StatusCode::NOT_FOUND, "not found\n");
+    let hash = match cache::narinfo_hash(&file) {
+        Ok(h) => h,
+        Err(r) => return *r,
     };
-    if !narfs_nix::store_path::is_hash_part(hash) {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "a narinfo is asked for by the 32-character hash of its store path\n",
-        );
-    }
     let p = proxy(&st);
     let dir = p.store_dir().await;
     let bad_gateway = |why: String| {
@@ -217,22 +203,13 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
             meta: r.meta,
         },
     );
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/x-nix-narinfo"),
-        )],
-        r.text,
-    )
-        .into_response()
+    cache::typed("text/x-nix-narinfo", r.text)
 }
 
 pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
-    let Some(c) = file.strip_suffix(".nar") else {
-        return text(StatusCode::NOT_FOUND, "not found\n");
-    };
-    let Ok(cid) = Cid::from_str(c) else {
-        return text(StatusCode::BAD_REQUEST, "expected nar/<root CID>.nar\n");
+    let cid = match cache::nar_cid(&file) {
+        Ok(c) => c,
+        Err(r) => return *r,
     };
     let Some(entry) = proxy(&st).known(&cid) else {
         // A root recorded here (by an earlier fetch) is served as `narfs serve` does.
@@ -251,14 +228,7 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
         Err(_) => return crate::internal(format!("the fetch of {cid} stopped")),
     }
     match body.first().await {
-        Ok(_) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-nix-archive"),
-            )],
-            Body::new(body),
-        )
-            .into_response(),
+        Ok(_) => cache::typed("application/x-nix-archive", Body::new(body)),
         Err(e) => {
             eprintln!("narfs: proxy: nar/{cid}.nar: {e}");
             crate::internal(format!("cannot decode the NAR of {cid}: {e}"))
@@ -367,9 +337,9 @@ fn encoding_of(store: &Store, cid: &Cid, nar_size: u64) -> Result<Encoding, Stri
                 .as_deref()
                 .and_then(|d| UnixFsData::decode(d).ok())
             {
-                Some(fs) if matches!(fs.data_type, DataType::File | DataType::Raw) => {
-                    fs.filesize.unwrap_or_else(|| fs.blocksizes.iter().sum())
-                }
+                Some(fs) if matches!(fs.data_type, DataType::File | DataType::Raw) => fs
+                    .filesize
+                    .unwrap_or_else(|| fs.blocksizes.iter().fold(0, |a, b| a.saturating_add(*b))),
                 _ => return Ok(Encoding::UnixFs),
             }
         }

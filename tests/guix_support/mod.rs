@@ -47,6 +47,19 @@ pub fn guix(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A temporary directory inside the chroot's /tmp, and its path as Guix sees it.
+pub fn work_dir(dir: &Path, prefix: &str) -> (tempfile::TempDir, String) {
+    let work = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(dir.join("root/tmp"))
+        .unwrap();
+    let inside = format!(
+        "/tmp/{}",
+        work.path().file_name().unwrap().to_str().unwrap()
+    );
+    (work, inside)
+}
+
 /// A `guix publish` on a loopback port, stopped (by its pid) when dropped.
 pub struct Publish {
     child: Child,
