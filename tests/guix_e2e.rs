@@ -10,66 +10,14 @@ mod common;
 mod guix_support;
 mod serve_support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::narfs;
-use guix_support::{bake, base, guix, guix_dir, Publish};
+use guix_support::tamper::{relay, Tamper};
+use guix_support::{
+    bake, base, delete, generate_key, guix, guix_dir, repl, substitute, valid, Acl, Publish,
+};
 use serve_support::Server;
-
-/// Runs a `guix repl` script (written under the chroot's /tmp): (success, stderr).
-fn repl(dir: &Path, work: &Path, inside: &str, name: &str, script: &str) -> (bool, String) {
-    std::fs::write(work.join(name), script).unwrap();
-    let out = Command::new(dir.join("guix-run"))
-        .args(["guix", "repl", &format!("{inside}/{name}")])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Deletes `paths` from the Guix store and forgets cached narinfo lookups.
-fn delete(dir: &Path, paths: &[&str]) {
-    let mut args = vec!["guix", "gc", "-D"];
-    args.extend(paths);
-    guix(dir, &args);
-    guix(dir, &["rm", "-rf", "/var/guix/substitute/cache"]);
-    for p in paths {
-        assert!(!valid(dir, p), "{p} still valid after guix gc -D");
-    }
-}
-
-/// Whether the daemon holds `path` as valid (`guix gc --references` fails otherwise).
-fn valid(dir: &Path, path: &str) -> bool {
-    Command::new(dir.join("guix-run"))
-        .args(["guix", "gc", "--references", path])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
-/// `ensure-path` of `path` with `url` as the only substitute server.
-fn substitute(dir: &Path, work: &Path, inside: &str, url: &str, path: &str) -> (bool, String) {
-    let script = format!(
-        "(use-modules (guix store))\n(with-store s\n  (set-build-options s #:use-substitutes? #t #:substitute-urls '(\"{url}\"))\n  (ensure-path s \"{path}\"))\n"
-    );
-    repl(dir, work, inside, "substitute.scm", &script)
-}
-
-/// The Guix ACL as it was, put back when dropped (the test authorizes keys).
-struct AclGuard(Vec<u8>, std::path::PathBuf);
-
-impl Drop for AclGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::write(&self.1, &self.0);
-    }
-}
 
 #[test]
 fn guix_substitutes_from_narfs_serve() {
@@ -151,32 +99,13 @@ fn guix_substitutes_from_narfs_serve() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // A key for narfs, made by the real Guix's libgcrypt as `guix archive
-    // --generate-key` makes one; the daemon trusts it and the publisher's key.
-    let (ok, err) = repl(
+    // A key for narfs, made by the real Guix; the daemon trusts it and the
+    // publisher's key.
+    generate_key(&dir, work.path(), &inside, "narfs");
+    let _acl = Acl::authorize(
         &dir,
-        work.path(),
-        &inside,
-        "key.scm",
-        &format!(
-            r#"(use-modules (gcrypt pk-crypto))
-(let ((pair (generate-key (string->canonical-sexp "(genkey (ecc (curve Ed25519) (flags rfc6979)))"))))
-  (call-with-output-file "{inside}/narfs.sec"
-    (lambda (p) (display (canonical-sexp->string (find-sexp-token pair 'private-key)) p)))
-  (call-with-output-file "{inside}/narfs.pub"
-    (lambda (p) (display (canonical-sexp->string (find-sexp-token pair 'public-key)) p))))
-"#
-        ),
+        &["/etc/guix/signing-key.pub", &format!("{inside}/narfs.pub")],
     );
-    assert!(ok, "{err}");
-    let acl = dir.join("root/etc/guix/acl");
-    let _acl = AclGuard(std::fs::read(&acl).unwrap_or_default(), acl);
-    for key in ["/etc/guix/signing-key.pub", &format!("{inside}/narfs.pub")] {
-        guix(
-            &dir,
-            &["sh", "-c", &format!("guix archive --authorize < {key}")],
-        );
-    }
 
     let key = work.path().join("narfs.sec");
     let server = Server::start_with(&store, &["--sign-key".as_ref(), key.as_os_str()]);
@@ -229,86 +158,11 @@ fn guix_substitutes_from_narfs_serve() {
         ("narinfo", Tamper::NarInfo(other_hash)),
     ] {
         delete(&dir, &[hello]);
-        let proxy = proxy(server.addr, tamper);
+        let proxy = relay(server.addr, tamper);
         let (ok, err) = substitute(&dir, work.path(), &inside, &proxy, hello);
         eprintln!("--- Guix on a tampered {what}:\n{}", err.trim());
         assert!(!ok && !valid(&dir, hello), "Guix took a tampered {what}");
     }
     guix(&dir, &["guix", "gc", "--verify=contents"]);
     eprintln!("guix e2e took {:?}", t0.elapsed());
-}
-
-#[derive(Clone)]
-enum Tamper {
-    /// Flip a bit in the first occurrence of these bytes in a NAR.
-    Nar(Vec<u8>),
-    /// Replace the narinfo's `NarHash:` line with this one.
-    NarInfo(String),
-}
-
-/// A one-request-per-connection HTTP proxy in front of `upstream` that tampers with
-/// what it relays; its URL. Its thread ends with the test process.
-fn proxy(upstream: std::net::SocketAddr, tamper: Tamper) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let tamper = tamper.clone();
-            std::thread::spawn(move || relay(conn, upstream, &tamper));
-        }
-    });
-    url
-}
-
-fn relay(mut conn: TcpStream, upstream: std::net::SocketAddr, tamper: &Tamper) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut b) {
-            Ok(1) => head.push(b[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut up = TcpStream::connect(upstream).unwrap();
-    write!(up, "GET {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut resp = Vec::new();
-    let _ = up.read_to_end(&mut resp);
-    let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return;
-    };
-    let status_line =
-        String::from_utf8_lossy(&resp[..resp.iter().position(|&c| c == b'\r').unwrap()])
-            .into_owned();
-    let mut body = resp[end + 4..].to_vec();
-    match tamper {
-        Tamper::Nar(needle) if target.starts_with("/nar/") => {
-            if let Some(i) = body.windows(needle.len()).position(|w| w == &needle[..]) {
-                body[i] ^= 0x02;
-            }
-        }
-        Tamper::NarInfo(line) if target.ends_with(".narinfo") => {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let text: Vec<String> = text
-                .lines()
-                .map(|l| {
-                    if l.starts_with("NarHash:") {
-                        line.clone()
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect();
-            body = (text.join("\n") + "\n").into_bytes();
-        }
-        _ => {}
-    }
-    let _ = write!(
-        conn,
-        "{status_line}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = conn.write_all(&body);
 }

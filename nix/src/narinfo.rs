@@ -281,6 +281,18 @@ impl NarInfo {
         })
     }
 
+    /// Parses a narinfo of a `/nix/store` or a `/gnu/store` path, in the dialect its
+    /// first `StorePath` line names (a proxy passes on narinfos of both).
+    pub fn parse_any(bytes: &[u8]) -> Result<NarInfo, NarInfoError> {
+        let dir = bytes
+            .split(|&b| b == b'\n')
+            .find_map(|l| l.strip_prefix(b"StorePath: "))
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| StorePath::parse(p.trim_end_matches('\r')).ok())
+            .map_or(StoreDir::Nix, |p| p.dir());
+        NarInfo::parse_in(dir, bytes)
+    }
+
     /// `sha256:<nix base32>`, as narfs records NarHash.
     pub fn nar_hash_string(&self) -> String {
         nar_hash_string(&self.nar_hash)
@@ -346,6 +358,16 @@ impl Group {
             _ => self.file_size.is_some(),
         }
     }
+}
+
+/// The part of a Guix narinfo its `Signature:` covers, with that line: the text up to
+/// the first `Signature:` (Guix signs the sha256 of exactly those bytes, wherever the
+/// string stands) through the end of its line; `None` if it has none. Everything after
+/// it may be rewritten without breaking the signature.
+pub fn guix_signed_part(text: &str) -> Option<&str> {
+    let at = text.find("Signature:")?;
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+    Some(&text[..end])
 }
 
 /// A NAR's sha256 as Nix prints `NarHash`: `sha256:` + 52 Nix base32 characters.

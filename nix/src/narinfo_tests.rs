@@ -219,3 +219,54 @@ fn parses_a_guix_narinfo_with_a_group_per_compression() {
     assert!(ranks.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(decode_rank("brotli"), None);
 }
+
+#[test]
+fn parse_any_reads_each_dialect_by_its_store_path() {
+    let g = NarInfo::parse_any(GUIX.as_bytes()).unwrap();
+    assert_eq!(
+        g,
+        NarInfo::parse_in(StoreDir::Guix, GUIX.as_bytes()).unwrap()
+    );
+    let nix = include_str!("../testdata/refs.narinfo");
+    let n = NarInfo::parse_any(nix.as_bytes()).unwrap();
+    assert_eq!(n, NarInfo::parse(nix.as_bytes()).unwrap());
+    // A Guix narinfo keeps Guix's rules (several groups), a Nix one Nix's.
+    assert_eq!(g.nars.len(), 2);
+    let two = format!("{nix}URL: nar/x.nar\n");
+    assert_eq!(
+        NarInfo::parse_any(two.as_bytes()),
+        Err(NarInfoError::Duplicate("URL"))
+    );
+    // No StorePath, or one in no store narfs knows: refused as by parse.
+    let other = GUIX.replace("/gnu/store/", "/opt/store/");
+    assert!(matches!(
+        NarInfo::parse_any(other.as_bytes()),
+        Err(NarInfoError::Bad {
+            field: "StorePath",
+            ..
+        })
+    ));
+    assert!(NarInfo::parse_any(b"URL: x\n").is_err());
+}
+
+#[test]
+fn guix_signed_part_ends_with_the_signature_line() {
+    use crate::narinfo::guix_signed_part;
+    let signed = guix_signed_part(GUIX).unwrap();
+    let sig = GUIX.find("Signature: ").unwrap();
+    assert_eq!(&signed[..sig], &GUIX[..sig]);
+    assert!(signed[sig..].starts_with("Signature: 1;"));
+    assert!(signed.ends_with('\n') && !signed[sig..signed.len() - 1].contains('\n'));
+    assert!(GUIX[signed.len()..].starts_with("URL: "));
+    // Where Guix cuts: at the first "Signature:", even inside another line.
+    let odd = "StorePath: x\nX-Note: Signature: here\nSignature: 1;h;s\n";
+    assert_eq!(
+        guix_signed_part(odd),
+        Some("StorePath: x\nX-Note: Signature: here\n")
+    );
+    assert_eq!(
+        guix_signed_part("StorePath: x\nSignature: 1;h;s"),
+        Some("StorePath: x\nSignature: 1;h;s")
+    );
+    assert_eq!(guix_signed_part("StorePath: x\n"), None);
+}

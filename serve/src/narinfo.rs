@@ -3,12 +3,12 @@
 //!
 //! - a `/nix/store` item: the fields Nix writes (the original `Sig:` lines kept, plus
 //!   one by the `--sign-key` Nix key), the NAR uncompressed at `nar/<root>.nar`, and
-//!   the root CID as `IPFS-CID:`;
+//!   the root CID as `IPFS-CID:` and its encoding as `IPFS-Encoding:`;
 //! - a `/gnu/store` item: the original text up to and including its `Signature:` line,
 //!   byte for byte (Guix signs the sha256 of exactly the text above that line, so the
 //!   original signature stays valid), then `URL: nar/<root>.nar`, `Compression: none`,
 //!   `FileSize: <NarSize>` (Guix resolves a relative URL against the cache URL and
-//!   reads `none`) and `IPFS-CID:`; an item without an original `Signature:` (narfs
+//!   reads `none`), `IPFS-CID:` and `IPFS-Encoding:`; an item without an original `Signature:` (narfs
 //!   encoded it) gets the fields `guix publish` writes, signed by the `--sign-key`
 //!   Guix key if there is one.
 //!
@@ -16,10 +16,16 @@
 
 use std::fmt::Write as _;
 
-use narfs_nix::narinfo::{parse_sha256, NarInfo};
+use narfs_nix::narinfo::{guix_signed_part, parse_sha256, NarInfo};
 use narfs_nix::signing::{fingerprint, GuixSecretKey, NixSecretKey, SecretKey};
 use narfs_nix::{StoreDir, StorePath};
 use narfs_store::{NarInfoMeta, RootRecord};
+
+/// The field that says how the DAG under `IPFS-CID:` carries the NAR, by the store's
+/// name of its [`narfs_core::Encoding`]: `none` (the NAR's tree as UnixFS) or `zstd`
+/// (the zstd-compressed NAR as one UnixFS file). A proxy cannot tell them apart from
+/// the blocks alone, so the publisher says it.
+pub const ENCODING_FIELD: &str = "IPFS-Encoding";
 
 /// What Guix's `Signature:` says of the signing host (Guix ignores it).
 const GUIX_HOST: &str = "narfs";
@@ -60,6 +66,7 @@ pub fn render(rec: &RootRecord, meta: &NarInfoMeta, keys: &Keys) -> Option<Strin
         _ => nix(rec, meta, nar_hash, keys.nix.as_ref()),
     };
     let _ = writeln!(s, "IPFS-CID: {}", rec.root);
+    let _ = writeln!(s, "{ENCODING_FIELD}: {}", rec.encoding);
     Some(s)
 }
 
@@ -96,20 +103,13 @@ fn nix(
     info.render()
 }
 
-/// The original text through the end of its `Signature:` line, if it has one.
-fn signed_part(text: &str) -> Option<&str> {
-    let at = text.find("Signature:")?;
-    let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
-    Some(&text[..end])
-}
-
 fn guix(
     rec: &RootRecord,
     meta: &NarInfoMeta,
     nar_hash: &[u8; 32],
     key: Option<&GuixSecretKey>,
 ) -> String {
-    let mut s = match meta.text.as_deref().and_then(signed_part) {
+    let mut s = match meta.text.as_deref().and_then(guix_signed_part) {
         Some(signed) => {
             let mut s = signed.to_string();
             if !s.ends_with('\n') {

@@ -60,7 +60,18 @@ fn renders_for_nix() {
         ),
         (n.nar_hash, n.nar_size, &n.references, &n.sigs, &n.ca)
     );
-    assert!(text.contains(&format!("\nIPFS-CID: {}\n", rec.root)));
+    assert!(text.ends_with(&format!("\nIPFS-CID: {}\nIPFS-Encoding: none\n", rec.root)));
+    // The zstd fallback says so: a proxy cannot tell it from the blocks.
+    let zstd = RootRecord {
+        encoding: narfs_core::Encoding::ZstdNar,
+        ..rec.clone()
+    };
+    let text = render(&zstd, &NarInfoMeta::from(&n), &Keys::default()).unwrap();
+    let said = text.lines().find_map(|l| l.strip_prefix("IPFS-Encoding: "));
+    assert_eq!(
+        said.map(str::parse),
+        Some(Ok(narfs_core::Encoding::ZstdNar))
+    );
     // A record written before narinfo fields existed still loads.
     let mut old = serde_json::to_value(&rec).unwrap();
     old.as_object_mut().unwrap().remove("narinfo");
@@ -110,7 +121,7 @@ fn guix_items_keep_their_signed_text() {
         assert_eq!(
             &text[sig_end..],
             format!(
-                "URL: nar/{ROOT}.nar\nCompression: none\nFileSize: {}\nIPFS-CID: {ROOT}\n",
+                "URL: nar/{ROOT}.nar\nCompression: none\nFileSize: {}\nIPFS-CID: {ROOT}\nIPFS-Encoding: none\n",
                 n.nar_size
             )
         );

@@ -1,23 +1,27 @@
-//! The substituter proxy (`narfs serve --upstream URL --gateway URL`): the Nix binary
-//! cache protocol for a local Nix client, whose narinfos come from an upstream cache
-//! that publishes `IPFS-CID:` (e.g. the publisher's `narfs serve`) and whose NARs are
-//! assembled from this machine's store plus blocks fetched through an IPFS trustless
-//! gateway, so that the NARs themselves never come from the upstream.
+//! The substituter proxy (`narfs serve --upstream URL --gateway URL`): the binary cache
+//! protocol for a local Nix or Guix client, whose narinfos come from an upstream cache
+//! that publishes `IPFS-CID:` and `IPFS-Encoding:` (the publisher's `narfs serve`)
+//! and whose NARs are assembled from this machine's store plus blocks fetched through
+//! an IPFS trustless gateway, so that the NARs themselves never come from the upstream.
 //!
-//! - `/nix-cache-info`: the upstream's `StoreDir` (asked once, then kept), ours else.
+//! - `/nix-cache-info`: the upstream's `StoreDir` (asked once, then kept), ours else
+//!   (only Nix asks; Guix never does).
 //! - `/<hash>.narinfo`: fetched from the upstream (bounded, with a timeout), rewritten
-//!   by [`upstream::rewrite`] (signed fields byte for byte, the NAR at
-//!   `nar/<cid>.nar`, uncompressed); its CID, NarHash and NarSize are remembered in a
-//!   bounded table, since the NAR request that follows names only the CID.
-//! - `/nar/<cid>.nar` of a remembered CID: [`narfs_ipfs::prefetch`] makes the DAG
+//!   by [`upstream::rewrite`] (signed text byte for byte, in Nix's or Guix's dialect by
+//!   its store path; the NAR at `nar/<cid>.nar`, uncompressed); its CID, encoding,
+//!   NarHash and NarSize are remembered in a bounded table, since the NAR request
+//!   that follows names only the CID.
+//! - `GET /nar/<cid>.nar` of a remembered CID: [`narfs_ipfs::prefetch`] makes the DAG
 //!   complete in the local store (only missing blocks are asked for, each verified
 //!   against its CID, committed so that the next version reuses them), then the NAR is
 //!   decoded from the store through [`narfs_decoder::decode_checked`] against the
 //!   narinfo's NarHash and NarSize: a mismatch cuts the response short of its length.
 //!   Once it has streamed whole, the root is recorded with the narinfo's fields. A
 //!   gateway failure before the first byte is a 502 (and a line on stderr). A CID no
-//!   narinfo named is served only if the local store records it (Nix always asks for
-//!   the narinfo first), else 404.
+//!   narinfo named is served only if the local store records it (clients always ask
+//!   for the narinfo first), else 404.
+//! - `HEAD /nar/<cid>.nar`: the length from the narinfo (or the store's record), no
+//!   fetch; 404 for a CID neither knows.
 //!
 //! The NAR is fetched first and decoded after: the client sees its first byte once
 //! the DAG is complete locally.
@@ -29,21 +33,22 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use narfs_core::block::{HashAlg, DAG_PB, RAW};
-use narfs_core::dagpb::PBNode;
-use narfs_core::unixfs::{DataType, UnixFsData};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use narfs_core::block::HashAlg;
 use narfs_core::{error_chain, Cid, Encoding};
 use narfs_decoder::{decode_checked, Expect, Limits};
 use narfs_ipfs::{prefetch, FetchError, FetchOptions, Gateway, GatewayError, GatewayOptions};
 use narfs_nix::store_path::StoreDir;
-use narfs_store::{NarInfoMeta, RootRecord, Store};
+use narfs_store::{NarInfoMeta, RootRecord};
 use tokio::sync::oneshot;
 
 use crate::body::{channel, ChannelWriter};
 use crate::upstream::{rewrite, Upstream};
-use crate::{cache, text, AppState};
+use crate::{blocking, cache, fail, text, AppState};
+
+/// The content type of a NAR.
+const NAR_TYPE: &str = "application/x-nix-archive";
 
 /// CIDs remembered from narinfos (each entry a few hundred bytes).
 const KNOWN: usize = 1 << 16;
@@ -87,6 +92,8 @@ pub struct Proxy {
 
 /// What a narinfo said about a CID.
 struct Entry {
+    /// How the DAG carries the NAR (`IPFS-Encoding:`).
+    encoding: Encoding,
     expect: Expect,
     meta: NarInfoMeta,
 }
@@ -182,7 +189,6 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
         Err(r) => return *r,
     };
     let p = proxy(&st);
-    let dir = p.store_dir().await;
     let bad_gateway = |why: String| {
         eprintln!("narfs: proxy: {hash}.narinfo: {why}");
         text(StatusCode::BAD_GATEWAY, format!("{why}\n"))
@@ -192,13 +198,14 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
         Ok(None) => return text(StatusCode::NOT_FOUND, "no such store path upstream\n"),
         Err(e) => return bad_gateway(error_chain(&e)),
     };
-    let r = match rewrite(&got, hash, dir) {
+    let r = match rewrite(&got, hash) {
         Ok(r) => r,
         Err(e) => return bad_gateway(format!("from {}: {}", p.upstream.url, error_chain(&e))),
     };
     p.remember(
         r.cid,
         Entry {
+            encoding: r.encoding,
             expect: r.expect,
             meta: r.meta,
         },
@@ -206,12 +213,20 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
     cache::typed("text/x-nix-narinfo", r.text)
 }
 
-pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+pub async fn nar(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    Path(file): Path<String>,
+) -> Response {
     let cid = match cache::nar_cid(&file) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let Some(entry) = proxy(&st).known(&cid) else {
+    let known = proxy(&st).known(&cid);
+    if method == Method::HEAD {
+        return head(st, cid, known.map(|e| e.expect.nar_size)).await;
+    }
+    let Some(entry) = known else {
         // A root recorded here (by an earlier fetch) is served as `narfs serve` does.
         return cache::nar(State(st), Path(file)).await;
     };
@@ -228,11 +243,42 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
         Err(_) => return crate::internal(format!("the fetch of {cid} stopped")),
     }
     match body.first().await {
-        Ok(_) => cache::typed("application/x-nix-archive", Body::new(body)),
+        Ok(_) => cache::typed(NAR_TYPE, Body::new(body)),
         Err(e) => {
             eprintln!("narfs: proxy: nar/{cid}.nar: {e}");
             crate::internal(format!("cannot decode the NAR of {cid}: {e}"))
         }
+    }
+}
+
+/// `HEAD /nar/<cid>.nar`: the NAR's length, from the narinfo that named `cid` (`size`)
+/// or the store's record of it, without fetching a block; 404 if neither knows it.
+async fn head(st: Arc<AppState>, cid: Cid, size: Option<u64>) -> Response {
+    let size = match size {
+        Some(s) => Some(s),
+        None => {
+            let key = cid.to_string();
+            let recorded = blocking(move || {
+                let snap = st.index.snapshot().map_err(fail)?;
+                Ok(snap.by_cid(&key).map(|r| r.nar_size))
+            })
+            .await;
+            match recorded {
+                Ok(s) => s,
+                Err(r) => return r,
+            }
+        }
+    };
+    match size {
+        Some(n) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(NAR_TYPE)),
+                (header::CONTENT_LENGTH, HeaderValue::from(n)),
+            ],
+            Body::empty(),
+        )
+            .into_response(),
+        None => text(StatusCode::NOT_FOUND, "no narinfo named that root\n"),
     }
 }
 
@@ -274,13 +320,7 @@ fn fetch_and_stream(st: &AppState, cid: &Cid, entry: &Entry, ready: Ready, mut w
         pr.reused_blocks,
         pr.reused_bytes
     );
-    let encoding = match encoding_of(store, cid, entry.expect.nar_size) {
-        Ok(e) => e,
-        Err(e) => {
-            let _ = ready.send(Err((StatusCode::INTERNAL_SERVER_ERROR, e)));
-            return;
-        }
-    };
+    let encoding = entry.encoding;
     if ready.send(Ok(())).is_err() {
         return; // the client is gone
     }
@@ -318,40 +358,4 @@ fn fetch_and_stream(st: &AppState, cid: &Cid, entry: &Entry, ready: Ready, mut w
     }
     drop(lock);
     let _ = w.finish();
-}
-
-/// How the DAG under `cid` carries its NAR, which a narinfo does not say: a tree
-/// ([`Encoding::UnixFs`]) unless the root is one file whose size cannot give a NAR of
-/// `nar_size` bytes, which is then the zstd-compressed NAR ([`Encoding::ZstdNar`]).
-/// A single-file NAR is 112 bytes (144 if executable) plus the file's length padded
-/// to 8; a compressed NAR is that long only if zstd barely changed its size, and then
-/// the check against NarHash fails the response instead of passing a wrong NAR.
-fn encoding_of(store: &Store, cid: &Cid, nar_size: u64) -> Result<Encoding, String> {
-    let block = narfs_decoder::fetch(store, cid, "").map_err(|e| error_chain(&e))?;
-    let size = match cid.codec() {
-        RAW => block.len() as u64,
-        DAG_PB => {
-            let node = PBNode::decode(&block).map_err(|e| error_chain(&e))?;
-            match node
-                .data
-                .as_deref()
-                .and_then(|d| UnixFsData::decode(d).ok())
-            {
-                Some(fs) if matches!(fs.data_type, DataType::File | DataType::Raw) => fs
-                    .filesize
-                    .unwrap_or_else(|| fs.blocksizes.iter().fold(0, |a, b| a.saturating_add(*b))),
-                _ => return Ok(Encoding::UnixFs),
-            }
-        }
-        _ => return Ok(Encoding::UnixFs),
-    };
-    let padded = size.div_ceil(8).saturating_mul(8);
-    if [112, 144]
-        .iter()
-        .any(|o| padded.checked_add(*o) == Some(nar_size))
-    {
-        Ok(Encoding::UnixFs)
-    } else {
-        Ok(Encoding::ZstdNar)
-    }
 }

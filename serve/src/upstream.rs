@@ -1,21 +1,33 @@
 //! The upstream binary cache of the substituter proxy ([`crate::proxy`]): its
 //! `nix-cache-info` and narinfos, and how a narinfo is rewritten for the local client.
 //!
-//! The rewrite keeps every line of the upstream narinfo byte for byte (StorePath,
-//! NarHash, NarSize, References, Deriver, Sig, CA, IPFS-CID, and anything else) except
-//! the NAR's location: the `URL`/`Compression`/`FileSize` group(s) and `FileHash`
-//! become one `URL: nar/<cid>.nar`, `Compression: none`, `FileSize: <NarSize>`, where
-//! the first group stood. Nix signs `StorePath;NarHash;NarSize;References`, so its
-//! signature check still holds. (A Guix `Signature:` covers the whole text above it and
-//! would not: the proxy is for Nix clients.)
+//! The rewrite replaces only the NAR's location: the `URL`/`Compression`/`FileSize`
+//! group(s) and `FileHash` become one `URL: nar/<cid>.nar`, `Compression: none`,
+//! `FileSize: <NarSize>`; every other line stays byte for byte (StorePath, NarHash,
+//! NarSize, References, Deriver, Sig, CA, IPFS-CID, IPFS-Encoding, anything else).
+//! The narinfo's dialect is its `StorePath`'s:
+//!
+//! - Nix signs `StorePath;NarHash;NarSize;References`: the location goes where the
+//!   first group stood, and `nix copy` checks the signature as usual;
+//! - Guix signs the sha256 of exactly the text above its `Signature:` line, so that
+//!   text and the line itself are passed through untouched and the location goes right
+//!   below it; a narinfo whose signed text holds a location cannot be rewritten
+//!   without breaking its signature, and is refused.
+//!
+//! `IPFS-CID:` names the DAG and `IPFS-Encoding:` how it carries the NAR
+//! ([`crate::narinfo::ENCODING_FIELD`]); both are required, once each: the blocks alone
+//! do not say whether a one-file root is a file's NAR or the zstd-compressed NAR, and
+//! a wrong guess would only show as a NarHash mismatch mid-response.
 
 use std::time::Duration;
 
-use narfs_core::Cid;
+use narfs_core::{Cid, Encoding};
 use narfs_decoder::Expect;
-use narfs_nix::narinfo::{NarInfo, NarInfoError, MAX_NARINFO};
+use narfs_nix::narinfo::{guix_signed_part, NarInfo, NarInfoError, MAX_NARINFO};
 use narfs_nix::store_path::StoreDir;
 use narfs_store::NarInfoMeta;
+
+use crate::narinfo::ENCODING_FIELD;
 
 /// Largest `nix-cache-info` read from the upstream.
 const MAX_CACHE_INFO: usize = 4096;
@@ -36,6 +48,8 @@ pub struct Rewritten {
     pub text: String,
     /// Its `IPFS-CID:`, the root of the NAR's DAG.
     pub cid: Cid,
+    /// Its `IPFS-Encoding:`, how that DAG carries the NAR.
+    pub encoding: Encoding,
     /// Its `NarHash` and `NarSize`, what the NAR streamed for `cid` is checked against.
     pub expect: Expect,
     /// Its fields, recorded with the root once the NAR has been fetched.
@@ -55,9 +69,27 @@ pub enum RewriteError {
     /// It has no `IPFS-CID:` line: the NAR cannot be fetched over IPFS.
     #[error("the upstream narinfo has no IPFS-CID line (is the upstream a narfs serve?)")]
     NoCid,
-    /// Its `IPFS-CID:` is not a CID, or appears twice.
-    #[error("the upstream narinfo's IPFS-CID {0:?} is not one CID")]
+    /// Its `IPFS-CID:` is not a CID.
+    #[error("the upstream narinfo's IPFS-CID {0:?} is not a CID")]
     BadCid(String),
+    /// It has no `IPFS-Encoding:` line (a `narfs serve` older than the field).
+    #[error(
+        "the upstream narinfo has no IPFS-Encoding line (a narfs serve older than this \
+         proxy? upgrade the publisher)"
+    )]
+    NoEncoding,
+    /// Its `IPFS-Encoding:` is not an encoding this proxy decodes.
+    #[error("the upstream narinfo's IPFS-Encoding {0:?} is not one this proxy knows (none, zstd)")]
+    BadEncoding(String),
+    /// `IPFS-CID:` or `IPFS-Encoding:` appears twice.
+    #[error("the upstream narinfo has {0} twice")]
+    Duplicate(&'static str),
+    /// A Guix narinfo whose signed text (above `Signature:`) names the NAR's location.
+    #[error(
+        "the upstream narinfo's signature covers its {0} line: it cannot point at IPFS \
+         without breaking the signature"
+    )]
+    SignedLocation(String),
 }
 
 impl Upstream {
@@ -86,57 +118,70 @@ impl Upstream {
     }
 }
 
-/// Rewrites `text`, the upstream's narinfo for `hash` in `dir` (see the module doc).
-pub fn rewrite(text: &[u8], hash: &str, dir: StoreDir) -> Result<Rewritten, RewriteError> {
-    let info = NarInfo::parse_in(dir, text)?;
+/// Rewrites `text`, the upstream's narinfo for `hash` (see the module doc).
+pub fn rewrite(text: &[u8], hash: &str) -> Result<Rewritten, RewriteError> {
+    let info = NarInfo::parse_any(text)?;
     if info.hash_part() != hash {
         return Err(RewriteError::OtherPath(info.store_path));
     }
-    // parse_in checked that the text is UTF-8 and bounded.
-    let text = std::str::from_utf8(text).map_err(|_| NarInfoError::NotUtf8)?;
-    let mut cid = None;
-    // The kept lines, and where the first URL/Compression/FileSize line stood.
+    let text = info.text.as_str();
+    let guix = info.store_path.starts_with(StoreDir::Guix.as_str());
+    let signed = if guix {
+        guix_signed_part(text).unwrap_or("")
+    } else {
+        ""
+    };
+    let mut fields = Fields::default();
+    for line in signed.split_inclusive('\n') {
+        let key = key(line);
+        if is_location(key) {
+            return Err(RewriteError::SignedLocation(key.to_string()));
+        }
+        fields.read(key, line)?;
+    }
+    // The lines kept below the signed text, and where the first location stood.
     let mut kept: Vec<&str> = Vec::new();
     let mut at = None;
-    for line in text.split_inclusive('\n') {
-        let key = line.split_once(": ").map_or("", |(k, _)| k);
-        match key {
-            "URL" | "Compression" | "FileSize" | "FileHash" => {
-                if key != "FileHash" {
-                    at.get_or_insert(kept.len());
-                }
-                continue;
+    for line in text[signed.len()..].split_inclusive('\n') {
+        let key = key(line);
+        if is_location(key) {
+            if key != "FileHash" {
+                at.get_or_insert(kept.len());
             }
-            "IPFS-CID" => {
-                let value = line[key.len() + 2..].trim_end_matches(['\n', '\r']);
-                let parsed: Cid = value
-                    .parse()
-                    .map_err(|_| RewriteError::BadCid(value.into()))?;
-                if cid.replace(parsed).is_some() {
-                    return Err(RewriteError::BadCid(value.into()));
-                }
-            }
-            _ => {}
+            continue;
         }
+        fields.read(key, line)?;
         kept.push(line);
     }
-    let cid = cid.ok_or(RewriteError::NoCid)?;
+    let cid = fields.cid.ok_or(RewriteError::NoCid)?;
+    let encoding = fields.encoding.ok_or(RewriteError::NoEncoding)?;
     let location = format!(
         "URL: nar/{cid}.nar\nCompression: none\nFileSize: {}\n",
         info.nar_size
     );
-    // parse_in refused a narinfo without URL, so `at` is set.
-    kept.insert(at.unwrap_or(1).min(kept.len()), &location);
-    let mut text = String::with_capacity(text.len() + 64);
+    // Right below a signature; else where the location was (parse_any refused a
+    // narinfo without URL, so `at` is set).
+    let at = if signed.is_empty() {
+        at.unwrap_or(1)
+    } else {
+        0
+    };
+    kept.insert(at.min(kept.len()), &location);
+    let mut out = String::with_capacity(text.len() + 64);
+    out.push_str(signed);
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
     for line in kept {
-        text.push_str(line);
+        out.push_str(line);
         if !line.ends_with('\n') {
-            text.push('\n');
+            out.push('\n');
         }
     }
     Ok(Rewritten {
-        text,
+        text: out,
         cid,
+        encoding,
         expect: Expect {
             nar_sha256: info.nar_hash,
             nar_size: info.nar_size,
@@ -145,77 +190,51 @@ pub fn rewrite(text: &[u8], hash: &str, dir: StoreDir) -> Result<Rewritten, Rewr
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The key of a narinfo line (`""` if it has none).
+fn key(line: &str) -> &str {
+    line.split_once(": ").map_or("", |(k, _)| k)
+}
 
-    const CID: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+/// Whether `key` says where the NAR is: what the rewrite replaces.
+fn is_location(key: &str) -> bool {
+    matches!(key, "URL" | "Compression" | "FileSize" | "FileHash")
+}
 
-    fn upstream() -> String {
-        let real = include_str!("../../nix/testdata/refs.narinfo");
-        format!("{real}IPFS-CID: {CID}\n")
-    }
+/// The IPFS fields of a narinfo, read line by line.
+#[derive(Default)]
+struct Fields {
+    cid: Option<Cid>,
+    encoding: Option<Encoding>,
+}
 
-    #[test]
-    fn keeps_every_line_but_the_location() {
-        let up = upstream();
-        let info = NarInfo::parse(up.as_bytes()).unwrap();
-        let r = rewrite(up.as_bytes(), info.hash_part(), StoreDir::Nix).unwrap();
-        assert_eq!(r.cid.to_string(), CID);
-        assert_eq!(
-            (r.expect.nar_sha256, r.expect.nar_size),
-            (info.nar_hash, info.nar_size)
-        );
-        let back = NarInfo::parse(r.text.as_bytes()).unwrap();
-        assert_eq!(back.url, format!("nar/{CID}.nar"));
-        assert_eq!(back.compression, "none");
-        assert_eq!(back.nars[0].file_size, Some(info.nar_size));
-        assert!(!r.text.contains("FileHash:"));
-        // Every other line, byte for byte, in order.
-        let kept = |t: &str| -> Vec<String> {
-            t.lines()
-                .filter(|l| {
-                    !["URL:", "Compression:", "FileSize:", "FileHash:"]
-                        .iter()
-                        .any(|k| l.starts_with(k))
-                })
-                .map(str::to_string)
-                .collect()
-        };
-        assert_eq!(kept(&r.text), kept(&up));
-        assert!(kept(&up).iter().any(|l| l.starts_with("Sig: ")));
-        // The location sits where the upstream's was: right after StorePath.
-        assert!(r.text.lines().nth(1).unwrap().starts_with("URL: nar/"));
-    }
-
-    #[test]
-    fn refuses_what_cannot_be_proxied() {
-        let up = upstream();
-        let info = NarInfo::parse(up.as_bytes()).unwrap();
-        let hash = info.hash_part().to_string();
-        let no_cid = up.replace(&format!("IPFS-CID: {CID}\n"), "");
-        assert!(matches!(
-            rewrite(no_cid.as_bytes(), &hash, StoreDir::Nix),
-            Err(RewriteError::NoCid)
-        ));
-        let bad = up.replace(CID, "not-a-cid");
-        assert!(matches!(
-            rewrite(bad.as_bytes(), &hash, StoreDir::Nix),
-            Err(RewriteError::BadCid(_))
-        ));
-        let twice = format!("{up}IPFS-CID: {CID}\n");
-        assert!(matches!(
-            rewrite(twice.as_bytes(), &hash, StoreDir::Nix),
-            Err(RewriteError::BadCid(_))
-        ));
-        let other = "00000000000000000000000000000000";
-        assert!(matches!(
-            rewrite(up.as_bytes(), other, StoreDir::Nix),
-            Err(RewriteError::OtherPath(_))
-        ));
-        assert!(matches!(
-            rewrite(b"garbage", &hash, StoreDir::Nix),
-            Err(RewriteError::Parse(_))
-        ));
+impl Fields {
+    fn read(&mut self, key: &str, line: &str) -> Result<(), RewriteError> {
+        let value = || line[key.len() + 2..].trim_end_matches(['\n', '\r']);
+        match key {
+            "IPFS-CID" => {
+                let v = value();
+                let cid = v.parse().map_err(|_| RewriteError::BadCid(v.into()))?;
+                if self.cid.replace(cid).is_some() {
+                    return Err(RewriteError::Duplicate("IPFS-CID"));
+                }
+            }
+            ENCODING_FIELD => {
+                let v = value();
+                // `Encoding` reads "" as a tree; here a value must be said.
+                let encoding = match v {
+                    "" => Err(RewriteError::BadEncoding(v.into())),
+                    _ => v.parse().map_err(|_| RewriteError::BadEncoding(v.into())),
+                }?;
+                if self.encoding.replace(encoding).is_some() {
+                    return Err(RewriteError::Duplicate(ENCODING_FIELD));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;

@@ -1,7 +1,12 @@
 //! The real Guix of `.ci/guix.sh` for the tests: finding it (a failure under CI when
-//! it is missing, a loud skip elsewhere), running commands in its chroot, and a `guix
-//! publish --cache` on a loopback port that bakes lzip and zstd NARs.
+//! it is missing, a loud skip elsewhere), running commands and `guix repl` scripts in
+//! its chroot, a `guix publish --cache` on a loopback port that bakes lzip and zstd
+//! NARs, and the daemon's side of substituting: keys authorized for the test only,
+//! items deleted, `ensure-path` from one substitute URL, validity. [`tamper`] relays
+//! HTTP and alters what passes.
 #![allow(dead_code)]
+
+pub mod tamper;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -154,5 +159,94 @@ pub fn bake(publish: &Publish, cache: &Path, paths: &[String]) {
             assert!(Instant::now() < deadline, "guix publish never baked {p}");
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+/// Runs a `guix repl` script (written under the chroot's /tmp as `work/name`):
+/// (success, stderr).
+pub fn repl(dir: &Path, work: &Path, inside: &str, name: &str, script: &str) -> (bool, String) {
+    std::fs::write(work.join(name), script).unwrap();
+    let out = Command::new(dir.join("guix-run"))
+        .args(["guix", "repl", &format!("{inside}/{name}")])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Deletes `paths` from the Guix store and forgets cached narinfo lookups.
+pub fn delete(dir: &Path, paths: &[&str]) {
+    let mut args = vec!["guix", "gc", "-D"];
+    args.extend(paths);
+    guix(dir, &args);
+    guix(dir, &["rm", "-rf", "/var/guix/substitute/cache"]);
+    for p in paths {
+        assert!(!valid(dir, p), "{p} still valid after guix gc -D");
+    }
+}
+
+/// Whether the daemon holds `path` as valid (`guix gc --references` fails otherwise).
+pub fn valid(dir: &Path, path: &str) -> bool {
+    Command::new(dir.join("guix-run"))
+        .args(["guix", "gc", "--references", path])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// `ensure-path` of `path` with `url` as the only substitute server: (success,
+/// stderr). `guix build` is no test of this: it exits 0 when nothing was substituted.
+pub fn substitute(dir: &Path, work: &Path, inside: &str, url: &str, path: &str) -> (bool, String) {
+    let script = format!(
+        "(use-modules (guix store))\n(with-store s\n  (set-build-options s #:use-substitutes? #t #:substitute-urls '(\"{url}\"))\n  (ensure-path s \"{path}\"))\n"
+    );
+    repl(dir, work, inside, "substitute.scm", &script)
+}
+
+/// A Guix signing key pair made by the real Guix's libgcrypt as `guix archive
+/// --generate-key` makes one, written to `work/NAME.sec` and `work/NAME.pub`.
+pub fn generate_key(dir: &Path, work: &Path, inside: &str, name: &str) {
+    let (ok, err) = repl(
+        dir,
+        work,
+        inside,
+        "key.scm",
+        &format!(
+            r#"(use-modules (gcrypt pk-crypto))
+(let ((pair (generate-key (string->canonical-sexp "(genkey (ecc (curve Ed25519) (flags rfc6979)))"))))
+  (call-with-output-file "{inside}/{name}.sec"
+    (lambda (p) (display (canonical-sexp->string (find-sexp-token pair 'private-key)) p)))
+  (call-with-output-file "{inside}/{name}.pub"
+    (lambda (p) (display (canonical-sexp->string (find-sexp-token pair 'public-key)) p))))
+"#
+        ),
+    );
+    assert!(ok, "{err}");
+}
+
+/// The daemon's ACL as it was before the test authorized keys, put back when dropped.
+pub struct Acl(Vec<u8>, PathBuf);
+
+impl Acl {
+    /// Authorizes `keys` (public key files, paths inside the chroot).
+    pub fn authorize(dir: &Path, keys: &[&str]) -> Acl {
+        let acl = dir.join("root/etc/guix/acl");
+        let guard = Acl(std::fs::read(&acl).unwrap_or_default(), acl);
+        for key in keys {
+            guix(
+                dir,
+                &["sh", "-c", &format!("guix archive --authorize < {key}")],
+            );
+        }
+        guard
+    }
+}
+
+impl Drop for Acl {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.1, &self.0);
     }
 }
