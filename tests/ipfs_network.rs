@@ -160,11 +160,11 @@ struct Client {
 
 impl Client {
     fn new(t: &Path, publisher: &Publisher) -> Client {
-        Client::via(t, publisher, None)
+        Client::via(t, publisher, None, 8)
     }
 
-    /// The proxy asks `gateway` (default: B's own) for blocks.
-    fn via(t: &Path, publisher: &Publisher, gateway: Option<&str>) -> Client {
+    /// The proxy asks `gateway` (default: B's own) for blocks, `jobs` at once.
+    fn via(t: &Path, publisher: &Publisher, gateway: Option<&str>, jobs: u32) -> Client {
         let mut kubo = Kubo::init(None);
         // B's gateway fetches what it lacks over bitswap.
         kubo.config_json("Gateway.NoFetch", "false");
@@ -173,7 +173,7 @@ impl Client {
         let store = t.join("proxy-store");
         let log = t.join("proxy.log");
         let gateway = gateway.map_or_else(|| kubo.gateway.clone().unwrap(), str::to_string);
-        let proxy = start_proxy(&store, &publisher.server.url, &gateway, &log);
+        let proxy = start_proxy(&store, &publisher.server.url, &gateway, &log, jobs);
         Client {
             t: t.to_path_buf(),
             kubo,
@@ -237,7 +237,7 @@ impl Client {
     }
 }
 
-fn start_proxy(store: &Path, upstream: &str, gateway: &str, log: &Path) -> Server {
+fn start_proxy(store: &Path, upstream: &str, gateway: &str, log: &Path, jobs: u32) -> Server {
     Server::start_logged(
         store,
         &[
@@ -249,6 +249,8 @@ fn start_proxy(store: &Path, upstream: &str, gateway: &str, log: &Path) -> Serve
             "10",
             "--fetch-attempts",
             "2",
+            "--fetch-jobs",
+            &jobs.to_string(),
             "--access-log",
         ],
         log,
@@ -460,7 +462,9 @@ fn a_gateway_killed_mid_fetch_fails_the_copy_cleanly_and_the_retry_resumes() {
     let b = Client::new(&t.join("b"), &publisher);
     let relay = DyingRelay::start(b.kubo.gateway.as_deref().unwrap(), 600_000);
     std::fs::create_dir_all(t.join("c")).unwrap();
-    let mut client = Client::via(&t.join("c"), &publisher, Some(&relay.url));
+    // One block at a time: when the relay dies, the blocks before the cut have arrived
+    // whole (with several in flight, 600 KB could be parts of eight, none whole).
+    let mut client = Client::via(&t.join("c"), &publisher, Some(&relay.url), 1);
     client.kubo.kill();
     let out = client.nix_copy(&publisher.public_key, &[&v1]);
     assert!(
@@ -484,6 +488,7 @@ fn a_gateway_killed_mid_fetch_fails_the_copy_cleanly_and_the_retry_resumes() {
         &publisher.server.url,
         b.kubo.gateway.as_deref().unwrap(),
         &client.log,
+        8,
     );
     let out = client.nix_copy(&publisher.public_key, &[&v1]);
     assert!(

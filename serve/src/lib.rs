@@ -2,14 +2,16 @@
 //!
 //! Two protocols over the same blocks:
 //! - the Nix binary cache protocol ([`cache`]): `/nix-cache-info`, `/<hash>.narinfo`
-//!   (the imported path's original metadata, `Compression: none`, plus `IPFS-CID:`, in
+//!   (the imported path's original metadata, `Compression: none`, plus `IPFS-CID:` and
+//!   `IPFS-Encoding:`, in
 //!   Nix's or Guix's dialect by its store path, signed with `--sign-key`: [`narinfo`])
 //!   and `/nar/<cid>.nar`, the NAR decoded from the DAG as it streams;
 //! - the IPFS trustless gateway ([`gateway`]): `/ipfs/<cid>` as one verified raw block
 //!   or as a CARv1 of the whole DAG.
 //!
-//! With a [`proxy::Proxy`] ([`router_with`]), the Nix cache protocol is the substituter
-//! proxy's instead: narinfos from an upstream cache, NARs through an IPFS gateway.
+//! With a [`proxy::Proxy`] ([`router`]), the binary cache protocol is the substituter
+//! proxy's instead (for Nix and Guix clients): narinfos from an upstream cache, NARs
+//! through an IPFS gateway.
 //!
 //! Blocking work (file reads, hashing, decoding) runs on tokio's blocking pool; bodies
 //! stream through bounded channels ([`body`]), so memory per request is bounded

@@ -36,8 +36,9 @@ pub struct ServeArgs {
     /// One line per request on stderr: `narfs: access: METHOD PATH STATUS`.
     #[arg(long)]
     pub access_log: bool,
-    /// Be a substituter proxy: narinfos come from this binary cache (whose narinfos
-    /// carry IPFS-CID, e.g. a publisher's `narfs serve`), NARs through --gateway.
+    /// Be a substituter proxy for Nix and Guix clients: narinfos come from this binary
+    /// cache (whose narinfos carry IPFS-CID and IPFS-Encoding, e.g. a publisher's
+    /// `narfs serve`), NARs through --gateway.
     #[arg(long, value_name = "URL", requires = "gateway")]
     pub upstream: Option<String>,
     /// The IPFS trustless gateway the proxy fetches missing blocks through (e.g. the

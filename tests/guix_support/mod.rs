@@ -82,27 +82,41 @@ impl Publish {
         )
     }
 
-    /// `guix publish ARGS…` on a free loopback port, once it answers.
+    /// `guix publish ARGS…` on a free loopback port, once it answers. The port is
+    /// picked free, then bound by `guix publish`: another process may take it in
+    /// between, so a `guix publish` that exits (it could not bind) is started again on
+    /// another port, and only its own answer counts (`StoreDir: /gnu/store`).
     pub fn with_args(dir: &Path, args: &[&str]) -> Publish {
-        let port = free_port();
-        let child = Command::new(dir.join("guix-run"))
-            .args(["guix", "publish", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let publish = Publish { child, port };
         let t = Instant::now();
-        while get(port, "/nix-cache-info").is_none() {
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "guix publish did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        'port: for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(dir.join("guix-run"))
+                .args(["guix", "publish", "--listen=127.0.0.1"])
+                .arg(format!("--port={port}"))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut publish = Publish { child, port };
+            loop {
+                let answer = get(port, "/nix-cache-info");
+                if let Some((200, body)) = &answer {
+                    if String::from_utf8_lossy(body).contains("StoreDir: /gnu/store") {
+                        return publish;
+                    }
+                }
+                if publish.child.try_wait().unwrap().is_some() {
+                    continue 'port; // dropped: reaped
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "guix publish did not start (port {port}: {answer:?})"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
-        publish
+        panic!("guix publish exited at start five times");
     }
 }
 
