@@ -79,7 +79,7 @@ measure() { # label nar
     'BEGIN { t = 2 / (1/s + 1/k + 1/m + 1/c); print (t < s ? t : s) }')
   dec=$(awk -v m="$mb256" -v c="$cpy" 'BEGIN { print 2 / (1/m + 1/c) }')
   echo
-  echo "### $label: $(basename "$nar"), $size bytes, $("$N" nar ls "$nar" 2>/dev/null | grep -c '^-' || true) files; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "### $label: $(basename "$nar"), $size bytes, $("$N" nar ls -R "$nar" 2>/dev/null | grep -c '^-r' || true) files; load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "Primitives on one core (GB/s): SHA-256 stream $sha, multi-buffer $mb256 (256 KiB leaves) / $mb64 (64 KiB), FastCDC 16/64/256 $cdc, memcpy $cpy; openssl dgst -sha256 (whole process) $(printf %.2f "$ossl")."
   echo "Ceilings (GB/s): encode fixed $(printf %.2f "$enc_fixed"), encode FastCDC $(printf %.2f "$enc_cdc"), decode $(printf %.2f "$dec")."
