@@ -10,7 +10,6 @@
 //! the leaves go through `sha2` one by one ([`Backend::Serial`]).
 
 use narfs_core::block::HashAlg;
-use sha2::{Digest, Sha256};
 
 /// Which code hashes sha2-256 leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,15 +84,16 @@ impl LeafHasher {
     }
 }
 
-/// The sha2-256 of one message with `sha2`, the reference the tests compare with.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
+
+    /// The reference: `sha2` itself, one message at a time.
+    fn sha256(bytes: &[u8]) -> [u8; 32] {
+        Sha256::digest(bytes).into()
+    }
 
     fn check(chunks: &[Vec<u8>]) {
         let slices: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
