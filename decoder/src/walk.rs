@@ -3,7 +3,10 @@
 //! stack of open directories), so a deep DAG costs heap bounded by the depth limit,
 //! never the call stack.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
+
+use rayon::prelude::*;
 
 use narfs_core::block::{BlockSource, RAW};
 use narfs_core::nar::{NarError, NarWriter};
@@ -19,6 +22,40 @@ struct OpenDir {
     path: String,
     entries: Vec<(String, Cid)>,
     next: usize,
+    /// Verified blocks of the entries from `next` on, fetched ahead in parallel.
+    ready: VecDeque<Vec<u8>>,
+}
+
+/// Most directory entries whose first block is fetched and verified together: a
+/// NAR of small files is mostly one-leaf files, which would otherwise be hashed one
+/// after another on one core. A block is at most 4 MiB, so the count bounds memory.
+const ENTRIES_AHEAD: usize = 16;
+
+/// Fetches and verifies the first blocks of the next entries of `dir` in parallel.
+fn prefetch<S: BlockSource + Sync>(source: &S, dir: &mut OpenDir) -> Result<(), DecodeError> {
+    let ahead = &dir.entries[dir.next..dir.entries.len().min(dir.next + ENTRIES_AHEAD)];
+    if ahead.len() < 2 {
+        return Ok(());
+    }
+    let base = &dir.path;
+    let fetched: Vec<_> = ahead
+        .par_iter()
+        .map(|(name, cid)| {
+            fetch(source, cid, "").map_err(|mut e| {
+                // The path is only needed for an error, so it is only made then.
+                e.path = if base.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{base}/{name}")
+                };
+                e
+            })
+        })
+        .collect();
+    for block in fetched {
+        dir.ready.push_back(block?);
+    }
+    Ok(())
 }
 
 /// Writes the NAR of the tree rooted at `root` to `out`.
@@ -34,7 +71,7 @@ pub fn decode_nar<S: BlockSource + Sync, W: Write>(
         max: limits.max_output,
     });
     let mut stack: Vec<OpenDir> = Vec::new();
-    node(source, root, "", "", &mut nar, &mut stack, limits)?;
+    node(source, root, None, "", "", &mut nar, &mut stack, limits)?;
     while let Some(dir) = stack.last_mut() {
         if dir.next == dir.entries.len() {
             let dir = stack.pop().expect("just looked");
@@ -42,6 +79,10 @@ pub fn decode_nar<S: BlockSource + Sync, W: Write>(
                 .map_err(|e| nar_error(&dir.cid, &dir.path, e))?;
             continue;
         }
+        if dir.ready.is_empty() {
+            prefetch(source, dir)?;
+        }
+        let block = dir.ready.pop_front();
         let (name, cid) = std::mem::take(&mut dir.entries[dir.next]);
         dir.next += 1;
         let path = if dir.path.is_empty() {
@@ -49,7 +90,9 @@ pub fn decode_nar<S: BlockSource + Sync, W: Write>(
         } else {
             format!("{}/{name}", dir.path)
         };
-        node(source, &cid, &name, &path, &mut nar, &mut stack, limits)?;
+        node(
+            source, &cid, block, &name, &path, &mut nar, &mut stack, limits,
+        )?;
     }
     let out = nar.finish().map_err(|e| nar_error(root, "", e))?;
     Ok(out.inner)
@@ -119,17 +162,23 @@ pub(crate) fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
 }
 
 /// Emits one node: a whole file or symlink, or the opening of a directory (whose
-/// entries are pushed for the main loop).
+/// entries are pushed for the main loop). `block` is the node's block when it was
+/// fetched (and verified) ahead.
+#[allow(clippy::too_many_arguments)]
 fn node<S: BlockSource + Sync, W: Write>(
     source: &S,
     cid: &Cid,
+    block: Option<Vec<u8>>,
     name: &str,
     path: &str,
     nar: &mut NarWriter<W>,
     stack: &mut Vec<OpenDir>,
     limits: &Limits,
 ) -> Result<(), DecodeError> {
-    let block = fetch(source, cid, path)?;
+    let block = match block {
+        Some(b) => b,
+        None => fetch(source, cid, path)?,
+    };
     // Each block is decoded once: a file's root goes to the file reader as it is.
     if cid.codec() == RAW {
         let file = FileReader::open(source, cid, block, path, *limits)?;
@@ -199,6 +248,7 @@ fn node<S: BlockSource + Sync, W: Write>(
         path: path.to_string(),
         entries,
         next: 0,
+        ready: VecDeque::new(),
     });
     Ok(())
 }

@@ -6,14 +6,18 @@
 use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender};
 
+use narfs_core::block::RAW;
+
 use narfs_core::block::{cid_for, BlockSink, StoreError, DAG_PB};
 use narfs_core::dagpb::{encode_node_into, PBLinkRef};
 use narfs_core::nar::NarError;
 use narfs_core::unixfs::UnixFsData;
 use narfs_core::{Cid, Encoding};
 
+use crate::batch::{Batch, Item};
 use crate::file::{put, Counts, FileTree, Sub};
 use crate::layout::Layout;
+use crate::leaf_hash::LeafHasher;
 
 /// What encoding a NAR gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,17 +104,6 @@ impl EncodeError {
     }
 }
 
-/// What the parser thread sends: the NAR's events, files as a run of chunks.
-pub(crate) enum Msg {
-    Directory(Vec<u8>),
-    DirectoryEnd,
-    Symlink(Vec<u8>, Vec<u8>),
-    /// A file starts (name, executable); its chunks follow, then [`Msg::FileEnd`].
-    File(Vec<u8>, bool),
-    Chunk(Vec<u8>),
-    FileEnd,
-}
-
 struct Dir {
     links: Vec<(String, Sub)>,
 }
@@ -129,8 +122,8 @@ pub fn encode<R: Read + Send, S: BlockSink>(
 ) -> Result<Encoded, EncodeError> {
     std::thread::scope(|scope| {
         let (reader, producer) = crate::readahead::spawn(scope, input);
-        let (events, recycle, parser) = crate::parse::spawn(scope, reader, layout.chunker);
-        let result = build(events, &recycle, layout, sink, observer);
+        let (batches, recycle, parser) = crate::parse::spawn(scope, reader, layout.chunker);
+        let result = build(batches, &recycle, layout, sink, observer);
         // Stop the parser and reader if the builder stopped early.
         drop(recycle);
         let parsed = parser.join().expect("the parser thread does not panic");
@@ -155,93 +148,147 @@ pub fn encode<R: Read + Send, S: BlockSink>(
 /// Turns parsed events into blocks; `None` if the events stopped before the root
 /// was complete (the parser then says why).
 fn build<S: BlockSink>(
-    events: Receiver<Msg>,
-    recycle: &SyncSender<Vec<u8>>,
+    batches: Receiver<Batch>,
+    recycle: &SyncSender<Batch>,
     layout: &Layout,
     sink: &mut S,
     mut observer: Option<EntryObserver<'_>>,
 ) -> Result<Option<(Sub, Counts)>, EncodeError> {
-    let mut counts = Counts::default();
-    let mut tree = FileTree::new(layout.hash, layout.max_links);
-    let mut dirs: Vec<Dir> = Vec::new();
-    // Names of the open directories below the root, for paths.
-    let mut path: Vec<String> = Vec::new();
-    let mut node_buf = Vec::new();
-    let mut data_buf = Vec::new();
-    let mut file: Option<(String, bool)> = None;
-
-    for msg in events {
-        let (name, sub, kind) = match msg {
-            Msg::Directory(name) => {
-                if !dirs.is_empty() {
-                    path.push(utf8(&name, &path)?);
-                }
-                dirs.push(Dir { links: Vec::new() });
+    let mut b = Builder {
+        layout,
+        sink,
+        counts: Counts::default(),
+        tree: FileTree::new(layout.hash, layout.max_links),
+        dirs: Vec::new(),
+        path: Vec::new(),
+        node_buf: Vec::new(),
+        data_buf: Vec::new(),
+        file: None,
+    };
+    let mut hasher = LeafHasher::new(layout.hash);
+    let mut digests = Vec::new();
+    for batch in batches {
+        let chunks: Vec<&[u8]> = batch.chunks().collect();
+        hasher.hash_all(&chunks, &mut digests);
+        drop(chunks);
+        let mut digest = digests.iter();
+        for item in &batch.items {
+            let leaf = match item {
+                Item::Chunk(_) => digest.next(),
+                _ => None,
+            };
+            let Some((name, sub, kind)) = b.item(&batch, item, leaf)? else {
                 continue;
-            }
-            Msg::DirectoryEnd => {
-                let dir = dirs.pop().expect("the reader balances directories");
-                let sub = crate::directory::build(
-                    dir.links,
-                    layout,
-                    sink,
-                    &mut counts,
-                    &mut node_buf,
-                    &mut data_buf,
-                )?;
-                let name = if dirs.is_empty() {
+            };
+            if let Some(obs) = observer.as_mut() {
+                let full = if b.dirs.is_empty() && kind == EntryKind::Directory {
                     String::new()
                 } else {
-                    path.pop().unwrap_or_default()
+                    join(&b.path, &name)
+                };
+                obs(&full, kind, &sub.cid);
+            }
+            match b.dirs.last_mut() {
+                Some(parent) => parent.links.push((name, sub)),
+                None => return Ok(Some((sub, b.counts))),
+            }
+        }
+        let _ = recycle.try_send(batch);
+    }
+    Ok(None)
+}
+
+/// The builder's state between events (and batches: a file's chunks may span several).
+struct Builder<'a, S> {
+    layout: &'a Layout,
+    sink: &'a mut S,
+    counts: Counts,
+    tree: FileTree,
+    dirs: Vec<Dir>,
+    /// Names of the open directories below the root, for paths.
+    path: Vec<String>,
+    node_buf: Vec<u8>,
+    data_buf: Vec<u8>,
+    file: Option<(String, bool)>,
+}
+
+impl<S: BlockSink> Builder<'_, S> {
+    /// Takes one event (a chunk with its leaf digest); returns the entry it finishes.
+    fn item(
+        &mut self,
+        batch: &Batch,
+        item: &Item,
+        leaf: Option<&[u8; 32]>,
+    ) -> Result<Option<(String, Sub, EntryKind)>, EncodeError> {
+        let name = |r: &std::ops::Range<usize>| &batch.names[r.clone()];
+        Ok(Some(match item {
+            Item::Directory(n) => {
+                if !self.dirs.is_empty() {
+                    self.path.push(utf8(name(n), &self.path)?);
+                }
+                self.dirs.push(Dir { links: Vec::new() });
+                return Ok(None);
+            }
+            Item::DirectoryEnd => {
+                let dir = self.dirs.pop().expect("the reader balances directories");
+                let sub = crate::directory::build(
+                    dir.links,
+                    self.layout,
+                    self.sink,
+                    &mut self.counts,
+                    &mut self.node_buf,
+                    &mut self.data_buf,
+                )?;
+                let name = if self.dirs.is_empty() {
+                    String::new()
+                } else {
+                    self.path.pop().unwrap_or_default()
                 };
                 (name, sub, EntryKind::Directory)
             }
-            Msg::Symlink(name, target) => {
-                let name = utf8(&name, &path)?;
-                UnixFsData::symlink(&target).encode_into(&mut data_buf);
+            Item::Symlink(n, target) => {
+                let n = utf8(name(n), &self.path)?;
+                UnixFsData::symlink(name(target)).encode_into(&mut self.data_buf);
                 encode_node_into(
                     std::iter::empty::<PBLinkRef>(),
-                    Some(&data_buf),
-                    &mut node_buf,
+                    Some(&self.data_buf),
+                    &mut self.node_buf,
                 );
-                let cid = cid_for(DAG_PB, layout.hash, &node_buf);
-                put(sink, &mut counts, &cid, &node_buf)?;
+                let cid = cid_for(DAG_PB, self.layout.hash, &self.node_buf);
+                put(self.sink, &mut self.counts, &cid, &self.node_buf)?;
                 let sub = Sub {
                     cid,
-                    tsize: node_buf.len() as u64,
+                    tsize: self.node_buf.len() as u64,
                     filesize: 0,
                 };
-                (name, sub, EntryKind::Symlink)
+                (n, sub, EntryKind::Symlink)
             }
-            Msg::File(name, executable) => {
-                file = Some((utf8(&name, &path)?, executable));
-                continue;
+            Item::File(n, executable) => {
+                self.file = Some((utf8(name(n), &self.path)?, *executable));
+                return Ok(None);
             }
-            Msg::Chunk(chunk) => {
-                tree.leaf(&chunk, sink, &mut counts)?;
-                let _ = recycle.try_send(chunk);
-                continue;
+            Item::Chunk(r) => {
+                let digest = leaf.expect("every chunk has its digest");
+                let cid = cid_of_digest(RAW, self.layout.hash, digest);
+                let chunk = &batch.data[r.clone()];
+                self.tree
+                    .hashed_leaf(cid, chunk, self.sink, &mut self.counts)?;
+                return Ok(None);
             }
-            Msg::FileEnd => {
-                let (name, executable) = file.take().expect("chunks follow a file");
-                let sub = tree.finish(executable, sink, &mut counts)?;
+            Item::FileEnd => {
+                let (name, executable) = self.file.take().expect("chunks follow a file");
+                let sub = self.tree.finish(executable, self.sink, &mut self.counts)?;
                 (name, sub, EntryKind::File)
             }
-        };
-        if let Some(obs) = observer.as_mut() {
-            let full = if dirs.is_empty() && kind == EntryKind::Directory {
-                String::new()
-            } else {
-                join(&path, &name)
-            };
-            obs(&full, kind, &sub.cid);
-        }
-        match dirs.last_mut() {
-            Some(parent) => parent.links.push((name, sub)),
-            None => return Ok(Some((sub, counts))),
-        }
+        }))
     }
-    Ok(None)
+}
+
+/// The CID whose multihash is `digest` under `alg`.
+fn cid_of_digest(codec: u64, alg: narfs_core::block::HashAlg, digest: &[u8; 32]) -> Cid {
+    // A 32-byte digest always fits the 64-byte multihash.
+    let mh = cid::multihash::Multihash::wrap(alg.code(), digest).unwrap_or_default();
+    Cid::new_v1(codec, mh)
 }
 
 fn utf8(name: &[u8], path: &[String]) -> Result<String, EncodeError> {

@@ -89,6 +89,24 @@ impl FileTree {
         )
     }
 
+    /// Stores a chunk whose CID the caller computed (hashing many at once) and adds it.
+    pub fn hashed_leaf(
+        &mut self,
+        cid: Cid,
+        chunk: &[u8],
+        sink: &mut impl BlockSink,
+        counts: &mut Counts,
+    ) -> Result<(), StoreError> {
+        put(sink, counts, &cid, chunk)?;
+        let len = chunk.len() as u64;
+        let leaf = Sub {
+            cid,
+            tsize: len,
+            filesize: len,
+        };
+        self.push(0, leaf, sink, counts)
+    }
+
     /// Adds a leaf that is already stored (for callers that hash in parallel).
     pub fn stored_leaf(
         &mut self,

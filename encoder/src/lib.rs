@@ -5,6 +5,7 @@
 //! [`narfs_core::Encoding`] back. It runs [`encode`] (the UnixFS tree) and, when a NAR
 //! cannot be a UnixFS tree, [`encode_fallback`] (the zstd-compressed NAR as one file).
 
+mod batch;
 pub mod chunker;
 pub mod directory;
 pub mod encode;
@@ -13,6 +14,7 @@ pub mod file;
 pub mod hamt;
 mod input;
 pub mod layout;
+pub mod leaf_hash;
 mod parse;
 mod readahead;
 mod report;

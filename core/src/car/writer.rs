@@ -135,6 +135,9 @@ fn cid_io_error(e: cid::Error) -> io::Error {
 /// into that room (or, for a root of another length, copies the blocks after a fresh
 /// header), syncs, and renames the file into place. Dropping the writer, or any error,
 /// leaves no file at the target path.
+///
+/// `/dev/null` as the target is a true null sink: nothing is written anywhere (a
+/// benchmark's way to measure encoding alone).
 #[derive(Debug)]
 pub struct CarFileWriter {
     path: PathBuf,
@@ -142,8 +145,33 @@ pub struct CarFileWriter {
     /// end, never renamed over.
     device: bool,
     dir: PathBuf,
-    inner: CarWriter<BufWriter<NamedTempFile>>,
+    inner: Target,
     reserved: u64,
+}
+
+/// Where the blocks go until [`CarFileWriter::finish`].
+#[derive(Debug)]
+enum Target {
+    Spool(CarWriter<BufWriter<NamedTempFile>>),
+    /// The target is `/dev/null`: blocks are only counted.
+    Discard(CarWriter<io::Sink>),
+}
+
+/// Whether `path` is the null device.
+fn is_dev_null(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let (Ok(m), Ok(null)) = (std::fs::metadata(path), std::fs::metadata("/dev/null")) else {
+            return false;
+        };
+        m.file_type().is_char_device() && m.rdev() == null.rdev()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 /// Root CID length the header room is reserved for.
@@ -170,6 +198,15 @@ impl CarFileWriter {
     /// Starts a CAR that will appear at `path` when [`finish`](Self::finish) succeeds.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, CarWriteError> {
         let path = path.as_ref().to_path_buf();
+        if is_dev_null(&path) {
+            return Ok(Self {
+                dir: PathBuf::new(),
+                path,
+                device: true,
+                inner: Target::Discard(CarWriter::headerless(io::sink(), 0)),
+                reserved: 0,
+            });
+        }
         let device = std::fs::metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir());
         let dir = match path.parent() {
             _ if device => std::env::temp_dir(),
@@ -183,24 +220,33 @@ impl CarFileWriter {
             path,
             device,
             dir,
-            inner: CarWriter::headerless(w, reserved as u64),
+            inner: Target::Spool(CarWriter::headerless(w, reserved as u64)),
             reserved: reserved as u64,
         })
     }
 
     /// Appends one block; see [`CarWriter::put`].
     pub fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<bool, CarWriteError> {
-        self.inner.put(cid, data)
+        match &mut self.inner {
+            Target::Spool(w) => w.put(cid, data),
+            Target::Discard(w) => w.put(cid, data),
+        }
     }
 
     /// Whether a block with this CID was already written.
     pub fn contains(&self, cid: &Cid) -> bool {
-        self.inner.contains(cid)
+        match &self.inner {
+            Target::Spool(w) => w.contains(cid),
+            Target::Discard(w) => w.contains(cid),
+        }
     }
 
     /// Number of distinct blocks written.
     pub fn blocks_written(&self) -> usize {
-        self.inner.blocks_written()
+        match &self.inner {
+            Target::Spool(w) => w.blocks_written(),
+            Target::Discard(w) => w.blocks_written(),
+        }
     }
 
     /// The path the CAR will have once finished.
@@ -212,11 +258,11 @@ impl CarFileWriter {
     /// file there. Returns the CAR's size in bytes.
     pub fn finish(self, root: &Cid) -> Result<u64, CarWriteError> {
         let header = encode_header(std::slice::from_ref(root));
-        let mut tmp = self
-            .inner
-            .finish()?
-            .into_inner()
-            .map_err(|e| e.into_error())?;
+        let spool = match self.inner {
+            Target::Spool(w) => w,
+            Target::Discard(w) => return Ok(header.len() as u64 + w.bytes_written()),
+        };
+        let mut tmp = spool.finish()?.into_inner().map_err(|e| e.into_error())?;
         let end = tmp.as_file_mut().seek(SeekFrom::End(0))?;
         let body_len = end - self.reserved;
         if self.device {

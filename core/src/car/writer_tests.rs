@@ -210,3 +210,22 @@ fn file_writer_output_has_ordinary_permissions() {
     // Same as File::create gives (0o666 minus the umask), not tempfile's 0o600.
     assert_eq!(mode(&target), mode(&plain));
 }
+
+#[cfg(unix)]
+#[test]
+fn file_writer_to_dev_null_writes_nothing_and_counts() {
+    let root = cid(0x55, SHA256_HELLO);
+    let mut w = CarFileWriter::create("/dev/null").unwrap();
+    assert!(w.put(&root, b"hello").unwrap());
+    assert!(!w.put(&root, b"hello").unwrap(), "duplicates still skipped");
+    assert_eq!(w.blocks_written(), 1);
+    let len = w.finish(&root).unwrap();
+    // The same length as the CAR a real file would get.
+    assert_eq!(len, unhex(IPLD_CAR_RAW_TWO_BLOCKS).len() as u64 - 37);
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata("/dev/null").unwrap();
+    assert!(
+        meta.file_type().is_char_device(),
+        "/dev/null is left as it is"
+    );
+}

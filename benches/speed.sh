@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# narfs against the machine's ceilings, in one run: issue 19's table.
+#
+# For a large-file NAR and a small-file NAR it measures, page cache warm:
+#   - the references: `openssl dgst -sha256` of the NAR (the NarHash stream's speed,
+#     whole process) and the primitives on one core (benches/benches/primitives.rs:
+#     one SHA-256 stream, multi-buffer SHA-256, FastCDC 16/64/256 cut finding, memcpy);
+#   - encode with fixed:262144 and fastcdc:16384:65536:262144 to a null sink
+#     (--car /dev/null), to a CAR file, into a fresh store and into a store that
+#     already holds the blocks;
+#   - decode (verifying every block) from the CAR and from the store, to a file and
+#     into a pipe (read by `cat >/dev/null`).
+# Each figure is the best of ROUNDS runs, in GB/s, as a ratio to openssl and as a
+# percentage of its ceiling: encode's is the slowest of (one SHA-256 stream) and (2
+# cores' worth of stream + cut finding + multi-buffer leaf hashing + one copy per
+# byte); decode's is 2 cores of multi-buffer verification + one copy.
+#
+# Usage: benches/speed.sh   (LARGE=nar SMALL=nar ROUNDS=2; the default LARGE is a NAR
+# of /tmp/narfs-large when it exists, else of 4×256 MiB of random files; the default
+# SMALL is a NAR of /usr/share, ~46,000 files here.)
+source "$(dirname "$0")/lib.sh"
+ROUNDS=${ROUNDS:-2}
+FIXED=fixed:262144
+CDC=fastcdc:16384:65536:262144
+
+if [ -z "${LARGE:-}" ]; then
+  LARGE=$W/large.nar
+  if [ -d /tmp/narfs-large ]; then
+    "$N" nar dump /tmp/narfs-large -o "$LARGE"
+  else
+    mkdir "$W/random"
+    for i in 0 1 2 3; do head -c 256M /dev/urandom >"$W/random/f$i"; done
+    "$N" nar dump "$W/random" -o "$LARGE"
+    rm -r "$W/random"
+  fi
+fi
+if [ -z "${SMALL:-}" ]; then
+  SMALL=$W/small.nar
+  "$N" nar dump /usr/share -o "$SMALL" 2>/dev/null || "$N" nar dump /usr/lib -o "$SMALL"
+fi
+
+# Best wall-clock seconds of ROUNDS runs of "$@" (a setup command may run before each
+# via PRE, untimed).
+best() {
+  local b=
+  for _ in $(seq "$ROUNDS"); do
+    [ -n "${PRE:-}" ] && eval "$PRE"
+    local s; s=$(now)
+    "$@" >/dev/null
+    local t; t=$(secs "$s")
+    b=$(awk -v a="${b:-$t}" -v t="$t" 'BEGIN { print (t < a ? t : a) }')
+  done
+  echo "$b"
+}
+
+prim() { awk -v k="$1" '$1 == k { print $2 }' "$W/prim"; }
+
+row() { # name seconds size ceiling_gbs openssl_gbs
+  awk -v n="$1" -v s="$2" -v b="$3" -v c="$4" -v o="$5" \
+    'BEGIN { g = b / s / 1e9; printf "| %-44s | %6.2f | %5.2f× | %4.0f%% |\n", n, g, g / o, 100 * g / c }'
+}
+
+decode_pipe() { "$N" decode "$@" | cat >/dev/null; }
+
+measure() { # label nar
+  local label=$1 nar=$2 size
+  size=$(stat -c %s "$nar")
+  cat "$nar" >/dev/null
+  cargo bench -q -p narfs-benches --bench primitives -- "$nar" >"$W/prim" 2>/dev/null
+  local sha mb256 mb64 cdc cpy ossl
+  sha=$(prim sha256-stream); mb256=$(prim sha256-multibuffer-256k); mb64=$(prim sha256-multibuffer-64k)
+  cdc=$(prim fastcdc-16-64-256); cpy=$(prim memcpy)
+  ossl=$(awk -v b="$size" -v s="$(best openssl dgst -sha256 "$nar")" 'BEGIN { print b / s / 1e9 }')
+  # Encode: one core runs the NarHash stream; both cores share all the work.
+  local enc_fixed enc_cdc dec
+  enc_fixed=$(awk -v s="$sha" -v m="$mb256" -v c="$cpy" \
+    'BEGIN { t = 2 / (1/s + 1/m + 1/c); print (t < s ? t : s) }')
+  enc_cdc=$(awk -v s="$sha" -v m="$mb64" -v k="$cdc" -v c="$cpy" \
+    'BEGIN { t = 2 / (1/s + 1/k + 1/m + 1/c); print (t < s ? t : s) }')
+  dec=$(awk -v m="$mb256" -v c="$cpy" 'BEGIN { print 2 / (1/m + 1/c) }')
+  echo
+  echo "### $label: $(basename "$nar"), $size bytes, $("$N" nar ls -R "$nar" 2>/dev/null | grep -c '^-r' || true) files; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  echo "Primitives on one core (GB/s): SHA-256 stream $sha, multi-buffer $mb256 (256 KiB leaves) / $mb64 (64 KiB), FastCDC 16/64/256 $cdc, memcpy $cpy; openssl dgst -sha256 (whole process) $(printf %.2f "$ossl")."
+  echo "Ceilings (GB/s): encode fixed $(printf %.2f "$enc_fixed"), encode FastCDC $(printf %.2f "$enc_cdc"), decode $(printf %.2f "$dec")."
+  echo
+  echo "| narfs | GB/s | × openssl | % of ceiling |"
+  echo "|---|---:|---:|---:|"
+  for spec in "$FIXED" "$CDC"; do
+    local c=$enc_fixed; [ "$spec" = "$CDC" ] && c=$enc_cdc
+    row "encode $spec → null" "$(best "$N" encode --chunker "$spec" --car /dev/null "$nar")" "$size" "$c" "$ossl"
+    row "encode $spec → CAR file" "$(best "$N" encode --chunker "$spec" --car "$W/out.car" "$nar")" "$size" "$c" "$ossl"
+    row "encode $spec → CAR pipe" "$(best sh -c "'$N' encode --chunker '$spec' --car /dev/stdout '$nar' | cat >/dev/null")" "$size" "$c" "$ossl"
+    row "encode $spec → fresh store" "$(PRE="rm -rf '$W/store'" best "$N" encode --chunker "$spec" --store "$W/store" "$nar")" "$size" "$c" "$ossl"
+    row "encode $spec → store holding it" "$(best "$N" encode --chunker "$spec" --store "$W/store" "$nar")" "$size" "$c" "$ossl"
+  done
+  local root; root=$("$N" encode --chunker "$FIXED" --car "$W/out.car" --store "$W/store" "$nar")
+  row "decode CAR → file" "$(best "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
+  row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
+  row "decode store → file" "$(best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
+  row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
+  cmp "$W/out.nar" "$nar"
+  rm -rf "$W/store" "$W/out.car" "$W/out.nar"
+}
+
+echo "## narfs speed, $(date -u +%F), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+measure "Large-file NAR" "$LARGE"
+measure "Small-file NAR" "$SMALL"
