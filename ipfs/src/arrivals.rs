@@ -4,7 +4,9 @@
 //!
 //! The fetching side [`put`](Arrivals::put)s every verified block here as well as
 //! into the store's write session; the decoder reads through [`StreamSource`], which
-//! takes a block from the window, else from the store, else waits for it. The window
+//! takes a block from the window (as the [`Verified`] the fetching side made: not
+//! hashed again), else from the store (verified as read), else waits for it, woken by
+//! the put of that block only. The window
 //! is bounded in bytes ([`WINDOW`]). When it is full, blocks the decoder has already
 //! read go first (a DAG may repeat a block: a later read finds it in the store); a
 //! block not read yet goes only when the decoder waits for one not in the window (the

@@ -42,6 +42,9 @@ pub struct FetchOptions {
     pub car_runs: bool,
     /// The most DAG bytes (fetched and reused) one root may have.
     pub max_bytes: u64,
+    /// Store fetched blocks zstd-compressed at the store's level (less disk, more
+    /// CPU), rather than as they came.
+    pub compress: bool,
 }
 
 impl Default for FetchOptions {
@@ -50,6 +53,7 @@ impl Default for FetchOptions {
             jobs: 8,
             car_runs: true,
             max_bytes: 1 << 40,
+            compress: false,
         }
     }
 }
@@ -202,7 +206,7 @@ pub(crate) fn prefetch_into(
     let (job_tx, job_rx) = sync_channel::<Job>(jobs);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (msg_tx, msg_rx) = sync_channel::<Msg>(2 * jobs);
-    let mut sink = store.sink()?;
+    let mut sink = options.sink(store)?;
     let walked = std::thread::scope(|s| {
         for _ in 0..jobs {
             let (job_rx, msg_tx) = (job_rx.clone(), msg_tx.clone());
@@ -239,6 +243,14 @@ pub(crate) fn prefetch_into(
             new_stored_bytes: w.new_stored_bytes + b.new_stored_bytes,
         },
     })
+}
+
+impl FetchOptions {
+    /// The write session fetched blocks go into.
+    pub(crate) fn sink(&self, store: &Store) -> Result<narfs_store::StoreSink, FetchError> {
+        let level = store.options().zstd_level.filter(|_| self.compress);
+        Ok(store.sink_with_zstd(level)?)
+    }
 }
 
 /// The error that ends the fetching side when the decoder stopped first (never shown:

@@ -70,7 +70,7 @@ pub(crate) fn whole(
             expected.borrow_mut().insert(l.hash);
         }
     }
-    let mut sink = store.sink()?;
+    let mut sink = options.sink(store)?;
     let mut failure = None;
     let mut take = |block: Verified, w: &mut Whole| -> Result<bool, FetchError> {
         let (cid, data) = (*block.cid(), block.data());
