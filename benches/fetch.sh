@@ -9,10 +9,12 @@
 #   narfs fetch       default: into an empty store the root, then the whole DAG as one
 #                     CAR (else a node's missing leaves as one CAR, 8 requests in flight)
 #   narfs fetch --per-block   every block its own ?format=raw request
+#   narfs fetch --compress    default, the blocks stored zstd -1 (as `encode` does)
 #   narfs fetch again         the same root into the store that holds it: no request,
 #                             the walk and the decode only (where the rest goes)
-# narfs verifies every block, writes it into its store (zstd -1) and decodes the NAR as
-# blocks arrive (verifying again) to /dev/null; the NarHash it reports is checked.
+# narfs verifies every block once, on arrival, writes it into its store (as it came,
+# unless --compress) and decodes the NAR as blocks arrive to /dev/null; the NarHash it
+# reports is checked.
 # MB/s are NAR bytes over wall time; the ratio is curl's time over narfs's.
 #
 # Usage: benches/fetch.sh [SIZE_MIB]   (needs ipfs on PATH or in $HOME/go/bin, curl)
@@ -52,7 +54,7 @@ t=$(now)
 curl -sf -o /dev/null -H 'Accept: application/vnd.ipld.car' "$GW/ipfs/$root?format=car&dag-scope=all"
 s_curl=$(secs "$t")
 printf '%-28s %8s %8s %6s\n' "curl CAR" "$s_curl" "$(mbs "$bytes" "$s_curl")" 1.00
-for mode in --per-block default again; do
+for mode in --per-block --compress default again; do
   args=()
   case $mode in
     default) rm -rf "$W/client" ;;

@@ -208,6 +208,42 @@ pub fn verify(cid: &Cid, bytes: &[u8]) -> Result<(), BlockError> {
     Ok(())
 }
 
+/// A block's bytes that hashed to its CID: only [`Verified::check`] makes one, so a
+/// block carried as `Verified` (from the network to a fetch's decoder) is hashed once,
+/// on arrival, and still never used unverified (see [`BlockSource::get_verified`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    cid: Cid,
+    data: Vec<u8>,
+}
+
+impl Verified {
+    /// [`verify`]: `data` as the block `cid`, or why not.
+    pub fn check(cid: &Cid, data: Vec<u8>) -> Result<Verified, BlockError> {
+        verify(cid, &data)?;
+        Ok(Verified { cid: *cid, data })
+    }
+
+    /// The CID the bytes hash to.
+    pub fn cid(&self) -> &Cid {
+        &self.cid
+    }
+
+    /// The bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The bytes, if they are the block `cid` (hashed again only when they were
+    /// verified against another CID, e.g. the same bytes under another hash).
+    pub fn into_block_of(self, cid: &Cid) -> Result<Vec<u8>, BlockError> {
+        if self.cid != *cid {
+            verify(cid, &self.data)?;
+        }
+        Ok(self.data)
+    }
+}
+
 /// A block: its CID and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
@@ -256,6 +292,17 @@ pub trait BlockSink {
 /// positioned reads).
 pub trait BlockSource {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The block `cid`, verified against it: by default [`get`](Self::get) then
+    /// [`Verified::check`] (a mismatch is a [`StoreError::Block`]). A source that holds
+    /// blocks verified on arrival (a fetch's window) hands them over as they are,
+    /// instead of hashing them a second time.
+    fn get_verified(&self, cid: &Cid) -> Result<Option<Verified>, StoreError> {
+        match self.get(cid)? {
+            Some(data) => Ok(Some(Verified::check(cid, data)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 impl<T: BlockSink + ?Sized> BlockSink for &mut T {
@@ -274,11 +321,19 @@ impl<T: BlockSource + ?Sized> BlockSource for &T {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get(cid)
     }
+
+    fn get_verified(&self, cid: &Cid) -> Result<Option<Verified>, StoreError> {
+        (**self).get_verified(cid)
+    }
 }
 
 impl<T: BlockSource + ?Sized> BlockSource for Box<T> {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get(cid)
+    }
+
+    fn get_verified(&self, cid: &Cid) -> Result<Option<Verified>, StoreError> {
+        (**self).get_verified(cid)
     }
 }
 
@@ -364,6 +419,33 @@ impl BlockSink for NullSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verified_only_when_the_bytes_hash_to_the_cid() {
+        let good = cid_for(RAW, HashAlg::Sha2_256, b"leaf");
+        assert!(matches!(
+            Verified::check(&good, b"other".to_vec()),
+            Err(BlockError::HashMismatch { .. })
+        ));
+        let v = Verified::check(&good, b"leaf".to_vec()).unwrap();
+        assert_eq!((v.cid(), v.data()), (&good, &b"leaf"[..]));
+        // The same bytes under another CID are hashed again: a blake3 CID of them
+        // holds, a CID of other bytes does not.
+        let blake = cid_for(RAW, HashAlg::Blake3, b"leaf");
+        assert_eq!(v.clone().into_block_of(&blake).unwrap(), b"leaf");
+        let other = cid_for(RAW, HashAlg::Sha2_256, b"other");
+        assert!(v.into_block_of(&other).is_err());
+        // A source's default get_verified verifies what get returns.
+        let mut store = MemoryStore::default();
+        store.put(&good, b"leaf").unwrap();
+        assert_eq!(store.get_verified(&good).unwrap().unwrap().data(), b"leaf");
+        assert!(store.get_verified(&other).unwrap().is_none());
+        store.put(&other, b"leaf").unwrap();
+        assert!(matches!(
+            store.get_verified(&other),
+            Err(StoreError::Block(BlockError::HashMismatch { .. }))
+        ));
+    }
 
     #[test]
     fn known_cids() {

@@ -8,7 +8,7 @@ use std::io::{self, Read};
 
 use rayon::prelude::*;
 
-use narfs_core::block::{verify, BlockSource, RAW};
+use narfs_core::block::{BlockSource, StoreError, RAW};
 use narfs_core::dagpb::PBNode;
 use narfs_core::unixfs::{DataType, UnixFsData};
 use narfs_core::Cid;
@@ -16,14 +16,19 @@ use narfs_core::Cid;
 use crate::error::{malformed, DecodeError, Problem};
 use crate::Limits;
 
-/// Fetches `cid` and checks its bytes hash to it.
+/// Fetches `cid`, its bytes verified against it (by the source's
+/// [`BlockSource::get_verified`]: hashed here, or on arrival by a fetch).
 pub fn fetch(source: &impl BlockSource, cid: &Cid, path: &str) -> Result<Vec<u8>, DecodeError> {
-    let data = source
-        .get(cid)
-        .map_err(|e| DecodeError::new(cid, path, e))?
+    let block = source
+        .get_verified(cid)
+        .map_err(|e| match e {
+            StoreError::Block(e) => DecodeError::new(cid, path, e),
+            e => DecodeError::new(cid, path, e),
+        })?
         .ok_or_else(|| DecodeError::new(cid, path, Problem::Missing))?;
-    verify(cid, &data).map_err(|e| DecodeError::new(cid, path, e))?;
-    Ok(data)
+    block
+        .into_block_of(cid)
+        .map_err(|e| DecodeError::new(cid, path, e))
 }
 
 /// A dag-pb node with its UnixFS data, decoded strictly.

@@ -4,7 +4,9 @@
 //!
 //! The fetching side [`put`](Arrivals::put)s every verified block here as well as
 //! into the store's write session; the decoder reads through [`StreamSource`], which
-//! takes a block from the window, else from the store, else waits for it. The window
+//! takes a block from the window (as the [`Verified`] the fetching side made: not
+//! hashed again), else from the store (verified as read), else waits for it, woken by
+//! the put of that block only. The window
 //! is bounded in bytes ([`WINDOW`]). When it is full, blocks the decoder has already
 //! read go first (a DAG may repeat a block: a later read finds it in the store); a
 //! block not read yet goes only when the decoder waits for one not in the window (the
@@ -20,7 +22,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use narfs_core::block::{BlockSource, StoreError};
+use narfs_core::block::{BlockSource, StoreError, Verified};
 use narfs_core::Cid;
 use narfs_store::Store;
 
@@ -34,7 +36,11 @@ const POLL: Duration = Duration::from_millis(2);
 #[derive(Default)]
 pub(crate) struct Arrivals {
     state: Mutex<State>,
-    changed: Condvar,
+    /// A block some reader waits for arrived, or the fetching side ended.
+    arrived: Condvar,
+    /// The fetching side may put now: a block was read, a reader starves, or the
+    /// decoder stopped.
+    room: Condvar,
 }
 
 #[derive(Default)]
@@ -47,8 +53,12 @@ struct State {
     bytes: usize,
     /// Every block put (those that left the window are in the store's session).
     arrived: HashSet<Cid>,
-    /// Decoder threads waiting for a block not in the window.
+    /// Decoder threads waiting for a block not in the window, and those blocks (a
+    /// put wakes readers only for a block one of them waits for).
     starving: usize,
+    waited: HashMap<Cid, usize>,
+    /// The fetching side waits for room in the window.
+    full: bool,
     end: Option<End>,
     /// The decoder finished or failed: nothing more is kept.
     stopped: bool,
@@ -57,7 +67,7 @@ struct State {
 }
 
 struct Entry {
-    data: Vec<u8>,
+    block: Verified,
     read: bool,
 }
 
@@ -75,7 +85,8 @@ impl Arrivals {
 
     /// Adds a verified block (already put into the write session); false once the
     /// decoder has stopped.
-    pub(crate) fn put(&self, cid: Cid, data: Vec<u8>) -> bool {
+    pub(crate) fn put(&self, block: Verified) -> bool {
+        let (cid, len) = (*block.cid(), block.data().len());
         let mut s = self.lock();
         if s.stopped {
             return s.decoded;
@@ -83,20 +94,25 @@ impl Arrivals {
         if !s.arrived.insert(cid) {
             return true;
         }
-        while s.bytes > 0 && s.bytes + data.len() > WINDOW {
+        while s.bytes > 0 && s.bytes + len > WINDOW {
             if s.evict(true) || ((s.starving > 0 || s.stopped) && s.evict(false)) {
                 continue;
             }
             if s.stopped {
                 return s.decoded;
             }
-            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+            s.full = true;
+            s = self.room.wait(s).unwrap_or_else(|p| p.into_inner());
+            s.full = false;
         }
-        s.bytes += data.len();
+        s.bytes += len;
         s.unread.push_back(cid);
-        s.window.insert(cid, Entry { data, read: false });
+        s.window.insert(cid, Entry { block, read: false });
+        let wake = s.waited.contains_key(&cid);
         drop(s);
-        self.changed.notify_all();
+        if wake {
+            self.arrived.notify_all();
+        }
         true
     }
 
@@ -104,7 +120,7 @@ impl Arrivals {
     /// failed and the decoder's reads of missing blocks fail too.
     pub(crate) fn end(&self, ok: bool) {
         self.lock().end = Some(if ok { End::Done } else { End::Failed });
-        self.changed.notify_all();
+        self.arrived.notify_all();
     }
 
     /// The decoder is done (`decoded`: it wrote the whole NAR) or failed: a waiting
@@ -118,7 +134,7 @@ impl Arrivals {
         s.bytes = 0;
         let failed = s.end == Some(End::Failed);
         drop(s);
-        self.changed.notify_all();
+        self.room.notify_all();
         failed
     }
 }
@@ -137,7 +153,7 @@ impl State {
             };
             if self.window.get(&cid).is_some_and(|e| e.read == read) {
                 let e = self.window.remove(&cid).expect("looked at above");
-                self.bytes -= e.data.len();
+                self.bytes -= e.block.data().len();
                 return true;
             }
         }
@@ -152,28 +168,47 @@ pub(crate) struct StreamSource<'a> {
 
 impl BlockSource for StreamSource<'_> {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get_verified(cid)? {
+            Some(b) => Ok(Some(b.into_block_of(cid)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A block from the window as the fetching side verified it (not hashed again);
+    /// one from the store verified as it is read.
+    fn get_verified(&self, cid: &Cid) -> Result<Option<Verified>, StoreError> {
         let a = self.arrivals;
+        // The store is asked first (a block it held before the fetch), then only for a
+        // block that arrived and left the window, or after a wait that nothing ended
+        // (another writer may have stored it, so the walk never asks for it): not on
+        // every block that arrives meanwhile.
+        let mut ask_store = true;
         loop {
             {
                 let mut s = a.lock();
                 if let Some(e) = s.window.get_mut(cid) {
-                    let data = e.data.clone();
+                    let block = e.block.clone();
                     if !e.read {
                         e.read = true;
                         s.read.push_back(*cid);
-                        drop(s);
-                        a.changed.notify_all();
+                        if s.full {
+                            drop(s);
+                            a.room.notify_one();
+                        }
                     }
-                    return Ok(Some(data));
+                    return Ok(Some(block));
                 }
+                ask_store |= s.arrived.contains(cid);
             }
-            if let Some(data) = self.store.get_block(cid)? {
-                return Ok(Some(data));
+            if ask_store {
+                if let Some(block) = self.store.get_verified(cid)? {
+                    return Ok(Some(block));
+                }
             }
             let mut s = a.lock();
             match s.end {
                 // Committed by now; not there means not in the DAG the fetch saw.
-                Some(End::Done) => return Ok(self.store.get_block(cid)?),
+                Some(End::Done) => return self.store.get_verified(cid),
                 Some(End::Failed) => {
                     return Err(StoreError::Io(std::io::Error::other(
                         "the fetch of this block failed",
@@ -182,22 +217,34 @@ impl BlockSource for StreamSource<'_> {
                 None => {}
             }
             if s.window.contains_key(cid) {
+                ask_store = false;
                 continue;
             }
             // Not arrived yet, or left the window and not committed yet: either way
             // the fetching side must not wait for this reader.
-            let wait = if s.arrived.contains(cid) {
+            let arrived = s.arrived.contains(cid);
+            let wait = if arrived {
                 POLL
             } else {
                 Duration::from_millis(50)
             };
             s.starving += 1;
-            a.changed.notify_all();
-            let (mut s, _) = a
-                .changed
+            *s.waited.entry(*cid).or_default() += 1;
+            if s.full {
+                a.room.notify_one();
+            }
+            let (mut s, waited) = a
+                .arrived
                 .wait_timeout(s, wait)
                 .unwrap_or_else(|p| p.into_inner());
             s.starving -= 1;
+            if let Some(n) = s.waited.get_mut(cid) {
+                *n -= 1;
+                if *n == 0 {
+                    s.waited.remove(cid);
+                }
+            }
+            ask_store = arrived || waited.timed_out();
         }
     }
 }

@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use narfs_core::block::{BlockSink, StoreError, DAG_PB, RAW};
+use narfs_core::block::{BlockSink, StoreError, Verified, DAG_PB, RAW};
 use narfs_core::dagpb::{DagPbError, PBNode};
 use narfs_core::unixfs::{DataType, UnixFsData};
 use narfs_core::Cid;
@@ -42,6 +42,9 @@ pub struct FetchOptions {
     pub car_runs: bool,
     /// The most DAG bytes (fetched and reused) one root may have.
     pub max_bytes: u64,
+    /// Store fetched blocks zstd-compressed at the store's level (less disk, more
+    /// CPU), rather than as they came.
+    pub compress: bool,
 }
 
 impl Default for FetchOptions {
@@ -50,6 +53,7 @@ impl Default for FetchOptions {
             jobs: 8,
             car_runs: true,
             max_bytes: 1 << 40,
+            compress: false,
         }
     }
 }
@@ -202,7 +206,7 @@ pub(crate) fn prefetch_into(
     let (job_tx, job_rx) = sync_channel::<Job>(jobs);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (msg_tx, msg_rx) = sync_channel::<Msg>(2 * jobs);
-    let mut sink = store.sink()?;
+    let mut sink = options.sink(store)?;
     let walked = std::thread::scope(|s| {
         for _ in 0..jobs {
             let (job_rx, msg_tx) = (job_rx.clone(), msg_tx.clone());
@@ -241,6 +245,14 @@ pub(crate) fn prefetch_into(
     })
 }
 
+impl FetchOptions {
+    /// The write session fetched blocks go into.
+    pub(crate) fn sink(&self, store: &Store) -> Result<narfs_store::StoreSink, FetchError> {
+        let level = store.options().zstd_level.filter(|_| self.compress);
+        Ok(store.sink_with_zstd(level)?)
+    }
+}
+
 /// The error that ends the fetching side when the decoder stopped first (never shown:
 /// the decoder's own error is).
 pub(crate) fn decode_stopped(gateway: &Gateway) -> FetchError {
@@ -266,12 +278,8 @@ enum Job {
 
 /// What a worker sends back.
 enum Msg {
-    /// A verified block.
-    Block {
-        cid: Cid,
-        data: Vec<u8>,
-        path: Arc<str>,
-    },
+    /// A block, verified by the worker.
+    Block { block: Verified, path: Arc<str> },
     /// A job is over; requests sent and body bytes received for it.
     Done { requests: u64, received: u64 },
     /// A job failed.
@@ -321,8 +329,8 @@ fn run_job(
     let (node, leaves, path) = match job {
         Job::Block { cid, path } => {
             return match conn.block(&cid) {
-                Ok(data) => {
-                    let _ = msgs.send(Msg::Block { cid, data, path });
+                Ok(block) => {
+                    let _ = msgs.send(Msg::Block { block, path });
                     (1, Ok(()))
                 }
                 Err(e) => (1, Err(failed(&cid, &path, e))),
@@ -334,10 +342,11 @@ fn run_job(
     let mut got = HashSet::new();
     let mut gone = false;
     // A CAR that fails leaves what it brought; the rest comes block by block.
-    let _ = conn.car(&node, &|c| wanted.contains(c), &mut |cid, data| {
+    let _ = conn.car(&node, &|c| wanted.contains(c), &mut |block| {
+        let cid = *block.cid();
         got.insert(cid);
         let path = path.clone();
-        msgs.send(Msg::Block { cid, data, path }).map_err(|_| {
+        msgs.send(Msg::Block { block, path }).map_err(|_| {
             gone = true;
             GatewayError::Unexpected(Box::new(cid))
         })
@@ -349,15 +358,9 @@ fn run_job(
         }
         requests += 1;
         match conn.block(cid) {
-            Ok(data) => {
+            Ok(block) => {
                 let path = path.clone();
-                gone = msgs
-                    .send(Msg::Block {
-                        cid: *cid,
-                        data,
-                        path,
-                    })
-                    .is_err();
+                gone = msgs.send(Msg::Block { block, path }).is_err();
             }
             Err(e) => return (requests, Err(failed(cid, &path, e))),
         }
@@ -417,7 +420,7 @@ impl Walk<'_> {
                 return Ok(());
             }
             match msgs.recv() {
-                Ok(Msg::Block { cid, data, path }) => self.arrived(cid, data, path)?,
+                Ok(Msg::Block { block, path }) => self.arrived(block, path)?,
                 Ok(Msg::Done { requests, received }) => {
                     self.in_flight -= 1;
                     self.progress.requests += requests;
@@ -466,15 +469,16 @@ impl Walk<'_> {
     }
 
     /// A block from a worker: into the store, its links walked.
-    fn arrived(&mut self, cid: Cid, data: Vec<u8>, path: Arc<str>) -> Result<(), FetchError> {
-        self.sink.put(&cid, &data)?;
+    fn arrived(&mut self, block: Verified, path: Arc<str>) -> Result<(), FetchError> {
+        let cid = *block.cid();
+        self.sink.put(&cid, block.data())?;
         self.progress.fetched_blocks += 1;
-        self.count(data.len() as u64, 0)?;
+        self.count(block.data().len() as u64, 0)?;
         if cid.codec() == DAG_PB {
-            self.links(&cid, &data, &path)?;
+            self.links(&cid, block.data(), &path)?;
         }
         if let Some(feed) = self.feed {
-            if !feed.put(cid, data) {
+            if !feed.put(block) {
                 return Err(decode_stopped(self.gateway));
             }
         }

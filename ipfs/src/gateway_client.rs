@@ -21,7 +21,7 @@ use http::{header, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use narfs_core::block::{verify, BlockError, MAX_BLOCK_SIZE};
+use narfs_core::block::{BlockError, Verified, MAX_BLOCK_SIZE};
 use narfs_core::car::{CarError, CarReader};
 use narfs_core::Cid;
 
@@ -173,7 +173,7 @@ impl Connection<'_> {
     }
 
     /// The block `cid`, verified, retried as the options say.
-    pub fn block(&mut self, cid: &Cid) -> Result<Vec<u8>, GatewayError> {
+    pub fn block(&mut self, cid: &Cid) -> Result<Verified, GatewayError> {
         self.retried(|c| c.block_once(cid))
     }
 
@@ -184,7 +184,7 @@ impl Connection<'_> {
         &mut self,
         cid: &Cid,
         expected: &dyn Fn(&Cid) -> bool,
-        each: &mut dyn FnMut(Cid, Vec<u8>) -> Result<(), GatewayError>,
+        each: &mut dyn FnMut(Verified) -> Result<(), GatewayError>,
     ) -> Result<(), GatewayError> {
         let (body, timeout) = self.get(cid, "car&dag-scope=all", CAR_ACCEPT, CAR)?;
         let reader = BodyReader::new(&self.runtime, body, timeout, &mut self.received, None);
@@ -197,8 +197,7 @@ impl Connection<'_> {
             if !expected(&got) {
                 return Err(GatewayError::Unexpected(Box::new(got)));
             }
-            verify(&got, &data)?;
-            each(got, data)?;
+            each(Verified::check(&got, data)?)?;
         }
         Ok(())
     }
@@ -230,7 +229,7 @@ impl Connection<'_> {
         })
     }
 
-    fn block_once(&mut self, cid: &Cid) -> Result<Vec<u8>, GatewayError> {
+    fn block_once(&mut self, cid: &Cid) -> Result<Verified, GatewayError> {
         let (body, timeout) = self.get(cid, "raw", RAW, RAW)?;
         let mut reader = BodyReader::new(
             &self.runtime,
@@ -241,8 +240,7 @@ impl Connection<'_> {
         );
         let mut data = Vec::new();
         reader.read_to_end(&mut data).map_err(unwrap_io)?;
-        verify(cid, &data)?;
-        Ok(data)
+        Ok(Verified::check(cid, data)?)
     }
 
     /// Sends `GET /ipfs/<cid>?format=FORMAT` and checks the answer's head: 200, of

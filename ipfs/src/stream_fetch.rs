@@ -6,8 +6,9 @@
 //! not read back from the disk and decompressed.
 //!
 //! The guarantees stay the walk's and the decoder's: every block is verified against
-//! its CID before use (by the fetching side before it is stored, by the decoder
-//! again), blocks the store holds are not asked for, memory is bounded (the window,
+//! its CID before use (by the fetching side, once, before it is stored; the decoder
+//! takes it from the window as that [`narfs_core::block::Verified`], and verifies
+//! what it reads from the store), blocks the store holds are not asked for, memory is bounded (the window,
 //! the session's queue). The root is recorded only after the decode proved the DAG
 //! whole and the session's last commit. Since the NAR is written as it is decoded, a
 //! fetch that fails may have written a part of it to `out`: the caller writes to a

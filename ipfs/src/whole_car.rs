@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use narfs_core::block::{BlockSink, DAG_PB};
+use narfs_core::block::{BlockSink, Verified, DAG_PB};
 use narfs_core::dagpb::PBNode;
 use narfs_core::Cid;
 use narfs_store::{Store, Written};
@@ -56,25 +56,27 @@ pub(crate) fn whole(
     let first = conn.block(root);
     w.progress.requests += 1;
     w.progress.received_bytes = conn.received();
-    let Ok(data) = first else { return Ok(w) };
+    let Ok(first) = first else { return Ok(w) };
+    let data = first.data();
     let expected = RefCell::new(HashSet::new());
     let mut go_on = true;
     if root.codec() == DAG_PB {
-        let Ok(node) = PBNode::decode(&data) else {
+        let Ok(node) = PBNode::decode(data) else {
             return Ok(w);
         };
-        w.progress.total_bytes = crate::fetch::claimed_size(&data, &node);
+        w.progress.total_bytes = crate::fetch::claimed_size(data, &node);
         for l in &node.links {
             go_on &= !store.contains(&l.hash)?;
             expected.borrow_mut().insert(l.hash);
         }
     }
-    let mut sink = store.sink()?;
+    let mut sink = options.sink(store)?;
     let mut failure = None;
-    let mut take = |cid: Cid, data: Vec<u8>, w: &mut Whole| -> Result<bool, FetchError> {
+    let mut take = |block: Verified, w: &mut Whole| -> Result<bool, FetchError> {
+        let (cid, data) = (*block.cid(), block.data());
         let mut more = true;
         if cid.codec() == DAG_PB && cid != *root {
-            let Ok(node) = PBNode::decode(&data) else {
+            let Ok(node) = PBNode::decode(data) else {
                 return Ok(false);
             };
             let mut e = expected.borrow_mut();
@@ -94,35 +96,32 @@ pub(crate) fn whole(
         if p.fetched_bytes > options.max_bytes {
             return Err(FetchError::TooLarge(options.max_bytes));
         }
-        sink.put(&cid, &data)?;
+        sink.put(&cid, data)?;
         w.received.insert(cid);
         if let Some(feed) = feed {
-            if !feed.put(cid, data) {
+            if !feed.put(block) {
                 return Err(crate::fetch::decode_stopped(gateway));
             }
         }
         report(&w.progress);
         Ok(more)
     };
-    go_on &= take(*root, data, &mut w)?;
+    go_on &= take(first, &mut w)?;
     let got = if go_on {
         let before = conn.received();
-        let got = conn.car(
-            root,
-            &|c| expected.borrow().contains(c),
-            &mut |cid, data| {
-                expected.borrow_mut().remove(&cid);
-                match take(cid, data, &mut w) {
-                    Ok(true) => Ok(()),
-                    // Stops the CAR (the error is not shown).
-                    Ok(false) => Err(GatewayError::Unexpected(Box::new(cid))),
-                    Err(e) => {
-                        failure = Some(e);
-                        Err(GatewayError::Unexpected(Box::new(cid)))
-                    }
+        let got = conn.car(root, &|c| expected.borrow().contains(c), &mut |block| {
+            let cid = *block.cid();
+            expected.borrow_mut().remove(&cid);
+            match take(block, &mut w) {
+                Ok(true) => Ok(()),
+                // Stops the CAR (the error is not shown).
+                Ok(false) => Err(GatewayError::Unexpected(Box::new(cid))),
+                Err(e) => {
+                    failure = Some(e);
+                    Err(GatewayError::Unexpected(Box::new(cid)))
                 }
-            },
-        );
+            }
+        });
         w.progress.requests += 1;
         w.progress.received_bytes += conn.received() - before;
         got.is_ok()

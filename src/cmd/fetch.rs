@@ -37,6 +37,10 @@ pub struct FetchArgs {
     /// Ask for every block on its own (`?format=raw`), never a node's leaves as one CAR.
     #[arg(long)]
     pub per_block: bool,
+    /// Store the fetched blocks zstd-compressed (as `narfs encode` does: less disk,
+    /// more CPU) rather than as they came.
+    #[arg(long)]
+    pub compress: bool,
     /// Tries per request before giving up (5xx, timeouts, connection errors).
     #[arg(long, default_value_t = 4)]
     pub attempts: u32,
@@ -67,6 +71,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
     let fetch_options = FetchOptions {
         jobs: args.jobs,
         car_runs: !args.per_block,
+        compress: args.compress,
         ..FetchOptions::default()
     };
     let mut stdout = Output::create(None)?;

@@ -289,7 +289,14 @@ impl Store {
 
     /// Starts a write session (takes the lock shared until finished or dropped).
     pub fn sink(&self) -> Result<StoreSink, Error> {
-        StoreSink::start(self)
+        StoreSink::start(self, self.options.zstd_level)
+    }
+
+    /// [`sink`](Self::sink), its new blocks stored with `zstd_level` rather than the
+    /// store's (`None`: as they are). A fetch stores raw by default: on a busy machine
+    /// compressing every block costs more time than the transfer (reads take either).
+    pub fn sink_with_zstd(&self, zstd_level: Option<i32>) -> Result<StoreSink, Error> {
+        StoreSink::start(self, zstd_level)
     }
 
     /// Records `rec` for a DAG whose blocks are all committed already (a write session

@@ -150,7 +150,7 @@ pub struct StoreSink {
 }
 
 impl StoreSink {
-    pub(crate) fn start(store: &Store) -> Result<StoreSink, Error> {
+    pub(crate) fn start(store: &Store, zstd_level: Option<i32>) -> Result<StoreSink, Error> {
         let lock = store.lock_shared()?;
         let dir = store.dir().to_path_buf();
         let nanos = std::time::SystemTime::now()
@@ -160,7 +160,10 @@ impl StoreSink {
         let session = dir
             .join("tmp")
             .join(format!("{}-{nanos}", std::process::id()));
-        let options = store.options();
+        let options = Options {
+            zstd_level,
+            ..store.options()
+        };
         let shared = Arc::new(Shared {
             blocks: store.blocks.clone(),
             session,

@@ -96,6 +96,22 @@ fn write_once_read_back_and_count() {
     );
 }
 
+#[test]
+fn a_session_may_store_raw_in_a_compressing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.options().zstd_level.is_some());
+    let text = b"the same words again and again, ".repeat(4096);
+    let mut sink = store.sink_with_zstd(None).unwrap();
+    let c = cid_for(RAW, HashAlg::Sha2_256, &text);
+    sink.put(&c, &text).unwrap();
+    let w = sink.finish(None).unwrap();
+    assert_eq!(w.new_stored_bytes, w.new_bytes, "stored as it came");
+    let infos = store.blocks().unwrap();
+    assert!(!infos.iter().find(|b| b.cid == c).unwrap().compressed);
+    assert_eq!(store.get_verified(&c).unwrap().unwrap().data(), &text[..]);
+}
+
 /// A store that keeps every block uncompressed.
 fn raw_store(dir: &std::path::Path) -> Store {
     let options = Options {
