@@ -255,7 +255,9 @@ impl Store {
     pub fn open_with(dir: impl Into<PathBuf>, options: Options) -> Result<Store, Error> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-        nofollow::not_a_link(&dir.join("lock"))?;
+        for f in ["lock", "tmp"] {
+            nofollow::not_a_link(&dir.join(f))?;
+        }
         let blocks = Blocks::open(&dir.join("blocks"))?;
         migrate::flat_files(&dir.join("blocks"), &blocks, options.zstd_level)?;
         migrate::json_roots(&dir, &blocks)?;
@@ -364,6 +366,12 @@ impl Store {
     pub fn find_roots(&self, name_or_cid: &str) -> Result<Vec<RootRecord>, Error> {
         let snap = self.blocks.read_txn()?;
         snap.records()?.find(name_or_cid)
+    }
+
+    /// The records of root `cid` (under any name, or none). O(log N).
+    pub fn find_by_cid(&self, cid: &Cid) -> Result<Vec<RootRecord>, Error> {
+        let snap = self.blocks.read_txn()?;
+        snap.records()?.by_cid(cid)
     }
 
     /// The records with a narinfo whose store path (`/nix/store/HASH-…` or
