@@ -15,6 +15,7 @@
 //! the name. Lookups are B-tree descents (O(log N)); writes go through LMDB's writer
 //! (heed), reads through [`crate::lmdb_file`] like every read of the file.
 
+use std::cell::OnceCell;
 use std::str::FromStr;
 
 use heed::types::Bytes;
@@ -198,24 +199,35 @@ fn u64_of(b: &[u8]) -> u64 {
         .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }
 
-/// The record tables of one snapshot, read through the checked file reader.
+/// The record tables of one snapshot, read through the checked file reader. Each
+/// tree's record is looked up in the main tree when first needed (a narinfo lookup
+/// needs two of the four).
 pub(crate) struct Reader<'v> {
     view: View<'v>,
-    roots: Option<Tree>,
-    names: Option<Tree>,
-    paths: Option<Tree>,
-    meta: Option<Tree>,
+    trees: [OnceCell<Option<Tree>>; 4],
 }
+
+/// Indexes into [`Reader::trees`].
+const T_ROOTS: usize = 0;
+const T_NAMES: usize = 1;
+const T_PATHS: usize = 2;
+const T_META: usize = 3;
+const TREE_NAMES: [&str; 4] = [ROOTS, NAMES, PATHS, META];
 
 impl<'v> Reader<'v> {
     pub(crate) fn new(view: View<'v>) -> Result<Reader<'v>, Error> {
         Ok(Reader {
-            roots: view.named(ROOTS.as_bytes())?,
-            names: view.named(NAMES.as_bytes())?,
-            paths: view.named(PATHS.as_bytes())?,
-            meta: view.named(META.as_bytes())?,
             view,
+            trees: Default::default(),
         })
+    }
+
+    fn tree(&self, which: usize) -> Result<Option<Tree>, Error> {
+        if let Some(t) = self.trees[which].get() {
+            return Ok(*t);
+        }
+        let t = self.view.named(TREE_NAMES[which].as_bytes())?;
+        Ok(*self.trees[which].get_or_init(|| t))
     }
 
     fn bytes(&self, v: &Value) -> Result<Vec<u8>, Error> {
@@ -231,7 +243,7 @@ impl<'v> Reader<'v> {
     }
 
     fn record(&self, key: &[u8]) -> Result<Option<RootRecord>, Error> {
-        match self.get(self.roots, key)? {
+        match self.get(self.tree(T_ROOTS)?, key)? {
             Some(b) => record_form::decode(&b).map(Some).map_err(bad_record(key)),
             None => Ok(None),
         }
@@ -255,7 +267,7 @@ impl<'v> Reader<'v> {
     /// The record named `name`, if any.
     pub(crate) fn by_name(&self, name: &str) -> Result<Option<RootRecord>, Error> {
         let nk = name_key(name);
-        let Some(mut key) = self.get(self.names, &nk)? else {
+        let Some(mut key) = self.get(self.tree(T_NAMES)?, &nk)? else {
             return Ok(None);
         };
         key.extend_from_slice(&nk);
@@ -266,7 +278,7 @@ impl<'v> Reader<'v> {
     /// The records of root `cid`.
     pub(crate) fn by_cid(&self, cid: &Cid) -> Result<Vec<RootRecord>, Error> {
         let mut out = Vec::new();
-        for k in self.keys_with(self.roots, &cid.to_bytes())? {
+        for k in self.keys_with(self.tree(T_ROOTS)?, &cid.to_bytes())? {
             out.extend(self.record(&k)?);
         }
         Ok(out)
@@ -278,7 +290,7 @@ impl<'v> Reader<'v> {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for k in self.keys_with(self.paths, hash.as_bytes())? {
+        for k in self.keys_with(self.tree(T_PATHS)?, hash.as_bytes())? {
             let rec = self.record(&k[hash.len()..])?;
             out.extend(rec.filter(|r| path_of(r).is_some_and(|(h, _)| h == hash)));
         }
@@ -298,7 +310,9 @@ impl<'v> Reader<'v> {
 
     /// Every record, in key order, to `f`.
     pub(crate) fn each(&self, f: &mut dyn FnMut(RootRecord)) -> Result<(), Error> {
-        let Some(t) = self.roots else { return Ok(()) };
+        let Some(t) = self.tree(T_ROOTS)? else {
+            return Ok(());
+        };
         self.view.scan(t, b"", &mut |k, v| {
             let b = self.bytes(&v)?;
             f(record_form::decode(&b).map_err(bad_record(k))?);
@@ -307,7 +321,7 @@ impl<'v> Reader<'v> {
     }
 
     fn counter(&self, name: &[u8]) -> Result<u64, Error> {
-        Ok(self.get(self.meta, name)?.as_deref().map_or(0, u64_of))
+        Ok(self.get(self.tree(T_META)?, name)?.as_deref().map_or(0, u64_of))
     }
 
     /// Moves with every change of a record.
