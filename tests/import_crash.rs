@@ -42,8 +42,13 @@ fn cache(dir: &Path, n: usize, rng: &mut Rng) -> Vec<String> {
                 .flat_map(|_| rng.next().to_le_bytes())
                 .take(len)
                 .collect();
-            w.file(format!("f{f}").as_bytes(), false, len as u64, &mut &data[..])
-                .unwrap();
+            w.file(
+                format!("f{f}").as_bytes(),
+                false,
+                len as u64,
+                &mut &data[..],
+            )
+            .unwrap();
         }
         w.end_directory().unwrap();
         w.finish().unwrap();
@@ -172,7 +177,10 @@ fn kill_9_during_a_batched_import_loses_no_reported_root_and_leaves_no_partial_o
         let said = reported(&stderr);
         for narinfo in &said {
             let path = store_path_of(narinfo);
-            assert!(have.contains(&path), "round {round}: {path} was reported imported, then lost");
+            assert!(
+                have.contains(&path),
+                "round {round}: {path} was reported imported, then lost"
+            );
         }
         assert!(have.is_subset(&all));
         eprintln!(

@@ -71,7 +71,11 @@ fn fixture(fallback: bool) -> Fixture {
 /// the table's pages.
 fn edit_record(store: &Path, name: &str, edit: impl FnOnce(&mut Value)) {
     let s = narfs_store::Store::open(store).unwrap();
-    let rec = s.find_roots(name).unwrap().pop().expect("a record of that name");
+    let rec = s
+        .find_roots(name)
+        .unwrap()
+        .pop()
+        .expect("a record of that name");
     let mut v = serde_json::to_value(&rec).unwrap();
     edit(&mut v);
     let lied: narfs_store::RootRecord = serde_json::from_value(v).unwrap();

@@ -424,7 +424,9 @@ impl Ctx<'_> {
         let s = self.session.lock().unwrap_or_else(|p| p.into_inner());
         s.as_ref()
             .map(Session::sink)
-            .ok_or(EntryError::Store(narfs_store::Error::Writer("the write session is closed")))
+            .ok_or(EntryError::Store(narfs_store::Error::Writer(
+                "the write session is closed",
+            )))
     }
 
     /// Imports one narinfo; its outcome goes to the reporter (an imported item's once

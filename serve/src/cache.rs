@@ -21,7 +21,14 @@ use crate::body::{channel, ChannelWriter};
 use crate::{blocking, fail, internal, narinfo, text, AppState, Fail};
 
 pub async fn cache_info(State(st): State<Arc<AppState>>) -> Response {
-    let dir = match blocking(move || st.index.snapshot().and_then(|s| s.store_dir()).map_err(fail)).await {
+    let dir = match blocking(move || {
+        st.index
+            .snapshot()
+            .and_then(|s| s.store_dir())
+            .map_err(fail)
+    })
+    .await
+    {
         Ok(d) => d,
         Err(r) => return r,
     };

@@ -97,7 +97,12 @@ pub fn run(args: EncodeArgs) -> Result<()> {
 }
 
 /// The store's record of this encoding.
-pub(super) fn record(e: &Encoded, layout: &Layout, profile: &str, name: Option<String>) -> RootRecord {
+pub(super) fn record(
+    e: &Encoded,
+    layout: &Layout,
+    profile: &str,
+    name: Option<String>,
+) -> RootRecord {
     RootRecord::new(&e.root, e.encoding, &e.nar_sha256, e.nar_size)
         .with_name(name)
         .with_layout(layout.chunker.to_string(), layout.hash.name(), profile)

@@ -85,7 +85,9 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         }
     }
     // What was encoded before a failure is still committed and printed.
-    let closed = session.close().context("cannot record the NARs in the store");
+    let closed = session
+        .close()
+        .context("cannot record the NARs in the store");
     drop(tx);
     let printed = printer
         .join()

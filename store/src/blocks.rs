@@ -29,8 +29,8 @@ use narfs_core::Cid;
 
 use crate::lmdb_file::{DataFile, Meta, Value, View};
 use crate::lock_file;
-use crate::root_table::{self, Tables};
 use crate::nofollow;
+use crate::root_table::{self, Tables};
 use crate::Error;
 
 /// Tag of a value holding the block's bytes as they are.

@@ -160,7 +160,10 @@ struct Node {
 enum To {
     Child(u64),
     Inline(std::ops::Range<usize>),
-    Overflow { pgno: u64, len: u64 },
+    Overflow {
+        pgno: u64,
+        len: u64,
+    },
     /// A named tree's record (main tree only).
     Named(Tree),
 }
@@ -555,7 +558,12 @@ impl View<'_> {
     }
 
     /// The value under `key` in `tree` (a named tree's, or the main tree's).
-    pub(crate) fn get_in(&self, tree: Tree, named: bool, key: &[u8]) -> Result<Option<Value>, Error> {
+    pub(crate) fn get_in(
+        &self,
+        tree: Tree,
+        named: bool,
+        key: &[u8],
+    ) -> Result<Option<Value>, Error> {
         let Some((page, i)) = self.leaf_of(tree, named, key)? else {
             return Ok(None);
         };
@@ -635,7 +643,9 @@ impl View<'_> {
             for n in &leaf.nodes[start..] {
                 let key = leaf.key(n);
                 if last.as_deref().is_some_and(|l| l >= key) {
-                    return Err(self.damaged(format!("page {pgno}: keys out of order across pages")));
+                    return Err(
+                        self.damaged(format!("page {pgno}: keys out of order across pages"))
+                    );
                 }
                 last = Some(key.to_vec());
                 let Some(value) = leaf.value(n) else {
@@ -714,16 +724,28 @@ impl View<'_> {
         seen.mark(0, 2);
         let main = self.meta.main;
         let mut named = Vec::new();
-        self.walk(main, Keys::Bytes, Some(&mut named), &mut seen, "block tree", &mut entry)?;
+        self.walk(
+            main,
+            Keys::Bytes,
+            Some(&mut named),
+            &mut seen,
+            "block tree",
+            &mut entry,
+        )?;
         for (name, tree) in named {
             let what = format!("named tree {:?}", String::from_utf8_lossy(&name));
             self.walk(tree, Keys::Bytes, None, &mut seen, &what, &mut |_, _| {})?;
         }
         let mut lists = Vec::new();
         let free = self.meta.free;
-        self.walk(free, Keys::Integer, None, &mut seen, "free list", &mut |_, v| {
-            lists.push(v)
-        })?;
+        self.walk(
+            free,
+            Keys::Integer,
+            None,
+            &mut seen,
+            "free list",
+            &mut |_, v| lists.push(v),
+        )?;
         let max_list = (self.meta.last + 2) * 8;
         for v in lists {
             let ids = self.read_from(&v, max_list, 0)?;

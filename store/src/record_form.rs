@@ -57,7 +57,11 @@ pub(crate) fn encode(rec: &RootRecord) -> Result<Vec<u8>, RecordError> {
     let mut out = Vec::with_capacity(256);
     out.push(VERSION);
     let flags = if rec.name.is_some() { HAS_NAME } else { 0 }
-        | if rec.narinfo.is_some() { HAS_NARINFO } else { 0 }
+        | if rec.narinfo.is_some() {
+            HAS_NARINFO
+        } else {
+            0
+        }
         | if sha.is_some() { SHA256_HASH } else { 0 };
     out.push(flags);
     bytes(&mut out, &cid.to_bytes());

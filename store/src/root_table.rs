@@ -114,7 +114,11 @@ impl Tables {
         let (key, cid) = primary(rec)?;
         if let Some(name) = &rec.name {
             let nk = name_key(name);
-            let old = self.names.get(txn, &nk).map_err(self.e())?.map(<[u8]>::to_vec);
+            let old = self
+                .names
+                .get(txn, &nk)
+                .map_err(self.e())?
+                .map(<[u8]>::to_vec);
             if let Some(old_cid) = old.filter(|c| *c != cid) {
                 let mut old_key = old_cid;
                 old_key.extend_from_slice(&nk);
@@ -167,14 +171,24 @@ impl Tables {
     }
 
     fn bump(&self, txn: &mut RwTxn<'_>, counter: &[u8], by: i64) -> Result<(), Error> {
-        let now = self.meta.get(txn, counter).map_err(self.e())?.map_or(0, u64_of);
+        let now = self
+            .meta
+            .get(txn, counter)
+            .map_err(self.e())?
+            .map_or(0, u64_of);
         let next = now.saturating_add_signed(by);
-        self.meta.put(txn, counter, &next.to_le_bytes()).map_err(self.e())?;
+        self.meta
+            .put(txn, counter, &next.to_le_bytes())
+            .map_err(self.e())?;
         Ok(())
     }
 
     /// Removes the records NAME or CID designates (as [`find`] finds them).
-    pub(crate) fn remove(&self, txn: &mut RwTxn<'_>, name_or_cid: &str) -> Result<Vec<RootRecord>, Error> {
+    pub(crate) fn remove(
+        &self,
+        txn: &mut RwTxn<'_>,
+        name_or_cid: &str,
+    ) -> Result<Vec<RootRecord>, Error> {
         let nk = name_key(name_or_cid);
         let mut keys = Vec::new();
         if let Some(cid) = self.names.get(txn, &nk).map_err(self.e())? {
@@ -182,7 +196,11 @@ impl Tables {
             k.extend_from_slice(&nk);
             keys.push(k);
         } else if let Ok(cid) = Cid::from_str(name_or_cid) {
-            for e in self.roots.prefix_iter(txn, &cid.to_bytes()).map_err(self.e())? {
+            for e in self
+                .roots
+                .prefix_iter(txn, &cid.to_bytes())
+                .map_err(self.e())?
+            {
                 keys.push(e.map_err(self.e())?.0.to_vec());
             }
         }
@@ -272,7 +290,9 @@ impl<'v> Reader<'v> {
         };
         key.extend_from_slice(&nk);
         // A hash names the record: it must carry that very name.
-        Ok(self.record(&key)?.filter(|r| r.name.as_deref() == Some(name)))
+        Ok(self
+            .record(&key)?
+            .filter(|r| r.name.as_deref() == Some(name)))
     }
 
     /// The records of root `cid`.
@@ -321,7 +341,10 @@ impl<'v> Reader<'v> {
     }
 
     fn counter(&self, name: &[u8]) -> Result<u64, Error> {
-        Ok(self.get(self.tree(T_META)?, name)?.as_deref().map_or(0, u64_of))
+        Ok(self
+            .get(self.tree(T_META)?, name)?
+            .as_deref()
+            .map_or(0, u64_of))
     }
 
     /// Moves with every change of a record.

@@ -44,7 +44,14 @@ fn many_items_share_one_session_and_are_found_by_every_index() {
     let (tx, rx) = mpsc::channel();
     let n = 3000;
     for i in 0..n {
-        let (cid, rec) = item(i, if i % 3 == 0 { "/gnu/store" } else { "/nix/store" });
+        let (cid, rec) = item(
+            i,
+            if i % 3 == 0 {
+                "/gnu/store"
+            } else {
+                "/nix/store"
+            },
+        );
         let mut sink = session.sink();
         sink.put(&cid, format!("item {i}").as_bytes()).unwrap();
         let tx = tx.clone();
@@ -61,16 +68,29 @@ fn many_items_share_one_session_and_are_found_by_every_index() {
     let mut done: Vec<_> = rx.iter().collect();
     done.sort_by_key(|d| d.0);
     assert_eq!(done.len(), n);
-    assert!(done.iter().all(|(_, r)| matches!(r, Ok(1))), "each item stored its block");
+    assert!(
+        done.iter().all(|(_, r)| matches!(r, Ok(1))),
+        "each item stored its block"
+    );
 
     let again = Store::open(dir.path()).unwrap();
     assert_eq!(again.roots().unwrap().len(), n);
     for i in [0, 1, 2, 1234, n - 1] {
-        let (cid, rec) = item(i, if i % 3 == 0 { "/gnu/store" } else { "/nix/store" });
+        let (cid, rec) = item(
+            i,
+            if i % 3 == 0 {
+                "/gnu/store"
+            } else {
+                "/nix/store"
+            },
+        );
         let name = rec.name.clone().unwrap();
         let found = again.find_roots(&name).unwrap();
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].root.as_str(), found[0].new_blocks), (rec.root.as_str(), 1));
+        assert_eq!(
+            (found[0].root.as_str(), found[0].new_blocks),
+            (rec.root.as_str(), 1)
+        );
         assert_eq!(again.find_roots(&cid.to_string()).unwrap().len(), 1);
         let by_hash = again.find_by_path_hash(hash_part(&name)).unwrap();
         assert_eq!(by_hash.len(), 1);
@@ -106,13 +126,18 @@ fn a_name_names_one_root_and_removal_clears_the_indexes() {
     assert_eq!(store.find_by_path_hash(hash_part(&name)).unwrap().len(), 1);
     assert_eq!(store.narinfo_counts().unwrap().nix, 1);
     // The same root under another name, and without one: three records of `b`.
-    store.record_root(&moved.clone().with_name(Some("x".into()))).unwrap();
+    store
+        .record_root(&moved.clone().with_name(Some("x".into())))
+        .unwrap();
     store.record_root(&moved.clone().with_name(None)).unwrap();
     assert_eq!(store.find_roots(&b.to_string()).unwrap().len(), 3);
     assert_eq!(store.remove_roots(&b.to_string()).unwrap().len(), 3);
     assert!(store.roots().unwrap().is_empty());
     assert!(store.find_roots(&name).unwrap().is_empty());
-    assert!(store.find_by_path_hash(hash_part(&name)).unwrap().is_empty());
+    assert!(store
+        .find_by_path_hash(hash_part(&name))
+        .unwrap()
+        .is_empty());
     assert_eq!(store.narinfo_counts().unwrap(), NarInfoCounts::default());
 }
 

@@ -57,7 +57,6 @@ impl Written {
     }
 }
 
-
 impl Written {
     pub(crate) fn add(&mut self, bytes: u64, stored: u64) {
         self.new_blocks += 1;
@@ -109,7 +108,9 @@ pub(crate) enum Msg {
         block: Packed,
     },
     /// A block found stored already.
-    Skipped { seq: u64 },
+    Skipped {
+        seq: u64,
+    },
     Record(RecordJob),
 }
 
@@ -163,12 +164,7 @@ impl Queue {
 
     /// Queues an item's end behind every block queued so far; gives it back if the
     /// writers stopped.
-    fn push_record(
-        &self,
-        item: u64,
-        record: Option<RootRecord>,
-        done: Done,
-    ) -> Result<(), Done> {
+    fn push_record(&self, item: u64, record: Option<RootRecord>, done: Done) -> Result<(), Done> {
         let mut q = self.lock();
         if q.failed || q.closed {
             return Err(done);
@@ -211,7 +207,11 @@ impl Queue {
         let mut q = self.lock();
         q.closed = true;
         q.failed |= failed;
-        let dropped: Vec<Job> = if failed { q.jobs.drain(..).collect() } else { Vec::new() };
+        let dropped: Vec<Job> = if failed {
+            q.jobs.drain(..).collect()
+        } else {
+            Vec::new()
+        };
         if failed {
             q.bytes = 0;
         }

@@ -296,7 +296,8 @@ fn roots_version_moves_with_every_change_only() {
     assert!(v.is_some() && v != empty);
     assert_eq!(store.roots_version(), v, "no change, same version");
     let mut sink = store.sink().unwrap();
-    sink.put(&cid_for(RAW, HashAlg::Sha2_256, b"b"), b"b").unwrap();
+    sink.put(&cid_for(RAW, HashAlg::Sha2_256, b"b"), b"b")
+        .unwrap();
     sink.finish(None).unwrap();
     assert_eq!(store.roots_version(), v, "blocks alone move no version");
     store.record_root(&record(&cid, Some("w"))).unwrap();
