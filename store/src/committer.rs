@@ -64,7 +64,7 @@ impl State {
                 self.received(seq);
             }
             Msg::Skipped { seq } => self.received(seq),
-            Msg::Record(r) => self.records.push(r),
+            Msg::Record(r) => self.records.push(*r),
         }
     }
 

@@ -336,6 +336,9 @@ impl DataFile {
     }
 }
 
+/// What [`View::scan`] calls on each (key, value): whether to go on.
+pub(crate) type ScanFn<'a> = dyn FnMut(&[u8], Value) -> Result<bool, Error> + 'a;
+
 /// One snapshot of the file, read page by page. The caller holds an LMDB transaction
 /// on it, so no writer reuses its pages meanwhile.
 #[derive(Clone, Copy)]
@@ -604,12 +607,7 @@ impl View<'_> {
     /// Calls `f` on the (key, value) of `tree` from the first key ≥ `from` on, in
     /// key order, until it returns false. Every page is checked as it is read, and keys
     /// must ascend across pages too, so a damaged tree cannot make the scan loop.
-    pub(crate) fn scan(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        f: &mut dyn FnMut(&[u8], Value) -> Result<bool, Error>,
-    ) -> Result<(), Error> {
+    pub(crate) fn scan(&self, tree: Tree, from: &[u8], f: &mut ScanFn<'_>) -> Result<(), Error> {
         if tree.root == NO_PAGE {
             return Ok(());
         }

@@ -156,7 +156,7 @@ fn json_records_of_an_older_store_move_into_the_table() {
     std::fs::write(roots.join("bad.json"), b"{not json").unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut got = store.roots().unwrap();
-    got.sort_by(|a, b| a.nar_size.cmp(&b.nar_size));
+    got.sort_by_key(|a| a.nar_size);
     assert_eq!(got, recs);
     let left: Vec<_> = std::fs::read_dir(&roots)
         .unwrap()

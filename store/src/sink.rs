@@ -87,7 +87,7 @@ enum Job {
         cid: Cid,
         data: Vec<u8>,
     },
-    Record(RecordJob),
+    Record(Box<RecordJob>),
 }
 
 /// An item's end: its record (`None`: the item was abandoned), to be written once
@@ -111,7 +111,7 @@ pub(crate) enum Msg {
     Skipped {
         seq: u64,
     },
-    Record(RecordJob),
+    Record(Box<RecordJob>),
 }
 
 /// The blocks waiting for a writer, bounded by [`QUEUE_BYTES`].
@@ -170,12 +170,12 @@ impl Queue {
             return Err(done);
         }
         let after = q.seq;
-        q.jobs.push_back(Job::Record(RecordJob {
+        q.jobs.push_back(Job::Record(Box::new(RecordJob {
             after,
             item,
             record,
             done,
-        }));
+        })));
         drop(q);
         self.ready.notify_one();
         Ok(())
