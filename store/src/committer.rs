@@ -131,8 +131,11 @@ fn commit_loop(s: &Shared, rx: &Receiver<Msg>, st: &mut State) -> Result<(), Err
 fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
     let ready: Vec<RecordJob> = {
         let low = st.low;
-        let (ready, wait) = st.records.drain(..).partition(|r| r.after <= low);
+        let (mut ready, wait): (Vec<RecordJob>, _) =
+            st.records.drain(..).partition(|r| r.after <= low);
         st.records = wait;
+        // In the order they were queued (two packers may have swapped them).
+        ready.sort_by_key(|r| (r.after, r.item));
         ready
     };
     if st.batch.is_empty() && ready.is_empty() {
@@ -146,8 +149,16 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
         }
     };
     let mut total = Written::default();
-    for (item, cid, block) in st.batch.drain(..) {
-        if s.blocks.put(&mut txn, &cid, &block)? {
+    for (item, cid, block) in std::mem::take(&mut st.batch) {
+        let new = match s.blocks.put(&mut txn, &cid, &block) {
+            Ok(n) => n,
+            Err(e) => {
+                // Told by `run` that they were not written.
+                st.records.extend(ready);
+                return Err(e);
+            }
+        };
+        if new {
             let stored = block.bytes.len() as u64;
             total.add(block.len, stored);
             st.items.entry(item).or_default().add(block.len, stored);
