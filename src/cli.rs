@@ -123,6 +123,12 @@ pub struct EncodeArgs {
     pub ipfs_api: Option<String>,
     /// A .nar file, '-' for stdin, or a directory (read as `nix-store --dump` would).
     pub input: PathBuf,
+    /// More inputs: all go into the store through one write session (a commit carries
+    /// many small NARs), one line (root, or --json's object) per input, printed once
+    /// its root is durable; not with --car, --name, --store-path, --entries or
+    /// --ipfs-api, which speak of one NAR.
+    #[arg(value_name = "MORE")]
+    pub more: Vec<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

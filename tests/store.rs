@@ -249,3 +249,51 @@ fn corpus_nars() -> Vec<PathBuf> {
     nars.sort();
     nars
 }
+
+#[test]
+fn many_inputs_share_one_session_and_print_a_line_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, many) = (tmp.path().join("one"), tmp.path().join("many"));
+    let nars = ["attrs-23.2.0.nar", "attrs-24.1.0.nar", "attrs-24.2.0.nar"];
+    let alone: Vec<String> = nars
+        .iter()
+        .map(|n| {
+            encode(&one, &corpus(n), None)["root"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut c = narfs(&many);
+    c.args(["encode", "--json"]);
+    for n in nars {
+        c.arg(corpus(n));
+    }
+    let out = String::from_utf8(ok(&mut c).stdout).unwrap();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let roots: Vec<&str> = lines.iter().map(|v| v["root"].as_str().unwrap()).collect();
+    assert_eq!(
+        roots, alone,
+        "one line per input, in order, the roots of single encodes"
+    );
+    // Later versions share blocks with earlier ones: counted as not new.
+    assert!(lines[1]["new_bytes"].as_u64() < lines[1]["block_bytes"].as_u64());
+    let ls = String::from_utf8(ok(narfs(&many).args(["store", "ls"])).stdout).unwrap();
+    assert_eq!(ls.lines().count(), 3);
+    for (n, root) in nars.iter().zip(&alone) {
+        let nar = ok(narfs(&many).args(["decode", root])).stdout;
+        assert!(nar == std::fs::read(corpus(n)).unwrap(), "{n}");
+    }
+    // Flags about one NAR are refused with many.
+    let out = narfs(&many)
+        .args(["encode", "--name", "x"])
+        .arg(corpus(nars[0]))
+        .arg(corpus(nars[1]))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name speaks of one NAR"));
+}

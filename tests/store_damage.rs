@@ -44,7 +44,7 @@ fn build(store: &Path) -> u64 {
 }
 
 fn copy_store(from: &Path, to: &Path) {
-    for sub in ["", "blocks", "roots", "tmp"] {
+    for sub in ["", "blocks"] {
         std::fs::create_dir_all(to.join(sub)).unwrap();
         for e in std::fs::read_dir(from.join(sub)).unwrap() {
             let e = e.unwrap();

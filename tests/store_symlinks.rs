@@ -61,12 +61,9 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     let block = b"a block someone else owns".to_vec();
     let cid = cid_for(RAW, HashAlg::Sha2_256, &block);
     std::fs::write(outside.join("shard").join(cid.to_string()), &block).unwrap();
-    let record = std::fs::read_dir(store.join("roots"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
-    std::fs::copy(record.path(), outside.join("record.json")).unwrap();
+    // A record as an older store kept it in roots/ (`store ls --json` prints that form).
+    let record = common::run(narfs(&store).args(["store", "ls", "--json"])).stdout;
+    std::fs::write(outside.join("record.json"), record).unwrap();
     std::fs::write(outside.join("file"), b"keep me").unwrap();
     (store, outside)
 }
@@ -78,6 +75,8 @@ fn plant(at: &Path, target: &Path) {
         Ok(_) => std::fs::remove_file(at).unwrap(),
         Err(_) => {}
     }
+    // `roots/` of an older store, for a link planted inside it.
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(target, at).unwrap();
 }
 

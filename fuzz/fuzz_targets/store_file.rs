@@ -4,10 +4,12 @@
 //! bytes of its data file to change (offset, XOR mask; offsets near page headers are
 //! likely, where damage matters most) and where to cut the file. The damaged copy is
 //! opened and read in every way the store offers: stats, the block listing, every
-//! block, verify and decoding the root.
+//! block, the root records (listed, by name, CID and store-path hash: they live in
+//! named trees of the same file), verify and decoding the root.
 //!
-//! Then the writes: gc (no roots, so it deletes every block, which makes LMDB
-//! rebalance the tree) and a second NAR encoded into it (inserts, page splits). LMDB's
+//! Then the writes: the record removed and gc (no roots left, so it deletes every
+//! block, which makes LMDB rebalance the tree) and a second NAR encoded and recorded
+//! into it (inserts, page splits). LMDB's
 //! writer walks the damaged file itself; the store's whole-file check must refuse
 //! every file that writer cannot take. fuzz/known-crashes once kept an input here
 //! that faulted in `mdb_rebalance` → `mdb_node_move` → `mdb_node_del` (a leaf marked
@@ -24,7 +26,19 @@ use libfuzzer_sys::fuzz_target;
 use narfs_core::{Cid, Encoding};
 use narfs_decoder::{decode, Limits};
 use narfs_encoder::{encode, Layout};
-use narfs_store::{Options, Store};
+use narfs_store::{NarInfoMeta, Options, RootRecord, Store};
+
+const PATH: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-attrs";
+const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+
+fn record(root: &Cid, nar: &[u8], name: &str) -> RootRecord {
+    RootRecord::new(root, Encoding::UnixFs, &[1; 32], nar.len() as u64)
+        .with_name(Some(name.into()))
+        .with_narinfo(NarInfoMeta {
+            store_path: PATH.into(),
+            ..NarInfoMeta::default()
+        })
+}
 
 const PAGE: usize = 4096;
 
@@ -50,7 +64,7 @@ fn built() -> &'static Built {
         let store = Store::open_with(dir.path(), Options::default()).unwrap();
         let mut sink = store.sink().unwrap();
         let e = encode(nar.as_slice(), &Layout::default(), &mut sink, None).unwrap();
-        sink.finish(None).unwrap();
+        sink.finish(Some(record(&e.root, &nar, "a"))).unwrap();
         drop(store);
         let data = std::fs::read(dir.path().join("blocks/data.mdb")).unwrap();
         Built {
@@ -91,6 +105,12 @@ fuzz_target!(|input: Input| {
             let _ = store.get_block(&info.cid);
         }
     }
+    let _ = store.roots();
+    let _ = store.find_roots("a");
+    let _ = store.find_roots(&b.root.to_string());
+    let _ = store.find_by_path_hash(HASH);
+    let _ = store.narinfo_counts();
+    let _ = store.roots_version();
     let _ = store.verify();
     let limits = Limits {
         max_output: 4 * b.nar.len() as u64,
@@ -99,13 +119,15 @@ fuzz_target!(|input: Input| {
     if let Ok(nar) = decode(&store, &b.root, Encoding::UnixFs, Vec::new(), &limits) {
         assert!(nar == b.nar, "a damaged store decoded to other bytes");
     }
+    let _ = store.remove_roots("a");
     let _ = store.gc();
     if let Ok(mut sink) = store.sink() {
         let other = include_bytes!("../../corpus/attrs-24.1.0.nar");
-        if encode(other.as_slice(), &Layout::default(), &mut sink, None).is_ok() {
-            let _ = sink.finish(None);
+        if let Ok(e) = encode(other.as_slice(), &Layout::default(), &mut sink, None) {
+            let _ = sink.finish(Some(record(&e.root, other, "b")));
         }
     }
+    let _ = store.find_roots("b");
     let _ = store.stats();
     let _ = store.verify();
 });

@@ -12,22 +12,27 @@
 //! the narinfo's `NarHash`/`NarSize`, and only then is the root recorded, named by its
 //! store path, with the narinfo fields (References, Deriver, Sig, CA) that `narfs
 //! serve` gives back to Nix, and a Guix narinfo's text verbatim (its `Signature:`
-//! signs that text). A bad entry (a narinfo that does not parse, a missing or
+//! signs that text). Every item goes through one store write session
+//! ([`narfs_store::Session`]): a commit carries the blocks and records of many small
+//! items, so an item does not cost a sync of its own, and an item is reported
+//! imported only once its record is durable (from the committing thread, through a
+//! reporter thread). A bad entry (a narinfo that does not parse, a missing or
 //! corrupt NAR, a hash mismatch) is reported and skipped, never half-imported: its
-//! session's blocks are not recorded under any root (`gc` removes them). Re-running
-//! skips every path already recorded with the same NarHash, so an interrupted import
-//! resumes where it stopped. The report lists every store path of the cache that now
+//! blocks are not recorded under any root (`gc` removes them). Re-running skips every
+//! path already recorded with the same NarHash (a lookup by name in the store's
+//! index), so an interrupted import resumes where it stopped. The report lists every store path of the cache that now
 //! has a root (imported or already present), so a caller can publish them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
 
 use narfs_core::Cid;
 use narfs_encoder::{encode_or_fallback, EncodeError, Encoded, Layout};
 use narfs_nix::narinfo::nar_hash_string;
 use narfs_nix::{BinaryCache, CacheError, NarInfo};
-use narfs_store::{NarInfoMeta, RootRecord, Store};
+use narfs_store::{NarInfoMeta, RootRecord, Session, Store};
 
 /// How to import.
 #[derive(Clone, Debug)]
@@ -253,17 +258,6 @@ pub fn import_cache(
             entries
         }
     };
-    // What is already recorded: store path -> (NarHash, root). A record whose root
-    // does not parse is not counted as present: the import records it anew.
-    let present: HashMap<String, (String, Cid)> = store
-        .roots()?
-        .into_iter()
-        .filter(|r| r.narinfo.is_some())
-        .filter_map(|r| {
-            let root = r.cid().ok()?;
-            Some((r.name?, (r.nar_hash, root)))
-        })
-        .collect();
     let follow = opts.closure && opts.paths.is_some();
     let mut queue = Queue::default();
     for e in first {
@@ -272,46 +266,65 @@ pub fn import_cache(
         }
     }
     observer.start(queue.todo.len() as u64);
+    let session = store.session()?;
+    let (tx, rx) = mpsc::channel::<(PathBuf, Option<String>, Outcome)>();
     let ctx = Ctx {
         cache,
         store,
+        session: Mutex::new(Some(session)),
         opts,
-        present: &present,
+        tx: Mutex::new(Some(tx)),
     };
     let queue = (Mutex::new(queue), Condvar::new());
     let report = Mutex::new(ImportReport::default());
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.clamp(1, 64) {
-            s.spawn(|| {
-                while let Some(path) = next(&queue) {
-                    let (store_path, outcome, refs) = match ctx.one(&path) {
-                        Ok((info, outcome)) => (Some(info.store_path), outcome, info.references),
-                        Err(e) => (None, Outcome::Failed(e), Vec::new()),
-                    };
-                    let more = if follow {
-                        more(cache, &refs)
-                    } else {
-                        Vec::new()
-                    };
-                    observer.done(&path, &outcome);
-                    record(&report, path, store_path, outcome);
-                    let (q, wake) = &queue;
-                    let mut q = q.lock().unwrap_or_else(|p| p.into_inner());
-                    let before = q.todo.len();
-                    for e in more {
-                        if q.seen.insert(e.clone()) {
-                            q.todo.push_back(e);
+    let closed = std::thread::scope(|s| {
+        // Outcomes, each told once final (an imported item once its record is durable).
+        let reporter = s.spawn(|| {
+            for (path, store_path, outcome) in rx {
+                observer.done(&path, &outcome);
+                record(&report, path, store_path, outcome);
+            }
+        });
+        let workers: Vec<_> = (0..opts.jobs.clamp(1, 64))
+            .map(|_| {
+                s.spawn(|| {
+                    while let Some(path) = next(&queue) {
+                        let refs = ctx.one(&path);
+                        let more = if follow {
+                            more(cache, &refs)
+                        } else {
+                            Vec::new()
+                        };
+                        let (q, wake) = &queue;
+                        let mut q = q.lock().unwrap_or_else(|p| p.into_inner());
+                        let before = q.todo.len();
+                        for e in more {
+                            if q.seen.insert(e.clone()) {
+                                q.todo.push_back(e);
+                            }
                         }
+                        if q.todo.len() > before {
+                            observer.found((q.todo.len() - before) as u64);
+                        }
+                        q.busy -= 1;
+                        wake.notify_all();
                     }
-                    if q.todo.len() > before {
-                        observer.found((q.todo.len() - before) as u64);
-                    }
-                    q.busy -= 1;
-                    wake.notify_all();
-                }
-            });
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
         }
+        // Every record queued is durable (or failed) once the session is closed.
+        let session = ctx.session.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let closed = session.map(Session::close);
+        ctx.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let _ = reporter.join();
+        closed
     });
+    if let Some(closed) = closed {
+        closed?;
+    }
     let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
     report.failed.sort_by(|a, b| a.narinfo.cmp(&b.narinfo));
     report.roots.sort_by(|a, b| a.store_path.cmp(&b.store_path));
@@ -392,28 +405,81 @@ fn record(
 struct Ctx<'a> {
     cache: &'a dyn BinaryCache,
     store: &'a Store,
+    /// The write session every item shares (taken out to be closed).
+    session: Mutex<Option<Session>>,
     opts: &'a ImportOptions,
-    present: &'a HashMap<String, (String, Cid)>,
+    /// Where outcomes go to be reported (taken out when all is queued).
+    tx: Mutex<Option<Report>>,
 }
 
+type Report = mpsc::Sender<(PathBuf, Option<String>, Outcome)>;
+
 impl Ctx<'_> {
-    /// Imports one narinfo: it and what happened.
-    fn one(&self, narinfo: &Path) -> Result<(NarInfo, Outcome), EntryError> {
-        let info = self.cache.read_narinfo(narinfo)?;
-        if let Some((hash, root)) = self.present.get(&info.store_path) {
-            if *hash == info.nar_hash_string() {
-                let root = *root;
-                return Ok((info, Outcome::Present { root }));
+    fn tx(&self) -> Option<Report> {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A handle of the shared session for one item.
+    fn sink(&self) -> Result<narfs_store::StoreSink, EntryError> {
+        let s = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        s.as_ref()
+            .map(Session::sink)
+            .ok_or(EntryError::Store(narfs_store::Error::Writer(
+                "the write session is closed",
+            )))
+    }
+
+    /// Imports one narinfo; its outcome goes to the reporter (an imported item's once
+    /// its record is durable). Its references, to follow.
+    fn one(&self, narinfo: &Path) -> Vec<String> {
+        let Some(tx) = self.tx() else {
+            return Vec::new();
+        };
+        let info = match self.cache.read_narinfo(narinfo) {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = tx.send((narinfo.into(), None, Outcome::Failed(e.into())));
+                return Vec::new();
+            }
+        };
+        let refs = info.references.clone();
+        let store_path = Some(info.store_path.clone());
+        match self.start(&info, narinfo, tx.clone()) {
+            Ok(None) => {}
+            Ok(Some(outcome)) | Err(outcome) => {
+                let _ = tx.send((narinfo.into(), store_path, outcome));
+            }
+        }
+        refs
+    }
+
+    /// An outcome known now (present, or failed), or `None` when the record was
+    /// queued in the session (its outcome comes when it is durable).
+    fn start(
+        &self,
+        info: &NarInfo,
+        narinfo: &Path,
+        tx: Report,
+    ) -> Result<Option<Outcome>, Outcome> {
+        let failed = |e: EntryError| Outcome::Failed(e);
+        let present = self
+            .store
+            .find_roots(&info.store_path)
+            .map_err(|e| failed(e.into()))?;
+        if let Some(r) = present.iter().find(|r| r.narinfo.is_some()) {
+            if let (true, Ok(root)) = (r.nar_hash == info.nar_hash_string(), r.cid()) {
+                return Ok(Some(Outcome::Present { root }));
             }
         }
         let (encoded, sink) = encode_or_fallback(
-            || self.cache.open_nar(&info).map_err(EntryError::from),
+            || self.cache.open_nar(info).map_err(EntryError::from),
             &self.opts.layout,
-            || self.store.sink().map_err(EntryError::from),
+            || self.sink(),
             false,
             None,
-        )?;
-        check(&encoded, &info)?;
+        )
+        .map_err(failed)?;
+        check(&encoded, info).map_err(failed)?;
         let layout = &self.opts.layout;
         let rec = RootRecord::new(
             &encoded.root,
@@ -428,14 +494,25 @@ impl Ctx<'_> {
             &self.opts.profile,
         )
         .with_blocks(encoded.counts.blocks, encoded.counts.bytes)
-        .with_narinfo(NarInfoMeta::from(&info));
-        let written = sink.finish(Some(rec))?;
-        let outcome = Outcome::Imported {
-            root: encoded.root,
-            nar_size: encoded.nar_size,
-            new_bytes: written.new_bytes,
-        };
-        Ok((info, outcome))
+        .with_narinfo(NarInfoMeta::from(info));
+        let (root, nar_size) = (encoded.root, encoded.nar_size);
+        let (path, store_path) = (narinfo.to_path_buf(), Some(info.store_path.clone()));
+        sink.finish_then(
+            Some(rec),
+            Box::new(move |r| {
+                let outcome = match r {
+                    Ok(w) => Outcome::Imported {
+                        root,
+                        nar_size,
+                        new_bytes: w.new_bytes,
+                    },
+                    Err(e) => Outcome::Failed(e.into()),
+                };
+                let _ = tx.send((path, store_path, outcome));
+            }),
+        )
+        .map(|()| None)
+        .map_err(|e| failed(e.into()))
     }
 }
 

@@ -21,7 +21,14 @@ use crate::body::{channel, ChannelWriter};
 use crate::{blocking, fail, internal, narinfo, text, AppState, Fail};
 
 pub async fn cache_info(State(st): State<Arc<AppState>>) -> Response {
-    let dir = match blocking(move || Ok(st.index.snapshot().map_err(fail)?.store_dir())).await {
+    let dir = match blocking(move || {
+        st.index
+            .snapshot()
+            .and_then(|s| s.store_dir())
+            .map_err(fail)
+    })
+    .await
+    {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -79,9 +86,9 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
     };
     let found = blocking(move || {
         let snap = st.index.snapshot().map_err(fail)?;
-        Ok(snap.by_hash(&hash).and_then(|rec| {
+        Ok(snap.by_hash(&hash).map_err(fail)?.and_then(|rec| {
             let meta = rec.narinfo.as_ref()?;
-            narinfo::render(rec, meta, &st.keys)
+            narinfo::render(&rec, meta, &st.keys)
         }))
     })
     .await;
@@ -97,11 +104,10 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let key = cid.to_string();
     let st2 = st.clone();
     let rec = blocking(move || {
         let snap = st2.index.snapshot().map_err(fail)?;
-        Ok(snap.by_cid(&key).cloned())
+        snap.by_cid(&cid).map_err(fail)
     })
     .await;
     let rec = match rec {

@@ -1,87 +1,62 @@
-//! The in-memory index of the store's root records: store-path hash → imported root
-//! (for `/<hash>.narinfo`) and root CID → record (for `/nar/<cid>.nar`). Rebuilt when
-//! the store's [`RootsVersion`] changes, or cannot be told.
+//! The server's view of the store's root records: store-path hash → imported root
+//! (for `/<hash>.narinfo`), root CID → record (for `/nar/<cid>.nar`) and the cache's
+//! `StoreDir:`. Each answer is a lookup in the store's record indexes (B-tree descents
+//! by checked `pread`, O(log N)), so nothing is rebuilt or held per record: a store of
+//! 100,000 roots answers as fast as one of ten, and a record added while serving is
+//! seen by the next request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use narfs_store::{RootRecord, RootsVersion, Store};
+use narfs_core::Cid;
+use narfs_nix::StoreDir;
+use narfs_store::{RootRecord, Store};
 
-use narfs_nix::{StoreDir, StorePath};
-
-/// One consistent view of the records.
-#[derive(Default)]
+/// Lookups into one store's records.
 pub struct Snapshot {
-    by_hash: HashMap<String, Arc<RootRecord>>,
-    by_cid: HashMap<String, Arc<RootRecord>>,
-    /// How many of the narinfo-bearing records are `/gnu/store` items, how many not.
-    guix: usize,
-    nix: usize,
+    store: Store,
 }
 
 impl Snapshot {
-    fn build(records: Vec<RootRecord>) -> Snapshot {
-        let mut s = Snapshot::default();
-        for rec in records.into_iter().map(Arc::new) {
-            if let Some(meta) = &rec.narinfo {
-                // Either store dir: a Guix item is asked for by its hash too.
-                if let Ok(p) = StorePath::parse(&meta.store_path) {
-                    s.by_hash.insert(p.hash_part().to_string(), rec.clone());
-                }
-                match crate::narinfo::dialect(meta) {
-                    Some(StoreDir::Guix) => s.guix += 1,
-                    _ => s.nix += 1,
-                }
-            }
-            s.by_cid.insert(rec.root.clone(), rec);
-        }
-        s
-    }
-
-    /// The imported root of the store path with this hash part.
-    pub fn by_hash(&self, hash: &str) -> Option<&Arc<RootRecord>> {
-        self.by_hash.get(hash)
+    /// The imported root of the store path with this hash part (a record with a
+    /// narinfo; of several, the first in the table's order).
+    pub fn by_hash(&self, hash: &str) -> Result<Option<Arc<RootRecord>>, narfs_store::Error> {
+        let found = self.store.find_by_path_hash(hash)?;
+        Ok(found.into_iter().next().map(Arc::new))
     }
 
     /// The `StoreDir:` of `/nix-cache-info`: `/gnu/store` when every item with a
     /// narinfo is a Guix one, else `/nix/store`. A mixed store says `/nix/store`
     /// because only Nix reads it (it refuses a cache of another store dir; Guix never
     /// asks), and each narinfo is answered in its own dialect whatever this says.
-    pub fn store_dir(&self) -> StoreDir {
-        if self.guix > 0 && self.nix == 0 {
+    pub fn store_dir(&self) -> Result<StoreDir, narfs_store::Error> {
+        let n = self.store.narinfo_counts()?;
+        Ok(if n.guix > 0 && n.nix == 0 {
             StoreDir::Guix
         } else {
             StoreDir::Nix
-        }
+        })
     }
 
-    /// A record of this root CID (canonical string form).
-    pub fn by_cid(&self, cid: &str) -> Option<&Arc<RootRecord>> {
-        self.by_cid.get(cid)
+    /// A record of this root CID.
+    pub fn by_cid(&self, cid: &Cid) -> Result<Option<Arc<RootRecord>>, narfs_store::Error> {
+        let found = self.store.find_by_cid(cid)?;
+        Ok(found.into_iter().next().map(Arc::new))
     }
 }
 
 pub struct Index {
-    store: Store,
-    state: Mutex<(Option<RootsVersion>, Arc<Snapshot>)>,
+    snapshot: Arc<Snapshot>,
 }
 
 impl Index {
     pub fn new(store: Store) -> Index {
         Index {
-            store,
-            state: Mutex::new((None, Arc::default())),
+            snapshot: Arc::new(Snapshot { store }),
         }
     }
 
-    /// The current records (blocking: may re-read the store's roots).
+    /// The lookups (cheap: nothing is read until asked).
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, narfs_store::Error> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let version = self.store.roots_version();
-        if state.0.is_none() || state.0 != version {
-            let snap = Arc::new(Snapshot::build(self.store.roots()?));
-            *state = (version, snap);
-        }
-        Ok(state.1.clone())
+        Ok(self.snapshot.clone())
     }
 }

@@ -257,10 +257,10 @@ async fn head(st: Arc<AppState>, cid: Cid, size: Option<u64>) -> Response {
     let size = match size {
         Some(s) => Some(s),
         None => {
-            let key = cid.to_string();
             let recorded = blocking(move || {
                 let snap = st.index.snapshot().map_err(fail)?;
-                Ok(snap.by_cid(&key).map(|r| r.nar_size))
+                let rec = snap.by_cid(&cid).map_err(fail)?;
+                Ok(rec.map(|r| r.nar_size))
             })
             .await;
             match recorded {

@@ -17,6 +17,9 @@ use crate::cli::EncodeArgs;
 use crate::io::Output;
 
 pub fn run(args: EncodeArgs) -> Result<()> {
+    if !args.more.is_empty() {
+        return super::encode_many::run(args);
+    }
     let layout: Layout = args.layout.layout();
     let mut input = NarInput::open(&args.input)?;
     // With --car alone, the store is left alone; otherwise it is the default sink.
@@ -94,7 +97,12 @@ pub fn run(args: EncodeArgs) -> Result<()> {
 }
 
 /// The store's record of this encoding.
-fn record(e: &Encoded, layout: &Layout, profile: &str, name: Option<String>) -> RootRecord {
+pub(super) fn record(
+    e: &Encoded,
+    layout: &Layout,
+    profile: &str,
+    name: Option<String>,
+) -> RootRecord {
     RootRecord::new(&e.root, e.encoding, &e.nar_sha256, e.nar_size)
         .with_name(name)
         .with_layout(layout.chunker.to_string(), layout.hash.name(), profile)

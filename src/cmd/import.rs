@@ -52,6 +52,11 @@ pub struct ImportArgs {
     /// Print one JSON object (counts, failures) instead of a summary line.
     #[arg(long)]
     pub json: bool,
+    /// Print a line on standard error for each store path once its outcome is final:
+    /// `imported ROOT NARINFO` once its record is durable (a crash after that loses
+    /// nothing), `present ROOT NARINFO`, or the `skipping` line of a failure.
+    #[arg(long)]
+    pub each: bool,
     /// Then publish every root of the cache's store paths (imported now or already
     /// present) into this IPFS node's RPC API, as `narfs publish` does. The import is
     /// recorded first: if publishing fails, the roots stay in the store.
@@ -113,7 +118,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
         paths,
         closure: !args.no_closure,
     };
-    let bar = Bar(progress());
+    let bar = Bar(progress(), args.each);
     let report = import_cache(cache.as_ref(), &store, &opts, &bar)?;
     bar.0.finish_and_clear();
     let failed: Vec<(String, String)> = report
@@ -150,8 +155,9 @@ pub fn run(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-/// The progress bar, told of each store path; failures are printed above it.
-struct Bar(ProgressBar);
+/// The progress bar, told of each store path; failures are printed above it, and
+/// with `--each` (the `bool`) every outcome.
+struct Bar(ProgressBar, bool);
 
 impl Observer for Bar {
     fn start(&self, total: u64) {
@@ -163,10 +169,21 @@ impl Observer for Bar {
     }
 
     fn done(&self, narinfo: &Path, outcome: &Outcome) {
-        if let Outcome::Failed(why) = outcome {
-            let why = crate::one_line(why);
-            self.0
-                .suspend(|| eprintln!("narfs: skipping {}: {why}", narinfo.display()));
+        match outcome {
+            Outcome::Failed(why) => {
+                let why = crate::one_line(why);
+                self.0
+                    .suspend(|| eprintln!("narfs: skipping {}: {why}", narinfo.display()));
+            }
+            Outcome::Imported { root, .. } if self.1 => {
+                self.0
+                    .suspend(|| eprintln!("imported {root} {}", narinfo.display()));
+            }
+            Outcome::Present { root } if self.1 => {
+                self.0
+                    .suspend(|| eprintln!("present {root} {}", narinfo.display()));
+            }
+            _ => {}
         }
         self.0.inc(1);
     }

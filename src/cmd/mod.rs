@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command, StoreCommand};
 pub mod car;
 mod decode;
 mod encode;
+mod encode_many;
 mod experiment;
 pub mod fetch;
 pub mod import;

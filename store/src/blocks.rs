@@ -21,7 +21,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
@@ -30,6 +30,7 @@ use narfs_core::Cid;
 use crate::lmdb_file::{DataFile, Meta, Value, View};
 use crate::lock_file;
 use crate::nofollow;
+use crate::root_table::{self, Tables};
 use crate::Error;
 
 /// Tag of a value holding the block's bytes as they are.
@@ -46,6 +47,8 @@ const MAX_VALUE: u64 = MAX_BLOCK + 1;
 const MAP_SIZE: usize = 4 << 40;
 /// Reader slots: one per concurrent read, across every process using the store.
 pub(crate) const MAX_READERS: u32 = 1024;
+/// Named trees beside the blocks (the record tables, see `root_table`).
+const MAX_TABLES: u32 = 8;
 
 /// One stored block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +75,8 @@ pub(crate) struct Blocks {
     meta: Mutex<Option<Meta>>,
     /// The whole file was checked in this process, so LMDB's writer may walk it.
     checked: AtomicBool,
+    /// The record tables, opened (created if needed) by the first write transaction.
+    tables: OnceLock<Tables>,
 }
 
 /// A read transaction: LMDB's (it keeps writers off the snapshot's pages) and the
@@ -120,7 +125,10 @@ impl Blocks {
         })?;
         drop(first);
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options.map_size(MAP_SIZE).max_readers(MAX_READERS);
+        options
+            .map_size(MAP_SIZE)
+            .max_readers(MAX_READERS)
+            .max_dbs(MAX_TABLES);
         // SAFETY: the environment's files are only ever written through LMDB (by this
         // crate, in any process); LMDB's lock file coordinates those processes (its header
         // checked above when another process has it open). LMDB
@@ -148,6 +156,7 @@ impl Blocks {
             file,
             meta: Mutex::new(None),
             checked: AtomicBool::new(false),
+            tables: OnceLock::new(),
         });
         open.push((canonical, Arc::downgrade(&blocks)));
         Ok(blocks)
@@ -176,17 +185,30 @@ impl Blocks {
     }
 
     /// A write transaction: waits while another thread or process holds one. The
-    /// first one of this process checks the whole file before LMDB walks it.
+    /// first one of this process checks the whole file before LMDB walks it, and opens
+    /// the record tables (creating them in a store that has none yet).
     pub(crate) fn write_txn(&self) -> Result<RwTxn<'_>, Error> {
         self.file.has_metas()?;
-        let txn = self.env.write_txn().map_err(self.err())?;
         if !self.checked.load(Ordering::Acquire) {
+            let mut txn = self.env.write_txn().map_err(self.err())?;
             // A write transaction's id is its snapshot's plus one.
             let id = (txn.id() as u64).saturating_sub(1);
             self.file.snapshot(id)?.check(|_, _| ())?;
+            let tables = Tables::create(&self.env, &mut txn).map_err(self.err())?;
+            // LMDB keeps the tables' handles once this commits (nothing is written
+            // when they existed already).
+            txn.commit().map_err(self.err())?;
+            let _ = self.tables.set(tables);
             self.checked.store(true, Ordering::Release);
         }
-        Ok(txn)
+        self.env.write_txn().map_err(self.err())
+    }
+
+    /// The record tables, for a write transaction of [`Blocks::write_txn`].
+    pub(crate) fn tables(&self) -> &Tables {
+        self.tables
+            .get()
+            .expect("opened by the first write transaction")
     }
 
     pub(crate) fn commit(&self, txn: RwTxn<'_>) -> Result<(), Error> {
@@ -261,6 +283,11 @@ impl Blocks {
 }
 
 impl Snapshot<'_> {
+    /// The snapshot's record tables.
+    pub(crate) fn records(&self) -> Result<root_table::Reader<'_>, Error> {
+        root_table::Reader::new(self.view)
+    }
+
     /// Reads the snapshot's values; unlike the transaction, it may be shared by threads.
     pub(crate) fn reader(&self) -> Reader<'_> {
         Reader(self.view)

@@ -11,26 +11,31 @@
 //! to 512 KiB and admits one process at a time. Layout of a store directory:
 //!
 //! ```text
-//! blocks/data.mdb        the block table: CID -> tag byte + bytes (raw or zstd)
+//! blocks/data.mdb        the block table: CID -> tag byte + bytes (raw or zstd), and
+//!                        beside it the root records and their indexes (`root_table`)
 //! blocks/lock.mdb        LMDB's reader table and mutexes (no data; see `lock_file`)
-//! roots/<key>.json       one record per encoded NAR (root CID, NarHash, name, ...)
-//! tmp/<session>/         root records being written by one `encode`
 //! lock                   flock: writers and readers shared, `gc` exclusive
 //! ```
 //!
+//! (Older stores kept one JSON file per record in `roots/` and sessions in `tmp/`;
+//! `migrate` moves the records into the table when such a store is opened.)
+//!
 //! Atomicity: blocks are committed in LMDB transactions (atomic and durable: a
 //! committed block always has its bytes, a killed writer leaves the last commit); a root
-//! record is written (and synced) only after the commit holding the last new block of
-//! its DAG. Concurrency: any number of processes read and write at once (LMDB writers
+//! record is written in the commit holding the last new block of its DAG, or a later
+//! one, never an earlier one. Concurrency: any number of processes read and write at once (LMDB writers
 //! take turns, per batch); `gc` takes the lock exclusively, so it never runs while an
 //! `encode` holds committed blocks that no root reaches yet.
 
 mod blocks;
+mod committer;
 mod lmdb_file;
 mod lock;
 mod lock_file;
 mod migrate;
 mod nofollow;
+mod record_form;
+mod root_table;
 mod roots;
 mod sink;
 mod walk;
@@ -45,8 +50,10 @@ use narfs_core::Cid;
 pub use blocks::BlockInfo;
 use blocks::Blocks;
 pub use lock::LockGuard;
+pub use record_form::RecordError;
+pub use root_table::NarInfoCounts;
 pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
-pub use sink::{StoreSink, Written};
+pub use sink::{Done, Session, StoreSink, Written};
 pub use walk::{GcReport, Stats, VerifyReport};
 
 /// What can go wrong in the store.
@@ -70,6 +77,15 @@ pub enum Error {
         /// Why it does not parse.
         #[source]
         source: serde_json::Error,
+    },
+    /// A record in the record table cannot be stored or read back.
+    #[error("root record (key {key})")]
+    StoredRecord {
+        /// Its key in the table, in hex (empty for a record being stored).
+        key: String,
+        /// What is wrong.
+        #[source]
+        source: RecordError,
     },
     /// LMDB refused an operation on the block table.
     #[error("block table {}", path.display())]
@@ -239,12 +255,12 @@ impl Store {
     pub fn open_with(dir: impl Into<PathBuf>, options: Options) -> Result<Store, Error> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-        for sub in ["roots", "tmp"] {
-            nofollow::real_dir(&dir.join(sub))?;
+        for f in ["lock", "tmp"] {
+            nofollow::not_a_link(&dir.join(f))?;
         }
-        nofollow::not_a_link(&dir.join("lock"))?;
         let blocks = Blocks::open(&dir.join("blocks"))?;
         migrate::flat_files(&dir.join("blocks"), &blocks, options.zstd_level)?;
+        migrate::json_roots(&dir, &blocks)?;
         Ok(Store {
             dir,
             options,
@@ -287,7 +303,8 @@ impl Store {
         LockGuard::acquire(&self.dir.join("lock"), false)
     }
 
-    /// Starts a write session (takes the lock shared until finished or dropped).
+    /// Starts a write session for one item (takes the lock shared until finished or
+    /// dropped).
     pub fn sink(&self) -> Result<StoreSink, Error> {
         StoreSink::start(self, self.options.zstd_level)
     }
@@ -299,23 +316,22 @@ impl Store {
         StoreSink::start(self, zstd_level)
     }
 
+    /// Starts a write session that many items share ([`Session::sink`] per item): a
+    /// commit carries the blocks and records of many items, so small items do not pay
+    /// a sync each. Takes the lock shared until closed or dropped.
+    pub fn session(&self) -> Result<Session, Error> {
+        Session::start(self, self.options.zstd_level)
+    }
+
     /// Records `rec` for a DAG whose blocks are all committed already (a write session
-    /// records its root itself, in [`StoreSink::finish`]). The caller checks the DAG is
-    /// complete and holds [`lock_shared`](Self::lock_shared) from the commit of its
-    /// blocks until this returns, so `gc` cannot take them in between.
+    /// records its root itself, in [`StoreSink::finish`]), in a transaction of its own.
+    /// The caller checks the DAG is complete and holds [`lock_shared`](Self::lock_shared)
+    /// from the commit of its blocks until this returns, so `gc` cannot take them in
+    /// between.
     pub fn record_root(&self, rec: &RootRecord) -> Result<(), Error> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let session = self
-            .dir
-            .join("tmp")
-            .join(format!("{}-{nanos}-record", std::process::id()));
-        std::fs::create_dir_all(&session).map_err(Error::io(&session))?;
-        let recorded = roots::add(&self.dir, &session, rec);
-        let _ = std::fs::remove_dir_all(&session);
-        recorded
+        let mut txn = self.blocks.write_txn()?;
+        self.blocks.tables().add(&mut txn, rec)?;
+        self.blocks.commit(txn)
     }
 
     /// Whether the block is stored (raw or compressed).
@@ -331,25 +347,60 @@ impl Store {
 
     /// Every root record, sorted by name then CID.
     pub fn roots(&self) -> Result<Vec<RootRecord>, Error> {
-        roots::list(&self.dir)
+        let mut out = Vec::new();
+        self.each_root(|r| out.push(r))?;
+        out.sort_by(|a, b| (&a.name, &a.root).cmp(&(&b.name, &b.root)));
+        Ok(out)
+    }
+
+    /// Every root record to `f`, in the table's order (by root CID), one at a time.
+    pub fn each_root(&self, mut f: impl FnMut(RootRecord)) -> Result<(), Error> {
+        let snap = self.blocks.read_txn()?;
+        snap.records()?.each(&mut f)
     }
 
     /// The version of the root records, to tell cheaply whether [`Store::roots`] would
     /// give anything new: equal `Some` versions mean no record was added or removed in
     /// between; `None` means "cannot tell, read them again".
     pub fn roots_version(&self) -> Option<RootsVersion> {
-        roots::version(&self.dir)
+        let snap = self.blocks.read_txn().ok()?;
+        let v = snap.records().ok()?.version().ok()?;
+        Some(RootsVersion(v))
     }
 
-    /// The records a NAME or CID designates: those with that name, or else those with
-    /// that root CID. Empty if none.
+    /// The records a NAME or CID designates: the one with that name, or else those
+    /// with that root CID. Empty if none. O(log N).
     pub fn find_roots(&self, name_or_cid: &str) -> Result<Vec<RootRecord>, Error> {
-        roots::find(&self.dir, name_or_cid)
+        let snap = self.blocks.read_txn()?;
+        snap.records()?.find(name_or_cid)
+    }
+
+    /// The records of root `cid` (under any name, or none). O(log N).
+    pub fn find_by_cid(&self, cid: &Cid) -> Result<Vec<RootRecord>, Error> {
+        let snap = self.blocks.read_txn()?;
+        snap.records()?.by_cid(cid)
+    }
+
+    /// The records with a narinfo whose store path (`/nix/store/HASH-…` or
+    /// `/gnu/store/HASH-…`) has this hash part, as a binary cache is asked for it.
+    /// O(log N).
+    pub fn find_by_path_hash(&self, hash: &str) -> Result<Vec<RootRecord>, Error> {
+        let snap = self.blocks.read_txn()?;
+        snap.records()?.by_path_hash(hash)
+    }
+
+    /// How many records carry a narinfo, by store directory.
+    pub fn narinfo_counts(&self) -> Result<NarInfoCounts, Error> {
+        let snap = self.blocks.read_txn()?;
+        snap.records()?.narinfo_counts()
     }
 
     /// Removes the records a NAME or CID designates (blocks stay until `gc`); returns them.
     pub fn remove_roots(&self, name_or_cid: &str) -> Result<Vec<RootRecord>, Error> {
-        roots::remove(&self.dir, name_or_cid)
+        let mut txn = self.blocks.write_txn()?;
+        let removed = self.blocks.tables().remove(&mut txn, name_or_cid)?;
+        self.blocks.commit(txn)?;
+        Ok(removed)
     }
 
     /// Every stored block (CID, stored size, compressed or not), in key order.
@@ -379,7 +430,8 @@ impl Store {
         walk::verify(self, &check)
     }
 
-    /// Removes the blocks no root reaches and abandoned `tmp/` sessions, under the
+    /// Removes the blocks no root reaches (and an older store's abandoned `tmp/`
+    /// sessions), under the
     /// exclusive lock (waits for running encodes to finish).
     pub fn gc(&self) -> Result<GcReport, Error> {
         let _lock = LockGuard::acquire(&self.dir.join("lock"), true)?;
@@ -395,3 +447,6 @@ impl BlockSource for Store {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod root_tests;

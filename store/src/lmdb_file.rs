@@ -45,6 +45,10 @@ const P_OVERFLOW: u16 = 0x04;
 const P_META: u16 = 0x08;
 /// A leaf node whose value lives on overflow pages.
 const F_BIGDATA: u16 = 0x01;
+/// A leaf node of the main tree naming a named tree (`MDB_db`, [`TREE`] bytes inline).
+const F_SUBDATA: u16 = 0x02;
+/// `sizeof(MDB_db)`: a named tree's record.
+const TREE: usize = 48;
 /// `MDB_INTEGERKEY`: the free list's keys are native u64 transaction ids.
 const INTEGERKEY: u16 = 0x08;
 /// `P_INVALID`: the root of an empty tree.
@@ -64,9 +68,9 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// One tree's record in a meta page (`MDB_db`).
+/// One tree's record in a meta page or a named tree's node (`MDB_db`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Tree {
+pub(crate) struct Tree {
     flags: u16,
     depth: u16,
     branch_pages: u64,
@@ -156,7 +160,12 @@ struct Node {
 enum To {
     Child(u64),
     Inline(std::ops::Range<usize>),
-    Overflow { pgno: u64, len: u64 },
+    Overflow {
+        pgno: u64,
+        len: u64,
+    },
+    /// A named tree's record (main tree only).
+    Named(Tree),
 }
 
 /// A branch or leaf page, every node checked.
@@ -172,7 +181,7 @@ impl Page {
 
     fn value(&self, n: &Node) -> Option<Value> {
         match &n.to {
-            To::Child(_) => None,
+            To::Child(_) | To::Named(_) => None,
             To::Inline(r) => Some(Value::Inline(self.bytes[r.clone()].to_vec())),
             &To::Overflow { pgno, len } => Some(Value::Overflow { pgno, len }),
         }
@@ -327,6 +336,9 @@ impl DataFile {
     }
 }
 
+/// What [`View::scan`] calls on each (key, value): whether to go on.
+pub(crate) type ScanFn<'a> = dyn FnMut(&[u8], Value) -> Result<bool, Error> + 'a;
+
 /// One snapshot of the file, read page by page. The caller holds an LMDB transaction
 /// on it, so no writer reuses its pages meanwhile.
 #[derive(Clone, Copy)]
@@ -407,8 +419,9 @@ impl View<'_> {
         Ok(())
     }
 
-    /// Reads page `pgno` as a branch or leaf page and checks every node on it.
-    fn page(&self, pgno: u64, leaf: bool, keys: Keys) -> Result<Page, Error> {
+    /// Reads page `pgno` as a branch or leaf page and checks every node on it; `named`:
+    /// its leaves may name named trees (the main tree's may).
+    fn page(&self, pgno: u64, leaf: bool, keys: Keys, named: bool) -> Result<Page, Error> {
         if pgno < 2 || pgno > self.meta.last {
             return Err(self.damaged(format!("page {pgno} is not a page of the file")));
         }
@@ -495,6 +508,16 @@ impl View<'_> {
                     extents.push((at, key_end + 8 - at));
                     To::Overflow { pgno: first, len }
                 }
+                F_SUBDATA if named && len == TREE as u64 && key_end + TREE <= psize => {
+                    let tree = Tree::parse(&p[key_end..key_end + TREE]);
+                    if tree.flags != 0 {
+                        return Err(bad(format!("node {i}: a named tree with flags")));
+                    }
+                    tree.check(self.meta.last)
+                        .map_err(|e| bad(format!("node {i}: named tree: {e}")))?;
+                    extents.push((at, key_end + TREE - at));
+                    To::Named(tree)
+                }
                 _ => return Err(bad(format!("node {i}: flags {nflags:#x}"))),
             };
             out.push(Node { key, to: value });
@@ -518,13 +541,49 @@ impl View<'_> {
 
     /// The value stored under `key` in the block tree.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Value>, Error> {
-        let tree = self.meta.main;
+        self.get_in(self.meta.main, true, key)
+    }
+
+    /// The named tree `name` of the snapshot (`None`: not created yet).
+    pub(crate) fn named(&self, name: &[u8]) -> Result<Option<Tree>, Error> {
+        let Some((page, i)) = self.leaf_of(self.meta.main, true, name)? else {
+            return Ok(None);
+        };
+        let node = &page.nodes[i];
+        match node.to {
+            To::Named(t) if page.key(node) == name => Ok(Some(t)),
+            _ if page.key(node) != name => Ok(None),
+            _ => Err(self.damaged(format!(
+                "the main tree's key {:?} is no named tree",
+                String::from_utf8_lossy(name)
+            ))),
+        }
+    }
+
+    /// The value under `key` in `tree` (a named tree's, or the main tree's).
+    pub(crate) fn get_in(
+        &self,
+        tree: Tree,
+        named: bool,
+        key: &[u8],
+    ) -> Result<Option<Value>, Error> {
+        let Some((page, i)) = self.leaf_of(tree, named, key)? else {
+            return Ok(None);
+        };
+        let node = &page.nodes[i];
+        Ok((page.key(node) == key).then(|| page.value(node)).flatten())
+    }
+
+    /// The leaf page that holds `key` if any page does, and the index of the first
+    /// node whose key is ≥ `key` (or of its last node); `None` for an empty tree or
+    /// when every key of the leaf is smaller.
+    fn leaf_of(&self, tree: Tree, named: bool, key: &[u8]) -> Result<Option<(Page, usize)>, Error> {
         if tree.root == NO_PAGE {
             return Ok(None);
         }
         let mut pgno = tree.root;
         for level in 1..=tree.depth {
-            let page = self.page(pgno, level == tree.depth, Keys::Bytes)?;
+            let page = self.page(pgno, level == tree.depth, Keys::Bytes, named)?;
             if level < tree.depth {
                 // The last child whose separator is ≤ key; the first has none. Keys
                 // ascend (checked), so a binary search finds it.
@@ -536,10 +595,80 @@ impl View<'_> {
                 pgno = child;
                 continue;
             }
-            let found = page.nodes.binary_search_by(|n| page.key(n).cmp(key));
-            return Ok(found.ok().and_then(|i| page.value(&page.nodes[i])));
+            let i = page.nodes.partition_point(|n| page.key(n) < key);
+            if i == page.nodes.len() {
+                return Ok(None);
+            }
+            return Ok(Some((page, i)));
         }
         Ok(None)
+    }
+
+    /// Calls `f` on the (key, value) of `tree` from the first key ≥ `from` on, in
+    /// key order, until it returns false. Every page is checked as it is read, and keys
+    /// must ascend across pages too, so a damaged tree cannot make the scan loop.
+    pub(crate) fn scan(&self, tree: Tree, from: &[u8], f: &mut ScanFn<'_>) -> Result<(), Error> {
+        if tree.root == NO_PAGE {
+            return Ok(());
+        }
+        // The branch pages on the way down, each with the index of its next child.
+        let mut stack: Vec<(Page, usize)> = Vec::new();
+        let mut pgno = tree.root;
+        let mut last: Option<Vec<u8>> = None;
+        let mut first = true;
+        loop {
+            // Down to a leaf: at the first descent toward `from`, then leftmost.
+            while stack.len() + 1 < tree.depth as usize {
+                let page = self.page(pgno, false, Keys::Bytes, false)?;
+                let i = if first {
+                    page.nodes[1..].partition_point(|n| page.key(n) <= from)
+                } else {
+                    0
+                };
+                let To::Child(child) = page.nodes[i].to else {
+                    unreachable!("a branch page holds branch nodes")
+                };
+                pgno = child;
+                stack.push((page, i + 1));
+            }
+            let leaf = self.page(pgno, true, Keys::Bytes, false)?;
+            let start = if first {
+                leaf.nodes.partition_point(|n| leaf.key(n) < from)
+            } else {
+                0
+            };
+            first = false;
+            for n in &leaf.nodes[start..] {
+                let key = leaf.key(n);
+                if last.as_deref().is_some_and(|l| l >= key) {
+                    return Err(
+                        self.damaged(format!("page {pgno}: keys out of order across pages"))
+                    );
+                }
+                last = Some(key.to_vec());
+                let Some(value) = leaf.value(n) else {
+                    continue;
+                };
+                if !f(key, value)? {
+                    return Ok(());
+                }
+            }
+            // Up to the nearest branch with a child left, then down its next child.
+            loop {
+                let Some((page, next)) = stack.last_mut() else {
+                    return Ok(());
+                };
+                if *next < page.nodes.len() {
+                    let To::Child(child) = page.nodes[*next].to else {
+                        unreachable!("a branch page holds branch nodes")
+                    };
+                    *next += 1;
+                    pgno = child;
+                    break;
+                }
+                stack.pop();
+            }
+        }
     }
 
     /// The bytes of `value` from its `skip`th on, each read once, straight into the
@@ -592,12 +721,29 @@ impl View<'_> {
         let mut seen = Seen(vec![0; words]);
         seen.mark(0, 2);
         let main = self.meta.main;
-        self.walk(main, Keys::Bytes, &mut seen, "block tree", &mut entry)?;
+        let mut named = Vec::new();
+        self.walk(
+            main,
+            Keys::Bytes,
+            Some(&mut named),
+            &mut seen,
+            "block tree",
+            &mut entry,
+        )?;
+        for (name, tree) in named {
+            let what = format!("named tree {:?}", String::from_utf8_lossy(&name));
+            self.walk(tree, Keys::Bytes, None, &mut seen, &what, &mut |_, _| {})?;
+        }
         let mut lists = Vec::new();
         let free = self.meta.free;
-        self.walk(free, Keys::Integer, &mut seen, "free list", &mut |_, v| {
-            lists.push(v)
-        })?;
+        self.walk(
+            free,
+            Keys::Integer,
+            None,
+            &mut seen,
+            "free list",
+            &mut |_, v| lists.push(v),
+        )?;
         let max_list = (self.meta.last + 2) * 8;
         for v in lists {
             let ids = self.read_from(&v, max_list, 0)?;
@@ -619,10 +765,13 @@ impl View<'_> {
         Ok(())
     }
 
+    /// Walks one tree; with `named`, its leaves may name named trees, which are
+    /// collected there (their pages walked by the caller).
     fn walk(
         &self,
         tree: Tree,
         keys: Keys,
+        mut named: Option<&mut Vec<(Vec<u8>, Tree)>>,
         seen: &mut Seen,
         name: &str,
         entry: &mut dyn FnMut(Vec<u8>, Value),
@@ -637,7 +786,7 @@ impl View<'_> {
                 return Err(self.damaged(format!("{name}: page {pgno} is reached twice")));
             }
             let leaf = level == tree.depth;
-            let page = self.page(pgno, leaf, keys)?;
+            let page = self.page(pgno, leaf, keys, named.is_some())?;
             if !leaf {
                 counts.branch += 1;
                 // Pushed in reverse so that leaves come off the stack in key order.
@@ -650,6 +799,11 @@ impl View<'_> {
             }
             counts.leaf += 1;
             for n in &page.nodes {
+                if let (To::Named(t), Some(named)) = (&n.to, named.as_deref_mut()) {
+                    counts.entries += 1;
+                    named.push((page.key(n).to_vec(), *t));
+                    continue;
+                }
                 if let Some(value) = page.value(n) {
                     let key = page.key(n).to_vec();
                     counts.entries += 1;

@@ -1,12 +1,11 @@
-//! Root records: one JSON file per encoded NAR under `roots/`, written atomically
-//! (temporary file, fsync, rename, fsync of the directory). A record's file name is its
-//! root CID, plus a hash of its name when it has one, so that one DAG may be recorded
-//! under several names and a name points at one DAG (recording a name again replaces
-//! the older record of that name).
+//! Root records: what the store knows of each encoded NAR. They live in the block
+//! table's environment (`root_table`, stored as `record_form`), keyed by root CID and
+//! name, so that one DAG may be recorded under several names and a name points at one
+//! DAG (recording a name again replaces the older record of that name). The serde form
+//! is `store ls --json`'s and that of the `roots/*.json` files of older stores, which
+//! `migrate` moves into the table.
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use narfs_core::block::HashAlg;
@@ -182,142 +181,12 @@ impl RootRecord {
             source: serde::de::Error::custom(e),
         })
     }
-
-    fn key(&self) -> String {
-        match &self.name {
-            None => self.root.clone(),
-            Some(n) => {
-                let d = HashAlg::Sha2_256.digest(n.as_bytes());
-                let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
-                format!("{}-{hex}", self.root)
-            }
-        }
-    }
 }
-
-/// A record is a few hundred bytes; a longer file is no record of ours.
-const MAX_RECORD: u64 = 1 << 20;
-
-fn roots_dir(dir: &Path) -> PathBuf {
-    dir.join("roots")
-}
-
-/// How long after a change the `roots/` directory's mtime is not trusted to tell the
-/// next one (two changes within one timestamp tick would look like one).
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A version of the store's root records: two equal versions mean no record was added
-/// or removed in between. Records are renamed into and out of `roots/`, so its mtime
-/// moves with every change.
+/// or removed in between (a counter in the record tables, moved by every change).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RootsVersion(std::time::SystemTime);
-
-/// The current version, or `None` when it cannot be told: the last change is too
-/// recent to tell from the next one, or the directory's time is unreadable.
-pub(crate) fn version(dir: &Path) -> Option<RootsVersion> {
-    let mtime = fs::metadata(roots_dir(dir))
-        .and_then(|m| m.modified())
-        .ok()?;
-    let age = std::time::SystemTime::now().duration_since(mtime).ok()?;
-    (age > SETTLE).then_some(RootsVersion(mtime))
-}
-
-/// Every record with its file, sorted by name then root.
-fn load_all(dir: &Path) -> Result<Vec<(PathBuf, RootRecord)>, Error> {
-    let rd = roots_dir(dir);
-    let mut out = Vec::new();
-    for e in fs::read_dir(&rd).map_err(Error::io(&rd))? {
-        let path = e.map_err(Error::io(&rd))?.path();
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let bytes = match crate::nofollow::read(&path, MAX_RECORD) {
-            Ok(b) => b,
-            // Removed by a concurrent `rm` between listing and reading.
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                continue
-            }
-            Err(e) => return Err(e),
-        };
-        let rec: RootRecord = serde_json::from_slice(&bytes).map_err(|source| Error::Record {
-            path: path.clone(),
-            source,
-        })?;
-        out.push((path, rec));
-    }
-    out.sort_by(|a, b| (&a.1.name, &a.1.root).cmp(&(&b.1.name, &b.1.root)));
-    Ok(out)
-}
-
-pub(crate) fn list(dir: &Path) -> Result<Vec<RootRecord>, Error> {
-    Ok(load_all(dir)?.into_iter().map(|(_, r)| r).collect())
-}
-
-fn matching(dir: &Path, name_or_cid: &str) -> Result<Vec<(PathBuf, RootRecord)>, Error> {
-    let all = load_all(dir)?;
-    let by_name: Vec<_> = all
-        .iter()
-        .filter(|(_, r)| r.name.as_deref() == Some(name_or_cid))
-        .cloned()
-        .collect();
-    if !by_name.is_empty() {
-        return Ok(by_name);
-    }
-    let Ok(cid) = Cid::from_str(name_or_cid) else {
-        return Ok(Vec::new());
-    };
-    let cid = cid.to_string();
-    Ok(all.into_iter().filter(|(_, r)| r.root == cid).collect())
-}
-
-pub(crate) fn find(dir: &Path, name_or_cid: &str) -> Result<Vec<RootRecord>, Error> {
-    Ok(matching(dir, name_or_cid)?
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect())
-}
-
-pub(crate) fn remove(dir: &Path, name_or_cid: &str) -> Result<Vec<RootRecord>, Error> {
-    let found = matching(dir, name_or_cid)?;
-    for (path, _) in &found {
-        match fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(path)(e)),
-            _ => {}
-        }
-    }
-    fsync_dir(&roots_dir(dir))?;
-    Ok(found.into_iter().map(|(_, r)| r).collect())
-}
-
-/// Records `rec` durably: written in `tmp_dir`, synced, renamed into `roots/`. Then
-/// drops older records of the same name for other roots.
-pub(crate) fn add(dir: &Path, tmp_dir: &Path, rec: &RootRecord) -> Result<(), Error> {
-    let key = rec.key();
-    let tmp = tmp_dir.join(format!("{key}.json"));
-    let json = serde_json::to_vec_pretty(rec).map_err(|source| Error::Record {
-        path: tmp.clone(),
-        source,
-    })?;
-    let mut f = File::create(&tmp).map_err(Error::io(&tmp))?;
-    f.write_all(&json).map_err(Error::io(&tmp))?;
-    f.sync_all().map_err(Error::io(&tmp))?;
-    let dest = roots_dir(dir).join(format!("{key}.json"));
-    fs::rename(&tmp, &dest).map_err(Error::io(&dest))?;
-    if let Some(name) = &rec.name {
-        for (path, old) in load_all(dir)? {
-            if old.name.as_deref() == Some(name) && path != dest {
-                let _ = fs::remove_file(&path);
-            }
-        }
-    }
-    fsync_dir(&roots_dir(dir))
-}
-
-fn fsync_dir(d: &Path) -> Result<(), Error> {
-    File::open(d)
-        .and_then(|f| f.sync_all())
-        .map_err(Error::io(d))
-}
+pub struct RootsVersion(pub(crate) u64);
 
 /// [`Encoding`] in a record by its name, so records stay readable and stable.
 mod encoding_name {

@@ -1,17 +1,24 @@
-//! A write session: the [`BlockSink`] the encoder writes into. The encoder's thread only
-//! remembers which CIDs it has seen and queues each new one (the queue is bounded in
-//! bytes, so `put` does not wait on the disk). Packing threads skip blocks already
-//! stored and compress the rest, so compression uses both cores; one committing thread
-//! (an LMDB write transaction belongs to one thread) puts them into the block table and
-//! commits every `batch_bytes`, each commit atomic and durable. Between commits the
-//! table's write lock is free, so concurrent encoders take turns. The root record is
-//! written last, after the final commit.
+//! A write session ([`Session`]) and its handles ([`StoreSink`], the [`BlockSink`] an
+//! encoder writes one item into). A handle only remembers which CIDs its item has seen
+//! and queues each new one (the queue is bounded in bytes, so `put` does not wait on the
+//! disk). Packing threads skip blocks already stored and compress the rest, so
+//! compression uses both cores; one committing thread (an LMDB write transaction belongs
+//! to one thread) puts them into the block table and commits, each commit atomic and
+//! durable. Between commits the table's write lock is free, so concurrent writers take
+//! turns.
+//!
+//! Records ride the same pipeline: every queued block gets a sequence number, and a
+//! handle's record waits in the committer until every block queued before it has been
+//! put into a transaction (or found stored); it is then written into that transaction,
+//! so a root is committed together with its DAG's last new blocks, never before them,
+//! and with no file or sync of its own. Many items share a session (`narfs import`,
+//! `encode` of many NARs): a commit carries every record that is ready, and commits when
+//! `batch_bytes` are waiting or when records are ready and nothing else is (group
+//! commit: while one sync runs, the next commit's items pile up).
 
 use std::collections::{HashSet, VecDeque};
-use std::fs;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -20,14 +27,12 @@ use narfs_core::Cid;
 
 use crate::blocks::{Blocks, Packed, Packer};
 use crate::lock::LockGuard;
-use crate::{roots, Error, Options, RootRecord, Store};
+use crate::{Error, Options, RootRecord, Store};
 
 /// Bytes of blocks queued for the packers before `put` waits.
 const QUEUE_BYTES: usize = 64 << 20;
 /// Packed blocks waiting for the committer (at most 256 × 4 MiB; typically 64 MiB).
 const PACKED: usize = 256;
-/// A commit takes at most this many batches' worth of blocks already waiting.
-const GROUP: u64 = 16;
 
 /// What a finished session newly stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,19 +57,62 @@ impl Written {
     }
 }
 
-struct Shared {
-    blocks: Arc<Blocks>,
-    session: PathBuf,
-    dir: PathBuf,
-    options: Options,
-    new_blocks: AtomicU64,
-    new_bytes: AtomicU64,
-    new_stored: AtomicU64,
-    /// The session was dropped unfinished: commit nothing more.
-    abandoned: AtomicBool,
+impl Written {
+    pub(crate) fn add(&mut self, bytes: u64, stored: u64) {
+        self.new_blocks += 1;
+        self.new_bytes += bytes;
+        self.new_stored_bytes += stored;
+    }
 }
 
-type Job = (Cid, Vec<u8>);
+/// Told once an item's record is durable (or the session failed): with what the
+/// item newly stored.
+pub type Done = Box<dyn FnOnce(Result<Written, Error>) + Send>;
+
+pub(crate) struct Shared {
+    pub(crate) blocks: Arc<Blocks>,
+    pub(crate) options: Options,
+    /// What the whole session newly stored.
+    pub(crate) total: Mutex<Written>,
+    /// The session was dropped unfinished: commit nothing more.
+    pub(crate) abandoned: AtomicBool,
+    next_item: AtomicU64,
+}
+
+/// What packers take from the queue.
+enum Job {
+    Block {
+        seq: u64,
+        item: u64,
+        cid: Cid,
+        data: Vec<u8>,
+    },
+    Record(Box<RecordJob>),
+}
+
+/// An item's end: its record (`None`: the item was abandoned), to be written once
+/// every block queued before it (sequence numbers below `after`) is.
+pub(crate) struct RecordJob {
+    pub(crate) after: u64,
+    pub(crate) item: u64,
+    pub(crate) record: Option<RootRecord>,
+    pub(crate) done: Done,
+}
+
+/// What the committer receives.
+pub(crate) enum Msg {
+    Block {
+        seq: u64,
+        item: u64,
+        cid: Cid,
+        block: Packed,
+    },
+    /// A block found stored already.
+    Skipped {
+        seq: u64,
+    },
+    Record(Box<RecordJob>),
+}
 
 /// The blocks waiting for a writer, bounded by [`QUEUE_BYTES`].
 #[derive(Default)]
@@ -78,6 +126,8 @@ struct Queue {
 struct QueueState {
     jobs: VecDeque<Job>,
     bytes: usize,
+    /// The next block's sequence number.
+    seq: u64,
     /// No more jobs will come; writers drain the rest.
     closed: bool,
     /// A writer failed: everyone stops.
@@ -89,20 +139,46 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `job`, waiting while the queue is full; false if the writers stopped.
-    fn push(&self, job: Job) -> bool {
+    /// Queues a block, waiting while the queue is full; false if the writers stopped.
+    fn push_block(&self, item: u64, cid: Cid, data: Vec<u8>) -> bool {
         let mut q = self.lock();
-        while q.bytes >= QUEUE_BYTES && !q.failed {
+        while q.bytes >= QUEUE_BYTES && !q.failed && !q.closed {
             q = self.room.wait(q).unwrap_or_else(|p| p.into_inner());
         }
         if q.failed || q.closed {
             return false;
         }
-        q.bytes += job.1.len();
-        q.jobs.push_back(job);
+        q.bytes += data.len();
+        let seq = q.seq;
+        q.seq += 1;
+        q.jobs.push_back(Job::Block {
+            seq,
+            item,
+            cid,
+            data,
+        });
         drop(q);
         self.ready.notify_one();
         true
+    }
+
+    /// Queues an item's end behind every block queued so far; gives it back if the
+    /// writers stopped.
+    fn push_record(&self, item: u64, record: Option<RootRecord>, done: Done) -> Result<(), Done> {
+        let mut q = self.lock();
+        if q.failed || q.closed {
+            return Err(done);
+        }
+        let after = q.seq;
+        q.jobs.push_back(Job::Record(Box::new(RecordJob {
+            after,
+            item,
+            record,
+            done,
+        })));
+        drop(q);
+        self.ready.notify_one();
+        Ok(())
     }
 
     /// The next job; `None` once closed and drained, or failed.
@@ -113,7 +189,9 @@ impl Queue {
                 return None;
             }
             if let Some(job) = q.jobs.pop_front() {
-                q.bytes -= job.1.len();
+                if let Job::Block { data, .. } = &job {
+                    q.bytes -= data.len();
+                }
                 drop(q);
                 self.room.notify_one();
                 return Some(job);
@@ -129,53 +207,58 @@ impl Queue {
         let mut q = self.lock();
         q.closed = true;
         q.failed |= failed;
+        let dropped: Vec<Job> = if failed {
+            q.jobs.drain(..).collect()
+        } else {
+            Vec::new()
+        };
         if failed {
-            q.jobs.clear();
             q.bytes = 0;
         }
         drop(q);
         self.ready.notify_all();
         self.room.notify_all();
+        fail_jobs(dropped);
     }
 }
 
-/// A write session into a [`Store`]; see the module doc.
-pub struct StoreSink {
+/// Tells the records among `jobs` that they were not written.
+fn fail_jobs(jobs: Vec<Job>) {
+    for j in jobs {
+        if let Job::Record(r) = j {
+            (r.done)(Err(Error::Writer("the write session stopped")));
+        }
+    }
+}
+
+/// A write session into a [`Store`], shared by the items written through its handles
+/// ([`Session::sink`]); see the module doc. [`Session::close`] waits until everything
+/// is committed; dropping it unclosed commits nothing more.
+pub struct Session {
     shared: Arc<Shared>,
-    seen: HashSet<Cid>,
     queue: Arc<Queue>,
     packers: Vec<JoinHandle<Result<(), Error>>>,
     committer: Option<JoinHandle<Result<(), Error>>>,
+    closed: bool,
     _lock: LockGuard,
 }
 
-impl StoreSink {
-    pub(crate) fn start(store: &Store, zstd_level: Option<i32>) -> Result<StoreSink, Error> {
+impl Session {
+    pub(crate) fn start(store: &Store, zstd_level: Option<i32>) -> Result<Session, Error> {
         let lock = store.lock_shared()?;
-        let dir = store.dir().to_path_buf();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let session = dir
-            .join("tmp")
-            .join(format!("{}-{nanos}", std::process::id()));
         let options = Options {
             zstd_level,
             ..store.options()
         };
         let shared = Arc::new(Shared {
             blocks: store.blocks.clone(),
-            session,
-            dir,
             options,
-            new_blocks: AtomicU64::new(0),
-            new_bytes: AtomicU64::new(0),
-            new_stored: AtomicU64::new(0),
+            total: Mutex::new(Written::default()),
             abandoned: AtomicBool::new(false),
+            next_item: AtomicU64::new(0),
         });
         let queue = Arc::new(Queue::default());
-        let (tx, rx) = sync_channel::<(Cid, Packed)>(PACKED);
+        let (tx, rx) = sync_channel::<Msg>(PACKED);
         let packers = (0..options.writers.max(1))
             .map(|_| {
                 let (shared, queue, tx) = (shared.clone(), queue.clone(), tx.clone());
@@ -191,40 +274,40 @@ impl StoreSink {
         let committer = {
             let (shared, queue) = (shared.clone(), queue.clone());
             std::thread::spawn(move || {
-                let r = commit(&shared, rx);
+                let r = crate::committer::run(&shared, rx);
                 if r.is_err() {
                     queue.close(true);
                 }
                 r
             })
         };
-        Ok(StoreSink {
+        Ok(Session {
             shared,
-            seen: HashSet::new(),
             queue,
             packers,
             committer: Some(committer),
+            closed: false,
             _lock: lock,
         })
     }
 
-    /// Waits until every block is committed, then (if given) records the root with its
-    /// `new_*` fields filled in.
-    pub fn finish(mut self, record: Option<RootRecord>) -> Result<Written, Error> {
-        self.join()?;
-        let s = &self.shared;
-        let written = Written {
-            new_blocks: s.new_blocks.load(Ordering::Relaxed),
-            new_bytes: s.new_bytes.load(Ordering::Relaxed),
-            new_stored_bytes: s.new_stored.load(Ordering::Relaxed),
-        };
-        if let Some(mut rec) = record {
-            rec.new_blocks = written.new_blocks;
-            rec.new_bytes = written.new_bytes;
-            fs::create_dir_all(&s.session).map_err(Error::io(&s.session))?;
-            roots::add(&s.dir, &s.session, &rec)?;
+    /// A handle writing one item into this session.
+    pub fn sink(&self) -> StoreSink {
+        StoreSink {
+            queue: self.queue.clone(),
+            item: self.shared.next_item.fetch_add(1, Ordering::Relaxed),
+            seen: HashSet::new(),
+            own: None,
+            ended: false,
         }
-        Ok(written)
+    }
+
+    /// Waits until every block and record queued is committed; what the session
+    /// newly stored, or the first error.
+    pub fn close(mut self) -> Result<Written, Error> {
+        self.closed = true;
+        self.join()?;
+        Ok(*self.shared.total.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Closes the queue and joins the packers, then the committer (which ends when the
@@ -245,15 +328,80 @@ impl StoreSink {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.closed {
+            // Blocks not committed yet go with the session; committed ones stay for `gc`.
+            self.shared.abandoned.store(true, Ordering::Relaxed);
+            self.queue.close(true);
+            let _ = self.join();
+        }
+    }
+}
+
+/// One item's writer into a [`Session`]: its blocks, then its record.
+pub struct StoreSink {
+    queue: Arc<Queue>,
+    item: u64,
+    seen: HashSet<Cid>,
+    /// The session of a handle made by [`Store::sink`], which it ends.
+    own: Option<Session>,
+    ended: bool,
+}
+
+impl StoreSink {
+    /// A handle in a session of its own.
+    pub(crate) fn start(store: &Store, zstd_level: Option<i32>) -> Result<StoreSink, Error> {
+        let session = Session::start(store, zstd_level)?;
+        let mut sink = session.sink();
+        sink.own = Some(session);
+        Ok(sink)
+    }
+
+    /// Waits until every block of the item is committed and (if given) the root is
+    /// recorded with them, its `new_*` fields filled in; what the item newly stored.
+    pub fn finish(self, record: Option<RootRecord>) -> Result<Written, Error> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let queued = self.finish_then(
+            record,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        queued?;
+        rx.recv()
+            .unwrap_or(Err(Error::Writer("the write session stopped")))
+    }
+
+    /// Queues the item's end and returns at once: `done` is told, from the committing
+    /// thread, once the record (if any) is durable with every block of the item.
+    /// A handle with a session of its own waits for that session to close.
+    pub fn finish_then(mut self, record: Option<RootRecord>, done: Done) -> Result<(), Error> {
+        self.ended = true;
+        self.seen.clear();
+        if let Err(done) = self.queue.push_record(self.item, record, done) {
+            let cause = self.own.take().map(Session::close);
+            let err = match cause {
+                Some(Err(e)) => e,
+                _ => Error::Writer("the write session stopped"),
+            };
+            done(Err(Error::Writer("the write session stopped")));
+            return Err(err);
+        }
+        match self.own.take() {
+            Some(session) => session.close().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Drop for StoreSink {
     fn drop(&mut self) {
-        // Blocks not committed yet go with the session; committed ones stay for `gc`.
-        self.shared.abandoned.store(true, Ordering::Relaxed);
-        self.queue.close(true);
-        let _ = self.join();
-        if self.shared.session.exists() {
-            let _ = fs::remove_dir_all(&self.shared.session);
+        if !self.ended {
+            // The item is abandoned: its committed blocks stay for `gc`, its counts go.
+            let _ = self.queue.push_record(self.item, None, Box::new(|_| ()));
         }
+        // A session of its own is dropped unclosed: it commits nothing more.
     }
 }
 
@@ -262,79 +410,53 @@ impl BlockSink for StoreSink {
         if !self.seen.insert(*cid) {
             return Ok(());
         }
-        if self.queue.push((*cid, data.to_vec())) {
+        if self.queue.push_block(self.item, *cid, data.to_vec()) {
             return Ok(());
         }
         // A writer stopped: its error is the cause.
-        self.join()?;
+        if let Some(session) = self.own.take() {
+            session.close()?;
+        }
         Err(Error::Writer("the writer threads stopped").into())
     }
 }
 
 /// A packing thread: skips blocks already stored, compresses the rest.
-fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<(Cid, Packed)>) -> Result<(), Error> {
+fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
     let mut packer = Packer::new(s.options.zstd_level);
-    while let Some((cid, data)) = queue.pop() {
-        let stored = {
-            let txn = s.blocks.read_txn()?;
-            s.blocks.has(&txn, &cid)?
+    while let Some(job) = queue.pop() {
+        let msg = match job {
+            Job::Record(r) => Msg::Record(r),
+            Job::Block {
+                seq,
+                item,
+                cid,
+                data,
+            } => {
+                let stored = {
+                    let txn = s.blocks.read_txn()?;
+                    s.blocks.has(&txn, &cid)?
+                };
+                if stored {
+                    Msg::Skipped { seq }
+                } else {
+                    let block = packer.pack(data);
+                    Msg::Block {
+                        seq,
+                        item,
+                        cid,
+                        block,
+                    }
+                }
+            }
         };
-        if stored {
-            continue;
-        }
-        if tx.send((cid, packer.pack(data))).is_err() {
+        if let Err(e) = tx.send(msg) {
             // The committer stopped: its error is the cause.
+            if let Msg::Record(r) = e.0 {
+                (r.done)(Err(Error::Writer("the write session stopped")));
+            }
             return Ok(());
         }
-    }
-    Ok(())
-}
-
-/// The committing thread: puts packed blocks into the table, one write transaction per
-/// batch, taken once the batch is full, so the write lock is held only while putting
-/// and syncing. A batch is `batch_bytes`, or more when more blocks are already waiting
-/// (up to [`GROUP`] batches): while the disk keeps up, small commits start writing
-/// early; when it falls behind, blocks pile up and each sync carries more of them.
-fn commit(s: &Shared, rx: Receiver<(Cid, Packed)>) -> Result<(), Error> {
-    let mut batch: Vec<(Cid, Packed)> = Vec::new();
-    let mut bytes = 0u64;
-    let mut open = true;
-    while open {
-        match rx.recv() {
-            Ok(p) => {
-                bytes += p.1.bytes.len() as u64;
-                batch.push(p);
-            }
-            Err(_) => open = false,
-        }
-        if open && bytes < s.options.batch_bytes {
-            continue;
-        }
-        while open && bytes < GROUP * s.options.batch_bytes {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.1.bytes.len() as u64;
-                    batch.push(p);
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => open = false,
-            }
-        }
-        if batch.is_empty() || s.abandoned.load(Ordering::Relaxed) {
-            batch.clear();
-            continue;
-        }
-        let mut txn = s.blocks.write_txn()?;
-        for (cid, block) in batch.drain(..) {
-            if s.blocks.put(&mut txn, &cid, &block)? {
-                s.new_blocks.fetch_add(1, Ordering::Relaxed);
-                s.new_bytes.fetch_add(block.len, Ordering::Relaxed);
-                s.new_stored
-                    .fetch_add(block.bytes.len() as u64, Ordering::Relaxed);
-            }
-        }
-        s.blocks.commit(txn)?;
-        bytes = 0;
     }
     Ok(())
 }

@@ -261,9 +261,12 @@ pub(crate) fn gc(store: &Store) -> Result<GcReport, Error> {
         }
     }
     store.blocks.commit(txn)?;
-    // No writer holds the lock now: every session left in tmp/ is abandoned.
+    // No writer holds the lock now: every session an older narfs left in tmp/ is
+    // abandoned.
     let tmp = store.dir().join("tmp");
-    crate::nofollow::real_dir(&tmp)?;
-    report.removed_sessions += crate::nofollow::clear_dir(&tmp)?;
+    if std::fs::symlink_metadata(&tmp).is_ok() {
+        crate::nofollow::real_dir(&tmp)?;
+        report.removed_sessions += crate::nofollow::clear_dir(&tmp)?;
+    }
     Ok(report)
 }
