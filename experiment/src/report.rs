@@ -216,11 +216,16 @@ impl Report {
             .fold((0, 0), |(b, n), (_, s)| (b + s, n + 1))
     }
 
-    /// The smallest store among the DAG strategies' compression options that decode
-    /// at [`MIN_DECODE_MB_S`] or more (or, if none does, the smallest).
+    /// The smallest store among the per-file strategies' compression options that
+    /// decode at [`MIN_DECODE_MB_S`] or more (or, if none does, the smallest). Only
+    /// per-file strategies keep every file's CID (the point of narfs); the whole-NAR
+    /// ones are there to compare with.
     pub fn recommendation(&self) -> Option<Recommendation> {
         let mut all = Vec::new();
         for r in &self.results {
+            if !matches!(r.strategy, Strategy::File(_)) {
+                continue;
+            }
             for (name, f) in r.options() {
                 let speed = r.decode_mb_s_with(f);
                 all.push(Recommendation {

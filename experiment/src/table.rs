@@ -52,7 +52,7 @@ pub(crate) fn render(report: &Report) -> String {
                 ratio(r.wire_bytes, useed),
             );
         }
-        None => s.push_str("recommendation: none (no DAG strategy was run)\n"),
+        None => s.push_str("recommendation: none (no per-file strategy was run)\n"),
     }
     s
 }
