@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(cached(&entry), Some(want));
         fs::write(&entry, "12345\n").unwrap();
         assert_eq!(
-            sizes(&[item.clone()], Some(&cache), &mut |_| {}).unwrap(),
+            sizes(std::slice::from_ref(&item), Some(&cache), &mut |_| {}).unwrap(),
             [12345]
         );
         // A damaged entry is recomputed.

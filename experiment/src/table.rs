@@ -30,6 +30,10 @@ pub(crate) fn render(report: &Report) -> String {
     s.push('\n');
     updates(&mut s, report);
     s.push('\n');
+    if let Some(r) = report.recommendation() {
+        per_package(&mut s, report, &r.strategy.to_string());
+        s.push('\n');
+    }
     match report.recommendation() {
         Some(r) => {
             let (useed, _) = report.seed_updates();
@@ -197,6 +201,61 @@ fn updates(s: &mut String, report: &Report) {
         "blocks = requests one block per request; CAR zstd = all of an update's new blocks in \
          one request, the CAR stream zstd -3'd; nar-zstd sends the whole zstd -3 NAR\n",
     );
+}
+
+/// The updates of `strategy` per package, against the seed's NARs of the same items.
+fn per_package(s: &mut String, report: &Report, strategy: &str) {
+    let Some(r) = report
+        .results
+        .iter()
+        .find(|r| r.strategy.to_string() == strategy)
+    else {
+        return;
+    };
+    // package -> (updates, NAR bytes, seed bytes, raw, CAR zstd), in corpus order.
+    let mut rows: Vec<(String, [u64; 5])> = Vec::new();
+    for ((item, res), seed) in report.items.iter().zip(&r.items).zip(&report.seed_bytes) {
+        let Some(u) = &res.update else { continue };
+        let at = match rows.iter().position(|(p, _)| *p == item.package) {
+            Some(at) => at,
+            None => {
+                rows.push((item.package.clone(), [0; 5]));
+                rows.len() - 1
+            }
+        };
+        let t = &mut rows[at].1;
+        for (k, v) in [1, item.size, *seed, u.raw_bytes, u.car_zstd_bytes]
+            .into_iter()
+            .enumerate()
+        {
+            t[k] += v;
+        }
+    }
+    let _ = writeln!(s, "update cost per package under {strategy}:");
+    let head = [
+        "package",
+        "updates",
+        "NARs",
+        "zstd -19 NARs",
+        "new blocks",
+        "CAR zstd",
+        "x seed",
+    ];
+    let rows = rows
+        .into_iter()
+        .map(|(p, t)| {
+            vec![
+                p,
+                t[0].to_string(),
+                human(t[1]),
+                human(t[2]),
+                human(t[3]),
+                human(t[4]),
+                format!("{:.2}", ratio(t[4], t[2])),
+            ]
+        })
+        .collect();
+    grid(s, &head, rows);
 }
 
 /// `a / b`, 0 when `b` is.
