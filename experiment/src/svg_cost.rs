@@ -100,7 +100,7 @@ pub(crate) fn panel(s: &mut String, report: &Report, top: f64) {
         }
         let _ = writeln!(
             s,
-            r##"<text x="{}" y="{:.1}" fill="#555">{}</text>"##,
+            r##"<text x="{:.1}" y="{:.1}" fill="#555">{}</text>"##,
             px(disk.max(*wire)) + 6.0,
             y + ROW / 2.0 + 4.0,
             esc(note)
