@@ -160,12 +160,36 @@ pub struct DecodeArgs {
 #[derive(clap::Args, Debug)]
 pub struct ExperimentArgs {
     /// Directory of NARs (order from its MANIFEST.tsv, else by name); default `corpus/`.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["cache", "nix_store"])]
     pub corpus: Option<PathBuf>,
+    /// A binary cache to measure instead: a directory (`nix copy --to file://DIR`,
+    /// `guix publish --cache`) or http://HOST[:PORT][/PREFIX] (with --paths). Its NARs
+    /// are written to a temporary corpus first; each package's versions (the store
+    /// path's name up to the first `-` followed by a digit) form a series.
+    #[arg(long, value_name = "DIR|URL", conflicts_with = "nix_store")]
+    pub cache: Option<String>,
+    /// With --cache: only these store paths (one a line: /nix/store/HASH-NAME,
+    /// HASH-NAME or HASH; `-` reads stdin), and what they reference.
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub paths: Option<PathBuf>,
+    /// With --paths: not their closure through References.
+    #[arg(long, requires = "paths")]
+    pub no_closure: bool,
+    /// Store paths (or any paths) on this machine to measure, dumped as NARs.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub nix_store: Vec<PathBuf>,
     /// Comma-separated strategies: nar-zstd, nar-fixed:SIZE, nar-fastcdc:MIN:AVG:MAX,
     /// file-fixed:SIZE, file-fastcdc:MIN:AVG:MAX (default: a sweep of them).
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<narfs_experiment::Strategy>,
+    /// Size of the packs of new blocks measured (zstd frames over consecutive blocks).
+    #[arg(long, value_name = "BYTES", default_value_t = narfs_experiment::DEFAULT_PACK_SIZE)]
+    pub pack_size: usize,
+    /// zstd level of the repack option (measured on the strategy packing smallest);
+    /// 0: not measured.
+    #[arg(long, value_name = "LEVEL", default_value_t = narfs_experiment::SEED_LEVEL,
+          value_parser = clap::value_parser!(i32).range(0..=22))]
+    pub repack_level: i32,
     /// Write every figure to this JSON file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -5,9 +5,11 @@ use std::io;
 use std::path::PathBuf;
 
 use narfs_core::block::StoreError;
+use narfs_core::nar::NarError;
 use narfs_decoder::DecodeError;
 use narfs_encoder::chunker::ChunkerSpecError;
 use narfs_encoder::EncodeError;
+use narfs_nix::CacheError;
 
 use crate::Strategy;
 
@@ -82,6 +84,44 @@ pub enum Error {
     /// zstd failed to compress or decompress.
     #[error("zstd failed")]
     Zstd(#[source] io::Error),
+    /// A binary cache cannot be listed, or a narinfo or NAR of it cannot be read.
+    #[error("reading the cache {cache}")]
+    Cache {
+        cache: String,
+        #[source]
+        source: CacheError,
+    },
+    /// A store path was given, but the cache cannot name its narinfo without a
+    /// listing (a `guix publish --cache` directory).
+    #[error("{cache} names its narinfos by compression and name: {path} cannot be asked for")]
+    Unnamed { cache: String, path: String },
+    /// A cache's NAR broke off while it was read.
+    #[error("reading the NAR of {path}")]
+    ReadCacheNar {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A cache's NAR is not what its narinfo's `NarHash` and `NarSize` say.
+    #[error("the NAR of {path} does not match its narinfo's NarHash and NarSize")]
+    NarMismatch { path: String },
+    /// A NAR cannot be written into the corpus directory.
+    #[error("cannot write {}", path.display())]
+    WriteCorpus {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A local path to dump has no file name to call its NAR by.
+    #[error("{} has no name to call its NAR by", path.display())]
+    NoName { path: PathBuf },
+    /// A local path cannot be serialised as a NAR.
+    #[error("cannot dump {}", path.display())]
+    Dump {
+        path: PathBuf,
+        #[source]
+        source: NarError,
+    },
 }
 
 /// How decoded bytes part from the NAR they should be.

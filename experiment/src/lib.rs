@@ -4,45 +4,72 @@
 //! It owns the whole experiment: loading a corpus of NARs in order ([`corpus`]), the
 //! strategies compared ([`Strategy`]: per-file chunking as narfs publishes, whole-NAR
 //! chunking as casync does, and zstd per NAR as the baseline), running each over the
-//! corpus into one shared block set with every NAR decoded back and checked, and the
-//! [`Report`] of the figures as a text table, a JSON document or an SVG chart. It is a
+//! corpus into one shared block set with every NAR decoded back and checked, the
+//! block set's disk footprint under each compression option a store could use
+//! ([`Compression`]), what each version of a package costs a client holding the
+//! earlier ones ([`Update`]), both against the seed's `zstd -19` of each NAR, and the
+//! [`Report`] of the figures as text tables, a JSON document or an SVG chart. It is a
 //! library so that the `narfs experiment` command, the benches and other tools run the
 //! same measurement; it prints nothing ([`run_with_progress`] tells a caller how far
 //! it got).
 //!
 //! The entry point is [`run`].
 
+mod compress;
 pub mod corpus;
 mod error;
 mod report;
 mod runner;
+mod seed;
+pub mod source;
 mod strategy;
 mod svg;
+mod svg_cost;
+mod table;
+mod update;
 
 use std::path::PathBuf;
 
+pub use compress::{Compression, Footprint, DICT_SIZE};
 pub use corpus::Item;
 pub use error::Difference;
 pub use error::{Error, ParseStrategyError};
-pub use report::{ItemResult, Report, StrategyResult};
+pub use report::{ItemResult, Recommendation, Report, StrategyResult, MIN_DECODE_MB_S};
 pub use runner::ZSTD_LEVEL;
+pub use seed::SEED_LEVEL;
 pub use strategy::{default_sweep, Family, Strategy, DEFAULT_SWEEP};
+pub use update::Update;
+
+/// The pack size measured when none is given: 1 MiB, the most a block read
+/// decompresses (about a millisecond).
+pub const DEFAULT_PACK_SIZE: usize = 1 << 20;
 
 /// What to run: a corpus directory and the strategies to measure on it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// Directory of NARs, in the order of its `MANIFEST.tsv`, else by name.
     pub corpus: PathBuf,
     /// The strategies, in the report's order.
     pub strategies: Vec<Strategy>,
+    /// The packs' size, in bytes.
+    pub pack_size: usize,
+    /// The `repack` option's zstd level (None: not measured).
+    pub repack_level: Option<i32>,
+    /// Where the `zstd -19` sizes are cached (None: computed every time).
+    pub cache: Option<PathBuf>,
 }
 
 impl Config {
-    /// The default sweep ([`DEFAULT_SWEEP`]) over the corpus in `corpus`.
+    /// The default sweep ([`DEFAULT_SWEEP`]) over the corpus in `corpus`, packs of
+    /// [`DEFAULT_PACK_SIZE`], repacked at [`SEED_LEVEL`], no cache.
     pub fn new(corpus: impl Into<PathBuf>) -> Self {
         Config {
             corpus: corpus.into(),
             strategies: default_sweep(),
+            pack_size: DEFAULT_PACK_SIZE,
+            repack_level: Some(SEED_LEVEL),
+            cache: None,
         }
     }
 }
@@ -57,6 +84,10 @@ pub enum Progress {
     Strategy(Strategy),
     /// The nar-zstd baseline is measured on its own (no nar-zstd strategy was run).
     Baseline,
+    /// The seed's `zstd -19` of each NAR is measured (or read from the cache).
+    Seed,
+    /// The packs of this strategy are compressed again at the `repack` level.
+    Repack(Strategy),
     /// This many more NAR bytes are done.
     Bytes(u64),
 }
@@ -97,13 +128,37 @@ pub fn run_with_progress(
     let items = corpus::list(&config.corpus)?;
     let raw_bytes: u64 = items.iter().map(|i| i.size).sum();
     progress(Progress::Start {
-        total_bytes: raw_bytes * (config.strategies.len() as u64 + 1),
+        total_bytes: raw_bytes * (config.strategies.len() as u64 + 2),
     });
+    progress(Progress::Seed);
+    let seed_bytes = seed::sizes(&items, config.cache.as_deref(), &mut |n| {
+        progress(Progress::Bytes(n))
+    })?;
+    let pack_size = config.pack_size.max(1);
     let mut results = Vec::with_capacity(config.strategies.len());
+    // The block set that packs smallest so far, for the repack pass.
+    let mut best: Option<(usize, u64, runner::Blocks)> = None;
     for &strategy in &config.strategies {
         progress(Progress::Strategy(strategy));
         let mut tick = |n: u64| progress(Progress::Bytes(n));
-        results.push(runner::run(strategy, &items, &mut tick)?);
+        let (result, blocks) = runner::run(strategy, &items, pack_size, &mut tick)?;
+        if let (Some(blocks), Some(c)) = (blocks, &result.compression) {
+            if best.as_ref().is_none_or(|b| c.pack.bytes < b.1) {
+                best = Some((results.len(), c.pack.bytes, blocks));
+            }
+        }
+        results.push(result);
+    }
+    if let (Some(level), Some((i, _, blocks))) = (config.repack_level, best) {
+        let r = &mut results[i];
+        progress(Progress::Repack(r.strategy));
+        let strategy = r.strategy;
+        let decode =
+            |source: &compress::Frames| runner::decode_all(strategy, source, &items, &blocks.roots);
+        let repack = compress::packs(&blocks.store, &blocks.items, pack_size, level, &decode)?;
+        if let Some(c) = &mut r.compression {
+            c.repack = Some(repack);
+        }
     }
     // The baseline: from the nar-zstd run if there was one, else measured now.
     let baseline_bytes = match results.iter().find(|r| r.strategy == Strategy::NarZstd) {
@@ -125,6 +180,7 @@ pub fn run_with_progress(
         items,
         raw_bytes,
         baseline_bytes,
+        seed_bytes,
         results,
     })
 }

@@ -1,16 +1,22 @@
 //! What the experiment found: per-strategy figures, the derived ratios and
-//! throughputs, the text table for stdout and the JSON document with every figure.
+//! throughputs, the recommendation, and the JSON document with every figure (the text
+//! tables are in `table.rs`, the chart in `svg.rs`).
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use narfs_core::Cid;
 use serde_json::{json, Value};
 
+use crate::compress::{Compression, Footprint};
 use crate::corpus::Item;
 use crate::runner::ZSTD_LEVEL;
+use crate::seed::SEED_LEVEL;
 use crate::strategy::Strategy;
+use crate::update::Update;
+
+/// The decode speed a recommended option must keep, decimal MB/s.
+pub const MIN_DECODE_MB_S: f64 = 1000.0;
 
 /// One NAR under one strategy.
 #[derive(Clone, Debug)]
@@ -27,6 +33,9 @@ pub struct ItemResult {
     /// Time to encode and to decode (and check) this NAR, from bytes in memory.
     pub encode_secs: f64,
     pub decode_secs: f64,
+    /// What a client holding the package's earlier versions fetches for this one
+    /// (None for a package's first version).
+    pub update: Option<Update>,
 }
 
 /// One strategy over the whole corpus.
@@ -55,6 +64,8 @@ pub struct StrategyResult {
     pub compress_secs: f64,
     /// Per NAR, in corpus order.
     pub items: Vec<ItemResult>,
+    /// The unique blocks under each compression option (DAG strategies only).
+    pub compression: Option<Compression>,
 }
 
 impl StrategyResult {
@@ -75,6 +86,7 @@ impl StrategyResult {
             decode_secs: 0.0,
             compress_secs: 0.0,
             items: Vec::new(),
+            compression: None,
         }
     }
 
@@ -98,7 +110,39 @@ impl StrategyResult {
             new_blocks,
             encode_secs: encode.as_secs_f64(),
             decode_secs: decode.as_secs_f64(),
+            update: None,
         });
+    }
+
+    /// Decode throughput from the blocks stored under `f` (decompressed as the
+    /// decoder asks for them), decimal MB of NAR per second.
+    pub fn decode_mb_s_with(&self, f: &Footprint) -> f64 {
+        mb_per_s(self.raw_bytes, f.decode_secs)
+    }
+
+    /// The updates summed over the corpus.
+    pub fn updates(&self) -> Update {
+        let mut total = Update::default();
+        for u in self.items.iter().filter_map(|i| i.update.as_ref()) {
+            total.add(u);
+        }
+        total
+    }
+
+    /// The compression options measured, by name, in the report's order.
+    pub fn options(&self) -> Vec<(&'static str, &Footprint)> {
+        let Some(c) = &self.compression else {
+            return Vec::new();
+        };
+        let mut v = vec![("raw", &c.raw), ("block", &c.block)];
+        if let Some(d) = &c.dict {
+            v.push(("dict", d));
+        }
+        v.push(("pack", &c.pack));
+        if let Some(r) = &c.repack {
+            v.push(("repack", r));
+        }
+        v
     }
 
     /// Mean size of the unique blocks.
@@ -132,11 +176,74 @@ pub struct Report {
     pub raw_bytes: u64,
     /// Σ of the per-NAR zstd sizes: the nar-zstd baseline.
     pub baseline_bytes: u64,
+    /// Per NAR, in corpus order: its `zstd -19` size (the seed's publish step).
+    pub seed_bytes: Vec<u64>,
     /// Per strategy, in the order they ran.
     pub results: Vec<StrategyResult>,
 }
 
+/// The strategy and compression the report recommends for its corpus.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Recommendation {
+    pub strategy: Strategy,
+    /// The compression option at rest.
+    pub option: &'static str,
+    pub disk_bytes: u64,
+    pub decode_mb_s: f64,
+    /// Whether it keeps [`MIN_DECODE_MB_S`] (none did, if not).
+    pub fast_enough: bool,
+    /// Its updates' cost on the wire: the CAR of new blocks, compressed.
+    pub wire_bytes: u64,
+}
+
 impl Report {
+    /// Σ of the `zstd -19` NARs.
+    pub fn seed_total(&self) -> u64 {
+        self.seed_bytes.iter().sum()
+    }
+
+    /// Σ of the `zstd -19` NARs of the items that are updates (any strategy's
+    /// updates are the same items), and how many there are.
+    pub fn seed_updates(&self) -> (u64, usize) {
+        let Some(r) = self.results.first() else {
+            return (0, 0);
+        };
+        r.items
+            .iter()
+            .zip(&self.seed_bytes)
+            .filter(|(i, _)| i.update.is_some())
+            .fold((0, 0), |(b, n), (_, s)| (b + s, n + 1))
+    }
+
+    /// The smallest store among the per-file strategies' compression options that
+    /// decode at [`MIN_DECODE_MB_S`] or more (or, if none does, the smallest). Only
+    /// per-file strategies keep every file's CID (the point of narfs); the whole-NAR
+    /// ones are there to compare with.
+    pub fn recommendation(&self) -> Option<Recommendation> {
+        let mut all = Vec::new();
+        for r in &self.results {
+            if !matches!(r.strategy, Strategy::File(_)) {
+                continue;
+            }
+            for (name, f) in r.options() {
+                let speed = r.decode_mb_s_with(f);
+                all.push(Recommendation {
+                    strategy: r.strategy,
+                    option: name,
+                    disk_bytes: f.bytes,
+                    decode_mb_s: speed,
+                    fast_enough: speed >= MIN_DECODE_MB_S,
+                    wire_bytes: r.updates().car_zstd_bytes,
+                });
+            }
+        }
+        let fast = all.iter().any(|c| c.fast_enough);
+        all.into_iter()
+            .filter(|c| c.fast_enough || !fast)
+            .min_by_key(|c| c.disk_bytes)
+    }
+
     /// Raw NAR total over stored bytes.
     pub fn ratio_raw(&self, r: &StrategyResult) -> f64 {
         ratio(self.raw_bytes, r.stored_bytes)
@@ -158,65 +265,9 @@ impl Report {
         crate::svg::render(self)
     }
 
-    /// The readable table.
+    /// The readable tables.
     pub fn table(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "corpus {}: {} NARs, {} raw; nar-zstd baseline (zstd -{ZSTD_LEVEL} per NAR) {}",
-            self.corpus.display(),
-            self.items.len(),
-            human(self.raw_bytes),
-            human(self.baseline_bytes),
-        );
-        let head = [
-            "strategy", "stored", "zstd'd", "blocks", "mean blk", "x raw", "x raw z", "x base",
-            "enc MB/s", "dec MB/s",
-        ];
-        let rows: Vec<[String; 10]> = self
-            .results
-            .iter()
-            .map(|r| {
-                [
-                    r.strategy.to_string(),
-                    human(r.stored_bytes),
-                    human(r.stored_zstd_bytes),
-                    r.blocks.to_string(),
-                    human(r.mean_block() as u64),
-                    format!("{:.2}", self.ratio_raw(r)),
-                    format!("{:.2}", self.ratio_raw_zstd(r)),
-                    format!("{:.2}", self.ratio_baseline(r)),
-                    format!("{:.0}", r.encode_mb_s()),
-                    format!("{:.0}", r.decode_mb_s()),
-                ]
-            })
-            .collect();
-        let mut width = head.map(str::len);
-        for row in &rows {
-            for (w, cell) in width.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        let line = |s: &mut String, cells: &[&str]| {
-            for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
-                let sep = if i == 0 { "" } else { "  " };
-                if i == 0 {
-                    let _ = write!(s, "{cell:<w$}");
-                } else {
-                    let _ = write!(s, "{sep}{cell:>w$}");
-                }
-            }
-            s.push('\n');
-        };
-        line(&mut s, &head);
-        for row in &rows {
-            line(&mut s, &row.each_ref().map(String::as_str));
-        }
-        s.push_str(
-            "stored = unique block bytes incl. inner nodes; zstd'd = after zstd of each unique \
-             block; x raw = raw NARs / stored; x raw z = raw / zstd'd; x base = nar-zstd / zstd'd\n",
-        );
-        s
+        crate::table::render(self)
     }
 
     /// Every figure, as JSON.
@@ -248,6 +299,15 @@ impl Report {
                     "compress_secs": r.compress_secs,
                     "encode_mb_s": r.encode_mb_s(),
                     "decode_mb_s": r.decode_mb_s(),
+                    "compression": r.compression.as_ref().map(|c| {
+                        let mut o = serde_json::Map::new();
+                        o.insert("pack_size".into(), json!(c.pack_size));
+                        for (name, f) in r.options() {
+                            o.insert(name.into(), self.footprint_json(r, f));
+                        }
+                        Value::Object(o)
+                    }),
+                    "updates": update_json(&r.updates(), self.seed_updates().0),
                     "items": r.items.iter().map(|i| json!({
                         "name": i.name,
                         "nar_size": i.nar_size,
@@ -256,6 +316,7 @@ impl Report {
                         "new_blocks": i.new_blocks,
                         "encode_secs": i.encode_secs,
                         "decode_secs": i.decode_secs,
+                        "update": i.update.as_ref().map(|u| update_json(u, 0)),
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -266,12 +327,61 @@ impl Report {
             "hash": "sha2-256",
             "max_links": narfs_encoder::Profile::KuboV1.layout().max_links,
             "threads": "file-*: narfs_encoder::encode (NAR read and NarHash on a second thread); nar-*, nar-zstd, decode: one thread",
+            "seed_level": SEED_LEVEL,
             "raw_bytes": self.raw_bytes,
             "baseline_bytes": self.baseline_bytes,
-            "items": self.items.iter().map(|i| json!({"name": i.name, "size": i.size})).collect::<Vec<_>>(),
+            "seed_bytes": self.seed_total(),
+            "seed_update_bytes": self.seed_updates().0,
+            "updates": self.seed_updates().1,
+            "items": self.items.iter().zip(&self.seed_bytes).map(|(i, z)| json!({
+                "name": i.name, "size": i.size, "package": i.package, "seed_bytes": z,
+            })).collect::<Vec<_>>(),
             "results": results,
+            "recommendation": self.recommendation().map(|r| json!({
+                "strategy": r.strategy.to_string(),
+                "compression": r.option,
+                "disk_bytes": r.disk_bytes,
+                "disk_ratio_seed": ratio(r.disk_bytes, self.seed_total()),
+                "decode_mb_s": r.decode_mb_s,
+                "decode_at_least_min": r.fast_enough,
+                "min_decode_mb_s": MIN_DECODE_MB_S,
+                "update_wire_bytes": r.wire_bytes,
+                "update_ratio_seed": ratio(r.wire_bytes, self.seed_updates().0),
+            })),
         })
     }
+
+    fn footprint_json(&self, r: &StrategyResult, f: &Footprint) -> Value {
+        json!({
+            "bytes": f.bytes,
+            "dict_bytes": f.dict_bytes,
+            "frames": f.frames,
+            "level": f.level,
+            "ratio_seed": ratio(f.bytes, self.seed_total()),
+            "compress_secs": f.compress_secs,
+            "compress_mb_s": mb_per_s(r.compression.as_ref().map_or(0, |c| c.raw.bytes), f.compress_secs),
+            "decode_secs": f.decode_secs,
+            "read_bytes": f.read_bytes,
+            "decode_mb_s": r.decode_mb_s_with(f),
+        })
+    }
+}
+
+/// An update's (or a sum of updates') figures; `seed` > 0 adds the ratios to it.
+fn update_json(u: &Update, seed: u64) -> Value {
+    let mut v = json!({
+        "blocks": u.blocks,
+        "requests_per_block": u.blocks,
+        "raw_bytes": u.raw_bytes,
+        "block_zstd_bytes": u.block_zstd_bytes,
+        "car_zstd_bytes": u.car_zstd_bytes,
+    });
+    if seed > 0 {
+        v["ratio_seed_raw"] = json!(ratio(u.raw_bytes, seed));
+        v["ratio_seed_block_zstd"] = json!(ratio(u.block_zstd_bytes, seed));
+        v["ratio_seed_car_zstd"] = json!(ratio(u.car_zstd_bytes, seed));
+    }
+    v
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -327,6 +437,7 @@ mod tests {
             name: "a.nar".into(),
             path: "a.nar".into(),
             size: 1000,
+            package: "a".into(),
         };
         let mut r = StrategyResult::new("file-fixed:262144".parse().unwrap());
         r.push_item(
@@ -345,6 +456,7 @@ mod tests {
             items: vec![item],
             raw_bytes: 1000,
             baseline_bytes: 400,
+            seed_bytes: vec![300],
             results: vec![r],
         };
         let r = &report.results[0];

@@ -1,23 +1,27 @@
 //! Runs one strategy over the corpus: encodes every NAR, in order, into one
 //! in-memory block set shared by the whole corpus (so later versions dedup against
 //! earlier ones), decodes each NAR back from it (verifying every block) and checks the
-//! bytes are the NAR's, then zstd-compresses every unique block once. Encode and
-//! decode are timed on NAR bytes already in memory; reading files and the zstd pass
-//! over the unique blocks are not part of either time.
+//! bytes are the NAR's, then measures the block set under each compression option
+//! ([`crate::compress`]) and the update cost of each item ([`crate::update`]). Encode
+//! and decode are timed on NAR bytes already in memory; reading files and the
+//! compression passes are not part of either time (they have their own).
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-use narfs_core::block::{BlockSink, MemoryStore, StoreError, RAW};
+use narfs_core::block::{BlockSink, BlockSource, MemoryStore, StoreError, RAW};
 use narfs_core::Cid;
 use narfs_decoder::{decode_nar, fetch, DecodeError, FileReader, Limits};
 use narfs_encoder::chunker::{ChunkBuffer, ChunkError};
 use narfs_encoder::file::{Counts, FileTree};
 use narfs_encoder::{encode, Layout};
 
+use crate::compress::{self, Frames, ItemBlocks};
 use crate::corpus::Item;
 use crate::report::StrategyResult;
+use crate::update::{self, Update};
 use crate::{Difference, Error, Strategy};
 
 /// zstd level of the nar-zstd baseline and of the per-block compression: zstd's
@@ -46,15 +50,28 @@ pub(crate) fn zstd_size(nar: &[u8]) -> Result<u64, Error> {
         .len() as u64)
 }
 
-/// Runs `strategy` over `items`.
+/// A DAG strategy's block set, kept after its run so that the slow `repack` option
+/// can be measured on the one strategy that needs it.
+pub(crate) struct Blocks {
+    pub(crate) store: MemoryStore,
+    pub(crate) items: Vec<ItemBlocks>,
+    pub(crate) roots: Vec<Cid>,
+}
+
+/// Runs `strategy` over `items`, packing at `pack_size`; a DAG strategy's blocks come
+/// back too.
 pub(crate) fn run(
     strategy: Strategy,
     items: &[Item],
+    pack_size: usize,
     progress: Progress<'_>,
-) -> Result<StrategyResult, Error> {
+) -> Result<(StrategyResult, Option<Blocks>), Error> {
     match strategy.layout() {
-        None => run_zstd(strategy, items, progress),
-        Some(layout) => run_dag(strategy, &layout, items, progress),
+        None => Ok((run_zstd(strategy, items, progress)?, None)),
+        Some(layout) => {
+            let (r, b) = run_dag(strategy, &layout, items, pack_size, progress)?;
+            Ok((r, Some(b)))
+        }
     }
 }
 
@@ -65,6 +82,7 @@ fn run_zstd(
 ) -> Result<StrategyResult, Error> {
     let mut r = StrategyResult::new(strategy);
     let mut nar = Vec::new();
+    let mut seen = HashSet::new();
     for item in items {
         load(item, &mut nar)?;
         let t = Instant::now();
@@ -89,6 +107,15 @@ fn run_zstd(
         r.put_blocks += 1;
         r.put_bytes += size;
         r.push_item(item, None, size, 1, encode_time, decode_time);
+        // An update is the whole compressed NAR again.
+        if !seen.insert(item.package.clone()) {
+            r.items.last_mut().expect("just pushed").update = Some(Update {
+                blocks: 1,
+                raw_bytes: item.size,
+                block_zstd_bytes: size,
+                car_zstd_bytes: size,
+            });
+        }
         progress(item.size);
     }
     Ok(r)
@@ -98,14 +125,16 @@ fn run_dag(
     strategy: Strategy,
     layout: &Layout,
     items: &[Item],
+    pack_size: usize,
     progress: Progress<'_>,
-) -> Result<StrategyResult, Error> {
+) -> Result<(StrategyResult, Blocks), Error> {
     let mut r = StrategyResult::new(strategy);
     let mut store = Recording::default();
+    let mut roots = Vec::with_capacity(items.len());
+    let mut blocks = Vec::with_capacity(items.len());
     let mut nar = Vec::new();
     let mut tree = FileTree::new(layout.hash, layout.max_links);
     let mut chunks = ChunkBuffer::default();
-    let limits = Limits::default();
     for item in items {
         load(item, &mut nar)?;
         let (bytes0, blocks0) = (store.store.total_bytes(), store.store.len());
@@ -130,31 +159,12 @@ fn run_dag(
         };
         let encode_time = t.elapsed();
         let t = Instant::now();
-        let mut check = CheckWriter::new(&nar);
-        let decoded = match strategy {
-            Strategy::File(_) => decode_nar(&store.store, &root, &mut check, &limits).map(drop),
-            _ => read_file(&store.store, &root, limits, &mut check),
-        };
-        let mismatch = |source| Error::Mismatch {
-            item: item.name.clone(),
-            strategy,
-            source,
-        };
-        if let Err(source) = decoded {
-            // A write the check refused stops the decode: the difference is the cause.
-            return Err(match check.refused() {
-                Some(d) => mismatch(d),
-                None => Error::Decode {
-                    item: item.name.clone(),
-                    strategy,
-                    source,
-                },
-            });
-        }
-        check.finish().map_err(mismatch)?;
+        decode_one(strategy, &store.store, &root, item, &nar)?;
         let decode_time = t.elapsed();
         let new_bytes = store.store.total_bytes() - bytes0;
         let new_blocks = (store.store.len() - blocks0) as u64;
+        blocks.push(store.take_item());
+        roots.push(root);
         r.push_item(
             item,
             Some(&root),
@@ -177,10 +187,78 @@ fn run_dag(
             r.leaf_bytes += data.len() as u64;
         }
     }
-    let t = Instant::now();
-    r.stored_zstd_bytes = compressed_size(&store.store).map_err(Error::Zstd)?;
-    r.compress_secs = t.elapsed().as_secs_f64();
-    Ok(r)
+    let decode = |source: &Frames| decode_all(strategy, source, items, &roots);
+    let (compression, sizes) =
+        compress::measure(&store.store, &blocks, pack_size, r.decode_secs, &decode)?;
+    r.stored_zstd_bytes = compression.block.bytes;
+    r.compress_secs = compression.block.compress_secs;
+    r.compression = Some(compression);
+    let updates =
+        update::measure(items, &roots, &blocks, &store.store, &sizes).map_err(Error::Zstd)?;
+    for (i, u) in r.items.iter_mut().zip(updates) {
+        i.update = u;
+    }
+    Ok((
+        r,
+        Blocks {
+            store: store.store,
+            items: blocks,
+            roots,
+        },
+    ))
+}
+
+/// Decodes `item` (whose NAR is `nar`) from `source`, every block verified, and
+/// checks it is the NAR.
+fn decode_one<S: BlockSource + Sync>(
+    strategy: Strategy,
+    source: &S,
+    root: &Cid,
+    item: &Item,
+    nar: &[u8],
+) -> Result<(), Error> {
+    let limits = Limits::default();
+    let mut check = CheckWriter::new(nar);
+    let decoded = match strategy {
+        Strategy::File(_) => decode_nar(source, root, &mut check, &limits).map(drop),
+        _ => read_file(source, root, limits, &mut check),
+    };
+    let mismatch = |source| Error::Mismatch {
+        item: item.name.clone(),
+        strategy,
+        source,
+    };
+    if let Err(source) = decoded {
+        // A write the check refused stops the decode: the difference is the cause.
+        return Err(match check.refused() {
+            Some(d) => mismatch(d),
+            None => Error::Decode {
+                item: item.name.clone(),
+                strategy,
+                source,
+            },
+        });
+    }
+    check.finish().map_err(mismatch)
+}
+
+/// Decodes every item from `source`, checked; the seconds decoding took (reading
+/// the NARs to check against is not counted).
+pub(crate) fn decode_all<S: BlockSource + Sync>(
+    strategy: Strategy,
+    source: &S,
+    items: &[Item],
+    roots: &[Cid],
+) -> Result<f64, Error> {
+    let mut nar = Vec::new();
+    let mut secs = 0.0;
+    for (item, root) in items.iter().zip(roots) {
+        load(item, &mut nar)?;
+        let t = Instant::now();
+        decode_one(strategy, source, root, item, &nar)?;
+        secs += t.elapsed().as_secs_f64();
+    }
+    Ok(secs)
 }
 
 /// The whole NAR as one UnixFS file: chunks of the stream under balanced `File` nodes.
@@ -206,8 +284,8 @@ fn encode_stream(
 
 /// Reads the file DAG under `root` (verifying every block) into `out`, stopping at
 /// the first write `out` refuses (it records why).
-fn read_file(
-    store: &MemoryStore,
+fn read_file<S: BlockSource + Sync>(
+    store: &S,
     root: &Cid,
     limits: Limits,
     out: &mut CheckWriter<'_>,
@@ -225,48 +303,33 @@ fn read_file(
     }
 }
 
-/// Sum over the unique blocks of the smaller of its zstd size and its size (a store
-/// keeps a block raw when compression does not pay), on every core.
-pub(crate) fn compressed_size(store: &MemoryStore) -> io::Result<u64> {
-    let blocks: Vec<&[u8]> = store.iter().map(|(_, d)| d).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = blocks.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let workers: Vec<_> = blocks
-            .chunks(per)
-            .map(|part| {
-                s.spawn(move || -> io::Result<u64> {
-                    let mut z = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
-                    let mut out = Vec::new();
-                    let mut total = 0u64;
-                    for b in part {
-                        out.clear();
-                        out.reserve(zstd::zstd_safe::compress_bound(b.len()));
-                        z.compress_to_buffer(b, &mut out)?;
-                        total += out.len().min(b.len()) as u64;
-                    }
-                    Ok(total)
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for w in workers {
-            total += w.join().expect("a compression worker does not panic")?;
-        }
-        Ok(total)
-    })
-}
-
-/// A memory store that also counts every `put`, leaves apart, repeats included.
+/// A memory store that also counts every `put`, leaves apart, repeats included, and
+/// records the blocks of the item being encoded.
 #[derive(Default)]
 struct Recording {
     store: MemoryStore,
     put: Counts,
     put_leaves: Counts,
+    item: ItemBlocks,
+    item_seen: HashSet<Cid>,
+}
+
+impl Recording {
+    /// The blocks of the item just encoded; the next starts empty.
+    fn take_item(&mut self) -> ItemBlocks {
+        self.item_seen.clear();
+        std::mem::take(&mut self.item)
+    }
 }
 
 impl BlockSink for Recording {
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        if self.item_seen.insert(*cid) {
+            self.item.all.push(*cid);
+            if !self.store.contains(cid) {
+                self.item.new.push(*cid);
+            }
+        }
         self.put.blocks += 1;
         self.put.bytes += data.len() as u64;
         if cid.codec() == RAW {
@@ -355,22 +418,5 @@ mod tests {
         let mut w = CheckWriter::new(b"ab");
         w.write_all(b"ab").unwrap();
         w.finish().unwrap();
-    }
-
-    #[test]
-    fn compressed_size_never_exceeds_raw() {
-        let mut store = MemoryStore::new();
-        for i in 0..50u32 {
-            let data: Vec<u8> = if i % 2 == 0 {
-                vec![i as u8; 10_000]
-            } else {
-                (0..64).map(|j| (j * 37 + i) as u8).collect()
-            };
-            let cid = narfs_core::block::cid_for(RAW, Default::default(), &data);
-            store.put(&cid, &data).unwrap();
-        }
-        let z = compressed_size(&store).unwrap();
-        assert!(z < store.total_bytes(), "{z} vs {}", store.total_bytes());
-        assert!(z > 25 * 10, "implausibly small: {z}");
     }
 }

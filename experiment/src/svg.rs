@@ -1,7 +1,8 @@
 //! The experiment's chart, as a hand-written SVG: on the left, stored bytes (after
 //! zstd of each unique block, solid; raw, dashed) against the target chunk size, one
 //! line per strategy family, with the nar-zstd baseline as a horizontal line; on the
-//! right, encode and decode throughput bars per strategy.
+//! right, encode and decode throughput bars per strategy; below, the disk and update
+//! costs against the seed's `zstd -19` NARs (`svg_cost.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,6 +11,7 @@ use crate::report::{human, Report};
 use crate::strategy::Family;
 
 const W: f64 = 1120.0;
+/// The height of the top two panels; the cost panel adds its own below.
 const H: f64 = 500.0;
 /// Left panel plot area.
 const L: (f64, f64, f64, f64) = (90.0, 70.0, 560.0, 400.0);
@@ -17,7 +19,7 @@ const L: (f64, f64, f64, f64) = (90.0, 70.0, 560.0, 400.0);
 const BX: f64 = 880.0;
 const BR: f64 = 1090.0;
 
-fn color(f: Family) -> &'static str {
+pub(crate) fn color(f: Family) -> &'static str {
     match f {
         Family::FileFastCdc => "#1b7837",
         Family::FileFixed => "#2166ac",
@@ -30,11 +32,12 @@ fn color(f: Family) -> &'static str {
 /// The chart of `report`.
 pub(crate) fn render(report: &Report) -> String {
     let mut s = String::new();
+    let h = H + crate::svg_cost::height(report);
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif" font-size="12">"#
     );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(s, r#"<rect width="{W}" height="{h}" fill="white"/>"#);
     let _ = writeln!(
         s,
         r#"<text x="{}" y="24" font-size="16" font-weight="bold">{}</text>"#,
@@ -48,6 +51,7 @@ pub(crate) fn render(report: &Report) -> String {
     );
     stored_panel(&mut s, report);
     throughput_panel(&mut s, report);
+    crate::svg_cost::panel(&mut s, report, H);
     s.push_str("</svg>\n");
     s
 }
@@ -283,13 +287,13 @@ fn pow2_label(e: i32) -> String {
 }
 
 /// A number without trailing zeros: 5, 2.5, 0.25.
-fn trim_num(v: f64) -> String {
+pub(crate) fn trim_num(v: f64) -> String {
     let t = format!("{v:.2}");
     t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// A round step (1, 2 or 5 times a power of ten) of about `raw`.
-fn nice_step(raw: f64) -> f64 {
+pub(crate) fn nice_step(raw: f64) -> f64 {
     if raw <= 0.0 || !raw.is_finite() {
         return 1.0;
     }
@@ -306,7 +310,7 @@ fn nice_step(raw: f64) -> f64 {
     }
 }
 
-fn esc(t: &str) -> String {
+pub(crate) fn esc(t: &str) -> String {
     t.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -341,6 +345,7 @@ mod tests {
             items: vec![],
             raw_bytes: 0,
             baseline_bytes: 0,
+            seed_bytes: vec![],
             results: vec![],
         };
         let svg = render(&report);

@@ -72,39 +72,16 @@ pub enum Dialect {
 }
 
 pub fn run(args: ImportArgs) -> Result<()> {
-    if args.cache.starts_with("https://") {
-        bail!("{}: narfs reads caches over plain http:// only", args.cache);
-    }
     let http = args.cache.starts_with("http://");
-    let cache: Box<dyn BinaryCache> = if http {
-        let store_dir = match args.dialect {
-            Dialect::Auto => None,
-            Dialect::Nix => Some(StoreDir::Nix),
-            Dialect::Guix => Some(StoreDir::Guix),
-        };
-        if !(args.timeout > 0.0 && args.timeout < 1e6) {
-            bail!("--timeout must be a positive number of seconds");
-        }
-        let options = HttpOptions {
-            attempts: args.attempts.max(1),
-            timeout: Duration::from_secs_f64(args.timeout),
-            ..HttpOptions::default()
-        };
-        if args.paths.is_none() {
-            bail!(
-                "{}: a cache over HTTP cannot be listed: give --paths FILE",
-                args.cache
-            );
-        }
-        Box::new(HttpCache::open(&args.cache, store_dir, options)?)
-    } else {
-        let dir = Path::new(args.cache.strip_prefix("file://").unwrap_or(&args.cache));
-        Box::new(match args.dialect {
-            Dialect::Auto => FileCache::detect(dir)?,
-            Dialect::Nix => FileCache::open(dir, StoreDir::Nix)?,
-            Dialect::Guix => FileCache::open_guix_publish(dir)?,
-        })
+    if !(args.timeout > 0.0 && args.timeout < 1e6) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let options = HttpOptions {
+        attempts: args.attempts.max(1),
+        timeout: Duration::from_secs_f64(args.timeout),
+        ..HttpOptions::default()
     };
+    let cache = open_cache(&args.cache, args.dialect, options, args.paths.is_some())?;
     let paths = match &args.paths {
         Some(file) => Some(read_paths(file)?),
         None => None,
@@ -204,7 +181,39 @@ fn progress() -> ProgressBar {
 
 /// The hash parts of the store paths listed in `file` (one a line; blank lines and
 /// `#` comments skipped), `-` for standard input.
-fn read_paths(file: &Path) -> Result<Vec<String>> {
+/// Opens `cache`: `http://…` (which needs store paths given: `has_paths`), else a
+/// directory (`file://DIR` or `DIR`), of the kind `dialect` says or detected.
+pub(crate) fn open_cache(
+    cache: &str,
+    dialect: Dialect,
+    options: HttpOptions,
+    has_paths: bool,
+) -> Result<Box<dyn BinaryCache>> {
+    if cache.starts_with("https://") {
+        bail!("{cache}: narfs reads caches over plain http:// only");
+    }
+    Ok(if cache.starts_with("http://") {
+        let store_dir = match dialect {
+            Dialect::Auto => None,
+            Dialect::Nix => Some(StoreDir::Nix),
+            Dialect::Guix => Some(StoreDir::Guix),
+        };
+        if !has_paths {
+            bail!("{cache}: a cache over HTTP cannot be listed: give --paths FILE");
+        }
+        Box::new(HttpCache::open(cache, store_dir, options)?)
+    } else {
+        let dir = Path::new(cache.strip_prefix("file://").unwrap_or(cache));
+        Box::new(match dialect {
+            Dialect::Auto => FileCache::detect(dir)?,
+            Dialect::Nix => FileCache::open(dir, StoreDir::Nix)?,
+            Dialect::Guix => FileCache::open_guix_publish(dir)?,
+        })
+    })
+}
+
+/// The hash parts of the store paths in `file` (`-`: stdin), one a line.
+pub(crate) fn read_paths(file: &Path) -> Result<Vec<String>> {
     let text = if file == Path::new("-") {
         io::read_to_string(io::stdin()).context("cannot read the store paths from stdin")?
     } else {
