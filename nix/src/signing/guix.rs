@@ -321,8 +321,9 @@ impl GuixSecretKey {
         zeroize::Zeroizing::new(format!(
             "(private-key \n (ecc \n  (curve Ed25519)\n  (q #{}#)\n  (d #{}#)\n  )\n )\n",
             hex_upper(&self.public.q),
-            // An MPI: printed without leading zeros, as libgcrypt prints it.
-            hex_upper(&self.d_be[self.d_be.iter().take_while(|&&x| x == 0).count()..])
+            // All 32 bytes: libgcrypt reads d signed or unsigned, and a leading zero keeps
+            // a top bit of 1 from reading as negative (d < n < 2²⁵³ leaves it 0 here).
+            hex_upper(&self.d_be[..])
         ))
     }
 
