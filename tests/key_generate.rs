@@ -4,7 +4,8 @@
 //!   succeeds with only that key in `trusted-public-keys` (signatures checked), and
 //!   fails with another narfs key trusted instead;
 //! - Guix: `guix archive --authorize` takes the public file narfs wrote, and the real
-//!   Guix daemon substitutes an item `narfs serve --sign-key` signed with the secret.
+//!   Guix daemon substitutes an item `narfs serve --sign-key` signed with the secret
+//!   (and refuses it signed by another narfs key it did not authorize).
 //!
 //! And the files: the secret mode 0600, never written over an existing file.
 
@@ -208,9 +209,22 @@ fn guix_substitutes_what_a_narfs_key_signed() {
         .arg(&store)
         .args(["--store-path", &path])
         .arg(work.path().join("item.nar")));
-    let server = Server::start_with(&store, &["--sign-key".as_ref(), sk.as_os_str()]);
     let want = guix(&dir, &["guix", "hash", "-S", "nar", &path]);
     delete(&dir, &[&path]);
+    // Signed with another narfs key, not authorized: the daemon refuses it.
+    let (sk2, pk2) = (work.path().join("other.sec"), work.path().join("other.pub"));
+    assert!(generate(&["--dialect", "guix"], &sk2, &pk2)
+        .status
+        .success());
+    let other = Server::start_with(&store, &["--sign-key".as_ref(), sk2.as_os_str()]);
+    let (done, err) = substitute(&dir, work.path(), &inside, &other.url, &path);
+    eprintln!("--- Guix on a key it did not authorize:\n{}", err.trim());
+    assert!(
+        !done && !valid(&dir, &path),
+        "substituted with an unauthorized key"
+    );
+    drop(other);
+    let server = Server::start_with(&store, &["--sign-key".as_ref(), sk.as_os_str()]);
     let (done, err) = substitute(&dir, work.path(), &inside, &server.url, &path);
     assert!(
         done && valid(&dir, &path),
