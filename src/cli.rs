@@ -58,6 +58,9 @@ pub enum Command {
     /// Fetch roots through an IPFS trustless gateway (Kubo's, `narfs serve`'s): only the
     /// blocks the store lacks, each verified, kept in the store for the next fetch.
     Fetch(crate::cmd::fetch::FetchArgs),
+    /// Signing keys for `narfs serve --sign-key`, in Nix's or Guix's file format.
+    #[command(subcommand)]
+    Key(crate::cmd::key::KeyCommand),
 }
 
 /// What fixes the CIDs: shared by `encode` and `import`.

@@ -103,6 +103,26 @@ impl Write for Output {
     }
 }
 
+/// Creates `dest` holding `bytes`, with permissions `mode`, only if nothing is there:
+/// written whole under a temporary name beside it, then linked into place (`link(2)`
+/// fails rather than replaces), so `dest` is never partial and never overwritten.
+pub fn write_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, mut file) = tempfile_lite::Temp::beside(dest)?;
+    let p = tmp.path();
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", p.display()))?;
+    std::fs::hard_link(p, dest).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => {
+            anyhow::anyhow!("{} already exists: not overwritten", dest.display())
+        }
+        _ => anyhow::Error::new(e).context(format!("cannot create {}", dest.display())),
+    })
+    // `tmp` is removed on drop, `dest` stays.
+}
+
 /// A closed stdout (e.g. `narfs nar dump x | head`) is not an error worth a message.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -141,6 +161,10 @@ mod tempfile_lite {
                 }
             }
             anyhow::bail!("cannot create a temporary file in {}", dir.display())
+        }
+
+        pub fn path(&self) -> &Path {
+            self.0.as_deref().expect("not persisted")
         }
 
         pub fn persist(mut self, dest: &Path) -> Result<()> {

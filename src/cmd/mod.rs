@@ -11,6 +11,7 @@ mod encode_many;
 mod experiment;
 pub mod fetch;
 pub mod import;
+pub mod key;
 mod nar;
 pub mod publish;
 pub mod serve;
@@ -33,5 +34,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Car(c) => car::run(c),
         Command::Publish(a) => publish::run(a),
         Command::Fetch(a) => fetch::run(a),
+        Command::Key(c) => key::run(c),
     }
 }

@@ -296,6 +296,37 @@ impl GuixSecretKey {
         Ok(GuixSecretKey { d_be, d, public })
     }
 
+    /// A new random key, as `guix archive --generate-key` makes (`d` uniform below the
+    /// group order, from 64 random bytes reduced).
+    pub fn generate() -> Result<GuixSecretKey, SignError> {
+        let d = loop {
+            let d = Scalar::from_bytes_mod_order_wide(&*super::random_bytes::<64>()?);
+            if d != Scalar::ZERO {
+                break d;
+            }
+        };
+        let mut d_be = zeroize::Zeroizing::new(d.to_bytes());
+        d_be.reverse();
+        let point = EdwardsPoint::mul_base(&d);
+        let public = GuixPublicKey {
+            q: point.compress().to_bytes(),
+            point,
+        };
+        Ok(GuixSecretKey { d_be, d, public })
+    }
+
+    /// The secret key file's text, as libgcrypt prints `signing-key.sec`:
+    /// `(private-key (ecc (curve Ed25519) (q #Q#) (d #D#)))`.
+    pub fn to_sexp(&self) -> zeroize::Zeroizing<String> {
+        zeroize::Zeroizing::new(format!(
+            "(private-key \n (ecc \n  (curve Ed25519)\n  (q #{}#)\n  (d #{}#)\n  )\n )\n",
+            hex_upper(&self.public.q),
+            // All 32 bytes: libgcrypt reads d signed or unsigned, and a leading zero keeps
+            // a top bit of 1 from reading as negative (d < n < 2²⁵³ leaves it 0 here).
+            hex_upper(&self.d_be[..])
+        ))
+    }
+
     /// The public half.
     pub fn public(&self) -> &GuixPublicKey {
         &self.public

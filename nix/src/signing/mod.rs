@@ -51,6 +51,20 @@ pub enum SignError {
     /// The ECDSA equation does not hold.
     #[error("the signature does not verify")]
     Invalid,
+    /// A Nix key name that is empty or holds `:` or white space (it starts the key
+    /// file's `<name>:` and every `Sig:`).
+    #[error("a Nix key name must be non-empty, without ':' or white space")]
+    KeyName,
+    /// The operating system gave no random bytes for a new key.
+    #[error("cannot get random bytes for a new key")]
+    Random(#[source] getrandom::Error),
+}
+
+/// `N` bytes from the operating system's random source (a new key's secret).
+fn random_bytes<const N: usize>() -> Result<zeroize::Zeroizing<[u8; N]>, SignError> {
+    let mut b = zeroize::Zeroizing::new([0u8; N]);
+    getrandom::getrandom(&mut b[..]).map_err(SignError::Random)?;
+    Ok(b)
 }
 
 /// A signing key of either dialect, as read from its file.

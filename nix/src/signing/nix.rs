@@ -68,6 +68,25 @@ impl NixSecretKey {
         Ok(NixSecretKey { name, key })
     }
 
+    /// A new random key named `name`, as `nix-store --generate-binary-cache-key` makes.
+    pub fn generate(name: &str) -> Result<NixSecretKey, SignError> {
+        if name.is_empty() || name.contains(|c: char| c == ':' || c.is_whitespace()) {
+            return Err(SignError::KeyName);
+        }
+        let seed = super::random_bytes::<32>()?;
+        Ok(NixSecretKey {
+            name: name.to_string(),
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The secret key file's text (`<name>:<base64 of seed then public key>`, no
+    /// newline, as Nix writes it).
+    pub fn to_file_text(&self) -> zeroize::Zeroizing<String> {
+        let bytes = zeroize::Zeroizing::new(self.key.to_keypair_bytes());
+        zeroize::Zeroizing::new(format!("{}:{}", self.name, B64.encode(&bytes[..])))
+    }
+
     /// The key's name (what `Sig:` lines start with).
     pub fn name(&self) -> &str {
         &self.name

@@ -176,3 +176,45 @@ fn guix_keys_that_are_not_keys() {
     }
     assert!(GuixPublicKey::parse(b"(public-key (ecc (curve Ed25519) (q #01#)))").is_err());
 }
+
+#[test]
+fn generated_keys_read_back_and_sign() {
+    // Nix: the file text reads back as the same key, which signs what its public verifies.
+    let key = NixSecretKey::generate("narfs-gen-1").unwrap();
+    let text = key.to_file_text();
+    assert!(text.starts_with("narfs-gen-1:") && !text.ends_with('\n'));
+    let SecretKey::Nix(back) = SecretKey::parse(text.as_bytes()).unwrap() else {
+        panic!("a Nix key")
+    };
+    assert_eq!(back.public(), key.public());
+    let public = NixPublicKey::parse(&key.public().to_string()).unwrap();
+    assert!(public.verify("1;x", &back.sign("1;x")));
+    // Two keys are two secrets.
+    let other = NixSecretKey::generate("narfs-gen-1").unwrap();
+    assert_ne!(other.public(), key.public());
+    for bad in ["", "a:b", "a b", "a\n"] {
+        assert!(matches!(
+            NixSecretKey::generate(bad),
+            Err(SignError::KeyName)
+        ));
+    }
+    // The real key's file text is the file Nix wrote.
+    let SecretKey::Nix(real) = SecretKey::parse(NIX_SEC.as_bytes()).unwrap() else {
+        panic!("a Nix key")
+    };
+    assert_eq!(&*real.to_file_text(), NIX_SEC.trim());
+
+    // Guix: the same, and the real key prints as the file libgcrypt wrote.
+    let key = GuixSecretKey::generate().unwrap();
+    let SecretKey::Guix(back) = SecretKey::parse(key.to_sexp().as_bytes()).unwrap() else {
+        panic!("a Guix key")
+    };
+    assert_eq!(back.public(), key.public());
+    let public = GuixPublicKey::parse(key.public().to_sexp().as_bytes()).unwrap();
+    let above = "StorePath: /gnu/store/x\n";
+    let narinfo = format!("{above}Signature: {}\n", back.signature(above, "h"));
+    public.verify_narinfo(&narinfo).unwrap();
+    assert_ne!(GuixSecretKey::generate().unwrap().public(), key.public());
+    let real = GuixSecretKey::parse(GUIX_SEC.as_bytes()).unwrap();
+    assert_eq!(&*real.to_sexp(), GUIX_SEC);
+}
