@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 use serde_json::Value;
@@ -375,47 +373,6 @@ fn store_paths_are_measured_as_their_nars() {
     assert!(err.contains("missing-1.0"), "{err}");
 }
 
-/// `python3 -m http.server` over a directory on a free port, killed when dropped.
-struct PyServer(Child, String);
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn py_server(dir: &Path) -> PyServer {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = PyServer(child, format!("http://127.0.0.1:{port}"));
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "http.server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
-
 /// A real Nix adds the two trees to a store and `nix copy`s them into a file cache
 /// (xz); the experiment on the cache, as a directory and over HTTP, gives the same
 /// figures as on the NARs themselves.
@@ -460,25 +417,27 @@ fn a_nix_copy_cache_is_measured_as_a_directory_and_over_http() {
     }
     assert_eq!(from_dir["items"][1]["package"], "tzdata");
 
-    let server = py_server(&cache);
+    let Some(server) = common::http_server::py_server(&cache) else {
+        return;
+    };
     let list = t.join("paths");
     std::fs::write(&list, format!("{}\n{}\n", paths[1], paths[0])).unwrap();
     let from_http = figures(
         t,
-        &["--cache", &server.1, "--paths", list.to_str().unwrap()],
+        &["--cache", &server.url, "--paths", list.to_str().unwrap()],
     );
     same_figures(&reference, &from_http);
     // One path: one item, no update.
     std::fs::write(&list, format!("{}\n", paths[1])).unwrap();
     let one = figures(
         t,
-        &["--cache", &server.1, "--paths", list.to_str().unwrap()],
+        &["--cache", &server.url, "--paths", list.to_str().unwrap()],
     );
     assert_eq!(one["items"].as_array().unwrap().len(), 1);
     assert_eq!(u(&one["updates"]), 0);
     // Without --paths an HTTP cache cannot be listed: one line, non-zero.
     let out = narfs()
-        .args(["experiment", "--cache", &server.1])
+        .args(["experiment", "--cache", &server.url])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

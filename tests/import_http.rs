@@ -11,7 +11,7 @@ mod serve_support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,65 +123,19 @@ fn imports_from_narfs_serve_byte_exact() {
     );
 }
 
-/// `python3 -m http.server` over `dir` on a free port, killed when dropped.
-struct PyServer(Child, String);
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn py_server(dir: &Path) -> Option<PyServer> {
-    if !common::have("python3") {
-        assert!(std::env::var_os("CI").is_none(), "no python3 under CI");
-        eprintln!("\n!!! SKIPPING: no python3 !!!\n");
-        return None;
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = PyServer(child, format!("http://127.0.0.1:{port}/"));
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "http.server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(server)
-}
-
 #[test]
 fn follows_references_from_a_static_file_server() {
     let tmp = tempfile::tempdir().unwrap();
     let entries = entries(tmp.path());
     let cache = tmp.path().join("cache");
     write_cache(&cache, &entries);
-    let Some(server) = py_server(&cache) else {
+    let Some(server) = common::http_server::py_server(&cache) else {
         return;
     };
     let store = tmp.path().join("store");
     // Only the first is asked for, by hash alone: its closure is the first three.
     let out = import(
-        &server.1,
+        &format!("{}/", server.url),
         &store,
         &[entries[0].hash.clone()],
         &["--jobs", "2"],
@@ -206,7 +160,7 @@ fn follows_references_from_a_static_file_server() {
     // --no-closure: just the one asked for.
     let other = tmp.path().join("other");
     let v = json(&import(
-        &server.1,
+        &format!("{}/", server.url),
         &other,
         &[entries[1].store_path()],
         &["--no-closure"],

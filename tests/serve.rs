@@ -110,6 +110,11 @@ fn nix_cache_protocol() {
         );
         let head = request(a, "HEAD", &format!("/{url}"), &[]);
         assert_eq!(head.status, 200);
+        assert_eq!(
+            head.header("content-length"),
+            Some(e.nar.len().to_string().as_str())
+        );
+        assert!(head.body.is_empty(), "HEAD sent a body");
     }
     let t = get(a, &format!("/{}.narinfo", entries[0].hash), &[]).text();
     assert_eq!(
@@ -128,6 +133,10 @@ fn nix_cache_protocol() {
     assert_eq!(get(a, "/nar/not-a-cid.nar", &[]).status, 400);
     let unknown = unknown_cid();
     assert_eq!(get(a, &format!("/nar/{unknown}.nar"), &[]).status, 404);
+    assert_eq!(
+        request(a, "HEAD", &format!("/nar/{unknown}.nar"), &[]).status,
+        404
+    );
     assert_eq!(get(a, "/nothing-here", &[]).status, 404);
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use narfs_core::Cid;
 use narfs_decoder::{decode_checked, Expect, Limits};
@@ -99,7 +99,27 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
     }
 }
 
-pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+/// A NAR's `Content-Type`.
+pub(crate) const NAR_TYPE: &str = "application/x-nix-archive";
+
+/// The answer to `HEAD /nar/…`: the NAR's type and length, known from a record or a
+/// narinfo, so that a client asking whether a NAR exists starts no decode (or fetch).
+pub(crate) fn nar_head(nar_size: u64) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(NAR_TYPE)),
+            (header::CONTENT_LENGTH, HeaderValue::from(nar_size)),
+        ],
+        Body::empty(),
+    )
+        .into_response()
+}
+
+pub async fn nar(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    Path(file): Path<String>,
+) -> Response {
     let cid = match nar_cid(&file) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -115,6 +135,9 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
         Ok(None) => return text(StatusCode::NOT_FOUND, "no NAR with that root here\n"),
         Err(r) => return r,
     };
+    if method == Method::HEAD {
+        return nar_head(rec.nar_size);
+    }
     let expect = match Expect::from_record(&rec.nar_hash, rec.nar_size) {
         Ok(e) => e,
         Err(e) => return internal(format!("the record of {cid}: {}", error_chain(&e))),
@@ -127,7 +150,7 @@ pub async fn nar(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> R
     };
     tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, &expect, &limits, writer));
     match body.first().await {
-        Ok(_) => typed("application/x-nix-archive", Body::new(body)),
+        Ok(_) => typed(NAR_TYPE, Body::new(body)),
         Err(e) => internal(format!("cannot decode the NAR of {cid}: {e}")),
     }
 }

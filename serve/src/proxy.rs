@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
 use narfs_core::block::HashAlg;
 use narfs_core::{error_chain, Cid, Encoding};
 use narfs_decoder::{decode_checked, Expect, Limits};
@@ -46,9 +46,6 @@ use tokio::sync::oneshot;
 use crate::body::{channel, ChannelWriter};
 use crate::upstream::{rewrite, Upstream};
 use crate::{blocking, cache, fail, text, AppState};
-
-/// The content type of a NAR.
-const NAR_TYPE: &str = "application/x-nix-archive";
 
 /// CIDs remembered from narinfos (each entry a few hundred bytes).
 const KNOWN: usize = 1 << 16;
@@ -228,7 +225,7 @@ pub async fn nar(
     }
     let Some(entry) = known else {
         // A root recorded here (by an earlier fetch) is served as `narfs serve` does.
-        return cache::nar(State(st), Path(file)).await;
+        return cache::nar(State(st), method, Path(file)).await;
     };
     let (writer, mut body) = channel(Some(entry.expect.nar_size));
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -243,7 +240,7 @@ pub async fn nar(
         Err(_) => return crate::internal(format!("the fetch of {cid} stopped")),
     }
     match body.first().await {
-        Ok(_) => cache::typed(NAR_TYPE, Body::new(body)),
+        Ok(_) => cache::typed(cache::NAR_TYPE, Body::new(body)),
         Err(e) => {
             eprintln!("narfs: proxy: nar/{cid}.nar: {e}");
             crate::internal(format!("cannot decode the NAR of {cid}: {e}"))
@@ -270,14 +267,7 @@ async fn head(st: Arc<AppState>, cid: Cid, size: Option<u64>) -> Response {
         }
     };
     match size {
-        Some(n) => (
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static(NAR_TYPE)),
-                (header::CONTENT_LENGTH, HeaderValue::from(n)),
-            ],
-            Body::empty(),
-        )
-            .into_response(),
+        Some(n) => cache::nar_head(n),
         None => text(StatusCode::NOT_FOUND, "no narinfo named that root\n"),
     }
 }
