@@ -15,29 +15,6 @@ use std::process::{Command, Stdio};
 
 use serve_support::*;
 
-const CHUNK: usize = 256 << 10;
-const CHUNKS: u64 = 256;
-
-/// The bomb's NAR, streamed: one regular file of `CHUNKS` chunks, each zeros but for its
-/// number (so no two chunks dedup).
-fn bomb(w: &mut dyn Write) {
-    let token = |w: &mut dyn Write, s: &[u8]| {
-        w.write_all(&(s.len() as u64).to_le_bytes()).unwrap();
-        w.write_all(s).unwrap();
-        w.write_all(&[0; 8][..(8 - s.len() % 8) % 8]).unwrap();
-    };
-    for t in ["nix-archive-1", "(", "type", "regular", "contents"] {
-        token(w, t.as_bytes());
-    }
-    w.write_all(&(CHUNKS * CHUNK as u64).to_le_bytes()).unwrap();
-    let mut chunk = vec![0u8; CHUNK];
-    for i in 0..CHUNKS {
-        chunk[..8].copy_from_slice(&i.to_le_bytes());
-        w.write_all(&chunk).unwrap();
-    }
-    token(w, b")");
-}
-
 /// Writes to `out` the NAR `write` streams, compressed as Guix names `how`.
 fn compressed(how: &str, out: &Path, write: &dyn Fn(&mut dyn Write)) {
     let file = std::fs::File::create(out).unwrap();

@@ -309,3 +309,27 @@ pub fn sample_tree(root: &Path, seed: u64, big: usize) -> PathBuf {
     std::os::unix::fs::symlink("lib/deeper/big.bin", t.join("link")).unwrap();
     t
 }
+
+const BOMB_CHUNK: usize = 256 << 10;
+const BOMB_CHUNKS: u64 = 256;
+
+/// A decompression bomb's NAR (64 MiB), streamed: one regular file of `BOMB_CHUNKS` chunks, each zeros but for its
+/// number (so no two chunks dedup).
+pub fn bomb(w: &mut dyn std::io::Write) {
+    let token = |w: &mut dyn std::io::Write, s: &[u8]| {
+        w.write_all(&(s.len() as u64).to_le_bytes()).unwrap();
+        w.write_all(s).unwrap();
+        w.write_all(&[0; 8][..(8 - s.len() % 8) % 8]).unwrap();
+    };
+    for t in ["nix-archive-1", "(", "type", "regular", "contents"] {
+        token(w, t.as_bytes());
+    }
+    w.write_all(&(BOMB_CHUNKS * BOMB_CHUNK as u64).to_le_bytes())
+        .unwrap();
+    let mut chunk = vec![0u8; BOMB_CHUNK];
+    for i in 0..BOMB_CHUNKS {
+        chunk[..8].copy_from_slice(&i.to_le_bytes());
+        w.write_all(&chunk).unwrap();
+    }
+    token(w, b")");
+}
