@@ -45,23 +45,16 @@ fn run(cmd: &mut std::process::Command) {
     );
 }
 
-/// `narfs serve --upstream UPSTREAM --gateway GATEWAY` over `store`, logged to `log`.
+/// The proxy under test: `--access-log`, two tries of 10 s for each block.
 fn proxy(store: &Path, upstream: &str, gateway: &str, log: &Path) -> Server {
-    Server::start_logged(
-        store,
-        &[
-            "--upstream",
-            upstream,
-            "--gateway",
-            gateway,
-            "--fetch-timeout",
-            "10",
-            "--fetch-attempts",
-            "2",
-            "--access-log",
-        ],
-        log,
-    )
+    let args = [
+        "--fetch-timeout",
+        "10",
+        "--fetch-attempts",
+        "2",
+        "--access-log",
+    ];
+    Server::start_proxy(store, upstream, gateway, &args, log)
 }
 
 fn read(log: &Path) -> String {

@@ -238,23 +238,17 @@ impl Client {
 }
 
 fn start_proxy(store: &Path, upstream: &str, gateway: &str, log: &Path, jobs: u32) -> Server {
-    Server::start_logged(
-        store,
-        &[
-            "--upstream",
-            upstream,
-            "--gateway",
-            gateway,
-            "--fetch-timeout",
-            "10",
-            "--fetch-attempts",
-            "2",
-            "--fetch-jobs",
-            &jobs.to_string(),
-            "--access-log",
-        ],
-        log,
-    )
+    let jobs = jobs.to_string();
+    let args = [
+        "--fetch-timeout",
+        "10",
+        "--fetch-attempts",
+        "2",
+        "--fetch-jobs",
+        &jobs,
+        "--access-log",
+    ];
+    Server::start_proxy(store, upstream, gateway, &args, log)
 }
 
 /// A TCP relay on 127.0.0.1 to `target` that dies, as a killed gateway does, once it

@@ -56,18 +56,7 @@ fn publisher_store(t: &Path) -> (std::path::PathBuf, Entry, String, Vec<u8>) {
 }
 
 fn proxy(store: &Path, upstream: &str, gateway: &str, log: &Path) -> Server {
-    Server::start_logged(
-        store,
-        &[
-            "--upstream",
-            upstream,
-            "--gateway",
-            gateway,
-            "--fetch-attempts",
-            "1",
-        ],
-        log,
-    )
+    Server::start_proxy(store, upstream, gateway, &["--fetch-attempts", "1"], log)
 }
 
 fn field<'a>(narinfo: &'a str, key: &str) -> Option<&'a str> {

@@ -36,6 +36,20 @@ impl Server {
         Server::spawn(store, args, Stdio::inherit())
     }
 
+    /// The substituter proxy: `narfs serve --upstream UPSTREAM --gateway GATEWAY
+    /// ARGS…` over `store`, its stderr appended to `log`.
+    pub fn start_proxy(
+        store: &Path,
+        upstream: &str,
+        gateway: &str,
+        args: &[&str],
+        log: &Path,
+    ) -> Server {
+        let mut all = vec!["--upstream", upstream, "--gateway", gateway];
+        all.extend_from_slice(args);
+        Server::start_logged(store, &all, log)
+    }
+
     /// `narfs serve --store STORE ARGS…`, its stderr (e.g. `--access-log` lines)
     /// appended to the file `log`.
     pub fn start_logged(store: &Path, args: &[&str], log: &Path) -> Server {
