@@ -74,6 +74,17 @@ impl Config {
     }
 }
 
+/// Where the seed's `zstd -19` sizes are cached by default: `$XDG_CACHE_HOME/narfs`,
+/// else `~/.cache/narfs` (None when neither is set). The sizes take minutes to compute
+/// on a large corpus and never change for a NAR, so every run may share them.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("narfs"))
+}
+
 /// How far a run got, told to [`run_with_progress`]'s callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

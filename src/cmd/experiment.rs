@@ -71,7 +71,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     }
     config.pack_size = args.pack_size;
     config.repack_level = (args.repack_level > 0).then_some(args.repack_level);
-    config.cache = cache_dir();
+    config.cache = narfs_experiment::default_cache_dir();
     let bar = progress_bar(true);
     let report = narfs_experiment::run_with_progress(&config, &mut |p| match p {
         Progress::Start { total_bytes } => bar.set_length(total_bytes),
@@ -115,14 +115,6 @@ fn spool_dir() -> Result<tempfile::TempDir> {
 }
 
 /// Where the seed's sizes are cached: `$XDG_CACHE_HOME/narfs`, else `~/.cache/narfs`.
-fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("narfs"))
-}
-
 fn tick(bar: &ProgressBar, done: usize, total: usize, name: &str) {
     bar.set_length(total as u64);
     bar.set_position(done as u64);
