@@ -7,23 +7,16 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use narfs_core::nar::NarWriter;
 use narfs_nix::narinfo::nar_hash_string;
 use sha2::{Digest, Sha256};
 
-struct Rng(u64);
+mod common;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use common::{narfs_in, ok, Rng};
 
 /// A Nix file cache of `n` small uncompressed items (one to three files of up to
 /// 48 KiB of fresh bytes each, so every item brings new blocks); their store paths.
@@ -68,23 +61,6 @@ fn cache(dir: &Path, n: usize, rng: &mut Rng) -> Vec<String> {
     paths
 }
 
-fn narfs(store: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_narfs"));
-    c.env("NARFS_STORE", store);
-    c
-}
-
-fn ok(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().expect("spawn narfs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// The narinfo files `--each` reported imported in `stderr` (complete lines only: a
 /// kill may cut the last one).
 fn reported(stderr: &str) -> BTreeSet<String> {
@@ -98,7 +74,7 @@ fn reported(stderr: &str) -> BTreeSet<String> {
 
 /// The store paths recorded in `store`.
 fn recorded(store: &Path) -> BTreeSet<String> {
-    let ls = String::from_utf8(ok(narfs(store).args(["store", "ls"]))).unwrap();
+    let ls = String::from_utf8(ok(narfs_in(store).args(["store", "ls"]))).unwrap();
     ls.lines()
         .map(|l| l.split('\t').nth(1).unwrap().to_string())
         .collect()
@@ -127,7 +103,7 @@ fn kill_9_during_a_batched_import_loses_no_reported_root_and_leaves_no_partial_o
     let all: BTreeSet<String> = cache(&cache_dir, 150, &mut rng).into_iter().collect();
     // Commits of 64 KiB: kills land before, during and between many commits.
     let import = |store: &Path| {
-        let mut c = narfs(store);
+        let mut c = narfs_in(store);
         c.env("NARFS_STORE_BATCH_BYTES", "65536")
             .args(["import", "--each", "--jobs", "2"])
             .arg(&cache_dir);
@@ -172,7 +148,7 @@ fn kill_9_during_a_batched_import_loses_no_reported_root_and_leaves_no_partial_o
             killed_while_running += 1;
         }
         // Every recorded root is complete and decodes to its NarHash.
-        ok(narfs(&store).args(["store", "verify"]));
+        ok(narfs_in(&store).args(["store", "verify"]));
         let have = recorded(&store);
         let said = reported(&stderr);
         for narinfo in &said {
@@ -199,6 +175,6 @@ fn kill_9_during_a_batched_import_loses_no_reported_root_and_leaves_no_partial_o
     let store = std::path::PathBuf::from(last.unwrap());
     ok(&mut import(&store));
     assert_eq!(recorded(&store), all);
-    ok(narfs(&store).args(["store", "gc"]));
-    ok(narfs(&store).args(["store", "verify"]));
+    ok(narfs_in(&store).args(["store", "gc"]));
+    ok(narfs_in(&store).args(["store", "verify"]));
 }

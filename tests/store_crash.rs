@@ -4,37 +4,12 @@
 //! them) leave a store that verifies clean and decodes byte-exact.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `narfs` with `$NARFS_STORE` set to `store`.
-fn narfs(store: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_narfs"));
-    c.env("NARFS_STORE", store);
-    c
-}
+mod common;
 
-fn ok(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().expect("spawn narfs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use common::{narfs_in, ok, Rng};
 
 /// A directory of a few files of fresh pseudo-random bytes (so every encode writes new
 /// blocks), some repeated (so some blocks are shared).
@@ -66,7 +41,7 @@ fn kill_9_at_random_points_leaves_a_store_that_verifies() {
     let mut rng = Rng(seed);
     // Commit every 256 KiB, so that kills land before, during and between commits.
     let encode = |name: &str| {
-        let mut c = narfs(&store);
+        let mut c = narfs_in(&store);
         c.env("NARFS_STORE_BATCH_BYTES", "262144")
             .args(["encode", "--name", name]);
         c
@@ -100,10 +75,10 @@ fn kill_9_at_random_points_leaves_a_store_that_verifies() {
         } else {
             killed_while_running += 1;
         }
-        ok(narfs(&store).arg("verify"));
+        ok(narfs_in(&store).arg("verify"));
         // A finished encode has its root (one killed after recording it may too: the
         // root is complete then, which `verify` above checked).
-        let ls = String::from_utf8(ok(narfs(&store).arg("ls"))).unwrap();
+        let ls = String::from_utf8(ok(narfs_in(&store).arg("ls"))).unwrap();
         let recorded = ls.contains(&format!("\tt{round}\t"));
         assert!(recorded || !status.success(), "{ls}");
         eprintln!("round {round}: exit {status}, root recorded: {recorded}");
@@ -114,18 +89,18 @@ fn kill_9_at_random_points_leaves_a_store_that_verifies() {
     );
     // Re-encoding completes, and what it recorded decodes.
     let tree = dir.path().join("tree1");
-    let cid = String::from_utf8(ok(narfs(&store)
+    let cid = String::from_utf8(ok(narfs_in(&store)
         .args(["encode", "--name", "again"])
         .arg(&tree)))
     .unwrap();
-    let nar = ok(narfs(&store).args(["decode", "again"]));
-    let dump = ok(narfs(&store).args(["nar", "dump"]).arg(&tree));
+    let nar = ok(narfs_in(&store).args(["decode", "again"]));
+    let dump = ok(narfs_in(&store).args(["nar", "dump"]).arg(&tree));
     assert!(nar == dump, "decode of {cid}");
     // gc reclaims what the killed encodes left behind, and the store still verifies.
-    ok(narfs(&store).arg("gc"));
-    ok(narfs(&store).arg("verify"));
+    ok(narfs_in(&store).arg("gc"));
+    ok(narfs_in(&store).arg("verify"));
     assert!(!store.join("tmp").exists() && !store.join("roots").exists());
-    assert!(ok(narfs(&store).args(["decode", "again"])) == dump);
+    assert!(ok(narfs_in(&store).args(["decode", "again"])) == dump);
 }
 
 #[test]
@@ -140,16 +115,16 @@ fn concurrent_encoders_and_gc_then_verify_clean() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path();
         // Something for gc to collect: a root that is removed.
-        ok(narfs(store)
+        ok(narfs_in(store)
             .args(["encode", "--name", "old"])
             .arg(corpus.join("attrs-23.2.0.nar")));
-        ok(narfs(store).args(["rm", "old"]));
+        ok(narfs_in(store).args(["rm", "old"]));
         let mut children: Vec<_> = nars
             .iter()
             .chain(&nars[..1])
             .enumerate()
             .map(|(i, n)| {
-                narfs(store)
+                narfs_in(store)
                     .args(["encode", "--json", "--name", &format!("n{i}")])
                     .arg(corpus.join(n))
                     .stdout(Stdio::piped())
@@ -160,7 +135,7 @@ fn concurrent_encoders_and_gc_then_verify_clean() {
             .collect();
         if round > 0 {
             children.push(
-                narfs(store)
+                narfs_in(store)
                     .arg("gc")
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
@@ -176,9 +151,9 @@ fn concurrent_encoders_and_gc_then_verify_clean() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        ok(narfs(store).arg("verify"));
+        ok(narfs_in(store).arg("verify"));
         for (i, n) in nars.iter().chain(&nars[..1]).enumerate() {
-            let nar = ok(narfs(store).args(["decode", &format!("n{i}")]));
+            let nar = ok(narfs_in(store).args(["decode", &format!("n{i}")]));
             assert!(nar == std::fs::read(corpus.join(n)).unwrap(), "{n}");
         }
     }

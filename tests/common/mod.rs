@@ -21,11 +21,36 @@ pub fn narfs() -> Command {
     cmd
 }
 
+/// The binary with `$NARFS_STORE` set to `store` (for tests that own their store).
+pub fn narfs_in(store: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_narfs"));
+    cmd.env("NARFS_STORE", store);
+    cmd
+}
+
+/// Runs `cmd`, asserting that it succeeded; its stdout.
+pub fn ok(cmd: &mut Command) -> Vec<u8> {
+    run(cmd).stdout
+}
+
+/// A xorshift generator, for tests that draw sizes, moments or bytes reproducibly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
     assert!(
         out.status.success(),
-        "{cmd:?} failed: {}",
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     out
