@@ -15,7 +15,7 @@ use std::time::Instant;
 use common::narfs;
 use guix_support::tamper::{relay, Tamper};
 use guix_support::{
-    bake, base, delete, generate_key, guix, guix_dir, repl, substitute, valid, Acl, Publish,
+    bake, base, delete, generate_key, guix, guix_dir, substitute, valid, Acl, Publish,
 };
 use serve_support::Server;
 
@@ -35,30 +35,19 @@ fn guix_substitutes_from_narfs_serve() {
         false,
     );
     let pid = std::process::id();
-    let (ok, err) = repl(
+    let paths = guix_support::add_to_store(
         &dir,
         work.path(),
         &inside,
-        "mk.scm",
         &format!(
-            r#"(use-modules (guix store))
-(with-store s
-  (let* ((hello (add-text-to-store s "hello.txt" "hello from narfs e2e {pid}\n"))
+            r#"(hello (add-text-to-store s "hello.txt" "hello from narfs e2e {pid}\n"))
          (refs (add-text-to-store s "refs.txt" hello (list hello)))
          (tree (add-to-store s "tree" #t "sha256" "{inside}/tree"))
          (big (add-to-store s "big.bin" #t "sha256" "{inside}/big.bin"))
-         (own (add-text-to-store s "own.txt" (string-append "narfs encoded this " hello) (list hello))))
-    (call-with-output-file "{inside}/paths"
-      (lambda (port) (for-each (lambda (p) (display p port) (newline port)) (list hello refs tree big own))))))
-"#
+         (own (add-text-to-store s "own.txt" (string-append "narfs encoded this " hello) (list hello)))"#
         ),
+        &["hello", "refs", "tree", "big", "own"],
     );
-    assert!(ok, "{err}");
-    let paths: Vec<String> = std::fs::read_to_string(work.path().join("paths"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
     let (published, own) = (&paths[..4], &paths[4]);
 
     // guix publish bakes lzip and zstd for the four; narfs imports its cache.
@@ -81,16 +70,13 @@ fn guix_substitutes_from_narfs_serve() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The fifth narfs encodes itself, from its NAR as Guix's own writer makes it.
-    let (ok, err) = repl(&dir, work.path(), &inside, "dump.scm", &format!(
-        "(use-modules (guix serialization))\n(call-with-output-file \"{inside}/own.nar\" (lambda (p) (write-file \"{own}\" p)))\n"
-    ));
-    assert!(ok, "{err}");
+    let own_nar = guix_support::dump_nar(&dir, work.path(), &inside, own, "own.nar");
     let hello_base = base(&paths[0]).to_string();
     let out = narfs()
         .args(["encode", "--store"])
         .arg(&store)
         .args(["--store-path", own, "--reference", &hello_base])
-        .arg(work.path().join("own.nar"))
+        .arg(&own_nar)
         .output()
         .unwrap();
     assert!(

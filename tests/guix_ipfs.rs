@@ -30,7 +30,7 @@ use std::time::Instant;
 use common::narfs;
 use guix_support::tamper::{relay, Tamper};
 use guix_support::{
-    bake, base, delete, generate_key, guix, guix_dir, repl, substitute, valid, Acl, Publish,
+    bake, base, delete, generate_key, guix, guix_dir, substitute, valid, Acl, Publish,
 };
 use kubo_support::{have_ipfs, Kubo};
 use serve_support::Server;
@@ -77,29 +77,18 @@ fn guix_substitutes_over_ipfs_through_the_proxy() {
     common::write(&tree.join("lib.bin"), &common::bytes(7, 600_000), false);
     common::symlink(b"bin/run", &tree.join("link"));
     let pid = std::process::id();
-    let (ok, err) = repl(
+    let paths = guix_support::add_to_store(
         &dir,
         work.path(),
         &inside,
-        "mk.scm",
         &format!(
-            r#"(use-modules (guix store))
-(with-store s
-  (let* ((hello (add-text-to-store s "hello.txt" "hello over ipfs {pid}\n"))
+            r#"(hello (add-text-to-store s "hello.txt" "hello over ipfs {pid}\n"))
          (refs (add-text-to-store s "refs.txt" hello (list hello)))
          (tree (add-to-store s "tree" #t "sha256" "{inside}/tree"))
-         (own (add-text-to-store s "own.txt" (string-append "narfs packed this " hello) (list hello))))
-    (call-with-output-file "{inside}/paths"
-      (lambda (port) (for-each (lambda (p) (display p port) (newline port)) (list hello refs tree own))))))
-"#
+         (own (add-text-to-store s "own.txt" (string-append "narfs packed this " hello) (list hello)))"#
         ),
+        &["hello", "refs", "tree", "own"],
     );
-    assert!(ok, "{err}");
-    let paths: Vec<String> = std::fs::read_to_string(work.path().join("paths"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
     let (published, own) = (&paths[..3], &paths[3]);
 
     // The publisher's store: guix publish's cache imported, and `own` encoded by narfs
@@ -110,15 +99,12 @@ fn guix_substitutes_over_ipfs_through_the_proxy() {
     drop(publish);
     let store = t.join("publisher-store");
     run(narfs().arg("import").arg(&cache).arg("--store").arg(&store));
-    let (ok, err) = repl(&dir, work.path(), &inside, "dump.scm", &format!(
-        "(use-modules (guix serialization))\n(call-with-output-file \"{inside}/own.nar\" (lambda (p) (write-file \"{own}\" p)))\n"
-    ));
-    assert!(ok, "{err}");
+    let own_nar = guix_support::dump_nar(&dir, work.path(), &inside, own, "own.nar");
     run(narfs()
         .args(["encode", "--fallback", "--store"])
         .arg(&store)
         .args(["--store-path", own, "--reference", base(&paths[0])])
-        .arg(work.path().join("own.nar")));
+        .arg(&own_nar));
     generate_key(&dir, work.path(), &inside, "narfs");
     let _acl = Acl::authorize(
         &dir,

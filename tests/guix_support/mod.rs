@@ -190,6 +190,46 @@ pub fn repl(dir: &Path, work: &Path, inside: &str, name: &str, script: &str) -> 
     )
 }
 
+/// Adds items to the Guix store through its daemon: `bindings` are the clauses of a
+/// `let*` inside `(with-store s …)` (each binding one store path), and the paths bound
+/// to `names` are returned in that order.
+pub fn add_to_store(
+    dir: &Path,
+    work: &Path,
+    inside: &str,
+    bindings: &str,
+    names: &[&str],
+) -> Vec<String> {
+    let script = format!(
+        r#"(use-modules (guix store))
+(with-store s
+  (let* ({bindings})
+    (call-with-output-file "{inside}/paths"
+      (lambda (port) (for-each (lambda (p) (display p port) (newline port)) (list {}))))))
+"#,
+        names.join(" ")
+    );
+    let (ok, err) = repl(dir, work, inside, "mk.scm", &script);
+    assert!(ok, "{err}");
+    let paths: Vec<String> = std::fs::read_to_string(work.join("paths"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(paths.len(), names.len(), "{paths:?}");
+    paths
+}
+
+/// Writes the NAR of store path `path` as Guix's own writer (`write-file`) makes it,
+/// to `work/name`; its path outside the chroot.
+pub fn dump_nar(dir: &Path, work: &Path, inside: &str, path: &str, name: &str) -> PathBuf {
+    let (ok, err) = repl(dir, work, inside, "dump.scm", &format!(
+        "(use-modules (guix serialization))\n(call-with-output-file \"{inside}/{name}\" (lambda (p) (write-file \"{path}\" p)))\n"
+    ));
+    assert!(ok, "{err}");
+    work.join(name)
+}
+
 /// Deletes `paths` from the Guix store and forgets cached narinfo lookups.
 pub fn delete(dir: &Path, paths: &[&str]) {
     let mut args = vec!["guix", "gc", "-D"];
