@@ -17,6 +17,7 @@
 
 mod compress;
 pub mod corpus;
+mod delta;
 mod error;
 mod report;
 mod runner;
@@ -32,6 +33,7 @@ use std::path::PathBuf;
 
 pub use compress::{Compression, Footprint, DICT_SIZE};
 pub use corpus::Item;
+pub use delta::MAX_REF;
 pub use error::Difference;
 pub use error::{Error, ParseStrategyError};
 pub use report::{ItemResult, Recommendation, Report, StrategyResult, MIN_DECODE_MB_S};
@@ -97,6 +99,8 @@ pub enum Progress {
     Baseline,
     /// The seed's `zstd -19` of each NAR is measured (or read from the cache).
     Seed,
+    /// Each update's changed files are compressed against the version before.
+    Delta,
     /// The packs of this strategy are compressed again at the `repack` level.
     Repack(Strategy),
     /// This many more NAR bytes are done.
@@ -139,12 +143,14 @@ pub fn run_with_progress(
     let items = corpus::list(&config.corpus)?;
     let raw_bytes: u64 = items.iter().map(|i| i.size).sum();
     progress(Progress::Start {
-        total_bytes: raw_bytes * (config.strategies.len() as u64 + 2),
+        total_bytes: raw_bytes * (config.strategies.len() as u64 + 3),
     });
     progress(Progress::Seed);
     let seed_bytes = seed::sizes(&items, config.cache.as_deref(), &mut |n| {
         progress(Progress::Bytes(n))
     })?;
+    progress(Progress::Delta);
+    let deltas = delta::file_deltas(&items, &mut |n| progress(Progress::Bytes(n)))?;
     let pack_size = config.pack_size.max(1);
     let mut results = Vec::with_capacity(config.strategies.len());
     // The block set that packs smallest so far, for the repack pass.
@@ -152,7 +158,7 @@ pub fn run_with_progress(
     for &strategy in &config.strategies {
         progress(Progress::Strategy(strategy));
         let mut tick = |n: u64| progress(Progress::Bytes(n));
-        let (result, blocks) = runner::run(strategy, &items, pack_size, &mut tick)?;
+        let (result, blocks) = runner::run(strategy, &items, &deltas, pack_size, &mut tick)?;
         if let (Some(blocks), Some(c)) = (blocks, &result.compression) {
             if best.as_ref().is_none_or(|b| c.pack.bytes < b.1) {
                 best = Some((results.len(), c.pack.bytes, blocks));

@@ -375,11 +375,13 @@ fn update_json(u: &Update, seed: u64) -> Value {
         "raw_bytes": u.raw_bytes,
         "block_zstd_bytes": u.block_zstd_bytes,
         "car_zstd_bytes": u.car_zstd_bytes,
+        "delta_bytes": u.delta_bytes,
     });
     if seed > 0 {
         v["ratio_seed_raw"] = json!(ratio(u.raw_bytes, seed));
         v["ratio_seed_block_zstd"] = json!(ratio(u.block_zstd_bytes, seed));
         v["ratio_seed_car_zstd"] = json!(ratio(u.car_zstd_bytes, seed));
+        v["ratio_seed_delta"] = json!(ratio(u.delta_bytes, seed));
     }
     v
 }

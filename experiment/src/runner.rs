@@ -63,13 +63,14 @@ pub(crate) struct Blocks {
 pub(crate) fn run(
     strategy: Strategy,
     items: &[Item],
+    deltas: &[Option<u64>],
     pack_size: usize,
     progress: Progress<'_>,
 ) -> Result<(StrategyResult, Option<Blocks>), Error> {
     match strategy.layout() {
         None => Ok((run_zstd(strategy, items, progress)?, None)),
         Some(layout) => {
-            let (r, b) = run_dag(strategy, &layout, items, pack_size, progress)?;
+            let (r, b) = run_dag(strategy, &layout, items, deltas, pack_size, progress)?;
             Ok((r, Some(b)))
         }
     }
@@ -114,6 +115,7 @@ fn run_zstd(
                 raw_bytes: item.size,
                 block_zstd_bytes: size,
                 car_zstd_bytes: size,
+                delta_bytes: size,
             });
         }
         progress(item.size);
@@ -125,6 +127,7 @@ fn run_dag(
     strategy: Strategy,
     layout: &Layout,
     items: &[Item],
+    deltas: &[Option<u64>],
     pack_size: usize,
     progress: Progress<'_>,
 ) -> Result<(StrategyResult, Blocks), Error> {
@@ -193,8 +196,8 @@ fn run_dag(
     r.stored_zstd_bytes = compression.block.bytes;
     r.compress_secs = compression.block.compress_secs;
     r.compression = Some(compression);
-    let updates =
-        update::measure(items, &roots, &blocks, &store.store, &sizes).map_err(Error::Zstd)?;
+    let updates = update::measure(items, &roots, &blocks, &store.store, &sizes, deltas)
+        .map_err(Error::Zstd)?;
     for (i, u) in r.items.iter_mut().zip(updates) {
         i.update = u;
     }

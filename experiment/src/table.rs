@@ -175,6 +175,8 @@ fn updates(s: &mut String, report: &Report) {
         "zstd/block",
         "CAR zstd",
         "x seed",
+        "delta",
+        "x seed",
     ];
     let rows = report
         .results
@@ -193,13 +195,17 @@ fn updates(s: &mut String, report: &Report) {
                 ),
                 human(u.car_zstd_bytes),
                 format!("{:.2}", ratio(u.car_zstd_bytes, seed)),
+                human(u.delta_bytes),
+                format!("{:.2}", ratio(u.delta_bytes, seed)),
             ]
         })
         .collect();
     grid(s, &head, rows);
     s.push_str(
         "blocks = requests one block per request; CAR zstd = all of an update's new blocks in \
-         one request, the CAR stream zstd -3'd; nar-zstd sends the whole zstd -3 NAR\n",
+         one request, the CAR stream zstd -3'd; delta = the same with each changed file zstd \
+         -3'd against the previous version's file at its path (measured only: narfs does not \
+         send deltas yet); nar-zstd sends the whole zstd -3 NAR\n",
     );
 }
 
@@ -212,22 +218,27 @@ fn per_package(s: &mut String, report: &Report, strategy: &str) {
     else {
         return;
     };
-    // package -> (updates, NAR bytes, seed bytes, raw, CAR zstd), in corpus order.
-    let mut rows: Vec<(String, [u64; 5])> = Vec::new();
+    // package -> (updates, NAR bytes, seed bytes, raw, CAR zstd, delta), in corpus order.
+    let mut rows: Vec<(String, [u64; 6])> = Vec::new();
     for ((item, res), seed) in report.items.iter().zip(&r.items).zip(&report.seed_bytes) {
         let Some(u) = &res.update else { continue };
         let at = match rows.iter().position(|(p, _)| *p == item.package) {
             Some(at) => at,
             None => {
-                rows.push((item.package.clone(), [0; 5]));
+                rows.push((item.package.clone(), [0; 6]));
                 rows.len() - 1
             }
         };
         let t = &mut rows[at].1;
-        for (k, v) in [1, item.size, *seed, u.raw_bytes, u.car_zstd_bytes]
-            .into_iter()
-            .enumerate()
-        {
+        let figures = [
+            1,
+            item.size,
+            *seed,
+            u.raw_bytes,
+            u.car_zstd_bytes,
+            u.delta_bytes,
+        ];
+        for (k, v) in figures.into_iter().enumerate() {
             t[k] += v;
         }
     }
@@ -239,6 +250,8 @@ fn per_package(s: &mut String, report: &Report, strategy: &str) {
         "zstd -19 NARs",
         "new blocks",
         "CAR zstd",
+        "x seed",
+        "delta",
         "x seed",
     ];
     let rows = rows
@@ -252,6 +265,8 @@ fn per_package(s: &mut String, report: &Report, strategy: &str) {
                 human(t[3]),
                 human(t[4]),
                 format!("{:.2}", ratio(t[4], t[2])),
+                human(t[5]),
+                format!("{:.2}", ratio(t[5], t[2])),
             ]
         })
         .collect();

@@ -81,6 +81,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
             "the seed: zstd -{} of each NAR (cached)",
             narfs_experiment::SEED_LEVEL
         )),
+        Progress::Delta => bar.set_message("updates: changed files against the version before"),
         Progress::Repack(s) => bar.set_message(format!("repacking {s}")),
         Progress::Bytes(n) => bar.inc(n),
         _ => {}

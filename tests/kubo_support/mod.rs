@@ -259,7 +259,7 @@ fn api_addr(multiaddr: &str) -> Option<String> {
 }
 
 /// Runs `cmd`, panicking with its stderr when it fails.
-pub fn ok(cmd: &mut Command) -> Output {
+fn ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
     assert!(
         out.status.success(),
