@@ -26,6 +26,7 @@
 mod access_log;
 pub mod body;
 mod cache;
+pub mod encoding;
 mod gateway;
 pub mod index;
 pub mod narinfo;
