@@ -57,7 +57,7 @@ pub enum ContentCoding {
 
 /// A `Content-Encoding` the client did not ask for and cannot decode.
 #[derive(Debug, thiserror::Error)]
-#[error("the server sent Content-Encoding {0:?}, which was not asked for (only zstd is)")]
+#[error("the server sent Content-Encoding {0:?}, which was not asked for")]
 pub struct UnknownCoding(pub String);
 
 impl ContentCoding {

@@ -161,11 +161,11 @@ impl NarForm {
     }
 
     /// A channel for the body and the sink the decoder writes into.
-    pub fn channel(self, nar_size: u64) -> Result<(BodySink, ChannelBody), Response> {
+    pub fn channel(self, nar_size: u64) -> Result<(BodySink, ChannelBody), Fail> {
         let (writer, body) = channel(self.length(nar_size));
         match BodySink::new(writer, self.compression()) {
             Ok(sink) => Ok((sink, body)),
-            Err(e) => Err(internal(format!("cannot start the encoder: {e}"))),
+            Err(e) => Err(fail(format!("cannot start the encoder: {e}"))),
         }
     }
 }
@@ -218,7 +218,7 @@ pub async fn nar(
     let nar_size = rec.nar_size;
     let (writer, mut body) = match form.channel(nar_size) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let store = st.store.clone();
     let limits = Limits {

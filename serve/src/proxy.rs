@@ -232,7 +232,7 @@ pub async fn nar(
     let nar_size = entry.expect.nar_size;
     let (writer, mut body) = match form.channel(nar_size) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (ready_tx, ready_rx) = oneshot::channel();
     let st2 = st.clone();
