@@ -34,8 +34,9 @@ use crate::body::ChannelWriter;
 /// (RFC 8878).
 pub const WIRE_LEVEL: i32 = 2;
 
-/// The xz preset of `--nar-compression xz`: the fastest (liblzma's 0, 10–20 MB/s on
-/// one core, far below a 1 Gbit/s link: xz is for clients that cannot take zstd).
+/// The xz preset of `--nar-compression xz`: the fastest, liblzma's 0, and still far
+/// below a 1 Gbit/s link (`xz -0` 6.6 MB/s against `zstd -2` 139 MB/s on the same
+/// 42 MB NAR at load 12): xz is for clients that cannot take zstd.
 pub const XZ_PRESET: u32 = 0;
 
 /// How a response body is encoded on the wire.
