@@ -16,7 +16,8 @@
 //!
 //! Why zstd only: it is the coding that decodes fastest (a client fetching at line
 //! rate is not slowed) and the one narfs's own clients ask for
-//! (`narfs_nix::http::ACCEPT_ENCODING`); Nix asks for it too.
+//! (`narfs_nix::http::ACCEPT_ENCODING`). Nix 2.8 sends no `Accept-Encoding`: its
+//! clients get compressed NARs through `--nar-compression`.
 
 use std::fmt;
 use std::io::{self, Write};
