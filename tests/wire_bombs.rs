@@ -34,11 +34,11 @@ fn bomb(prefix: &[u8], len: u64) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// A gateway on 127.0.0.1: each request's target goes to `answer`, which gives
-/// (content type, content encoding, body).
-fn fake_gateway(
-    answer: impl Fn(&str) -> (String, &'static str, Vec<u8>) + Send + Sync + 'static,
-) -> String {
+/// An answer: content type, content encoding (empty: none), body.
+type Answer = (String, &'static str, Vec<u8>);
+
+/// A gateway on 127.0.0.1: each request's target goes to `answer`.
+fn fake_gateway(answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let answer = std::sync::Arc::new(answer);
@@ -52,7 +52,7 @@ fn fake_gateway(
 }
 
 /// Answers the requests of one keep-alive connection.
-fn serve_one(mut c: TcpStream, answer: &dyn Fn(&str) -> (String, &'static str, Vec<u8>)) {
+fn serve_one(mut c: TcpStream, answer: &dyn Fn(&str) -> Answer) {
     let mut buf = Vec::new();
     loop {
         let mut b = [0u8; 4096];
@@ -82,6 +82,8 @@ fn serve_one(mut c: TcpStream, answer: &dyn Fn(&str) -> (String, &'static str, V
 }
 
 /// Runs `narfs fetch` and returns (success, stderr, its peak RSS in KiB).
+// The child is reaped by `wait4`, which also gives its own rusage.
+#[allow(clippy::zombie_processes)]
 fn fetch_measured(gateway: &str, store: &Path, root: &str) -> (bool, String, i64) {
     let child = Command::new(env!("CARGO_BIN_EXE_narfs"))
         .args(["fetch", "--gateway", gateway, "--jobs", "2", "--store"])
