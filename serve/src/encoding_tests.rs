@@ -164,3 +164,24 @@ fn sinks_stream_and_end_or_fail() {
         assert!(e.contains("stopped"), "{c}: {e}");
     }
 }
+
+#[test]
+fn a_stream_encoder_at_the_wire_level_takes_about_2_mib() {
+    use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
+    let mut c = CCtx::create();
+    c.set_parameter(CParameter::CompressionLevel(WIRE_LEVEL))
+        .unwrap();
+    let data = b"some NAR bytes ".repeat(300_000);
+    let mut out = vec![0u8; 1 << 16];
+    let mut input = InBuffer::around(&data);
+    while input.pos() < data.len() {
+        let mut o = OutBuffer::around(&mut out[..]);
+        c.compress_stream(&mut o, &mut input).unwrap();
+    }
+    let size = c.sizeof();
+    eprintln!("zstd level {WIRE_LEVEL} stream context: {size} bytes");
+    assert!(
+        size < 3 << 20,
+        "{size} bytes: the documented bound is wrong"
+    );
+}
