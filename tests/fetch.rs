@@ -86,7 +86,8 @@ struct Mischief {
 }
 
 /// A relay on 127.0.0.1 in front of a gateway, one connection per request (it asks
-/// the gateway to close after answering), counting what it relays.
+/// the gateway to close after answering, and for uncompressed answers), counting what
+/// it relays.
 struct Proxy {
     url: String,
     /// Request targets, and the bytes relayed back (heads included).
@@ -158,8 +159,10 @@ fn relay(
     let head = String::from_utf8(head).unwrap();
     let target = head.split(' ').nth(1).unwrap_or_default().to_string();
     let mut out = String::new();
+    // The answers are inspected byte for byte: asked for as they are, not zstd.
     for line in head.trim_end().lines() {
-        if !line.to_ascii_lowercase().starts_with("connection:") {
+        let lower = line.to_ascii_lowercase();
+        if !lower.starts_with("connection:") && !lower.starts_with("accept-encoding:") {
             out.push_str(line);
             out.push_str("\r\n");
         }

@@ -2,7 +2,8 @@
 //! store items a real `guix publish --cache` baked (lzip, zstd) and `narfs import`
 //! read, served with their original signatures, and an item narfs encoded itself,
 //! signed by `narfs serve --sign-key` with a key the real Guix made; each one deleted
-//! and substituted back by the daemon, its `guix hash -S nar` equal to the NarHash and
+//! and substituted back by the daemon (as plain NARs, then as zstd NARs made on the
+//! fly by `--nar-compression zstd`), its `guix hash -S nar` equal to the NarHash and
 //! `guix gc --verify=contents` clean. A NAR or a narinfo tampered with on the way makes
 //! Guix refuse the substitute (the path stays invalid; its words are printed).
 
@@ -129,6 +130,49 @@ fn guix_substitutes_from_narfs_serve() {
         "the Guix daemon substituted {} items from narfs serve",
         all.len()
     );
+
+    // Again as zstd NARs made on the fly (`--nar-compression zstd`): the signed text
+    // unchanged, a zstd group first, and the daemon takes them.
+    let zlog = work.path().join("zstd-serve.log");
+    let key_arg = key.to_str().unwrap();
+    let zsrv = Server::start_logged(
+        &store,
+        &[
+            "--sign-key",
+            key_arg,
+            "--nar-compression",
+            "zstd",
+            "--access-log",
+        ],
+        &zlog,
+    );
+    let zinfo = serve_support::get(
+        zsrv.addr,
+        &format!("/{}.narinfo", &base(&paths[0])[..32]),
+        &[],
+    )
+    .text();
+    assert!(zinfo.starts_with(&published_text[..cut]), "{zinfo}");
+    assert!(
+        zinfo[cut..].starts_with("URL: nar/") && zinfo.contains(".nar.zst\nCompression: zstd\n"),
+        "{zinfo}"
+    );
+    delete(&dir, &all);
+    for (p, want) in all.iter().zip(&want) {
+        let (ok, err) = substitute(&dir, work.path(), &inside, &zsrv.url, p);
+        assert!(
+            ok && valid(&dir, p),
+            "{p} not substituted from narfs as zstd: {err}"
+        );
+        assert_eq!(&guix(&dir, &["guix", "hash", "-S", "nar", p]), want, "{p}");
+    }
+    guix(&dir, &["guix", "gc", "--verify=contents"]);
+    let log = std::fs::read_to_string(&zlog).unwrap();
+    assert!(
+        log.contains(".nar.zst 200"),
+        "Guix did not take the zstd NARs: {log}"
+    );
+    drop(zsrv);
 
     // Tampered on the way: the NAR (one byte of hello's text), then the narinfo (the
     // NarHash above the signature swapped for another item's).

@@ -2,7 +2,8 @@
 //! - Nix (Debian `nix-bin`) adds paths to a private chroot store in a temp dir, writes a
 //!   signed file binary cache of them with several compressions (`nix copy --to
 //!   file://`), `narfs import`s it, `narfs serve`s it, and `nix copy --from http://…`
-//!   into a fresh store succeeds (Nix checks every NarHash), with the signatures kept;
+//!   into a fresh store succeeds (Nix checks every NarHash), with the signatures kept,
+//!   and again from a `narfs serve --nar-compression zstd` (zstd NARs made on the fly);
 //! - the JavaScript IPFS stack (`interop/fetch.mjs`: Helia's trustless-gateway client
 //!   and ipfs-unixfs-exporter, every block checked against its CID) fetches a tree and a
 //!   file by CID from the gateway, block by block and as one CAR, and gets the bytes.
@@ -117,6 +118,35 @@ fn nix_copies_from_narfs_serve() {
         assert!(
             nar_of(&real(&s2, p)) == nar_of(&real(&s1, p)),
             "{p} differs after the round trip"
+        );
+    }
+    // The same paths as zstd NARs made on the fly (`--nar-compression zstd`): the
+    // narinfo says so, and Nix decompresses and checks every NarHash.
+    let zsrv = Server::start_with(&store, &["--nar-compression".as_ref(), "zstd".as_ref()]);
+    let base = pr.trim_start_matches("/nix/store/");
+    let info = serve_support::get(zsrv.addr, &format!("/{}.narinfo", &base[..32]), &[]).text();
+    assert!(
+        info.contains("Compression: zstd\n") && info.contains(".nar.zst\n"),
+        "{info}"
+    );
+    let s3 = t.join("s3");
+    let s3s = s3.to_str().unwrap();
+    ok(nix(t, "nix").args([
+        "--store",
+        s3s,
+        "copy",
+        "--from",
+        &zsrv.url,
+        "--trusted-public-keys",
+        pubkey.trim(),
+        &pr,
+        &pc,
+    ]));
+    ok(nix(t, "nix").args(["--store", s3s, "store", "verify", "--all"]));
+    for p in [&pa, &pb, &pc, &pr] {
+        assert!(
+            nar_of(&real(&s3, p)) == nar_of(&real(&s1, p)),
+            "{p} differs after the zstd round trip"
         );
     }
     let sigs = ok(nix(t, "nix").args(["--store", s2s, "path-info", "--sigs", &pa]));

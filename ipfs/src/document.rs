@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use http::{header, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 
-use crate::http::{connect, parse_url, ConnectError};
+use crate::http::{connect, parse_url, ConnectError, ContentCoding, UnknownCoding};
 
 /// The most of an error answer kept for the message.
 const MAX_MESSAGE: usize = 200;
@@ -60,6 +60,14 @@ pub enum DocumentError {
         status: StatusCode,
         /// `": "` and the first line of the answer, or empty.
         message: String,
+    },
+    /// The answer is encoded (`Content-Encoding`) though no coding was asked for.
+    #[error("{url} sent an encoded answer")]
+    Coding {
+        /// The document's address.
+        url: String,
+        #[source]
+        source: UnknownCoding,
     },
     /// The answer is larger than the limit.
     #[error("{url} sent more than {limit} bytes")]
@@ -111,6 +119,22 @@ async fn get(
     })?;
     let response = sender.send_request(request).await.map_err(http)?;
     let status = response.status();
+    // No `Accept-Encoding` was sent: only the bytes as they are will do.
+    match ContentCoding::of(response.headers()) {
+        Ok(ContentCoding::Identity) => {}
+        Ok(ContentCoding::Zstd) => {
+            return Err(DocumentError::Coding {
+                url: url.into(),
+                source: UnknownCoding("zstd".into()),
+            })
+        }
+        Err(source) => {
+            return Err(DocumentError::Coding {
+                url: url.into(),
+                source,
+            })
+        }
+    }
     let mut body = response.into_body();
     let keep = if status == StatusCode::OK {
         limit

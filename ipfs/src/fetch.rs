@@ -72,7 +72,8 @@ pub struct Progress {
     /// The DAG's size as the root's links claim it (`Tsize`), 0 until known: a hint
     /// for a progress bar, never trusted.
     pub total_bytes: u64,
-    /// Requests sent (tries included) and body bytes received for them.
+    /// Requests sent (tries included) and body bytes received for them, as they came
+    /// over the wire (compressed, when the gateway compressed them).
     pub requests: u64,
     /// See `requests`.
     pub received_bytes: u64,
@@ -101,12 +102,13 @@ impl Fetched {
     pub fn summary(&self) -> String {
         let (p, r) = (&self.prefetched.progress, &self.record);
         format!(
-            "{}: fetched {} blocks ({} bytes) in {} requests, reused {} blocks ({} bytes); \
-             NAR {} ({} bytes)",
+            "{}: fetched {} blocks ({} bytes) in {} requests ({} bytes on the wire), reused \
+             {} blocks ({} bytes); NAR {} ({} bytes)",
             r.root,
             p.fetched_blocks,
             p.fetched_bytes,
             p.requests,
+            p.received_bytes,
             p.reused_blocks,
             p.reused_bytes,
             r.nar_hash,

@@ -7,6 +7,13 @@
 //! asked for, and no answer is buffered past [`MAX_BLOCK_SIZE`] (a `Content-Length`
 //! above it is refused before the body is read).
 //!
+//! Every request says `Accept-Encoding: zstd`: a gateway that compresses (`narfs
+//! serve`) sends CARs and compressible blocks as zstd, one that does not (Kubo) sends
+//! them as they are. A zstd answer is decoded with a bounded window
+//! ([`narfs_nix::http::decoded`]) and under the same limits as a plain one: a raw block
+//! no larger than [`MAX_BLOCK_SIZE`] before or after decoding, a CAR read by
+//! [`CarReader`] with its own bounds; any other `Content-Encoding` is refused.
+//!
 //! A [`Connection`] is one keep-alive HTTP/1 connection (hyper's client, the one
 //! [`crate::Kubo`] uses too) on a current-thread runtime of its own, for one thread:
 //! the fetcher runs several, one per request in flight. Failures that may pass
@@ -25,7 +32,10 @@ use narfs_core::block::{BlockError, Verified, MAX_BLOCK_SIZE};
 use narfs_core::car::{CarError, CarReader};
 use narfs_core::Cid;
 
-use crate::http::{connect, parse_url, retried, ConnectError};
+use crate::http::{
+    connect, decoded, parse_url, retried, ConnectError, ContentCoding, UnknownCoding,
+    ACCEPT_ENCODING,
+};
 
 const RAW: &str = "application/vnd.ipld.raw";
 const CAR: &str = "application/vnd.ipld.car";
@@ -89,6 +99,12 @@ pub enum GatewayError {
     /// The answer is not of the type asked for.
     #[error("the gateway answered {got:?}, not {expected}")]
     ContentType { got: String, expected: &'static str },
+    /// The answer has a `Content-Encoding` that was not asked for.
+    #[error("the gateway's answer cannot be decoded")]
+    Coding(#[source] UnknownCoding),
+    /// The zstd-encoded answer does not decode (damaged, or a window over 8 MiB).
+    #[error("the gateway's zstd answer does not decode")]
+    Decode(#[source] io::Error),
     /// The answer is larger than a block may be.
     #[error("the answer is larger than the block limit of {limit} bytes")]
     TooLarge { limit: usize },
@@ -186,8 +202,10 @@ impl Connection<'_> {
         expected: &dyn Fn(&Cid) -> bool,
         each: &mut dyn FnMut(Verified) -> Result<(), GatewayError>,
     ) -> Result<(), GatewayError> {
-        let (body, timeout) = self.get(cid, "car&dag-scope=all", CAR_ACCEPT, CAR)?;
+        let (body, coding, timeout) = self.get(cid, "car&dag-scope=all", CAR_ACCEPT, CAR)?;
         let reader = BodyReader::new(&self.runtime, body, timeout, &mut self.received, None);
+        let reader = decoded(BufReader::with_capacity(64 << 10, reader), coding)
+            .map_err(GatewayError::Decode)?;
         let mut car =
             CarReader::new(BufReader::with_capacity(256 << 10, reader)).map_err(car_error)?;
         while let Some((got, data)) = car.next_block().map_err(car_error)? {
@@ -230,34 +248,50 @@ impl Connection<'_> {
     }
 
     fn block_once(&mut self, cid: &Cid) -> Result<Verified, GatewayError> {
-        let (body, timeout) = self.get(cid, "raw", RAW, RAW)?;
-        let mut reader = BodyReader::new(
+        let (body, coding, timeout) = self.get(cid, "raw", RAW, RAW)?;
+        let reader = BodyReader::new(
             &self.runtime,
             body,
             timeout,
             &mut self.received,
             Some(MAX_BLOCK_SIZE),
         );
+        let reader = decoded(BufReader::new(reader), coding).map_err(GatewayError::Decode)?;
         let mut data = Vec::new();
-        reader.read_to_end(&mut data).map_err(unwrap_io)?;
+        // One byte past the limit tells a block too large (a zstd bomb's output stops
+        // there too).
+        reader
+            .take(MAX_BLOCK_SIZE as u64 + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| match coding {
+                ContentCoding::Zstd => decode_error(e),
+                ContentCoding::Identity => unwrap_io(e),
+            })?;
+        if data.len() > MAX_BLOCK_SIZE {
+            return Err(GatewayError::TooLarge {
+                limit: MAX_BLOCK_SIZE,
+            });
+        }
         Ok(Verified::check(cid, data)?)
     }
 
     /// Sends `GET /ipfs/<cid>?format=FORMAT` and checks the answer's head: 200, of
-    /// type `expected`, not announced larger than a block for a raw one.
+    /// type `expected`, in a coding asked for, not announced larger than a block for a
+    /// raw one.
     fn get(
         &mut self,
         cid: &Cid,
         format: &str,
         accept: &str,
         expected: &'static str,
-    ) -> Result<(Incoming, Duration), GatewayError> {
+    ) -> Result<(Incoming, ContentCoding, Duration), GatewayError> {
         let g = self.gateway;
         let timeout = g.options.timeout;
         let uri = format!("{}/ipfs/{cid}?format={format}", g.prefix);
         let request = Request::get(uri)
             .header(header::HOST, &g.authority)
             .header(header::ACCEPT, accept)
+            .header(header::ACCEPT_ENCODING, ACCEPT_ENCODING)
             .body(Empty::<Bytes>::new())
             .map_err(|_| GatewayError::Url { url: g.url.clone() })?;
         let sender = &mut self.sender;
@@ -303,6 +337,13 @@ impl Connection<'_> {
                 expected,
             });
         }
+        let coding = match ContentCoding::of(&parts.headers) {
+            Ok(c) => c,
+            Err(e) => {
+                self.sender = None;
+                return Err(GatewayError::Coding(e));
+            }
+        };
         let length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -313,7 +354,7 @@ impl Connection<'_> {
                 limit: MAX_BLOCK_SIZE,
             });
         }
-        Ok((body, timeout))
+        Ok((body, coding, timeout))
     }
 
     /// ": <the first line of an error answer>", or nothing.
@@ -404,6 +445,15 @@ fn unwrap_io(e: io::Error) -> GatewayError {
         Some(Ok(g)) => *g,
         Some(Err(other)) => GatewayError::Connect(io::Error::other(other)),
         None => GatewayError::Connect(io::Error::other("the body read failed")),
+    }
+}
+
+/// The gateway error under a failed read of a decoded body, or the decoding's own.
+fn decode_error(e: io::Error) -> GatewayError {
+    if e.get_ref().is_some_and(|i| i.is::<GatewayError>()) {
+        unwrap_io(e)
+    } else {
+        GatewayError::Decode(e)
     }
 }
 

@@ -4,8 +4,14 @@
 //! (hyper's HTTP/1 client over a tokio TCP stream, with a connect timeout). It lives
 //! here, the lowest crate with an HTTP client, because the binary cache reader needs
 //! it and cannot depend on `narfs-ipfs`, which sits above the store.
+//!
+//! Compressed transfer ([`ACCEPT_ENCODING`], [`ContentCoding`], [`decoded`]): the
+//! clients ask for `Content-Encoding: zstd` (which `narfs serve` sends for CARs and
+//! NARs) and decode it with the window bounded as RFC 8878 asks of HTTP (8 MiB), so a
+//! hostile server's zstd bomb costs bounded memory; how much *output* it may make is
+//! the reader's own limit on top (a block's size, the CAR reader's section sizes).
 
-use std::io;
+use std::io::{self, BufRead};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,6 +37,65 @@ pub fn parse_url(url: &str, default_port: u16) -> Option<(String, String)> {
     let port = authority.port_u16().unwrap_or(default_port);
     let prefix = uri.path().trim_end_matches('/').to_string();
     Some((format!("{host}:{port}"), prefix))
+}
+
+/// The `Accept-Encoding` narfs's clients send: zstd, else the bytes as they are.
+pub const ACCEPT_ENCODING: &str = "zstd";
+
+/// The largest zstd window a client accepts: 2^23 = 8 MiB, RFC 8878's limit for HTTP
+/// (`narfs serve`'s level uses 1 MiB).
+pub const WINDOW_LOG_MAX: u32 = 23;
+
+/// How a response body is encoded (`Content-Encoding`), of those a client asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentCoding {
+    /// No `Content-Encoding` (or `identity`): the bytes as they are.
+    Identity,
+    /// `zstd` (RFC 8878).
+    Zstd,
+}
+
+/// A `Content-Encoding` the client did not ask for and cannot decode.
+#[derive(Debug, thiserror::Error)]
+#[error("the server sent Content-Encoding {0:?}, which was not asked for")]
+pub struct UnknownCoding(pub String);
+
+impl ContentCoding {
+    /// The coding of a response with `headers`: none, `identity` or `zstd`; anything
+    /// else (`gzip`, several codings stacked) is refused, not passed on as if it were
+    /// the content.
+    pub fn of(headers: &http::HeaderMap) -> Result<ContentCoding, UnknownCoding> {
+        let mut coding = ContentCoding::Identity;
+        for value in headers.get_all(http::header::CONTENT_ENCODING) {
+            let text = value.to_str().map_err(|_| UnknownCoding("?".into()))?;
+            for c in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                if c.eq_ignore_ascii_case("identity") {
+                    continue;
+                }
+                if !c.eq_ignore_ascii_case("zstd") || coding == ContentCoding::Zstd {
+                    return Err(UnknownCoding(text.to_string()));
+                }
+                coding = ContentCoding::Zstd;
+            }
+        }
+        Ok(coding)
+    }
+}
+
+/// `body` decoded as `coding` says: itself, or a zstd decoder over it whose window is
+/// at most 2^[`WINDOW_LOG_MAX`] (a frame asking for more fails to decode).
+pub fn decoded<'r, R: BufRead + 'r>(
+    body: R,
+    coding: ContentCoding,
+) -> io::Result<Box<dyn io::Read + 'r>> {
+    Ok(match coding {
+        ContentCoding::Identity => Box::new(body),
+        ContentCoding::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(body)?;
+            d.window_log_max(WINDOW_LOG_MAX)?;
+            Box::new(d)
+        }
+    })
 }
 
 /// Why a connection could not be made.
@@ -91,8 +156,55 @@ pub fn retried<T, E>(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_url, retried};
+    use super::{decoded, parse_url, retried, ContentCoding};
+    use std::io::Read;
     use std::time::Duration;
+
+    #[test]
+    fn content_codings() {
+        let of = |v: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in v {
+                h.append(http::header::CONTENT_ENCODING, v.parse().unwrap());
+            }
+            ContentCoding::of(&h).map_err(|e| e.0)
+        };
+        assert_eq!(of(&[]), Ok(ContentCoding::Identity));
+        assert_eq!(of(&["identity"]), Ok(ContentCoding::Identity));
+        assert_eq!(of(&["ZSTD"]), Ok(ContentCoding::Zstd));
+        assert_eq!(of(&["identity, zstd"]), Ok(ContentCoding::Zstd));
+        assert_eq!(of(&["gzip"]), Err("gzip".into()));
+        assert_eq!(of(&["zstd", "zstd"]), Err("zstd".into()));
+        assert_eq!(of(&["zstd, br"]), Err("zstd, br".into()));
+    }
+
+    #[test]
+    fn zstd_bodies_decode_within_the_window() {
+        let data = b"narfs ".repeat(10_000);
+        let z = zstd::encode_all(&data[..], 3).unwrap();
+        let mut out = Vec::new();
+        decoded(&z[..], ContentCoding::Zstd)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        // A frame whose window is larger than 8 MiB is refused, not allocated.
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        enc.window_log(27).unwrap();
+        enc.long_distance_matching(true).unwrap();
+        std::io::copy(&mut std::io::repeat(7).take(1 << 20), &mut enc).unwrap();
+        let big = enc.finish().unwrap();
+        let r = decoded(&big[..], ContentCoding::Zstd)
+            .unwrap()
+            .read_to_end(&mut Vec::new());
+        assert!(r.is_err(), "a 128 MiB window was accepted");
+        let mut same = Vec::new();
+        decoded(&b"as is"[..], ContentCoding::Identity)
+            .unwrap()
+            .read_to_end(&mut same)
+            .unwrap();
+        assert_eq!(same, b"as is");
+    }
 
     #[test]
     fn retries_only_what_may_pass_and_counts_the_tries() {

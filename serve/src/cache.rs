@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use narfs_core::Cid;
 use narfs_decoder::{decode_checked, Expect, Limits};
 use narfs_nix::store_path::StoreDir;
 use narfs_store::{RootRecord, Store};
 
-use crate::body::{channel, ChannelWriter};
+use crate::body::{channel, ChannelBody};
+use crate::encoding::{self, BodySink, Coding, NarCompression};
 use crate::{blocking, fail, internal, narinfo, text, AppState, Fail};
 
 pub async fn cache_info(State(st): State<Arc<AppState>>) -> Response {
@@ -66,17 +67,19 @@ pub(crate) fn narinfo_hash(file: &str) -> Result<&str, Fail> {
     Ok(hash)
 }
 
-/// The root CID `file` (`<cid>.nar`) asks for, else the answer to give.
-pub(crate) fn nar_cid(file: &str) -> Result<Cid, Fail> {
-    let Some(c) = file.strip_suffix(".nar") else {
+/// The root CID `file` (`<cid>.nar`, `.nar.zst`, `.nar.xz`) asks for and the form,
+/// else the answer to give.
+pub(crate) fn nar_cid(file: &str) -> Result<(Cid, NarCompression), Fail> {
+    let Some((c, form)) = NarCompression::of_file(file) else {
         return Err(Box::new(text(StatusCode::NOT_FOUND, "not found\n")));
     };
-    Cid::from_str(c).map_err(|_| {
+    let cid = Cid::from_str(c).map_err(|_| {
         Box::new(text(
             StatusCode::BAD_REQUEST,
-            "expected nar/<root CID>.nar\n",
+            "expected nar/<root CID>.nar[.zst|.xz]\n",
         ))
-    })
+    })?;
+    Ok((cid, form))
 }
 
 pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
@@ -88,7 +91,7 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
         let snap = st.index.snapshot().map_err(fail)?;
         Ok(snap.by_hash(&hash).map_err(fail)?.and_then(|rec| {
             let meta = rec.narinfo.as_ref()?;
-            narinfo::render(&rec, meta, &st.keys)
+            narinfo::render(&rec, meta, &st.keys, st.options.nar_compression)
         }))
     })
     .await;
@@ -102,25 +105,95 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
 /// A NAR's `Content-Type`.
 pub(crate) const NAR_TYPE: &str = "application/x-nix-archive";
 
-/// The answer to `HEAD /nar/…`: the NAR's type and length, known from a record or a
-/// narinfo, so that a client asking whether a NAR exists starts no decode (or fetch).
-pub(crate) fn nar_head(nar_size: u64) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(NAR_TYPE)),
-            (header::CONTENT_LENGTH, HeaderValue::from(nar_size)),
-        ],
-        Body::empty(),
-    )
-        .into_response()
+/// How a `/nar/…` response is sent: the file's form (`.nar`, `.nar.zst`, `.nar.xz`)
+/// and, for a plain `.nar`, the `Content-Encoding` negotiated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NarForm {
+    pub file: NarCompression,
+    pub coding: Coding,
+}
+
+impl NarForm {
+    /// The form for `file` asked with `headers`, else the answer to give (406).
+    pub fn of(file: NarCompression, headers: &HeaderMap) -> Result<NarForm, Fail> {
+        let coding = match file {
+            // A compressed file is sent as it is, whatever the client accepts.
+            NarCompression::None => encoding::for_request(headers).ok_or_else(|| {
+                Box::new(text(
+                    StatusCode::NOT_ACCEPTABLE,
+                    "a NAR is sent as is or as zstd (Accept-Encoding)\n",
+                ))
+            })?,
+            _ => Coding::Identity,
+        };
+        Ok(NarForm { file, coding })
+    }
+
+    /// The compression the body goes through.
+    pub fn compression(self) -> NarCompression {
+        match (self.file, self.coding) {
+            (NarCompression::None, Coding::Zstd) => NarCompression::Zstd,
+            (file, _) => file,
+        }
+    }
+
+    /// The body's length, known only for a NAR sent as it is.
+    pub fn length(self, nar_size: u64) -> Option<u64> {
+        (self.compression() == NarCompression::None).then_some(nar_size)
+    }
+
+    /// The response's headers, for `HEAD` and `GET` alike.
+    pub fn headers(self, nar_size: u64) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let ctype = match self.file {
+            NarCompression::None => NAR_TYPE,
+            NarCompression::Zstd => "application/zstd",
+            NarCompression::Xz => "application/x-xz",
+        };
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        if let Some(n) = self.length(nar_size) {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        if self.file == NarCompression::None {
+            encoding::mark(&mut h, self.coding);
+        }
+        h
+    }
+
+    /// A channel for the body and the sink the decoder writes into.
+    pub fn channel(self, nar_size: u64) -> Result<(BodySink, ChannelBody), Fail> {
+        let (writer, body) = channel(self.length(nar_size));
+        match BodySink::new(writer, self.compression()) {
+            Ok(sink) => Ok((sink, body)),
+            Err(e) => Err(fail(format!("cannot start the encoder: {e}"))),
+        }
+    }
+}
+
+/// The answer to `HEAD /nar/…`: the headers a `GET` would have (with the NAR's length
+/// when it is sent as it is), known from a record or a narinfo, so that a client
+/// asking whether a NAR exists starts no decode (or fetch).
+pub(crate) fn nar_head(nar_size: u64, form: NarForm) -> Response {
+    let mut r = Response::new(match form.length(nar_size) {
+        Some(_) => Body::empty(),
+        None => {
+            // An empty body of unknown length, so that no `Content-Length: 0` is added.
+            let (w, b) = channel(None);
+            let _ = w.finish();
+            Body::new(b)
+        }
+    });
+    *r.headers_mut() = form.headers(nar_size);
+    r
 }
 
 pub async fn nar(
     State(st): State<Arc<AppState>>,
     method: Method,
+    headers: HeaderMap,
     Path(file): Path<String>,
 ) -> Response {
-    let cid = match nar_cid(&file) {
+    let (cid, form) = match nar_cid(&file).and_then(|(c, f)| Ok((c, NarForm::of(f, &headers)?))) {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -136,13 +209,17 @@ pub async fn nar(
         Err(r) => return r,
     };
     if method == Method::HEAD {
-        return nar_head(rec.nar_size);
+        return nar_head(rec.nar_size, form);
     }
     let expect = match Expect::from_record(&rec.nar_hash, rec.nar_size) {
         Ok(e) => e,
         Err(e) => return internal(format!("the record of {cid}: {}", error_chain(&e))),
     };
-    let (writer, mut body) = channel(Some(rec.nar_size));
+    let nar_size = rec.nar_size;
+    let (writer, mut body) = match form.channel(nar_size) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let store = st.store.clone();
     let limits = Limits {
         readahead: st.options.readahead,
@@ -150,21 +227,22 @@ pub async fn nar(
     };
     tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, &expect, &limits, writer));
     match body.first().await {
-        Ok(_) => typed(NAR_TYPE, Body::new(body)),
+        Ok(_) => (form.headers(nar_size), Body::new(body)).into_response(),
         Err(e) => internal(format!("cannot decode the NAR of {cid}: {e}")),
     }
 }
 
 /// Decodes the root's NAR into `w` under the store's shared lock (so `gc` cannot take
 /// blocks away mid-stream), checked against the record: a NAR that is not the one the
-/// record describes leaves the body short of its `Content-Length`, then failed.
+/// record describes leaves the body short of its `Content-Length` (or its compressed
+/// stream unended), then failed.
 fn stream_nar(
     store: &Store,
     cid: &Cid,
     rec: &RootRecord,
     expect: &Expect,
     limits: &Limits,
-    mut w: ChannelWriter,
+    mut w: BodySink,
 ) {
     let result = (|| -> Result<(), String> {
         let _lock = store.lock_shared().map_err(|e| error_chain(&e))?;

@@ -4,7 +4,9 @@
 //! the CID, every block of the DAG once, depth-first pre-order, each verified; with
 //! `dag-scope=block` only the root block). The response type comes from `Accept`, or
 //! else from `?format=raw|car`; anything else is 406. Paths under the CID are not
-//! served (501): ask for the entry's own CID.
+//! served (501): ask for the entry's own CID. A client accepting zstd
+//! (`Accept-Encoding`) gets CARs compressed as they stream and raw blocks compressed
+//! when that pays ([`crate::encoding`]).
 
 use narfs_core::error_chain;
 use std::str::FromStr;
@@ -20,7 +22,8 @@ use narfs_core::dagpb::PBNode;
 use narfs_core::Cid;
 use narfs_store::Store;
 
-use crate::body::{channel, ChannelWriter};
+use crate::body::channel;
+use crate::encoding::{self, BodySink, Coding};
 use crate::{blocking, fail, text, AppState};
 
 const RAW: &str = "application/vnd.ipld.raw";
@@ -99,6 +102,12 @@ pub async fn ipfs(
         );
     }
     let q = query.as_deref();
+    let Some(coding) = encoding::for_request(&headers) else {
+        return text(
+            StatusCode::NOT_ACCEPTABLE,
+            "blocks and CARs are sent as they are or as zstd (Accept-Encoding)\n",
+        );
+    };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let Some(format) = negotiate(accept, param(q, "format")) else {
         return text(
@@ -142,7 +151,10 @@ pub async fn ipfs(
         Err(r) => return r,
     };
     let common = [
-        (header::VARY, HeaderValue::from_static("Accept")),
+        (
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        ),
         (
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=29030400, immutable"),
@@ -158,27 +170,48 @@ pub async fn ipfs(
     };
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{cid}.{ext}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    let etag = HeaderValue::from_str(&format!("\"{cid}.{ext}\""))
+    // A raw block is compressed only when that pays; a CAR always is when asked.
+    let (block, coding) = match (format, coding) {
+        (Format::Raw, Coding::Zstd) => {
+            match blocking(move || Ok(encoding::whole_block(block, coding))).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            }
+        }
+        _ => (block, coding),
+    };
+    // Each representation its own tag.
+    let zst = if coding == Coding::Zstd { ".zst" } else { "" };
+    let etag = HeaderValue::from_str(&format!("\"{cid}.{ext}{zst}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
     let specific = [
         (header::CONTENT_TYPE, HeaderValue::from_static(ctype)),
         (header::CONTENT_DISPOSITION, disposition),
         (header::ETAG, etag),
     ];
-    match format {
+    let mut r = match format {
         Format::Raw => (common, specific, block).into_response(),
         Format::Car => {
             let (writer, body) = channel(None);
+            let sink = match BodySink::coded(writer, coding) {
+                Ok(s) => s,
+                Err(e) => return crate::internal(format!("cannot start the encoder: {e}")),
+            };
             let store = st.store.clone();
-            tokio::task::spawn_blocking(move || stream_car(&store, cid, block, all, writer));
+            tokio::task::spawn_blocking(move || stream_car(&store, cid, block, all, sink));
             (common, specific, Body::new(body)).into_response()
         }
+    };
+    if coding == Coding::Zstd {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
     }
+    r
 }
 
 /// Writes the CAR of the DAG under `root` (whose verified block is `root_block`):
 /// depth-first, pre-order, links in node order, each block once and verified.
-fn stream_car(store: &Store, root: Cid, root_block: Vec<u8>, all: bool, w: ChannelWriter) {
+fn stream_car(store: &Store, root: Cid, root_block: Vec<u8>, all: bool, w: BodySink) {
     let mut car = match CarWriter::new(w, &root) {
         Ok(c) => c,
         Err(_) => return, // the client is gone

@@ -26,6 +26,7 @@
 mod access_log;
 pub mod body;
 mod cache;
+pub mod encoding;
 mod gateway;
 pub mod index;
 pub mod narinfo;
@@ -49,7 +50,8 @@ use narfs_store::Store;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Streaming responses (`/nar/…`, `/ipfs/…`) in flight at once; each holds a
-    /// decoder thread and up to [`Options::readahead`] + ~0.7 MiB of buffers.
+    /// decoder thread and up to [`Options::readahead`] + ~0.7 MiB of buffers (+ ~2 MiB
+    /// for a zstd encoder, [`encoding::WIRE_LEVEL`]).
     pub max_streams: usize,
     /// How long a request over `max_streams` waits for a slot before a 503.
     pub queue_wait: Duration,
@@ -60,6 +62,9 @@ pub struct Options {
     pub readahead: u64,
     /// One line per request on stderr ([`access_log`]).
     pub access_log: bool,
+    /// How narinfos offer NARs: `nar/<cid>.nar`, or compressed on the fly
+    /// (`.nar.zst`, `.nar.xz`; [`encoding::NarCompression`]).
+    pub nar_compression: encoding::NarCompression,
 }
 
 impl Default for Options {
@@ -70,6 +75,7 @@ impl Default for Options {
             send_timeout: Duration::from_secs(30),
             readahead: 512 << 10,
             access_log: false,
+            nar_compression: encoding::NarCompression::None,
         }
     }
 }

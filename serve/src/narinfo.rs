@@ -2,13 +2,16 @@
 //! dialect of its store path:
 //!
 //! - a `/nix/store` item: the fields Nix writes (the original `Sig:` lines kept, plus
-//!   one by the `--sign-key` Nix key), the NAR uncompressed at `nar/<root>.nar`, and
+//!   one by the `--sign-key` Nix key), the NAR uncompressed at `nar/<root>.nar` (or
+//!   `nar/<root>.nar.zst`/`.xz`, `--nar-compression`, made on the fly, no `FileSize`), and
 //!   the root CID as `IPFS-CID:` and its encoding as `IPFS-Encoding:`;
 //! - a `/gnu/store` item: the original text up to and including its `Signature:` line,
 //!   byte for byte (Guix signs the sha256 of exactly the text above that line, so the
 //!   original signature stays valid), then `URL: nar/<root>.nar`, `Compression: none`,
 //!   `FileSize: <NarSize>` (Guix resolves a relative URL against the cache URL and
-//!   reads `none`), `IPFS-CID:` and `IPFS-Encoding:`; an item without an original `Signature:` (narfs
+//!   reads `none`), `IPFS-CID:` and `IPFS-Encoding:`; with `--nar-compression zstd`
+//!   a `nar/<root>.nar.zst` group (`Compression: zstd`) comes first, without
+//!   `FileSize`s (the lines below `Signature:` are not signed); an item without an original `Signature:` (narfs
 //!   encoded it) gets the fields `guix publish` writes, signed by the `--sign-key`
 //!   Guix key if there is one.
 //!
@@ -20,6 +23,8 @@ use narfs_nix::narinfo::{guix_signed_part, parse_sha256, NarInfo};
 use narfs_nix::signing::{fingerprint, GuixSecretKey, NixSecretKey, SecretKey};
 use narfs_nix::{StoreDir, StorePath};
 use narfs_store::{NarInfoMeta, RootRecord};
+
+use crate::encoding::NarCompression;
 
 /// The field that says how the DAG under `IPFS-CID:` carries the NAR, by the store's
 /// name of its [`narfs_core::Encoding`]: `none` (the NAR's tree as UnixFS) or `zstd`
@@ -59,11 +64,16 @@ pub fn dialect(meta: &NarInfoMeta) -> Option<StoreDir> {
 /// The narinfo of `rec`, imported with `meta`; `None` if the record's NarHash is not
 /// a sha256 Nix can read or its store path does not parse (a damaged record is not
 /// served).
-pub fn render(rec: &RootRecord, meta: &NarInfoMeta, keys: &Keys) -> Option<String> {
+pub fn render(
+    rec: &RootRecord,
+    meta: &NarInfoMeta,
+    keys: &Keys,
+    nar: NarCompression,
+) -> Option<String> {
     let nar_hash = parse_sha256(&rec.nar_hash)?;
     let mut s = match dialect(meta)? {
-        StoreDir::Guix => guix(rec, meta, &nar_hash, keys.guix.as_ref()),
-        _ => nix(rec, meta, nar_hash, keys.nix.as_ref()),
+        StoreDir::Guix => guix(rec, meta, &nar_hash, keys.guix.as_ref(), nar),
+        _ => nix(rec, meta, nar_hash, keys.nix.as_ref(), nar),
     };
     let _ = writeln!(s, "IPFS-CID: {}", rec.root);
     let _ = writeln!(s, "{ENCODING_FIELD}: {}", rec.encoding);
@@ -75,11 +85,14 @@ fn nix(
     meta: &NarInfoMeta,
     nar_hash: [u8; 32],
     key: Option<&NixSecretKey>,
+    nar: NarCompression,
 ) -> String {
+    // No `FileSize`: the compressed size is known only once it is made (Nix takes a
+    // narinfo without one).
     let mut info = NarInfo {
         store_path: meta.store_path.clone(),
-        url: format!("nar/{}.nar", rec.root),
-        compression: "none".into(),
+        url: format!("nar/{}.nar{}", rec.root, nar.suffix()),
+        compression: nar.name().into(),
         nar_hash,
         nar_size: rec.nar_size,
         references: meta.references.clone(),
@@ -108,6 +121,7 @@ fn guix(
     meta: &NarInfoMeta,
     nar_hash: &[u8; 32],
     key: Option<&GuixSecretKey>,
+    nar: NarCompression,
 ) -> String {
     let mut s = match meta.text.as_deref().and_then(guix_signed_part) {
         Some(signed) => {
@@ -138,9 +152,23 @@ fn guix(
             s
         }
     };
-    let _ = writeln!(s, "URL: nar/{}.nar", rec.root);
-    let _ = writeln!(s, "Compression: none");
-    let _ = writeln!(s, "FileSize: {}", rec.nar_size);
+    match nar {
+        NarCompression::Zstd => {
+            // The zstd NAR first, then the plain one for a Guix without guile-zstd;
+            // neither with `FileSize` (unknown for zstd, and Guix pairs sizes with
+            // URLs by position, so it is all or none).
+            let _ = writeln!(s, "URL: nar/{}.nar.zst", rec.root);
+            let _ = writeln!(s, "Compression: zstd");
+            let _ = writeln!(s, "URL: nar/{}.nar", rec.root);
+            let _ = writeln!(s, "Compression: none");
+        }
+        // Guix reads no xz: its NARs stay uncompressed.
+        NarCompression::None | NarCompression::Xz => {
+            let _ = writeln!(s, "URL: nar/{}.nar", rec.root);
+            let _ = writeln!(s, "Compression: none");
+            let _ = writeln!(s, "FileSize: {}", rec.nar_size);
+        }
+    }
     s
 }
 

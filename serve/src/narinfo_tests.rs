@@ -46,7 +46,13 @@ fn keys() -> Keys {
 fn renders_for_nix() {
     let n = NarInfo::parse(REAL.as_bytes()).unwrap();
     let rec = record(&n, NarInfoMeta::from(&n));
-    let text = render(&rec, &NarInfoMeta::from(&n), &Keys::default()).unwrap();
+    let text = render(
+        &rec,
+        &NarInfoMeta::from(&n),
+        &Keys::default(),
+        NarCompression::None,
+    )
+    .unwrap();
     let back = NarInfo::parse(text.as_bytes()).unwrap();
     assert_eq!(back.url, format!("nar/{}.nar", rec.root));
     assert_eq!(back.compression, "none");
@@ -66,7 +72,13 @@ fn renders_for_nix() {
         encoding: narfs_core::Encoding::ZstdNar,
         ..rec.clone()
     };
-    let text = render(&zstd, &NarInfoMeta::from(&n), &Keys::default()).unwrap();
+    let text = render(
+        &zstd,
+        &NarInfoMeta::from(&n),
+        &Keys::default(),
+        NarCompression::None,
+    )
+    .unwrap();
     let said = text.lines().find_map(|l| l.strip_prefix("IPFS-Encoding: "));
     assert_eq!(
         said.map(str::parse),
@@ -83,7 +95,13 @@ fn renders_for_nix() {
 fn nix_items_keep_their_sigs_and_get_ours() {
     let n = NarInfo::parse(REAL.as_bytes()).unwrap();
     let meta = NarInfoMeta::from(&n);
-    let text = render(&record(&n, meta.clone()), &meta, &keys()).unwrap();
+    let text = render(
+        &record(&n, meta.clone()),
+        &meta,
+        &keys(),
+        NarCompression::None,
+    )
+    .unwrap();
     let back = NarInfo::parse(text.as_bytes()).unwrap();
     assert_eq!(back.sigs.len(), 2, "{text}");
     assert_eq!(back.sigs[0], n.sigs[0], "the original first");
@@ -101,7 +119,13 @@ fn nix_items_keep_their_sigs_and_get_ours() {
         sigs: back.sigs.clone(),
         ..meta
     };
-    let text = render(&record(&n, again.clone()), &again, &keys()).unwrap();
+    let text = render(
+        &record(&n, again.clone()),
+        &again,
+        &keys(),
+        NarCompression::None,
+    )
+    .unwrap();
     assert_eq!(NarInfo::parse(text.as_bytes()).unwrap().sigs, back.sigs);
 }
 
@@ -111,7 +135,13 @@ fn guix_items_keep_their_signed_text() {
     let meta = NarInfoMeta::from(&n);
     assert!(meta.text.is_some(), "import keeps a Guix narinfo's text");
     for keys in [Keys::default(), keys()] {
-        let text = render(&record(&n, meta.clone()), &meta, &keys).unwrap();
+        let text = render(
+            &record(&n, meta.clone()),
+            &meta,
+            &keys,
+            NarCompression::None,
+        )
+        .unwrap();
         let sig_end = GUIX.find("URL:").unwrap();
         assert_eq!(
             &text[..sig_end],
@@ -146,9 +176,9 @@ fn guix_items_narfs_encoded_are_signed_by_its_key() {
         text: None,
     };
     let rec = record(&n, meta.clone());
-    let unsigned = render(&rec, &meta, &Keys::default()).unwrap();
+    let unsigned = render(&rec, &meta, &Keys::default(), NarCompression::None).unwrap();
     assert!(!unsigned.contains("Signature:"), "{unsigned}");
-    let signed = render(&rec, &meta, &keys()).unwrap();
+    let signed = render(&rec, &meta, &keys(), NarCompression::None).unwrap();
     let public = GuixPublicKey::parse(GUIX_PUB.as_bytes()).unwrap();
     public.verify_narinfo(&signed).unwrap();
     assert_eq!(
@@ -164,4 +194,46 @@ fn guix_items_narfs_encoded_are_signed_by_its_key() {
         n.nar_hash_string(),
         n.nar_size
     )));
+}
+
+#[test]
+fn compressed_nars_in_both_dialects() {
+    let n = NarInfo::parse(REAL.as_bytes()).unwrap();
+    let meta = NarInfoMeta::from(&n);
+    let rec = record(&n, meta.clone());
+    for (c, url, name) in [
+        (NarCompression::Zstd, ".nar.zst", "zstd"),
+        (NarCompression::Xz, ".nar.xz", "xz"),
+    ] {
+        let text = render(&rec, &meta, &keys(), c).unwrap();
+        let back = NarInfo::parse(text.as_bytes()).unwrap();
+        assert_eq!(back.url, format!("nar/{}{url}", rec.root));
+        assert_eq!(back.compression, name);
+        assert!(!text.contains("FileSize"), "{text}");
+        assert_eq!(back.sigs.len(), 2, "signed as the plain one: {text}");
+    }
+    // Guix: the signed text byte for byte, the zstd NAR first, the plain one for a
+    // Guix without zstd; no xz (Guix reads none).
+    let n = NarInfo::parse_in(StoreDir::Guix, GUIX.as_bytes()).unwrap();
+    let meta = NarInfoMeta::from(&n);
+    let rec = record(&n, meta.clone());
+    let sig_end = GUIX.find("URL:").unwrap();
+    let text = render(&rec, &meta, &keys(), NarCompression::Zstd).unwrap();
+    assert_eq!(&text[..sig_end], &GUIX[..sig_end]);
+    assert_eq!(
+        &text[sig_end..],
+        format!(
+            "URL: nar/{ROOT}.nar.zst\nCompression: zstd\nURL: nar/{ROOT}.nar\n\
+             Compression: none\nIPFS-CID: {ROOT}\nIPFS-Encoding: none\n"
+        )
+    );
+    GuixPublicKey::parse(GUIX_PUB.as_bytes())
+        .unwrap()
+        .verify_narinfo(&text)
+        .unwrap();
+    let back = NarInfo::parse_in(StoreDir::Guix, text.as_bytes()).unwrap();
+    assert_eq!(back.nars.len(), 2);
+    let xz = render(&rec, &meta, &keys(), NarCompression::Xz).unwrap();
+    let plain = render(&rec, &meta, &keys(), NarCompression::None).unwrap();
+    assert_eq!(xz, plain);
 }

@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use narfs_core::block::HashAlg;
 use narfs_core::{error_chain, Cid, Encoding};
 use narfs_decoder::{decode_checked, Expect, Limits};
@@ -43,7 +43,7 @@ use narfs_nix::store_path::StoreDir;
 use narfs_store::{NarInfoMeta, RootRecord};
 use tokio::sync::oneshot;
 
-use crate::body::{channel, ChannelWriter};
+use crate::encoding::BodySink;
 use crate::upstream::{rewrite, Upstream};
 use crate::{blocking, cache, fail, text, AppState};
 
@@ -213,21 +213,27 @@ pub async fn narinfo(State(st): State<Arc<AppState>>, Path(file): Path<String>) 
 pub async fn nar(
     State(st): State<Arc<AppState>>,
     method: Method,
+    headers: HeaderMap,
     Path(file): Path<String>,
 ) -> Response {
-    let cid = match cache::nar_cid(&file) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+    let (cid, form) =
+        match cache::nar_cid(&file).and_then(|(c, f)| Ok((c, cache::NarForm::of(f, &headers)?))) {
+            Ok(c) => c,
+            Err(r) => return *r,
+        };
     let known = proxy(&st).known(&cid);
     if method == Method::HEAD {
-        return head(st, cid, known.map(|e| e.expect.nar_size)).await;
+        return head(st, cid, known.map(|e| e.expect.nar_size), form).await;
     }
     let Some(entry) = known else {
         // A root recorded here (by an earlier fetch) is served as `narfs serve` does.
-        return cache::nar(State(st), method, Path(file)).await;
+        return cache::nar(State(st), method, headers, Path(file)).await;
     };
-    let (writer, mut body) = channel(Some(entry.expect.nar_size));
+    let nar_size = entry.expect.nar_size;
+    let (writer, mut body) = match form.channel(nar_size) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let (ready_tx, ready_rx) = oneshot::channel();
     let st2 = st.clone();
     tokio::task::spawn_blocking(move || fetch_and_stream(&st2, &cid, &entry, ready_tx, writer));
@@ -240,7 +246,7 @@ pub async fn nar(
         Err(_) => return crate::internal(format!("the fetch of {cid} stopped")),
     }
     match body.first().await {
-        Ok(_) => cache::typed(cache::NAR_TYPE, Body::new(body)),
+        Ok(_) => (form.headers(nar_size), Body::new(body)).into_response(),
         Err(e) => {
             eprintln!("narfs: proxy: nar/{cid}.nar: {e}");
             crate::internal(format!("cannot decode the NAR of {cid}: {e}"))
@@ -250,7 +256,7 @@ pub async fn nar(
 
 /// `HEAD /nar/<cid>.nar`: the NAR's length, from the narinfo that named `cid` (`size`)
 /// or the store's record of it, without fetching a block; 404 if neither knows it.
-async fn head(st: Arc<AppState>, cid: Cid, size: Option<u64>) -> Response {
+async fn head(st: Arc<AppState>, cid: Cid, size: Option<u64>, form: cache::NarForm) -> Response {
     let size = match size {
         Some(s) => Some(s),
         None => {
@@ -267,7 +273,7 @@ async fn head(st: Arc<AppState>, cid: Cid, size: Option<u64>) -> Response {
         }
     };
     match size {
-        Some(n) => cache::nar_head(n),
+        Some(n) => cache::nar_head(n, form),
         None => text(StatusCode::NOT_FOUND, "no narinfo named that root\n"),
     }
 }
@@ -277,7 +283,7 @@ type Ready = oneshot::Sender<Result<(), (StatusCode, String)>>;
 /// Under the store's shared lock (so `gc` cannot take blocks meanwhile): fetches
 /// what the store lacks of the DAG (reporting on `ready`), then decodes the NAR into
 /// `w`, checked against the narinfo, and records the root once it has streamed whole.
-fn fetch_and_stream(st: &AppState, cid: &Cid, entry: &Entry, ready: Ready, mut w: ChannelWriter) {
+fn fetch_and_stream(st: &AppState, cid: &Cid, entry: &Entry, ready: Ready, mut w: BodySink) {
     let p = proxy(st);
     let store = &st.store;
     let lock = match store.lock_shared() {
