@@ -43,13 +43,17 @@ fn compact_shrinks_the_file_after_a_large_gc_and_keeps_every_root() {
     let store = dir.path().join("store");
     let small = encode(&store, dir.path(), "small", 1, 1);
     encode(&store, dir.path(), "big", 2, 24);
-    let full = json(&store, &["store", "stats"])["file_bytes"].as_u64().unwrap();
+    let full = json(&store, &["store", "stats"])["file_bytes"]
+        .as_u64()
+        .unwrap();
     assert!(full > 25 << 20, "{full}");
 
     ok(narfs().args(["store", "rm", "big", "--store"]).arg(&store));
     let gc = json(&store, &["store", "gc"]);
     assert!(gc["removed_bytes"].as_u64().unwrap() >= 24 << 20, "{gc}");
-    let after_gc = json(&store, &["store", "stats"])["file_bytes"].as_u64().unwrap();
+    let after_gc = json(&store, &["store", "stats"])["file_bytes"]
+        .as_u64()
+        .unwrap();
     assert!(after_gc >= full, "gc alone does not shrink the file");
 
     // Refused while another process has the store open; the file is untouched.

@@ -26,8 +26,8 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::lock::LockGuard;
 use crate::lmdb_file::DataFile;
+use crate::lock::LockGuard;
 use crate::{Error, Store};
 
 /// The lock a process holds while opening the environment in `blocks`.

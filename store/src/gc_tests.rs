@@ -70,11 +70,17 @@ fn a_tiny_budget_spills_runs_and_keeps_exactly_what_roots_reach() {
     let after: HashSet<_> = store.blocks().unwrap().into_iter().map(|b| b.cid).collect();
     assert_eq!(after, live);
     assert!(store.verify().unwrap().problems.is_empty());
-    assert!(!dir.path().join("gc-tmp").exists(), "the spill dir is removed");
+    assert!(
+        !dir.path().join("gc-tmp").exists(),
+        "the spill dir is removed"
+    );
 
     // Nothing left to collect: a second gc removes nothing.
     let again = store.gc_within(1024).unwrap();
-    assert_eq!((again.removed_blocks, again.kept_blocks), (0, live.len() as u64));
+    assert_eq!(
+        (again.removed_blocks, again.kept_blocks),
+        (0, live.len() as u64)
+    );
 }
 
 #[test]
@@ -122,7 +128,10 @@ fn gc_waits_for_a_session_and_keeps_what_it_recorded() {
             r
         });
         std::thread::sleep(std::time::Duration::from_millis(300));
-        assert!(!done.load(std::sync::atomic::Ordering::SeqCst), "gc ran under a session");
+        assert!(
+            !done.load(std::sync::atomic::Ordering::SeqCst),
+            "gc ran under a session"
+        );
         sink.finish(Some(record(&root, Some("late")))).unwrap();
         session.close().unwrap();
         let r = gc.join().unwrap();

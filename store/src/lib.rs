@@ -57,13 +57,13 @@ use narfs_core::Cid;
 
 pub use blocks::BlockInfo;
 use blocks::Blocks;
+pub use compact::CompactReport;
+pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
 pub use root_table::NarInfoCounts;
 pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
 pub use sink::{Done, Session, StoreSink, Written};
-pub use compact::CompactReport;
-pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use verify::{VerifyOptions, VerifyReport};
 pub use walk::Stats;
 

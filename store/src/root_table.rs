@@ -74,6 +74,9 @@ fn primary(rec: &RootRecord) -> Result<(Vec<u8>, Vec<u8>), Error> {
     Ok((key, cid))
 }
 
+/// What [`Reader::each_after`] calls on each (key, record): whether to go on.
+pub(crate) type RecordFn<'a> = dyn FnMut(&[u8], RootRecord) -> Result<bool, Error> + 'a;
+
 /// The key of `rec` in `roots`: the order [`Reader::each_after`] walks records in.
 pub(crate) fn key_of(rec: &RootRecord) -> Result<Vec<u8>, Error> {
     Ok(primary(rec)?.0)
@@ -350,7 +353,7 @@ impl<'v> Reader<'v> {
     pub(crate) fn each_after(
         &self,
         after: &[u8],
-        f: &mut dyn FnMut(&[u8], RootRecord) -> Result<bool, Error>,
+        f: &mut RecordFn<'_>,
     ) -> Result<(), Error> {
         let Some(t) = self.tree(T_ROOTS)? else {
             return Ok(());

@@ -216,9 +216,7 @@ pub(crate) fn verify(
         listed.push(format!("{more} more problem(s) not listed"));
     }
     match std::fs::remove_file(&run.path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Error::io(&run.path)(e))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&run.path)(e)),
         _ => {}
     }
     Ok(VerifyReport {

@@ -32,7 +32,11 @@ fn limited_to_roots_checks_only_what_they_reach() {
     let store = raw_store(dir.path());
     fill(&store, 4);
     // Damage outside r1's DAG: r2's leaf missing, an orphan that does not hash.
-    blocks::overwrite(&store.blocks, &cid_for(RAW, HashAlg::Sha2_256, b"leaf 2"), None);
+    blocks::overwrite(
+        &store.blocks,
+        &cid_for(RAW, HashAlg::Sha2_256, b"leaf 2"),
+        None,
+    );
     let orphan = cid_for(RAW, HashAlg::Sha2_256, b"orphan");
     blocks::overwrite(&store.blocks, &orphan, Some(b"\0not the orphan"));
 
@@ -43,7 +47,9 @@ fn limited_to_roots_checks_only_what_they_reach() {
     };
     let r1 = store.find_roots("r1").unwrap()[0].root.clone();
     // By name and by CID: one root, checked once.
-    let report = store.verify_some(&options(&["r1", &r1], false), check).unwrap();
+    let report = store
+        .verify_some(&options(&["r1", &r1], false), check)
+        .unwrap();
     assert_eq!((report.blocks, report.roots), (0, 1));
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(*checked.lock().unwrap(), ["r1"]);
@@ -94,7 +100,10 @@ fn an_interrupted_run_resumes_after_the_last_chunk_done() {
     assert_eq!(checked, rest);
     assert_eq!((report.roots, report.blocks), (9, 18));
     assert!(report.problems.is_empty());
-    assert!(!dir.path().join(CHECKPOINT).exists(), "a finished run removes it");
+    assert!(
+        !dir.path().join(CHECKPOINT).exists(),
+        "a finished run removes it"
+    );
 
     // Another selection than the checkpoint's is refused.
     std::fs::write(
@@ -122,7 +131,12 @@ fn the_blocks_phase_resumes_after_the_checkpoint_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = raw_store(dir.path());
     fill(&store, 5);
-    let keys: Vec<Vec<u8>> = store.blocks().unwrap().iter().map(|b| b.cid.to_bytes()).collect();
+    let keys: Vec<Vec<u8>> = store
+        .blocks()
+        .unwrap()
+        .iter()
+        .map(|b| b.cid.to_bytes())
+        .collect();
     assert_eq!(keys.len(), 10);
     let orphan_before = Cid::try_from(keys[1].as_slice()).unwrap();
     let orphan_after = Cid::try_from(keys[8].as_slice()).unwrap();
@@ -134,8 +148,14 @@ fn the_blocks_phase_resumes_after_the_checkpoint_key() {
         blocks: 4,
         ..Checkpoint::default()
     };
-    std::fs::write(dir.path().join(CHECKPOINT), serde_json::to_vec(&cp).unwrap()).unwrap();
-    let report = store.verify_some(&options(&[], true), |_, _| Ok(())).unwrap();
+    std::fs::write(
+        dir.path().join(CHECKPOINT),
+        serde_json::to_vec(&cp).unwrap(),
+    )
+    .unwrap();
+    let report = store
+        .verify_some(&options(&[], true), |_, _| Ok(()))
+        .unwrap();
     assert_eq!(report.blocks, 10);
     let hashed: Vec<_> = report
         .problems

@@ -219,4 +219,3 @@ pub(crate) fn label(rec: &crate::RootRecord) -> String {
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
-
