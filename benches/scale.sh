@@ -16,13 +16,13 @@
 # Usage: benches/scale.sh            SMALL=10000 BIG=100000 by default
 #        NARFS_BEFORE=/path/to/older/narfs benches/scale.sh   also imports OLD_N
 #        (default 2000) items with that binary and this one, for a before/after ratio.
-#        GC_BLOCKS="1000000 3000000 10000000" (default), NIX_N=1000 (default).
+#        GC_BLOCKS="1000000 3000000 10000000" (default; "" for none), NIX_N=1000.
 #        ONLY=gc or ONLY=nix: that part alone.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SMALL=${SMALL:-10000}
 BIG=${BIG:-100000}
 OLD_N=${OLD_N:-2000}
-GC_BLOCKS=${GC_BLOCKS:-1000000 3000000 10000000}
+GC_BLOCKS=${GC_BLOCKS-1000000 3000000 10000000}
 NIX_N=${NIX_N:-1000}
 ONLY=${ONLY:-}
 cargo build --release -q -p narfs-benches --bins
