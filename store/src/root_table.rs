@@ -350,11 +350,7 @@ impl<'v> Reader<'v> {
 
     /// Every record whose key is after `after` (all of them for `b""`), in key order,
     /// with its key, to `f`, until it returns false.
-    pub(crate) fn each_after(
-        &self,
-        after: &[u8],
-        f: &mut RecordFn<'_>,
-    ) -> Result<(), Error> {
+    pub(crate) fn each_after(&self, after: &[u8], f: &mut RecordFn<'_>) -> Result<(), Error> {
         let Some(t) = self.tree(T_ROOTS)? else {
             return Ok(());
         };
