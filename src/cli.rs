@@ -35,10 +35,10 @@ pub enum Command {
     Stats(StoreArgs),
     /// Same as `narfs store verify`.
     #[command(hide = true)]
-    Verify(StoreArgs),
+    Verify(VerifyArgs),
     /// Same as `narfs store gc`.
     #[command(hide = true)]
-    Gc(StoreArgs),
+    Gc(GcArgs),
     /// Same as `narfs store rm`.
     #[command(hide = true)]
     Rm(RmArgs),
@@ -238,10 +238,28 @@ pub enum StoreCommand {
     Ls(StoreArgs),
     /// Store figures: roots, unique blocks, logical NAR bytes vs stored bytes.
     Stats(StoreArgs),
-    /// Re-hash every block and check every root's DAG is complete (non-zero exit on a problem).
-    Verify(StoreArgs),
+    /// Re-hash every block and check every root's DAG is complete and decodes to its
+    /// NarHash (non-zero exit on a problem).
+    ///
+    /// The whole store is checked in two streaming passes: every block of the table
+    /// re-hashed (in key order, chunks in parallel), then every root's DAG walked and
+    /// its NAR decoded against its NarHash and NarSize (roots in parallel). The
+    /// position reached is saved every few seconds in DIR/verify-checkpoint.json;
+    /// `--resume` continues an interrupted run from there (a finished run removes it).
+    /// With `--root`, only those roots and the blocks they reach are checked.
+    Verify(VerifyArgs),
     /// Remove the blocks no root reaches (waits for running encodes).
-    Gc(StoreArgs),
+    ///
+    /// Bounded memory: the CIDs the roots reach are sorted on disk (DIR/gc-tmp/, runs
+    /// of at most --memory-mib) and merge-joined with the block table; nothing is
+    /// deleted when a root's DAG is incomplete or damaged. The table's file keeps its
+    /// size (freed pages are reused); `narfs store compact` shrinks it.
+    Gc(GcArgs),
+    /// Rewrite the block table's file without its free pages (after a large gc).
+    ///
+    /// Needs the store to itself: refused while another process (a `narfs serve`,
+    /// encode, import...) has it open; narfs processes starting meanwhile wait.
+    Compact(StoreArgs),
     /// Remove a root (by NAME or CID) from the store; its blocks go at the next `gc`.
     Rm(RmArgs),
 }
@@ -254,6 +272,30 @@ pub struct StoreArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Check only this root and what it reaches: a name, a root CID, a store path or
+    /// its hash part (repeatable).
+    #[arg(long = "root", value_name = "NAME|CID|STORE-PATH|HASH")]
+    pub roots: Vec<String>,
+    /// Continue the interrupted run whose checkpoint is in the store (same --root
+    /// selection), instead of starting over.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Memory for the mark's sort buffer and seen cache, in MiB (more spills more
+    /// sorted runs to disk; the result is the same).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub memory_mib: u64,
 }
 
 #[derive(clap::Args, Debug)]

@@ -1,4 +1,4 @@
-//! The store subcommands (`narfs ls`, `stats`, `verify`, `gc`, `rm`) and opening the
+//! The store subcommands (`narfs ls`, `stats`, `verify`, `gc`, `compact`, `rm`) and opening the
 //! store by the CLI's rule: `--store DIR`, else `$NARFS_STORE`, else the platform data
 //! directory.
 
@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use narfs_store::{RootRecord, Store};
 
-use crate::cli::{RmArgs, StoreArgs};
+use crate::cli::{GcArgs, RmArgs, StoreArgs, VerifyArgs};
 use crate::io::Output;
 
 /// Opens (creating if needed) the store `--store` names, or the default one.
@@ -36,6 +36,7 @@ pub fn run(cmd: crate::cli::StoreCommand) -> Result<()> {
         C::Stats(a) => stats(a),
         C::Verify(a) => verify(a),
         C::Gc(a) => gc(a),
+        C::Compact(a) => compact(a),
         C::Rm(a) => rm(a),
     }
 }
@@ -65,9 +66,14 @@ fn stats(args: StoreArgs) -> Result<()> {
     out.commit()
 }
 
-fn verify(args: StoreArgs) -> Result<()> {
+fn verify(a: VerifyArgs) -> Result<()> {
+    let args = a.store;
     let store = open(args.store.as_deref())?;
-    let r = store.verify_with(check_nar)?;
+    let options = narfs_store::VerifyOptions {
+        roots: a.roots,
+        resume: a.resume,
+    };
+    let r = store.verify_some(&options, check_nar)?;
     let mut out = Output::create(None)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;
@@ -104,9 +110,10 @@ fn check_nar(store: &Store, rec: &RootRecord) -> Result<(), String> {
         .map_err(|e| narfs_core::error_chain(&e))
 }
 
-fn gc(args: StoreArgs) -> Result<()> {
+fn gc(a: GcArgs) -> Result<()> {
+    let args = a.store;
     let store = open(args.store.as_deref())?;
-    let r = store.gc()?;
+    let r = store.gc_within((a.memory_mib as usize).saturating_mul(1 << 20))?;
     let mut out = Output::create(None)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;
@@ -115,6 +122,25 @@ fn gc(args: StoreArgs) -> Result<()> {
             out,
             "removed {} blocks ({} bytes) and {} abandoned session(s); kept {} blocks",
             r.removed_blocks, r.removed_bytes, r.removed_sessions, r.kept_blocks
+        )?;
+    }
+    out.commit()
+}
+
+fn compact(args: StoreArgs) -> Result<()> {
+    let store = open(args.store.as_deref())?;
+    let dir = store.dir().to_path_buf();
+    let r = store
+        .compact()
+        .with_context(|| format!("cannot compact the store {}", dir.display()))?;
+    let mut out = Output::create(None)?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    } else {
+        writeln!(
+            out,
+            "block table: {} bytes before, {} after",
+            r.bytes_before, r.bytes_after
         )?;
     }
     out.commit()

@@ -63,6 +63,12 @@ type Table = Database<Bytes, Bytes>;
 /// A stored (key, value), the value read on demand through [`Snapshot::block`].
 pub(crate) type Entry = (Vec<u8>, Value);
 
+/// The bytes a stored value of `len` bytes takes for its block (its tag byte not
+/// counted).
+pub(crate) fn stored_len(len: u64) -> u64 {
+    len.saturating_sub(1)
+}
+
 /// The open block table of one store directory, shared by every [`crate::Store`] of
 /// that directory in this process (LMDB allows one environment per file per process).
 /// LMDB writes it; every read goes through [`crate::lmdb_file`], by `pread`, checked.
@@ -116,6 +122,9 @@ impl Blocks {
         {
             return Ok(b);
         }
+        // Held until LMDB has opened both files: `compact` replaces the data file
+        // under this lock held exclusively.
+        let _opening = crate::compact::opening(dir)?;
         // Before LMDB maps the files: the data file's meta pages and size, and the
         // lock file's header if another process has it open (else LMDB rebuilds it).
         let first = DataFile::open(&data)?;
@@ -242,6 +251,9 @@ impl Blocks {
         Ok(true)
     }
 
+    /// Removes the block stored under `cid`; whether there was one. The one way a block
+    /// leaves the table (gc's sweep and the test hooks): a value format that shares
+    /// storage between blocks changes this function alone.
     pub(crate) fn delete(&self, txn: &mut RwTxn<'_>, cid: &Cid) -> Result<bool, Error> {
         self.table.delete(txn, &cid.to_bytes()).map_err(self.err())
     }
@@ -255,25 +267,40 @@ impl Blocks {
         }
     }
 
-    /// Every (key, value) of the table in key order, after checking the whole file.
-    pub(crate) fn entries(&self, snap: &Snapshot) -> Result<Vec<Entry>, Error> {
+    /// What [`BlockInfo`] says of every stored block (reading each one's tag byte and
+    /// overflow page header), in key order, one at a time; keys that are no CID are
+    /// skipped.
+    pub(crate) fn each_info(&self, mut f: impl FnMut(BlockInfo)) -> Result<(), Error> {
+        let snap = self.read_txn()?;
+        snap.view.scan_blocks(b"", &mut |key, value| {
+            let tag = snap.view.read_prefix(&value, MAX_VALUE, 1)?;
+            if let Ok(cid) = Cid::try_from(key) {
+                f(info(cid, value.len(), tag.first().copied()));
+            }
+            Ok(true)
+        })
+    }
+
+    /// [`Blocks::each_info`] gathered (tests and small stores).
+    pub(crate) fn infos(&self) -> Result<Vec<BlockInfo>, Error> {
         let mut out = Vec::new();
-        snap.view.check(|k, v| out.push((k, v)))?;
+        self.each_info(|i| out.push(i))?;
         Ok(out)
     }
 
-    /// What [`BlockInfo`] says of every stored block (reading each one's tag byte and
-    /// overflow page header), in key order; keys that are no CID are skipped.
-    pub(crate) fn infos(&self) -> Result<Vec<BlockInfo>, Error> {
-        let snap = self.read_txn()?;
-        let mut out = Vec::new();
-        for (key, value) in self.entries(&snap)? {
-            let tag = snap.view.read_prefix(&value, MAX_VALUE, 1)?;
-            if let Ok(cid) = Cid::try_from(key.as_slice()) {
-                out.push(info(cid, value.len(), tag.first().copied()));
-            }
-        }
-        Ok(out)
+    /// Writes a compacted copy of the environment into `file` (LMDB's
+    /// `MDB_CP_COMPACT`: the pages in use only, renumbered, no free pages). LMDB reads
+    /// its map for this: the caller checks the whole file first (invariant 8).
+    pub(crate) fn copy_compacted(&self, file: &mut std::fs::File) -> Result<(), Error> {
+        self.env
+            .copy_to_file(file, heed::CompactionOption::Enabled)
+            .map_err(self.err())
+    }
+
+    /// Closes the environment, and returns once LMDB has let go of its files (its map
+    /// and its `fcntl` lock on the lock file).
+    pub(crate) fn close(self) {
+        self.env.prepare_for_closing().wait();
     }
 
     /// Bytes the environment's data file takes on disk (free pages included).
@@ -286,6 +313,22 @@ impl Snapshot<'_> {
     /// The snapshot's record tables.
     pub(crate) fn records(&self) -> Result<root_table::Reader<'_>, Error> {
         root_table::Reader::new(self.view)
+    }
+
+    /// Walks the whole file, checking it ([`View::check`]), and calls `entry` on every
+    /// (key, value) of the block table in key order, one at a time.
+    pub(crate) fn check_each(&self, entry: impl FnMut(Vec<u8>, Value)) -> Result<(), Error> {
+        self.view.check(entry)
+    }
+
+    /// Calls `f` on the (key, value) of the block table from the first key ≥ `from`
+    /// on, in key order, until it returns false (pages checked as they are read).
+    pub(crate) fn scan_blocks(
+        &self,
+        from: &[u8],
+        f: &mut crate::lmdb_file::ScanFn<'_>,
+    ) -> Result<(), Error> {
+        self.view.scan_blocks(from, f)
     }
 
     /// Reads the snapshot's values; unlike the transaction, it may be shared by threads.
@@ -304,6 +347,19 @@ impl Snapshot<'_> {
 pub(crate) struct Reader<'s>(View<'s>);
 
 impl Reader<'_> {
+    /// The block stored under `cid` in this snapshot, decompressed, not verified.
+    pub(crate) fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
+        match self.0.get(&cid.to_bytes())? {
+            Some(v) => self.block(cid, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether `cid` is stored in this snapshot.
+    pub(crate) fn has(&self, cid: &Cid) -> Result<bool, Error> {
+        Ok(self.0.get(&cid.to_bytes())?.is_some())
+    }
+
     /// The block `value` holds under `cid`, decompressed; damage is an error.
     pub(crate) fn block(&self, cid: &Cid, value: &Value) -> Result<Vec<u8>, Error> {
         // The tag first, then the block's bytes read straight into their own buffer.
@@ -322,7 +378,7 @@ impl Reader<'_> {
 fn info(cid: Cid, len: u64, tag: Option<u8>) -> BlockInfo {
     BlockInfo {
         cid,
-        stored: len.saturating_sub(1),
+        stored: stored_len(len),
         compressed: tag == Some(ZSTD),
     }
 }

@@ -14,7 +14,11 @@
 //! blocks/data.mdb        the block table: CID -> tag byte + bytes (raw or zstd), and
 //!                        beside it the root records and their indexes (`root_table`)
 //! blocks/lock.mdb        LMDB's reader table and mutexes (no data; see `lock_file`)
+//! blocks/compact.lock    flock: held shared while opening the environment,
+//!                        exclusive by `compact` while it replaces data.mdb
 //! lock                   flock: writers and readers shared, `gc` exclusive
+//! gc-tmp/                gc's sorted runs of live CIDs, while it runs
+//! verify-checkpoint.json where an interrupted `verify` stopped (`--resume`)
 //! ```
 //!
 //! (Older stores kept one JSON file per record in `roots/` and sessions in `tmp/`;
@@ -29,6 +33,8 @@
 
 mod blocks;
 mod committer;
+mod compact;
+mod gc;
 mod lmdb_file;
 mod lock;
 mod lock_file;
@@ -38,6 +44,8 @@ mod record_form;
 mod root_table;
 mod roots;
 mod sink;
+mod sorted_set;
+mod verify;
 mod walk;
 
 use std::io;
@@ -49,12 +57,15 @@ use narfs_core::Cid;
 
 pub use blocks::BlockInfo;
 use blocks::Blocks;
+pub use compact::CompactReport;
+pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
 pub use root_table::NarInfoCounts;
 pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
 pub use sink::{Done, Session, StoreSink, Written};
-pub use walk::{GcReport, Stats, VerifyReport};
+pub use verify::{VerifyOptions, VerifyReport};
+pub use walk::Stats;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +171,29 @@ pub enum Error {
         path: PathBuf,
         /// The limit.
         max: u64,
+    },
+    /// `verify`'s checkpoint file is not the JSON it writes.
+    #[error("{}: not a verify checkpoint (remove it, or run without --resume)", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `verify --resume` was asked for other roots than the checkpoint's run.
+    #[error("{}: the checkpoint is of a run over other roots ({roots:?}); run without --resume to start over", path.display())]
+    OtherCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The roots of the checkpoint's run (empty: the whole store).
+        roots: String,
+    },
+    /// Compaction needs the store to itself: another process has it open.
+    #[error("{}: the store is open in another process (a `narfs serve`, encode, import...); stop it first: compaction replaces the block table's file", path.display())]
+    InUse {
+        /// The store directory.
+        path: PathBuf,
     },
     /// Garbage collection refused to run: what a damaged DAG reaches is unknown. The
     /// message names the first problem `verify` would report.
@@ -426,16 +460,38 @@ impl Store {
         &self,
         check: impl Fn(&Store, &RootRecord) -> Result<(), String> + Sync,
     ) -> Result<VerifyReport, Error> {
+        self.verify_some(&VerifyOptions::default(), check)
+    }
+
+    /// [`verify_with`](Self::verify_with), limited to some roots and what they reach,
+    /// or resumed from the checkpoint of an interrupted run (see [`VerifyOptions`]).
+    pub fn verify_some(
+        &self,
+        options: &VerifyOptions,
+        check: impl Fn(&Store, &RootRecord) -> Result<(), String> + Sync,
+    ) -> Result<VerifyReport, Error> {
         let _lock = self.lock_shared()?;
-        walk::verify(self, &check)
+        verify::verify(self, options, &check)
     }
 
     /// Removes the blocks no root reaches (and an older store's abandoned `tmp/`
-    /// sessions), under the
-    /// exclusive lock (waits for running encodes to finish).
+    /// sessions), under the exclusive lock (waits for running encodes to finish), its
+    /// mark within [`DEFAULT_GC_MEMORY`] bytes.
     pub fn gc(&self) -> Result<GcReport, Error> {
+        self.gc_within(DEFAULT_GC_MEMORY)
+    }
+
+    /// [`gc`](Self::gc), its mark's sort buffer and seen cache within `memory` bytes
+    /// (more spills more sorted runs to `DIR/gc-tmp/`; the result is the same).
+    pub fn gc_within(&self, memory: usize) -> Result<GcReport, Error> {
         let _lock = LockGuard::acquire(&self.dir.join("lock"), true)?;
-        walk::gc(self)
+        gc::gc(self, memory.max(1024))
+    }
+
+    /// Rewrites the block table's file without its free pages (after a large `gc`),
+    /// and closes the store. Refused while another process has the store open.
+    pub fn compact(self) -> Result<CompactReport, Error> {
+        compact::compact(self)
     }
 }
 

@@ -608,6 +608,22 @@ impl View<'_> {
     /// key order, until it returns false. Every page is checked as it is read, and keys
     /// must ascend across pages too, so a damaged tree cannot make the scan loop.
     pub(crate) fn scan(&self, tree: Tree, from: &[u8], f: &mut ScanFn<'_>) -> Result<(), Error> {
+        self.scan_in(tree, false, from, f)
+    }
+
+    /// [`View::scan`] of the block tree (the main tree, whose leaves also name the
+    /// named trees: those are skipped, as they are no block).
+    pub(crate) fn scan_blocks(&self, from: &[u8], f: &mut ScanFn<'_>) -> Result<(), Error> {
+        self.scan_in(self.meta.main, true, from, f)
+    }
+
+    fn scan_in(
+        &self,
+        tree: Tree,
+        named: bool,
+        from: &[u8],
+        f: &mut ScanFn<'_>,
+    ) -> Result<(), Error> {
         if tree.root == NO_PAGE {
             return Ok(());
         }
@@ -631,7 +647,7 @@ impl View<'_> {
                 pgno = child;
                 stack.push((page, i + 1));
             }
-            let leaf = self.page(pgno, true, Keys::Bytes, false)?;
+            let leaf = self.page(pgno, true, Keys::Bytes, named)?;
             let start = if first {
                 leaf.nodes.partition_point(|n| leaf.key(n) < from)
             } else {

@@ -83,6 +83,18 @@ pub(crate) fn check(path: &Path, newest: impl FnOnce() -> Result<u64, Error>) ->
     Ok(())
 }
 
+/// Whether another process has the environment of the lock file at `path` open (see
+/// [`in_use`]); a missing file: none has. Closing the probe's descriptor drops this
+/// process's own `fcntl` locks on the file (POSIX): call it before opening the
+/// environment, or (as `compact` does) just before closing it.
+pub(crate) fn open_elsewhere(path: &Path) -> Result<bool, Error> {
+    match crate::nofollow::open(path, std::fs::OpenOptions::new().read(true)) {
+        Ok(f) => in_use(&f).map_err(Error::io(path)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether some process holds an `fcntl` lock on the file's first byte (LMDB's, which
 /// every process with the environment open holds, shared or exclusive). Only asks:
 /// `F_GETLK` takes no lock.

@@ -74,6 +74,14 @@ fn primary(rec: &RootRecord) -> Result<(Vec<u8>, Vec<u8>), Error> {
     Ok((key, cid))
 }
 
+/// What [`Reader::each_after`] calls on each (key, record): whether to go on.
+pub(crate) type RecordFn<'a> = dyn FnMut(&[u8], RootRecord) -> Result<bool, Error> + 'a;
+
+/// The key of `rec` in `roots`: the order [`Reader::each_after`] walks records in.
+pub(crate) fn key_of(rec: &RootRecord) -> Result<Vec<u8>, Error> {
+    Ok(primary(rec)?.0)
+}
+
 /// The store-path hash a record with a narinfo is asked for by, and whether it is Guix's.
 fn path_of(rec: &RootRecord) -> Option<(String, bool)> {
     let meta = rec.narinfo.as_ref()?;
@@ -337,6 +345,21 @@ impl<'v> Reader<'v> {
             let b = self.bytes(&v)?;
             f(record_form::decode(&b).map_err(bad_record(k))?);
             Ok(true)
+        })
+    }
+
+    /// Every record whose key is after `after` (all of them for `b""`), in key order,
+    /// with its key, to `f`, until it returns false.
+    pub(crate) fn each_after(&self, after: &[u8], f: &mut RecordFn<'_>) -> Result<(), Error> {
+        let Some(t) = self.tree(T_ROOTS)? else {
+            return Ok(());
+        };
+        self.view.scan(t, after, &mut |k, v| {
+            if !after.is_empty() && k == after {
+                return Ok(true);
+            }
+            let b = self.bytes(&v)?;
+            f(k, record_form::decode(&b).map_err(bad_record(k))?)
         })
     }
 

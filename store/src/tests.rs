@@ -6,7 +6,7 @@ use narfs_core::dagpb::{PBLink, PBNode};
 
 use super::*;
 
-fn record(root: &Cid, name: Option<&str>) -> RootRecord {
+pub(crate) fn record(root: &Cid, name: Option<&str>) -> RootRecord {
     RootRecord {
         root: root.to_string(),
         name: name.map(str::to_owned),
@@ -26,7 +26,7 @@ fn record(root: &Cid, name: Option<&str>) -> RootRecord {
 }
 
 /// A dag-pb node linking `leaves`, with all blocks put into `sink`.
-fn dag(sink: &mut StoreSink, leaves: &[&[u8]]) -> Cid {
+pub(crate) fn dag(sink: &mut StoreSink, leaves: &[&[u8]]) -> Cid {
     let mut links = Vec::new();
     for (i, l) in leaves.iter().enumerate() {
         let c = cid_for(RAW, HashAlg::Sha2_256, l);
@@ -113,7 +113,7 @@ fn a_session_may_store_raw_in_a_compressing_store() {
 }
 
 /// A store that keeps every block uncompressed.
-fn raw_store(dir: &std::path::Path) -> Store {
+pub(crate) fn raw_store(dir: &std::path::Path) -> Store {
     let options = Options {
         zstd_level: None,
         ..Options::default()

@@ -1,16 +1,16 @@
-//! Whole-store walks: the DAG reachability walk (iterative, shared by `verify` and
-//! `gc`), `stats`, `verify` (re-hash every block in parallel, check every root's DAG is
-//! complete, then the caller's check of each root's NAR) and `gc` (delete what no root
-//! reaches).
+//! Whole-store walks: `stats` (one pass over the block table), and the DAG walk from a
+//! root that `verify` (`verify.rs`) and `gc` (`gc.rs`) share, in bounded memory: what
+//! it has seen is remembered in a cache of bounded size ([`Seen`]), so a block shared
+//! by many items is usually walked once, and never is the whole live set held.
 
 use std::collections::HashSet;
 
 use narfs_core::block::{verify as verify_block, DAG_PB};
 use narfs_core::dagpb::PBNode;
 use narfs_core::{error_chain, Cid};
-use rayon::prelude::*;
 
-use crate::{Error, RootRecord, Store};
+use crate::blocks::Reader;
+use crate::{Error, Store};
 
 /// What `narfs stats` reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -74,199 +74,148 @@ impl serde::Serialize for Stats {
     }
 }
 
-/// What `narfs verify` found; clean when `problems` is empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct VerifyReport {
-    pub blocks: u64,
-    pub problems: Vec<String>,
-    pub roots: u64,
-}
-
-/// What `narfs gc` removed and kept.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct GcReport {
-    pub kept_blocks: u64,
-    pub removed_blocks: u64,
-    pub removed_bytes: u64,
-    /// Abandoned write sessions (of killed encoders) removed from `tmp/`.
-    pub removed_sessions: u64,
-}
-
+/// The store's figures, each record and block seen once, none held.
 pub(crate) fn stats(store: &Store) -> Result<Stats, Error> {
-    let roots = store.roots()?;
-    let blocks = store.blocks()?;
-    Ok(Stats {
-        roots: roots.len() as u64,
-        unique_blocks: blocks.len() as u64,
-        compressed_blocks: blocks.iter().filter(|b| b.compressed).count() as u64,
-        nar_bytes: roots.iter().map(|r| r.nar_size).sum(),
-        stored_bytes: blocks.iter().map(|b| b.stored).sum(),
-        file_bytes: store.blocks.file_bytes()?,
-    })
+    let mut s = Stats::default();
+    store.each_root(|r| {
+        s.roots += 1;
+        s.nar_bytes += r.nar_size;
+    })?;
+    store.blocks.each_info(|b| {
+        s.unique_blocks += 1;
+        s.compressed_blocks += u64::from(b.compressed);
+        s.stored_bytes += b.stored;
+    })?;
+    s.file_bytes = store.blocks.file_bytes()?;
+    Ok(s)
 }
 
-/// Every CID the roots reach, and what is wrong on the way (a missing block, a dag-pb
-/// node that does not hash to its CID or does not parse). Raw leaves are only checked
-/// for presence here; their bytes are re-hashed by `verify`'s pass over all blocks.
-fn reachable(store: &Store, roots: &[(String, Cid)]) -> (HashSet<Cid>, Vec<String>) {
-    let mut seen: HashSet<Cid> = HashSet::new();
-    let mut problems = Vec::new();
-    let mut stack: Vec<Cid> = Vec::new();
-    for (label, root) in roots {
-        stack.push(*root);
-        while let Some(cid) = stack.pop() {
-            if !seen.insert(cid) {
-                continue;
-            }
-            if cid.codec() != DAG_PB {
-                match store.contains(&cid) {
+/// The CIDs a walk has seen, at most `cap` of them: when full, it forgets them all
+/// and starts again. Forgetting costs only work (a block seen again is walked again,
+/// and reported to the visitor again), never correctness, and keeps memory bounded
+/// whatever the store holds.
+pub(crate) struct Seen {
+    set: HashSet<Cid>,
+    cap: usize,
+}
+
+impl Seen {
+    /// A cache of about `bytes` bytes (a CID and its hash-table slot take ~128).
+    pub(crate) fn with_bytes(bytes: usize) -> Seen {
+        Seen {
+            set: HashSet::new(),
+            cap: (bytes / 128).max(16),
+        }
+    }
+
+    /// Whether `cid` is new to the cache (and now in it).
+    fn insert(&mut self, cid: Cid) -> bool {
+        if self.set.len() >= self.cap {
+            self.set = HashSet::new();
+        }
+        self.set.insert(cid)
+    }
+}
+
+/// Problems found, the first `keep` of them listed, all of them counted.
+#[derive(Debug)]
+pub(crate) struct Problems {
+    pub(crate) list: Vec<String>,
+    pub(crate) total: u64,
+    keep: usize,
+}
+
+impl Problems {
+    pub(crate) fn new(keep: usize) -> Problems {
+        Problems {
+            list: Vec::new(),
+            total: 0,
+            keep,
+        }
+    }
+
+    pub(crate) fn push(&mut self, p: String) {
+        self.total += 1;
+        if self.list.len() < self.keep {
+            self.list.push(p);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+/// What the walk does with a raw leaf it reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaves {
+    /// Looks it up: a missing leaf is a problem of this root (`verify`, whose pass
+    /// over the whole table or whose NAR check re-hashes the leaves' bytes).
+    Present,
+    /// Only reports it to the visitor (`gc`: its join with the table finds the
+    /// missing ones, with no lookup per leaf).
+    Visit,
+}
+
+/// Walks the DAG under `root` depth-first, calling `visit` on every CID reached (a
+/// CID the [`Seen`] cache still holds is not walked again): every dag-pb node is read
+/// through `snap`, verified against its CID and parsed for its links; leaves as `leaves`
+/// says. What is wrong on the way (a missing block, a node that does not hash to its
+/// CID or does not parse) becomes a problem of `label`. The stack holds the links of
+/// the nodes on the current path, never the DAG.
+pub(crate) fn walk_dag(
+    snap: Reader<'_>,
+    root: &Cid,
+    label: &str,
+    leaves: Leaves,
+    seen: &mut Seen,
+    visit: &mut dyn FnMut(&Cid) -> Result<(), Error>,
+    problems: &mut Problems,
+) -> Result<(), Error> {
+    let mut stack: Vec<Cid> = vec![*root];
+    while let Some(cid) = stack.pop() {
+        if !seen.insert(cid) {
+            continue;
+        }
+        visit(&cid)?;
+        if cid.codec() != DAG_PB {
+            if leaves == Leaves::Present {
+                match snap.has(&cid) {
                     Ok(true) => {}
                     Ok(false) => problems.push(format!("root {label}: block {cid} is missing")),
                     Err(e) => problems.push(format!("root {label}: {}", error_chain(&e))),
                 }
+            }
+            continue;
+        }
+        let bytes = match snap.get(&cid) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                problems.push(format!("root {label}: block {cid} is missing"));
                 continue;
             }
-            let bytes = match store.get_block(&cid) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    problems.push(format!("root {label}: block {cid} is missing"));
-                    continue;
-                }
-                Err(e) => {
-                    problems.push(format!("root {label}: {}", error_chain(&e)));
-                    continue;
-                }
-            };
-            if let Err(e) = verify_block(&cid, &bytes) {
+            Err(e) => {
                 problems.push(format!("root {label}: {}", error_chain(&e)));
                 continue;
             }
-            match PBNode::decode(&bytes) {
-                Ok(node) => stack.extend(node.links.iter().map(|l| l.hash)),
-                Err(e) => problems.push(format!("root {label}: block {cid}: {}", error_chain(&e))),
-            }
+        };
+        if let Err(e) = verify_block(&cid, &bytes) {
+            problems.push(format!("root {label}: {}", error_chain(&e)));
+            continue;
+        }
+        match PBNode::decode(&bytes) {
+            Ok(node) => stack.extend(node.links.iter().map(|l| l.hash)),
+            Err(e) => problems.push(format!("root {label}: block {cid}: {}", error_chain(&e))),
         }
     }
-    (seen, problems)
+    Ok(())
 }
 
-/// The root records as (label, CID); unreadable records become problems.
-fn root_cids(store: &Store, problems: &mut Vec<String>) -> Result<Vec<(String, Cid)>, Error> {
-    Ok(labelled_roots(store, problems)?
-        .into_iter()
-        .map(|(label, cid, _)| (label, cid))
-        .collect())
+/// A record's label in problems: its name, else its root CID.
+pub(crate) fn label(rec: &crate::RootRecord) -> String {
+    rec.name.clone().unwrap_or_else(|| rec.root.clone())
 }
 
-/// The root records with their label and CID; unreadable records become problems.
-fn labelled_roots(
-    store: &Store,
-    problems: &mut Vec<String>,
-) -> Result<Vec<(String, Cid, RootRecord)>, Error> {
-    let mut out = Vec::new();
-    for r in store.roots()? {
-        let label = r.name.clone().unwrap_or_else(|| r.root.clone());
-        match r.cid() {
-            Ok(c) => out.push((label, c, r)),
-            Err(e) => problems.push(format!("root {label}: {}", error_chain(&e))),
-        }
-    }
-    Ok(out)
-}
-
-pub(crate) fn verify(
-    store: &Store,
-    check: &(impl Fn(&Store, &RootRecord) -> Result<(), String> + Sync),
-) -> Result<VerifyReport, Error> {
-    let mut problems = Vec::new();
-    let txn = store.blocks.read_txn()?;
-    let entries = store.blocks.entries(&txn)?;
-    let reader = txn.reader();
-    let mut bad: Vec<String> = entries
-        .par_iter()
-        .filter_map(|(key, value)| {
-            let Ok(cid) = Cid::try_from(key.as_slice()) else {
-                return Some(format!("key {} of the block table is not a CID", hex(key)));
-            };
-            let bytes = match reader.block(&cid, value) {
-                Ok(b) => b,
-                Err(e) => return Some(error_chain(&e)),
-            };
-            verify_block(&cid, &bytes).err().map(|e| error_chain(&e))
-        })
-        .collect();
-    let count = entries.len() as u64;
-    drop(entries);
-    drop(txn);
-    bad.sort();
-    problems.extend(bad);
-    let records = labelled_roots(store, &mut problems)?;
-    let roots: Vec<(String, Cid)> = records.iter().map(|(l, c, _)| (l.clone(), *c)).collect();
-    let (_, walk_problems) = reachable(store, &roots);
-    // A root already reported (a missing or bad block) is not checked again.
-    let incomplete = |label: &str| {
-        let prefix = format!("root {label}: ");
-        walk_problems.iter().any(|p| p.starts_with(&prefix))
-    };
-    problems.extend(walk_problems.iter().cloned());
-    let mut checked: Vec<String> = records
-        .par_iter()
-        .filter(|(label, _, _)| !incomplete(label))
-        .filter_map(|(label, _, rec)| {
-            check(store, rec)
-                .err()
-                .map(|e| format!("root {label}: {e}"))
-        })
-        .collect();
-    checked.sort();
-    problems.extend(checked);
-    Ok(VerifyReport {
-        blocks: count,
-        roots: roots.len() as u64,
-        problems,
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn gc(store: &Store) -> Result<GcReport, Error> {
-    let mut problems = Vec::new();
-    let roots = root_cids(store, &mut problems)?;
-    let (live, walk_problems) = reachable(store, &roots);
-    problems.extend(walk_problems);
-    if let Some(first) = problems.first() {
-        // What an incomplete or corrupt DAG reaches is unknown: delete nothing.
-        return Err(Error::Refused(format!(
-            "refusing to collect garbage: {first} ({} problem(s); run `narfs verify`)",
-            problems.len()
-        )));
-    }
-    let mut report = GcReport::default();
-    let mut dead = Vec::new();
-    for info in store.blocks()? {
-        if live.contains(&info.cid) {
-            report.kept_blocks += 1;
-        } else {
-            report.removed_bytes += info.stored;
-            dead.push(info.cid);
-        }
-    }
-    // One transaction: all of it is removed, or (if killed) none of it.
-    let mut txn = store.blocks.write_txn()?;
-    for cid in &dead {
-        if store.blocks.delete(&mut txn, cid)? {
-            report.removed_blocks += 1;
-        }
-    }
-    store.blocks.commit(txn)?;
-    // No writer holds the lock now: every session an older narfs left in tmp/ is
-    // abandoned.
-    let tmp = store.dir().join("tmp");
-    if std::fs::symlink_metadata(&tmp).is_ok() {
-        crate::nofollow::real_dir(&tmp)?;
-        report.removed_sessions += crate::nofollow::clear_dir(&tmp)?;
-    }
-    Ok(report)
 }
