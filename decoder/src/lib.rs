@@ -12,12 +12,14 @@ mod expect;
 mod file;
 mod hamt;
 mod walk;
+mod write_behind;
 
 pub use decode::decode;
 pub use error::{DecodeError, Problem};
 pub use expect::{check, decode_checked, BadNarHash, Checked, Expect};
 pub use file::{fetch, FileReader};
 pub use walk::decode_nar;
+pub use write_behind::{write_behind, Behind, MAX_PIECE};
 
 /// Bounds on what decoding will do for a DAG from an untrusted source.
 #[derive(Clone, Copy, Debug)]
@@ -44,5 +46,16 @@ impl Default for Limits {
             max_output: 1 << 40,
             readahead: 4 << 20,
         }
+    }
+}
+
+impl Limits {
+    /// The size of the output's writes behind the decoder ([`write_behind`]): a
+    /// quarter of [`readahead`](Self::readahead) (so a stream that lowers it to cost
+    /// little holds little output too), from 64 KiB to [`MAX_PIECE`].
+    pub fn output_piece(&self) -> usize {
+        usize::try_from(self.readahead / 4)
+            .unwrap_or(MAX_PIECE)
+            .clamp(64 << 10, MAX_PIECE)
     }
 }
