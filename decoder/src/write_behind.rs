@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 /// The largest piece: one `write` of the output.
 pub const MAX_PIECE: usize = 1 << 20;
 /// Pieces waiting for the writer thread at most.
-pub const PIECES: usize = 2;
+pub const PIECES: usize = 1;
 
 /// The decoder's end: a `Write` that fills pieces and sends them.
 pub struct Behind {
