@@ -83,7 +83,7 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
         ..*limits
     };
     let checked = Checked::new(out, *expect);
-    let (decoded, checked) = crate::write_behind(checked, limits.output_piece(), |w| {
+    let (decoded, checked) = crate::write_behind(checked, limits.output_piece, |w| {
         crate::decode(source, root, encoding, w, &limits).map(drop)
     });
     let output = |e: io::Error| match mismatch(&e) {

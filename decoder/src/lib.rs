@@ -36,6 +36,10 @@ pub struct Limits {
     /// its consumer is slow: `narfs serve` lowers it, so that many stalled clients
     /// cost little.
     pub readahead: u64,
+    /// Bytes per write of the output when it is written behind the decoder
+    /// ([`write_behind`], at most [`MAX_PIECE`]); up to three such pieces are held.
+    /// Large writes for a file or pipe; `narfs serve` lowers it with `readahead`.
+    pub output_piece: usize,
 }
 
 impl Default for Limits {
@@ -45,17 +49,7 @@ impl Default for Limits {
             max_file_depth: 32,
             max_output: 1 << 40,
             readahead: 4 << 20,
+            output_piece: MAX_PIECE,
         }
-    }
-}
-
-impl Limits {
-    /// The size of the output's writes behind the decoder ([`write_behind`]): a
-    /// quarter of [`readahead`](Self::readahead) (so a stream that lowers it to cost
-    /// little holds little output too), from 64 KiB to [`MAX_PIECE`].
-    pub fn output_piece(&self) -> usize {
-        usize::try_from(self.readahead / 4)
-            .unwrap_or(MAX_PIECE)
-            .clamp(64 << 10, MAX_PIECE)
     }
 }

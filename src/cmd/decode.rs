@@ -72,7 +72,7 @@ pub fn run(args: DecodeArgs) -> Result<()> {
                 narfs_decoder::decode_checked(&source, &cid, encoding, e, out, &limits)?;
             }
             None => {
-                let (decoded, out) = narfs_decoder::write_behind(out, limits.output_piece(), |w| {
+                let (decoded, out) = narfs_decoder::write_behind(out, limits.output_piece, |w| {
                     narfs_decoder::decode(&source, &cid, encoding, w, &limits).map(drop)
                 });
                 decoded?;
