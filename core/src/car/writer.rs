@@ -38,7 +38,7 @@ pub enum CarWriteError {
     /// A CAR streamed with one root in its header was finished with another (the
     /// input changed between an encoder's two passes).
     #[error("the CAR's header names {header} but its DAG's root is {root}")]
-    RootChanged { header: Cid, root: Cid },
+    RootChanged { header: Box<Cid>, root: Box<Cid> },
     /// The finished CAR could not be renamed into place.
     #[error("cannot move the finished CAR into place at {path}")]
     Persist {
@@ -299,8 +299,8 @@ impl CarFileWriter {
             Target::Stream(w, streamed) => {
                 if streamed != *root {
                     return Err(CarWriteError::RootChanged {
-                        header: streamed,
-                        root: *root,
+                        header: Box::new(streamed),
+                        root: Box::new(*root),
                     });
                 }
                 let bytes = w.bytes_written();

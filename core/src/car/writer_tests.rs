@@ -265,7 +265,7 @@ fn a_streamed_car_equals_the_spooled_one_and_keeps_its_root() {
     let w = CarFileWriter::stream(&streamed, &root).unwrap();
     assert!(matches!(
         w.finish(&blocks[0].0),
-        Err(CarWriteError::RootChanged { header, root: r }) if header == root && r == blocks[0].0
+        Err(CarWriteError::RootChanged { header, root: r }) if *header == root && *r == blocks[0].0
     ));
     // Only devices and pipes other than /dev/null are spooled.
     assert!(!CarFileWriter::spools(&spooled));
