@@ -9,7 +9,13 @@
 #     (--car /dev/null), to a CAR file, into a fresh store and into a store that
 #     already holds the blocks;
 #   - decode (verifying every block) from the CAR and from the store, to a file and
-#     into a pipe (read by `cat >/dev/null`).
+#     into a pipe (read by `cat >/dev/null`);
+#   - `narfs serve` over loopback: /nar/<root>.nar (decoded from the store, checked
+#     against its record) and /ipfs/<root>?format=car, each fetched by curl to
+#     /dev/null, next to `python3 -m http.server` sending the NAR file itself;
+#   - peak anonymous memory (the largest RssAnon of /proc/PID/status, sampled every
+#     10 ms: heap and stacks, not the page cache or mapped files) of encode to a CAR
+#     file and into a fresh store, and of decode from the CAR and from the store.
 # Each figure is the best of ROUNDS runs, in GB/s, as a ratio to openssl and as a
 # percentage of its ceiling: encode's is the slowest of (one SHA-256 stream) and (2
 # cores' worth of stream + cut finding + multi-buffer leaf hashing + one copy per
@@ -62,6 +68,56 @@ row() { # name seconds size ceiling_gbs openssl_gbs
 
 decode_pipe() { "$N" decode "$@" | cat >/dev/null; }
 
+# Peak RssAnon in MiB of the command "$@" (stdout to /dev/null), sampled every 10 ms.
+peak_anon() {
+  "$@" >/dev/null &
+  local pid=$! peak=0 kb
+  while kb=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) && [ -n "$kb" ]; do
+    [ "$kb" -gt "$peak" ] && peak=$kb
+    sleep 0.01
+  done
+  wait "$pid"
+  awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+# Best seconds of ROUNDS curl downloads of URL to /dev/null (its size checked).
+fetch() { # url size
+  local b=
+  for _ in $(seq "$ROUNDS"); do
+    local out code got t
+    out=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$1")
+    read -r code got t <<<"$out"
+    [ "$code" = 200 ] && { [ -z "$2" ] || [ "$got" = "$2" ]; } || { echo "GET $1: $code, $got bytes" >&2; exit 1; }
+    b=$(awk -v a="${b:-$t}" -v t="$t" 'BEGIN { print (t < a ? t : a) }')
+  done
+  echo "$b"
+}
+
+# Starts `narfs serve` on the store and python3's http.server on the NAR's directory
+# (both on 127.0.0.1, port 0) and prints the serve rows.
+serve_rows() { # nar root size dec ossl
+  local nar=$1 root=$2 size=$3 dec=$4 ossl=$5
+  "$N" serve --store "$W/store" --listen 127.0.0.1:0 >"$W/addr" 2>/dev/null &
+  PIDS+=($!)
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  (cd "$(dirname "$nar")" && exec python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1) &
+  PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$W/addr" ] && curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
+  local base; base=$(head -1 "$W/addr")
+  local py nar_s car_s car_size
+  py=$(fetch "http://127.0.0.1:$port/$(basename "$nar")" "$size")
+  nar_s=$(fetch "$base/nar/$root.nar" "$size")
+  car_size=$(stat -c %s "$W/out.car")
+  car_s=$(fetch "$base/ipfs/$root?format=car" "")
+  row "python3 -m http.server (the NAR file)" "$py" "$size" "$dec" "$ossl"
+  row "serve /nar/ (store, checked)" "$nar_s" "$size" "$dec" "$ossl"
+  row "serve /ipfs/?format=car (store)" "$car_s" "$car_size" "$dec" "$ossl"
+  awk -v p="$py" -v n="$nar_s" -v c="$car_s" -v s="$size" -v cs="$car_size" \
+    'BEGIN { printf "\nserve /nar/ at %.2f× and /ipfs/ CAR at %.2f× of python3 -m http.server (bytes per second).\n", p / n, (cs / c) / (s / p) }' >"$W/serve_ratio"
+  kill "${PIDS[-1]}" "${PIDS[-2]}" 2>/dev/null || true
+}
+
 measure() { # label nar
   local label=$1 nar=$2 size
   size=$(stat -c %s "$nar")
@@ -100,7 +156,11 @@ measure() { # label nar
   row "decode store → file" "$(best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
   row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
   cmp "$W/out.nar" "$nar"
-  rm -rf "$W/store" "$W/out.car" "$W/out.nar"
+  serve_rows "$nar" "$root" "$size" "$dec" "$ossl"
+  cat "$W/serve_ratio"
+  echo
+  echo "Peak anonymous memory (MiB, RssAnon sampled every 10 ms): encode $FIXED → CAR file $(peak_anon "$N" encode --chunker "$FIXED" --car "$W/mem.car" "$nar"), → fresh store $(rm -rf "$W/mstore"; peak_anon "$N" encode --chunker "$FIXED" --store "$W/mstore" "$nar"); decode CAR → file $(peak_anon "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar"), store → file $(peak_anon "$N" decode --store "$W/store" "$root" -o "$W/out.nar")."
+  rm -rf "$W/store" "$W/mstore" "$W/out.car" "$W/mem.car" "$W/out.nar"
 }
 
 echo "## narfs speed, $(date -u +%F), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"

@@ -94,7 +94,11 @@ pub struct EncodeArgs {
     #[command(flatten)]
     pub layout: LayoutArgs,
     /// Write the blocks to this CARv1 file (root = the NAR's root CID); the store is
-    /// then left alone unless --store is given too.
+    /// then left alone unless --store is given too. A CARv1 names its root before its
+    /// blocks: into a pipe or device (`/dev/stdout`) from a NAR file or stdin, the NAR
+    /// is encoded twice (the first pass finds the root, the second streams the CAR);
+    /// from a directory, whose tree could change between two reads, the CAR is
+    /// spooled to $TMPDIR and copied at the end. `/dev/null` writes nothing.
     #[arg(long)]
     pub car: Option<PathBuf>,
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).

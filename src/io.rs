@@ -19,7 +19,9 @@ pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
 /// An output that is stdout, or a file written under a temporary name and renamed
 /// into place by [`Output::commit`]; dropped uncommitted, it leaves nothing behind.
 pub enum Output {
-    Stdout(BufWriter<io::StdoutLock<'static>>),
+    /// `io::Stdout`, not its lock: an output may be written from another thread
+    /// (`narfs_decoder::write_behind`).
+    Stdout(BufWriter<io::Stdout>),
     Device(BufWriter<File>),
     File {
         tmp: tempfile_lite::Temp,
@@ -31,10 +33,13 @@ pub enum Output {
 impl Output {
     pub fn create(path: Option<&Path>) -> Result<Output> {
         match path {
-            None => Ok(Output::Stdout(BufWriter::with_capacity(
-                256 * 1024,
-                io::stdout().lock(),
-            ))),
+            None => {
+                widen_pipe(&io::stdout());
+                Ok(Output::Stdout(BufWriter::with_capacity(
+                    256 * 1024,
+                    io::stdout(),
+                )))
+            }
             Some(p) if p == Path::new("-") => Output::create(None),
             // A device or FIFO (`/dev/stdout`, `/dev/null`) is written through: renaming
             // a temporary file over it would replace the device.
@@ -43,6 +48,7 @@ impl Output {
                     .write(true)
                     .open(dest)
                     .with_context(|| format!("cannot open {}", dest.display()))?;
+                widen_pipe(&file);
                 Ok(Output::Device(BufWriter::with_capacity(256 * 1024, file)))
             }
             // Renaming over a directory fails only at the end: refuse before any work.
@@ -99,6 +105,21 @@ impl Write for Output {
             Output::Stdout(w) => w.flush(),
             Output::Device(w) => w.flush(),
             Output::File { out, .. } => out.flush(),
+        }
+    }
+}
+
+/// Makes a pipe's buffer 1 MiB when `fd` is one (Linux's default is 64 KiB): a NAR
+/// streamed into a pipe then moves in 1 MiB writes with a sixteenth of the context
+/// switches between writer and reader. Best effort: a pipe left as it is still works.
+pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fstat and fcntl on a descriptor we hold, with a valid stat buffer.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO {
+            #[cfg(target_os = "linux")]
+            libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
         }
     }
 }

@@ -280,3 +280,81 @@ fn fifo_inputs_encode_like_the_file() {
         assert!(out == nar, "decode -o /dev/stdout, non_utf8 {non_utf8}");
     }
 }
+
+/// `--car` into a pipe from a NAR file or stdin is written in a second pass, as the
+/// blocks come (nothing spooled: it works with no usable $TMPDIR), and is byte for
+/// byte the CAR a regular file gets and the one spooled from a directory, tree and
+/// fallback alike.
+#[test]
+fn a_car_into_a_pipe_streams_in_two_passes_and_equals_the_spooled_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let no_tmp = tmp.path().join("no-such-dir");
+    // The CAR `encode --car FIFO input` writes, and its stdout.
+    let fifo_car = |name: &str, input: &std::path::Path, tmpdir: bool, stdin: Option<Vec<u8>>| {
+        let fifo = tmp.path().join(name);
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let reader = {
+            let f = fifo.clone();
+            std::thread::spawn(move || std::fs::read(f).unwrap())
+        };
+        let mut cmd = narfs();
+        if !tmpdir {
+            cmd.env("TMPDIR", &no_tmp);
+        }
+        let mut child = cmd
+            .args(["encode", "--car"])
+            .arg(&fifo)
+            .arg(input)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(nar) = stdin {
+            input.write_all(&nar).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{name}: {out:?}");
+        (
+            reader.join().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    };
+    for (i, non_utf8) in [false, true].into_iter().enumerate() {
+        let dir = tmp.path().join(format!("t{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        let tree = awkward_tree(&dir, non_utf8);
+        let nar = dir.join("t.nar");
+        run(narfs().args(["nar", "dump", "-o"]).arg(&nar).arg(&tree));
+        let file = dir.join("t.car");
+        let root = run(narfs().args(["encode", "--car"]).arg(&file).arg(&nar)).stdout;
+        let want = std::fs::read(&file).unwrap();
+
+        let (two_pass, r) = fifo_car(&format!("file{i}.fifo"), &nar, false, None);
+        assert!(two_pass == want, "from the file, non_utf8 {non_utf8}");
+        assert_eq!(r.as_bytes(), root);
+        let nar_bytes = std::fs::read(&nar).unwrap();
+        let stdin = std::path::Path::new("-");
+        let (from_stdin, r) = fifo_car(&format!("stdin{i}.fifo"), stdin, true, Some(nar_bytes));
+        assert!(from_stdin == want, "from stdin, non_utf8 {non_utf8}");
+        assert_eq!(r.as_bytes(), root);
+        if !non_utf8 {
+            // A directory is spooled: the same bytes, and it needs $TMPDIR.
+            let (spooled, _) = fifo_car(&format!("dir{i}.fifo"), &tree, true, None);
+            assert!(spooled == want, "spooled from the directory");
+            let out = narfs()
+                .env("TMPDIR", &no_tmp)
+                .args(["encode", "--car", "/dev/stdout"])
+                .arg(&tree)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "the spool needs $TMPDIR");
+        }
+    }
+}

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use fastcdc::v2020::FastCDC;
 use narfs_core::block::HashAlg;
-use narfs_encoder::leaf_hash::{Backend, LeafHasher};
+use narfs_core::leaf_hash::{Backend, LeafHasher};
 use sha2::{Digest, Sha256};
 
 const INPUT: usize = 256 << 20;

@@ -181,6 +181,44 @@ pub enum BlockError {
 /// identity "CID" carries its block inside itself, so accepting it would let a DAG
 /// smuggle in content of any size that no store holds and nothing hashed.
 pub fn verify(cid: &Cid, bytes: &[u8]) -> Result<(), BlockError> {
+    let alg = checked_alg(cid)?;
+    let digest = alg.digest(bytes);
+    matches(cid, alg, &digest, bytes)
+}
+
+/// [`verify`] for many blocks at once: what a decoder reading a run of leaves does.
+/// The sha2-256 ones are hashed together by the multi-buffer kernel
+/// ([`crate::leaf_hash`], ~2× one stream per core), so verifying is no longer most of
+/// decoding's work. Each result is the block as [`Verified`], or why it is refused,
+/// in the order given.
+pub fn verify_many(blocks: Vec<(Cid, Vec<u8>)>) -> Vec<Result<Verified, BlockError>> {
+    let algs: Vec<_> = blocks.iter().map(|(cid, _)| checked_alg(cid)).collect();
+    let sha: Vec<&[u8]> = blocks
+        .iter()
+        .zip(&algs)
+        .filter(|(_, a)| matches!(a, Ok(HashAlg::Sha2_256)))
+        .map(|((_, data), _)| data.as_slice())
+        .collect();
+    let mut digests = Vec::with_capacity(sha.len());
+    crate::leaf_hash::LeafHasher::new(HashAlg::Sha2_256).hash_all(&sha, &mut digests);
+    let mut digests = digests.into_iter();
+    blocks
+        .into_iter()
+        .zip(algs)
+        .map(|((cid, data), alg)| {
+            let alg = alg?;
+            let digest = match alg {
+                HashAlg::Sha2_256 => digests.next().expect("one digest per sha2-256 block"),
+                HashAlg::Blake3 => alg.digest(&data),
+            };
+            matches(&cid, alg, &digest, &data)?;
+            Ok(Verified { cid, data })
+        })
+        .collect()
+}
+
+/// The hash algorithm of a CID narfs reads, or why it reads no such CID.
+fn checked_alg(cid: &Cid) -> Result<HashAlg, BlockError> {
     let codec = cid.codec();
     if codec != RAW && codec != DAG_PB {
         return Err(BlockError::UnsupportedCodec { cid: *cid, codec });
@@ -198,11 +236,15 @@ pub fn verify(cid: &Cid, bytes: &[u8]) -> Result<(), BlockError> {
             len: mh.digest().len(),
         });
     }
-    let digest = alg.digest(bytes);
-    if digest.as_slice() != mh.digest() {
+    Ok(alg)
+}
+
+/// Whether `digest` (of `bytes` under `alg`) is the one `cid` names.
+fn matches(cid: &Cid, alg: HashAlg, digest: &[u8; 32], bytes: &[u8]) -> Result<(), BlockError> {
+    if digest.as_slice() != cid.hash().digest() {
         return Err(BlockError::HashMismatch {
             cid: *cid,
-            actual: Box::new(cid_for(codec, alg, bytes)),
+            actual: Box::new(cid_for(cid.codec(), alg, bytes)),
         });
     }
     Ok(())
@@ -303,6 +345,45 @@ pub trait BlockSource {
             None => Ok(None),
         }
     }
+
+    /// [`get_verified`](Self::get_verified) of each CID, in order. By default one
+    /// after another; a source whose `get` returns unverified bytes overrides it with
+    /// [`get_then_verify`], which hashes them together.
+    fn get_many_verified(&self, cids: &[Cid]) -> Vec<Result<Option<Verified>, StoreError>> {
+        cids.iter().map(|c| self.get_verified(c)).collect()
+    }
+}
+
+/// [`BlockSource::get_many_verified`] for a source whose `get` returns the bytes as
+/// stored: every block read, then all verified at once by [`verify_many`].
+pub fn get_then_verify<S: BlockSource + ?Sized>(
+    source: &S,
+    cids: &[Cid],
+) -> Vec<Result<Option<Verified>, StoreError>> {
+    // What `get` said of each CID: read bytes (verified below), or the final answer.
+    let mut slots: Vec<Option<Result<Option<Verified>, StoreError>>> = Vec::new();
+    let mut read = Vec::with_capacity(cids.len());
+    for cid in cids {
+        match source.get(cid) {
+            Ok(Some(data)) => {
+                read.push((*cid, data));
+                slots.push(None);
+            }
+            Ok(None) => slots.push(Some(Ok(None))),
+            Err(e) => slots.push(Some(Err(e))),
+        }
+    }
+    let mut verified = verify_many(read).into_iter();
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Some(answer) => answer,
+            None => match verified.next().expect("one result per block read") {
+                Ok(v) => Ok(Some(v)),
+                Err(e) => Err(StoreError::Block(e)),
+            },
+        })
+        .collect()
 }
 
 impl<T: BlockSink + ?Sized> BlockSink for &mut T {
@@ -325,6 +406,9 @@ impl<T: BlockSource + ?Sized> BlockSource for &T {
     fn get_verified(&self, cid: &Cid) -> Result<Option<Verified>, StoreError> {
         (**self).get_verified(cid)
     }
+    fn get_many_verified(&self, cids: &[Cid]) -> Vec<Result<Option<Verified>, StoreError>> {
+        (**self).get_many_verified(cids)
+    }
 }
 
 impl<T: BlockSource + ?Sized> BlockSource for Box<T> {
@@ -334,6 +418,9 @@ impl<T: BlockSource + ?Sized> BlockSource for Box<T> {
 
     fn get_verified(&self, cid: &Cid) -> Result<Option<Verified>, StoreError> {
         (**self).get_verified(cid)
+    }
+    fn get_many_verified(&self, cids: &[Cid]) -> Vec<Result<Option<Verified>, StoreError>> {
+        (**self).get_many_verified(cids)
     }
 }
 
@@ -399,6 +486,10 @@ impl BlockSource for MemoryStore {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.blocks.get(cid).cloned())
     }
+
+    fn get_many_verified(&self, cids: &[Cid]) -> Vec<Result<Option<Verified>, StoreError>> {
+        get_then_verify(self, cids)
+    }
 }
 
 /// A sink that keeps nothing and counts every `put` (duplicates included).
@@ -444,6 +535,48 @@ mod tests {
         assert!(matches!(
             store.get_verified(&other),
             Err(StoreError::Block(BlockError::HashMismatch { .. }))
+        ));
+    }
+
+    #[test]
+    fn verify_many_answers_as_verify_does_for_each() {
+        let mut blocks = Vec::new();
+        for n in 0..40u32 {
+            let data: Vec<u8> = (0..n * 97).map(|i| (i ^ n) as u8).collect();
+            let alg = if n % 5 == 0 {
+                HashAlg::Blake3
+            } else {
+                HashAlg::Sha2_256
+            };
+            let codec = if n % 3 == 0 { DAG_PB } else { RAW };
+            blocks.push((cid_for(codec, alg, &data), data));
+        }
+        // Damaged: a flipped bit (sha2-256 and blake3), a codec narfs does not read.
+        blocks[7].1[3] ^= 1;
+        blocks[10].1[0] ^= 1;
+        blocks[11].0 = Cid::new_v1(0x71, *blocks[11].0.hash());
+        let want: Vec<_> = blocks.iter().map(|(c, d)| verify(c, d)).collect();
+        let got = verify_many(blocks.clone());
+        for (i, (g, w)) in got.into_iter().zip(want).enumerate() {
+            match (g, w) {
+                (Ok(v), Ok(())) => {
+                    assert_eq!((v.cid(), v.data()), (&blocks[i].0, &blocks[i].1[..]))
+                }
+                (Err(g), Err(w)) => assert_eq!(g, w, "block {i}"),
+                (g, w) => panic!("block {i}: {g:?} but verify says {w:?}"),
+            }
+        }
+        // And through a source: found, missing and refused, in the CIDs' order.
+        let mut store = MemoryStore::new();
+        store.insert_unchecked(blocks[7].0, blocks[7].1.clone());
+        store.put(&blocks[1].0, &blocks[1].1).unwrap();
+        let missing = cid_for(RAW, HashAlg::Sha2_256, b"nowhere");
+        let got = store.get_many_verified(&[blocks[1].0, missing, blocks[7].0]);
+        assert!(matches!(&got[0], Ok(Some(v)) if v.cid() == &blocks[1].0));
+        assert!(matches!(&got[1], Ok(None)));
+        assert!(matches!(
+            &got[2],
+            Err(StoreError::Block(BlockError::HashMismatch { cid, .. })) if *cid == blocks[7].0
         ));
     }
 

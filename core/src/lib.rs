@@ -9,6 +9,7 @@ pub mod dagpb;
 pub mod encoding;
 pub mod error;
 pub mod hamt_hash;
+pub mod leaf_hash;
 pub mod nar;
 pub mod unixfs;
 pub mod varint;

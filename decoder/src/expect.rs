@@ -63,7 +63,11 @@ fn nar_hash(sha256: &[u8; 32]) -> String {
 /// [`crate::decode`], with the output checked against `expect` as it streams and
 /// bounded by its `nar_size`. On a mismatch `out` has received fewer than `nar_size`
 /// bytes and the error says what differs.
-pub fn decode_checked<S: BlockSource + Sync, W: Write>(
+///
+/// The output is hashed and written behind the decoder, on a thread of its own
+/// ([`crate::write_behind`]): the NarHash stream is one core's work, done while the
+/// decoder reads and verifies the next blocks.
+pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
     source: &S,
     root: &Cid,
     encoding: Encoding,
@@ -79,9 +83,23 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write>(
         ..*limits
     };
     let checked = Checked::new(out, *expect);
-    match crate::decode(source, root, encoding, checked, &limits) {
-        Ok(checked) => checked.finish().map_err(|p| DecodeError::new(root, "", p)),
-        Err(mut e) => {
+    let (decoded, checked) = crate::write_behind(checked, limits.output_piece, |w| {
+        crate::decode(source, root, encoding, w, &limits).map(drop)
+    });
+    let output = |e: io::Error| match mismatch(&e) {
+        Some(p) => p,
+        None => Problem::Output(e),
+    };
+    let refused = checked.as_ref().err().and_then(mismatch);
+    match (decoded, refused) {
+        (Ok(()), _) => checked
+            .map_err(output)
+            .and_then(Checked::finish)
+            .map_err(|p| DecodeError::new(root, "", p)),
+        // The output refused bytes before the point the decoder stopped at (the
+        // decoder runs ahead of its output): that refusal is the first problem.
+        (Err(_), Some(p)) => Err(DecodeError::new(root, "", p)),
+        (Err(mut e), None) => {
             if lowered && matches!(*e.problem, Problem::TooLarge(n) if n == expect.nar_size) {
                 *e.problem = Problem::LongerThanRecorded(expect.nar_size);
             }

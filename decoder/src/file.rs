@@ -6,9 +6,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 
-use rayon::prelude::*;
-
-use narfs_core::block::{BlockSource, StoreError, RAW};
+use narfs_core::block::{BlockSource, StoreError, Verified, RAW};
 use narfs_core::dagpb::PBNode;
 use narfs_core::unixfs::{DataType, UnixFsData};
 use narfs_core::Cid;
@@ -19,8 +17,42 @@ use crate::Limits;
 /// Fetches `cid`, its bytes verified against it (by the source's
 /// [`BlockSource::get_verified`]: hashed here, or on arrival by a fetch).
 pub fn fetch(source: &impl BlockSource, cid: &Cid, path: &str) -> Result<Vec<u8>, DecodeError> {
-    let block = source
-        .get_verified(cid)
+    answer(cid, path, source.get_verified(cid))
+}
+
+/// [`fetch`] of every CID of `cids`, in order: read and verified together
+/// ([`BlockSource::get_many_verified`]: a run of sha2-256 leaves is hashed by the
+/// multi-buffer kernel), in two halves on both cores when the run is long enough.
+pub(crate) fn fetch_many<S: BlockSource + Sync>(
+    source: &S,
+    cids: &[Cid],
+    path: &str,
+) -> Vec<Result<Vec<u8>, DecodeError>> {
+    let each = |cids: &[Cid]| -> Vec<_> {
+        let got = source.get_many_verified(cids);
+        cids.iter()
+            .zip(got)
+            .map(|(cid, r)| answer(cid, path, r))
+            .collect()
+    };
+    // Halves of fewer than 4 leaves would leave the kernel's lanes (4 SHA-NI
+    // streams) idle: a short run is verified on one core.
+    if cids.len() < 8 {
+        return each(cids);
+    }
+    let (a, b) = cids.split_at(cids.len() / 2);
+    let (mut a, b) = rayon::join(|| each(a), || each(b));
+    a.extend(b);
+    a
+}
+
+/// A source's answer for `cid` as the block's bytes, or the decoder's error.
+fn answer(
+    cid: &Cid,
+    path: &str,
+    got: Result<Option<Verified>, StoreError>,
+) -> Result<Vec<u8>, DecodeError> {
+    let block = got
         .map_err(|e| match e {
             StoreError::Block(e) => DecodeError::new(cid, path, e),
             e => DecodeError::new(cid, path, e),
@@ -252,7 +284,8 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
     }
 
     /// Fetches and verifies the run of raw leaves that starts at the innermost level's
-    /// next child, in parallel; verification (hashing) is most of decoding's work. The
+    /// next child, together ([`fetch_many`]); verification (hashing) is most of
+    /// decoding's work. The
     /// run holds at most [`PREFETCH`] leaves and [`Limits::readahead`] claimed bytes
     /// (always at least one leaf).
     fn prefetch(&mut self) -> Result<(), DecodeError> {
@@ -269,16 +302,7 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
             })
             .map(|(_, (cid, _))| *cid)
             .collect();
-        let (source, path) = (self.source, self.path.as_str());
-        let fetched: Vec<_> = if batch.len() > 1 {
-            batch
-                .par_iter()
-                .map(|cid| fetch(source, cid, path))
-                .collect()
-        } else {
-            batch.iter().map(|cid| fetch(source, cid, path)).collect()
-        };
-        for block in fetched {
+        for block in fetch_many(self.source, &batch, &self.path) {
             self.ready.push_back(block?);
         }
         Ok(())
@@ -306,3 +330,7 @@ impl<S: BlockSource + Sync> Read for FileReader<'_, S> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+#[path = "fetch_tests.rs"]
+mod fetch_tests;

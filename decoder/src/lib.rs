@@ -12,12 +12,14 @@ mod expect;
 mod file;
 mod hamt;
 mod walk;
+mod write_behind;
 
 pub use decode::decode;
 pub use error::{DecodeError, Problem};
 pub use expect::{check, decode_checked, BadNarHash, Checked, Expect};
 pub use file::{fetch, FileReader};
 pub use walk::decode_nar;
+pub use write_behind::{write_behind, Behind, MAX_PIECE};
 
 /// Bounds on what decoding will do for a DAG from an untrusted source.
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +36,10 @@ pub struct Limits {
     /// its consumer is slow: `narfs serve` lowers it, so that many stalled clients
     /// cost little.
     pub readahead: u64,
+    /// Bytes per write of the output when it is written behind the decoder
+    /// ([`write_behind`], at most [`MAX_PIECE`]); up to three such pieces are held.
+    /// Large writes for a file or pipe; `narfs serve` lowers it with `readahead`.
+    pub output_piece: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +49,7 @@ impl Default for Limits {
             max_file_depth: 32,
             max_output: 1 << 40,
             readahead: 4 << 20,
+            output_piece: MAX_PIECE,
         }
     }
 }

@@ -6,15 +6,13 @@
 use std::collections::VecDeque;
 use std::io::{self, Write};
 
-use rayon::prelude::*;
-
 use narfs_core::block::{BlockSource, RAW};
 use narfs_core::nar::{NarError, NarWriter};
 use narfs_core::unixfs::DataType;
 use narfs_core::Cid;
 
 use crate::error::{malformed, DecodeError, Problem};
-use crate::file::{fetch, unixfs_node, FileReader};
+use crate::file::{fetch, fetch_many, unixfs_node, FileReader};
 use crate::Limits;
 
 struct OpenDir {
@@ -37,23 +35,19 @@ fn prefetch<S: BlockSource + Sync>(source: &S, dir: &mut OpenDir) -> Result<(), 
     if ahead.len() < 2 {
         return Ok(());
     }
-    let base = &dir.path;
-    let fetched: Vec<_> = ahead
-        .par_iter()
-        .map(|(name, cid)| {
-            fetch(source, cid, "").map_err(|mut e| {
-                // The path is only needed for an error, so it is only made then.
-                e.path = if base.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{base}/{name}")
-                };
-                e
-            })
-        })
-        .collect();
-    for block in fetched {
-        dir.ready.push_back(block?);
+    let cids: Vec<Cid> = ahead.iter().map(|(_, cid)| *cid).collect();
+    let fetched = fetch_many(source, &cids, "");
+    for ((name, _), block) in ahead.iter().zip(fetched) {
+        // The path is only needed for an error, so it is only made then.
+        let block = block.map_err(|mut e| {
+            e.path = if dir.path.is_empty() {
+                name.clone()
+            } else {
+                format!("{}/{name}", dir.path)
+            };
+            e
+        })?;
+        dir.ready.push_back(block);
     }
     Ok(())
 }

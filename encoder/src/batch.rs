@@ -1,7 +1,7 @@
 //! What the parser thread hands the builder: many NAR events at once, with the bytes
 //! of their names and chunks back to back in two buffers. One hand-off per batch
 //! instead of per event keeps both threads busy on NARs of many small files, and a
-//! batch's chunks are hashed together ([`crate::leaf_hash`]).
+//! batch's chunks are hashed together ([`narfs_core::leaf_hash`]).
 
 use std::ops::Range;
 

@@ -17,7 +17,7 @@ use narfs_core::{Cid, Encoding};
 use crate::batch::{Batch, Item};
 use crate::file::{put, Counts, FileTree, Sub};
 use crate::layout::Layout;
-use crate::leaf_hash::LeafHasher;
+use narfs_core::leaf_hash::LeafHasher;
 
 /// What encoding a NAR gives.
 #[derive(Clone, Debug, PartialEq, Eq)]

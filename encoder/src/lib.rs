@@ -14,7 +14,6 @@ pub mod file;
 pub mod hamt;
 mod input;
 pub mod layout;
-pub mod leaf_hash;
 mod parse;
 mod readahead;
 mod report;

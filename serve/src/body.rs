@@ -17,11 +17,13 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
-/// Bytes per chunk handed to hyper.
-pub const CHUNK: usize = 64 << 10;
-/// Chunks in flight per response: with [`CHUNK`] and the one being filled, at most
-/// 320 KiB per request, besides hyper's own write buffer (≤ 400 KiB).
-pub const DEPTH: usize = 4;
+/// Bytes per chunk handed to hyper: few hand-offs between the producer's thread
+/// and the connection's task (each one a wake-up on both sides), within the memory
+/// bound per stream (a NAR's decoder also writes behind itself in pieces this size).
+pub const CHUNK: usize = 128 << 10;
+/// Chunks queued per response: with the one being filled, at most 256 KiB per
+/// request, besides the one hyper is writing.
+pub const DEPTH: usize = 1;
 
 type Msg = io::Result<Bytes>;
 

@@ -223,6 +223,7 @@ pub async fn nar(
     let store = st.store.clone();
     let limits = Limits {
         readahead: st.options.readahead,
+        output_piece: crate::body::CHUNK / 2,
         ..Limits::default()
     };
     tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, &expect, &limits, writer));

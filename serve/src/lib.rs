@@ -50,7 +50,7 @@ use narfs_store::Store;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Streaming responses (`/nar/…`, `/ipfs/…`) in flight at once; each holds a
-    /// decoder thread and up to [`Options::readahead`] + ~0.7 MiB of buffers (+ ~2 MiB
+    /// decoder thread and up to [`Options::readahead`] + ~0.9 MiB of buffers (+ ~2 MiB
     /// for a zstd encoder, [`encoding::WIRE_LEVEL`]).
     pub max_streams: usize,
     /// How long a request over `max_streams` waits for a slot before a 503.

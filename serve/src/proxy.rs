@@ -322,6 +322,7 @@ fn fetch_and_stream(st: &AppState, cid: &Cid, entry: &Entry, ready: Ready, mut w
     }
     let limits = Limits {
         readahead: st.options.readahead,
+        output_piece: crate::body::CHUNK / 2,
         ..Limits::default()
     };
     let decoded = match decode_checked(store, cid, encoding, &entry.expect, &mut w, &limits) {

@@ -65,11 +65,20 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         max_output: args.max_output,
         ..Limits::default()
     };
-    let decode = |out: &mut dyn Write| -> Result<()> {
+    // Either way the output is written behind the decoder, on its own thread.
+    let decode = |out: &mut (dyn Write + Send)| -> Result<()> {
         match &expect {
-            Some(e) => narfs_decoder::decode_checked(&source, &cid, encoding, e, out, &limits)?,
-            None => narfs_decoder::decode(&source, &cid, encoding, out, &limits)?,
-        };
+            Some(e) => {
+                narfs_decoder::decode_checked(&source, &cid, encoding, e, out, &limits)?;
+            }
+            None => {
+                let (decoded, out) = narfs_decoder::write_behind(out, limits.output_piece, |w| {
+                    narfs_decoder::decode(&source, &cid, encoding, w, &limits).map(drop)
+                });
+                decoded?;
+                out?;
+            }
+        }
         Ok(())
     };
     match &args.to {
@@ -85,7 +94,7 @@ pub fn run(args: DecodeArgs) -> Result<()> {
 /// Decodes into a pipe read by `restore`, so the tree is built as the NAR streams.
 pub(crate) fn to_dir<T: Send>(
     dir: &Path,
-    decode: impl FnOnce(&mut dyn Write) -> Result<T> + Send,
+    decode: impl FnOnce(&mut (dyn Write + Send)) -> Result<T> + Send,
 ) -> Result<T> {
     // Refuse an existing target before decoding anything (restore checks again).
     if dir.symlink_metadata().is_ok() {

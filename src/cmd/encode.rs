@@ -43,10 +43,23 @@ pub fn run(args: EncodeArgs) -> Result<()> {
             let _ = writeln!(out, "{line}");
         }
     };
+    // A CAR into a pipe or device needs its root in the header before any block:
+    // from an input that can be read again (a NAR file, or stdin, which NarInput
+    // spools), a first pass learns the root and a second streams the CAR. From a
+    // directory (whose tree may change between two dumps) the CAR is spooled.
+    let two_pass = args
+        .car
+        .as_deref()
+        .filter(|p| CarFileWriter::spools(p) && matches!(input, NarInput::File(_)));
+    let first_car = if two_pass.is_some() {
+        None
+    } else {
+        args.car.as_deref()
+    };
     let encoded = encode_or_fallback(
         || input.reader().map_err(anyhow::Error::from),
         &layout,
-        || Sink::create(args.car.as_deref(), store.as_ref()),
+        || Sink::create(first_car, store.as_ref()),
         args.fallback,
         Some(&mut observe),
     );
@@ -72,6 +85,10 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         rec = rec.with_narinfo(meta);
     }
     let written = sink.finish(&encoded.root, rec)?;
+    if let Some(path) = two_pass {
+        stream_car(&mut input, &layout, &encoded, path)
+            .with_context(|| format!("cannot encode {}", args.input.display()))?;
+    }
     if let Some(api) = &args.ipfs_api {
         super::publish::after_encode(api, store.as_ref(), args.car.as_deref(), &encoded.root)?;
     }
@@ -94,6 +111,35 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         writeln!(stdout, "{}", encoded.root)?;
     }
     stdout.commit()
+}
+
+/// The second pass of a CAR into a pipe or device: the input encoded again, as it
+/// was the first time, its blocks written through a CAR whose header names the root
+/// the first pass found. An input that changed in between is an error.
+fn stream_car(input: &mut NarInput, layout: &Layout, first: &Encoded, path: &Path) -> Result<()> {
+    let (again, sink) = encode_or_fallback(
+        || input.reader().map_err(anyhow::Error::from),
+        layout,
+        || {
+            let car = CarFileWriter::stream(path, &first.root)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let (store, null) = (None, NullSink::default());
+            Ok(Sink {
+                car: Some(car),
+                store,
+                null,
+            })
+        },
+        first.encoding == Encoding::ZstdNar,
+        None,
+    )?;
+    anyhow::ensure!(
+        again.root == first.root && again.nar_sha256 == first.nar_sha256,
+        "the input changed between the two passes of a CAR into {}",
+        path.display()
+    );
+    sink.finish(&again.root, record(&again, layout, "", None))
+        .map(drop)
 }
 
 /// The store's record of this encoding.

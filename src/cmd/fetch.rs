@@ -81,7 +81,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
         let context = || format!("cannot fetch {name} from {url}");
         let bar = &progress_bar();
         let (gateway, store, fetch_options) = (&gateway, &store, &fetch_options);
-        let fetch = move |out: &mut dyn Write| -> Result<Fetched> {
+        let fetch = move |out: &mut (dyn Write + Send)| -> Result<Fetched> {
             let (mut report, limits) = (|p: &Progress| show(bar, p), Limits::default());
             let (_, fetched) = narfs_ipfs::fetch(
                 gateway,

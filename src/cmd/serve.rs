@@ -21,7 +21,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub store: Option<PathBuf>,
     /// Streaming responses (NARs, CARs, blocks) served at once; each holds a decoder
-    /// thread and about READAHEAD + 0.7 MiB (+ 2 MiB when compressed).
+    /// thread and about READAHEAD + 0.9 MiB (+ 2 MiB when compressed).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_streams: u32,
     /// Seconds a request over --max-streams waits for a slot before a 503.

@@ -499,6 +499,13 @@ impl BlockSource for Store {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.get_block(cid)?)
     }
+
+    fn get_many_verified(
+        &self,
+        cids: &[Cid],
+    ) -> Vec<Result<Option<narfs_core::block::Verified>, StoreError>> {
+        narfs_core::block::get_then_verify(self, cids)
+    }
 }
 
 #[cfg(test)]

@@ -29,10 +29,11 @@ use crate::blocks::{Blocks, Packed, Packer};
 use crate::lock::LockGuard;
 use crate::{Error, Options, RootRecord, Store};
 
-/// Bytes of blocks queued for the packers before `put` waits.
-const QUEUE_BYTES: usize = 64 << 20;
-/// Packed blocks waiting for the committer (at most 256 × 4 MiB; typically 64 MiB).
-const PACKED: usize = 256;
+/// Bytes of blocks queued for the packers before `put` waits: four commits' worth
+/// of `batch_bytes`, so that an encode's peak anonymous memory stays under 64 MiB.
+const QUEUE_BYTES: usize = 16 << 20;
+/// Packed blocks waiting for the committer (at most 32 × 4 MiB; typically 8 MiB).
+const PACKED: usize = 32;
 
 /// What a finished session newly stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -126,4 +126,11 @@ impl crate::block::BlockSource for CarFile {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, crate::block::StoreError> {
         CarFile::get(self, cid).map_err(|e| crate::block::StoreError::Backend(Box::new(e)))
     }
+
+    fn get_many_verified(
+        &self,
+        cids: &[Cid],
+    ) -> Vec<Result<Option<crate::block::Verified>, crate::block::StoreError>> {
+        crate::block::get_then_verify(self, cids)
+    }
 }

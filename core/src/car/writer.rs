@@ -35,6 +35,10 @@ pub enum CarWriteError {
         #[source]
         source: io::Error,
     },
+    /// A CAR streamed with one root in its header was finished with another (the
+    /// input changed between an encoder's two passes).
+    #[error("the CAR's header names {header} but its DAG's root is {root}")]
+    RootChanged { header: Box<Cid>, root: Box<Cid> },
     /// The finished CAR could not be renamed into place.
     #[error("cannot move the finished CAR into place at {path}")]
     Persist {
@@ -153,6 +157,9 @@ pub struct CarFileWriter {
 #[derive(Debug)]
 enum Target {
     Spool(CarWriter<BufWriter<NamedTempFile>>),
+    /// Written through to a device or pipe whose root was known up front
+    /// ([`CarFileWriter::stream`]).
+    Stream(CarWriter<BufWriter<std::fs::File>>, Cid),
     /// The target is `/dev/null`: blocks are only counted.
     Discard(CarWriter<io::Sink>),
 }
@@ -225,10 +232,36 @@ impl CarFileWriter {
         })
     }
 
+    /// A CAR of the root `root`, known before its blocks (an encoder's second pass
+    /// over an input it can read again), written through to the device or pipe at
+    /// `path` as blocks come: no spool, no copy at the end. [`finish`](Self::finish)
+    /// must then be given the same root.
+    pub fn stream(path: impl AsRef<Path>, root: &Cid) -> Result<Self, CarWriteError> {
+        let path = path.as_ref().to_path_buf();
+        let dest = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let w = CarWriter::new(BufWriter::with_capacity(1 << 20, dest), root)?;
+        Ok(Self {
+            path,
+            device: true,
+            dir: PathBuf::new(),
+            inner: Target::Stream(w, *root),
+            reserved: 0,
+        })
+    }
+
+    /// Whether `path` is a device or FIFO other than `/dev/null`: where
+    /// [`create`](Self::create) spools the whole CAR and [`stream`](Self::stream)
+    /// can write it through once the root is known.
+    pub fn spools(path: impl AsRef<Path>) -> bool {
+        let path = path.as_ref();
+        !is_dev_null(path) && std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+    }
+
     /// Appends one block; see [`CarWriter::put`].
     pub fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<bool, CarWriteError> {
         match &mut self.inner {
             Target::Spool(w) => w.put(cid, data),
+            Target::Stream(w, _) => w.put(cid, data),
             Target::Discard(w) => w.put(cid, data),
         }
     }
@@ -237,6 +270,7 @@ impl CarFileWriter {
     pub fn contains(&self, cid: &Cid) -> bool {
         match &self.inner {
             Target::Spool(w) => w.contains(cid),
+            Target::Stream(w, _) => w.contains(cid),
             Target::Discard(w) => w.contains(cid),
         }
     }
@@ -245,6 +279,7 @@ impl CarFileWriter {
     pub fn blocks_written(&self) -> usize {
         match &self.inner {
             Target::Spool(w) => w.blocks_written(),
+            Target::Stream(w, _) => w.blocks_written(),
             Target::Discard(w) => w.blocks_written(),
         }
     }
@@ -261,6 +296,17 @@ impl CarFileWriter {
         let spool = match self.inner {
             Target::Spool(w) => w,
             Target::Discard(w) => return Ok(header.len() as u64 + w.bytes_written()),
+            Target::Stream(w, streamed) => {
+                if streamed != *root {
+                    return Err(CarWriteError::RootChanged {
+                        header: Box::new(streamed),
+                        root: Box::new(*root),
+                    });
+                }
+                let bytes = w.bytes_written();
+                w.finish()?;
+                return Ok(bytes);
+            }
         };
         let mut tmp = spool.finish()?.into_inner().map_err(|e| e.into_error())?;
         let end = tmp.as_file_mut().seek(SeekFrom::End(0))?;

@@ -229,3 +229,46 @@ fn file_writer_to_dev_null_writes_nothing_and_counts() {
         "/dev/null is left as it is"
     );
 }
+
+#[test]
+fn a_streamed_car_equals_the_spooled_one_and_keeps_its_root() {
+    use crate::block::{cid_for, HashAlg, RAW};
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: Vec<(Cid, Vec<u8>)> = (0..5u8)
+        .map(|i| {
+            let data = vec![i; 100 * i as usize];
+            (cid_for(RAW, HashAlg::Sha2_256, &data), data)
+        })
+        .collect();
+    let root = blocks[4].0;
+    let spooled = dir.path().join("spooled.car");
+    let mut w = CarFileWriter::create(&spooled).unwrap();
+    for (c, d) in &blocks {
+        w.put(c, d).unwrap();
+    }
+    let len = w.finish(&root).unwrap();
+    // `stream` writes through to what it opens (here a regular file stands in for
+    // the pipe): the same bytes, as they come.
+    let streamed = dir.path().join("streamed.car");
+    std::fs::write(&streamed, b"").unwrap();
+    let mut w = CarFileWriter::stream(&streamed, &root).unwrap();
+    for (c, d) in blocks.iter().chain(&blocks) {
+        w.put(c, d).unwrap();
+    }
+    assert_eq!(w.blocks_written(), 5);
+    assert_eq!(w.finish(&root).unwrap(), len);
+    assert_eq!(
+        std::fs::read(&streamed).unwrap(),
+        std::fs::read(&spooled).unwrap()
+    );
+    // Finished with another root: refused (its header names the first).
+    let w = CarFileWriter::stream(&streamed, &root).unwrap();
+    assert!(matches!(
+        w.finish(&blocks[0].0),
+        Err(CarWriteError::RootChanged { header, root: r }) if *header == root && *r == blocks[0].0
+    ));
+    // Only devices and pipes other than /dev/null are spooled.
+    assert!(!CarFileWriter::spools(&spooled));
+    assert!(!CarFileWriter::spools("/dev/null"));
+    assert!(CarFileWriter::spools("/dev/zero"));
+}

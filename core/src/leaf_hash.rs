@@ -9,7 +9,7 @@
 //! no hardware kernel its portable one is slower than `sha2`'s single stream, so then
 //! the leaves go through `sha2` one by one ([`Backend::Serial`]).
 
-use narfs_core::block::HashAlg;
+use crate::block::HashAlg;
 
 /// Which code hashes sha2-256 leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,108 @@
+//! Leaves and small files verified together ([`super::fetch_many`]) are still each
+//! refused on their own: a corrupted block, wherever it sits in a batch, fails the
+//! decode with its own CID, its path and a hash mismatch, and nothing after it is
+//! written.
+
+use narfs_core::block::{BlockError, MemoryStore};
+use narfs_core::nar::NarWriter;
+use narfs_core::Cid;
+use narfs_encoder::{encode, EntryKind, Layout};
+
+use crate::{decode_nar, Limits, Problem};
+
+/// Incompressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A directory of 40 one-leaf files `f00`..`f39` and a 40-leaf file `big` (fixed
+/// 1 KiB chunks), encoded; with every file's CID.
+fn sample() -> (MemoryStore, Cid, Vec<(String, Cid)>, Vec<u8>) {
+    let mut w = NarWriter::new(Vec::new());
+    w.directory(b"").unwrap();
+    let big = noise(40 << 10, 1);
+    w.file(b"big", false, big.len() as u64, &mut &big[..])
+        .unwrap();
+    for i in 0..40 {
+        let body = noise(100 + i, i as u64 + 2);
+        let name = format!("f{i:02}");
+        w.file(name.as_bytes(), false, body.len() as u64, &mut &body[..])
+            .unwrap();
+    }
+    w.end_directory().unwrap();
+    let nar = w.finish().unwrap();
+    let layout = Layout {
+        chunker: "fixed:1024".parse().unwrap(),
+        ..Layout::default()
+    };
+    let mut store = MemoryStore::new();
+    let mut files = Vec::new();
+    let mut seen = |p: &str, k: EntryKind, c: &Cid| {
+        if k == EntryKind::File {
+            files.push((p.to_string(), *c));
+        }
+    };
+    let enc = encode(&nar[..], &layout, &mut store, Some(&mut seen)).unwrap();
+    (store, enc.root, files, nar)
+}
+
+/// Flips a bit of the block `cid` in `store`.
+fn corrupt(store: &mut MemoryStore, cid: &Cid) {
+    let mut bytes = store.remove(cid).unwrap();
+    bytes[0] ^= 1;
+    store.insert_unchecked(*cid, bytes);
+}
+
+fn refused(store: &MemoryStore, root: &Cid, bad: &Cid, path: &str) {
+    let mut out = Vec::new();
+    let e = decode_nar(store, root, &mut out, &Limits::default()).unwrap_err();
+    assert_eq!(*e.cid, *bad, "{e}");
+    assert_eq!(e.path, path, "{e}");
+    assert!(
+        matches!(*e.problem, Problem::Block(BlockError::HashMismatch { cid, .. }) if cid == *bad),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_whole_sample_decodes() {
+    let (store, root, _, nar) = sample();
+    assert_eq!(
+        decode_nar(&store, &root, Vec::new(), &Limits::default()).unwrap(),
+        nar
+    );
+}
+
+#[test]
+fn a_corrupted_leaf_anywhere_in_a_batch_is_refused() {
+    let (store, root, files, _) = sample();
+    let big = files.iter().find(|(p, _)| p == "big").unwrap().1;
+    let node = narfs_core::dagpb::PBNode::decode(store.get_ref(&big).unwrap()).unwrap();
+    assert_eq!(node.links.len(), 40);
+    // First, middle (the two halves' seam), last of a batch, and the file's last.
+    for k in [0, 7, 8, 15, 16, 39] {
+        let mut store = store.clone();
+        let leaf = node.links[k].hash;
+        corrupt(&mut store, &leaf);
+        refused(&store, &root, &leaf, "big");
+    }
+}
+
+#[test]
+fn a_corrupted_small_file_among_those_fetched_ahead_is_refused() {
+    let (store, root, files, _) = sample();
+    for name in ["f00", "f05", "f08", "f16", "f39"] {
+        let mut store = store.clone();
+        let cid = files.iter().find(|(p, _)| p == name).unwrap().1;
+        corrupt(&mut store, &cid);
+        refused(&store, &root, &cid, name);
+    }
+}

@@ -1,0 +1,204 @@
+//! Output written behind the decoder, on a thread of its own, in large pieces.
+//!
+//! Decoding a run of leaves (reading and verifying them on both cores) and writing
+//! the previous run (a `write` into a pipe, a page cache or a socket; for a checked
+//! decode also the NarHash stream) are independent; done one after the other, each
+//! leaves a core idle. [`write_behind`] copies what the decoder writes into pieces
+//! (at most [`MAX_PIECE`] bytes) and hands them to a writer thread through a channel
+//! of [`PIECES`] slots, recycling them: memory stays bounded (`PIECES + 2` pieces) and
+//! every `write` the output sees is one piece (few system calls, large pipe writes).
+//!
+//! The first error of the output is kept and returned, as it is, by the decoder's
+//! next write (so a [`crate::Checked`] mismatch still reaches the decoder as its own
+//! error) or by the end of [`write_behind`].
+
+use std::io::{self, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+/// The largest piece: one `write` of the output.
+pub const MAX_PIECE: usize = 1 << 20;
+/// Pieces waiting for the writer thread at most.
+pub const PIECES: usize = 1;
+
+/// The decoder's end: a `Write` that fills pieces and sends them.
+pub struct Behind {
+    piece: usize,
+    buf: Vec<u8>,
+    full: Option<SyncSender<Vec<u8>>>,
+    empty: Receiver<Vec<u8>>,
+    /// Pieces made so far (at most `PIECES + 2`: one being filled, `PIECES` queued,
+    /// one being written).
+    made: usize,
+    failed: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl Behind {
+    /// The output's error, taken (the writer thread stopped), or a stand-in.
+    fn failure(&mut self) -> io::Error {
+        self.failed
+            .lock()
+            .map(|mut f| f.take())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "the output stopped"))
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = match self.empty.try_recv() {
+            Ok(b) => b,
+            Err(_) if self.made < PIECES + 2 => {
+                self.made += 1;
+                Vec::with_capacity(self.piece)
+            }
+            // Every piece is in flight: wait for the writer to give one back.
+            Err(_) => match self.empty.recv() {
+                Ok(b) => b,
+                Err(_) => return Err(self.failure()),
+            },
+        };
+        let full = std::mem::replace(&mut self.buf, next);
+        let sent = self.full.as_ref().map(|tx| tx.send(full));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => Err(self.failure()),
+        }
+    }
+}
+
+impl Write for Behind {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() >= self.piece {
+            self.send()?;
+        }
+        let n = data.len().min(self.piece - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = self.write(data)?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Pieces go out when full; the last one at the end of `write_behind`.
+        Ok(())
+    }
+}
+
+/// Runs `produce` with a [`Behind`] whose bytes reach `out` on another thread in
+/// writes of `piece` bytes (at most [`MAX_PIECE`]), then waits for them to be written
+/// (not flushed: the caller decides) and returns what `produce` returned with `out`,
+/// or the output's first error.
+pub fn write_behind<W: Write + Send, R>(
+    out: W,
+    piece: usize,
+    produce: impl FnOnce(&mut Behind) -> R,
+) -> (R, io::Result<W>) {
+    let piece = piece.clamp(1, MAX_PIECE);
+    let (full_tx, full_rx) = sync_channel::<Vec<u8>>(PIECES);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(PIECES + 2);
+    let failed = Arc::new(Mutex::new(None));
+    std::thread::scope(|scope| {
+        let failed2 = failed.clone();
+        let writer = scope.spawn(move || {
+            let mut out = out;
+            for mut piece in full_rx {
+                if let Err(e) = out.write_all(&piece) {
+                    if let Ok(mut f) = failed2.lock() {
+                        *f = Some(e);
+                    }
+                    // Dropping the channels makes the producer's next send fail.
+                    return None;
+                }
+                piece.clear();
+                let _ = empty_tx.try_send(piece);
+            }
+            Some(out)
+        });
+        let mut behind = Behind {
+            piece,
+            buf: Vec::with_capacity(piece),
+            full: Some(full_tx),
+            empty: empty_rx,
+            made: 1,
+            failed: failed.clone(),
+        };
+        let r = produce(&mut behind);
+        let sent = behind.send();
+        behind.full = None;
+        let out = writer.join().expect("the writer thread does not panic");
+        let out = match (out, sent) {
+            (Some(out), Ok(())) => Ok(out),
+            (Some(_), Err(e)) => Err(e),
+            (None, _) => Err(behind.failure()),
+        };
+        (r, out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_in_order_in_large_writes() {
+        /// Records the length of every write.
+        struct Lengths(Vec<u8>, Vec<usize>);
+        impl Write for Lengths {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.extend_from_slice(b);
+                self.1.push(b.len());
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        const PIECE: usize = 100_000;
+        let data: Vec<u8> = (0..5 * PIECE + 123).map(|i| (i * 31 % 251) as u8).collect();
+        let (r, out) = write_behind(Lengths(Vec::new(), Vec::new()), PIECE, |w| {
+            for part in data.chunks(7777) {
+                w.write_all(part).unwrap();
+            }
+            7
+        });
+        let out = out.unwrap();
+        assert_eq!(r, 7);
+        assert!(out.0 == data, "bytes differ");
+        assert_eq!(out.1[..5], [PIECE; 5]);
+        assert_eq!(out.1[5..], [123]);
+    }
+
+    #[test]
+    fn the_outputs_own_error_reaches_the_producer() {
+        /// Fails every write with a recognisable error.
+        struct Refuses;
+        impl Write for Refuses {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (seen, out) = write_behind(Refuses, 1000, |w| {
+            let piece = vec![0u8; 1000];
+            // The producer writes until the writer's failure comes back to it.
+            (0..100)
+                .find_map(|_| w.write_all(&piece).err())
+                .map(|e| e.kind())
+        });
+        let out_err = out.err().map(|e| e.kind());
+        // The error is told once: to the producer, or else at the end.
+        let kinds: Vec<_> = [seen, out_err].into_iter().flatten().collect();
+        assert!(kinds.contains(&io::ErrorKind::StorageFull), "{kinds:?}");
+    }
+}
