@@ -1,6 +1,8 @@
 //! The block table: every block of the store in one LMDB environment (`blocks/`), keyed
 //! by the CID's binary form. A value is one tag byte and the block as stored: [`RAW`]
-//! then the bytes, or [`ZSTD`] then a zstd frame (kept only when it saves ≥ 1/8).
+//! then the bytes, [`ZSTD`] then a zstd frame (kept only when it saves ≥ 1/8), or
+//! [`PACKED`] and where the block is in a pack (several blocks in one zstd frame, see
+//! [`crate::pack`]).
 //!
 //! Why LMDB: a B+tree in one memory-mapped file, copy-on-write, so a committed
 //! transaction is atomic and durable and a `kill -9` at any moment leaves the last
@@ -30,6 +32,7 @@ use narfs_core::Cid;
 use crate::lmdb_file::{DataFile, Meta, Value, View};
 use crate::lock_file;
 use crate::nofollow;
+use crate::pack::{self, Cache, NewPack, Slot, PACKED, SLOT_LEN};
 use crate::root_table::{self, Tables};
 use crate::Error;
 
@@ -47,7 +50,7 @@ const MAX_VALUE: u64 = MAX_BLOCK + 1;
 const MAP_SIZE: usize = 4 << 40;
 /// Reader slots: one per concurrent read, across every process using the store.
 pub(crate) const MAX_READERS: u32 = 1024;
-/// Named trees beside the blocks (the record tables, see `root_table`).
+/// Named trees beside the blocks (the record tables, see `root_table`, and the packs).
 const MAX_TABLES: u32 = 8;
 
 /// One stored block.
@@ -59,7 +62,7 @@ pub struct BlockInfo {
     pub compressed: bool,
 }
 
-type Table = Database<Bytes, Bytes>;
+pub(crate) type Table = Database<Bytes, Bytes>;
 /// A stored (key, value), the value read on demand through [`Snapshot::block`].
 pub(crate) type Entry = (Vec<u8>, Value);
 
@@ -69,7 +72,7 @@ pub(crate) type Entry = (Vec<u8>, Value);
 #[derive(Debug)]
 pub(crate) struct Blocks {
     env: Env<WithoutTls>,
-    table: Table,
+    pub(crate) table: Table,
     file: DataFile,
     /// The meta page of the last snapshot read, while it stays the newest.
     meta: Mutex<Option<Meta>>,
@@ -77,6 +80,10 @@ pub(crate) struct Blocks {
     checked: AtomicBool,
     /// The record tables, opened (created if needed) by the first write transaction.
     tables: OnceLock<Tables>,
+    /// The packs' tree, opened (created if needed) by the first write transaction.
+    packs: OnceLock<Table>,
+    /// Decompressed packs, shared by every reader of the store in this process.
+    pub(crate) cache: Cache,
 }
 
 /// A read transaction: LMDB's (it keeps writers off the snapshot's pages) and the
@@ -84,6 +91,7 @@ pub(crate) struct Blocks {
 pub(crate) struct Snapshot<'e> {
     _txn: RoTxn<'e, WithoutTls>,
     view: View<'e>,
+    cache: &'e Cache,
 }
 
 fn lmdb(path: &Path) -> impl FnOnce(heed::Error) -> Error + '_ {
@@ -157,13 +165,20 @@ impl Blocks {
             meta: Mutex::new(None),
             checked: AtomicBool::new(false),
             tables: OnceLock::new(),
+            packs: OnceLock::new(),
+            cache: Cache::default(),
         });
         open.push((canonical, Arc::downgrade(&blocks)));
         Ok(blocks)
     }
 
-    fn err(&self) -> impl FnOnce(heed::Error) -> Error + '_ {
+    pub(crate) fn err(&self) -> impl FnOnce(heed::Error) -> Error + '_ {
         lmdb(self.env.path())
+    }
+
+    /// The data file is damaged: `problem` says how.
+    pub(crate) fn damaged(&self, problem: impl std::fmt::Display) -> Error {
+        self.file.damaged(problem)
     }
 
     /// The newest snapshot, its meta page re-read only when a writer committed since.
@@ -181,7 +196,11 @@ impl Blocks {
                 v
             }
         };
-        Ok(Snapshot { _txn: txn, view })
+        Ok(Snapshot {
+            _txn: txn,
+            view,
+            cache: &self.cache,
+        })
     }
 
     /// A write transaction: waits while another thread or process holds one. The
@@ -195,10 +214,15 @@ impl Blocks {
             let id = (txn.id() as u64).saturating_sub(1);
             self.file.snapshot(id)?.check(|_, _| ())?;
             let tables = Tables::create(&self.env, &mut txn).map_err(self.err())?;
+            let packs = self
+                .env
+                .create_database(&mut txn, Some(pack::PACKS))
+                .map_err(self.err())?;
             // LMDB keeps the tables' handles once this commits (nothing is written
             // when they existed already).
             txn.commit().map_err(self.err())?;
             let _ = self.tables.set(tables);
+            let _ = self.packs.set(packs);
             self.checked.store(true, Ordering::Release);
         }
         self.env.write_txn().map_err(self.err())
@@ -207,6 +231,13 @@ impl Blocks {
     /// The record tables, for a write transaction of [`Blocks::write_txn`].
     pub(crate) fn tables(&self) -> &Tables {
         self.tables
+            .get()
+            .expect("opened by the first write transaction")
+    }
+
+    /// The packs' tree, for a write transaction of [`Blocks::write_txn`].
+    pub(crate) fn packs(&self) -> &Table {
+        self.packs
             .get()
             .expect("opened by the first write transaction")
     }
@@ -242,8 +273,18 @@ impl Blocks {
         Ok(true)
     }
 
+    /// Removes the entry of `cid`; a packed block's pack loses a live block, and goes
+    /// with its last one.
     pub(crate) fn delete(&self, txn: &mut RwTxn<'_>, cid: &Cid) -> Result<bool, Error> {
-        self.table.delete(txn, &cid.to_bytes()).map_err(self.err())
+        let key = cid.to_bytes();
+        let slot = match self.table.get(txn, &key).map_err(self.err())? {
+            Some(v) if v.first() == Some(&PACKED) => Slot::decode(v).ok(),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            self.release(txn, slot)?;
+        }
+        self.table.delete(txn, &key).map_err(self.err())
     }
 
     /// The block's bytes (decompressed), or `None` if it is not stored.
@@ -267,11 +308,25 @@ impl Blocks {
     pub(crate) fn infos(&self) -> Result<Vec<BlockInfo>, Error> {
         let snap = self.read_txn()?;
         let mut out = Vec::new();
+        // Each pack's (value length, size): a packed block's share of its pack.
+        let mut packs = std::collections::HashMap::new();
         for (key, value) in self.entries(&snap)? {
-            let tag = snap.view.read_prefix(&value, MAX_VALUE, 1)?;
-            if let Ok(cid) = Cid::try_from(key.as_slice()) {
-                out.push(info(cid, value.len(), tag.first().copied()));
+            let head = snap.view.read_prefix(&value, MAX_VALUE, SLOT_LEN as u64)?;
+            let Ok(cid) = Cid::try_from(key.as_slice()) else {
+                continue;
+            };
+            let mut b = info(cid, value.len(), head.first().copied());
+            if let Ok(slot) = Slot::decode(&head) {
+                let (len, size) = match packs.get(&slot.pack) {
+                    Some(&s) => s,
+                    None => {
+                        let s = crate::pack_table::sizes(snap.view, slot.pack)?.unwrap_or((0, 0));
+                        *packs.entry(slot.pack).or_insert(s)
+                    }
+                };
+                b.stored = (len * u64::from(slot.len)).checked_div(size).unwrap_or(0);
             }
+            out.push(b);
         }
         Ok(out)
     }
@@ -290,7 +345,12 @@ impl Snapshot<'_> {
 
     /// Reads the snapshot's values; unlike the transaction, it may be shared by threads.
     pub(crate) fn reader(&self) -> Reader<'_> {
-        Reader(self.view)
+        Reader(self.view, self.cache)
+    }
+
+    /// The snapshot's pages, for the packs' reads.
+    pub(crate) fn view(&self) -> View<'_> {
+        self.view
     }
 
     /// The block `value` holds under `cid`, decompressed; damage is an error.
@@ -301,7 +361,7 @@ impl Snapshot<'_> {
 
 /// The values of a [`Snapshot`], for as long as it lives.
 #[derive(Clone, Copy)]
-pub(crate) struct Reader<'s>(View<'s>);
+pub(crate) struct Reader<'s>(View<'s>, &'s Cache);
 
 impl Reader<'_> {
     /// The block `value` holds under `cid`, decompressed; damage is an error.
@@ -312,9 +372,36 @@ impl Reader<'_> {
         let unpacked = match tag.first() {
             Some(&RAW) => Ok(bytes),
             Some(&ZSTD) => decompress(&bytes),
+            Some(&PACKED) => return self.packed(cid, &bytes),
             _ => Err("unknown storage tag"),
         };
         unpacked.map_err(|p| self.0.damaged_block(cid, p))
+    }
+
+    /// The packed block whose entry (after its tag) is `entry`: its pack decompressed
+    /// (or found in the cache), the block cut out of it.
+    fn packed(&self, cid: &Cid, entry: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut v = vec![PACKED];
+        v.extend_from_slice(entry);
+        let slot = Slot::decode(&v).map_err(|p| self.0.damaged_block(cid, p))?;
+        let data = self.1.get(slot.pack, || {
+            let value = crate::pack_table::value(self.0, slot.pack)?
+                .ok_or_else(|| self.0.damaged_block(cid, "its pack is missing"))?;
+            pack::unpack(&value)
+                .map(|(_, data)| data)
+                .map_err(|p| self.0.damaged_block(cid, p))
+        })?;
+        let (at, len) = (slot.offset as usize, slot.len as usize);
+        data.get(at..at + len).map(<[u8]>::to_vec).ok_or_else(|| {
+            self.0
+                .damaged_block(cid, "a packed block lies outside its pack")
+        })
+    }
+
+    /// The pack a value points into, if it is a packed block's.
+    pub(crate) fn pack_of(&self, value: &Value) -> Option<u64> {
+        let v = self.0.read_prefix(value, MAX_VALUE, SLOT_LEN as u64).ok()?;
+        Slot::decode(&v).ok().map(|s| s.pack)
     }
 }
 
@@ -323,7 +410,7 @@ fn info(cid: Cid, len: u64, tag: Option<u8>) -> BlockInfo {
     BlockInfo {
         cid,
         stored: len.saturating_sub(1),
-        compressed: tag == Some(ZSTD),
+        compressed: tag == Some(ZSTD) || tag == Some(PACKED),
     }
 }
 
@@ -383,6 +470,7 @@ pub(crate) struct Packed {
 /// A packing thread's zstd state: one compression context reused for every block.
 pub(crate) struct Packer {
     zstd: Option<zstd::bulk::Compressor<'static>>,
+    level: i32,
     buf: Vec<u8>,
 }
 
@@ -391,8 +479,51 @@ impl Packer {
     pub(crate) fn new(level: Option<i32>) -> Packer {
         Packer {
             zstd: level.and_then(|l| zstd::bulk::Compressor::new(l).ok()),
+            level: level.unwrap_or(0),
             buf: Vec::new(),
         }
+    }
+
+    /// What to store for `blocks`, the new blocks of one item in write order: a pack
+    /// of those that compress, and on their own those that do not (a block above
+    /// [`SAMPLE_ABOVE`] whose middle does not compress; all of them when the pack
+    /// would not save 1/8) or that are alone.
+    pub(crate) fn pack_many(
+        &mut self,
+        blocks: Vec<(Cid, Vec<u8>)>,
+    ) -> (Option<NewPack>, Vec<(Cid, Packed)>) {
+        let mut singles = Vec::new();
+        let mut grouped = Vec::with_capacity(blocks.len());
+        for (cid, data) in blocks {
+            match self.zstd.as_mut() {
+                Some(z) if data.len() > SAMPLE_ABOVE => {
+                    let mid = data.len() / 2 - SAMPLE / 2;
+                    if fits(z, &data[mid..mid + SAMPLE], &mut self.buf) {
+                        grouped.push((cid, data));
+                    } else {
+                        singles.push((cid, raw(data)));
+                    }
+                }
+                Some(_) => grouped.push((cid, data)),
+                None => singles.push((cid, raw(data))),
+            }
+        }
+        if grouped.len() == 1 {
+            let (cid, data) = grouped.pop().expect("one");
+            singles.push((cid, self.pack(data)));
+        }
+        let pack = match self.zstd.as_mut() {
+            Some(z) if grouped.len() > 1 => {
+                let refs: Vec<(Cid, &[u8])> =
+                    grouped.iter().map(|(c, d)| (*c, d.as_slice())).collect();
+                pack::encode(z, self.level, &refs)
+            }
+            _ => None,
+        };
+        if pack.is_none() {
+            singles.extend(grouped.into_iter().map(|(c, d)| (c, raw(d))));
+        }
+        (pack, singles)
     }
 
     /// What to store for `data`: its zstd frame if that is at least 1/8 smaller, else
@@ -418,6 +549,15 @@ impl Packer {
             compressed: false,
             bytes: data,
         }
+    }
+}
+
+/// `data` stored as it is.
+fn raw(data: Vec<u8>) -> Packed {
+    Packed {
+        len: data.len() as u64,
+        compressed: false,
+        bytes: data,
     }
 }
 

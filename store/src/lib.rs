@@ -34,7 +34,10 @@ mod lock;
 mod lock_file;
 mod migrate;
 mod nofollow;
+mod pack;
+mod pack_table;
 mod record_form;
+mod repack;
 mod root_table;
 mod roots;
 mod sink;
@@ -51,6 +54,7 @@ pub use blocks::BlockInfo;
 use blocks::Blocks;
 pub use lock::LockGuard;
 pub use record_form::RecordError;
+pub use repack::RepackReport;
 pub use root_table::NarInfoCounts;
 pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
 pub use sink::{Done, Session, StoreSink, Written};
@@ -198,6 +202,9 @@ pub struct Options {
     pub writers: usize,
     /// Stored bytes a session puts into one write transaction (one durable commit).
     pub batch_bytes: u64,
+    /// Uncompressed bytes of an item's new blocks compressed together into one pack
+    /// (0: each block on its own; at most 16 MiB). Only with a `zstd_level`.
+    pub pack_bytes: u64,
 }
 
 impl Default for Options {
@@ -206,6 +213,7 @@ impl Default for Options {
             zstd_level: Some(1),
             writers: 2,
             batch_bytes: 4 << 20,
+            pack_bytes: 1 << 20,
         }
     }
 }
@@ -428,6 +436,21 @@ impl Store {
     ) -> Result<VerifyReport, Error> {
         let _lock = self.lock_shared()?;
         walk::verify(self, &check)
+    }
+
+    /// Rewrites the packs below zstd `level`, or holding blocks `gc` deleted, into
+    /// packs at `level` (19 by `narfs store repack`): a smaller store for the same
+    /// blocks, read as fast. Safe while others read and write; resumable.
+    pub fn repack(&self, level: i32) -> Result<RepackReport, Error> {
+        repack::repack(self, level)
+    }
+
+    /// Packs decompressed by this process's readers of the store, and their bytes
+    /// (over the NAR bytes read: the read amplification of packs).
+    pub fn packs_read(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.blocks.cache;
+        (c.unpacked.load(Relaxed), c.unpacked_bytes.load(Relaxed))
     }
 
     /// Removes the blocks no root reaches (and an older store's abandoned `tmp/`
