@@ -100,6 +100,10 @@ pub struct EncodeArgs {
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// How new blocks are stored: pack (default: zstd -1 over 1 MiB packs of the
+    /// item's new blocks), pack:LEVEL[:BYTES], block[:LEVEL] (zstd per block), none.
+    #[arg(long, value_name = "MODE")]
+    pub compression: Option<narfs_store::Compression>,
     /// Record the root in the store under this name (e.g. the store path).
     #[arg(long)]
     pub name: Option<String>,
@@ -244,6 +248,18 @@ pub enum StoreCommand {
     Gc(StoreArgs),
     /// Remove a root (by NAME or CID) from the store; its blocks go at the next `gc`.
     Rm(RmArgs),
+    /// Rewrite the packs at a higher zstd level, dropping blocks `gc` removed (safe
+    /// while others read and write; resumable).
+    Repack(RepackArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RepackArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// zstd level of the rewritten packs.
+    #[arg(long, value_name = "N", default_value_t = 19, value_parser = clap::value_parser!(i32).range(-7..=22))]
+    pub level: i32,
 }
 
 #[derive(clap::Args, Debug)]

@@ -29,6 +29,7 @@
 
 mod blocks;
 mod committer;
+mod compression;
 mod lmdb_file;
 mod lock;
 mod lock_file;
@@ -52,6 +53,7 @@ use narfs_core::Cid;
 
 pub use blocks::BlockInfo;
 use blocks::Blocks;
+pub use compression::{Compression, CompressionError};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
 pub use repack::RepackReport;
@@ -303,6 +305,12 @@ impl Store {
 
     pub fn options(&self) -> Options {
         self.options
+    }
+
+    /// This store, its write sessions storing new blocks as `c` says.
+    pub fn with_compression(mut self, c: Compression) -> Store {
+        self.options = c.apply(self.options);
+        self
     }
 
     /// Takes the store lock shared (blocks while `gc` runs): hold it while reading a
