@@ -159,6 +159,10 @@ pub struct DecodeArgs {
     /// Refuse to produce more than this many NAR bytes.
     #[arg(long, default_value_t = 1 << 40)]
     pub max_output: u64,
+    /// Then say on standard error how many packs of the store were decompressed and
+    /// their bytes (the read amplification of packs; `benches/disk.sh`).
+    #[arg(long, conflicts_with = "car")]
+    pub pack_stats: bool,
     /// Root of the NAR's DAG: a name recorded in the store, or a CID.
     #[arg(value_name = "NAME|CID")]
     pub root: String,

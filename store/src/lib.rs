@@ -11,11 +11,22 @@
 //! to 512 KiB and admits one process at a time. Layout of a store directory:
 //!
 //! ```text
-//! blocks/data.mdb        the block table: CID -> tag byte + bytes (raw or zstd), and
-//!                        beside it the root records and their indexes (`root_table`)
+//! blocks/data.mdb        the block table: CID -> tag byte + bytes (raw or zstd) or the
+//!                        block's place in a pack; beside it the packs (`pack`), the
+//!                        root records and their indexes (`root_table`)
 //! blocks/lock.mdb        LMDB's reader table and mutexes (no data; see `lock_file`)
 //! lock                   flock: writers and readers shared, `gc` exclusive
 //! ```
+//!
+//! Compression at rest ([`Compression`]; `pack`, the default, is zstd level 1 over
+//! ~1 MiB packs of an item's new blocks in write order, [`Store::repack`] rewrites them
+//! at -19). Chosen by `benches/disk.sh` on the large corpus (16 NARs of numpy, scipy and
+//! pandas; figures in the README): packs store the same blocks in less than per-block
+//! zstd (small blocks compress with their neighbours' context) at the same write speed
+//! (the same level over the same bytes, fewer calls), and read a file's leaves with one
+//! decompression per pack; level 1 keeps a fresh store's encode near the NarHash
+//! stream's speed, where -3 costs a third more CPU for ~10% less disk, which repack's
+//! -19 then gains anyway, off the write path.
 //!
 //! (Older stores kept one JSON file per record in `roots/` and sessions in `tmp/`;
 //! `migrate` moves the records into the table when such a store is opened.)
