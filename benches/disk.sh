@@ -24,7 +24,7 @@
 source "$(dirname "$0")/lib.sh"
 CORPUS=${CORPUS:-/tmp/narfs-large}
 [ -d "$CORPUS" ] || bash corpus/build.sh large "$CORPUS"
-CONFIGS=${CONFIGS:-"pack (default), fixed 256 KiB=;pack, fastcdc 4/16/64 KiB=--chunker fastcdc:4096:16384:65536;block (zstd -1 each; before packs), fixed 256 KiB=--compression block"}
+CONFIGS=${CONFIGS:-"pack (default), fixed 256 KiB=;pack, fastcdc 4/16/64 KiB=--chunker fastcdc:4096:16384:65536;block (zstd -1 per block, the earlier form), fixed 256 KiB=--compression block"}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/narfs/zstd19
 mkdir -p "$CACHE"
 
