@@ -48,6 +48,7 @@ mod migrate;
 mod nofollow;
 mod pack;
 mod pack_table;
+mod packer;
 mod record_form;
 mod repack;
 mod root_table;
