@@ -104,6 +104,10 @@ pub struct EncodeArgs {
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// How new blocks are stored: pack (default: zstd -1 over 1 MiB packs of the
+    /// item's new blocks), pack:LEVEL[:BYTES], block[:LEVEL] (zstd per block), none.
+    #[arg(long, value_name = "MODE")]
+    pub compression: Option<narfs_store::Compression>,
     /// Record the root in the store under this name (e.g. the store path).
     #[arg(long)]
     pub name: Option<String>,
@@ -159,6 +163,10 @@ pub struct DecodeArgs {
     /// Refuse to produce more than this many NAR bytes.
     #[arg(long, default_value_t = 1 << 40)]
     pub max_output: u64,
+    /// Then say on standard error how many packs of the store were decompressed and
+    /// their bytes (the read amplification of packs; `benches/disk.sh`).
+    #[arg(long, conflicts_with = "car")]
+    pub pack_stats: bool,
     /// Root of the NAR's DAG: a name recorded in the store, or a CID.
     #[arg(value_name = "NAME|CID")]
     pub root: String,
@@ -266,6 +274,18 @@ pub enum StoreCommand {
     Compact(StoreArgs),
     /// Remove a root (by NAME or CID) from the store; its blocks go at the next `gc`.
     Rm(RmArgs),
+    /// Rewrite the packs at a higher zstd level, dropping blocks `gc` removed (safe
+    /// while others read and write; resumable).
+    Repack(RepackArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RepackArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// zstd level of the rewritten packs.
+    #[arg(long, value_name = "N", default_value_t = 19, value_parser = clap::value_parser!(i32).range(-7..=22))]
+    pub level: i32,
 }
 
 #[derive(clap::Args, Debug)]

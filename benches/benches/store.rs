@@ -40,7 +40,10 @@ fn group(c: &mut Criterion, label: &str, nar: &[u8]) {
             encode(nar, &Layout::default(), &mut sink, None).unwrap()
         })
     });
-    for (case, zstd) in [("fresh store, zstd", Some(1)), ("fresh store, raw", None)] {
+    for (case, zstd) in [
+        ("fresh store, zstd packs", Some(1)),
+        ("fresh store, raw", None),
+    ] {
         g.bench_function(format!("encode into a {case}"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;

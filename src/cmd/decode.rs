@@ -25,6 +25,7 @@ pub fn run(args: DecodeArgs) -> Result<()> {
     };
     let mut _lock = None;
     let mut expect = None;
+    let mut stats_of = None;
     let (source, cid): (Box<dyn BlockSource + Sync>, narfs_core::Cid) = match &args.car {
         Some(car) => {
             let cid = args
@@ -58,6 +59,7 @@ pub fn run(args: DecodeArgs) -> Result<()> {
                     )
                 })?,
             };
+            stats_of = args.pack_stats.then(|| store.clone());
             (Box::new(store), cid)
         }
     };
@@ -82,13 +84,18 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         Ok(())
     };
     match &args.to {
-        Some(dir) => to_dir(dir, decode),
+        Some(dir) => to_dir(dir, decode)?,
         None => {
             let mut out = Output::create(args.output.as_deref())?;
             decode(&mut out)?;
-            out.commit()
+            out.commit()?
         }
     }
+    if let Some(store) = stats_of {
+        let (packs, bytes) = store.packs_read();
+        eprintln!("packs decompressed: {packs} ({bytes} bytes)");
+    }
+    Ok(())
 }
 
 /// Decodes into a pipe read by `restore`, so the tree is built as the NAR streams.

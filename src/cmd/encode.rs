@@ -25,7 +25,10 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     // With --car alone, the store is left alone; otherwise it is the default sink.
     let store = match (&args.store, &args.car) {
         (None, Some(_)) => None,
-        (dir, _) => Some(super::store::open(dir.as_deref())?),
+        (dir, _) => Some(super::store::open_writing(
+            dir.as_deref(),
+            args.compression,
+        )?),
     };
     let meta = narinfo_meta(args.store_path.as_deref(), &args.references)?;
     let name = args.name.clone().or_else(|| args.store_path.clone());

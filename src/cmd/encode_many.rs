@@ -25,7 +25,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     }
     let layout = args.layout.layout();
     let profile = args.layout.profile.name();
-    let store = super::store::open(args.store.as_deref())?;
+    let store = super::store::open_writing(args.store.as_deref(), args.compression)?;
     let session = store
         .session()
         .with_context(|| format!("cannot write to the store {}", store.dir().display()))?;

@@ -43,6 +43,10 @@ pub struct ImportArgs {
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// How new blocks are stored: pack (default: zstd -1 over 1 MiB packs of an
+    /// item's new blocks), pack:LEVEL[:BYTES], block[:LEVEL] (zstd per block), none.
+    #[arg(long, value_name = "MODE")]
+    pub compression: Option<narfs_store::Compression>,
     #[command(flatten)]
     pub layout: crate::cli::LayoutArgs,
     /// NARs imported at once (default: the number of CPUs; over HTTP 4, so one NAR is
@@ -86,7 +90,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
         Some(file) => Some(read_paths(file)?),
         None => None,
     };
-    let store = super::store::open(args.store.as_deref())?;
+    let store = super::store::open_writing(args.store.as_deref(), args.compression)?;
     let cpus = || std::thread::available_parallelism().map_or(1, |n| n.get());
     let opts = ImportOptions {
         layout: args.layout.layout(),

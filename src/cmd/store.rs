@@ -6,9 +6,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use narfs_store::{RootRecord, Store};
+use narfs_store::{Compression, RootRecord, Store};
 
-use crate::cli::{GcArgs, RmArgs, StoreArgs, VerifyArgs};
+use crate::cli::{GcArgs, RepackArgs, RmArgs, StoreArgs, VerifyArgs};
 use crate::io::Output;
 
 /// Opens (creating if needed) the store `--store` names, or the default one.
@@ -20,6 +20,16 @@ pub fn open(dir: Option<&Path>) -> Result<Store> {
         )?,
     };
     Store::open(&dir).with_context(|| format!("cannot open the store {}", dir.display()))
+}
+
+/// [`open`], its write sessions storing new blocks as `compression` says (else the
+/// store's default).
+pub fn open_writing(dir: Option<&Path>, compression: Option<Compression>) -> Result<Store> {
+    let store = open(dir)?;
+    Ok(match compression {
+        Some(c) => store.with_compression(c),
+        None => store,
+    })
 }
 
 /// The one root a NAME or CID designates in the store, if recorded.
@@ -38,7 +48,27 @@ pub fn run(cmd: crate::cli::StoreCommand) -> Result<()> {
         C::Gc(a) => gc(a),
         C::Compact(a) => compact(a),
         C::Rm(a) => rm(a),
+        C::Repack(a) => repack(a),
     }
+}
+
+fn repack(args: RepackArgs) -> Result<()> {
+    let store = open(args.store.store.as_deref())?;
+    let r = store
+        .repack(args.level)
+        .with_context(|| format!("cannot repack the store {}", store.dir().display()))?;
+    let mut out = Output::create(None)?;
+    if args.store.json {
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} packs rewritten into {} at zstd level {} ({} -> {} bytes, {} blocks moved), {} kept as they were",
+            r.packs_read, r.packs_written, args.level, r.bytes_before, r.bytes_after,
+            r.blocks_moved, r.packs_kept
+        )?;
+    }
+    out.commit()
 }
 
 fn ls(args: StoreArgs) -> Result<()> {

@@ -1,6 +1,8 @@
 //! The block table: every block of the store in one LMDB environment (`blocks/`), keyed
 //! by the CID's binary form. A value is one tag byte and the block as stored: [`RAW`]
-//! then the bytes, or [`ZSTD`] then a zstd frame (kept only when it saves ≥ 1/8).
+//! then the bytes, [`ZSTD`] then a zstd frame (kept only when it saves ≥ 1/8), or
+//! [`PACKED`] and where the block is in a pack (several blocks in one zstd frame, see
+//! [`crate::pack`]).
 //!
 //! Why LMDB: a B+tree in one memory-mapped file, copy-on-write, so a committed
 //! transaction is atomic and durable and a `kill -9` at any moment leaves the last
@@ -30,6 +32,8 @@ use narfs_core::Cid;
 use crate::lmdb_file::{DataFile, Meta, Value, View};
 use crate::lock_file;
 use crate::nofollow;
+use crate::pack::{self, Cache, Slot, PACKED, SLOT_LEN};
+pub(crate) use crate::packer::{Packed, Packer};
 use crate::root_table::{self, Tables};
 use crate::Error;
 
@@ -47,7 +51,7 @@ const MAX_VALUE: u64 = MAX_BLOCK + 1;
 const MAP_SIZE: usize = 4 << 40;
 /// Reader slots: one per concurrent read, across every process using the store.
 pub(crate) const MAX_READERS: u32 = 1024;
-/// Named trees beside the blocks (the record tables, see `root_table`).
+/// Named trees beside the blocks (the record tables, see `root_table`, and the packs).
 const MAX_TABLES: u32 = 8;
 
 /// One stored block.
@@ -59,7 +63,7 @@ pub struct BlockInfo {
     pub compressed: bool,
 }
 
-type Table = Database<Bytes, Bytes>;
+pub(crate) type Table = Database<Bytes, Bytes>;
 /// A stored (key, value), the value read on demand through [`Snapshot::block`].
 pub(crate) type Entry = (Vec<u8>, Value);
 
@@ -75,7 +79,7 @@ pub(crate) fn stored_len(len: u64) -> u64 {
 #[derive(Debug)]
 pub(crate) struct Blocks {
     env: Env<WithoutTls>,
-    table: Table,
+    pub(crate) table: Table,
     file: DataFile,
     /// The meta page of the last snapshot read, while it stays the newest.
     meta: Mutex<Option<Meta>>,
@@ -83,6 +87,10 @@ pub(crate) struct Blocks {
     checked: AtomicBool,
     /// The record tables, opened (created if needed) by the first write transaction.
     tables: OnceLock<Tables>,
+    /// The packs' tree, opened (created if needed) by the first write transaction.
+    packs: OnceLock<Table>,
+    /// Decompressed packs, shared by every reader of the store in this process.
+    pub(crate) cache: Cache,
 }
 
 /// A read transaction: LMDB's (it keeps writers off the snapshot's pages) and the
@@ -90,6 +98,7 @@ pub(crate) struct Blocks {
 pub(crate) struct Snapshot<'e> {
     _txn: RoTxn<'e, WithoutTls>,
     view: View<'e>,
+    cache: &'e Cache,
 }
 
 fn lmdb(path: &Path) -> impl FnOnce(heed::Error) -> Error + '_ {
@@ -166,13 +175,20 @@ impl Blocks {
             meta: Mutex::new(None),
             checked: AtomicBool::new(false),
             tables: OnceLock::new(),
+            packs: OnceLock::new(),
+            cache: Cache::default(),
         });
         open.push((canonical, Arc::downgrade(&blocks)));
         Ok(blocks)
     }
 
-    fn err(&self) -> impl FnOnce(heed::Error) -> Error + '_ {
+    pub(crate) fn err(&self) -> impl FnOnce(heed::Error) -> Error + '_ {
         lmdb(self.env.path())
+    }
+
+    /// The data file is damaged: `problem` says how.
+    pub(crate) fn damaged(&self, problem: impl std::fmt::Display) -> Error {
+        self.file.damaged(problem)
     }
 
     /// The newest snapshot, its meta page re-read only when a writer committed since.
@@ -190,7 +206,11 @@ impl Blocks {
                 v
             }
         };
-        Ok(Snapshot { _txn: txn, view })
+        Ok(Snapshot {
+            _txn: txn,
+            view,
+            cache: &self.cache,
+        })
     }
 
     /// A write transaction: waits while another thread or process holds one. The
@@ -204,10 +224,15 @@ impl Blocks {
             let id = (txn.id() as u64).saturating_sub(1);
             self.file.snapshot(id)?.check(|_, _| ())?;
             let tables = Tables::create(&self.env, &mut txn).map_err(self.err())?;
+            let packs = self
+                .env
+                .create_database(&mut txn, Some(pack::PACKS))
+                .map_err(self.err())?;
             // LMDB keeps the tables' handles once this commits (nothing is written
             // when they existed already).
             txn.commit().map_err(self.err())?;
             let _ = self.tables.set(tables);
+            let _ = self.packs.set(packs);
             self.checked.store(true, Ordering::Release);
         }
         self.env.write_txn().map_err(self.err())
@@ -216,6 +241,13 @@ impl Blocks {
     /// The record tables, for a write transaction of [`Blocks::write_txn`].
     pub(crate) fn tables(&self) -> &Tables {
         self.tables
+            .get()
+            .expect("opened by the first write transaction")
+    }
+
+    /// The packs' tree, for a write transaction of [`Blocks::write_txn`].
+    pub(crate) fn packs(&self) -> &Table {
+        self.packs
             .get()
             .expect("opened by the first write transaction")
     }
@@ -252,10 +284,18 @@ impl Blocks {
     }
 
     /// Removes the block stored under `cid`; whether there was one. The one way a block
-    /// leaves the table (gc's sweep and the test hooks): a value format that shares
-    /// storage between blocks changes this function alone.
+    /// leaves the table (gc's sweep, repack and the test hooks): a packed block's pack
+    /// loses a live block, and goes with its last one.
     pub(crate) fn delete(&self, txn: &mut RwTxn<'_>, cid: &Cid) -> Result<bool, Error> {
-        self.table.delete(txn, &cid.to_bytes()).map_err(self.err())
+        let key = cid.to_bytes();
+        let slot = match self.table.get(txn, &key).map_err(self.err())? {
+            Some(v) if v.first() == Some(&PACKED) => Slot::decode(v).ok(),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            self.release(txn, slot)?;
+        }
+        self.table.delete(txn, &key).map_err(self.err())
     }
 
     /// The block's bytes (decompressed), or `None` if it is not stored.
@@ -272,11 +312,29 @@ impl Blocks {
     /// skipped.
     pub(crate) fn each_info(&self, mut f: impl FnMut(BlockInfo)) -> Result<(), Error> {
         let snap = self.read_txn()?;
+        // Recent packs' (value length, size): a packed block's share of its pack. Bounded
+        // (cleared when full): a miss costs one lookup in the packs' tree.
+        let mut packs: std::collections::HashMap<u64, (u64, u64)> = Default::default();
         snap.view.scan_blocks(b"", &mut |key, value| {
-            let tag = snap.view.read_prefix(&value, MAX_VALUE, 1)?;
-            if let Ok(cid) = Cid::try_from(key) {
-                f(info(cid, value.len(), tag.first().copied()));
+            let head = snap.view.read_prefix(&value, MAX_VALUE, SLOT_LEN as u64)?;
+            let Ok(cid) = Cid::try_from(key) else {
+                return Ok(true);
+            };
+            let mut b = info(cid, value.len(), head.first().copied());
+            if let Ok(slot) = Slot::decode(&head) {
+                let (len, size) = match packs.get(&slot.pack) {
+                    Some(&s) => s,
+                    None => {
+                        let s = crate::pack_table::sizes(snap.view, slot.pack)?.unwrap_or((0, 0));
+                        if packs.len() >= 1 << 16 {
+                            packs.clear();
+                        }
+                        *packs.entry(slot.pack).or_insert(s)
+                    }
+                };
+                b.stored = (len * u64::from(slot.len)).checked_div(size).unwrap_or(0);
             }
+            f(b);
             Ok(true)
         })
     }
@@ -333,7 +391,12 @@ impl Snapshot<'_> {
 
     /// Reads the snapshot's values; unlike the transaction, it may be shared by threads.
     pub(crate) fn reader(&self) -> Reader<'_> {
-        Reader(self.view)
+        Reader(self.view, self.cache)
+    }
+
+    /// The snapshot's pages, for the packs' reads.
+    pub(crate) fn view(&self) -> View<'_> {
+        self.view
     }
 
     /// The block `value` holds under `cid`, decompressed; damage is an error.
@@ -344,7 +407,7 @@ impl Snapshot<'_> {
 
 /// The values of a [`Snapshot`], for as long as it lives.
 #[derive(Clone, Copy)]
-pub(crate) struct Reader<'s>(View<'s>);
+pub(crate) struct Reader<'s>(View<'s>, &'s Cache);
 
 impl Reader<'_> {
     /// The block stored under `cid` in this snapshot, decompressed, not verified.
@@ -368,9 +431,36 @@ impl Reader<'_> {
         let unpacked = match tag.first() {
             Some(&RAW) => Ok(bytes),
             Some(&ZSTD) => decompress(&bytes),
+            Some(&PACKED) => return self.packed(cid, &bytes),
             _ => Err("unknown storage tag"),
         };
         unpacked.map_err(|p| self.0.damaged_block(cid, p))
+    }
+
+    /// The packed block whose entry (after its tag) is `entry`: its pack decompressed
+    /// (or found in the cache), the block cut out of it.
+    fn packed(&self, cid: &Cid, entry: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut v = vec![PACKED];
+        v.extend_from_slice(entry);
+        let slot = Slot::decode(&v).map_err(|p| self.0.damaged_block(cid, p))?;
+        let data = self.1.get(slot.pack, || {
+            let value = crate::pack_table::value(self.0, slot.pack)?
+                .ok_or_else(|| self.0.damaged_block(cid, "its pack is missing"))?;
+            pack::unpack(&value)
+                .map(|(_, data)| data)
+                .map_err(|p| self.0.damaged_block(cid, p))
+        })?;
+        let (at, len) = (slot.offset as usize, slot.len as usize);
+        data.get(at..at + len).map(<[u8]>::to_vec).ok_or_else(|| {
+            self.0
+                .damaged_block(cid, "a packed block lies outside its pack")
+        })
+    }
+
+    /// The pack a value points into, if it is a packed block's.
+    pub(crate) fn pack_of(&self, value: &Value) -> Option<u64> {
+        let v = self.0.read_prefix(value, MAX_VALUE, SLOT_LEN as u64).ok()?;
+        Slot::decode(&v).ok().map(|s| s.pack)
     }
 }
 
@@ -379,7 +469,7 @@ fn info(cid: Cid, len: u64, tag: Option<u8>) -> BlockInfo {
     BlockInfo {
         cid,
         stored: stored_len(len),
-        compressed: tag == Some(ZSTD),
+        compressed: tag == Some(ZSTD) || tag == Some(PACKED),
     }
 }
 
@@ -421,70 +511,6 @@ fn decompress_streaming(frame: &[u8]) -> Result<Vec<u8>, &'static str> {
         return Err("a compressed block decompresses to more than 4 MiB");
     }
     Ok(out)
-}
-
-/// Blocks longer than this are compressed only if a [`SAMPLE`]-byte piece of their
-/// middle compresses (most of an incompressible block's zstd time is then saved).
-const SAMPLE_ABOVE: usize = 64 << 10;
-const SAMPLE: usize = 16 << 10;
-
-/// A block ready to be stored: its bytes as they are or as a zstd frame.
-pub(crate) struct Packed {
-    /// The block's own length.
-    pub(crate) len: u64,
-    pub(crate) compressed: bool,
-    pub(crate) bytes: Vec<u8>,
-}
-
-/// A packing thread's zstd state: one compression context reused for every block.
-pub(crate) struct Packer {
-    zstd: Option<zstd::bulk::Compressor<'static>>,
-    buf: Vec<u8>,
-}
-
-impl Packer {
-    /// `level: None` stores every block raw.
-    pub(crate) fn new(level: Option<i32>) -> Packer {
-        Packer {
-            zstd: level.and_then(|l| zstd::bulk::Compressor::new(l).ok()),
-            buf: Vec::new(),
-        }
-    }
-
-    /// What to store for `data`: its zstd frame if that is at least 1/8 smaller, else
-    /// `data` itself (moved, not copied).
-    pub(crate) fn pack(&mut self, data: Vec<u8>) -> Packed {
-        let len = data.len() as u64;
-        if let Some(z) = self.zstd.as_mut() {
-            let worth = data.len() <= SAMPLE_ABOVE || {
-                let mid = data.len() / 2 - SAMPLE / 2;
-                fits(z, &data[mid..mid + SAMPLE], &mut self.buf)
-            };
-            if worth && fits(z, &data, &mut self.buf) {
-                let bytes = std::mem::take(&mut self.buf);
-                return Packed {
-                    len,
-                    compressed: true,
-                    bytes,
-                };
-            }
-        }
-        Packed {
-            len,
-            compressed: false,
-            bytes: data,
-        }
-    }
-}
-
-/// Compresses `data` into `buf`; whether it saved at least 1/8.
-fn fits(z: &mut zstd::bulk::Compressor<'static>, data: &[u8], buf: &mut Vec<u8>) -> bool {
-    buf.clear();
-    buf.reserve(zstd::zstd_safe::compress_bound(data.len()));
-    match z.compress_to_buffer(data, buf) {
-        Ok(n) => n <= data.len() - data.len() / 8,
-        Err(_) => false,
-    }
 }
 
 /// Test hooks: damage the store behind LMDB's back the way a bug or a bad disk would.

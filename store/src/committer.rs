@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use narfs_core::Cid;
 
 use crate::blocks::Packed;
+use crate::pack::NewPack;
 use crate::sink::{Msg, RecordJob, Shared, Written};
 use crate::Error;
 
@@ -30,6 +31,7 @@ const RECORD_INTERVAL: Duration = Duration::from_millis(20);
 #[derive(Default)]
 struct State {
     batch: Vec<(u64, Cid, Packed)>,
+    packs: Vec<(u64, NewPack)>,
     bytes: u64,
     /// Every sequence number below `low` was received; `ahead` holds those above.
     low: u64,
@@ -64,6 +66,22 @@ impl State {
                 self.received(seq);
             }
             Msg::Skipped { seq } => self.received(seq),
+            Msg::Pack {
+                seq,
+                item,
+                pack,
+                singles,
+            } => {
+                for (cid, block) in singles {
+                    self.bytes += block.bytes.len() as u64;
+                    self.batch.push((item, cid, block));
+                }
+                if let Some(p) = pack {
+                    self.bytes += p.value.len() as u64;
+                    self.packs.push((item, p));
+                }
+                self.received(seq);
+            }
             Msg::Record(r) => self.records.push(*r),
         }
     }
@@ -117,6 +135,7 @@ fn commit_loop(s: &Shared, rx: &Receiver<Msg>, st: &mut State) -> Result<(), Err
         }
         if s.abandoned.load(Ordering::Relaxed) {
             st.batch.clear();
+            st.packs.clear();
             st.bytes = 0;
             st.fail();
             continue;
@@ -138,7 +157,7 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
         ready.sort_by_key(|r| (r.after, r.item));
         ready
     };
-    if st.batch.is_empty() && ready.is_empty() {
+    if st.batch.is_empty() && st.packs.is_empty() && ready.is_empty() {
         return Ok(());
     }
     let mut txn = match s.blocks.write_txn() {
@@ -162,6 +181,24 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
             let stored = block.bytes.len() as u64;
             total.add(block.len, stored);
             st.items.entry(item).or_default().add(block.len, stored);
+        }
+    }
+    for (item, p) in std::mem::take(&mut st.packs) {
+        let new = match s.blocks.put_pack(&mut txn, &p) {
+            Ok(n) => n,
+            Err(e) => {
+                st.records.extend(ready);
+                return Err(e);
+            }
+        };
+        let (stored, size) = (p.value.len() as u64, u64::from(p.header.size).max(1));
+        for ((_, len), _) in p.header.blocks.iter().zip(new).filter(|(_, n)| *n) {
+            let len = u64::from(*len);
+            total.add(len, stored * len / size);
+            st.items
+                .entry(item)
+                .or_default()
+                .add(len, stored * len / size);
         }
     }
     st.bytes = 0;

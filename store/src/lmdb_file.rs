@@ -374,7 +374,7 @@ impl Seen {
 }
 
 impl View<'_> {
-    fn damaged(&self, problem: impl std::fmt::Display) -> Error {
+    pub(crate) fn damaged(&self, problem: impl std::fmt::Display) -> Error {
         self.file.damaged(problem)
     }
 

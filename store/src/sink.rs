@@ -7,6 +7,11 @@
 //! durable. Between commits the table's write lock is free, so concurrent writers take
 //! turns.
 //!
+//! With packs ([`crate::Options::pack_bytes`]), a handle gathers its item's new blocks
+//! in write order until they make a pack's worth, and queues them as one job: a
+//! packer compresses them into one pack (see [`crate::pack`]), the committer stores it
+//! with an entry per block.
+//!
 //! Records ride the same pipeline: every queued block gets a sequence number, and a
 //! handle's record waits in the committer until every block queued before it has been
 //! put into a transaction (or found stored); it is then written into that transaction,
@@ -27,6 +32,7 @@ use narfs_core::Cid;
 
 use crate::blocks::{Blocks, Packed, Packer};
 use crate::lock::LockGuard;
+use crate::pack::{NewPack, MAX_PACK_BLOCKS};
 use crate::{Error, Options, RootRecord, Store};
 
 /// Bytes of blocks queued for the packers before `put` waits: four commits' worth
@@ -88,6 +94,12 @@ enum Job {
         cid: Cid,
         data: Vec<u8>,
     },
+    /// Blocks of one item to store as a pack (those not stored yet).
+    Pack {
+        seq: u64,
+        item: u64,
+        blocks: Vec<(Cid, Vec<u8>)>,
+    },
     Record(Box<RecordJob>),
 }
 
@@ -111,6 +123,13 @@ pub(crate) enum Msg {
     /// A block found stored already.
     Skipped {
         seq: u64,
+    },
+    /// A pack job's new blocks: a pack, and blocks stored on their own.
+    Pack {
+        seq: u64,
+        item: u64,
+        pack: Option<NewPack>,
+        singles: Vec<(Cid, Packed)>,
     },
     Record(Box<RecordJob>),
 }
@@ -142,6 +161,21 @@ impl Queue {
 
     /// Queues a block, waiting while the queue is full; false if the writers stopped.
     fn push_block(&self, item: u64, cid: Cid, data: Vec<u8>) -> bool {
+        self.push(data.len(), |seq| Job::Block {
+            seq,
+            item,
+            cid,
+            data,
+        })
+    }
+
+    /// Queues blocks to be packed together, as [`Queue::push_block`].
+    fn push_pack(&self, item: u64, blocks: Vec<(Cid, Vec<u8>)>) -> bool {
+        let bytes = blocks.iter().map(|(_, d)| d.len()).sum();
+        self.push(bytes, |seq| Job::Pack { seq, item, blocks })
+    }
+
+    fn push(&self, bytes: usize, job: impl FnOnce(u64) -> Job) -> bool {
         let mut q = self.lock();
         while q.bytes >= QUEUE_BYTES && !q.failed && !q.closed {
             q = self.room.wait(q).unwrap_or_else(|p| p.into_inner());
@@ -149,15 +183,10 @@ impl Queue {
         if q.failed || q.closed {
             return false;
         }
-        q.bytes += data.len();
+        q.bytes += bytes;
         let seq = q.seq;
         q.seq += 1;
-        q.jobs.push_back(Job::Block {
-            seq,
-            item,
-            cid,
-            data,
-        });
+        q.jobs.push_back(job(seq));
         drop(q);
         self.ready.notify_one();
         true
@@ -190,9 +219,11 @@ impl Queue {
                 return None;
             }
             if let Some(job) = q.jobs.pop_front() {
-                if let Job::Block { data, .. } = &job {
-                    q.bytes -= data.len();
-                }
+                q.bytes -= match &job {
+                    Job::Block { data, .. } => data.len(),
+                    Job::Pack { blocks, .. } => blocks.iter().map(|(_, d)| d.len()).sum(),
+                    Job::Record(_) => 0,
+                };
                 drop(q);
                 self.room.notify_one();
                 return Some(job);
@@ -294,9 +325,16 @@ impl Session {
 
     /// A handle writing one item into this session.
     pub fn sink(&self) -> StoreSink {
+        let o = self.shared.options;
         StoreSink {
             queue: self.queue.clone(),
             item: self.shared.next_item.fetch_add(1, Ordering::Relaxed),
+            pack_bytes: match o.zstd_level {
+                Some(_) => o.pack_bytes.min(crate::pack::MAX_PACK) as usize,
+                None => 0,
+            },
+            pending: Vec::new(),
+            pending_bytes: 0,
             seen: HashSet::new(),
             own: None,
             ended: false,
@@ -344,6 +382,11 @@ impl Drop for Session {
 pub struct StoreSink {
     queue: Arc<Queue>,
     item: u64,
+    /// Blocks below this size are packed (0: none is).
+    pack_bytes: usize,
+    /// New blocks gathered for the next pack, and their bytes.
+    pending: Vec<(Cid, Vec<u8>)>,
+    pending_bytes: usize,
     seen: HashSet<Cid>,
     /// The session of a handle made by [`Store::sink`], which it ends.
     own: Option<Session>,
@@ -380,7 +423,12 @@ impl StoreSink {
     pub fn finish_then(mut self, record: Option<RootRecord>, done: Done) -> Result<(), Error> {
         self.ended = true;
         self.seen.clear();
-        if let Err(done) = self.queue.push_record(self.item, record, done) {
+        let flushed = self.flush();
+        let queued = match flushed {
+            true => self.queue.push_record(self.item, record, done),
+            false => Err(done),
+        };
+        if let Err(done) = queued {
             let cause = self.own.take().map(Session::close);
             let err = match cause {
                 Some(Err(e)) => e,
@@ -406,12 +454,34 @@ impl Drop for StoreSink {
     }
 }
 
+impl StoreSink {
+    /// Queues the blocks gathered for a pack; false if the writers stopped.
+    fn flush(&mut self) -> bool {
+        self.pending_bytes = 0;
+        match self.pending.len() {
+            0 => true,
+            _ => self
+                .queue
+                .push_pack(self.item, std::mem::take(&mut self.pending)),
+        }
+    }
+}
+
 impl BlockSink for StoreSink {
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
         if !self.seen.insert(*cid) {
             return Ok(());
         }
-        if self.queue.push_block(self.item, *cid, data.to_vec()) {
+        let queued = if data.len() < self.pack_bytes {
+            self.pending.push((*cid, data.to_vec()));
+            self.pending_bytes += data.len();
+            let full =
+                self.pending_bytes >= self.pack_bytes || self.pending.len() >= MAX_PACK_BLOCKS;
+            !full || self.flush()
+        } else {
+            self.queue.push_block(self.item, *cid, data.to_vec())
+        };
+        if queued {
             return Ok(());
         }
         // A writer stopped: its error is the cause.
@@ -428,6 +498,38 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
     while let Some(job) = queue.pop() {
         let msg = match job {
             Job::Record(r) => Msg::Record(r),
+            Job::Pack {
+                seq,
+                item,
+                mut blocks,
+            } => {
+                {
+                    let txn = s.blocks.read_txn()?;
+                    let mut err = None;
+                    blocks.retain(|(cid, _)| match s.blocks.has(&txn, cid) {
+                        Ok(stored) => !stored,
+                        Err(e) => {
+                            err.get_or_insert(e);
+                            false
+                        }
+                    });
+                    if let Some(e) = err {
+                        return Err(e);
+                    }
+                }
+                match blocks.is_empty() {
+                    true => Msg::Skipped { seq },
+                    false => {
+                        let (pack, singles) = packer.pack_many(blocks);
+                        Msg::Pack {
+                            seq,
+                            item,
+                            pack,
+                            singles,
+                        }
+                    }
+                }
+            }
             Job::Block {
                 seq,
                 item,

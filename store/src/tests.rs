@@ -53,7 +53,8 @@ fn write_once_read_back_and_count() {
     let store = Store::open(dir.path()).unwrap();
     let text = b"hello hello hello hello hello hello hello hello".repeat(50);
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let noise: Vec<u8> = (0..5000)
+    // Above the size whose sample decides (smaller incompressible blocks ride in packs).
+    let noise: Vec<u8> = (0..80_000)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;

@@ -239,6 +239,9 @@ fn blocks_phase(run: &mut Run) -> Result<(), Error> {
             return Ok(());
         };
         let last = last.clone();
+        // Packed blocks grouped by pack: a pack is decompressed once per chunk, not
+        // once per block (blocks are in key order, their packs in write order).
+        chunk.sort_by_cached_key(|(_, v)| reader.pack_of(v));
         let bad: Vec<String> = chunk
             .par_iter()
             .filter_map(|(key, value)| {

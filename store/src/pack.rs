@@ -1,0 +1,312 @@
+//! Packs: the new blocks of one item, in the order they were written, compressed
+//! together as one zstd frame of about [`crate::Options::pack_bytes`] (1 MiB by
+//! default). Small blocks compress poorly alone (a Python or JSON file of a few KiB);
+//! in a pack each block is compressed with the context of its neighbours, the files of
+//! the same package. Measured by `narfs experiment` on the pandas series of the large
+//! corpus: packing gains 12–22% over per-block zstd, a zstd -19 repack more.
+//!
+//! Layout, in the store's LMDB environment:
+//!
+//! ```text
+//! block table   CID -> PACKED, pack id (u64 LE), offset (u32 LE), length (u32 LE)
+//! packs         id (u64 BE)       -> pack value (below)
+//!               id (u64 BE) ++ "l" -> live blocks (u32 LE), live bytes (u64 LE)
+//!               "next"            -> the next pack id (u64 LE; ids are never reused,
+//!                                    so a decompressed pack cached by id is never stale)
+//! pack value    version (1), zstd level (i8), size (u32 LE), blocks n (u32 LE),
+//!               n × (CID length (u8), CID, block length (u32 LE)), the zstd frame
+//! ```
+//!
+//! The block list lets `repack` and deletion find a pack's blocks without scanning the
+//! block table; a block is live in a pack while its block table entry points there.
+//! Deleting an entry decrements its pack's live count, and the pack goes with its last
+//! block; `repack` rewrites partially dead packs (and packs below its level).
+//!
+//! Reading one block decompresses its whole pack (bounded: at most [`MAX_PACK`] bytes,
+//! exactly the size the header declares), so readers share a [`Cache`] of decompressed
+//! packs: the next blocks of an item are in the same pack.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use narfs_core::Cid;
+
+/// Tag of a block table value pointing into a pack.
+pub(crate) const PACKED: u8 = 2;
+/// The named tree holding the packs.
+pub(crate) const PACKS: &str = "packs";
+/// Largest uncompressed pack narfs writes or reads back (a sanity bound on
+/// decompression and on [`crate::Options::pack_bytes`]).
+pub(crate) const MAX_PACK: u64 = 16 << 20;
+/// Most blocks in one pack (a bound on the header, whatever the blocks' sizes).
+pub(crate) const MAX_PACK_BLOCKS: usize = 1 << 16;
+/// Largest pack value: a header of at most [`MAX_PACK_BLOCKS`] entries (41 bytes
+/// each at most) and a frame no larger than zstd's bound.
+pub(crate) const MAX_PACK_VALUE: u64 =
+    10 + 41 * MAX_PACK_BLOCKS as u64 + MAX_PACK + (MAX_PACK >> 7) + 1024;
+/// Length of a [`Slot`] value in the block table (tag included).
+pub(crate) const SLOT_LEN: usize = 17;
+/// The key of the pack id counter.
+pub(crate) const NEXT: &[u8] = b"next";
+const VERSION: u8 = 1;
+
+/// Where a packed block is: its pack and its bytes there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) pack: u64,
+    pub(crate) offset: u32,
+    pub(crate) len: u32,
+}
+
+impl Slot {
+    /// The block table value.
+    pub(crate) fn encode(&self) -> [u8; SLOT_LEN] {
+        let mut v = [0; SLOT_LEN];
+        v[0] = PACKED;
+        v[1..9].copy_from_slice(&self.pack.to_le_bytes());
+        v[9..13].copy_from_slice(&self.offset.to_le_bytes());
+        v[13..17].copy_from_slice(&self.len.to_le_bytes());
+        v
+    }
+
+    /// A block table value with the [`PACKED`] tag.
+    pub(crate) fn decode(v: &[u8]) -> Result<Slot, &'static str> {
+        if v.len() != SLOT_LEN || v[0] != PACKED {
+            return Err("a packed block's entry has the wrong length");
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(v[i..i + 4].try_into().expect("4 bytes"));
+        Ok(Slot {
+            pack: u64::from_le_bytes(v[1..9].try_into().expect("8 bytes")),
+            offset: u32_at(9),
+            len: u32_at(13),
+        })
+    }
+}
+
+/// The key of pack `id` (big-endian: packs scan in id order, oldest first).
+pub(crate) fn key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// The key of pack `id`'s live count.
+pub(crate) fn live_key(id: u64) -> [u8; 9] {
+    let mut k = [b'l'; 9];
+    k[..8].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// A pack's live count: blocks whose entry points into it, and their bytes.
+pub(crate) fn live_encode(blocks: u32, bytes: u64) -> [u8; 12] {
+    let mut v = [0; 12];
+    v[..4].copy_from_slice(&blocks.to_le_bytes());
+    v[4..].copy_from_slice(&bytes.to_le_bytes());
+    v
+}
+
+pub(crate) fn live_decode(v: &[u8]) -> Option<(u32, u64)> {
+    let v: &[u8; 12] = v.try_into().ok()?;
+    Some((
+        u32::from_le_bytes(v[..4].try_into().ok()?),
+        u64::from_le_bytes(v[4..].try_into().ok()?),
+    ))
+}
+
+/// A pack's header: its level, its size and its blocks in order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) level: i8,
+    pub(crate) size: u32,
+    /// Each block's CID and length; offsets are the running sum.
+    pub(crate) blocks: Vec<(Cid, u32)>,
+    /// Where the zstd frame starts in the value.
+    pub(crate) frame_at: usize,
+}
+
+impl Header {
+    /// Each block's CID and slot in pack `id`.
+    pub(crate) fn slots(&self, id: u64) -> impl Iterator<Item = (Cid, Slot)> + '_ {
+        let mut offset = 0u32;
+        self.blocks.iter().map(move |&(cid, len)| {
+            let s = Slot {
+                pack: id,
+                offset,
+                len,
+            };
+            offset += len;
+            (cid, s)
+        })
+    }
+}
+
+/// Parses a pack value's header; every length is checked against the value's.
+pub(crate) fn header(v: &[u8]) -> Result<Header, &'static str> {
+    const BAD: &str = "a pack's header is cut short or inconsistent";
+    if v.len() < 10 || v[0] != VERSION {
+        return Err("a pack of an unknown version");
+    }
+    let size = u32::from_le_bytes(v[2..6].try_into().expect("4 bytes"));
+    let n = u32::from_le_bytes(v[6..10].try_into().expect("4 bytes")) as usize;
+    if u64::from(size) > MAX_PACK || n > MAX_PACK_BLOCKS {
+        return Err("a pack declares more than 16 MiB or 65,536 blocks");
+    }
+    let mut at = 10;
+    // Each entry takes at least 6 bytes: `n` is bounded by the value before allocating.
+    let mut blocks = Vec::with_capacity(n.min(v.len() / 6));
+    let mut total = 0u64;
+    for _ in 0..n {
+        let cl = *v.get(at).ok_or(BAD)? as usize;
+        let cid = v.get(at + 1..at + 1 + cl).ok_or(BAD)?;
+        let cid = Cid::try_from(cid).map_err(|_| "a pack names a block by no CID")?;
+        let len = v.get(at + 1 + cl..at + 5 + cl).ok_or(BAD)?;
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes"));
+        total += u64::from(len);
+        blocks.push((cid, len));
+        at += 5 + cl;
+    }
+    if total != u64::from(size) {
+        return Err(BAD);
+    }
+    Ok(Header {
+        level: v[1] as i8,
+        size,
+        blocks,
+        frame_at: at,
+    })
+}
+
+/// A pack ready to be stored: its value and its header.
+#[derive(Debug)]
+pub(crate) struct NewPack {
+    pub(crate) value: Vec<u8>,
+    pub(crate) header: Header,
+}
+
+/// The pack of `blocks` (in order) at zstd `level`, or `None` when the frame does not
+/// save at least 1/8 of their bytes (they are then better stored raw).
+pub(crate) fn encode(
+    z: &mut zstd::bulk::Compressor<'static>,
+    level: i32,
+    blocks: &[(Cid, &[u8])],
+) -> Option<NewPack> {
+    let size: usize = blocks.iter().map(|(_, b)| b.len()).sum();
+    if size as u64 > MAX_PACK || blocks.len() > MAX_PACK_BLOCKS {
+        return None;
+    }
+    let level = level.clamp(-128, 127);
+    let mut raw = Vec::with_capacity(size);
+    let mut value = vec![VERSION, level as i8 as u8];
+    value.extend_from_slice(&(size as u32).to_le_bytes());
+    value.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
+    for (cid, b) in blocks {
+        let c = cid.to_bytes();
+        value.push(c.len() as u8);
+        value.extend_from_slice(&c);
+        value.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        raw.extend_from_slice(b);
+    }
+    let frame_at = value.len();
+    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(size));
+    z.compress_to_buffer(&raw, &mut frame).ok()?;
+    if frame_at + frame.len() > size - size / 8 {
+        return None;
+    }
+    value.extend_from_slice(&frame);
+    Some(NewPack {
+        value,
+        header: Header {
+            level: level as i8,
+            size: size as u32,
+            blocks: blocks.iter().map(|(c, b)| (*c, b.len() as u32)).collect(),
+            frame_at,
+        },
+    })
+}
+
+/// The blocks of a pack value, decompressed: exactly the size its header and its
+/// frame declare (both at most [`MAX_PACK`]); anything else is an error, never a
+/// larger allocation.
+pub(crate) fn unpack(v: &[u8]) -> Result<(Header, Vec<u8>), &'static str> {
+    let h = header(v)?;
+    let frame = &v[h.frame_at..];
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) if n == u64::from(h.size) => {}
+        _ => return Err("a pack's frame does not declare the pack's size"),
+    }
+    let mut out = Vec::with_capacity(h.size as usize);
+    match zstd::zstd_safe::decompress(&mut out, frame) {
+        Ok(n) if n == h.size as usize => Ok((h, out)),
+        _ => Err("a pack's zstd frame does not decode"),
+    }
+}
+
+/// Bytes of decompressed packs a [`Cache`] keeps.
+pub(crate) const CACHE_BYTES: usize = 32 << 20;
+
+/// Decompressed packs shared by the readers of one store in this process, the most
+/// recently used kept up to [`CACHE_BYTES`]. A pack being decompressed by one thread is
+/// waited for by the others rather than decompressed again (decode reads the leaves of
+/// a file in parallel: they are mostly in one pack).
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    state: Mutex<CacheState>,
+    loaded: Condvar,
+    /// Packs decompressed and their bytes, for read amplification figures.
+    pub(crate) unpacked: AtomicU64,
+    pub(crate) unpacked_bytes: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    ready: VecDeque<(u64, Arc<Vec<u8>>)>,
+    bytes: usize,
+    loading: HashSet<u64>,
+}
+
+impl Cache {
+    /// Pack `id` decompressed, from the cache or by `load`.
+    pub(crate) fn get<E>(
+        &self,
+        id: u64,
+        load: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Arc<Vec<u8>>, E> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(i) = st.ready.iter().position(|(p, _)| *p == id) {
+                let hit = st.ready.remove(i).expect("found");
+                let data = hit.1.clone();
+                st.ready.push_back(hit);
+                return Ok(data);
+            }
+            if !st.loading.contains(&id) {
+                break;
+            }
+            st = self.loaded.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st.loading.insert(id);
+        drop(st);
+        let r = load();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.loading.remove(&id);
+        let out = r.map(|data| {
+            self.unpacked.fetch_add(1, Ordering::Relaxed);
+            self.unpacked_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            let data = Arc::new(data);
+            st.bytes += data.len();
+            st.ready.push_back((id, data.clone()));
+            while st.bytes > CACHE_BYTES && st.ready.len() > 1 {
+                let (_, old) = st.ready.pop_front().expect("not empty");
+                st.bytes -= old.len();
+            }
+            data
+        });
+        drop(st);
+        self.loaded.notify_all();
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "pack_tests.rs"]
+mod tests;

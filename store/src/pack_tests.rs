@@ -1,0 +1,294 @@
+//! Packs: the format (roundtrip, damage, bounds) and packs in a store (write, read,
+//! old values, deletion, repack).
+
+use narfs_core::block::{cid_for, BlockSink, HashAlg, RAW};
+use proptest::prelude::*;
+
+use super::*;
+use crate::{Options, RootRecord, Store};
+
+fn z(level: i32) -> zstd::bulk::Compressor<'static> {
+    zstd::bulk::Compressor::new(level).unwrap()
+}
+
+/// Compressible but distinct small blocks.
+fn texts(n: usize, salt: &str) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            format!("{salt} block {i}: the quick brown fox jumps over it. ")
+                .repeat(40 + i % 7)
+                .into_bytes()
+        })
+        .collect()
+}
+
+fn with_cids(blocks: &[Vec<u8>]) -> Vec<(Cid, &[u8])> {
+    blocks
+        .iter()
+        .map(|b| (cid_for(RAW, HashAlg::Sha2_256, b), b.as_slice()))
+        .collect()
+}
+
+#[test]
+fn a_pack_roundtrips_and_its_header_names_each_block() {
+    let blocks = texts(20, "a");
+    let refs = with_cids(&blocks);
+    let p = encode(&mut z(1), 1, &refs).expect("text compresses");
+    let (h, data) = unpack(&p.value).unwrap();
+    assert_eq!(h, p.header);
+    assert_eq!(h.level, 1);
+    for ((cid, slot), (want_cid, want)) in h.slots(7).zip(&refs) {
+        assert_eq!(cid, *want_cid);
+        assert_eq!(slot.pack, 7);
+        let at = slot.offset as usize;
+        assert_eq!(&data[at..at + slot.len as usize], *want);
+        assert_eq!(Slot::decode(&slot.encode()), Ok(slot));
+    }
+}
+
+#[test]
+fn incompressible_blocks_make_no_pack() {
+    let mut x = 1u64;
+    let noise: Vec<Vec<u8>> = (0..4)
+        .map(|_| {
+            (0..4096)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (x >> 33) as u8
+                })
+                .collect()
+        })
+        .collect();
+    assert!(encode(&mut z(1), 1, &with_cids(&noise)).is_none());
+}
+
+#[test]
+fn a_damaged_pack_is_an_error_and_never_a_large_allocation() {
+    let blocks = texts(8, "d");
+    let p = encode(&mut z(3), 3, &with_cids(&blocks)).unwrap();
+    let v = &p.value;
+    // Cut anywhere: an error.
+    for cut in [0, 5, 12, p.header.frame_at, v.len() - 1] {
+        assert!(unpack(&v[..cut]).is_err(), "cut at {cut}");
+    }
+    // A flipped byte in the frame: an error or (zstd may not notice in literals)
+    // bytes of the declared size, which the callers' CID check then refuses.
+    let mut bad = v.clone();
+    let mid = p.header.frame_at + (v.len() - p.header.frame_at) / 2;
+    bad[mid] ^= 0x55;
+    if let Ok((_, data)) = unpack(&bad) {
+        assert_eq!(data.len(), p.header.size as usize);
+    }
+    // A header declaring more than the limit, or a size its frame does not have.
+    let mut huge = v.clone();
+    huge[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(unpack(&huge).is_err());
+    let mut other = v.clone();
+    let n = u32::from_le_bytes(other[2..6].try_into().unwrap());
+    other[2..6].copy_from_slice(&(n - 1).to_le_bytes());
+    assert!(unpack(&other).is_err());
+    // A frame that declares 1 GiB behind a header declaring a small size.
+    let bomb = zstd::bulk::compress(&vec![0u8; 20 << 20], 1).unwrap();
+    let mut v2 = v[..p.header.frame_at].to_vec();
+    v2.extend_from_slice(&bomb);
+    assert!(unpack(&v2).is_err());
+    // Too many blocks: refused before any allocation.
+    let mut many = v.clone();
+    many[6..10].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(header(&many).is_err());
+    assert!(Slot::decode(&[PACKED, 1, 2]).is_err());
+}
+
+proptest! {
+    #[test]
+    fn any_blocks_roundtrip(blocks in prop::collection::vec(prop::collection::vec(0u8..4, 0..3000), 2..20)) {
+        let refs = with_cids(&blocks);
+        if let Some(p) = encode(&mut z(1), 1, &refs) {
+            let (h, data) = unpack(&p.value).unwrap();
+            for ((_, slot), (_, want)) in h.slots(0).zip(&refs) {
+                let at = slot.offset as usize;
+                prop_assert_eq!(&data[at..at + slot.len as usize], *want);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_cache_keeps_recent_packs_within_its_bytes() {
+    let c = Cache::default();
+    let mut loads = 0;
+    for id in [1, 2, 1, 1, 2] {
+        let got = c.get::<()>(id, || {
+            loads += 1;
+            Ok(vec![id as u8; 1000])
+        });
+        assert_eq!(got.unwrap()[0], id as u8);
+    }
+    assert_eq!(loads, 2);
+    // Larger than the cache: the older go.
+    for id in 10..20 {
+        c.get::<()>(id, || Ok(vec![0; CACHE_BYTES / 4])).unwrap();
+    }
+    let st = c.state.lock().unwrap();
+    assert!(st.bytes <= CACHE_BYTES, "{}", st.bytes);
+    assert!(!st.ready.iter().any(|(id, _)| *id == 1));
+}
+
+fn store(dir: &std::path::Path) -> Store {
+    Store::open_with(
+        dir,
+        Options {
+            pack_bytes: 16 << 10,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Writes `blocks` as one item (no record) and returns their CIDs.
+fn write(store: &Store, blocks: &[Vec<u8>]) -> Vec<Cid> {
+    let mut sink = store.sink().unwrap();
+    let cids: Vec<Cid> = blocks
+        .iter()
+        .map(|b| {
+            let c = cid_for(RAW, HashAlg::Sha2_256, b);
+            sink.put(&c, b).unwrap();
+            c
+        })
+        .collect();
+    sink.finish(None).unwrap();
+    cids
+}
+
+fn packs(store: &Store) -> Vec<crate::pack_table::PackInfo> {
+    let snap = store.blocks.read_txn().unwrap();
+    crate::pack_table::each(snap.view()).unwrap()
+}
+
+#[test]
+fn a_store_packs_small_blocks_and_reads_them_back_with_old_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let blocks = texts(40, "s");
+    let cids = write(&store, &blocks);
+    let p = packs(&store);
+    assert!(p.len() >= 2, "{} packs", p.len());
+    assert!(p.iter().all(|p| p.live == p.blocks && p.level == 1));
+    assert_eq!(p.iter().map(|p| p.live).sum::<u32>(), 40);
+    for (c, b) in cids.iter().zip(&blocks) {
+        assert_eq!(store.get_block(c).unwrap().as_deref(), Some(b.as_slice()));
+    }
+    let s = store.stats().unwrap();
+    assert_eq!(s.unique_blocks, 40);
+    assert_eq!(s.compressed_blocks, 40);
+    let total: u64 = p.iter().map(|p| p.stored).sum();
+    assert!(s.stored_bytes <= total && s.stored_bytes + 40 >= total);
+    assert!(store.verify().unwrap().problems.is_empty());
+    // Values of the older forms, RAW and ZSTD, beside packs.
+    let old = b"an old raw block".to_vec();
+    let oc = cid_for(RAW, HashAlg::Sha2_256, &old);
+    let mut v = vec![crate::blocks::RAW];
+    v.extend_from_slice(&old);
+    crate::blocks::overwrite(&store.blocks, &oc, Some(&v));
+    let zc = cid_for(RAW, HashAlg::Sha2_256, &blocks[0][..100]);
+    let mut v = vec![crate::blocks::ZSTD];
+    v.extend_from_slice(&zstd::bulk::compress(&blocks[0][..100], 3).unwrap());
+    crate::blocks::overwrite(&store.blocks, &zc, Some(&v));
+    assert_eq!(store.get_block(&oc).unwrap(), Some(old));
+    assert_eq!(
+        store.get_block(&zc).unwrap().as_deref(),
+        Some(&blocks[0][..100])
+    );
+    assert!(store.verify().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_damaged_or_missing_pack_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let blocks = texts(10, "x");
+    let cids = write(&store, &blocks);
+    let id = packs(&store)[0].id;
+    let mut txn = store.blocks.write_txn().unwrap();
+    let packs_tree = *store.blocks.packs();
+    packs_tree
+        .put(&mut txn, &key(id), b"\x01\x01garbage")
+        .unwrap();
+    store.blocks.commit(txn).unwrap();
+    let e = store.get_block(&cids[0]).unwrap_err();
+    assert!(matches!(e, crate::Error::DamagedBlock { .. }), "{e}");
+    assert!(!store.verify().unwrap().problems.is_empty());
+    let mut txn = store.blocks.write_txn().unwrap();
+    packs_tree.delete(&mut txn, &key(id)).unwrap();
+    store.blocks.commit(txn).unwrap();
+    let e = store.get_block(&cids[0]).unwrap_err();
+    assert!(e.to_string().contains("its pack is missing"), "{e}");
+}
+
+#[test]
+fn deletion_frees_packs_and_repack_drops_dead_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let keep = texts(30, "keep");
+    let kept = write(&store, &keep);
+    let gone = texts(30, "gone");
+    let dead = write(&store, &gone);
+    // Only `keep` has a root; gc needs a DAG: one dag-pb node linking the kept leaves.
+    let links = kept
+        .iter()
+        .map(|c| narfs_core::dagpb::PBLink {
+            hash: *c,
+            name: None,
+            tsize: None,
+        })
+        .collect();
+    let node = narfs_core::dagpb::PBNode {
+        links,
+        data: Some(vec![8, 2]),
+    }
+    .encode();
+    let root = cid_for(narfs_core::block::DAG_PB, HashAlg::Sha2_256, &node);
+    let mut sink = store.sink().unwrap();
+    sink.put(&root, &node).unwrap();
+    let rec = RootRecord::new(&root, narfs_core::Encoding::UnixFs, &[0; 32], 1);
+    sink.finish(Some(rec.with_name(Some("k".into())))).unwrap();
+    let before = packs(&store);
+    // Every other kept block deleted by hand and stored again raw (a partially dead
+    // pack); `gone` deleted by gc (packs wholly dead).
+    let mut txn = store.blocks.write_txn().unwrap();
+    for c in kept.iter().step_by(2) {
+        assert!(store.blocks.delete(&mut txn, c).unwrap());
+    }
+    store.blocks.commit(txn).unwrap();
+    let mut sink = store.sink_with_zstd(None).unwrap();
+    for (c, b) in kept.iter().zip(&keep).step_by(2) {
+        sink.put(c, b).unwrap();
+    }
+    sink.finish(None).unwrap();
+    let gc = store.gc().unwrap();
+    assert_eq!(gc.removed_blocks, 30);
+    let after = packs(&store);
+    assert!(
+        after.len() < before.len(),
+        "{} -> {}",
+        before.len(),
+        after.len()
+    );
+    assert!(after.iter().all(|p| p.live > 0));
+    assert!(after.iter().any(|p| p.live < p.blocks));
+    for c in &dead {
+        assert!(!store.contains(c).unwrap());
+    }
+    let r = store.repack(19).unwrap();
+    assert!(r.packs_read > 0 && r.packs_written > 0, "{r:?}");
+    assert_eq!(r.blocks_moved, 15);
+    let now = packs(&store);
+    assert!(now.iter().all(|p| p.level == 19 && p.live == p.blocks));
+    for (c, b) in kept.iter().zip(&keep) {
+        assert_eq!(store.get_block(c).unwrap().as_deref(), Some(b.as_slice()));
+    }
+    assert!(store.verify().unwrap().problems.is_empty());
+    // Again: nothing to do.
+    let again = store.repack(19).unwrap();
+    assert_eq!((again.packs_read, again.packs_kept), (0, now.len() as u64));
+}

@@ -1,0 +1,98 @@
+//! Packs through the CLI: `encode --compression`, `store repack` after `gc` (dead
+//! blocks dropped, a higher level, NARs still byte-exact and verified), a second
+//! repack that finds nothing to do, and a bad `--compression` refused on one line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn narfs(store: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_narfs"));
+    c.env("NARFS_STORE", store);
+    c
+}
+
+fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn narfs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json(cmd: &mut Command) -> Value {
+    serde_json::from_slice(&ok(cmd).stdout).expect("one JSON object")
+}
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(name)
+}
+
+#[test]
+fn repack_after_gc_shrinks_the_store_and_keeps_every_nar() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let (a, b) = (corpus("attrs-24.1.0.nar"), corpus("tzdata-2024.1.nar"));
+    // Small packs, so that the NARs make several.
+    for (nar, name) in [(&a, "a"), (&b, "b")] {
+        ok(narfs(store)
+            .args(["encode", "--compression", "pack:1:65536", "--name", name])
+            .arg(nar));
+    }
+    let before = json(narfs(store).args(["stats", "--json"]));
+    // Most blocks are in packs (one alone at an item's end may be stored on its own).
+    let (c, u) = (
+        before["compressed_blocks"].as_u64().unwrap(),
+        before["unique_blocks"].as_u64().unwrap(),
+    );
+    assert!(c * 10 >= u * 9, "{before}");
+    ok(narfs(store).args(["rm", "b"]));
+    ok(narfs(store).args(["gc"]));
+    let r = json(narfs(store).args(["store", "repack", "--json"]));
+    assert!(r["packs_read"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["packs_written"].as_u64().unwrap() > 0, "{r}");
+    let (b0, b1) = (
+        r["bytes_before"].as_u64().unwrap(),
+        r["bytes_after"].as_u64().unwrap(),
+    );
+    assert!(b1 < b0, "zstd -19 packs are smaller: {r}");
+    let after = json(narfs(store).args(["stats", "--json"]));
+    assert!(after["stored_bytes"].as_u64() < before["stored_bytes"].as_u64());
+    let out = ok(narfs(store).args(["decode", "a"])).stdout;
+    assert!(out == std::fs::read(&a).unwrap(), "byte-exact after repack");
+    let v = json(narfs(store).args(["verify", "--json"]));
+    assert_eq!(v["problems"], Value::Array(vec![]), "{v}");
+    // Nothing left to do: every pack is at the level and wholly alive.
+    let again = json(narfs(store).args(["store", "repack", "--json"]));
+    assert_eq!(again["packs_read"], 0, "{again}");
+    assert_eq!(again["packs_kept"], r["packs_written"], "{again}");
+}
+
+#[test]
+fn per_block_and_raw_stores_have_nothing_to_repack_and_a_bad_mode_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let a = corpus("attrs-24.1.0.nar");
+    ok(narfs(store)
+        .args(["encode", "--compression", "block", "--name", "a"])
+        .arg(&a));
+    let r = json(narfs(store).args(["store", "repack", "--json", "--level", "3"]));
+    assert_eq!(
+        (r["packs_read"].as_u64(), r["packs_kept"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(ok(narfs(store).args(["decode", "a"])).stdout == std::fs::read(&a).unwrap());
+    let out = narfs(store)
+        .args(["encode", "--compression", "zip"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected pack"), "{err}");
+}
