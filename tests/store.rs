@@ -4,26 +4,12 @@
 //! NAR, by name and by CID.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// `narfs` with `$NARFS_STORE` set to `store`.
-fn narfs(store: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_narfs"));
-    c.env("NARFS_STORE", store);
-    c
-}
+mod common;
 
-fn ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn narfs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{narfs_in as narfs, run as ok};
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

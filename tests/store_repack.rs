@@ -3,25 +3,13 @@
 //! repack that finds nothing to do, and a bad `--compression` refused on one line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-fn narfs(store: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_narfs"));
-    c.env("NARFS_STORE", store);
-    c
-}
+mod common;
 
-fn ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn narfs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{narfs_in as narfs, run as ok};
 
 fn json(cmd: &mut Command) -> Value {
     serde_json::from_slice(&ok(cmd).stdout).expect("one JSON object")
