@@ -17,7 +17,8 @@
 #     same ratio, and the packs' read amplification (bytes decompressed / NAR bytes,
 #     `narfs decode --pack-stats`: a fresh process per NAR, so its cache starts empty);
 # then, for the packed configurations, the same after `narfs store repack` (zstd -19),
-# with the time repack took.
+# with the time repack took, and the disk once `narfs store compact` has rewritten the
+# file without the pages repack freed.
 #
 # Usage: benches/disk.sh   (CORPUS=/tmp/narfs-large, built by corpus/build.sh if
 # missing; CONFIGS="name=encode flags;…" to choose others)
@@ -108,6 +109,9 @@ for conf in "${CONFS[@]}"; do
   read -r f z <<<"$(disk "$st")"
   read -r dn df amp <<<"$(decode_all "$st")"
   echo "| $name | after repack -19 | $f | $z | | $dn | $df | $amp | $rt |"
+  "$N" store compact --store "$st" >/dev/null
+  read -r f z <<<"$(disk "$st")"
+  echo "| $name | after compact | $f | $z | | | | | |"
 done
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
