@@ -57,16 +57,22 @@ fn repack(args: RepackArgs) -> Result<()> {
     let r = store
         .repack(args.level)
         .with_context(|| format!("cannot repack the store {}", store.dir().display()))?;
-    let mut out = Output::create(None)?;
-    if args.store.json {
-        writeln!(out, "{}", serde_json::to_string(&r)?)?;
-    } else {
-        writeln!(
-            out,
-            "{} packs rewritten into {} at zstd level {} ({} -> {} bytes, {} blocks moved), {} kept as they were",
+    report(args.store.json, &r, || {
+        format!(
+            "{} packs rewritten into {} at zstd level {} ({} -> {} bytes, {} blocks moved), {} kept as they were\n",
             r.packs_read, r.packs_written, args.level, r.bytes_before, r.bytes_after,
             r.blocks_moved, r.packs_kept
-        )?;
+        )
+    })
+}
+
+/// Writes `r` as one line of JSON with `--json`, else the text `text` makes.
+fn report(json: bool, r: &impl serde::Serialize, text: impl FnOnce() -> String) -> Result<()> {
+    let mut out = Output::create(None)?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string(r)?)?;
+    } else {
+        write!(out, "{}", text())?;
     }
     out.commit()
 }
@@ -87,13 +93,7 @@ fn ls(args: StoreArgs) -> Result<()> {
 fn stats(args: StoreArgs) -> Result<()> {
     let store = open(args.store.as_deref())?;
     let s = store.stats()?;
-    let mut out = Output::create(None)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string(&s)?)?;
-    } else {
-        write!(out, "{}", s.table(store.dir()))?;
-    }
-    out.commit()
+    report(args.json, &s, || s.table(store.dir()))
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
@@ -144,17 +144,12 @@ fn gc(a: GcArgs) -> Result<()> {
     let args = a.store;
     let store = open(args.store.as_deref())?;
     let r = store.gc_within((a.memory_mib as usize).saturating_mul(1 << 20))?;
-    let mut out = Output::create(None)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string(&r)?)?;
-    } else {
-        writeln!(
-            out,
-            "removed {} blocks ({} bytes) and {} abandoned session(s); kept {} blocks",
+    report(args.json, &r, || {
+        format!(
+            "removed {} blocks ({} bytes) and {} abandoned session(s); kept {} blocks\n",
             r.removed_blocks, r.removed_bytes, r.removed_sessions, r.kept_blocks
-        )?;
-    }
-    out.commit()
+        )
+    })
 }
 
 fn compact(args: StoreArgs) -> Result<()> {
@@ -163,17 +158,12 @@ fn compact(args: StoreArgs) -> Result<()> {
     let r = store
         .compact()
         .with_context(|| format!("cannot compact the store {}", dir.display()))?;
-    let mut out = Output::create(None)?;
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string(&r)?)?;
-    } else {
-        writeln!(
-            out,
-            "block table: {} bytes before, {} after",
+    report(args.json, &r, || {
+        format!(
+            "block table: {} bytes before, {} after\n",
             r.bytes_before, r.bytes_after
-        )?;
-    }
-    out.commit()
+        )
+    })
 }
 
 fn rm(args: RmArgs) -> Result<()> {
