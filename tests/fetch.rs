@@ -23,20 +23,6 @@ use common::*;
 use kubo_support::*;
 use narfs_core::car::CarReader;
 
-fn corpus(name: &str) -> PathBuf {
-    corpus_dir().join(format!("{name}.nar"))
-}
-
-/// `narfs encode --store STORE --name NAME corpus/NAME.nar`: the root CID.
-fn encode(store: &Path, name: &str) -> String {
-    let out = run(narfs()
-        .args(["encode", "--json", "--name", name, "--store"])
-        .arg(store)
-        .arg(corpus(name)));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["root"].as_str().unwrap().to_string()
-}
-
 fn fetch(gateway: &str, store: &Path, args: &[&str]) -> Output {
     narfs()
         .args(["fetch", "--gateway", gateway, "--store"])
@@ -227,7 +213,7 @@ fn fake_gateway(answer: impl Fn(&mut TcpStream) + Send + 'static) -> String {
 /// A publisher's store holding `names`, published into a fresh Kubo.
 fn published(tmp: &Path, names: &[&str]) -> (Kubo, PathBuf, Vec<String>) {
     let store = tmp.join("publisher");
-    let roots: Vec<String> = names.iter().map(|n| encode(&store, n)).collect();
+    let roots: Vec<String> = names.iter().map(|n| encode_named(&store, n)).collect();
     let mut kubo = Kubo::init(None);
     let api = kubo.start().to_string();
     run(narfs()
@@ -252,7 +238,7 @@ fn a_nar_published_into_kubo_is_fetched_back_and_the_next_version_moves_only_new
     let nar = tmp.path().join("out.nar");
     let out = fetch(&gateway, &store, &[v1, "-o", nar.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
-    assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus("attrs-24.1.0")).unwrap());
+    assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus("attrs-24.1.0.nar")).unwrap());
     assert_eq!(roots_recorded(&store), 1);
 
     // Into another empty store, as a tree: what nix-store --restore makes of the NAR.
@@ -264,7 +250,7 @@ fn a_nar_published_into_kubo_is_fetched_back_and_the_next_version_moves_only_new
     );
     assert!(out.status.success(), "{out:?}");
     let nix = tmp.path().join("nix");
-    nix_restore(&std::fs::read(corpus("attrs-24.1.0")).unwrap(), &nix);
+    nix_restore(&std::fs::read(corpus("attrs-24.1.0.nar")).unwrap(), &nix);
     assert!(
         listing(&dir) == listing(&nix),
         "--to differs from nix-store --restore"
@@ -285,7 +271,7 @@ fn a_nar_published_into_kubo_is_fetched_back_and_the_next_version_moves_only_new
     let nar = tmp.path().join("v2.nar");
     let out = fetch(&proxy.url, &store, &[v2, "-o", nar.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
-    assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus("attrs-24.2.0")).unwrap());
+    assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus("attrs-24.2.0.nar")).unwrap());
     let requests = proxy.requests();
     for target in &requests {
         let cid = target
@@ -322,7 +308,7 @@ fn a_nar_published_into_kubo_is_fetched_back_and_the_next_version_moves_only_new
 fn a_nar_is_fetched_from_narfs_serve() {
     let tmp = tempfile::tempdir().unwrap();
     let publisher = tmp.path().join("publisher");
-    let root = encode(&publisher, "tzdata-2024.1");
+    let root = encode_named(&publisher, "tzdata-2024.1");
     let server = serve_support::Server::start(&publisher);
     let store = tmp.path().join("client");
     let nar = tmp.path().join("out.nar");
@@ -334,7 +320,9 @@ fn a_nar_is_fetched_from_narfs_serve() {
         }
         let out = fetch(&server.url, &store, &args);
         assert!(out.status.success(), "{out:?}");
-        assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus("tzdata-2024.1")).unwrap());
+        assert!(
+            std::fs::read(&nar).unwrap() == std::fs::read(corpus("tzdata-2024.1.nar")).unwrap()
+        );
     }
     // Fetched again: nothing asked for, the same NAR.
     let out = fetch("http://127.0.0.1:9", &store, &[&root]);
@@ -349,7 +337,7 @@ fn a_nar_is_fetched_from_narfs_serve() {
 #[test]
 fn wrong_bytes_are_refused_naming_the_cid() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = encode(&tmp.path().join("publisher"), "attrs-24.1.0");
+    let root = encode_named(&tmp.path().join("publisher"), "attrs-24.1.0");
     let gateway = fake_gateway(|c| {
         let body = b"not the block you asked for";
         let head = format!(
@@ -376,12 +364,12 @@ fn wrong_bytes_are_refused_naming_the_cid() {
 fn a_corrupted_node_is_refused_naming_its_cid_and_path() {
     let tmp = tempfile::tempdir().unwrap();
     let publisher = tmp.path().join("publisher");
-    let root = encode(&publisher, "attrs-24.1.0");
+    let root = encode_named(&publisher, "attrs-24.1.0");
     let entries = tmp.path().join("entries");
     run(narfs()
         .args(["encode", "--entries"])
         .arg(&entries)
-        .arg(corpus("attrs-24.1.0")));
+        .arg(corpus("attrs-24.1.0.nar")));
     let path = "attrs-24.1.0.dist-info/licenses";
     let cid = std::fs::read_to_string(&entries)
         .unwrap()
@@ -415,7 +403,7 @@ fn a_corrupted_node_is_refused_naming_its_cid_and_path() {
 fn a_gateway_dying_mid_fetch_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let publisher = tmp.path().join("publisher");
-    let root = encode(&publisher, "tzdata-2024.1");
+    let root = encode_named(&publisher, "tzdata-2024.1");
     let server = serve_support::Server::start(&publisher);
     // By default the root comes alone, then the whole DAG as one CAR: that one is
     // cut. Block by block, the sixth answer is.
@@ -452,7 +440,9 @@ fn a_gateway_dying_mid_fetch_leaves_nothing() {
         let proxy = Proxy::start(&server.url, Mischief::default());
         let out = fetch(&proxy.url, &store, &[&root, "-o", nar.to_str().unwrap()]);
         assert!(out.status.success(), "{out:?}");
-        assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus("tzdata-2024.1")).unwrap());
+        assert!(
+            std::fs::read(&nar).unwrap() == std::fs::read(corpus("tzdata-2024.1.nar")).unwrap()
+        );
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(!err.contains("reused 0 blocks"), "{mode:?}: {err}");
     }
@@ -461,7 +451,7 @@ fn a_gateway_dying_mid_fetch_leaves_nothing() {
 #[test]
 fn a_block_past_the_limit_is_refused_without_reading_it_all() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = encode(&tmp.path().join("publisher"), "attrs-24.1.0");
+    let root = encode_named(&tmp.path().join("publisher"), "attrs-24.1.0");
     let written = Arc::new(Mutex::new(0u64));
     let w = written.clone();
     // Chunked, no length announced: the client must stop reading by itself.
@@ -495,7 +485,7 @@ fn a_block_past_the_limit_is_refused_without_reading_it_all() {
 #[test]
 fn an_unreachable_gateway_is_a_clean_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = encode(&tmp.path().join("publisher"), "attrs-24.1.0");
+    let root = encode_named(&tmp.path().join("publisher"), "attrs-24.1.0");
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

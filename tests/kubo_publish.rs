@@ -11,18 +11,12 @@ mod kubo_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use common::*;
 use kubo_support::*;
 use narfs_core::car::CarReader;
-
-fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(name)
-}
 
 /// `narfs encode --json --store STORE --name NAME NAR`: its report.
 fn encode(store: &Path, name: &str) -> serde_json::Value {

@@ -9,13 +9,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{narfs_in as narfs, run as ok};
-
-fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(name)
-}
+use common::{corpus, narfs_in as narfs, run as ok};
 
 fn encode(store: &Path, nar: &Path, name: Option<&str>) -> Value {
     let mut c = narfs(store);

@@ -6,22 +6,18 @@
 //! requests that need the damage, stays up, and keeps serving what is intact.
 
 mod common;
+
+use common::corpus;
 mod serve_support;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const PAGE: u64 = 4096;
 /// Two corpus NARs that share no file: a page of one is no page of the other.
 const NARS: [(&str, &str); 2] = [("a", "attrs-24.3.0.nar"), ("t", "tzdata-2024.2.nar")];
-
-fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(name)
-}
 
 fn narfs(store: &Path) -> Command {
     let mut c = common::narfs();

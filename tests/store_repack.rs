@@ -2,23 +2,16 @@
 //! blocks dropped, a higher level, NARs still byte-exact and verified), a second
 //! repack that finds nothing to do, and a bad `--compression` refused on one line.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
 
-use common::{narfs_in as narfs, run as ok};
+use common::{corpus, narfs_in as narfs, run as ok};
 
 fn json(cmd: &mut Command) -> Value {
     serde_json::from_slice(&ok(cmd).stdout).expect("one JSON object")
-}
-
-fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(name)
 }
 
 #[test]

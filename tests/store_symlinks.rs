@@ -7,17 +7,13 @@
 
 mod common;
 
+use common::corpus;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use narfs_core::block::{cid_for, HashAlg, RAW};
-
-fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(name)
-}
 
 fn narfs(store: &Path) -> Command {
     let mut c = common::narfs();

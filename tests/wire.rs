@@ -13,24 +13,9 @@ mod common;
 mod serve_support;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 
-use common::{corpus_dir, run};
+use common::{corpus, encode_named, run};
 use serve_support::{get, narfs, request, Server};
-
-fn corpus(name: &str) -> PathBuf {
-    corpus_dir().join(format!("{name}.nar"))
-}
-
-/// `narfs encode --store STORE --name NAME corpus/NAME.nar`: the root CID.
-fn encode(store: &Path, name: &str) -> String {
-    let out = run(narfs()
-        .args(["encode", "--json", "--name", name, "--store"])
-        .arg(store)
-        .arg(corpus(name)));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["root"].as_str().unwrap().to_string()
-}
 
 /// The numbers of `narfs fetch`'s summary: block bytes fetched, bytes on the wire.
 fn fetched(stderr: &str) -> (u64, u64) {
@@ -53,8 +38,8 @@ fn zstd_decoded(data: &[u8]) -> Vec<u8> {
 fn serve_negotiates_zstd_and_makes_compressed_nars() {
     let tmp = tempfile::tempdir().unwrap();
     let publisher = tmp.path().join("publisher");
-    let root = encode(&publisher, "tzdata-2024.1");
-    let nar = std::fs::read(corpus("tzdata-2024.1")).unwrap();
+    let root = encode_named(&publisher, "tzdata-2024.1");
+    let nar = std::fs::read(corpus("tzdata-2024.1.nar")).unwrap();
     let srv = Server::start(&publisher);
     let a = srv.addr;
     let zstd = [("Accept-Encoding", "gzip, zstd;q=0.9")];
@@ -134,7 +119,7 @@ fn narinfos_offer_compressed_nars() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     // An imported path has narinfo fields: a hand-made cache of one NAR.
-    let nar = std::fs::read(corpus("requests-2.32.0")).unwrap();
+    let nar = std::fs::read(corpus("requests-2.32.0.nar")).unwrap();
     let entry = serve_support::Entry::new(1, "requests-2.32.0", nar.clone(), "none");
     let cache = tmp.path().join("cache");
     serve_support::write_cache(&cache, std::slice::from_ref(&entry));
@@ -167,8 +152,8 @@ fn narinfos_offer_compressed_nars() {
 fn fetch_from_narfs_serve_moves_compressed_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let publisher = tmp.path().join("publisher");
-    let v1 = encode(&publisher, "requests-2.32.0");
-    let v2 = encode(&publisher, "requests-2.32.1");
+    let v1 = encode_named(&publisher, "requests-2.32.0");
+    let v2 = encode_named(&publisher, "requests-2.32.1");
     let srv = Server::start(&publisher);
     let store = tmp.path().join("client");
     let out_nar = tmp.path().join("out.nar");
@@ -182,7 +167,10 @@ fn fetch_from_narfs_serve_moves_compressed_bytes() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
-        assert!(std::fs::read(&out_nar).unwrap() == std::fs::read(corpus(name)).unwrap());
+        assert!(
+            std::fs::read(&out_nar).unwrap()
+                == std::fs::read(corpus(&format!("{name}.nar"))).unwrap()
+        );
         let (blocks, wire) = fetched(&err);
         if root == &v1 {
             // Python sources compress about 4 times.

@@ -62,6 +62,21 @@ pub fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
 }
 
+/// A file of the bundled corpus, e.g. `corpus("click-8.1.5.nar")`.
+pub fn corpus(file: &str) -> PathBuf {
+    corpus_dir().join(file)
+}
+
+/// `narfs encode --json --name NAME --store STORE corpus/NAME.nar`: the root CID.
+pub fn encode_named(store: &Path, name: &str) -> String {
+    let out = run(narfs()
+        .args(["encode", "--json", "--name", name, "--store"])
+        .arg(store)
+        .arg(corpus(&format!("{name}.nar"))));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["root"].as_str().unwrap().to_string()
+}
+
 /// Whether an external tool is on PATH. A missing tool fails the test under CI
 /// (which installs every tool) and is reported loudly elsewhere.
 pub fn have(tool: &str) -> bool {
