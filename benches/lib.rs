@@ -15,13 +15,11 @@ pub fn synthetic_nar(total: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(total + total / 8);
     let mut w = NarWriter::new(&mut out);
     w.directory(b"").unwrap();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut noise = narfs_core::noise::Noise::new(0);
     let mut written = 0usize;
     let mut i = 0u32;
     while written < total {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        let state = noise.next();
         let size = match state % 10 {
             0 => (state >> 8) as usize % (4 << 20),
             1..=3 => (state >> 8) as usize % (64 << 10),

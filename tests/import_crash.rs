@@ -98,7 +98,7 @@ fn kill_9_during_a_batched_import_loses_no_reported_root_and_leaves_no_partial_o
         .as_nanos() as u64
         | 1;
     eprintln!("seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let cache_dir = dir.path().join("cache");
     let all: BTreeSet<String> = cache(&cache_dir, 150, &mut rng).into_iter().collect();
     // Commits of 64 KiB: kills land before, during and between many commits.

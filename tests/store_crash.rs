@@ -38,7 +38,7 @@ fn kill_9_at_random_points_leaves_a_store_that_verifies() {
         .as_nanos() as u64
         | 1;
     eprintln!("seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Commit every 256 KiB, so that kills land before, during and between commits.
     let encode = |name: &str| {
         let mut c = narfs_in(&store);

@@ -37,15 +37,7 @@ fn input() -> Vec<u8> {
         bytes.truncate(INPUT);
         return bytes;
     }
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..INPUT)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    narfs_core::noise::bytes(0, INPUT)
 }
 
 fn main() {

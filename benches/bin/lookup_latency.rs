@@ -36,13 +36,8 @@ fn main() {
         .collect();
     let n: usize = args.get(3).map_or(10_000, |v| v.parse().expect("N"));
     // A fixed xorshift sequence: the same paths in every run.
-    let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut pick = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        &paths[(s % paths.len() as u64) as usize]
-    };
+    let mut noise = narfs_core::noise::Noise::new(0);
+    let mut pick = || &paths[(noise.next() % paths.len() as u64) as usize];
     let mut narinfo = Vec::with_capacity(n);
     let mut decode = Vec::with_capacity(n);
     let limits = narfs_decoder::Limits::default();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod hamt_hash;
 pub mod leaf_hash;
 pub mod nar;
+pub mod noise;
 pub mod unixfs;
 pub mod varint;
 

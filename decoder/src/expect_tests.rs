@@ -12,15 +12,7 @@ use super::*;
 /// A NAR of a directory holding a 300 KiB incompressible file (several leaves; its
 /// fallback's compressed file is larger than the NAR) and a symlink.
 fn nar(seed: u8) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed as u64;
-    let body: Vec<u8> = (0..300 * 1024u32)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let body = narfs_core::noise::bytes(seed as u64, 300 * 1024);
     let mut w = NarWriter::new(Vec::new());
     w.directory(b"").unwrap();
     w.file(b"data", false, body.len() as u64, &mut &body[..])

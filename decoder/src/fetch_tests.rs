@@ -12,15 +12,7 @@ use crate::{decode_nar, Limits, Problem};
 
 /// Incompressible bytes.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    narfs_core::noise::bytes(seed, len)
 }
 
 /// A directory of 40 one-leaf files `f00`..`f39` and a 40-leaf file `big` (fixed

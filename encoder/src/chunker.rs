@@ -197,15 +197,7 @@ mod tests {
     }
 
     fn noise(len: usize) -> Vec<u8> {
-        let mut s = 0x2545_F491_4F6C_DD1Du64;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s as u8
-            })
-            .collect()
+        narfs_core::noise::bytes(0, len)
     }
 
     #[test]

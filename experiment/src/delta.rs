@@ -201,17 +201,7 @@ mod tests {
     use super::*;
     use narfs_core::nar::NarWriter;
 
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut s = seed | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s as u8
-            })
-            .collect()
-    }
+    use narfs_core::noise::bytes as noise;
 
     fn nar(dir: &std::path::Path, name: &str, files: &[(&[u8], &[u8])]) -> Item {
         let mut w = NarWriter::new(Vec::new());

@@ -35,15 +35,7 @@ fn file_data(u: &mut Unstructured) -> Result<Vec<u8>> {
         // Pseudo-random bytes of a chosen length: content-defined cuts land anywhere.
         1 | 2 => {
             let len = u.int_in_range(0..=6000usize)?;
-            let mut x = u.arbitrary::<u64>()? | 1;
-            (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
+            narfs_core::noise::bytes(u.arbitrary::<u64>()?, len)
         }
         // A repeated byte: identical chunks, so repeated blocks.
         _ => vec![u.arbitrary::<u8>()?; u.int_in_range(0..=3000usize)?],

@@ -74,15 +74,7 @@ fn blocks_are_compressed_only_when_it_pays() {
     assert!(z.len() < text.len() / 4);
     assert_eq!(zstd::decode_all(&z[..]).unwrap(), text);
     // Random bytes (a hash-like block) do not compress: sent as they are.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let noise: Vec<u8> = (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let noise = narfs_core::noise::bytes(0, 4096);
     let (sent, c) = whole_block(noise.clone(), Coding::Zstd);
     assert!(c == Coding::Identity && sent == noise);
     assert_eq!(

@@ -52,16 +52,8 @@ fn write_once_read_back_and_count() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let text = b"hello hello hello hello hello hello hello hello".repeat(50);
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
     // Above the size whose sample decides (smaller incompressible blocks ride in packs).
-    let noise: Vec<u8> = (0..80_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = narfs_core::noise::bytes(0, 80_000);
     let mut sink = store.sink().unwrap();
     let root = dag(&mut sink, &[&text, &noise, &text]);
     let w = sink

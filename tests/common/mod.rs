@@ -34,16 +34,8 @@ pub fn ok(cmd: &mut Command) -> Vec<u8> {
 }
 
 /// A xorshift generator, for tests that draw sizes, moments or bytes reproducibly.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+#[allow(unused_imports)]
+pub use narfs_core::noise::Noise as Rng;
 
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
@@ -132,15 +124,7 @@ pub fn symlink(target: &[u8], path: &Path) {
 
 /// Deterministic pseudo-random bytes.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect()
+    narfs_core::noise::bytes(seed, len)
 }
 
 /// A tree with every kind of node the NAR model has, and the awkward cases:
