@@ -23,25 +23,13 @@ mod serve_support;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::nix;
+use common::{nix, ok_text as ok};
 use kubo_support::{have_ipfs, Kubo};
 use serve_support::{bytes, narfs, Server};
-
-/// `cmd`'s stdout, trimmed; panics with its stderr if it fails.
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn have_peers() -> bool {
     // Both checked (each fails under CI on its own).

@@ -15,22 +15,10 @@ mod serve_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
-use common::{narfs, nix};
+use common::{narfs, nix, ok_text as ok};
 use guix_support::{base, delete, guix, guix_dir, repl, substitute, valid, Acl};
 use serve_support::Server;
-
-/// `cmd`'s stdout, trimmed; panics with its stderr if it fails.
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn generate(args: &[&str], secret: &Path, public: &Path) -> std::process::Output {
     narfs()

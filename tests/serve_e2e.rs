@@ -19,19 +19,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::nix;
+use common::{nix, ok_text as ok};
 use serve_support::{nar_of, narfs, sample_tree, Server};
-
-/// `cmd`'s stdout, trimmed; panics with its stderr if it fails.
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The real location of a store path in a chroot store.
 fn real(store: &Path, path: &str) -> PathBuf {

@@ -3,22 +3,14 @@
 //! while a `narfs serve` has the store open.
 
 mod common;
+
+use common::ok;
 mod serve_support;
 
 use std::path::Path;
 
 use serde_json::Value;
 use serve_support::{narfs, Server};
-
-fn ok(cmd: &mut std::process::Command) -> Vec<u8> {
-    let out = cmd.output().expect("spawn narfs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 fn json(store: &Path, args: &[&str]) -> Value {
     let out = ok(narfs().args(args).arg("--json").arg("--store").arg(store));

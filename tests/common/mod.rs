@@ -33,6 +33,12 @@ pub fn ok(cmd: &mut Command) -> Vec<u8> {
     run(cmd).stdout
 }
 
+/// Runs `cmd`, asserting that it succeeded; its stdout as text, trimmed.
+#[allow(dead_code)]
+pub fn ok_text(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&ok(cmd)).trim().to_string()
+}
+
 /// A xorshift generator, for tests that draw sizes, moments or bytes reproducibly.
 #[allow(unused_imports)]
 pub use narfs_core::noise::Noise as Rng;
