@@ -16,12 +16,15 @@
 #   - decode from the store, every NAR by name, to /dev/null and to a file, as the
 #     same ratio, and the packs' read amplification (bytes decompressed / NAR bytes,
 #     `narfs decode --pack-stats`: a fresh process per NAR, so its cache starts empty);
-# then, for the packed configurations, the same after `narfs store repack` (zstd -19),
-# with the time repack took, and the disk once `narfs store compact` has rewritten the
-# file without the pages repack freed.
+# then, for the packed configurations, the same after `narfs store repack` (zstd -19,
+# packs of REPACK_BYTES, narfs's default when unset), with the time repack took, and
+# the disk once `narfs store compact` has rewritten the file without the pages repack
+# freed. Each row ends with decode → null in GB/s and the 1-minute load when it was
+# measured (the machine's other work makes every absolute figure noisy: compare the
+# ratios).
 #
 # Usage: benches/disk.sh   (CORPUS=/tmp/narfs-large, built by corpus/build.sh if
-# missing; CONFIGS="name=encode flags;…" to choose others)
+# missing; CONFIGS="name=encode flags;…" to choose others; REPACK_BYTES=N)
 source "$(dirname "$0")/lib.sh"
 CORPUS=${CORPUS:-/tmp/narfs-large}
 [ -d "$CORPUS" ] || bash corpus/build.sh large "$CORPUS"
@@ -56,12 +59,16 @@ OPENSSL=$(awk -v b="$BYTES" -v t="$t" 'BEGIN { printf "%.3f", b / t / 1e9 }')
 
 echo "corpus: $CORPUS, ${#NARS[@]} NARs, $BYTES bytes; Σ zstd -19: $SEED bytes; openssl dgst -sha256: $OPENSSL GB/s; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| configuration | phase | file (du) × seed | stored × seed | encode × openssl | decode → null × openssl | decode → file × openssl | read ampl. | repack s |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| configuration | phase | file (du) × seed | stored × seed | encode × openssl | decode → null × openssl | decode → file × openssl | read ampl. | repack s | decode → null GB/s | load |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 
 ratio() { awk -v b="$BYTES" -v t="$1" -v o="$OPENSSL" 'BEGIN { printf "%.2f", b / t / 1e9 / o }'; }
+gbs() { awk -v b="$BYTES" -v t="$1" 'BEGIN { printf "%.2f", b / t / 1e9 }'; }
+load() { cut -d' ' -f1 /proc/loadavg; }
+REPACK=()
+[ -n "${REPACK_BYTES:-}" ] && REPACK=(--pack-bytes "$REPACK_BYTES")
 
-# decode_all STORE: "null-ratio file-ratio amplification"
+# decode_all STORE: "null-ratio file-ratio amplification null-GB/s"
 decode_all() {
   local st=$1 s t1 t2 amp=0 i
   s=$(now)
@@ -73,7 +80,7 @@ decode_all() {
   rm -f "$W/out.nar"
   amp=$(awk -v b="$BYTES" '{ gsub(/[()]/, ""); s += $4 } END { printf "%.2f", s / b }' "$W/amp")
   rm -f "$W/amp"
-  echo "$(ratio "$t1") $(ratio "$t2") $amp"
+  echo "$(ratio "$t1") $(ratio "$t2") $amp $(gbs "$t1")"
 }
 
 # disk STORE: "file-ratio stored-ratio"
@@ -100,18 +107,21 @@ for conf in "${CONFS[@]}"; do
     i=$((i + 1))
   done <"$W/roots"
   read -r f z <<<"$(disk "$st")"
-  read -r dn df amp <<<"$(decode_all "$st")"
-  echo "| $name | first write | $f | $z | $enc | $dn | $df | $amp | |"
+  read -r dn df amp g <<<"$(decode_all "$st")"
+  echo "| $name | first write | $f | $z | $enc | $dn | $df | $amp | | $g | $(load) |"
   case "$flags" in *"compression block"*) continue ;; esac
   s=$(now)
-  "$N" store repack --store "$st" >/dev/null
+  "$N" store repack --store "$st" "${REPACK[@]}" >/dev/null
   rt=$(secs "$s")
   read -r f z <<<"$(disk "$st")"
-  read -r dn df amp <<<"$(decode_all "$st")"
-  echo "| $name | after repack -19 | $f | $z | | $dn | $df | $amp | $rt |"
+  read -r dn df amp g <<<"$(decode_all "$st")"
+  echo "| $name | after repack -19 | $f | $z | | $dn | $df | $amp | $rt | $g | $(load) |"
   "$N" store compact --store "$st" >/dev/null
   read -r f z <<<"$(disk "$st")"
-  echo "| $name | after compact | $f | $z | | | | | |"
+  s=$(now)
+  "$N" store verify --store "$st" >/dev/null
+  vt=$(secs "$s")
+  echo "| $name | after compact (verify: $vt s) | $f | $z | | | | | | | $(load) |"
 done
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

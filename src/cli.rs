@@ -286,6 +286,10 @@ pub struct RepackArgs {
     /// zstd level of the rewritten packs.
     #[arg(long, value_name = "N", default_value_t = 19, value_parser = clap::value_parser!(i32).range(-7..=22))]
     pub level: i32,
+    /// Bytes of block data per rewritten pack (a block read decompresses its whole pack).
+    #[arg(long, value_name = "BYTES", default_value_t = narfs_store::REPACK_BYTES,
+          value_parser = clap::value_parser!(u64).range(65536..=16777216))]
+    pub pack_bytes: u64,
 }
 
 #[derive(clap::Args, Debug)]

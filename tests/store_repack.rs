@@ -77,3 +77,33 @@ fn per_block_and_raw_stores_have_nothing_to_repack_and_a_bad_mode_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected pack"), "{err}");
 }
+
+#[test]
+fn repack_pack_bytes_sets_the_size_of_the_packs_it_writes() {
+    let a = corpus("tzdata-2024.1.nar");
+    let written = |pack_bytes: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path();
+        ok(narfs(store)
+            .args(["encode", "--compression", "pack:1:65536", "--name", "a"])
+            .arg(&a));
+        let mut cmd = narfs(store);
+        cmd.args(["store", "repack", "--json"]);
+        if let Some(b) = pack_bytes {
+            cmd.args(["--pack-bytes", b]);
+        }
+        let r = json(&mut cmd);
+        assert!(ok(narfs(store).args(["decode", "a"])).stdout == std::fs::read(&a).unwrap());
+        let v = json(narfs(store).args(["verify", "--json"]));
+        assert_eq!(v["problems"], Value::Array(vec![]), "{v}");
+        r["packs_written"].as_u64().unwrap()
+    };
+    let (small, default) = (written(Some("65536")), written(None));
+    assert!(small > default && default >= 1, "{small} {default}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = narfs(dir.path())
+        .args(["store", "repack", "--pack-bytes", "100"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -55,7 +55,7 @@ pub fn run(cmd: crate::cli::StoreCommand) -> Result<()> {
 fn repack(args: RepackArgs) -> Result<()> {
     let store = open(args.store.store.as_deref())?;
     let r = store
-        .repack(args.level)
+        .repack_to(args.level, args.pack_bytes)
         .with_context(|| format!("cannot repack the store {}", store.dir().display()))?;
     report(args.store.json, &r, || {
         format!(

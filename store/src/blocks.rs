@@ -32,7 +32,8 @@ use narfs_core::Cid;
 use crate::lmdb_file::{DataFile, Meta, Value, View};
 use crate::lock_file;
 use crate::nofollow;
-use crate::pack::{self, Cache, Slot, PACKED, SLOT_LEN};
+use crate::pack::{self, Slot, PACKED, SLOT_LEN};
+use crate::pack_cache::Cache;
 pub(crate) use crate::packer::{Packed, Packer};
 use crate::root_table::{self, Tables};
 use crate::Error;
@@ -443,13 +444,20 @@ impl Reader<'_> {
         let mut v = vec![PACKED];
         v.extend_from_slice(entry);
         let slot = Slot::decode(&v).map_err(|p| self.0.damaged_block(cid, p))?;
-        let data = self.1.get(slot.pack, || {
-            let value = crate::pack_table::value(self.0, slot.pack)?
-                .ok_or_else(|| self.0.damaged_block(cid, "its pack is missing"))?;
-            pack::unpack(&value)
-                .map(|(_, data)| data)
-                .map_err(|p| self.0.damaged_block(cid, p))
-        })?;
+        let view = self.0;
+        let load = |id: u64, buf: Vec<u8>, dctx: &mut zstd::zstd_safe::DCtx<'static>| {
+            let Some(value) = crate::pack_table::value(view, id)? else {
+                return Ok(None);
+            };
+            pack::unpack_into(&value, dctx, buf)
+                .map(|(_, data)| Some(data))
+                // A pack read ahead fails silently: it is read again when asked for.
+                .map_err(|p| view.damaged_block(cid, p))
+        };
+        let data = self
+            .1
+            .get::<Error>(slot.pack, &load)?
+            .ok_or_else(|| self.0.damaged_block(cid, "its pack is missing"))?;
         let (at, len) = (slot.offset as usize, slot.len as usize);
         data.get(at..at + len).map(<[u8]>::to_vec).ok_or_else(|| {
             self.0
@@ -461,6 +469,14 @@ impl Reader<'_> {
     pub(crate) fn pack_of(&self, value: &Value) -> Option<u64> {
         let v = self.0.read_prefix(value, MAX_VALUE, SLOT_LEN as u64).ok()?;
         Slot::decode(&v).ok().map(|s| s.pack)
+    }
+}
+
+/// A snapshot's blocks as a [`BlockSource`](narfs_core::block::BlockSource): a run of
+/// blocks read through one snapshot.
+impl narfs_core::block::BlockSource for Reader<'_> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, narfs_core::block::StoreError> {
+        Ok(Reader::get(self, cid)?)
     }
 }
 

@@ -23,14 +23,11 @@
 //! block; `repack` rewrites partially dead packs (and packs below its level).
 //!
 //! Reading one block decompresses its whole pack (bounded: at most [`MAX_PACK`] bytes,
-//! exactly the size the header declares), so readers share a [`Cache`] of decompressed
-//! packs: the next blocks of an item are in the same pack.
-
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+//! exactly the size the header declares), so readers share a cache of decompressed
+//! packs ([`crate::pack_cache`]): the next blocks of an item are in the same pack.
 
 use narfs_core::Cid;
+use zstd::zstd_safe::DCtx;
 
 /// Tag of a block table value pointing into a pack.
 pub(crate) const PACKED: u8 = 2;
@@ -227,83 +224,27 @@ pub(crate) fn encode(
 /// frame declare (both at most [`MAX_PACK`]); anything else is an error, never a
 /// larger allocation.
 pub(crate) fn unpack(v: &[u8]) -> Result<(Header, Vec<u8>), &'static str> {
+    unpack_into(v, &mut DCtx::create(), Vec::new())
+}
+
+/// [`unpack`] with `dctx`, into `out` (its contents replaced, its capacity reused:
+/// no fresh pages to fault in when it already holds the pack's size).
+pub(crate) fn unpack_into(
+    v: &[u8],
+    dctx: &mut DCtx<'static>,
+    mut out: Vec<u8>,
+) -> Result<(Header, Vec<u8>), &'static str> {
     let h = header(v)?;
     let frame = &v[h.frame_at..];
     match zstd::zstd_safe::get_frame_content_size(frame) {
         Ok(Some(n)) if n == u64::from(h.size) => {}
         _ => return Err("a pack's frame does not declare the pack's size"),
     }
-    let mut out = Vec::with_capacity(h.size as usize);
-    match zstd::zstd_safe::decompress(&mut out, frame) {
+    out.clear();
+    out.reserve_exact(h.size as usize);
+    match dctx.decompress(&mut out, frame) {
         Ok(n) if n == h.size as usize => Ok((h, out)),
         _ => Err("a pack's zstd frame does not decode"),
-    }
-}
-
-/// Bytes of decompressed packs a [`Cache`] keeps.
-pub(crate) const CACHE_BYTES: usize = 32 << 20;
-
-/// Decompressed packs shared by the readers of one store in this process, the most
-/// recently used kept up to [`CACHE_BYTES`]. A pack being decompressed by one thread is
-/// waited for by the others rather than decompressed again (decode reads the leaves of
-/// a file in parallel: they are mostly in one pack).
-#[derive(Debug, Default)]
-pub(crate) struct Cache {
-    state: Mutex<CacheState>,
-    loaded: Condvar,
-    /// Packs decompressed and their bytes, for read amplification figures.
-    pub(crate) unpacked: AtomicU64,
-    pub(crate) unpacked_bytes: AtomicU64,
-}
-
-#[derive(Debug, Default)]
-struct CacheState {
-    ready: VecDeque<(u64, Arc<Vec<u8>>)>,
-    bytes: usize,
-    loading: HashSet<u64>,
-}
-
-impl Cache {
-    /// Pack `id` decompressed, from the cache or by `load`.
-    pub(crate) fn get<E>(
-        &self,
-        id: u64,
-        load: impl FnOnce() -> Result<Vec<u8>, E>,
-    ) -> Result<Arc<Vec<u8>>, E> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(i) = st.ready.iter().position(|(p, _)| *p == id) {
-                let hit = st.ready.remove(i).expect("found");
-                let data = hit.1.clone();
-                st.ready.push_back(hit);
-                return Ok(data);
-            }
-            if !st.loading.contains(&id) {
-                break;
-            }
-            st = self.loaded.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-        st.loading.insert(id);
-        drop(st);
-        let r = load();
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.loading.remove(&id);
-        let out = r.map(|data| {
-            self.unpacked.fetch_add(1, Ordering::Relaxed);
-            self.unpacked_bytes
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
-            let data = Arc::new(data);
-            st.bytes += data.len();
-            st.ready.push_back((id, data.clone()));
-            while st.bytes > CACHE_BYTES && st.ready.len() > 1 {
-                let (_, old) = st.ready.pop_front().expect("not empty");
-                st.bytes -= old.len();
-            }
-            data
-        });
-        drop(st);
-        self.loaded.notify_all();
-        out
     }
 }
 

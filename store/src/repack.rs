@@ -40,10 +40,10 @@ struct Built {
     before: u64,
 }
 
-pub(crate) fn repack(store: &Store, level: i32) -> Result<RepackReport, Error> {
+pub(crate) fn repack(store: &Store, level: i32, pack_bytes: u64) -> Result<RepackReport, Error> {
     let _lock = store.lock_shared()?;
     let blocks = &store.blocks;
-    let target = store.options().pack_bytes.clamp(64 << 10, pack::MAX_PACK);
+    let target = pack_bytes.clamp(64 << 10, pack::MAX_PACK);
     let infos = {
         let snap = blocks.read_txn()?;
         pack_table::each(snap.view())?

@@ -1,10 +1,14 @@
 //! `verify`: streaming, parallel, resumable, and limited to some roots on request.
 //!
-//! The whole store is checked in two phases, each a pass in key order:
+//! The whole store is checked in three phases:
 //! 1. **blocks**: the whole file is walked and checked (`View::check`), and every
-//!    block of the table is re-hashed against its CID, [`CHUNK`] blocks at a time in
-//!    parallel (rayon): nothing but one chunk of (key, value) is held.
-//! 2. **roots**: every root record, [`ROOT_CHUNK`] at a time in parallel, has its DAG
+//!    block of the table stored on its own (raw or zstd) is re-hashed against its
+//!    CID, in key order, [`CHUNK`] blocks at a time in parallel (rayon): nothing but
+//!    one chunk of (key, value) is held. Packed entries are only counted.
+//! 2. **packs** (`verify_packs`): every pack, in id order, decompressed once, its
+//!    live blocks re-hashed; entries the packs did not account for are then checked
+//!    one by one.
+//! 3. **roots**: every root record, [`ROOT_CHUNK`] at a time in parallel, has its DAG
 //!    walked for completeness (`walk::walk_dag`, each dag-pb node verified, each leaf
 //!    looked up) and, when complete, the caller's check (`narfs verify` decodes the
 //!    NAR against its NarHash and NarSize).
@@ -68,32 +72,39 @@ pub struct VerifyOptions {
 enum Phase {
     #[default]
     Blocks,
+    Packs,
     Roots,
 }
 
 /// The saved position of a run.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct Checkpoint {
+pub(crate) struct Checkpoint {
     selection: Vec<String>,
     phase: Phase,
     /// The last key done in this phase, in hex ("": none yet).
-    after: String,
-    blocks: u64,
+    pub(crate) after: String,
+    pub(crate) blocks: u64,
     roots: u64,
     problems: Vec<String>,
     problems_total: u64,
+    /// Packed entries the blocks phase passed over, and of them those the packs
+    /// phase verified (absent from a checkpoint of an older narfs: 0).
+    #[serde(default)]
+    pub(crate) packed: u64,
+    #[serde(default)]
+    pub(crate) packed_ok: u64,
 }
 
-struct Run<'s> {
-    store: &'s Store,
+pub(crate) struct Run<'s> {
+    pub(crate) store: &'s Store,
     path: PathBuf,
-    cp: Checkpoint,
-    problems: Problems,
+    pub(crate) cp: Checkpoint,
+    pub(crate) problems: Problems,
     saved: Instant,
 }
 
 impl Run<'_> {
-    fn add(&mut self, mut found: Vec<String>) {
+    pub(crate) fn add(&mut self, mut found: Vec<String>) {
         found.sort();
         for p in found {
             self.problems.push(p);
@@ -102,7 +113,7 @@ impl Run<'_> {
 
     /// Records the position reached (`after`, the last key done) and saves it when
     /// the last save is old enough.
-    fn reached(&mut self, after: &[u8]) -> Result<(), Error> {
+    pub(crate) fn reached(&mut self, after: &[u8]) -> Result<(), Error> {
         self.cp.after = hex(after);
         if self.saved.elapsed() >= SAVE_EVERY {
             self.save()?;
@@ -130,7 +141,7 @@ impl Run<'_> {
     }
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
@@ -201,6 +212,12 @@ pub(crate) fn verify(
     };
     if run.cp.phase == Phase::Blocks {
         blocks_phase(&mut run)?;
+        run.cp.phase = Phase::Packs;
+        run.cp.after.clear();
+        run.save()?;
+    }
+    if run.cp.phase == Phase::Packs {
+        crate::verify_packs::packs_phase(&mut run)?;
         run.cp.phase = Phase::Roots;
         run.cp.after.clear();
         run.save()?;
@@ -226,7 +243,8 @@ pub(crate) fn verify(
     })
 }
 
-/// Phase 1: the whole file checked, every block after the checkpoint re-hashed.
+/// Phase 1: the whole file checked, every block stored on its own after the
+/// checkpoint re-hashed, packed ones counted.
 fn blocks_phase(run: &mut Run) -> Result<(), Error> {
     let after = unhex(&run.cp.after).unwrap_or_default();
     let store = run.store;
@@ -239,9 +257,6 @@ fn blocks_phase(run: &mut Run) -> Result<(), Error> {
             return Ok(());
         };
         let last = last.clone();
-        // Packed blocks grouped by pack: a pack is decompressed once per chunk, not
-        // once per block (blocks are in key order, their packs in write order).
-        chunk.sort_by_cached_key(|(_, v)| reader.pack_of(v));
         let bad: Vec<String> = chunk
             .par_iter()
             .filter_map(|(key, value)| {
@@ -262,6 +277,10 @@ fn blocks_phase(run: &mut Run) -> Result<(), Error> {
     };
     snap.check_each(|key, value| {
         if failed.is_some() || (!after.is_empty() && key <= after) {
+            return;
+        }
+        if reader.pack_of(&value).is_some() {
+            run.cp.packed += 1;
             return;
         }
         chunk.push((key, value));
