@@ -13,7 +13,12 @@
 //!
 //! [`BaseFiles`] lists a base's regular files by path (the walk's convention: names
 //! joined by `/`, HAMT shards see-through), from the store, each node verified as
-//! read. Its memory is one entry per file, at most [`MAX_FILES`].
+//! read. Its memory is one entry per file, at most [`MAX_FILES`]. A path the base
+//! does not have is paired by its [`versionless`] form when exactly one base file has
+//! the same: version numbers and hashes in names change between versions
+//! (`numpy-1.26.3.dist-info/RECORD`, `scipy.libs/libopenblasp-r0-23e5df77.3.21.dev.so`)
+//! while the file is mostly the same. A wrong pairing costs only compression: every
+//! block is verified against the new DAG's CIDs whatever the reference.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -32,6 +37,8 @@ pub const MAX_FILES: usize = 1 << 20;
 #[derive(Debug, Default)]
 pub struct BaseFiles {
     files: HashMap<String, Cid>,
+    /// By [`versionless`] path: the one file with that form, or none if several.
+    loose: HashMap<String, Option<Cid>>,
 }
 
 impl BaseFiles {
@@ -85,12 +92,22 @@ impl BaseFiles {
                 }
             }
         }
-        Ok(BaseFiles { files })
+        let mut loose: HashMap<String, Option<Cid>> = HashMap::new();
+        for (path, cid) in &files {
+            loose
+                .entry(versionless(path))
+                .and_modify(|c| *c = None)
+                .or_insert(Some(*cid));
+        }
+        Ok(BaseFiles { files, loose })
     }
 
-    /// The base's file at `path`, if any.
+    /// The base's file at `path`, else the one file whose path has the same
+    /// [`versionless`] form.
     pub fn at(&self, path: &str) -> Option<&Cid> {
-        self.files.get(path)
+        self.files
+            .get(path)
+            .or_else(|| self.loose.get(&versionless(path))?.as_ref())
     }
 
     pub fn len(&self) -> usize {
@@ -108,6 +125,31 @@ fn join(path: &str, name: &str) -> String {
     } else {
         format!("{path}/{name}")
     }
+}
+
+/// `path` with every run of hex digits and dots that holds a decimal digit replaced by
+/// `#`: what stays of a name when its version and hash change.
+pub fn versionless(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.bytes().any(|b| b.is_ascii_digit()) {
+            out.push('#');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in path.chars() {
+        if c.is_ascii_hexdigit() || c == '.' {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// The package and version of a name or store path (`/nix/store/<hash>-<name>`).
@@ -245,6 +287,21 @@ mod tests {
         assert_eq!(package_of("hello"), ("hello", ""));
         assert_eq!(package_of("tzdata-2024.1"), ("tzdata", "2024.1"));
         assert_eq!(package_of("foo-bar-2.0-dev"), ("foo-bar", "2.0-dev"));
+    }
+
+    #[test]
+    fn versionless_paths_pair_renamed_files() {
+        let v = versionless;
+        assert_eq!(
+            v("scipy.libs/libopenblasp-r0-23e5df77.3.21.dev.so"),
+            v("scipy.libs/libopenblasp-r0-24bff013.3.26.dev.so")
+        );
+        assert_eq!(
+            v("numpy-1.26.3.dist-info/RECORD"),
+            v("numpy-1.26.4.dist-info/RECORD")
+        );
+        assert_eq!(v("lib/face.py"), "lib/face.py");
+        assert_ne!(v("lib/x1.py"), v("lib/y1.py"));
     }
 
     #[test]
