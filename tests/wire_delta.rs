@@ -48,8 +48,12 @@ fn wire_bytes(stderr: &str) -> u64 {
 }
 
 fn ok(out: &Output) -> String {
+    ok_in("", out)
+}
+
+fn ok_in(case: &str, out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{err}");
+    assert!(out.status.success(), "{case}: {err}");
     err
 }
 
@@ -249,24 +253,25 @@ fn a_hostile_delta_server_costs_a_fallback_never_wrong_bytes() {
     let expected = std::fs::read(corpus(&format!("{}.nar", SERIES[1]))).unwrap();
     let srv = Server::start(&publisher);
     let nar = tmp.path().join("out.nar");
-    let cases: [(&str, Answer); 10] = [
-        ("bomb", bomb),
-        ("wide", wide),
-        ("lying item", lying_item),
-        ("long reference", long_reference),
-        ("bad head", bad_head),
-        ("cut", cut),
-        ("damaged", damaged),
-        ("trailing", trailing),
-        ("coded", coded),
-        ("honest", |real| real),
+    // Each case, and what its one line says.
+    let cases: [(&str, Answer, &str); 10] = [
+        ("bomb", bomb, "a part holds a block that is not"),
+        ("wide", wide, "Frame requires too much memory"),
+        ("lying item", lying_item, "item 16383, which has no base"),
+        ("long reference", long_reference, "more than its base"),
+        ("bad head", bad_head, "a part head is malformed"),
+        ("cut", cut, "the delta request to"),
+        ("damaged", damaged, "the delta request to"),
+        ("trailing", trailing, "bytes follow the end of the answer"),
+        ("coded", coded, "Content-Encoding \"zstd\", which was not asked for"),
+        ("honest", |real| real, ""),
     ];
-    for (case, answer) in cases {
+    for (case, answer, why) in cases {
         let store = tmp.path().join(case);
         let gateway = hostile(&srv.url, answer);
-        ok(&fetch(&gateway, &store, &v1, &nar, &[]));
+        ok_in(case, &fetch(&gateway, &store, &v1, &nar, &[]));
         let out = fetch(&gateway, &store, &v2, &nar, &[]);
-        let err = ok(&out);
+        let err = ok_in(case, &out);
         assert!(std::fs::read(&nar).unwrap() == expected, "{case}: wrong NAR");
         assert!(err.contains("delta against 1 base"), "{case}: {err}");
         let lines = err.trim_end().lines().count();
@@ -278,6 +283,7 @@ fn a_hostile_delta_server_costs_a_fallback_never_wrong_bytes() {
                 err.contains("the delta transfer stopped, the rest came block by block"),
                 "{case}: {err}"
             );
+            assert!(err.contains(why), "{case}: {err}");
         }
         // The store is whole: verify finds nothing wrong.
         let v = narfs()

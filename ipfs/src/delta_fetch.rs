@@ -161,7 +161,7 @@ pub(crate) fn run(
     if let Some(e) = failed {
         out.refused = matches!(&e, GatewayError::Status { status, .. } if refusal(*status));
         if !out.refused {
-            out.failure = Some(FetchError::Client {
+            out.failure = Some(FetchError::Delta {
                 gateway: gateway.to_string(),
                 source: Box::new(e),
             });
@@ -239,6 +239,9 @@ impl Reading<'_> {
                 self.parked.push((item.cid, p.clone()));
             }
             self.next = last + 1;
+            let mut seq = Sequence::default();
+            seq.start(self.items[first].0.cid);
+            self.current = Some((seq, first, last));
             let mut decoder = match &reference {
                 Some(r) => zstd::stream::read::Decoder::with_ref_prefix(&mut *body, r),
                 None => zstd::stream::read::Decoder::with_buffer(&mut *body),
@@ -247,7 +250,7 @@ impl Reading<'_> {
             .single_frame();
             decoder.window_log_max(WINDOW_LOG_MAX).map_err(WireError::Io)?;
             let mut frame = BufReader::with_capacity(128 << 10, decoder);
-            let complete = self.frame(&mut frame, first, last, each)?;
+            let complete = self.frame(&mut frame, each)?;
             if complete && read_block(&mut frame)?.is_some() {
                 return Err(WireError::Trailing("a frame"));
             }
@@ -262,42 +265,55 @@ impl Reading<'_> {
         }
     }
 
-    /// Reads the blocks of items `first..=last` from one frame; false if the frame
-    /// ended before them (the rest is kept in `current`).
+    /// Reads the blocks of the part in `current` from one frame; false if the frame
+    /// ended before them (what did not come stays in `current`). A block taken from
+    /// the sequence goes back into it unless it came and verified, so that the rest
+    /// is exact whatever fails.
     fn frame(
         &mut self,
         frame: &mut dyn Read,
-        first: usize,
-        last: usize,
         each: &mut dyn FnMut(Verified, &Arc<str>) -> bool,
     ) -> Result<bool, WireError> {
-        for k in first..=last {
-            let mut seq = Sequence::default();
-            seq.start(self.items[k].0.cid);
-            self.current = Some((seq, k, last));
-            let path = self.items[k].1.clone();
-            loop {
-                let (seq, _, _) = self.current.as_mut().expect("set above");
-                let Some(cid) = seq.next(&self.sent) else {
-                    break;
-                };
-                let Some(data) = read_block(frame)? else {
-                    // Not sent: the sequence keeps it for the rest.
+        loop {
+            let Some((seq, k, last)) = self.current.as_mut() else {
+                return Ok(true);
+            };
+            let Some(cid) = seq.next(&self.sent) else {
+                if *k == *last {
+                    self.current = None;
+                    return Ok(true);
+                }
+                *k += 1;
+                seq.start(self.items[*k].0.cid);
+                continue;
+            };
+            let data = match read_block(frame) {
+                Ok(Some(data)) => data,
+                // The frame stopped early: the rest comes another way.
+                Ok(None) => {
                     seq.start(cid);
                     return Ok(false);
-                };
-                let block = Verified::check(&cid, data).map_err(|e| {
-                    lying(format!("a block that is not {cid}: {}", narfs_core::error_chain(&e)))
-                })?;
-                seq.sent(&cid, block.data());
-                self.sent.insert(cid);
-                if !each(block, &path) {
-                    return Err(WireError::Io(std::io::Error::other("the walk stopped")));
                 }
+                Err(e) => {
+                    seq.start(cid);
+                    return Err(e);
+                }
+            };
+            let block = match Verified::check(&cid, data) {
+                Ok(b) => b,
+                Err(source) => {
+                    seq.start(cid);
+                    let cid = Box::new(cid);
+                    return Err(WireError::WrongBlock { cid, source });
+                }
+            };
+            seq.sent(&cid, block.data());
+            self.sent.insert(cid);
+            let path = self.items[*k].1.clone();
+            if !each(block, &path) {
+                return Err(WireError::Io(std::io::Error::other("the walk stopped")));
             }
         }
-        self.current = None;
-        Ok(true)
     }
 
     /// Moves the unfinished part's rest aside (kept for [`rest`](Self::rest)).

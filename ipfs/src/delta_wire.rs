@@ -38,7 +38,8 @@ use narfs_core::block::{BlockSource, DAG_PB, MAX_BLOCK_SIZE};
 use narfs_core::dagpb::PBNode;
 use narfs_core::varint;
 use narfs_core::Cid;
-use narfs_decoder::{DecodeError, FileReader, Limits};
+use narfs_core::unixfs::UnixFsData;
+use narfs_decoder::DecodeError;
 
 /// The probe and the names of a root: `GET NAMES_PATH<cid>`.
 pub const NAMES_PATH: &str = "/narfs/v1/names/";
@@ -86,6 +87,13 @@ pub enum WireError {
     /// send, or a reference longer than the base or [`MAX_REF`].
     #[error("a part names {what}")]
     Lying { what: String },
+    /// A block of the answer is not the one that comes next.
+    #[error("a part holds a block that is not {cid}")]
+    WrongBlock {
+        cid: Box<Cid>,
+        #[source]
+        source: narfs_core::block::BlockError,
+    },
     /// A block's length is over [`MAX_BLOCK_SIZE`].
     #[error("a block of {0} bytes is over the block limit")]
     TooLarge(u64),
@@ -300,27 +308,48 @@ impl Sequence {
     }
 }
 
-/// The first `len` bytes of the file `base` from `source` (its blocks verified as
-/// read); an error if it has fewer.
-pub fn read_reference(
-    source: &(impl BlockSource + Sync),
-    base: &Cid,
-    len: u64,
-) -> Result<Vec<u8>, WireError> {
+/// The first `len` bytes of the file `base` from `source` (each block verified as
+/// read); an error if it has fewer. Read depth-first, one block at a time, on the
+/// caller's thread: not through the decoder's `FileReader`, whose parallel reads use
+/// rayon's pool, which a fetch's decoder may hold while it waits for the very blocks
+/// this reference is for.
+pub fn read_reference(source: &impl BlockSource, base: &Cid, len: u64) -> Result<Vec<u8>, WireError> {
     let bad = |e: DecodeError| WireError::Reference(Box::new(*base), Box::new(e));
-    let block = narfs_decoder::fetch(source, base, "").map_err(bad)?;
-    let reader = FileReader::open(source, base, block, "", Limits::default()).map_err(bad)?;
-    let mut out = Vec::with_capacity(len.min(MAX_REF) as usize);
-    reader
-        .take(len)
-        .read_to_end(&mut out)
-        .map_err(WireError::Io)?;
+    let mut out: Vec<u8> = Vec::with_capacity(len.min(MAX_REF) as usize);
+    let mut stack = vec![*base];
+    while let Some(cid) = stack.pop() {
+        let left = (len - out.len() as u64) as usize;
+        if left == 0 {
+            break;
+        }
+        let data = narfs_decoder::fetch(source, &cid, "").map_err(bad)?;
+        if cid.codec() != DAG_PB {
+            out.extend_from_slice(&data[..data.len().min(left)]);
+            continue;
+        }
+        let fs = PBNode::decode(&data)
+            .ok()
+            .and_then(|node| {
+                let fs = UnixFsData::decode(node.data.as_deref()?).ok()?;
+                Some((node, fs))
+            });
+        let Some((node, fs)) = fs else {
+            return Err(lying(format!("a base {cid} that is not a UnixFS file")));
+        };
+        let inline = fs.data.as_deref().unwrap_or_default();
+        out.extend_from_slice(&inline[..inline.len().min(left)]);
+        stack.extend(node.links.iter().rev().map(|l| l.hash));
+    }
     if (out.len() as u64) < len {
-        return Err(WireError::Lying {
-            what: format!("a reference of {len} bytes, more than its base {base} holds"),
-        });
+        return Err(lying(format!(
+            "a reference of {len} bytes, more than its base {base} holds"
+        )));
     }
     Ok(out)
+}
+
+fn lying(what: String) -> WireError {
+    WireError::Lying { what }
 }
 
 /// The size of the file `cid` as its root block says (a raw leaf: its length).
@@ -329,7 +358,7 @@ pub fn file_size(cid: &Cid, block: &[u8]) -> Option<u64> {
         return Some(block.len() as u64);
     }
     let node = PBNode::decode(block).ok()?;
-    let fs = narfs_core::unixfs::UnixFsData::decode(node.data.as_deref()?).ok()?;
+    let fs = UnixFsData::decode(node.data.as_deref()?).ok()?;
     matches!(
         fs.data_type,
         narfs_core::unixfs::DataType::File | narfs_core::unixfs::DataType::Raw

@@ -172,6 +172,14 @@ pub enum FetchError {
         #[source]
         source: Box<GatewayError>,
     },
+    /// A delta request failed or its answer was unusable; the fetch went on without
+    /// it (only reported, in [`DeltaReport::failure`]).
+    #[error("the delta request to {gateway} failed")]
+    Delta {
+        gateway: String,
+        #[source]
+        source: Box<GatewayError>,
+    },
     /// The client could not start.
     #[error("cannot start fetching from {gateway}")]
     Client {
