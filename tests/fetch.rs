@@ -285,7 +285,11 @@ fn a_nar_published_into_kubo_is_fetched_back_and_the_next_version_moves_only_new
         .requests()
         .into_iter()
         .partition(|t| t.starts_with("/narfs/"));
-    assert_eq!(probes, [format!("/narfs/v1/names/{v2}")], "one probe per fetch");
+    assert_eq!(
+        probes,
+        [format!("/narfs/v1/names/{v2}")],
+        "one probe per fetch"
+    );
     for target in &requests {
         let cid = target
             .strip_prefix("/ipfs/")

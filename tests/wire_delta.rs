@@ -41,7 +41,10 @@ fn fetch(gateway: &str, store: &Path, root: &str, nar: &Path, args: &[&str]) -> 
 
 /// The bytes on the wire in `narfs fetch`'s summary.
 fn wire_bytes(stderr: &str) -> u64 {
-    let rest = &stderr[stderr.find("requests (").unwrap_or_else(|| panic!("{stderr}")) + 10..];
+    let rest = &stderr[stderr
+        .find("requests (")
+        .unwrap_or_else(|| panic!("{stderr}"))
+        + 10..];
     rest[..rest.find(" bytes on the wire").unwrap()]
         .parse()
         .unwrap()
@@ -69,14 +72,20 @@ fn a_series_with_delta_is_byte_exact_and_moves_fewer_bytes() {
     for (i, (name, root)) in SERIES.iter().zip(&roots).enumerate() {
         let expected = std::fs::read(corpus(&format!("{name}.nar"))).unwrap();
         let err = ok(&fetch(&srv.url, &with, root, &nar, &[]));
-        assert!(std::fs::read(&nar).unwrap() == expected, "{name} with delta");
+        assert!(
+            std::fs::read(&nar).unwrap() == expected,
+            "{name} with delta"
+        );
         // The first version has no base; the next ones take the previous one,
         // recorded under the name the server gave.
         assert_eq!(err.contains("delta against 1 base"), i > 0, "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         let d = wire_bytes(&err);
         let err = ok(&fetch(&srv.url, &without, root, &nar, &["--no-delta"]));
-        assert!(std::fs::read(&nar).unwrap() == expected, "{name} without delta");
+        assert!(
+            std::fs::read(&nar).unwrap() == expected,
+            "{name} without delta"
+        );
         assert!(!err.contains("delta against"), "{err}");
         let p = wire_bytes(&err);
         if i > 0 {
@@ -100,12 +109,33 @@ fn a_series_with_delta_is_byte_exact_and_moves_fewer_bytes() {
 
     // An explicit base, by name, into a store holding only the first version.
     let third = tmp.path().join("third");
-    ok(&fetch(&srv.url, &third, &roots[0], &nar, &["--name", "old"]));
-    let err = ok(&fetch(&srv.url, &third, &roots[2], &nar, &["--base", "old"]));
+    ok(&fetch(
+        &srv.url,
+        &third,
+        &roots[0],
+        &nar,
+        &["--name", "old"],
+    ));
+    let err = ok(&fetch(
+        &srv.url,
+        &third,
+        &roots[2],
+        &nar,
+        &["--base", "old"],
+    ));
     assert!(err.contains("delta against 1 base"), "{err}");
-    assert!(std::fs::read(&nar).unwrap() == std::fs::read(corpus(&format!("{}.nar", SERIES[2]))).unwrap());
+    assert!(
+        std::fs::read(&nar).unwrap()
+            == std::fs::read(corpus(&format!("{}.nar", SERIES[2]))).unwrap()
+    );
     // A base the store does not hold: one line, nothing fetched.
-    let out = fetch(&srv.url, &third, &roots[1], &nar, &["--base", "nothing-1.0"]);
+    let out = fetch(
+        &srv.url,
+        &third,
+        &roots[1],
+        &nar,
+        &["--base", "nothing-1.0"],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
@@ -263,7 +293,11 @@ fn a_hostile_delta_server_costs_a_fallback_never_wrong_bytes() {
         ("cut", cut, "the delta request to"),
         ("damaged", damaged, "the delta request to"),
         ("trailing", trailing, "bytes follow the end of the answer"),
-        ("coded", coded, "Content-Encoding \"zstd\", which was not asked for"),
+        (
+            "coded",
+            coded,
+            "Content-Encoding \"zstd\", which was not asked for",
+        ),
         ("honest", |real| real, ""),
     ];
     for (case, answer, why) in cases {
@@ -272,7 +306,10 @@ fn a_hostile_delta_server_costs_a_fallback_never_wrong_bytes() {
         ok_in(case, &fetch(&gateway, &store, &v1, &nar, &[]));
         let out = fetch(&gateway, &store, &v2, &nar, &[]);
         let err = ok_in(case, &out);
-        assert!(std::fs::read(&nar).unwrap() == expected, "{case}: wrong NAR");
+        assert!(
+            std::fs::read(&nar).unwrap() == expected,
+            "{case}: wrong NAR"
+        );
         assert!(err.contains("delta against 1 base"), "{case}: {err}");
         let lines = err.trim_end().lines().count();
         if case == "honest" {

@@ -181,7 +181,10 @@ pub fn package_of(name: &str) -> (&str, &str) {
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
     let (ca, cb) = (components(a), components(b));
     for i in 0..ca.len().max(cb.len()) {
-        let (x, y) = (ca.get(i).copied().unwrap_or(""), cb.get(i).copied().unwrap_or(""));
+        let (x, y) = (
+            ca.get(i).copied().unwrap_or(""),
+            cb.get(i).copied().unwrap_or(""),
+        );
         let o = match (x.parse::<u64>(), y.parse::<u64>()) {
             (Ok(m), Ok(n)) => m.cmp(&n),
             _ if x == y => Ordering::Equal,
@@ -260,7 +263,8 @@ pub fn default_base(
                     _ => {
                         let o = compare_versions(version, b_version);
                         let o = if below { o } else { o.reverse() };
-                        o == Ordering::Greater || (o == Ordering::Equal && r.created > b_rec.created)
+                        o == Ordering::Greater
+                            || (o == Ordering::Equal && r.created > b_rec.created)
                     }
                 },
             };

@@ -145,7 +145,11 @@ pub(crate) fn run(
         current: None,
         parked: Vec::new(),
     };
-    let failed = match conn.request(DELTA_PATH, RESPONSE_TYPE, Some((REQUEST_TYPE, request_body(&wanted)))) {
+    let failed = match conn.request(
+        DELTA_PATH,
+        RESPONSE_TYPE,
+        Some((REQUEST_TYPE, request_body(&wanted))),
+    ) {
         Err(e) => Some(e),
         Ok(request) => match conn.stream(request, RESPONSE_TYPE) {
             Err(e) => Some(e),
@@ -248,7 +252,9 @@ impl Reading<'_> {
             }
             .map_err(WireError::Io)?
             .single_frame();
-            decoder.window_log_max(WINDOW_LOG_MAX).map_err(WireError::Io)?;
+            decoder
+                .window_log_max(WINDOW_LOG_MAX)
+                .map_err(WireError::Io)?;
             let mut frame = BufReader::with_capacity(128 << 10, decoder);
             let complete = self.frame(&mut frame, each)?;
             if complete && read_block(&mut frame)?.is_some() {

@@ -36,9 +36,9 @@ use std::io::{self, Read, Write};
 
 use narfs_core::block::{BlockSource, DAG_PB, MAX_BLOCK_SIZE};
 use narfs_core::dagpb::PBNode;
+use narfs_core::unixfs::UnixFsData;
 use narfs_core::varint;
 use narfs_core::Cid;
-use narfs_core::unixfs::UnixFsData;
 use narfs_decoder::DecodeError;
 
 /// The probe and the names of a root: `GET NAMES_PATH<cid>`.
@@ -194,9 +194,7 @@ impl PartHead {
     pub fn read(r: &mut dyn Read) -> Result<PartHead, WireError> {
         let mut kind = [0u8];
         read_exact(r, &mut kind)?;
-        let mut num = || -> Result<u64, WireError> {
-            read_varint(r)?.ok_or(WireError::Truncated)
-        };
+        let mut num = || -> Result<u64, WireError> { read_varint(r)?.ok_or(WireError::Truncated) };
         let small = |v: u64| usize::try_from(v).map_err(|_| WireError::BadHead);
         Ok(match kind[0] {
             b'D' => PartHead::Delta {
@@ -313,7 +311,11 @@ impl Sequence {
 /// caller's thread: not through the decoder's `FileReader`, whose parallel reads use
 /// rayon's pool, which a fetch's decoder may hold while it waits for the very blocks
 /// this reference is for.
-pub fn read_reference(source: &impl BlockSource, base: &Cid, len: u64) -> Result<Vec<u8>, WireError> {
+pub fn read_reference(
+    source: &impl BlockSource,
+    base: &Cid,
+    len: u64,
+) -> Result<Vec<u8>, WireError> {
     let bad = |e: DecodeError| WireError::Reference(Box::new(*base), Box::new(e));
     let mut out: Vec<u8> = Vec::with_capacity(len.min(MAX_REF) as usize);
     let mut stack = vec![*base];
@@ -327,12 +329,10 @@ pub fn read_reference(source: &impl BlockSource, base: &Cid, len: u64) -> Result
             out.extend_from_slice(&data[..data.len().min(left)]);
             continue;
         }
-        let fs = PBNode::decode(&data)
-            .ok()
-            .and_then(|node| {
-                let fs = UnixFsData::decode(node.data.as_deref()?).ok()?;
-                Some((node, fs))
-            });
+        let fs = PBNode::decode(&data).ok().and_then(|node| {
+            let fs = UnixFsData::decode(node.data.as_deref()?).ok()?;
+            Some((node, fs))
+        });
         let Some((node, fs)) = fs else {
             return Err(lying(format!("a base {cid} that is not a UnixFS file")));
         };
@@ -390,20 +390,39 @@ mod tests {
     use super::*;
 
     fn cid(n: u8) -> Cid {
-        narfs_core::block::cid_for(narfs_core::block::RAW, narfs_core::block::HashAlg::Sha2_256, &[n])
+        narfs_core::block::cid_for(
+            narfs_core::block::RAW,
+            narfs_core::block::HashAlg::Sha2_256,
+            &[n],
+        )
     }
 
     #[test]
     fn requests_round_trip_and_bad_ones_are_refused() {
         let items = vec![
-            Item { cid: cid(1), base: Some(cid(2)) },
-            Item { cid: cid(3), base: None },
+            Item {
+                cid: cid(1),
+                base: Some(cid(2)),
+            },
+            Item {
+                cid: cid(3),
+                base: None,
+            },
         ];
         assert_eq!(parse_request(&request_body(&items)).unwrap(), items);
-        assert!(matches!(parse_request(b"x\n"), Err(WireError::BadLine { line: 1 })));
+        assert!(matches!(
+            parse_request(b"x\n"),
+            Err(WireError::BadLine { line: 1 })
+        ));
         let three = format!("{} {} {}\n", cid(1), cid(2), cid(3));
         assert!(parse_request(three.as_bytes()).is_err());
-        let many = request_body(&vec![Item { cid: cid(1), base: None }; MAX_ITEMS + 1]);
+        let many = request_body(&vec![
+            Item {
+                cid: cid(1),
+                base: None
+            };
+            MAX_ITEMS + 1
+        ]);
         assert!(matches!(parse_request(&many), Err(WireError::TooMany)));
     }
 
@@ -411,8 +430,14 @@ mod tests {
     fn heads_and_blocks_round_trip() {
         let mut out = Vec::new();
         let heads = [
-            PartHead::Delta { item: 3, ref_len: 1 << 30 },
-            PartHead::Plain { first: 0, count: 300 },
+            PartHead::Delta {
+                item: 3,
+                ref_len: 1 << 30,
+            },
+            PartHead::Plain {
+                first: 0,
+                count: 300,
+            },
             PartHead::End,
         ];
         for h in &heads {
@@ -425,13 +450,25 @@ mod tests {
         }
         assert_eq!(read_block(&mut r).unwrap().unwrap(), b"hello");
         assert!(read_block(&mut r).unwrap().is_none());
-        assert!(matches!(PartHead::read(&mut &b"X"[..]), Err(WireError::BadHead)));
-        assert!(matches!(PartHead::read(&mut &b"D\x80"[..]), Err(WireError::Truncated)));
+        assert!(matches!(
+            PartHead::read(&mut &b"X"[..]),
+            Err(WireError::BadHead)
+        ));
+        assert!(matches!(
+            PartHead::read(&mut &b"D\x80"[..]),
+            Err(WireError::Truncated)
+        ));
         // A length over the block limit is refused before any allocation.
         let mut big = Vec::new();
         varint::put(&mut big, 1 << 40);
-        assert!(matches!(read_block(&mut &big[..]), Err(WireError::TooLarge(_))));
-        assert!(matches!(read_block(&mut &[5, 1, 2][..]), Err(WireError::Truncated)));
+        assert!(matches!(
+            read_block(&mut &big[..]),
+            Err(WireError::TooLarge(_))
+        ));
+        assert!(matches!(
+            read_block(&mut &[5, 1, 2][..]),
+            Err(WireError::Truncated)
+        ));
     }
 
     #[test]

@@ -132,7 +132,11 @@ pub struct Fetched {
 impl Fetched {
     /// One line for the operator: what was fetched, what was reused, the NAR.
     pub fn summary(&self) -> String {
-        let (p, r, d) = (&self.prefetched.progress, &self.record, &self.prefetched.delta);
+        let (p, r, d) = (
+            &self.prefetched.progress,
+            &self.record,
+            &self.prefetched.delta,
+        );
         let delta = match d.bases.len() {
             0 => String::new(),
             n => format!(
@@ -382,10 +386,21 @@ fn worker(gateway: &Gateway, store: &Store, jobs: &Mutex<Receiver<Job>>, msgs: &
         let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(job) = job else { return };
         if let Job::Delta { items } = job {
-            let outcome = delta_fetch::run(&mut conn, gateway.url(), store, &items, &mut |block, path| {
-                let path = path.clone();
-                msgs.send(Msg::Block { block, path, walk: false }).is_ok()
-            });
+            let outcome = delta_fetch::run(
+                &mut conn,
+                gateway.url(),
+                store,
+                &items,
+                &mut |block, path| {
+                    let path = path.clone();
+                    msgs.send(Msg::Block {
+                        block,
+                        path,
+                        walk: false,
+                    })
+                    .is_ok()
+                },
+            );
             if msgs.send(Msg::DeltaDone(Box::new(outcome))).is_err() {
                 return;
             }
@@ -421,7 +436,11 @@ fn run_job(
         Job::Block { cid, path } => {
             return match conn.block(&cid) {
                 Ok(block) => {
-                    let _ = msgs.send(Msg::Block { block, path, walk: true });
+                    let _ = msgs.send(Msg::Block {
+                        block,
+                        path,
+                        walk: true,
+                    });
                     (1, Ok(()))
                 }
                 Err(e) => (1, Err(failed(&cid, &path, e))),
@@ -438,7 +457,12 @@ fn run_job(
         let cid = *block.cid();
         got.insert(cid);
         let path = path.clone();
-        msgs.send(Msg::Block { block, path, walk: true }).map_err(|_| {
+        msgs.send(Msg::Block {
+            block,
+            path,
+            walk: true,
+        })
+        .map_err(|_| {
             gone = true;
             GatewayError::Unexpected(Box::new(cid))
         })
@@ -452,7 +476,13 @@ fn run_job(
         match conn.block(cid) {
             Ok(block) => {
                 let path = path.clone();
-                gone = msgs.send(Msg::Block { block, path, walk: true }).is_err();
+                gone = msgs
+                    .send(Msg::Block {
+                        block,
+                        path,
+                        walk: true,
+                    })
+                    .is_err();
             }
             Err(e) => return (requests, Err(failed(cid, &path, e))),
         }

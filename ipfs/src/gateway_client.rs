@@ -382,13 +382,16 @@ impl Connection<'_> {
         let g = self.gateway;
         let builder = match &body {
             None => Request::get(format!("{}{path}", g.prefix)),
-            Some((ctype, _)) => Request::post(format!("{}{path}", g.prefix))
-                .header(header::CONTENT_TYPE, *ctype),
+            Some((ctype, _)) => {
+                Request::post(format!("{}{path}", g.prefix)).header(header::CONTENT_TYPE, *ctype)
+            }
         };
         builder
             .header(header::HOST, &g.authority)
             .header(header::ACCEPT, accept)
-            .body(Full::new(body.map(|(_, b)| Bytes::from(b)).unwrap_or_default()))
+            .body(Full::new(
+                body.map(|(_, b)| Bytes::from(b)).unwrap_or_default(),
+            ))
             .map_err(|_| GatewayError::Url { url: g.url.clone() })
     }
 

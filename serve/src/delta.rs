@@ -26,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use narfs_core::error_chain;
 use narfs_core::Cid;
 use narfs_ipfs::delta_wire::{
-    file_size, names_body, parse_request, read_reference, window_log, write_block, Item,
-    PartHead, Sequence, LEVEL, MAX_REF, MAX_REQUEST, NAMES_TYPE, RESPONSE_TYPE,
+    file_size, names_body, parse_request, read_reference, window_log, write_block, Item, PartHead,
+    Sequence, LEVEL, MAX_REF, MAX_REQUEST, NAMES_TYPE, RESPONSE_TYPE,
 };
 use narfs_store::Store;
 use tokio::sync::OwnedSemaphorePermit;
@@ -106,7 +106,10 @@ pub async fn delta(State(st): State<Arc<AppState>>, body: Body) -> Response {
     tokio::task::spawn_blocking(move || produce(&store, &items, writer, permit));
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(RESPONSE_TYPE)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(RESPONSE_TYPE),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         Body::new(body),
