@@ -39,6 +39,39 @@ fn fetch(gateway: &str, store: &Path, root: &str, nar: &Path, args: &[&str]) -> 
         .unwrap()
 }
 
+/// [`fetch`], and the child's peak RSS in KiB (from `wait4`: the child's own, the
+/// test process being small).
+// The child is reaped by `wait4`, which also gives its rusage.
+#[allow(clippy::zombie_processes)]
+fn fetch_measured(gateway: &str, store: &Path, root: &str, nar: &Path) -> (Output, i64) {
+    let child = narfs()
+        .args(["fetch", "--gateway", gateway, "--store"])
+        .arg(store)
+        .arg(root)
+        .arg("-o")
+        .arg(nar)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let out = Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout: Vec::new(),
+        stderr: reader.join().unwrap(),
+    };
+    (out, usage.ru_maxrss)
+}
+
 /// The bytes on the wire in `narfs fetch`'s summary.
 fn wire_bytes(stderr: &str) -> u64 {
     let rest = &stderr[stderr
@@ -304,8 +337,10 @@ fn a_hostile_delta_server_costs_a_fallback_never_wrong_bytes() {
         let store = tmp.path().join(case);
         let gateway = hostile(&srv.url, answer);
         ok_in(case, &fetch(&gateway, &store, &v1, &nar, &[]));
-        let out = fetch(&gateway, &store, &v2, &nar, &[]);
+        let (out, rss) = fetch_measured(&gateway, &store, &v2, &nar);
         let err = ok_in(case, &out);
+        // Bounded: a bomb costs at most one block past the limit and a capped window.
+        assert!(rss < 200 << 10, "{case}: peak RSS {rss} KiB");
         assert!(
             std::fs::read(&nar).unwrap() == expected,
             "{case}: wrong NAR"
