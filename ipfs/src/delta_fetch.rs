@@ -26,7 +26,7 @@ use std::io::{BufReader, Read};
 use std::sync::Arc;
 
 use http::StatusCode;
-use narfs_core::block::Verified;
+use narfs_core::block::{BlockSource, Verified};
 use narfs_core::Cid;
 use narfs_store::Store;
 
@@ -204,7 +204,7 @@ impl Reading<'_> {
     fn answer(
         &mut self,
         body: &mut dyn std::io::BufRead,
-        store: &Store,
+        store: &impl BlockSource,
         each: &mut dyn FnMut(Verified, &Arc<str>) -> bool,
     ) -> Result<(), WireError> {
         loop {
@@ -355,4 +355,156 @@ impl Reading<'_> {
 
 fn lying(what: String) -> WireError {
     WireError::Lying { what }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use narfs_core::block::{cid_for, HashAlg, MemoryStore, DAG_PB, RAW};
+    use narfs_core::dagpb::{PBLink, PBNode};
+    use narfs_core::unixfs::{DataType, UnixFsData};
+
+    /// A file node over two raw leaves: (node CID, node bytes, leaves).
+    fn file() -> (Cid, Vec<u8>, Vec<(Cid, Vec<u8>)>) {
+        let leaves: Vec<(Cid, Vec<u8>)> = [b"first leaf".to_vec(), b"second leaf".to_vec()]
+            .into_iter()
+            .map(|d| (cid_for(RAW, HashAlg::Sha2_256, &d), d))
+            .collect();
+        let mut fs = UnixFsData::new(DataType::File);
+        fs.filesize = Some(21);
+        fs.blocksizes = vec![10, 11];
+        let node = PBNode {
+            links: leaves
+                .iter()
+                .map(|(c, d)| PBLink {
+                    hash: *c,
+                    name: Some(String::new()),
+                    tsize: Some(d.len() as u64),
+                })
+                .collect(),
+            data: Some(fs.encode()),
+        }
+        .encode();
+        (cid_for(DAG_PB, HashAlg::Sha2_256, &node), node, leaves)
+    }
+
+    fn frame(blocks: &[&[u8]]) -> Vec<u8> {
+        let mut z = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        for b in blocks {
+            crate::delta_wire::write_block(&mut z, b).unwrap();
+        }
+        z.finish().unwrap()
+    }
+
+    /// Reads `answer` for `items`: the CIDs handed on, the rest, the outcome.
+    fn read(items: &[Item], answer: &[u8]) -> (Vec<Cid>, Vec<Cid>, Result<(), WireError>) {
+        let items: Vec<(Item, Arc<str>)> = items.iter().map(|i| (*i, Arc::from("f"))).collect();
+        let mut r = Reading {
+            items: &items,
+            next: 0,
+            sent: HashSet::new(),
+            current: None,
+            parked: Vec::new(),
+        };
+        let mut got = Vec::new();
+        let outcome = r.answer(&mut &answer[..], &MemoryStore::new(), &mut |b, _| {
+            got.push(*b.cid());
+            true
+        });
+        let rest = r.rest().into_iter().map(|(c, _)| c).collect();
+        (got, rest, outcome)
+    }
+
+    #[test]
+    fn a_frame_that_stops_early_leaves_exactly_the_rest() {
+        let (node, bytes, leaves) = file();
+        let item = Item {
+            cid: node,
+            base: None,
+        };
+        let other = Item {
+            cid: leaves[1].0,
+            base: None,
+        };
+        // The node and its first leaf, then the frame ends; the second item is left
+        // out by the server.
+        let mut answer = Vec::new();
+        PartHead::Plain { first: 0, count: 1 }
+            .write(&mut answer)
+            .unwrap();
+        answer.extend(frame(&[&bytes, &leaves[0].1]));
+        PartHead::End.write(&mut answer).unwrap();
+        let (got, rest, outcome) = read(&[item, other], &answer);
+        outcome.unwrap();
+        assert_eq!(got, [node, leaves[0].0]);
+        assert_eq!(rest, [leaves[1].0, leaves[1].0]);
+
+        // The whole DAG, in order: nothing left.
+        let mut answer = Vec::new();
+        PartHead::Plain { first: 0, count: 1 }
+            .write(&mut answer)
+            .unwrap();
+        answer.extend(frame(&[&bytes, &leaves[0].1, &leaves[1].1]));
+        PartHead::End.write(&mut answer).unwrap();
+        let (got, rest, outcome) = read(&[item], &answer);
+        outcome.unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn a_wrong_block_or_a_lie_stops_with_the_rest_exact() {
+        let (node, bytes, leaves) = file();
+        let item = Item {
+            cid: node,
+            base: None,
+        };
+        // Leaves out of order: the second is not the one expected.
+        let mut answer = Vec::new();
+        PartHead::Plain { first: 0, count: 1 }
+            .write(&mut answer)
+            .unwrap();
+        answer.extend(frame(&[&bytes, &leaves[1].1, &leaves[0].1]));
+        let (got, rest, outcome) = read(&[item], &answer);
+        assert!(
+            matches!(outcome, Err(WireError::WrongBlock { .. })),
+            "{outcome:?}"
+        );
+        assert_eq!(got, [node]);
+        let mut rest = rest;
+        rest.sort();
+        let mut want = vec![leaves[0].0, leaves[1].0];
+        want.sort();
+        assert_eq!(rest, want);
+        // A delta part for an item without a base; a run past the items.
+        for head in [
+            PartHead::Delta {
+                item: 0,
+                ref_len: 5,
+            },
+            PartHead::Plain { first: 0, count: 2 },
+        ] {
+            let mut answer = Vec::new();
+            head.write(&mut answer).unwrap();
+            let (got, rest, outcome) = read(&[item], &answer);
+            assert!(
+                matches!(outcome, Err(WireError::Lying { .. })),
+                "{outcome:?}"
+            );
+            assert!(got.is_empty());
+            assert_eq!(rest, [node]);
+        }
+        // Blocks after the last one of a frame.
+        let mut answer = Vec::new();
+        PartHead::Plain { first: 0, count: 1 }
+            .write(&mut answer)
+            .unwrap();
+        answer.extend(frame(&[&bytes, &leaves[0].1, &leaves[1].1, b"more"]));
+        let (_, rest, outcome) = read(&[item], &answer);
+        assert!(
+            matches!(outcome, Err(WireError::Trailing(_))),
+            "{outcome:?}"
+        );
+        assert!(rest.is_empty());
+    }
 }

@@ -66,8 +66,9 @@ pub const WINDOW_LOG_MAX: u32 = 27;
 /// The zstd level of delta parts and plain runs. Measured against level 2 (the
 /// gateway's `Content-Encoding`) on the large corpus: see the README's transfer table.
 pub const LEVEL: i32 = 3;
-/// The most names a probe answer lists, and its bytes.
+/// The most names a probe answer lists.
 pub const MAX_NAMES: usize = 16;
+/// The most bytes of a probe answer the client reads.
 pub const MAX_NAMES_BYTES: usize = 16 << 10;
 
 /// Why a request or answer does not parse.
