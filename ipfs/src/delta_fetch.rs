@@ -364,9 +364,12 @@ mod tests {
     use narfs_core::dagpb::{PBLink, PBNode};
     use narfs_core::unixfs::{DataType, UnixFsData};
 
+    /// Blocks as CID and bytes.
+    type Blocks = Vec<(Cid, Vec<u8>)>;
+
     /// A file node over two raw leaves: (node CID, node bytes, leaves).
-    fn file() -> (Cid, Vec<u8>, Vec<(Cid, Vec<u8>)>) {
-        let leaves: Vec<(Cid, Vec<u8>)> = [b"first leaf".to_vec(), b"second leaf".to_vec()]
+    fn file() -> (Cid, Vec<u8>, Blocks) {
+        let leaves: Blocks = [b"first leaf".to_vec(), b"second leaf".to_vec()]
             .into_iter()
             .map(|d| (cid_for(RAW, HashAlg::Sha2_256, &d), d))
             .collect();
