@@ -163,6 +163,7 @@ pub(crate) fn run(
         },
     };
     if let Some(e) = failed {
+        conn.reset();
         out.refused = matches!(&e, GatewayError::Status { status, .. } if refusal(*status));
         if !out.refused {
             out.failure = Some(FetchError::Delta {

@@ -372,6 +372,12 @@ impl Connection<'_> {
         Ok((parts, body, timeout))
     }
 
+    /// Drops the connection (the next request makes a new one): after an answer
+    /// left unread or wrong.
+    pub(crate) fn reset(&mut self) {
+        self.sender = None;
+    }
+
     /// The request for `path` under the gateway (`GET` without a body, else `POST`).
     pub(crate) fn request(
         &self,

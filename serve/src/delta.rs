@@ -8,7 +8,8 @@
 //!
 //! Bounds: the request body is read up to `MAX_REQUEST` bytes (413 past it); a
 //! response holds one reference (≤ 64 MiB), one zstd encoder (window ≤ 2^27, with
-//! long-distance matching), the response's set of sent CIDs (at most [`MAX_BLOCKS`];
+//! long-distance matching; at most [`MAX_REF_BYTES`] of references read per
+//! response), the response's set of sent CIDs (at most [`MAX_BLOCKS`];
 //! past it the answer ends early and the client fetches the rest by the gateway) and
 //! the body channel; at most [`MAX_DELTAS`] such responses run at once (each also
 //! holds a stream permit), a request over that waits `queue_wait`, then gets a 503.
@@ -40,6 +41,9 @@ use crate::{text, AppState};
 pub const MAX_DELTAS: usize = 2;
 /// Blocks one response sends at most (the set of their CIDs is its memory).
 pub const MAX_BLOCKS: usize = 1 << 18;
+/// Reference bytes one response reads at most: past them, items go without one (a
+/// request naming many large bases costs the server a bounded amount of reading).
+pub const MAX_REF_BYTES: u64 = 4 << 30;
 
 /// `GET /narfs/v1/names/<cid>`: the names of the root's records, one a line (the
 /// record's name, and its narinfo's store path).
@@ -142,13 +146,16 @@ fn parts(
     sent: &mut HashSet<Cid>,
 ) -> io::Result<()> {
     let mut i = 0;
+    let mut budget = MAX_REF_BYTES;
     while i < items.len() && sent.len() < MAX_BLOCKS {
         let item = items[i];
         let Some(root) = store.get_block(&item.cid).ok().flatten() else {
             i += 1; // left out: the client fetches it another way
             continue;
         };
-        if let Some((reference, ref_len)) = item.base.and_then(|b| reference(store, &b)) {
+        let base = item.base.filter(|_| budget > 0);
+        if let Some((reference, ref_len)) = base.and_then(|b| reference(store, &b, budget)) {
+            budget -= ref_len;
             PartHead::Delta { item: i, ref_len }.write(w)?;
             let size = file_size(&item.cid, &root).unwrap_or(0);
             let mut z = zstd::stream::write::Encoder::with_ref_prefix(&mut *w, LEVEL, &reference)?;
@@ -163,9 +170,10 @@ fn parts(
         let first = i;
         let mut end = i + 1;
         while end < items.len()
-            && items[end]
-                .base
-                .is_none_or(|b| !store.contains(&b).unwrap_or(false))
+            && (budget == 0
+                || items[end]
+                    .base
+                    .is_none_or(|b| !store.contains(&b).unwrap_or(false)))
         {
             end += 1;
         }
@@ -186,11 +194,11 @@ fn parts(
     PartHead::End.write(w)
 }
 
-/// The reference for base `base`: its first bytes, at most `MAX_REF`; none if the
-/// store lacks it, it is not a file, or it is empty.
-fn reference(store: &Store, base: &Cid) -> Option<(Vec<u8>, u64)> {
+/// The reference for base `base`: its first bytes, at most `MAX_REF` and `budget`;
+/// none if the store lacks it, it is not a file, or it is empty.
+fn reference(store: &Store, base: &Cid, budget: u64) -> Option<(Vec<u8>, u64)> {
     let block = store.get_block(base).ok()??;
-    let len = file_size(base, &block)?.min(MAX_REF);
+    let len = file_size(base, &block)?.min(MAX_REF).min(budget);
     if len == 0 {
         return None;
     }
