@@ -26,7 +26,7 @@ use std::io::{BufReader, Read};
 use std::sync::Arc;
 
 use http::StatusCode;
-use narfs_core::block::{BlockSource, Verified};
+use narfs_core::block::{BlockSource, Verified, RAW};
 use narfs_core::Cid;
 use narfs_store::Store;
 
@@ -36,6 +36,7 @@ use crate::delta_wire::{
     MAX_NAMES, MAX_NAMES_BYTES, MAX_REF, NAMES_PATH, NAMES_TYPE, REQUEST_TYPE, RESPONSE_TYPE,
     WINDOW_LOG_MAX,
 };
+use crate::fetch::DeltaReport;
 use crate::fetch::FetchError;
 use crate::gateway_client::{Connection, Gateway, GatewayError};
 
@@ -186,6 +187,63 @@ fn refusal(status: StatusCode) -> bool {
             | StatusCode::METHOD_NOT_ALLOWED
             | StatusCode::NOT_IMPLEMENTED
     )
+}
+
+/// The walk's side of the delta transfer ([`crate::delta_fetch`]).
+pub(crate) struct Delta {
+    pub(crate) files: BaseFiles,
+    /// Items gathered for the next request.
+    pub(crate) batch: Vec<(Item, Arc<str>)>,
+    /// Blocks once batched: never again (what a delta did not bring comes by the
+    /// gateway).
+    pub(crate) tried: HashSet<Cid>,
+    /// Every block received in this walk (a delta answer may repeat a block, and its
+    /// blocks' links are not walked).
+    pub(crate) received: HashSet<Cid>,
+    /// Delta requests in flight.
+    pub(crate) in_flight: usize,
+    /// Refused or failed: not used again in this fetch.
+    pub(crate) off: bool,
+    pub(crate) report: DeltaReport,
+}
+
+impl Delta {
+    pub(crate) fn new(files: BaseFiles, report: DeltaReport) -> Delta {
+        Delta {
+            files,
+            batch: Vec::new(),
+            tried: HashSet::new(),
+            received: HashSet::new(),
+            in_flight: 0,
+            off: false,
+            report,
+        }
+    }
+
+    /// Whether `cid` may still be batched.
+    pub(crate) fn wants(&self, cid: &Cid) -> bool {
+        !self.off && !self.tried.contains(cid)
+    }
+
+    pub(crate) fn take(&mut self, cid: Cid, base: Option<Cid>, path: Arc<str>) {
+        self.tried.insert(cid);
+        self.batch.push((Item { cid, base }, path));
+    }
+
+    /// Batches a missing entry at `path`: against the base's file there, or without
+    /// a base if it is a raw leaf (a small file). False: fetch it by the gateway (a
+    /// node at a path the base has no file at may be a directory).
+    pub(crate) fn divert(&mut self, cid: Cid, path: &Arc<str>) -> bool {
+        if !self.wants(&cid) {
+            return false;
+        }
+        match self.files.at(path).copied() {
+            Some(base) if base != cid => self.take(cid, Some(base), path.clone()),
+            _ if cid.codec() == RAW => self.take(cid, None, path.clone()),
+            _ => return false,
+        }
+        true
+    }
 }
 
 /// Reading one answer.

@@ -31,8 +31,7 @@ use narfs_decoder::DecodeError;
 use narfs_store::{RootRecord, Store, Written};
 
 use crate::arrivals::Arrivals;
-use crate::delta_base::BaseFiles;
-use crate::delta_fetch;
+use crate::delta_fetch::{self, Delta};
 use crate::delta_wire::{Item, MAX_ITEMS};
 use crate::gateway_client::{Connection, Gateway, GatewayError};
 
@@ -754,63 +753,6 @@ impl Walk<'_> {
             self.seen.remove(&cid);
             self.stack.push((cid, path, None, false));
         }
-    }
-}
-
-/// The walk's side of the delta transfer ([`crate::delta_fetch`]).
-struct Delta {
-    files: BaseFiles,
-    /// Items gathered for the next request.
-    batch: Vec<(Item, Arc<str>)>,
-    /// Blocks once batched: never again (what a delta did not bring comes by the
-    /// gateway).
-    tried: HashSet<Cid>,
-    /// Every block received in this walk (a delta answer may repeat a block, and its
-    /// blocks' links are not walked).
-    received: HashSet<Cid>,
-    /// Delta requests in flight.
-    in_flight: usize,
-    /// Refused or failed: not used again in this fetch.
-    off: bool,
-    report: DeltaReport,
-}
-
-impl Delta {
-    fn new(files: BaseFiles, report: DeltaReport) -> Delta {
-        Delta {
-            files,
-            batch: Vec::new(),
-            tried: HashSet::new(),
-            received: HashSet::new(),
-            in_flight: 0,
-            off: false,
-            report,
-        }
-    }
-
-    /// Whether `cid` may still be batched.
-    fn wants(&self, cid: &Cid) -> bool {
-        !self.off && !self.tried.contains(cid)
-    }
-
-    fn take(&mut self, cid: Cid, base: Option<Cid>, path: Arc<str>) {
-        self.tried.insert(cid);
-        self.batch.push((Item { cid, base }, path));
-    }
-
-    /// Batches a missing entry at `path`: against the base's file there, or without
-    /// a base if it is a raw leaf (a small file). False: fetch it by the gateway (a
-    /// node at a path the base has no file at may be a directory).
-    fn divert(&mut self, cid: Cid, path: &Arc<str>) -> bool {
-        if !self.wants(&cid) {
-            return false;
-        }
-        match self.files.at(path).copied() {
-            Some(base) if base != cid => self.take(cid, Some(base), path.clone()),
-            _ if cid.codec() == RAW => self.take(cid, None, path.clone()),
-            _ => return false,
-        }
-        true
     }
 }
 
