@@ -5,7 +5,11 @@
 #   narfs fetch    through a Kubo gateway, into the store that holds N: the block bytes
 #                  it fetched (every block verified against its CID) and its requests
 #   wire zstd      the same fetch through `narfs serve` as the gateway, zstd negotiated
-#                  (Content-Encoding): the bytes it received on the wire
+#                  (Content-Encoding), `--no-delta`: the bytes it received on the wire
+#   wire delta     the same fetch through `narfs serve` with narfs's delta transfer (the
+#                  default): each changed file zstd-compressed against the previous
+#                  version's file at the same path, which the client holds (its default
+#                  base: the record of the same package, named by the server's probe)
 #   seed           one compressed NAR per item, as `guix publish --ipfs-api` put into
 #                  IPFS: the `zstd -19` NAR (the size cached by the NAR's sha256 under
 #                  ~/.cache/narfs/zstd19, the experiment's cache, computed if missing)
@@ -76,44 +80,48 @@ nix_copy_size() {
 }
 
 echo "machine: $(nproc) CPUs; $(ipfs version); corpus $CORPUS; chunker ${CHUNKER:-default}; load $(cut -d' ' -f1-3 /proc/loadavg)"
-fmt='%-34s %11s %11s %6s %11s %11s %11s\n'
-printf "$fmt" item "NAR" "narfs" reqs "wire zstd" "zstd -19" "nix copy"
+fmt='%-34s %11s %11s %6s %11s %11s %11s %11s\n'
+printf "$fmt" item "NAR" "narfs" reqs "wire zstd" "wire delta" "zstd -19" "nix copy"
 prev=
-tn=0; tw=0; tz=0; tx=0; tb=0; count=0
-# fetch GATEWAY STORE ROOT: "block-bytes requests wire-bytes" of narfs fetch's summary.
+tn=0; tw=0; td=0; tz=0; tx=0; tb=0; count=0
+# fetch GATEWAY STORE ROOT [ARGS…]: "block-bytes requests wire-bytes" of narfs fetch's
+# summary.
 fetch() {
   local line got
-  line=$("$N" fetch --gateway "$1" --store "$2" "$3" 2>&1 >/dev/null)
+  line=$("$N" fetch --gateway "$1" --store "$2" "${@:4}" "$3" 2>&1 >/dev/null)
   got=$(echo "$line" | sed -n 's/.*fetched [0-9]* blocks (\([0-9]*\) bytes) in \([0-9]*\) requests (\([0-9]*\) bytes on the wire).*/\1 \2 \3/p')
   [ -n "$got" ] || { echo "transfer.sh: unexpected fetch output: $line" >&2; exit 1; }
   echo "$got"
 }
 while read -r f p root; do
-  [ "$p" = "$prev" ] || rm -rf "$W/client" "$W/client-z"
-  set -- $(fetch "$GW" "$W/client" "$root")
+  [ "$p" = "$prev" ] || rm -rf "$W/client" "$W/client-z" "$W/client-d"
+  set -- $(fetch "$GW" "$W/client" "$root" --no-delta)
   blocks=$1 reqs=$2
-  set -- $(fetch "$SERVE" "$W/client-z" "$root")
+  set -- $(fetch "$SERVE" "$W/client-z" "$root" --no-delta)
   wire=$3
+  set -- $(fetch "$SERVE" "$W/client-d" "$root")
+  delta=$3
   nar=$(stat -c %s "$CORPUS/$f")
   z=$(zstd19 "$CORPUS/$f")
   x=-
   [ "$NIX_COPY" = 0 ] || x=$(nix_copy_size "$count" "$CORPUS/$f")
   label=${f%.nar}
   if [ "$p" = "$prev" ]; then
-    tn=$((tn + blocks)); tw=$((tw + wire)); tz=$((tz + z)); tb=$((tb + nar))
+    tn=$((tn + blocks)); tw=$((tw + wire)); td=$((td + delta)); tz=$((tz + z)); tb=$((tb + nar))
     [ "$x" = - ] || tx=$((tx + x))
   else
     label="$label (first)"
   fi
-  printf "$fmt" "$label" "$nar" "$blocks" "$reqs" "$wire" "$z" "$x"
+  printf "$fmt" "$label" "$nar" "$blocks" "$reqs" "$wire" "$delta" "$z" "$x"
   prev=$p; count=$((count + 1))
 done <"$W/roots"
 [ "$NIX_COPY" = 0 ] && tx=-
-printf "$fmt" "updates, total" "$tb" "$tn" "" "$tw" "$tz" "$tx"
-awk -v n="$tn" -v w="$tw" -v z="$tz" -v x="$tx" -v b="$tb" 'BEGIN {
+printf "$fmt" "updates, total" "$tb" "$tn" "" "$tw" "$td" "$tz" "$tx"
+awk -v n="$tn" -v w="$tw" -v d="$td" -v z="$tz" -v x="$tx" -v b="$tb" 'BEGIN {
   printf "updates: narfs moves %.3f of the NAR bytes, %.2f x the zstd -19 NARs", n / b, n / z
   if (x != "-") printf ", %.2f x nix copy (xz)", n / x
-  printf "\nupdates compressed on the wire (narfs serve, zstd): %.3f of the NAR bytes, %.3f x the zstd -19 NARs\n", w / b, w / z }'
+  printf "\nupdates compressed on the wire (narfs serve, zstd): %.3f of the NAR bytes, %.3f x the zstd -19 NARs\n", w / b, w / z
+  printf "updates with the delta transfer (narfs serve, delta): %.3f of the NAR bytes, %.3f x the zstd -19 NARs\n", d / b, d / z }'
 
 # /nar/<cid>.nar.zst from narfs serve --nar-compression zstd vs the raw NARs from
 # python3 -m http.server, every NAR of the corpus once each, one after the other.

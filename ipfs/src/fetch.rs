@@ -31,10 +31,12 @@ use narfs_decoder::DecodeError;
 use narfs_store::{RootRecord, Store, Written};
 
 use crate::arrivals::Arrivals;
+use crate::delta_fetch::{self, Delta};
+use crate::delta_wire::{Item, MAX_ITEMS};
 use crate::gateway_client::{Connection, Gateway, GatewayError};
 
 /// How a fetch runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchOptions {
     /// Requests in flight (worker threads).
     pub jobs: usize,
@@ -45,6 +47,14 @@ pub struct FetchOptions {
     /// Store fetched blocks zstd-compressed at the store's level (less disk, more
     /// CPU), rather than as they came.
     pub compress: bool,
+    /// Use the delta transfer when the gateway speaks it ([`crate::delta_fetch`]).
+    pub delta: bool,
+    /// The held roots to compress against; none: the default base
+    /// ([`crate::delta_base::default_base`]).
+    pub bases: Vec<Cid>,
+    /// The name to record the root under ([`crate::fetch`]); none: the server's name
+    /// for it, if the store has no record of that name.
+    pub name: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -54,6 +64,9 @@ impl Default for FetchOptions {
             car_runs: true,
             max_bytes: 1 << 40,
             compress: false,
+            delta: true,
+            bases: Vec::new(),
+            name: None,
         }
     }
 }
@@ -80,12 +93,30 @@ pub struct Progress {
 }
 
 /// What [`prefetch`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Prefetched {
     /// The final counts.
     pub progress: Progress,
     /// What the store did not hold before.
     pub written: Written,
+    /// What the delta transfer did.
+    pub delta: DeltaReport,
+}
+
+/// What the delta transfer did in a fetch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeltaReport {
+    /// The names the gateway gives the root (none: it does not speak delta, or was
+    /// not asked because the store held the root).
+    pub names: Vec<String>,
+    /// The bases compressed against (none: no delta).
+    pub bases: Vec<Cid>,
+    /// Delta requests sent, the items they asked for, and those with a base.
+    pub requests: u64,
+    pub items: u64,
+    pub with_base: u64,
+    /// Why the delta stopped midway (the rest came by the trustless gateway).
+    pub failure: Option<String>,
 }
 
 /// What [`fetch`] did.
@@ -100,10 +131,24 @@ pub struct Fetched {
 impl Fetched {
     /// One line for the operator: what was fetched, what was reused, the NAR.
     pub fn summary(&self) -> String {
-        let (p, r) = (&self.prefetched.progress, &self.record);
+        let (p, r, d) = (
+            &self.prefetched.progress,
+            &self.record,
+            &self.prefetched.delta,
+        );
+        let delta = match d.bases.len() {
+            0 => String::new(),
+            n => format!(
+                "; delta against {n} base{}: {} requests, {} items ({} with a base)",
+                if n == 1 { "" } else { "s" },
+                d.requests,
+                d.items,
+                d.with_base
+            ),
+        };
         format!(
             "{}: fetched {} blocks ({} bytes) in {} requests ({} bytes on the wire), reused \
-             {} blocks ({} bytes); NAR {} ({} bytes)",
+             {} blocks ({} bytes); NAR {} ({} bytes){delta}",
             r.root,
             p.fetched_blocks,
             p.fetched_bytes,
@@ -126,6 +171,14 @@ pub enum FetchError {
     Block {
         cid: Box<Cid>,
         path: String,
+        gateway: String,
+        #[source]
+        source: Box<GatewayError>,
+    },
+    /// A delta request failed or its answer was unusable; the fetch went on without
+    /// it (only reported, in [`DeltaReport::failure`]).
+    #[error("the delta request to {gateway} failed")]
+    Delta {
         gateway: String,
         #[source]
         source: Box<GatewayError>,
@@ -192,13 +245,27 @@ pub(crate) fn prefetch_into(
     feed: Option<&Arrivals>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Prefetched, FetchError> {
-    let mut earlier = (HashSet::new(), Progress::default(), Written::default());
-    if options.car_runs && !store.contains(root)? {
-        let w = crate::whole_car::whole(gateway, store, root, options, feed, progress)?;
+    let mut report = DeltaReport::default();
+    let mut before = Progress::default();
+    let mut files = None;
+    if options.delta && !store.contains(root)? {
+        let plan = crate::delta_fetch::plan(gateway, store, root, &options.bases)?;
+        before.requests = plan.requests;
+        before.received_bytes = plan.received;
+        report.names = plan.names;
+        report.bases = plan.bases;
+        files = plan.files;
+    }
+    let mut earlier = (HashSet::new(), before, Written::default());
+    if options.car_runs && files.is_none() && !store.contains(root)? {
+        let mut w = crate::whole_car::whole(gateway, store, root, options, feed, progress)?;
+        w.progress.requests += before.requests;
+        w.progress.received_bytes += before.received_bytes;
         if w.complete {
             return Ok(Prefetched {
                 progress: w.progress,
                 written: w.written,
+                delta: report,
             });
         }
         earlier = (w.received, w.progress, w.written);
@@ -212,7 +279,7 @@ pub(crate) fn prefetch_into(
     let walked = std::thread::scope(|s| {
         for _ in 0..jobs {
             let (job_rx, msg_tx) = (job_rx.clone(), msg_tx.clone());
-            s.spawn(move || worker(gateway, &job_rx, &msg_tx));
+            s.spawn(move || worker(gateway, store, &job_rx, &msg_tx));
         }
         drop(msg_tx);
         let mut walk = Walk {
@@ -221,16 +288,21 @@ pub(crate) fn prefetch_into(
             options,
             sink: &mut sink,
             feed,
-            stack: vec![(*root, Arc::from(""), None)],
+            stack: vec![(*root, Arc::from(""), None, true)],
             seen: HashSet::new(),
             earlier: &earlier,
             ready: Vec::new(),
             in_flight: 0,
             progress: start,
             root: *root,
+            delta: files.map(|files| Delta::new(files, report.clone())),
         };
         // The channels go with `run`'s frame: the workers then see them closed.
-        walk.run(job_tx, msg_rx, progress).map(|()| walk.progress)
+        let r = walk.run(job_tx, msg_rx, progress).map(|()| walk.progress);
+        if let Some(d) = walk.delta {
+            report = d.report;
+        }
+        r
     });
     // Blocks that arrived are verified: kept (committed, unreferenced until a root
     // is recorded) even when the walk failed, so that the next try reuses them.
@@ -244,6 +316,7 @@ pub(crate) fn prefetch_into(
             new_bytes: w.new_bytes + b.new_bytes,
             new_stored_bytes: w.new_stored_bytes + b.new_stored_bytes,
         },
+        delta: report,
     })
 }
 
@@ -276,12 +349,21 @@ enum Job {
         leaves: Vec<Cid>,
         path: Arc<str>,
     },
+    /// A batch of DAGs, as one delta request.
+    Delta { items: Vec<(Item, Arc<str>)> },
 }
 
 /// What a worker sends back.
 enum Msg {
-    /// A block, verified by the worker.
-    Block { block: Verified, path: Arc<str> },
+    /// A block, verified by the worker; its links are walked (`walk`), or it came
+    /// in a delta answer, which brings what it links to or says what it did not.
+    Block {
+        block: Verified,
+        path: Arc<str>,
+        walk: bool,
+    },
+    /// A delta request is over.
+    DeltaDone(Box<delta_fetch::Outcome>),
     /// A job is over; requests sent and body bytes received for it.
     Done { requests: u64, received: u64 },
     /// A job failed.
@@ -289,7 +371,7 @@ enum Msg {
 }
 
 /// A worker: takes jobs until the walk closes the channel (or stops listening).
-fn worker(gateway: &Gateway, jobs: &Mutex<Receiver<Job>>, msgs: &SyncSender<Msg>) {
+fn worker(gateway: &Gateway, store: &Store, jobs: &Mutex<Receiver<Job>>, msgs: &SyncSender<Msg>) {
     let mut conn = match gateway.connection() {
         Ok(c) => c,
         Err(source) => {
@@ -302,6 +384,27 @@ fn worker(gateway: &Gateway, jobs: &Mutex<Receiver<Job>>, msgs: &SyncSender<Msg>
     loop {
         let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(job) = job else { return };
+        if let Job::Delta { items } = job {
+            let outcome = delta_fetch::run(
+                &mut conn,
+                gateway.url(),
+                store,
+                &items,
+                &mut |block, path| {
+                    let path = path.clone();
+                    msgs.send(Msg::Block {
+                        block,
+                        path,
+                        walk: false,
+                    })
+                    .is_ok()
+                },
+            );
+            if msgs.send(Msg::DeltaDone(Box::new(outcome))).is_err() {
+                return;
+            }
+            continue;
+        }
         let before = conn.received();
         let (requests, outcome) = run_job(&mut conn, job, msgs, gateway.url());
         let received = conn.received() - before;
@@ -332,13 +435,18 @@ fn run_job(
         Job::Block { cid, path } => {
             return match conn.block(&cid) {
                 Ok(block) => {
-                    let _ = msgs.send(Msg::Block { block, path });
+                    let _ = msgs.send(Msg::Block {
+                        block,
+                        path,
+                        walk: true,
+                    });
                     (1, Ok(()))
                 }
                 Err(e) => (1, Err(failed(&cid, &path, e))),
             }
         }
         Job::Leaves { node, leaves, path } => (node, leaves, path),
+        Job::Delta { .. } => unreachable!("the worker runs delta jobs itself"),
     };
     let wanted: HashSet<Cid> = leaves.iter().copied().collect();
     let mut got = HashSet::new();
@@ -348,7 +456,12 @@ fn run_job(
         let cid = *block.cid();
         got.insert(cid);
         let path = path.clone();
-        msgs.send(Msg::Block { block, path }).map_err(|_| {
+        msgs.send(Msg::Block {
+            block,
+            path,
+            walk: true,
+        })
+        .map_err(|_| {
             gone = true;
             GatewayError::Unexpected(Box::new(cid))
         })
@@ -362,7 +475,13 @@ fn run_job(
         match conn.block(cid) {
             Ok(block) => {
                 let path = path.clone();
-                gone = msgs.send(Msg::Block { block, path }).is_err();
+                gone = msgs
+                    .send(Msg::Block {
+                        block,
+                        path,
+                        walk: true,
+                    })
+                    .is_err();
             }
             Err(e) => return (requests, Err(failed(cid, &path, e))),
         }
@@ -378,8 +497,9 @@ struct Walk<'a> {
     sink: &'a mut narfs_store::StoreSink,
     /// Where received blocks go too, for a decode running alongside.
     feed: Option<&'a Arrivals>,
-    /// Blocks to visit: CID, path, and the size the parent's link claims.
-    stack: Vec<(Cid, Arc<str>, Option<u64>)>,
+    /// Blocks to visit: CID, path, the size the parent's link claims, and whether it
+    /// is a directory's entry (or the root).
+    stack: Vec<(Cid, Arc<str>, Option<u64>, bool)>,
     seen: HashSet<Cid>,
     /// Blocks this fetch received before the walk (counted as fetched already).
     earlier: &'a HashSet<Cid>,
@@ -388,6 +508,8 @@ struct Walk<'a> {
     in_flight: usize,
     progress: Progress,
     root: Cid,
+    /// The delta transfer, when it is used.
+    delta: Option<Delta>,
 }
 
 impl Walk<'_> {
@@ -402,13 +524,13 @@ impl Walk<'_> {
                 let job = match self.ready.pop() {
                     Some(job) => job,
                     None => {
-                        let Some((cid, path, claimed)) = self.stack.pop() else {
+                        let Some((cid, path, claimed, entry)) = self.stack.pop() else {
                             break;
                         };
                         if !self.seen.insert(cid) {
                             continue;
                         }
-                        match self.visit(cid, path, claimed)? {
+                        match self.visit(cid, path, claimed, entry)? {
                             Some(job) => job,
                             None => continue,
                         }
@@ -418,11 +540,19 @@ impl Walk<'_> {
                 // Never full: it holds at most `jobs` requests, one per worker.
                 let _ = jobs.send(job);
             }
+            if let Some(job) = self.delta_batch() {
+                self.in_flight += 1;
+                let _ = jobs.send(job);
+            }
             if self.in_flight == 0 {
                 return Ok(());
             }
             match msgs.recv() {
-                Ok(Msg::Block { block, path }) => self.arrived(block, path)?,
+                Ok(Msg::Block { block, path, walk }) => self.arrived(block, path, walk)?,
+                Ok(Msg::DeltaDone(outcome)) => {
+                    self.in_flight -= 1;
+                    self.delta_done(*outcome);
+                }
                 Ok(Msg::Done { requests, received }) => {
                     self.in_flight -= 1;
                     self.progress.requests += requests;
@@ -449,8 +579,14 @@ impl Walk<'_> {
         cid: Cid,
         path: Arc<str>,
         claimed: Option<u64>,
+        entry: bool,
     ) -> Result<Option<Job>, FetchError> {
         if !self.store.contains(&cid)? {
+            if let Some(d) = self.delta.as_mut() {
+                if d.received.contains(&cid) || (entry && d.divert(cid, &path)) {
+                    return Ok(None);
+                }
+            }
             return Ok(Some(Job::Block { cid, path }));
         }
         let reused = !self.earlier.contains(&cid);
@@ -471,12 +607,17 @@ impl Walk<'_> {
     }
 
     /// A block from a worker: into the store, its links walked.
-    fn arrived(&mut self, block: Verified, path: Arc<str>) -> Result<(), FetchError> {
+    fn arrived(&mut self, block: Verified, path: Arc<str>, walk: bool) -> Result<(), FetchError> {
         let cid = *block.cid();
+        if let Some(d) = self.delta.as_mut() {
+            if !d.received.insert(cid) {
+                return Ok(()); // came twice (a delta brings a file's node again)
+            }
+        }
         self.sink.put(&cid, block.data())?;
         self.progress.fetched_blocks += 1;
         self.count(block.data().len() as u64, 0)?;
-        if cid.codec() == DAG_PB {
+        if walk && cid.codec() == DAG_PB {
             self.links(&cid, block.data(), &path)?;
         }
         if let Some(feed) = self.feed {
@@ -513,6 +654,21 @@ impl Walk<'_> {
             .as_deref()
             .and_then(|d| UnixFsData::decode(d).ok())
             .map(|fs| fs.data_type);
+        if kind == Some(DataType::File) && self.delta.as_ref().is_some_and(|d| d.wants(cid)) {
+            let mut stored = false;
+            for l in &node.links {
+                if self.seen.contains(&l.hash) || self.store.contains(&l.hash)? {
+                    stored = true;
+                    break;
+                }
+            }
+            if !stored {
+                if let Some(d) = self.delta.as_mut() {
+                    d.take(*cid, None, path.clone());
+                }
+                return Ok(());
+            }
+        }
         if self.options.car_runs
             && node.links.len() > 1
             && node.links.iter().all(|l| l.hash.codec() == RAW)
@@ -535,6 +691,7 @@ impl Walk<'_> {
                 return Ok(());
             }
         }
+        let entries = matches!(kind, Some(DataType::Directory | DataType::HamtShard));
         for l in node.links.iter().rev() {
             let child: Arc<str> = match (kind, l.name.as_deref()) {
                 (Some(DataType::Directory), Some(name)) => join(path, name).into(),
@@ -543,9 +700,59 @@ impl Walk<'_> {
                 }
                 _ => path.clone(),
             };
-            self.stack.push((l.hash, child, l.tsize));
+            self.stack.push((l.hash, child, l.tsize, entries));
         }
         Ok(())
+    }
+}
+
+impl Walk<'_> {
+    /// The batch as a delta job, when it is full or the walk has nothing else left
+    /// to do (every request in flight is a delta): few, large requests.
+    fn delta_batch(&mut self) -> Option<Job> {
+        let jobs = self.options.jobs.max(1);
+        let d = self.delta.as_mut()?;
+        if d.batch.is_empty() || self.in_flight >= jobs {
+            return None;
+        }
+        let idle = self.stack.is_empty() && self.ready.is_empty() && self.in_flight == d.in_flight;
+        if !idle && d.batch.len() < MAX_ITEMS {
+            return None;
+        }
+        let n = d.batch.len().min(MAX_ITEMS);
+        let items: Vec<(Item, Arc<str>)> = d.batch.drain(..n).collect();
+        d.in_flight += 1;
+        d.report.requests += 1;
+        d.report.items += n as u64;
+        d.report.with_base += items.iter().filter(|(i, _)| i.base.is_some()).count() as u64;
+        Some(Job::Delta { items })
+    }
+
+    /// A delta request is over: what it did not bring goes back to the walk; a
+    /// refusal or a failure ends the delta for this fetch.
+    fn delta_done(&mut self, o: delta_fetch::Outcome) {
+        self.progress.requests += 1;
+        self.progress.received_bytes += o.received;
+        let Some(d) = self.delta.as_mut() else { return };
+        d.in_flight -= 1;
+        if o.refused || o.failure.is_some() {
+            d.off = true;
+            if d.report.failure.is_none() {
+                d.report.failure = Some(match &o.failure {
+                    Some(e) => narfs_core::error_chain(e),
+                    None => "the gateway refused the delta request".into(),
+                });
+            }
+        }
+        let mut back = o.rest;
+        if d.off {
+            back.extend(d.batch.drain(..).map(|(i, p)| (i.cid, p)));
+        }
+        for (cid, path) in back {
+            d.tried.insert(cid);
+            self.seen.remove(&cid);
+            self.stack.push((cid, path, None, false));
+        }
     }
 }
 

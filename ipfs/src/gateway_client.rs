@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::{header, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use narfs_core::block::{BlockError, Verified, MAX_BLOCK_SIZE};
@@ -117,6 +117,9 @@ pub enum GatewayError {
     /// The CAR answer holds a block that was not asked for.
     #[error("the CAR answer holds block {0}, which was not asked for")]
     Unexpected(Box<Cid>),
+    /// A delta answer ([`crate::delta_wire`]) is malformed, lying or cut.
+    #[error("the delta answer is unusable")]
+    Delta(#[source] Box<crate::delta_wire::WireError>),
     /// Every try failed; the last failure is the source.
     #[error("gave up after {attempts} attempts")]
     GaveUp {
@@ -178,7 +181,7 @@ impl Gateway {
 pub struct Connection<'g> {
     gateway: &'g Gateway,
     runtime: tokio::runtime::Runtime,
-    sender: Option<SendRequest<Empty<Bytes>>>,
+    sender: Option<SendRequest<Full<Bytes>>>,
     received: u64,
 }
 
@@ -286,14 +289,43 @@ impl Connection<'_> {
         expected: &'static str,
     ) -> Result<(Incoming, ContentCoding, Duration), GatewayError> {
         let g = self.gateway;
-        let timeout = g.options.timeout;
         let uri = format!("{}/ipfs/{cid}?format={format}", g.prefix);
         let request = Request::get(uri)
             .header(header::HOST, &g.authority)
             .header(header::ACCEPT, accept)
             .header(header::ACCEPT_ENCODING, ACCEPT_ENCODING)
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|_| GatewayError::Url { url: g.url.clone() })?;
+        let (parts, body, timeout) = self.send(request, expected)?;
+        let length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let coding = match ContentCoding::of(&parts.headers) {
+            Ok(c) => c,
+            Err(e) => {
+                self.sender = None;
+                return Err(GatewayError::Coding(e));
+            }
+        };
+        if expected == RAW && length.is_some_and(|n| n > MAX_BLOCK_SIZE as u64) {
+            self.sender = None;
+            return Err(GatewayError::TooLarge {
+                limit: MAX_BLOCK_SIZE,
+            });
+        }
+        Ok((body, coding, timeout))
+    }
+
+    /// Sends `request` on the connection (connecting first if needed) and checks the
+    /// answer's head: 200, of type `expected`.
+    fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        expected: &'static str,
+    ) -> Result<(http::response::Parts, Incoming, Duration), GatewayError> {
+        let g = self.gateway;
+        let timeout = g.options.timeout;
         let sender = &mut self.sender;
         let response = self.runtime.block_on(async {
             if let Some(s) = sender.as_mut() {
@@ -337,24 +369,60 @@ impl Connection<'_> {
                 expected,
             });
         }
-        let coding = match ContentCoding::of(&parts.headers) {
-            Ok(c) => c,
-            Err(e) => {
-                self.sender = None;
-                return Err(GatewayError::Coding(e));
+        Ok((parts, body, timeout))
+    }
+
+    /// Drops the connection (the next request makes a new one): after an answer
+    /// left unread or wrong.
+    pub(crate) fn reset(&mut self) {
+        self.sender = None;
+    }
+
+    /// The request for `path` under the gateway (`GET` without a body, else `POST`).
+    pub(crate) fn request(
+        &self,
+        path: &str,
+        accept: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<Request<Full<Bytes>>, GatewayError> {
+        let g = self.gateway;
+        let builder = match &body {
+            None => Request::get(format!("{}{path}", g.prefix)),
+            Some((ctype, _)) => {
+                Request::post(format!("{}{path}", g.prefix)).header(header::CONTENT_TYPE, *ctype)
             }
         };
-        let length = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if expected == RAW && length.is_some_and(|n| n > MAX_BLOCK_SIZE as u64) {
+        builder
+            .header(header::HOST, &g.authority)
+            .header(header::ACCEPT, accept)
+            .body(Full::new(
+                body.map(|(_, b)| Bytes::from(b)).unwrap_or_default(),
+            ))
+            .map_err(|_| GatewayError::Url { url: g.url.clone() })
+    }
+
+    /// Sends `request`, checks that the answer is a 200 of type `expected` without a
+    /// `Content-Encoding`, and returns its body as a reader (bytes counted in
+    /// [`received`](Self::received), each chunk awaited within the timeout). No
+    /// retry: the caller decides.
+    pub(crate) fn stream(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        expected: &'static str,
+    ) -> Result<impl Read + '_, GatewayError> {
+        let (parts, body, timeout) = self.send(request, expected)?;
+        if let Some(coding) = parts.headers.get(header::CONTENT_ENCODING) {
             self.sender = None;
-            return Err(GatewayError::TooLarge {
-                limit: MAX_BLOCK_SIZE,
-            });
+            let coding = String::from_utf8_lossy(coding.as_bytes()).into_owned();
+            return Err(GatewayError::Coding(UnknownCoding(coding)));
         }
-        Ok((body, coding, timeout))
+        Ok(BodyReader::new(
+            &self.runtime,
+            body,
+            timeout,
+            &mut self.received,
+            None,
+        ))
     }
 
     /// ": <the first line of an error answer>", or nothing.

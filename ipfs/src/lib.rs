@@ -10,6 +10,9 @@
 mod arrivals;
 mod car_export;
 mod car_import;
+pub mod delta_base;
+mod delta_fetch;
+pub mod delta_wire;
 mod document;
 mod fetch;
 mod gateway_client;
@@ -21,7 +24,7 @@ mod whole_car;
 pub use car_export::{export_car, export_store, ExportError, Exported};
 pub use car_import::{import_car, CarImport, ImportError, ImportedRoot, RootError};
 pub use document::{get_document, DocumentError};
-pub use fetch::{prefetch, FetchError, FetchOptions, Fetched, Prefetched, Progress};
+pub use fetch::{prefetch, DeltaReport, FetchError, FetchOptions, Fetched, Prefetched, Progress};
 pub use gateway_client::{Connection, Gateway, GatewayError, GatewayOptions};
 pub use kubo::{publish_store, Kubo, KuboError, Published};
 pub use stream_fetch::fetch;

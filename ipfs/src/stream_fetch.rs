@@ -90,6 +90,7 @@ pub fn fetch<W: Write>(
     let hash = HashAlg::from_code(root.hash().code()).map_or("unknown", HashAlg::name);
     // How the DAG was chunked is not written in it.
     let mut record = RootRecord::new(root, encoding, &sha, nar_size)
+        .with_name(record_name(store, options, &prefetched.delta.names)?)
         .with_layout("unknown", hash, "gateway-fetch")
         .with_blocks(
             p.fetched_blocks + p.reused_blocks,
@@ -99,6 +100,25 @@ pub fn fetch<W: Write>(
     record.new_bytes = prefetched.written.new_bytes;
     store.record_root(&record)?;
     Ok((out, Fetched { prefetched, record }))
+}
+
+/// The name to record the root under: the caller's, else the first the gateway gave
+/// (a store path's name part) that no record of the store has yet, so that the next
+/// version's fetch finds this one as its base ([`crate::delta_base`]).
+fn record_name(
+    store: &Store,
+    options: &FetchOptions,
+    names: &[String],
+) -> Result<Option<String>, FetchError> {
+    if let Some(n) = &options.name {
+        return Ok(Some(n.clone()));
+    }
+    for n in names {
+        if store.find_roots(n)?.is_empty() {
+            return Ok(Some(n.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// The walk's latest progress, for the caller's thread.

@@ -7,7 +7,8 @@
 //!   Nix's or Guix's dialect by its store path, signed with `--sign-key`: [`narinfo`])
 //!   and `/nar/<cid>.nar`, the NAR decoded from the DAG as it streams;
 //! - the IPFS trustless gateway ([`gateway`]): `/ipfs/<cid>` as one verified raw block
-//!   or as a CARv1 of the whole DAG.
+//!   or as a CARv1 of the whole DAG; beside it, narfs's delta transfer ([`delta`]:
+//!   `/narfs/v1/names/<cid>`, `POST /narfs/v1/delta`).
 //!
 //! With a [`proxy::Proxy`] ([`router`]), the binary cache protocol is the substituter
 //! proxy's instead (for Nix and Guix clients): narinfos from an upstream cache, NARs
@@ -26,6 +27,7 @@
 mod access_log;
 pub mod body;
 mod cache;
+mod delta;
 pub mod encoding;
 mod gateway;
 pub mod index;
@@ -91,6 +93,8 @@ pub struct AppState {
     streams: Arc<tokio::sync::Semaphore>,
     /// The substituter proxy, when narinfos come from an upstream ([`proxy`]).
     proxy: Option<Arc<proxy::Proxy>>,
+    /// Permits for delta responses ([`delta::MAX_DELTAS`]).
+    deltas: Arc<tokio::sync::Semaphore>,
 }
 
 /// The routes over `store`, narinfos signed with `keys`; with `proxy`, the Nix cache
@@ -109,6 +113,7 @@ pub fn router(
         keys,
         streams: Arc::new(tokio::sync::Semaphore::new(options.max_streams)),
         proxy: proxy.map(Arc::new),
+        deltas: Arc::new(tokio::sync::Semaphore::new(delta::MAX_DELTAS)),
     });
     let (info, narinfo, nar) = if proxied {
         (get(proxy::cache_info), get(proxy::narinfo), get(proxy::nar))
@@ -118,12 +123,14 @@ pub fn router(
     let streaming = Router::new()
         .route("/nar/{file}", nar)
         .route("/ipfs/{*rest}", get(gateway::ipfs))
+        .route("/narfs/v1/delta", axum::routing::post(delta::delta))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             streams::limit,
         ));
     let router = Router::new()
         .route("/nix-cache-info", info)
+        .route("/narfs/v1/names/{cid}", get(delta::names))
         .route("/{file}", narinfo)
         .merge(streaming)
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n") })

@@ -47,6 +47,19 @@ pub struct FetchArgs {
     /// Seconds to wait for an answer, or for its next bytes.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
+    /// Compress the new files against this held root's files at the same paths
+    /// (NAME or CID; repeatable: the first holding a path wins), when the gateway
+    /// speaks narfs's delta transfer (`narfs serve`). Default: the held root of the
+    /// same package (its name's part before the version) nearest below the new one.
+    #[arg(long, value_name = "NAME|CID")]
+    pub base: Vec<String>,
+    /// Never use the delta transfer: the trustless gateway only.
+    #[arg(long, conflicts_with = "base")]
+    pub no_delta: bool,
+    /// Record the root under this name (one root only; default: the gateway's name
+    /// for it, if it gives one the store does not use yet).
+    #[arg(long)]
+    pub name: Option<String>,
     /// The roots are fallback encodings (zstd-compressed NAR in one file); implied for
     /// a root the store recorded as such.
     #[arg(long)]
@@ -68,10 +81,26 @@ pub fn run(args: FetchArgs) -> Result<()> {
         ..GatewayOptions::default()
     };
     let gateway = Gateway::new(&args.gateway, options).context("cannot fetch")?;
+    if args.name.is_some() && args.roots.len() > 1 {
+        bail!("--name takes one root");
+    }
+    let mut bases = Vec::new();
+    for b in &args.base {
+        let Some(rec) = super::store::resolve(&store, b)? else {
+            bail!(
+                "--base {b:?}: no such root in the store {} (a base must be held)",
+                store.dir().display()
+            );
+        };
+        bases.push(rec.cid()?);
+    }
     let fetch_options = FetchOptions {
         jobs: args.jobs,
         car_runs: !args.per_block,
         compress: args.compress,
+        delta: !args.no_delta,
+        bases,
+        name: args.name.clone(),
         ..FetchOptions::default()
     };
     let mut stdout = Output::create(None)?;
@@ -106,6 +135,9 @@ pub fn run(args: FetchArgs) -> Result<()> {
         .with_context(context)?;
         bar.finish_and_clear();
         eprintln!("narfs: {}", fetched.summary());
+        if let Some(why) = &fetched.prefetched.delta.failure {
+            eprintln!("narfs: the delta transfer stopped, the rest came block by block: {why}");
+        }
         let r = &fetched.record;
         if args.output.is_none() && args.to.is_none() {
             writeln!(stdout, "{root} {} {}", r.nar_hash, r.nar_size)?;
