@@ -125,7 +125,7 @@ fn events<R: Read>(
                 let name = out.batch.name(name);
                 out.batch.items.push(Item::File(name, executable));
                 let chunked = chunker.chunk(&mut contents, &mut buffer, |chunk| {
-                    out.batch.chunk(chunk);
+                    out.batch.chunk(chunk, chunker.max_chunk());
                     out.maybe_send()
                 });
                 match chunked {

@@ -35,11 +35,12 @@ use crate::lock::LockGuard;
 use crate::pack::{NewPack, MAX_PACK_BLOCKS};
 use crate::{Error, Options, RootRecord, Store};
 
-/// Bytes of blocks queued for the packers before `put` waits: four commits' worth
+/// Bytes of blocks queued for the packers before `put` waits: two commits' worth
 /// of `batch_bytes`, so that an encode's peak anonymous memory stays under 64 MiB.
-const QUEUE_BYTES: usize = 16 << 20;
-/// Packed blocks waiting for the committer (at most 32 × 4 MiB; typically 8 MiB).
-const PACKED: usize = 32;
+const QUEUE_BYTES: usize = 8 << 20;
+/// Packed blocks waiting for the committer (a pack is at most `pack_bytes`, 1 MiB
+/// by default, before compression).
+const PACKED: usize = 8;
 
 /// What a finished session newly stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
