@@ -35,9 +35,10 @@ use crate::lock::LockGuard;
 use crate::pack::{NewPack, MAX_PACK_BLOCKS};
 use crate::{Error, Options, RootRecord, Store};
 
-/// Bytes of blocks queued for the packers before `put` waits: two commits' worth
-/// of `batch_bytes`, so that an encode's peak anonymous memory stays under 64 MiB.
-const QUEUE_BYTES: usize = 8 << 20;
+/// Bytes of blocks queued for the packers before `put` waits: a commit's worth of
+/// `batch_bytes` (four pack jobs for two packers), so that an encode's peak
+/// anonymous memory stays near 64 MiB.
+const QUEUE_BYTES: usize = 4 << 20;
 /// Packed blocks waiting for the committer (a pack is at most `pack_bytes`, 1 MiB
 /// by default, before compression).
 const PACKED: usize = 8;
