@@ -60,7 +60,11 @@ pub fn spawn<'scope, R: Read + Send + 'scope>(
                 break; // the consumer stopped early
             }
         }
-        let digest = if hash { hasher.finalize().into() } else { [0; 32] };
+        let digest = if hash {
+            hasher.finalize().into()
+        } else {
+            [0; 32]
+        };
         (count, digest)
     });
     let reader = ReadAhead {
