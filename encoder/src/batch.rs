@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 /// A batch is sent once its chunks hold this many bytes (or it holds [`MAX_ITEMS`]).
-/// 16 chunks of 256 KiB fill a multi-buffer hash's lanes; four batches at most exist,
+/// 16 chunks of 256 KiB fill a multi-buffer hash's lanes; three batches at most exist,
 /// so this bounds most of the encoder's memory (tests/memory.rs).
 pub(crate) const BATCH_BYTES: usize = 4 << 20;
 /// A batch is sent once it holds this many events.

@@ -30,7 +30,7 @@ const GROUP: u64 = 1;
 /// A commit holds at most about this many new blocks: each new key dirties a leaf
 /// page of the block table (random keys: a different page each), so on a NAR of
 /// small files a `batch_bytes` commit held ~2,000 keys and ~8 MiB of dirty pages.
-const MAX_ENTRIES: usize = 512;
+const MAX_ENTRIES: usize = 256;
 /// Records ready wait at most this long after the last commit for more to join them
 /// (a commit costs two syncs and rewrites the B-tree paths it touched, whatever it
 /// carries: small items share one at most every this often).
