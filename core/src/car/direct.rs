@@ -72,16 +72,17 @@ impl DirectWriter {
     /// Starts writing `tmp` (empty) from its start; `direct: false` writes through
     /// the page cache even where `O_DIRECT` would work.
     pub(crate) fn new(tmp: NamedTempFile, direct: bool) -> io::Result<DirectWriter> {
-        let file = match direct.then(|| open_direct(&tmp)) {
-            Some(Ok(f)) => f,
+        let (file, direct) = match direct.then(|| open_direct(&tmp)) {
+            Some(Ok(f)) => (f, true),
             // Refused (EINVAL on tmpfs and the like) or not wanted: the page cache.
-            _ => tmp.reopen()?,
+            _ => (tmp.reopen()?, false),
         };
+        let fallback = direct.then(|| tmp.reopen()).transpose()?;
         let (tx, rx) = sync_channel::<(Aligned, usize)>(1);
         let (back_tx, back) = sync_channel::<Aligned>(BUFFERS);
         let thread = std::thread::Builder::new()
             .name("car-writer".into())
-            .spawn(move || write_all(file, rx, back_tx))?;
+            .spawn(move || write_all(file, fallback, rx, back_tx))?;
         Ok(DirectWriter {
             tmp: Some(tmp),
             cur: Aligned::new(),
@@ -199,14 +200,31 @@ fn open_direct(tmp: &NamedTempFile) -> io::Result<File> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
-/// The writing thread: each buffer in turn, then back for reuse.
+/// The writing thread: each buffer in turn, then back for reuse. A direct write
+/// refused as invalid (a device wanting larger alignment than [`ALIGN`]) goes on
+/// through `fallback`, the same file opened without `O_DIRECT`, from where it was.
 fn write_all(
     mut file: File,
+    mut fallback: Option<File>,
     rx: Receiver<(Aligned, usize)>,
     back: SyncSender<Aligned>,
 ) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
     for (buf, len) in rx {
-        file.write_all(&buf.bytes()[..len])?;
+        let mut data = &buf.bytes()[..len];
+        while !data.is_empty() {
+            match file.write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput && fallback.is_some() => {
+                    let at = file.stream_position()?;
+                    file = fallback.take().expect("checked");
+                    file.seek(SeekFrom::Start(at))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let _ = back.try_send(buf);
     }
     Ok(())
