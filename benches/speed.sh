@@ -23,7 +23,9 @@
 #
 # Usage: benches/speed.sh   (LARGE=nar SMALL=nar ROUNDS=2; the default LARGE is a NAR
 # of /tmp/narfs-large when it exists, else of 4×256 MiB of random files; the default
-# SMALL is a NAR of /usr/share, ~46,000 files here.)
+# SMALL is a NAR of /usr/share, ~46,000 files here; LARGE=none or SMALL=none skips
+# one. ONLY=REGEX runs only the rows whose name matches, e.g. ONLY='CAR file' or
+# ONLY='fixed.*(pipe|fresh)'; `decode`, `serve` and `memory` name those sections.)
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-2}
 FIXED=fixed:262144
@@ -60,6 +62,9 @@ best() {
 }
 
 prim() { awk -v k="$1" '$1 == k { print $2 }' "$W/prim"; }
+
+# Whether the row or section named "$1" is wanted (ONLY unset: all are).
+want() { [ -z "${ONLY:-}" ] || [[ "$1" =~ $ONLY ]]; }
 
 row() { # name seconds size ceiling_gbs openssl_gbs
   awk -v n="$1" -v s="$2" -v b="$3" -v c="$4" -v o="$5" \
@@ -144,25 +149,38 @@ measure() { # label nar
   echo "|---|---:|---:|---:|"
   for spec in "$FIXED" "$CDC"; do
     local c=$enc_fixed; [ "$spec" = "$CDC" ] && c=$enc_cdc
-    row "encode $spec → null" "$(best "$N" encode --chunker "$spec" --car /dev/null "$nar")" "$size" "$c" "$ossl"
-    row "encode $spec → CAR file" "$(best "$N" encode --chunker "$spec" --car "$W/out.car" "$nar")" "$size" "$c" "$ossl"
-    row "encode $spec → CAR pipe" "$(best sh -c "'$N' encode --chunker '$spec' --car /dev/stdout '$nar' | cat >/dev/null")" "$size" "$c" "$ossl"
-    row "encode $spec → fresh store" "$(PRE="rm -rf '$W/store'" best "$N" encode --chunker "$spec" --store "$W/store" "$nar")" "$size" "$c" "$ossl"
-    row "encode $spec → store holding it" "$(best "$N" encode --chunker "$spec" --store "$W/store" "$nar")" "$size" "$c" "$ossl"
+    want "encode $spec → null" &&
+      row "encode $spec → null" "$(best "$N" encode --chunker "$spec" --car /dev/null "$nar")" "$size" "$c" "$ossl"
+    want "encode $spec → CAR file" &&
+      row "encode $spec → CAR file" "$(best "$N" encode --chunker "$spec" --car "$W/out.car" "$nar")" "$size" "$c" "$ossl"
+    want "encode $spec → CAR pipe" &&
+      row "encode $spec → CAR pipe" "$(best sh -c "'$N' encode --chunker '$spec' --car /dev/stdout '$nar' | cat >/dev/null")" "$size" "$c" "$ossl"
+    want "encode $spec → fresh store" &&
+      row "encode $spec → fresh store" "$(PRE="rm -rf '$W/store'" best "$N" encode --chunker "$spec" --store "$W/store" "$nar")" "$size" "$c" "$ossl"
+    want "encode $spec → store holding it" &&
+      row "encode $spec → store holding it" "$(best "$N" encode --chunker "$spec" --store "$W/store" "$nar")" "$size" "$c" "$ossl"
   done
+  if ! want decode && ! want serve && ! want memory; then
+    rm -rf "$W/store" "$W/out.car"
+    return
+  fi
   local root; root=$("$N" encode --chunker "$FIXED" --car "$W/out.car" --store "$W/store" "$nar")
-  row "decode CAR → file" "$(best "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
-  row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
-  row "decode store → file" "$(best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
-  row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
-  cmp "$W/out.nar" "$nar"
-  serve_rows "$nar" "$root" "$size" "$dec" "$ossl"
-  cat "$W/serve_ratio"
+  if want decode; then
+    row "decode CAR → file" "$(best "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
+    row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
+    row "decode store → file" "$(best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
+    row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
+    cmp "$W/out.nar" "$nar"
+  fi
+  if want serve; then
+    serve_rows "$nar" "$root" "$size" "$dec" "$ossl"
+    cat "$W/serve_ratio"
+  fi
   echo
-  echo "Peak anonymous memory (MiB, RssAnon sampled every 10 ms): encode $FIXED → CAR file $(peak_anon "$N" encode --chunker "$FIXED" --car "$W/mem.car" "$nar"), → fresh store $(rm -rf "$W/mstore"; peak_anon "$N" encode --chunker "$FIXED" --store "$W/mstore" "$nar"); decode CAR → file $(peak_anon "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar"), store → file $(peak_anon "$N" decode --store "$W/store" "$root" -o "$W/out.nar")."
+  want memory && echo "Peak anonymous memory (MiB, RssAnon sampled every 10 ms): encode $FIXED → CAR file $(peak_anon "$N" encode --chunker "$FIXED" --car "$W/mem.car" "$nar"), → fresh store $(rm -rf "$W/mstore"; peak_anon "$N" encode --chunker "$FIXED" --store "$W/mstore" "$nar"); decode CAR → file $(peak_anon "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar"), store → file $(peak_anon "$N" decode --store "$W/store" "$root" -o "$W/out.nar")."
   rm -rf "$W/store" "$W/mstore" "$W/out.car" "$W/mem.car" "$W/out.nar"
 }
 
 echo "## narfs speed, $(date -u +%F), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-measure "Large-file NAR" "$LARGE"
-measure "Small-file NAR" "$SMALL"
+[ "$LARGE" = none ] || measure "Large-file NAR" "$LARGE"
+[ "$SMALL" = none ] || measure "Small-file NAR" "$SMALL"

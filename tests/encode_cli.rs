@@ -358,3 +358,49 @@ fn a_car_into_a_pipe_streams_in_two_passes_and_equals_the_spooled_one() {
         }
     }
 }
+
+/// The report of a CAR into a pipe, whose first pass skips the NarHash, is the report
+/// of a CAR file, NarHash included (the second pass computes it).
+#[test]
+fn a_car_into_a_pipe_reports_what_a_car_file_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = awkward_tree(tmp.path(), false);
+    let nar = tmp.path().join("t.nar");
+    run(narfs().args(["nar", "dump", "-o"]).arg(&nar).arg(&tree));
+    let file = tmp.path().join("t.car");
+    let want = json(
+        &run(narfs()
+            .args(["encode", "--json", "--car"])
+            .arg(&file)
+            .arg(&nar))
+        .stdout,
+    );
+    assert_eq!(
+        want["nar_hash"].as_str().map(|h| h.starts_with("sha256:")),
+        Some(true),
+        "{want}"
+    );
+    let fifo = tmp.path().join("car.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let f = fifo.clone();
+        std::thread::spawn(move || std::fs::read(f).unwrap())
+    };
+    let got = json(
+        &run(narfs()
+            .args(["encode", "--json", "--car"])
+            .arg(&fifo)
+            .arg(&nar))
+        .stdout,
+    );
+    let car = reader.join().unwrap();
+    assert_eq!(got, want);
+    assert!(
+        car == std::fs::read(&file).unwrap(),
+        "the streamed CAR differs"
+    );
+}

@@ -5,10 +5,8 @@
 
 use std::ops::Range;
 
-use crate::chunker::MAX_CHUNK;
-
 /// A batch is sent once its chunks hold this many bytes (or it holds [`MAX_ITEMS`]).
-/// 16 chunks of 256 KiB fill a multi-buffer hash's lanes; four batches at most exist,
+/// 16 chunks of 256 KiB fill a multi-buffer hash's lanes; three batches at most exist,
 /// so this bounds most of the encoder's memory (tests/memory.rs).
 pub(crate) const BATCH_BYTES: usize = 4 << 20;
 /// A batch is sent once it holds this many events.
@@ -58,11 +56,14 @@ impl Batch {
         start..self.names.len()
     }
 
-    pub fn chunk(&mut self, chunk: &[u8]) {
+    /// Appends a chunk of a chunker whose chunks are at most `max_chunk` bytes.
+    pub fn chunk(&mut self, chunk: &[u8], max_chunk: usize) {
         if self.data.capacity() - self.data.len() < chunk.len() {
             // Once, exactly: a batch is sent before its data reaches BATCH_BYTES, and
-            // no chunk is over MAX_CHUNK, so it never grows past this.
-            let room = (BATCH_BYTES + MAX_CHUNK).saturating_sub(self.data.len());
+            // no chunk is over `max_chunk`, so it never grows past this (sized by
+            // the chunker's own maximum, not the 2 MiB of any chunker: four batches
+            // of fixed 256 KiB chunks hold 17 MiB, not 25).
+            let room = (BATCH_BYTES + max_chunk).saturating_sub(self.data.len());
             self.data.reserve_exact(room.max(chunk.len()));
         }
         let start = self.data.len();

@@ -120,8 +120,30 @@ pub fn encode<R: Read + Send, S: BlockSink>(
     sink: &mut S,
     observer: Option<EntryObserver<'_>>,
 ) -> Result<Encoded, EncodeError> {
+    encode_with(input, layout, sink, observer, true)
+}
+
+/// [`encode`] without the NAR's own sha256: [`Encoded::nar_sha256`] is all zeros.
+/// For the first pass of a CAR streamed into a pipe, which only needs the root: that
+/// one SHA-256 stream is the slowest part of an encode (it cannot be spread over
+/// cores), so the pass runs at the speed of the leaf hashing instead.
+pub fn encode_root_only<R: Read + Send, S: BlockSink>(
+    input: R,
+    layout: &Layout,
+    sink: &mut S,
+) -> Result<Encoded, EncodeError> {
+    encode_with(input, layout, sink, None, false)
+}
+
+fn encode_with<R: Read + Send, S: BlockSink>(
+    input: R,
+    layout: &Layout,
+    sink: &mut S,
+    observer: Option<EntryObserver<'_>>,
+    hash_nar: bool,
+) -> Result<Encoded, EncodeError> {
     std::thread::scope(|scope| {
-        let (reader, producer) = crate::readahead::spawn(scope, input);
+        let (reader, producer) = crate::readahead::spawn(scope, input, hash_nar);
         let (batches, recycle, parser) = crate::parse::spawn(scope, reader, layout.chunker);
         let result = build(batches, &recycle, layout, sink, observer);
         // Stop the parser and reader if the builder stopped early.

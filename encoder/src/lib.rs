@@ -18,7 +18,7 @@ mod parse;
 mod readahead;
 mod report;
 
-pub use encode::{encode, EncodeError, Encoded, EntryKind};
+pub use encode::{encode, encode_root_only, EncodeError, Encoded, EntryKind};
 pub use fallback::{encode_fallback, encode_or_fallback};
 pub use input::{InputError, NarInput};
 pub use layout::{Layout, Profile, ShardRule};

@@ -16,9 +16,11 @@ use crate::encode::EncodeError;
 /// The parser thread; it ends with the parse error, if any.
 pub(crate) type Parser<'scope> = ScopedJoinHandle<'scope, Result<(), EncodeError>>;
 
-/// Batches queued between the parser and the builder (one more is being filled and
-/// one being built: at most four batches exist).
-const IN_FLIGHT: usize = 1;
+/// Batches queued between the parser and the builder: none, a batch is handed over
+/// when the builder takes it (one is being filled, one built, one waits to be
+/// reused: at most three exist, 13 MiB with 256 KiB chunks). One more queued only
+/// helps when the two threads' speeds jitter, and costs a batch's memory.
+const IN_FLIGHT: usize = 0;
 
 /// Starts parsing `input` on a thread of `scope`. Returns the batches, the channel
 /// through which they go back, and the thread, which ends with the parse error if
@@ -125,7 +127,7 @@ fn events<R: Read>(
                 let name = out.batch.name(name);
                 out.batch.items.push(Item::File(name, executable));
                 let chunked = chunker.chunk(&mut contents, &mut buffer, |chunk| {
-                    out.batch.chunk(chunk);
+                    out.batch.chunk(chunk, chunker.max_chunk());
                     out.maybe_send()
                 });
                 match chunked {

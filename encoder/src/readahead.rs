@@ -10,7 +10,10 @@ use std::thread::{Scope, ScopedJoinHandle};
 use sha2::{Digest, Sha256};
 
 const BUF: usize = 1 << 20;
-const IN_FLIGHT: usize = 4;
+/// Buffers queued for the parser: enough to keep the reading thread ahead (its
+/// hashing and the parser's work each take whole buffers), few enough to keep an
+/// encode's memory small (four left a store encode over 64 MiB).
+const IN_FLIGHT: usize = 2;
 
 /// The consuming end: an ordinary `Read`.
 pub struct ReadAhead {
@@ -23,10 +26,12 @@ pub struct ReadAhead {
 /// What the producer thread reports at the end: bytes read and their sha256.
 pub type Digest256 = (u64, [u8; 32]);
 
-/// Starts reading `input` on a thread of `scope`.
+/// Starts reading `input` on a thread of `scope`; without `hash`, the digest it
+/// reports is all zeros.
 pub fn spawn<'scope, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     mut input: R,
+    hash: bool,
 ) -> (ReadAhead, ScopedJoinHandle<'scope, Digest256>) {
     let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(IN_FLIGHT);
     let (back, recycled) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
@@ -47,13 +52,20 @@ pub fn spawn<'scope, R: Read + Send + 'scope>(
                 break;
             }
             buf.truncate(n);
-            hasher.update(&buf);
+            if hash {
+                hasher.update(&buf);
+            }
             count += n as u64;
             if tx.send(Ok(buf)).is_err() {
                 break; // the consumer stopped early
             }
         }
-        (count, hasher.finalize().into())
+        let digest = if hash {
+            hasher.finalize().into()
+        } else {
+            [0; 32]
+        };
+        (count, digest)
     });
     let reader = ReadAhead {
         rx,

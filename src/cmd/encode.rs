@@ -54,18 +54,35 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         .car
         .as_deref()
         .filter(|p| CarFileWriter::spools(p) && matches!(input, NarInput::File(_)));
+    // With nothing else to write, the first pass only needs the root: it skips the
+    // NarHash stream, and the second pass (which computes it) gives the report.
+    let root_only =
+        two_pass.is_some() && store.is_none() && !args.fallback && args.entries.is_none();
+    let streamed = match two_pass.filter(|_| root_only) {
+        Some(path) => first_pass(&mut input, &layout)
+            .and_then(|first| match first {
+                Some(first) => stream_car(&mut input, &layout, &first, path).map(Some),
+                None => Ok(None),
+            })
+            .with_context(|| format!("cannot encode {}", args.input.display()))?,
+        None => None,
+    };
+    let two_pass = two_pass.filter(|_| streamed.is_none());
     let first_car = if two_pass.is_some() {
         None
     } else {
         args.car.as_deref()
     };
-    let encoded = encode_or_fallback(
-        || input.reader().map_err(anyhow::Error::from),
-        &layout,
-        || Sink::create(first_car, store.as_ref()),
-        args.fallback,
-        Some(&mut observe),
-    );
+    let encoded = match streamed {
+        Some(done) => Ok((done, Sink::create(None, None)?)),
+        None => encode_or_fallback(
+            || input.reader().map_err(anyhow::Error::from),
+            &layout,
+            || Sink::create(first_car, store.as_ref()),
+            args.fallback,
+            Some(&mut observe),
+        ),
+    };
     if encoded.is_err() {
         // A directory's dump error is the real cause of the cut NAR the encoder saw.
         if let Some(cause) = input.dump_error() {
@@ -116,10 +133,29 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     stdout.commit()
 }
 
+/// The first pass of a CAR into a pipe or device with nothing else to write: the
+/// root alone, without the NarHash stream; `None` when the NAR needs the fallback
+/// encoding (the ordinary two passes then make it).
+fn first_pass(input: &mut NarInput, layout: &Layout) -> Result<Option<Encoded>> {
+    match narfs_encoder::encode_root_only(input.reader()?, layout, &mut NullSink::default()) {
+        Ok(first) => Ok(Some(first)),
+        Err(e) if e.wants_fallback() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The second pass of a CAR into a pipe or device: the input encoded again, as it
 /// was the first time, its blocks written through a CAR whose header names the root
-/// the first pass found. An input that changed in between is an error.
-fn stream_car(input: &mut NarInput, layout: &Layout, first: &Encoded, path: &Path) -> Result<()> {
+/// the first pass found. An input that changed in between is an error: the root
+/// covers every byte of the NAR (names, contents, modes), so equal roots mean equal
+/// NARs. Returns the second pass's encoding (with the NarHash, which a root-only
+/// first pass lacks).
+fn stream_car(
+    input: &mut NarInput,
+    layout: &Layout,
+    first: &Encoded,
+    path: &Path,
+) -> Result<Encoded> {
     let (again, sink) = encode_or_fallback(
         || input.reader().map_err(anyhow::Error::from),
         layout,
@@ -137,12 +173,12 @@ fn stream_car(input: &mut NarInput, layout: &Layout, first: &Encoded, path: &Pat
         None,
     )?;
     anyhow::ensure!(
-        again.root == first.root && again.nar_sha256 == first.nar_sha256,
+        again.root == first.root,
         "the input changed between the two passes of a CAR into {}",
         path.display()
     );
-    sink.finish(&again.root, record(&again, layout, "", None))
-        .map(drop)
+    sink.finish(&again.root, record(&again, layout, "", None))?;
+    Ok(again)
 }
 
 /// The store's record of this encoding.

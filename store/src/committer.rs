@@ -2,7 +2,8 @@
 //! and writes each record once every block queued before it is in (see `sink`). One
 //! write transaction per commit, taken once the commit's content is gathered, so the
 //! write lock is held only while putting and syncing. A commit is `batch_bytes` of
-//! blocks, or more when more are already waiting (up to [`GROUP`] batches), or less
+//! blocks or [`MAX_ENTRIES`] blocks, or more when more are already waiting (up to
+//! [`GROUP`] batches), or less
 //! when records are ready and [`RECORD_INTERVAL`] has passed since the last commit: an
 //! item is durable within about that time, and small items share commits (measured on
 //! 20,000 small items: one commit whenever a record was ready and nothing else waited
@@ -20,8 +21,16 @@ use crate::pack::NewPack;
 use crate::sink::{Msg, RecordJob, Shared, Written};
 use crate::Error;
 
-/// A commit takes at most this many batches' worth of blocks already waiting.
-const GROUP: u64 = 16;
+/// A commit takes at most this many batches' worth of blocks already waiting. One,
+/// because a commit's blocks are held twice until it ends (here and as LMDB's dirty
+/// pages, which it mallocs without `MDB_WRITEMAP`, with the B-tree pages each new
+/// key dirties): at 16 an encode into a fresh store peaked at 79–133 MiB of
+/// anonymous memory (heaptrack: 21 MiB of it LMDB's pages).
+const GROUP: u64 = 1;
+/// A commit holds at most about this many new blocks: each new key dirties a leaf
+/// page of the block table (random keys: a different page each), so on a NAR of
+/// small files a `batch_bytes` commit held ~2,000 keys and ~8 MiB of dirty pages.
+const MAX_ENTRIES: usize = 256;
 /// Records ready wait at most this long after the last commit for more to join them
 /// (a commit costs two syncs and rewrites the B-tree paths it touched, whatever it
 /// carries: small items share one at most every this often).
@@ -33,6 +42,8 @@ struct State {
     batch: Vec<(u64, Cid, Packed)>,
     packs: Vec<(u64, NewPack)>,
     bytes: u64,
+    /// Blocks in `batch` and `packs`.
+    entries: usize,
     /// Every sequence number below `low` was received; `ahead` holds those above.
     low: u64,
     ahead: BTreeSet<u64>,
@@ -62,6 +73,7 @@ impl State {
                 block,
             } => {
                 self.bytes += block.bytes.len() as u64;
+                self.entries += 1;
                 self.batch.push((item, cid, block));
                 self.received(seq);
             }
@@ -72,12 +84,14 @@ impl State {
                 pack,
                 singles,
             } => {
+                self.entries += singles.len();
                 for (cid, block) in singles {
                     self.bytes += block.bytes.len() as u64;
                     self.batch.push((item, cid, block));
                 }
                 if let Some(p) = pack {
                     self.bytes += p.value.len() as u64;
+                    self.entries += p.header.blocks.len();
                     self.packs.push((item, p));
                 }
                 self.received(seq);
@@ -122,7 +136,7 @@ fn commit_loop(s: &Shared, rx: &Receiver<Msg>, st: &mut State) -> Result<(), Err
             Err(disconnected) => open = !disconnected,
         }
         // Whatever else is waiting joins this commit, up to GROUP batches.
-        while open && st.bytes < GROUP * batch {
+        while open && st.bytes < GROUP * batch && st.entries < MAX_ENTRIES {
             match rx.try_recv() {
                 Ok(m) => st.take(m),
                 Err(TryRecvError::Empty) => break,
@@ -130,13 +144,14 @@ fn commit_loop(s: &Shared, rx: &Receiver<Msg>, st: &mut State) -> Result<(), Err
             }
         }
         let due = last.elapsed() >= RECORD_INTERVAL && st.any_ready();
-        if open && st.bytes < batch && !due {
+        if open && st.bytes < batch && st.entries < MAX_ENTRIES && !due {
             continue;
         }
         if s.abandoned.load(Ordering::Relaxed) {
             st.batch.clear();
             st.packs.clear();
             st.bytes = 0;
+            st.entries = 0;
             st.fail();
             continue;
         }
@@ -202,6 +217,7 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
         }
     }
     st.bytes = 0;
+    st.entries = 0;
     let mut told = Vec::with_capacity(ready.len());
     for r in ready {
         let written = st.items.remove(&r.item).unwrap_or_default();

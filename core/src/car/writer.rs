@@ -10,6 +10,7 @@
 
 use cid::Cid;
 
+use super::direct::DirectWriter;
 use super::encode_header;
 use crate::block::MAX_BLOCK_SIZE;
 use crate::varint;
@@ -156,7 +157,10 @@ pub struct CarFileWriter {
 /// Where the blocks go until [`CarFileWriter::finish`].
 #[derive(Debug)]
 enum Target {
-    Spool(CarWriter<BufWriter<NamedTempFile>>),
+    /// A temporary file next to the target (or in `$TMPDIR` for a device), written
+    /// by a thread of its own, around the page cache where it can
+    /// ([`DirectWriter`]).
+    Spool(CarWriter<DirectWriter>),
     /// Written through to a device or pipe whose root was known up front
     /// ([`CarFileWriter::stream`]).
     Stream(CarWriter<BufWriter<std::fs::File>>, Cid),
@@ -220,7 +224,9 @@ impl CarFileWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mut w = BufWriter::with_capacity(1 << 20, temp_in(&dir)?);
+        // A device's spool is read back at once (copied to the device), so it stays
+        // in the page cache; a file's is only synced.
+        let mut w = DirectWriter::new(temp_in(&dir)?, !device)?;
         let reserved = reserved_header_len();
         w.write_all(&vec![0u8; reserved])?;
         Ok(Self {
@@ -308,7 +314,7 @@ impl CarFileWriter {
                 return Ok(bytes);
             }
         };
-        let mut tmp = spool.finish()?.into_inner().map_err(|e| e.into_error())?;
+        let mut tmp = spool.finish()?.finish()?;
         let end = tmp.as_file_mut().seek(SeekFrom::End(0))?;
         let body_len = end - self.reserved;
         if self.device {
