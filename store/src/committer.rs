@@ -9,7 +9,7 @@
 //! 20,000 small items: one commit whenever a record was ready and nothing else waited
 //! gave 1,048 items/s at load 12, this 1,476 at load 17).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
@@ -39,62 +39,76 @@ const RECORD_INTERVAL: Duration = Duration::from_millis(20);
 /// What the committer holds between commits.
 #[derive(Default)]
 struct State {
-    batch: Vec<(u64, Cid, Packed)>,
-    packs: Vec<(u64, NewPack)>,
+    /// What the next commit puts, with its item, in the order it was queued.
+    batch: Vec<(u64, Entry)>,
     bytes: u64,
-    /// Blocks in `batch` and `packs`.
+    /// Blocks in `batch`.
     entries: usize,
-    /// Every sequence number below `low` was received; `ahead` holds those above.
+    /// Every sequence number below `low` was taken into `batch`.
     low: u64,
-    ahead: BTreeSet<u64>,
+    /// Messages that came before one with a lower sequence number (two packers may
+    /// swap them), held until it comes (at most the packers' jobs in flight). So blocks
+    /// go into the table in the order they were queued, and a block that two items
+    /// share is new for the earlier one, whatever the packers' timing.
+    early: BTreeMap<u64, Msg>,
     records: Vec<RecordJob>,
     /// What each unfinished item newly stored so far.
     items: HashMap<u64, Written>,
 }
 
+/// One put of a commit.
+enum Entry {
+    Block(Cid, Packed),
+    Pack(NewPack),
+}
+
 impl State {
-    fn received(&mut self, seq: u64) {
+    fn take(&mut self, msg: Msg) {
+        let seq = match &msg {
+            Msg::Block { seq, .. } | Msg::Skipped { seq } | Msg::Pack { seq, .. } => *seq,
+            Msg::Record(_) => {
+                self.accept(msg);
+                return;
+            }
+        };
         if seq != self.low {
-            self.ahead.insert(seq);
+            self.early.insert(seq, msg);
             return;
         }
+        self.accept(msg);
         self.low += 1;
-        while self.ahead.remove(&self.low) {
+        while let Some(m) = self.early.remove(&self.low) {
+            self.accept(m);
             self.low += 1;
         }
     }
 
-    fn take(&mut self, msg: Msg) {
+    fn accept(&mut self, msg: Msg) {
         match msg {
             Msg::Block {
-                seq,
-                item,
-                cid,
-                block,
+                item, cid, block, ..
             } => {
                 self.bytes += block.bytes.len() as u64;
                 self.entries += 1;
-                self.batch.push((item, cid, block));
-                self.received(seq);
+                self.batch.push((item, Entry::Block(cid, block)));
             }
-            Msg::Skipped { seq } => self.received(seq),
+            Msg::Skipped { .. } => {}
             Msg::Pack {
-                seq,
                 item,
                 pack,
                 singles,
+                ..
             } => {
                 self.entries += singles.len();
                 for (cid, block) in singles {
                     self.bytes += block.bytes.len() as u64;
-                    self.batch.push((item, cid, block));
+                    self.batch.push((item, Entry::Block(cid, block)));
                 }
                 if let Some(p) = pack {
                     self.bytes += p.value.len() as u64;
                     self.entries += p.header.blocks.len();
-                    self.packs.push((item, p));
+                    self.batch.push((item, Entry::Pack(p)));
                 }
-                self.received(seq);
             }
             Msg::Record(r) => self.records.push(*r),
         }
@@ -149,7 +163,6 @@ fn commit_loop(s: &Shared, rx: &Receiver<Msg>, st: &mut State) -> Result<(), Err
         }
         if s.abandoned.load(Ordering::Relaxed) {
             st.batch.clear();
-            st.packs.clear();
             st.bytes = 0;
             st.entries = 0;
             st.fail();
@@ -172,7 +185,7 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
         ready.sort_by_key(|r| (r.after, r.item));
         ready
     };
-    if st.batch.is_empty() && st.packs.is_empty() && ready.is_empty() {
+    if st.batch.is_empty() && ready.is_empty() {
         return Ok(());
     }
     let mut txn = match s.blocks.write_txn() {
@@ -183,37 +196,29 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
         }
     };
     let mut total = Written::default();
-    for (item, cid, block) in std::mem::take(&mut st.batch) {
-        let new = match s.blocks.put(&mut txn, &cid, &block) {
-            Ok(n) => n,
-            Err(e) => {
-                // Told by `run` that they were not written.
-                st.records.extend(ready);
-                return Err(e);
-            }
+    for (item, entry) in std::mem::take(&mut st.batch) {
+        let written = st.items.entry(item).or_default();
+        let put = match entry {
+            Entry::Block(cid, block) => s.blocks.put(&mut txn, &cid, &block).map(|new| {
+                if new {
+                    let stored = block.bytes.len() as u64;
+                    total.add(block.len, stored);
+                    written.add(block.len, stored);
+                }
+            }),
+            Entry::Pack(p) => s.blocks.put_pack(&mut txn, &p).map(|new| {
+                let (stored, size) = (p.value.len() as u64, u64::from(p.header.size).max(1));
+                for ((_, len), _) in p.header.blocks.iter().zip(new).filter(|(_, n)| *n) {
+                    let len = u64::from(*len);
+                    total.add(len, stored * len / size);
+                    written.add(len, stored * len / size);
+                }
+            }),
         };
-        if new {
-            let stored = block.bytes.len() as u64;
-            total.add(block.len, stored);
-            st.items.entry(item).or_default().add(block.len, stored);
-        }
-    }
-    for (item, p) in std::mem::take(&mut st.packs) {
-        let new = match s.blocks.put_pack(&mut txn, &p) {
-            Ok(n) => n,
-            Err(e) => {
-                st.records.extend(ready);
-                return Err(e);
-            }
-        };
-        let (stored, size) = (p.value.len() as u64, u64::from(p.header.size).max(1));
-        for ((_, len), _) in p.header.blocks.iter().zip(new).filter(|(_, n)| *n) {
-            let len = u64::from(*len);
-            total.add(len, stored * len / size);
-            st.items
-                .entry(item)
-                .or_default()
-                .add(len, stored * len / size);
+        if let Err(e) = put {
+            // Told by `run` that they were not written.
+            st.records.extend(ready);
+            return Err(e);
         }
     }
     st.bytes = 0;
