@@ -211,8 +211,10 @@ pub async fn nar(
     if method == Method::HEAD {
         return nar_head(rec.nar_size, form);
     }
+    // A sealed record's NarHash is the one computed where it was written; the client
+    // (Nix, Guix) checks NarHash itself. NarSize is checked either way.
     let expect = match Expect::from_record(&rec.nar_hash, rec.nar_size) {
-        Ok(e) => e,
+        Ok(e) => e.with_stream_hash(!rec.sealed),
         Err(e) => return internal(format!("the record of {cid}: {}", error_chain(&e))),
     };
     let nar_size = rec.nar_size;
@@ -234,9 +236,9 @@ pub async fn nar(
 }
 
 /// Decodes the root's NAR into `w` under the store's shared lock (so `gc` cannot take
-/// blocks away mid-stream), checked against the record: a NAR that is not the one the
-/// record describes leaves the body short of its `Content-Length` (or its compressed
-/// stream unended), then failed.
+/// blocks away mid-stream), checked against the record (its NarHash only when it is not
+/// sealed): a NAR that is not the one the record describes leaves the body short of
+/// its `Content-Length` (or its compressed stream unended), then failed.
 fn stream_nar(
     store: &Store,
     cid: &Cid,
