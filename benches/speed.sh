@@ -9,7 +9,10 @@
 #     (--car /dev/null), to a CAR file, into a fresh store and into a store that
 #     already holds the blocks;
 #   - decode (verifying every block) from the CAR and from the store, to a file and
-#     into a pipe (read by `cat >/dev/null`);
+#     into a pipe (read by `cat >/dev/null`), and from the store with
+#     --check-nar-hash (the record's NarHash stream, off the path otherwise); next to
+#     the disk's own write speed (`dd` of the NAR with O_DIRECT, and through the page
+#     cache, each with its fsync), the ceiling of decode → file;
 #   - `narfs serve` over loopback: /nar/<root>.nar (decoded from the store, checked
 #     against its record) and /ipfs/<root>?format=car, each fetched by curl to
 #     /dev/null, next to `python3 -m http.server` sending the NAR file itself;
@@ -61,9 +64,11 @@ best() {
 
 prim() { awk -v k="$1" '$1 == k { print $2 }' "$W/prim"; }
 
+# One table row; the last column is the 1-minute load average when it is printed
+# (the machine is shared: a figure is worth what its load lets it be).
 row() { # name seconds size ceiling_gbs openssl_gbs
-  awk -v n="$1" -v s="$2" -v b="$3" -v c="$4" -v o="$5" \
-    'BEGIN { g = b / s / 1e9; printf "| %-44s | %6.2f | %5.2f× | %4.0f%% |\n", n, g, g / o, 100 * g / c }'
+  awk -v n="$1" -v s="$2" -v b="$3" -v c="$4" -v o="$5" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+    'BEGIN { g = b / s / 1e9; printf "| %-44s | %6.2f | %5.2f× | %4.0f%% | %5s |\n", n, g, g / o, 100 * g / c, l }'
 }
 
 decode_pipe() { "$N" decode "$@" | cat >/dev/null; }
@@ -140,8 +145,8 @@ measure() { # label nar
   echo "Primitives on one core (GB/s): SHA-256 stream $sha, multi-buffer $mb256 (256 KiB leaves) / $mb64 (64 KiB), FastCDC 16/64/256 $cdc, memcpy $cpy; openssl dgst -sha256 (whole process) $(printf %.2f "$ossl")."
   echo "Ceilings (GB/s): encode fixed $(printf %.2f "$enc_fixed"), encode FastCDC $(printf %.2f "$enc_cdc"), decode $(printf %.2f "$dec")."
   echo
-  echo "| narfs | GB/s | × openssl | % of ceiling |"
-  echo "|---|---:|---:|---:|"
+  echo "| narfs | GB/s | × openssl | % of ceiling | load |"
+  echo "|---|---:|---:|---:|---:|"
   for spec in "$FIXED" "$CDC"; do
     local c=$enc_fixed; [ "$spec" = "$CDC" ] && c=$enc_cdc
     row "encode $spec → null" "$(best "$N" encode --chunker "$spec" --car /dev/null "$nar")" "$size" "$c" "$ossl"
@@ -151,11 +156,26 @@ measure() { # label nar
     row "encode $spec → store holding it" "$(best "$N" encode --chunker "$spec" --store "$W/store" "$nar")" "$size" "$c" "$ossl"
   done
   local root; root=$("$N" encode --chunker "$FIXED" --car "$W/out.car" --store "$W/store" "$nar")
-  row "decode CAR → file" "$(best "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
-  row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
-  row "decode store → file" "$(best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
-  row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
+  # The disk's own write speed, the ceiling of decode → file (which writes around the
+  # page cache and fsyncs): the NAR copied by dd with and without the page cache.
+  local dd_direct dd_cached car_file store_file
+  dd_direct=$(PRE="rm -f '$W/dd.nar'" best dd if="$nar" of="$W/dd.nar" bs=4M oflag=direct conv=fsync status=none)
+  dd_cached=$(PRE="rm -f '$W/dd.nar'" best dd if="$nar" of="$W/dd.nar" bs=4M conv=fsync status=none)
+  rm -f "$W/dd.nar"
+  row "disk: dd bs=4M oflag=direct conv=fsync" "$dd_direct" "$size" "$dec" "$ossl"
+  row "disk: dd bs=4M conv=fsync (page cache)" "$dd_cached" "$size" "$dec" "$ossl"
+  car_file=$(PRE="rm -f '$W/out.nar'" best "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar")
+  row "decode CAR → file" "$car_file" "$size" "$dec" "$ossl"
   cmp "$W/out.nar" "$nar"
+  row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
+  store_file=$(PRE="rm -f '$W/out.nar'" best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")
+  row "decode store → file" "$store_file" "$size" "$dec" "$ossl"
+  row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
+  row "decode store → pipe --check-nar-hash" "$(best decode_pipe --store "$W/store" "$root" --check-nar-hash)" "$size" "$dec" "$ossl"
+  cmp "$W/out.nar" "$nar"
+  awk -v d="$dd_direct" -v c="$dd_cached" -v f="$car_file" -v s="$store_file" \
+    'BEGIN { printf "\ndecode → file against the disk (dd, same run): CAR %.2f× of oflag=direct, %.2f× of page cache + fsync; store %.2f×, %.2f×.\n", d / f, c / f, d / s, c / s }'
+  echo
   serve_rows "$nar" "$root" "$size" "$dec" "$ossl"
   cat "$W/serve_ratio"
   echo

@@ -105,9 +105,18 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
         ..*limits
     };
     let checked = Checked::new(out, *expect);
-    let (decoded, checked) = crate::write_behind(checked, limits.output_piece, |w| {
-        crate::decode(source, root, encoding, w, &limits).map(drop)
-    });
+    let (decoded, checked) = match limits.output_piece {
+        0 => {
+            // A mismatch reaches the decoder as its own write error (`walk::nar_error`
+            // makes it the problem), so the output has no error of its own to give.
+            let mut checked = checked;
+            let decoded = crate::decode(source, root, encoding, &mut checked, &limits).map(drop);
+            (decoded, Ok(checked))
+        }
+        piece => crate::write_behind(checked, piece, |w| {
+            crate::decode(source, root, encoding, w, &limits).map(drop)
+        }),
+    };
     let output = |e: io::Error| match mismatch(&e) {
         Some(p) => p,
         None => Problem::Output(e),
@@ -257,10 +266,7 @@ impl<W: Write> Write for Checked<W> {
             }
         }
         // The last byte so far always waits: for the next write, or for `finish`.
-        if let Some(b) = self.held.take() {
-            self.inner.write_all(&[b])?;
-        }
-        self.inner.write_all(body)?;
+        write_after(&mut self.inner, self.held.take(), body)?;
         self.held = Some(last);
         if let Some(h) = &mut self.hasher {
             h.update(buf);
@@ -271,6 +277,24 @@ impl<W: Write> Write for Checked<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Writes `held` (if any) then `body` to `out`, in one `writev` where `out` has one:
+/// a held byte written on its own would cost a system call (and a reader's wake-up)
+/// per piece, and leave every write into a file unaligned.
+fn write_after<W: Write>(out: &mut W, held: Option<u8>, body: &[u8]) -> io::Result<()> {
+    let Some(b) = held else {
+        return out.write_all(body);
+    };
+    let first = [b];
+    loop {
+        match out.write_vectored(&[io::IoSlice::new(&first), io::IoSlice::new(body)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => return out.write_all(&body[n - 1..]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -223,9 +223,13 @@ pub async fn nar(
         Err(r) => return *r,
     };
     let store = st.store.clone();
+    // Written behind the decoder when the NarHash is hashed or the body compressed
+    // on the way (that work then overlaps the decode); otherwise straight into the
+    // body channel, which is itself behind (a thread and a copy fewer).
+    let behind = expect.stream_hash || form.compression() != NarCompression::None;
     let limits = Limits {
         readahead: st.options.readahead,
-        output_piece: crate::body::CHUNK / 2,
+        output_piece: if behind { crate::body::CHUNK / 2 } else { 0 },
         ..Limits::default()
     };
     tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, &expect, &limits, writer));
