@@ -13,8 +13,9 @@
 #     --check-nar-hash (the record's NarHash stream, off the path otherwise); next to
 #     the disk's own write speed (`dd` of the NAR with O_DIRECT, and through the page
 #     cache, each with its fsync), the ceiling of decode → file;
-#   - `narfs serve` over loopback: /nar/<root>.nar (decoded from the store, checked
-#     against its record) and /ipfs/<root>?format=car, each fetched by curl to
+#   - `narfs serve` over loopback: /nar/<root>.nar (decoded from the store against its
+#     sealed record: NarSize checked, NarHash not re-hashed) and
+#     /ipfs/<root>?format=car, each fetched by curl to
 #     /dev/null, next to `python3 -m http.server` sending the NAR file itself;
 #   - peak anonymous memory (the largest RssAnon of /proc/PID/status, sampled every
 #     10 ms: heap and stacks, not the page cache or mapped files) of encode to a CAR
@@ -116,7 +117,7 @@ serve_rows() { # nar root size dec ossl
   car_size=$(stat -c %s "$W/out.car")
   car_s=$(fetch "$base/ipfs/$root?format=car" "")
   row "python3 -m http.server (the NAR file)" "$py" "$size" "$dec" "$ossl"
-  row "serve /nar/ (store, checked)" "$nar_s" "$size" "$dec" "$ossl"
+  row "serve /nar/ (store, sealed record)" "$nar_s" "$size" "$dec" "$ossl"
   row "serve /ipfs/?format=car (store)" "$car_s" "$car_size" "$dec" "$ossl"
   awk -v p="$py" -v n="$nar_s" -v c="$car_s" -v s="$size" -v cs="$car_size" \
     'BEGIN { printf "\nserve /nar/ at %.2f× and /ipfs/ CAR at %.2f× of python3 -m http.server (bytes per second).\n", p / n, (cs / c) / (s / p) }' >"$W/serve_ratio"
