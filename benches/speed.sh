@@ -9,9 +9,13 @@
 #     (--car /dev/null), to a CAR file, into a fresh store and into a store that
 #     already holds the blocks;
 #   - decode (verifying every block) from the CAR and from the store, to a file and
-#     into a pipe (read by `cat >/dev/null`);
-#   - `narfs serve` over loopback: /nar/<root>.nar (decoded from the store, checked
-#     against its record) and /ipfs/<root>?format=car, each fetched by curl to
+#     into a pipe (read by `cat >/dev/null`), and from the store with
+#     --check-nar-hash (the record's NarHash stream, off the path otherwise); next to
+#     the disk's own write speed (`dd` of the NAR with O_DIRECT, and through the page
+#     cache, each with its fsync), the ceiling of decode → file;
+#   - `narfs serve` over loopback: /nar/<root>.nar (decoded from the store against its
+#     sealed record: NarSize checked, NarHash not re-hashed) and
+#     /ipfs/<root>?format=car, each fetched by curl to
 #     /dev/null, next to `python3 -m http.server` sending the NAR file itself;
 #   - peak anonymous memory (the largest RssAnon of /proc/PID/status, sampled every
 #     10 ms: heap and stacks, not the page cache or mapped files) of encode to a CAR
@@ -66,9 +70,11 @@ prim() { awk -v k="$1" '$1 == k { print $2 }' "$W/prim"; }
 # Whether the row or section named "$1" is wanted (ONLY unset: all are).
 want() { [ -z "${ONLY:-}" ] || [[ "$1" =~ $ONLY ]]; }
 
+# One table row; the last column is the 1-minute load average when it is printed
+# (the machine is shared: a figure is worth what its load lets it be).
 row() { # name seconds size ceiling_gbs openssl_gbs
-  awk -v n="$1" -v s="$2" -v b="$3" -v c="$4" -v o="$5" \
-    'BEGIN { g = b / s / 1e9; printf "| %-44s | %6.2f | %5.2f× | %4.0f%% |\n", n, g, g / o, 100 * g / c }'
+  awk -v n="$1" -v s="$2" -v b="$3" -v c="$4" -v o="$5" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+    'BEGIN { g = b / s / 1e9; printf "| %-44s | %6.2f | %5.2f× | %4.0f%% | %5s |\n", n, g, g / o, 100 * g / c, l }'
 }
 
 decode_pipe() { "$N" decode "$@" | cat >/dev/null; }
@@ -116,7 +122,7 @@ serve_rows() { # nar root size dec ossl
   car_size=$(stat -c %s "$W/out.car")
   car_s=$(fetch "$base/ipfs/$root?format=car" "")
   row "python3 -m http.server (the NAR file)" "$py" "$size" "$dec" "$ossl"
-  row "serve /nar/ (store, checked)" "$nar_s" "$size" "$dec" "$ossl"
+  row "serve /nar/ (store, sealed record)" "$nar_s" "$size" "$dec" "$ossl"
   row "serve /ipfs/?format=car (store)" "$car_s" "$car_size" "$dec" "$ossl"
   awk -v p="$py" -v n="$nar_s" -v c="$car_s" -v s="$size" -v cs="$car_size" \
     'BEGIN { printf "\nserve /nar/ at %.2f× and /ipfs/ CAR at %.2f× of python3 -m http.server (bytes per second).\n", p / n, (cs / c) / (s / p) }' >"$W/serve_ratio"
@@ -145,8 +151,8 @@ measure() { # label nar
   echo "Primitives on one core (GB/s): SHA-256 stream $sha, multi-buffer $mb256 (256 KiB leaves) / $mb64 (64 KiB), FastCDC 16/64/256 $cdc, memcpy $cpy; openssl dgst -sha256 (whole process) $(printf %.2f "$ossl")."
   echo "Ceilings (GB/s): encode fixed $(printf %.2f "$enc_fixed"), encode FastCDC $(printf %.2f "$enc_cdc"), decode $(printf %.2f "$dec")."
   echo
-  echo "| narfs | GB/s | × openssl | % of ceiling |"
-  echo "|---|---:|---:|---:|"
+  echo "| narfs | GB/s | × openssl | % of ceiling | load |"
+  echo "|---|---:|---:|---:|---:|"
   for spec in "$FIXED" "$CDC"; do
     local c=$enc_fixed; [ "$spec" = "$CDC" ] && c=$enc_cdc
     want "encode $spec → null" &&
@@ -166,11 +172,26 @@ measure() { # label nar
   fi
   local root; root=$("$N" encode --chunker "$FIXED" --car "$W/out.car" --store "$W/store" "$nar")
   if want decode; then
-    row "decode CAR → file" "$(best "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
-    row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
-    row "decode store → file" "$(best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")" "$size" "$dec" "$ossl"
-    row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
+    # The disk's own write speed, the ceiling of decode → file (which writes around the
+    # page cache and fsyncs): the NAR copied by dd with and without the page cache.
+    local dd_direct dd_cached car_file store_file
+    dd_direct=$(PRE="rm -f '$W/dd.nar'" best dd if="$nar" of="$W/dd.nar" bs=4M oflag=direct conv=fsync status=none)
+    dd_cached=$(PRE="rm -f '$W/dd.nar'" best dd if="$nar" of="$W/dd.nar" bs=4M conv=fsync status=none)
+    rm -f "$W/dd.nar"
+    row "disk: dd bs=4M oflag=direct conv=fsync" "$dd_direct" "$size" "$dec" "$ossl"
+    row "disk: dd bs=4M conv=fsync (page cache)" "$dd_cached" "$size" "$dec" "$ossl"
+    car_file=$(PRE="rm -f '$W/out.nar'" best "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar")
+    row "decode CAR → file" "$car_file" "$size" "$dec" "$ossl"
     cmp "$W/out.nar" "$nar"
+    row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
+    store_file=$(PRE="rm -f '$W/out.nar'" best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")
+    row "decode store → file" "$store_file" "$size" "$dec" "$ossl"
+    row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
+    row "decode store → pipe --check-nar-hash" "$(best decode_pipe --store "$W/store" "$root" --check-nar-hash)" "$size" "$dec" "$ossl"
+    cmp "$W/out.nar" "$nar"
+    awk -v d="$dd_direct" -v c="$dd_cached" -v f="$car_file" -v s="$store_file" \
+      'BEGIN { printf "\ndecode → file against the disk (dd, same run): CAR %.2f× of oflag=direct, %.2f× of page cache + fsync; store %.2f×, %.2f×.\n", d / f, c / f, d / s, c / s }'
+    echo
   fi
   if want serve; then
     serve_rows "$nar" "$root" "$size" "$dec" "$ossl"

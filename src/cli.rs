@@ -167,6 +167,11 @@ pub struct DecodeArgs {
     /// their bytes (the read amplification of packs; `benches/disk.sh`).
     #[arg(long, conflicts_with = "car")]
     pub pack_stats: bool,
+    /// Hash the NAR against the record's NarHash as it streams even when the record is
+    /// sealed (its stored checksum held, so its NarHash is the one its writer computed
+    /// from this DAG's NAR); records of older narfs versions are always hashed.
+    #[arg(long, conflicts_with = "car")]
+    pub check_nar_hash: bool,
     /// Root of the NAR's DAG: a name recorded in the store, or a CID.
     #[arg(value_name = "NAME|CID")]
     pub root: String,

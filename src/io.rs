@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::direct_file::DirectFile;
+
 pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     if path == Path::new("-") {
         Ok(Box::new(io::stdin().lock()))
@@ -16,8 +18,9 @@ pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     }
 }
 
-/// An output that is stdout, or a file written under a temporary name and renamed
-/// into place by [`Output::commit`]; dropped uncommitted, it leaves nothing behind.
+/// An output that is stdout, or a file written (around the page cache: [`DirectFile`])
+/// under a temporary name and renamed into place by [`Output::commit`]; dropped
+/// uncommitted, it leaves nothing behind.
 pub enum Output {
     /// `io::Stdout`, not its lock: an output may be written from another thread
     /// (`narfs_decoder::write_behind`).
@@ -25,7 +28,7 @@ pub enum Output {
     Device(BufWriter<File>),
     File {
         tmp: tempfile_lite::Temp,
-        out: BufWriter<File>,
+        out: DirectFile,
         dest: PathBuf,
     },
 }
@@ -62,7 +65,7 @@ impl Output {
                 let (tmp, file) = tempfile_lite::Temp::beside(dest)?;
                 Ok(Output::File {
                     tmp,
-                    out: BufWriter::with_capacity(256 * 1024, file),
+                    out: DirectFile::new(file),
                     dest: dest.to_path_buf(),
                 })
             }
@@ -74,10 +77,7 @@ impl Output {
             Output::Stdout(mut w) => w.flush().context("cannot write to stdout"),
             Output::Device(mut w) => w.flush().context("cannot write output"),
             Output::File { tmp, out, dest } => {
-                let file = out
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .context("cannot write output")?;
+                let file = out.finish().context("cannot write output")?;
                 file.sync_all().ok();
                 tmp.persist(&dest)
             }
@@ -91,6 +91,13 @@ impl Write for Output {
             Output::Stdout(w) => w.write(buf),
             Output::Device(w) => w.write(buf),
             Output::File { out, .. } => out.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write_vectored(bufs),
+            Output::Device(w) => w.write_vectored(bufs),
+            Output::File { out, .. } => out.write_vectored(bufs),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {

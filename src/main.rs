@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod cli;
 mod cmd;
+mod direct_file;
 mod io;
 
 fn main() -> ExitCode {

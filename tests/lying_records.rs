@@ -1,9 +1,18 @@
 //! Lying root records (issue 13, class 1): a record whose root CID was changed to
-//! another NAR's, whose NarSize is 16 bytes short, or whose NarHash is another's. For
-//! each, `decode` fails with no output file (or tree), `decode` to stdout exits
-//! non-zero short of the recorded size, `verify` reports the root, and `serve` cuts
+//! another NAR's, whose NarSize is 16 bytes short, or whose NarHash is another's.
+//!
+//! Records come in two kinds (ARCHITECTURE.md, "NarHash is checked where a record is
+//! written"). An unsealed record (an older store's: planted here as a `roots/*.json`
+//! file that the next open moves into the table) is hashed as it decodes: for each lie,
+//! `decode` fails with no output file (or tree), `decode` to stdout exits non-zero
+//! short of the recorded size, `verify` reports the root, and `serve` cuts
 //! `/nar/<cid>.nar` short of its `Content-Length` (a raw client and curl both see it
-//! incomplete). An untampered store passes every one of these checks, so they can fail.
+//! incomplete). A sealed record (what narfs writes now) whose stored bytes were
+//! changed fails its checksum and is refused by all of them; one that lies with a
+//! valid checksum (only a writer breaking `record_root`'s contract makes one) is
+//! reported by `verify` and refused by `decode --check-nar-hash`, and its NarSize is
+//! still checked by every consumer. An untampered store passes every one of these
+//! checks, so they can fail.
 
 mod common;
 mod serve_support;
@@ -66,11 +75,8 @@ fn fixture(fallback: bool) -> Fixture {
     }
 }
 
-/// Rewrites the record of root `name` in the store's record table (as a bug or a
-/// hand edit would), through the store's own API: the lie is in the record, not in
-/// the table's pages.
-fn edit_record(store: &Path, name: &str, edit: impl FnOnce(&mut Value)) {
-    let s = narfs_store::Store::open(store).unwrap();
+/// The record of root `name`, as JSON, edited.
+fn edited(s: &narfs_store::Store, name: &str, edit: impl FnOnce(&mut Value)) -> Value {
     let rec = s
         .find_roots(name)
         .unwrap()
@@ -78,9 +84,34 @@ fn edit_record(store: &Path, name: &str, edit: impl FnOnce(&mut Value)) {
         .expect("a record of that name");
     let mut v = serde_json::to_value(&rec).unwrap();
     edit(&mut v);
+    v
+}
+
+/// Replaces the record of root `name` by an edited one in the form of an older store
+/// (a `roots/*.json` file, as a hand edit would leave it), which the next open moves
+/// into the table unsealed: its NarHash is checked as it decodes.
+fn edit_record(store: &Path, name: &str, edit: impl FnOnce(&mut Value)) {
+    {
+        let s = narfs_store::Store::open(store).unwrap();
+        let v = edited(&s, name, edit);
+        s.remove_roots(name).unwrap();
+        std::fs::create_dir_all(store.join("roots")).unwrap();
+        std::fs::write(store.join("roots/lie.json"), v.to_string()).unwrap();
+    }
+    let s = narfs_store::Store::open(store).unwrap();
+    let moved = s.find_roots(name).unwrap();
+    assert!(moved.len() == 1 && !moved[0].sealed, "{moved:?}");
+}
+
+/// Rewrites the record of root `name` through the store's own API, as a writer that
+/// breaks `record_root`'s contract (a NarHash it did not compute) would: sealed.
+fn forge_record(store: &Path, name: &str, edit: impl FnOnce(&mut Value)) {
+    let s = narfs_store::Store::open(store).unwrap();
+    let v = edited(&s, name, edit);
     let lied: narfs_store::RootRecord = serde_json::from_value(v).unwrap();
     s.remove_roots(name).unwrap();
     s.record_root(&lied).unwrap();
+    assert!(s.find_roots(name).unwrap()[0].sealed);
 }
 
 fn listing(dir: &Path) -> Vec<String> {
@@ -315,4 +346,102 @@ fn a_nar_hash_that_does_not_parse_is_refused() {
         .unwrap();
     assert!(!verify.status.success());
     assert!(String::from_utf8_lossy(&verify.stdout).contains("problem: root a: "));
+}
+
+/// The sha256 of a NAR, as a record stores it (32 bytes).
+fn sha256(nar: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(nar).into()
+}
+
+/// Replaces every copy of `from` in the store's table file by `to` (same length), as
+/// damage or a hand edit of the file would; how many copies there were.
+fn rewrite_table_bytes(store: &Path, from: &[u8], to: &[u8]) -> usize {
+    let file = store.join("blocks/data.mdb");
+    let mut data = std::fs::read(&file).unwrap();
+    let at: Vec<usize> = (0..data.len().saturating_sub(from.len()))
+        .filter(|&i| data[i..].starts_with(from))
+        .collect();
+    for &i in &at {
+        data[i..i + to.len()].copy_from_slice(to);
+    }
+    std::fs::write(&file, data).unwrap();
+    at.len()
+}
+
+#[test]
+fn a_sealed_record_whose_stored_bytes_changed_is_refused() {
+    each_encoding(|fallback| {
+        let f = fixture(fallback);
+        let (a, b) = (sha256(&f.roots[0].2), sha256(&f.roots[1].2));
+        // `a`'s stored NarHash becomes `b`'s: its checksum no longer holds.
+        assert!(
+            rewrite_table_bytes(&f.store, &a, &b) > 0,
+            "a's NarHash is stored"
+        );
+        let (name, cid, nar) = &f.roots[0];
+        let s = observe(&f, name, cid);
+        let what = format!("stored bytes changed (fallback {fallback})");
+        assert!(!s.decode_ok && s.decode_file.is_none(), "{what}");
+        assert!(s.decode_err.contains("record"), "{what}: {}", s.decode_err);
+        assert!(!s.stdout_ok && s.stdout_len < nar.len(), "{what}");
+        assert!(!s.to_dir_ok && !s.to_dir_exists, "{what}");
+        assert!(s.leftovers.is_empty(), "{what}: left {:?}", s.leftovers);
+        assert!(!s.verify_ok, "{what}: verify exited 0: {}", s.verify_out);
+        assert!(
+            s.http_status != 200 || (!s.http_complete && s.http_len < nar.len()),
+            "{what}: served {s:?}"
+        );
+    });
+}
+
+#[test]
+fn a_sealed_lie_is_reported_by_verify_and_refused_by_check_nar_hash() {
+    each_encoding(|fallback| {
+        let f = fixture(fallback);
+        let store = narfs_store::Store::open(&f.store).unwrap();
+        let b_hash = store.find_roots("b").unwrap()[0].nar_hash.clone();
+        drop(store);
+        forge_record(&f.store, "a", |v| v["nar_hash"] = Value::from(b_hash));
+        let verify = narfs()
+            .args(["verify", "--store"])
+            .arg(&f.store)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&verify.stdout);
+        assert!(!verify.status.success(), "verify exited 0: {report}");
+        assert!(report.contains("problem: root a: "), "{report}");
+        let out_file = f.work.join("out.nar");
+        let checked = narfs()
+            .args(["decode", "a", "--check-nar-hash", "--store"])
+            .arg(&f.store)
+            .arg("-o")
+            .arg(&out_file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&checked.stderr);
+        assert!(
+            !checked.status.success(),
+            "decode --check-nar-hash exited 0"
+        );
+        assert!(err.contains("NarHash"), "{err}");
+        assert!(
+            !out_file.exists(),
+            "decode --check-nar-hash left its output"
+        );
+        assert!(listing(&f.work).is_empty());
+    });
+}
+
+#[test]
+fn a_sealed_nar_size_lie_is_refused_by_every_consumer() {
+    each_encoding(|fallback| {
+        let f = fixture(fallback);
+        let len = f.roots[0].2.len() as u64;
+        for size in [len - 16, len + 16] {
+            forge_record(&f.store, "a", |v| v["nar_size"] = Value::from(size));
+            let s = observe(&f, "a", &f.roots[0].1);
+            assert_refused(&s, "a", size, &format!("sealed NarSize {size} of {len}"));
+        }
+    });
 }

@@ -4,11 +4,20 @@
 //!
 //! [`Checked`] sits between the decoder and its output. It refuses the write that would
 //! pass `NarSize`, passes the write that completes `NarSize` bytes only if the whole
-//! NAR hashes to `NarHash`, and always holds the last byte it was given until the next
-//! write or, at the end, until the decoder has finished cleanly and the size is
-//! complete. So whatever the consumer (a file renamed into place, a pipe into
-//! `restore`, an HTTP body sized by `NarSize`), a mismatch of any kind leaves it
-//! short of the NAR's last byte, and it cannot take what it got for complete.
+//! NAR hashes to `NarHash` (when [`Expect::stream_hash`]), and always holds the last
+//! byte it was given until the next write or, at the end, until the decoder has
+//! finished cleanly and the size is complete. So whatever the consumer (a file renamed
+//! into place, a pipe into `restore`, an HTTP body sized by `NarSize`), a mismatch of
+//! any kind leaves it short of the NAR's last byte, and it cannot take what it got for
+//! complete.
+//!
+//! The NarHash stream is one serial SHA-256 over the whole NAR (~1.2 GB/s on one core
+//! here), slower than the rest of a decode; so it is skipped for a record whose binding
+//! of root to NarHash was established when it was written and whose stored form's
+//! checksum held when it was read (a store's `sealed` record, ARCHITECTURE.md's
+//! invariant "NarHash is checked where a record is written"). NarSize is always
+//! checked; `narfs store verify`, `decode --check-nar-hash`, records of an older
+//! narfs and NarHashes from elsewhere (a proxy's upstream narinfo) take the stream.
 
 use std::io::{self, Write};
 
@@ -26,6 +35,10 @@ pub struct Expect {
     pub nar_sha256: [u8; 32],
     /// Length of the NAR in bytes (Nix's `NarSize`).
     pub nar_size: u64,
+    /// Whether the output is hashed against `nar_sha256` as it streams. False only
+    /// when the binding of this root to this NarHash is already established (see the
+    /// module's doc): the size is checked either way.
+    pub stream_hash: bool,
 }
 
 /// A record's `NarHash` that is not `sha256:` and 52 Nix base32 characters.
@@ -47,8 +60,17 @@ impl Expect {
             .map(|nar_sha256| Expect {
                 nar_sha256,
                 nar_size,
+                stream_hash: true,
             })
             .ok_or_else(|| BadNarHash(nar_hash.to_string()))
+    }
+
+    /// The same, hashing the output as it streams only if `stream_hash`.
+    pub fn with_stream_hash(self, stream_hash: bool) -> Expect {
+        Expect {
+            stream_hash,
+            ..self
+        }
     }
 
     fn nar_hash(&self) -> String {
@@ -83,9 +105,18 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
         ..*limits
     };
     let checked = Checked::new(out, *expect);
-    let (decoded, checked) = crate::write_behind(checked, limits.output_piece, |w| {
-        crate::decode(source, root, encoding, w, &limits).map(drop)
-    });
+    let (decoded, checked) = match limits.output_piece {
+        0 => {
+            // A mismatch reaches the decoder as its own write error (`walk::nar_error`
+            // makes it the problem), so the output has no error of its own to give.
+            let mut checked = checked;
+            let decoded = crate::decode(source, root, encoding, &mut checked, &limits).map(drop);
+            (decoded, Ok(checked))
+        }
+        piece => crate::write_behind(checked, piece, |w| {
+            crate::decode(source, root, encoding, w, &limits).map(drop)
+        }),
+    };
     let output = |e: io::Error| match mismatch(&e) {
         Some(p) => p,
         None => Problem::Output(e),
@@ -100,7 +131,13 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
         // decoder runs ahead of its output): that refusal is the first problem.
         (Err(_), Some(p)) => Err(DecodeError::new(root, "", p)),
         (Err(mut e), None) => {
-            if lowered && matches!(*e.problem, Problem::TooLarge(n) if n == expect.nar_size) {
+            // The walk stopped at the record's size (its limit), or the fallback's
+            // NAR, cut one byte past it, did not end where the record says it does.
+            let at_size = checked
+                .as_ref()
+                .is_ok_and(|c| c.seen == expect.nar_size && expect.nar_size > 0);
+            let over = matches!(*e.problem, Problem::TooLarge(n) if n == expect.nar_size);
+            if lowered && (over || at_size) {
                 *e.problem = Problem::LongerThanRecorded(expect.nar_size);
             }
             Err(e)
@@ -108,8 +145,9 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
     }
 }
 
-/// Decodes the NAR under `root` to nowhere, checking it against `expect`: what
-/// `verify` does for every recorded root.
+/// Decodes the NAR under `root` to nowhere, checking it against `expect`, NarHash
+/// included whatever `expect.stream_hash` says: what `verify` does for every recorded
+/// root.
 pub fn check<S: BlockSource + Sync>(
     source: &S,
     root: &Cid,
@@ -117,7 +155,8 @@ pub fn check<S: BlockSource + Sync>(
     expect: &Expect,
     limits: &Limits,
 ) -> Result<(), DecodeError> {
-    decode_checked(source, root, encoding, expect, io::sink(), limits).map(drop)
+    let expect = expect.with_stream_hash(true);
+    decode_checked(source, root, encoding, &expect, io::sink(), limits).map(drop)
 }
 
 /// The writer error that carries a mismatch out through the NAR writer.
@@ -158,7 +197,8 @@ pub(crate) fn mismatch(e: &io::Error) -> Option<Problem> {
 pub struct Checked<W> {
     inner: W,
     expect: Expect,
-    hasher: Sha256,
+    /// The NarHash stream, when `expect.stream_hash`.
+    hasher: Option<Sha256>,
     /// Bytes accepted, the held one included.
     seen: u64,
     /// The last byte written so far, held until the next write or
@@ -171,7 +211,7 @@ impl<W: Write> Checked<W> {
         Checked {
             inner,
             expect,
-            hasher: Sha256::new(),
+            hasher: expect.stream_hash.then(Sha256::new),
             seen: 0,
             held: None,
         }
@@ -186,13 +226,15 @@ impl<W: Write> Checked<W> {
                 recorded: self.expect.nar_size,
             });
         }
-        let got: [u8; 32] = self.hasher.finalize().into();
-        if got != self.expect.nar_sha256 {
-            return Err(Mismatch::Hash {
-                got,
-                recorded: self.expect.nar_hash(),
+        if let Some(hasher) = self.hasher.take() {
+            let got: [u8; 32] = hasher.finalize().into();
+            if got != self.expect.nar_sha256 {
+                return Err(Mismatch::Hash {
+                    got,
+                    recorded: self.expect.nar_hash(),
+                }
+                .problem());
             }
-            .problem());
         }
         if let Some(b) = self.held.take() {
             self.inner.write_all(&[b]).map_err(Problem::Output)?;
@@ -212,10 +254,10 @@ impl<W: Write> Write for Checked<W> {
         if len > left {
             return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
         }
-        if len == left {
+        if let (true, Some(hasher)) = (len == left, &self.hasher) {
             // The write that completes NarSize: the whole NAR must hash to NarHash
             // before any of it goes out.
-            let mut all = self.hasher.clone();
+            let mut all = hasher.clone();
             all.update(buf);
             let got: [u8; 32] = all.finalize().into();
             if got != self.expect.nar_sha256 {
@@ -224,18 +266,35 @@ impl<W: Write> Write for Checked<W> {
             }
         }
         // The last byte so far always waits: for the next write, or for `finish`.
-        if let Some(b) = self.held.take() {
-            self.inner.write_all(&[b])?;
-        }
-        self.inner.write_all(body)?;
+        write_after(&mut self.inner, self.held.take(), body)?;
         self.held = Some(last);
-        self.hasher.update(buf);
+        if let Some(h) = &mut self.hasher {
+            h.update(buf);
+        }
         self.seen += len;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Writes `held` (if any) then `body` to `out`, in one `writev` where `out` has one:
+/// a held byte written on its own would cost a system call (and a reader's wake-up)
+/// per piece, and leave every write into a file unaligned.
+fn write_after<W: Write>(out: &mut W, held: Option<u8>, body: &[u8]) -> io::Result<()> {
+    let Some(b) = held else {
+        return out.write_all(body);
+    };
+    let first = [b];
+    loop {
+        match out.write_vectored(&[io::IoSlice::new(&first), io::IoSlice::new(body)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => return out.write_all(&body[n - 1..]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 

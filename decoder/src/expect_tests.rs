@@ -26,6 +26,7 @@ fn expect_of(nar: &[u8]) -> Expect {
     Expect {
         nar_sha256: Sha256::digest(nar).into(),
         nar_size: nar.len() as u64,
+        stream_hash: true,
     }
 }
 
@@ -119,6 +120,40 @@ fn lying_records_never_give_the_recorded_size() {
             assert!(right, "{what} (fallback {fallback}): {err}");
             assert!(check(&s, cid, enc, &expect, &Limits::default()).is_err());
         }
+    }
+}
+
+/// A sealed record (`stream_hash` false): the bytes are not hashed, but its NarSize
+/// still bounds and completes the output, and `check` (what `verify` runs) still
+/// hashes them.
+#[test]
+fn without_the_hash_stream_the_size_still_holds() {
+    for fallback in [false, true] {
+        let (s, [(root, nar), _], enc) = store_of(fallback);
+        let good = expect_of(&nar).with_stream_hash(false);
+        let (out, err) = run(&s, &root, enc, &good);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(out, nar);
+        for delta in [-16i64, 16] {
+            let lie = Expect {
+                nar_size: good.nar_size.checked_add_signed(delta).unwrap(),
+                ..good
+            };
+            let (out, err) = run(&s, &root, enc, &lie);
+            let err = err.unwrap_or_else(|| panic!("size {delta:+}: no error"));
+            assert!((out.len() as u64) < lie.nar_size, "size {delta:+}: {err}");
+            assert!(
+                matches!(
+                    err,
+                    Problem::LongerThanRecorded(_) | Problem::ShorterThanRecorded { .. }
+                ),
+                "size {delta:+}: {err}"
+            );
+        }
+        let mut hash = good;
+        hash.nar_sha256[0] ^= 1;
+        let e = check(&s, &root, enc, &hash, &Limits::default()).unwrap_err();
+        assert!(matches!(*e.problem, Problem::NarHashMismatch { .. }), "{e}");
     }
 }
 

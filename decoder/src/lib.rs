@@ -39,6 +39,9 @@ pub struct Limits {
     /// Bytes per write of the output when it is written behind the decoder
     /// ([`write_behind`], at most [`MAX_PIECE`]); up to three such pieces are held.
     /// Large writes for a file or pipe; `narfs serve` lowers it with `readahead`.
+    /// 0: [`decode_checked`] writes on the decoder's thread, for an output that is
+    /// itself behind (serve's body channel, when nothing is hashed or compressed on
+    /// the way): a thread and a copy fewer.
     pub output_piece: usize,
 }
 

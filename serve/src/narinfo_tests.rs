@@ -28,6 +28,7 @@ fn record(n: &NarInfo, meta: NarInfoMeta) -> RootRecord {
         new_bytes: 0,
         created: 0,
         narinfo: Some(meta),
+        sealed: false,
     }
 }
 

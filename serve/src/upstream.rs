@@ -185,6 +185,9 @@ pub fn rewrite(text: &[u8], hash: &str) -> Result<Rewritten, RewriteError> {
         expect: Expect {
             nar_sha256: info.nar_hash,
             nar_size: info.nar_size,
+            // Nothing has bound this CID to this NarHash yet: the decode establishes
+            // it, before the proxy records the root.
+            stream_hash: true,
         },
         meta: NarInfoMeta::from(&info),
     })

@@ -1,8 +1,9 @@
 //! `narfs decode`: root NAME or CID → verified blocks (from the store, the default, or
 //! a CAR file) → the byte-exact NAR, on stdout, in a file, or restored as a tree. A
-//! root the store has a record of is checked against the record's NarHash and NarSize
-//! as it streams: a mismatch fails (no output file appears, the restored tree is
-//! removed, stdout is left one byte short at least).
+//! root the store has a record of is checked against the record's NarSize, and its
+//! NarHash when the record is not sealed (or with `--check-nar-hash`), as it streams:
+//! a mismatch fails (no output file appears, the restored tree is removed, stdout is
+//! left one byte short at least).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -47,7 +48,8 @@ pub fn run(args: DecodeArgs) -> Result<()> {
                     }
                     expect = Some(
                         Expect::from_record(&rec.nar_hash, rec.nar_size)
-                            .with_context(|| format!("the record of {}", args.root))?,
+                            .with_context(|| format!("the record of {}", args.root))?
+                            .with_stream_hash(args.check_nar_hash || !rec.sealed),
                     );
                     rec.cid()?
                 }

@@ -229,7 +229,7 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
         if let Some(mut rec) = r.record {
             rec.new_blocks = written.new_blocks;
             rec.new_bytes = written.new_bytes;
-            if let Err(e) = s.blocks.tables().add(&mut txn, &rec) {
+            if let Err(e) = s.blocks.tables().add(&mut txn, &rec, true) {
                 (r.done)(Err(Error::Writer("the write session failed")));
                 for (done, _) in told {
                     let done: crate::sink::Done = done;

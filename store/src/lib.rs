@@ -400,9 +400,15 @@ impl Store {
     /// The caller checks the DAG is complete and holds [`lock_shared`](Self::lock_shared)
     /// from the commit of its blocks until this returns, so `gc` cannot take them in
     /// between.
+    ///
+    /// The record is stored sealed ([`RootRecord::sealed`]): its NarHash and NarSize
+    /// must be ones the caller computed from the NAR this DAG decodes to, or checked
+    /// against it (encode hashes its input, import checks the narinfo's, fetch and CAR
+    /// import hash what they decode), because decoders take a sealed record's NarHash
+    /// without hashing the NAR again (`narfs store verify` still does).
     pub fn record_root(&self, rec: &RootRecord) -> Result<(), Error> {
         let mut txn = self.blocks.write_txn()?;
-        self.blocks.tables().add(&mut txn, rec)?;
+        self.blocks.tables().add(&mut txn, rec, true)?;
         self.blocks.commit(txn)
     }
 

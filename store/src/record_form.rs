@@ -10,6 +10,14 @@
 //! describing serde format cannot honour them; a dozen fields are simpler written out.
 //! A reader refuses a version it does not know, so a future layout is an error, not
 //! wrong fields.
+//!
+//! Version 2 (written now) is version 1's fields followed by [`CHECKSUM`] bytes of the
+//! SHA-256 of everything before them. A record whose checksum holds is the one its
+//! writer stored, and every writer stores a NarHash it computed or checked against
+//! the NAR under its root (ARCHITECTURE.md, "NarHash is checked where a record is
+//! written"): such a record is [`RootRecord::sealed`], and decoding it need not hash
+//! the NAR again. A checksum that fails is damage, refused like any other. Version 1
+//! (older stores) is still read, unsealed: its NarHash is checked as the NAR streams.
 
 use std::str::FromStr;
 
@@ -17,8 +25,13 @@ use narfs_core::{varint, Cid, Encoding};
 
 use crate::roots::{NarInfoMeta, RootRecord};
 
-/// The layout written now.
-const VERSION: u8 = 1;
+/// The layout written now: version 1's fields and a checksum.
+const VERSION: u8 = 2;
+/// The layout of older stores: the same fields, no checksum.
+const VERSION_1: u8 = 1;
+/// Bytes of SHA-256 a version 2 record ends with: 64 bits make an accidental match of
+/// damaged bytes as unlikely as it needs to be, at a few percent of a record's size.
+const CHECKSUM: usize = 8;
 /// The longest stored record: a narinfo's text and references are a few KiB; a longer
 /// one is refused when recorded, and a longer value is damage when read.
 pub(crate) const MAX_RECORD: usize = 1 << 20;
@@ -50,12 +63,29 @@ pub enum RecordError {
     Damaged(&'static str),
 }
 
-/// The stored form of `rec`.
+/// The stored form of `rec`, sealed: version 2, with its checksum.
 pub(crate) fn encode(rec: &RootRecord) -> Result<Vec<u8>, RecordError> {
+    let mut out = fields(rec, VERSION)?;
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum);
+    if out.len() > MAX_RECORD {
+        return Err(RecordError::TooLong);
+    }
+    Ok(out)
+}
+
+/// The stored form of a record whose NarHash no writer of this store checked (one
+/// moved from an older layout): version 1, read back unsealed.
+pub(crate) fn encode_unsealed(rec: &RootRecord) -> Result<Vec<u8>, RecordError> {
+    fields(rec, VERSION_1)
+}
+
+/// `rec`'s fields behind the `version` byte.
+fn fields(rec: &RootRecord, version: u8) -> Result<Vec<u8>, RecordError> {
     let cid = Cid::from_str(&rec.root).map_err(|_| RecordError::Root(rec.root.clone()))?;
     let sha = narfs_nix::narinfo::parse_sha256(&rec.nar_hash);
     let mut out = Vec::with_capacity(256);
-    out.push(VERSION);
+    out.push(version);
     let flags = if rec.name.is_some() { HAS_NAME } else { 0 }
         | if rec.narinfo.is_some() {
             HAS_NARINFO
@@ -108,12 +138,29 @@ pub(crate) fn encode(rec: &RootRecord) -> Result<Vec<u8>, RecordError> {
     Ok(out)
 }
 
+fn checksum(form: &[u8]) -> [u8; CHECKSUM] {
+    let h = narfs_core::block::HashAlg::Sha2_256.digest(form);
+    h[..CHECKSUM].try_into().expect("CHECKSUM bytes")
+}
+
 /// The record `stored` holds.
 pub(crate) fn decode(stored: &[u8]) -> Result<RootRecord, RecordError> {
-    let mut r = Reader(stored);
-    if r.byte()? != VERSION {
-        return Err(RecordError::Damaged("unknown record version"));
-    }
+    let (fields, sealed) = match stored.first() {
+        Some(&VERSION) => {
+            let Some(split) = stored.len().checked_sub(CHECKSUM) else {
+                return Err(RecordError::Damaged("cut short"));
+            };
+            let (fields, sum) = stored.split_at(split);
+            if sum != checksum(fields) {
+                return Err(RecordError::Damaged("checksum does not match"));
+            }
+            (fields, true)
+        }
+        Some(&VERSION_1) => (stored, false),
+        Some(_) => return Err(RecordError::Damaged("unknown record version")),
+        None => return Err(RecordError::Damaged("cut short")),
+    };
+    let mut r = Reader(&fields[1..]);
     let flags = r.byte()?;
     let cid = Cid::try_from(r.bytes()?).map_err(|_| RecordError::Damaged("root is no CID"))?;
     let name = (flags & HAS_NAME != 0).then(|| r.string()).transpose()?;
@@ -169,6 +216,7 @@ pub(crate) fn decode(stored: &[u8]) -> Result<RootRecord, RecordError> {
         new_bytes: n[4],
         created: n[5],
         narinfo,
+        sealed,
     })
 }
 
@@ -267,11 +315,29 @@ mod tests {
                 });
             }
             let stored = encode(&rec).unwrap();
-            prop_assert_eq!(decode(&stored).unwrap(), rec);
+            let sealed = RootRecord { sealed: true, ..rec.clone() };
+            prop_assert_eq!(decode(&stored).unwrap(), sealed);
             // Every cut is an error, never a panic or another record.
             for n in 0..stored.len() {
                 prop_assert!(decode(&stored[..n]).is_err());
             }
+            // The same fields in version 1 (an older store's): read, unsealed.
+            let v1 = encode_unsealed(&rec).unwrap();
+            prop_assert_eq!(&v1[1..], &stored[1..stored.len() - CHECKSUM]);
+            prop_assert_eq!(decode(&v1).unwrap(), rec);
+        }
+
+        /// Any one byte of a stored record changed (a field, its version, the
+        /// checksum) is refused, never read as another record.
+        #[test]
+        fn damage_is_refused(at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+            let cid = cid_for(RAW, HashAlg::Sha2_256, b"x");
+            let rec = RootRecord::new(&cid, Encoding::UnixFs, &[7; 32], 12345)
+                .with_name(Some("a".into()));
+            let mut stored = encode(&rec).unwrap();
+            let i = at.index(stored.len());
+            stored[i] ^= flip;
+            prop_assert!(decode(&stored).is_err(), "byte {} ^ {:#x} was read", i, flip);
         }
     }
 
@@ -279,7 +345,7 @@ mod tests {
     fn refuses_other_versions_and_lies() {
         let cid = cid_for(RAW, HashAlg::Sha2_256, b"x");
         let mut stored = encode(&RootRecord::new(&cid, Encoding::UnixFs, &[0; 32], 1)).unwrap();
-        stored[0] = 2;
+        stored[0] = 3;
         assert_eq!(
             decode(&stored),
             Err(RecordError::Damaged("unknown record version"))

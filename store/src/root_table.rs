@@ -116,9 +116,20 @@ impl Tables {
     }
 
     /// Records `rec` in `txn`: replaces a record of the same root and name, and drops
-    /// the record of another root that had its name.
-    pub(crate) fn add(&self, txn: &mut RwTxn<'_>, rec: &RootRecord) -> Result<(), Error> {
-        let stored = record_form::encode(rec).map_err(bad_record(b""))?;
+    /// the record of another root that had its name. Sealed (`record_form` version 2)
+    /// when `seal`: only a writer that computed or checked its NarHash against the
+    /// NAR may seal (see [`RootRecord::sealed`]).
+    pub(crate) fn add(
+        &self,
+        txn: &mut RwTxn<'_>,
+        rec: &RootRecord,
+        seal: bool,
+    ) -> Result<(), Error> {
+        let stored = match seal {
+            true => record_form::encode(rec),
+            false => record_form::encode_unsealed(rec),
+        }
+        .map_err(bad_record(b""))?;
         let (key, cid) = primary(rec)?;
         if let Some(name) = &rec.name {
             let nk = name_key(name);

@@ -43,6 +43,14 @@ pub struct RootRecord {
     /// The binary cache's metadata of an imported store path (`narfs import`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub narinfo: Option<NarInfoMeta>,
+    /// Read back from the store in a form whose checksum held (`record_form` version
+    /// 2): these are the fields its writer stored, and every writer stores a NarHash
+    /// and NarSize it computed from, or checked against, the NAR under `root`
+    /// ([`crate::Store::record_root`]). So a decoder need not hash the NAR again to
+    /// know it is the recorded one. False for a record made in memory, read from JSON,
+    /// or stored by an older narfs (version 1): its NarHash is checked as it streams.
+    #[serde(skip)]
+    pub sealed: bool,
 }
 
 /// The narinfo fields of a store path that narfs does not compute itself, kept so that
@@ -123,6 +131,7 @@ impl RootRecord {
             new_bytes: 0,
             created: RootRecord::now(),
             narinfo: None,
+            sealed: false,
         }
     }
 

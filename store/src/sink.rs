@@ -436,6 +436,8 @@ impl StoreSink {
 
     /// Waits until every block of the item is committed and (if given) the root is
     /// recorded with them, its `new_*` fields filled in; what the item newly stored.
+    /// The record is stored sealed, as by [`crate::Store::record_root`], whose contract on
+    /// its NarHash and NarSize holds here too.
     pub fn finish(self, record: Option<RootRecord>) -> Result<Written, Error> {
         let (tx, rx) = std::sync::mpsc::channel();
         let queued = self.finish_then(

@@ -22,6 +22,7 @@ pub(crate) fn record(root: &Cid, name: Option<&str>) -> RootRecord {
         new_bytes: 0,
         created: 0,
         narinfo: None,
+        sealed: false,
     }
 }
 
