@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::direct_file::DirectFile;
+use narfs_core::direct::DirectFile;
 
 pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     if path == Path::new("-") {

@@ -7,7 +7,6 @@ use clap::Parser;
 
 mod cli;
 mod cmd;
-mod direct_file;
 mod io;
 
 fn main() -> ExitCode {

@@ -6,6 +6,7 @@
 pub mod block;
 pub mod car;
 pub mod dagpb;
+pub mod direct;
 pub mod encoding;
 pub mod error;
 pub mod hamt_hash;

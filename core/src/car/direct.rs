@@ -1,59 +1,20 @@
 //! [`DirectWriter`]: a new file written on a thread of its own, from aligned buffers,
-//! with `O_DIRECT` where the file system allows it — the way [`super::CarFileWriter`]
-//! writes a CAR file.
-//!
-//! Why: a CAR file is written once, synced, and usually not read back at once, so
-//! copying it into the page cache first buys nothing, and on the machine issue 19 is
-//! measured on that copy is the bottleneck (fresh page-cache pages cost ~5 s per GB
-//! there; `dd bs=1M` of a 1.3 GB NAR: 6.6–10 s through the page cache, 1.5–1.9 s with
-//! `oflag=direct`, sync included; `perf` showed 60% of an encode to a CAR file in
-//! `copy_folio_from_iter_atomic`). With `O_DIRECT` the device reads our buffers
-//! directly; the encoder's thread only copies each block into a buffer, and the
-//! writing thread waits for the device, not the CPU. Where `O_DIRECT` is refused
-//! (tmpfs, some network file systems) the same thread writes through the page cache.
-//!
-//! `O_DIRECT` wants the buffer's address, the file offset and the length aligned to
-//! the device's block size: buffers are [`BUF`] bytes at a [`ALIGN`]-byte boundary
-//! and every write but the last is whole; the last is padded with zeros to
-//! [`ALIGN`] and the file then cut back to its true length.
+//! with `O_DIRECT` where the file system allows it (see [`crate::direct`], which says
+//! why) — the way [`super::CarFileWriter`] writes a CAR file. The encoder's thread only
+//! copies each block into a buffer; the writing thread waits for the device. The last
+//! buffer is padded with zeros to [`ALIGN`] and the file then cut back to its length.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use tempfile::NamedTempFile;
 
-/// Bytes per write: large enough that the device's per-request latency is small
-/// beside the transfer (`dd oflag=direct`: bs=4M 1.54 s, bs=1M 1.8 s for 1.3 GB).
-const BUF: usize = 4 << 20;
-/// Buffer and length alignment `O_DIRECT` needs (a page, ≥ any usual block size).
-const ALIGN: usize = 4096;
+use crate::direct::{set_direct, write_piece, Aligned, ALIGN, PIECE as BUF};
+
 /// Buffers in all: one being filled, one being written, one queued between.
 const BUFFERS: usize = 3;
-
-/// A [`BUF`]-byte slice of a larger allocation, starting at an [`ALIGN`] boundary
-/// (found with `align_offset`, so no `unsafe` allocation is needed).
-struct Aligned {
-    raw: Vec<u8>,
-    start: usize,
-}
-
-impl Aligned {
-    fn new() -> Aligned {
-        let raw = vec![0u8; BUF + ALIGN];
-        let start = raw.as_ptr().align_offset(ALIGN);
-        Aligned { raw, start }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.raw[self.start..self.start + BUF]
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + BUF]
-    }
-}
 
 /// Writes a [`NamedTempFile`] from its start, sequentially, on a thread of its own;
 /// [`finish`](Self::finish) gives the file back complete (not yet synced).
@@ -72,17 +33,14 @@ impl DirectWriter {
     /// Starts writing `tmp` (empty) from its start; `direct: false` writes through
     /// the page cache even where `O_DIRECT` would work.
     pub(crate) fn new(tmp: NamedTempFile, direct: bool) -> io::Result<DirectWriter> {
-        let (file, direct) = match direct.then(|| open_direct(&tmp)) {
-            Some(Ok(f)) => (f, true),
-            // Refused (EINVAL on tmpfs and the like) or not wanted: the page cache.
-            _ => (tmp.reopen()?, false),
-        };
-        let fallback = direct.then(|| tmp.reopen()).transpose()?;
+        let file = tmp.reopen()?;
+        // Refused (EINVAL on tmpfs and the like) or not wanted: the page cache.
+        let direct = direct && set_direct(&file, true);
         let (tx, rx) = sync_channel::<(Aligned, usize)>(1);
         let (back_tx, back) = sync_channel::<Aligned>(BUFFERS);
         let thread = std::thread::Builder::new()
             .name("car-writer".into())
-            .spawn(move || write_all(file, fallback, rx, back_tx))?;
+            .spawn(move || write_all(file, direct, rx, back_tx))?;
         Ok(DirectWriter {
             tmp: Some(tmp),
             cur: Aligned::new(),
@@ -185,46 +143,16 @@ impl std::fmt::Debug for DirectWriter {
     }
 }
 
-#[cfg(target_os = "linux")]
-fn open_direct(tmp: &NamedTempFile) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(tmp.path())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_direct(tmp: &NamedTempFile) -> io::Result<File> {
-    let _ = (tmp, OpenOptions::new());
-    Err(io::Error::from(io::ErrorKind::Unsupported))
-}
-
-/// The writing thread: each buffer in turn, then back for reuse. A direct write
-/// refused as invalid (a device wanting larger alignment than [`ALIGN`]) goes on
-/// through `fallback`, the same file opened without `O_DIRECT`, from where it was.
+/// The writing thread: each buffer in turn (directly while that works, see
+/// [`write_piece`]), then back for reuse.
 fn write_all(
     mut file: File,
-    mut fallback: Option<File>,
+    mut direct: bool,
     rx: Receiver<(Aligned, usize)>,
     back: SyncSender<Aligned>,
 ) -> io::Result<()> {
-    use std::io::{Seek, SeekFrom};
     for (buf, len) in rx {
-        let mut data = &buf.bytes()[..len];
-        while !data.is_empty() {
-            match file.write(data) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput && fallback.is_some() => {
-                    let at = file.stream_position()?;
-                    file = fallback.take().expect("checked");
-                    file.seek(SeekFrom::Start(at))?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        write_piece(&mut file, &mut direct, &buf.bytes()[..len])?;
         let _ = back.try_send(buf);
     }
     Ok(())
