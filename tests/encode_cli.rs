@@ -180,11 +180,6 @@ fn fifo_outputs_are_written_through_not_replaced() {
     let tree = awkward_tree(tmp.path(), false);
     let nar = tmp.path().join("t.nar");
     run(narfs().args(["nar", "dump", "-o"]).arg(&nar).arg(&tree));
-    let read_fifo = |fifo: &std::path::Path| {
-        assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
-        let fifo = fifo.to_path_buf();
-        std::thread::spawn(move || std::fs::read(fifo).unwrap())
-    };
     // encode --car FIFO
     let car_fifo = tmp.path().join("car.fifo");
     let reader = read_fifo(&car_fifo);
@@ -224,15 +219,7 @@ fn fifo_inputs_encode_like_the_file() {
         let tree = awkward_tree(&dir, non_utf8);
         // nar dump -o FIFO
         let dump_fifo = dir.join("dump.fifo");
-        assert!(Command::new("mkfifo")
-            .arg(&dump_fifo)
-            .status()
-            .unwrap()
-            .success());
-        let reader = {
-            let f = dump_fifo.clone();
-            std::thread::spawn(move || std::fs::read(f).unwrap())
-        };
+        let reader = read_fifo(&dump_fifo);
         run(narfs()
             .args(["nar", "dump", "-o"])
             .arg(&dump_fifo)
@@ -292,15 +279,7 @@ fn a_car_into_a_pipe_streams_in_two_passes_and_equals_the_spooled_one() {
     // The CAR `encode --car FIFO input` writes, and its stdout.
     let fifo_car = |name: &str, input: &std::path::Path, tmpdir: bool, stdin: Option<Vec<u8>>| {
         let fifo = tmp.path().join(name);
-        assert!(Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
-        let reader = {
-            let f = fifo.clone();
-            std::thread::spawn(move || std::fs::read(f).unwrap())
-        };
+        let reader = read_fifo(&fifo);
         let mut cmd = narfs();
         if !tmpdir {
             cmd.env("TMPDIR", &no_tmp);
@@ -381,15 +360,7 @@ fn a_car_into_a_pipe_reports_what_a_car_file_does() {
         "{want}"
     );
     let fifo = tmp.path().join("car.fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
-    let reader = {
-        let f = fifo.clone();
-        std::thread::spawn(move || std::fs::read(f).unwrap())
-    };
+    let reader = read_fifo(&fifo);
     let got = json(
         &run(narfs()
             .args(["encode", "--json", "--car"])

@@ -134,15 +134,9 @@ fn relay(
     die: bool,
 ) {
     client.set_nonblocking(false).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte).unwrap_or(0) == 0 {
-            return;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let Some(head) = common::read_head(&mut client) else {
+        return;
+    };
     let target = head.split(' ').nth(1).unwrap_or_default().to_string();
     let mut out = String::new();
     // The answers are inspected byte for byte: asked for as they are, not zstd.

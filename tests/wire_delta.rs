@@ -195,15 +195,9 @@ fn hostile(upstream: &str, answer: Answer) -> String {
 }
 
 fn relay(mut client: TcpStream, upstream: &str, answer: Answer) {
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte).unwrap_or(0) == 0 {
-            return;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let Some(head) = common::read_head(&mut client) else {
+        return;
+    };
     let mut out = String::new();
     let mut length = 0usize;
     for line in head.trim_end().lines() {

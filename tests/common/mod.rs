@@ -39,6 +39,30 @@ pub fn ok_text(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&ok(cmd)).trim().to_string()
 }
 
+/// Makes a FIFO at `path` and reads it whole on a thread of its own.
+#[allow(dead_code)]
+pub fn read_fifo(path: &Path) -> std::thread::JoinHandle<Vec<u8>> {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+    let path = path.to_path_buf();
+    std::thread::spawn(move || std::fs::read(path).unwrap())
+}
+
+/// Reads an HTTP request's head (through the blank line) one byte at a time, so that
+/// nothing of its body is consumed; `None` if the peer closes first.
+#[allow(dead_code)]
+pub fn read_head(client: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8(head).unwrap())
+}
+
 /// A xorshift generator, for tests that draw sizes, moments or bytes reproducibly.
 #[allow(unused_imports)]
 pub use narfs_core::noise::Noise as Rng;
