@@ -15,6 +15,8 @@ mod delta_fetch;
 pub mod delta_wire;
 mod document;
 mod fetch;
+mod fetch_jobs;
+mod fetch_walk;
 mod gateway_client;
 mod http;
 mod kubo;
