@@ -8,6 +8,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::nar_stream::NarSizeExceeded;
 use crate::narinfo::nar_hash_string;
 
 const HASH: &str = "nk9m6a5mswl5hr0hil41ph7m8fs7gfij";

@@ -31,8 +31,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
-use crate::cache::{decompress, CacheError, Decompress, NarStream};
+use crate::cache::CacheError;
 use crate::http::{connect, parse_url, retried, ConnectError};
+use crate::nar_stream::{decompress, Decompress, NarStream};
 use crate::narinfo::{NarInfo, MAX_NARINFO};
 use crate::source::{is_plain_relative, BinaryCache};
 use crate::store_path::{is_hash_part, StoreDir};

@@ -13,6 +13,8 @@ pub mod cache;
 pub mod http;
 #[cfg(feature = "http-cache")]
 pub mod http_cache;
+#[cfg(feature = "cache")]
+pub mod nar_stream;
 pub mod narinfo;
 #[cfg(feature = "signing")]
 pub mod signing;
@@ -21,9 +23,11 @@ pub mod source;
 pub mod store_path;
 
 #[cfg(feature = "cache")]
-pub use cache::{CacheError, FileCache, Layout, NarStream};
+pub use cache::{CacheError, FileCache, Layout};
 #[cfg(feature = "http-cache")]
 pub use http_cache::{HttpCache, HttpError, HttpOptions};
+#[cfg(feature = "cache")]
+pub use nar_stream::{NarSizeExceeded, NarStream};
 pub use narinfo::{NarInfo, NarInfoError};
 #[cfg(feature = "cache")]
 pub use source::BinaryCache;

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cache::{CacheError, NarStream};
+use crate::cache::CacheError;
+use crate::nar_stream::NarStream;
 use crate::narinfo::NarInfo;
 
 /// A binary cache narinfos and NARs are read from; every method may be called from
