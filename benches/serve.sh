@@ -7,7 +7,7 @@
 # status 200; then another round checks every copy's sha256), the CAR of the whole DAG,
 # and, when `wrk` is installed (Debian `wrk`), wrk with CLIENTS connections on a 16 MiB
 # NAR. Reports
-# the server's peak RSS (memory per request is bounded: 4 chunks of 256 KiB in flight).
+# the server's peak RSS (memory per request is bounded: `Options::readahead` in serve/src/lib.rs).
 #
 # Usage: benches/serve.sh            (SIZE_MIB=1024 CLIENTS=32 ROUNDS=3 by default)
 # Everything stays on 127.0.0.1; the server is killed on exit, whatever happens.

@@ -5,7 +5,7 @@
 //! The options (the fields of [`Compression`]):
 //! - `raw`: the blocks as they are.
 //! - `block`: each block its own zstd -3 frame, kept raw when that is not smaller
-//!   (the store's way today).
+//!   (the store's form before packs).
 //! - `dict`: the same with a dictionary trained on the store's own small blocks
 //!   (`zstd::dict::from_samples`, 110 KiB like `zstd --train`'s default, trained once
 //!   on a sample of every block of at most 32 KiB: the dictionary a background job

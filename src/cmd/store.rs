@@ -1,4 +1,4 @@
-//! The store subcommands (`narfs ls`, `stats`, `verify`, `gc`, `compact`, `rm`) and opening the
+//! The store subcommands (`narfs store ls`, `stats`, `verify`, `gc`, `compact`, `rm`) and opening the
 //! store by the CLI's rule: `--store DIR`, else `$NARFS_STORE`, else the platform data
 //! directory.
 
