@@ -31,6 +31,11 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 
+mod check;
+mod page;
+
+use page::{Page, To};
+
 /// `PAGEHDRSZ`: page number (8), pad (2), flags (2), lower and upper (2 + 2).
 const HDR: usize = 16;
 /// `NODESIZE`: lo, hi, flags, key size (4 × u16).
@@ -147,43 +152,6 @@ impl Value {
         match self {
             Value::Inline(v) => v.len() as u64,
             Value::Overflow { len, .. } => *len,
-        }
-    }
-}
-
-/// A checked node of a page: where its key lies in the page, and what it leads to.
-struct Node {
-    key: std::ops::Range<usize>,
-    to: To,
-}
-
-enum To {
-    Child(u64),
-    Inline(std::ops::Range<usize>),
-    Overflow {
-        pgno: u64,
-        len: u64,
-    },
-    /// A named tree's record (main tree only).
-    Named(Tree),
-}
-
-/// A branch or leaf page, every node checked.
-struct Page {
-    bytes: Vec<u8>,
-    nodes: Vec<Node>,
-}
-
-impl Page {
-    fn key(&self, n: &Node) -> &[u8] {
-        &self.bytes[n.key.clone()]
-    }
-
-    fn value(&self, n: &Node) -> Option<Value> {
-        match &n.to {
-            To::Child(_) | To::Named(_) => None,
-            To::Inline(r) => Some(Value::Inline(self.bytes[r.clone()].to_vec())),
-            &To::Overflow { pgno, len } => Some(Value::Overflow { pgno, len }),
         }
     }
 }
@@ -347,32 +315,6 @@ pub(crate) struct View<'f> {
     pub(crate) meta: Meta,
 }
 
-/// What a whole-tree walk found, to compare with the meta page.
-#[derive(Default)]
-struct Counts {
-    branch: u64,
-    leaf: u64,
-    overflow: u64,
-    entries: u64,
-}
-
-/// Pages seen by a walk of the whole file.
-struct Seen(Vec<u64>);
-
-impl Seen {
-    /// Marks `n` pages from `first`; false if one was marked already.
-    fn mark(&mut self, first: u64, n: u64) -> bool {
-        for p in first..first + n {
-            let (w, bit) = ((p / 64) as usize, 1u64 << (p % 64));
-            if self.0[w] & bit != 0 {
-                return false;
-            }
-            self.0[w] |= bit;
-        }
-        true
-    }
-}
-
 impl View<'_> {
     pub(crate) fn damaged(&self, problem: impl std::fmt::Display) -> Error {
         self.file.damaged(problem)
@@ -417,126 +359,6 @@ impl View<'_> {
             )));
         }
         Ok(())
-    }
-
-    /// Reads page `pgno` as a branch or leaf page and checks every node on it; `named`:
-    /// its leaves may name named trees (the main tree's may).
-    fn page(&self, pgno: u64, leaf: bool, keys: Keys, named: bool) -> Result<Page, Error> {
-        if pgno < 2 || pgno > self.meta.last {
-            return Err(self.damaged(format!("page {pgno} is not a page of the file")));
-        }
-        let psize = self.meta.psize as usize;
-        let p = self
-            .file
-            .read(pgno * self.meta.psize, psize, &format!("page {pgno}"))?;
-        let bad = |what: String| self.damaged(format!("page {pgno}: {what}"));
-        let want = if leaf { P_LEAF } else { P_BRANCH };
-        // Exactly the type: LMDB clears `P_DIRTY` before it writes a page and never
-        // writes one marked `P_LOOSE` or `P_KEEP`. Its writer trusts those bits: a
-        // page marked dirty is changed in place, in the read-only map (SIGSEGV).
-        let flags = u16_at(&p, 10);
-        if u64_at(&p, 0) != pgno || flags != want {
-            return Err(bad(format!(
-                "header says page {} type {flags:#x}, expected a {} page",
-                u64_at(&p, 0),
-                if leaf { "leaf" } else { "branch" }
-            )));
-        }
-        let (lower, upper) = (u16_at(&p, 12) as usize, u16_at(&p, 14) as usize);
-        if lower < HDR
-            || lower > upper
-            || upper > psize
-            || !(lower - HDR).is_multiple_of(2)
-            || lower == HDR
-        {
-            return Err(bad(format!("free space bounds {lower}..{upper}")));
-        }
-        let n = (lower - HDR) / 2;
-        let mut out: Vec<Node> = Vec::with_capacity(n);
-        // Where each node lies (offset, bytes taken), to check that none overlaps.
-        let mut extents: Vec<(usize, usize)> = Vec::with_capacity(n);
-        for i in 0..n {
-            let at = u16_at(&p, HDR + 2 * i) as usize;
-            if at < upper || at + NODE > psize {
-                return Err(bad(format!("node {i} at offset {at}")));
-            }
-            let (lo, hi) = (u16_at(&p, at) as u64, u16_at(&p, at + 2) as u64);
-            let nflags = u16_at(&p, at + 4);
-            let ksize = u16_at(&p, at + 6) as usize;
-            let key_end = at + NODE + ksize;
-            if ksize > MAX_KEY || key_end > psize {
-                return Err(bad(format!("node {i}: key of {ksize} bytes")));
-            }
-            let key = at + NODE..key_end;
-            let ordered = matches!(keys, Keys::Bytes) || ksize == 8;
-            if !ordered && (leaf || i > 0) {
-                return Err(bad(format!("node {i}: a free-list key of {ksize} bytes")));
-            }
-            // A branch's first key is not compared (it stands for "everything below").
-            let first_compared = if leaf { 0 } else { 1 };
-            if i > first_compared {
-                let prev = &p[out[i - 1].key.clone()];
-                if keys.cmp(prev, &p[key.clone()]) != Ordering::Less {
-                    return Err(bad(format!("node {i}: keys out of order")));
-                }
-            }
-            if !leaf {
-                let child = lo | hi << 16 | u64::from(nflags) << 32;
-                if child < 2 || child > self.meta.last {
-                    return Err(bad(format!("node {i}: child page {child}")));
-                }
-                extents.push((at, NODE + ksize));
-                out.push(Node {
-                    key,
-                    to: To::Child(child),
-                });
-                continue;
-            }
-            let len = lo | hi << 16;
-            let value = match nflags {
-                0 => {
-                    let end = key_end + len as usize;
-                    if end > psize {
-                        return Err(bad(format!("node {i}: value of {len} bytes")));
-                    }
-                    extents.push((at, end - at));
-                    To::Inline(key_end..end)
-                }
-                F_BIGDATA if key_end + 8 <= psize => {
-                    let first = u64_at(&p, key_end);
-                    self.check_overflow(first, len)?;
-                    extents.push((at, key_end + 8 - at));
-                    To::Overflow { pgno: first, len }
-                }
-                F_SUBDATA if named && len == TREE as u64 && key_end + TREE <= psize => {
-                    let tree = Tree::parse(&p[key_end..key_end + TREE]);
-                    if tree.flags != 0 {
-                        return Err(bad(format!("node {i}: a named tree with flags")));
-                    }
-                    tree.check(self.meta.last)
-                        .map_err(|e| bad(format!("node {i}: named tree: {e}")))?;
-                    extents.push((at, key_end + TREE - at));
-                    To::Named(tree)
-                }
-                _ => return Err(bad(format!("node {i}: flags {nflags:#x}"))),
-            };
-            out.push(Node { key, to: value });
-        }
-        // LMDB's writer moves nodes by these sizes, rounded up to even (`EVEN`), and
-        // shifts the offsets of the nodes below: overlapping nodes would take it past
-        // the page. LMDB leaves gaps (a key shortened by one byte) but no overlap.
-        extents.sort_unstable();
-        let mut free_from = upper;
-        for &(at, len) in &extents {
-            if at < free_from || at + len.next_multiple_of(2) > psize {
-                return Err(bad(format!("the node at offset {at} overlaps another")));
-            }
-            free_from = at + len.next_multiple_of(2);
-        }
-        Ok(Page {
-            bytes: p,
-            nodes: out,
-        })
     }
 
     /// The value stored under `key` in the block tree.
@@ -727,130 +549,5 @@ impl View<'_> {
                 Ok(b[HDR..].to_vec())
             }
         }
-    }
-
-    /// Walks the whole file: both trees, every page checked, none reached twice, the
-    /// free list's pages inside the file and used by no tree, the meta page's counts
-    /// matched. `entry` sees every (key, value) of the block tree, in key order.
-    pub(crate) fn check(&self, mut entry: impl FnMut(Vec<u8>, Value)) -> Result<(), Error> {
-        let words = (self.meta.last / 64 + 1) as usize;
-        let mut seen = Seen(vec![0; words]);
-        seen.mark(0, 2);
-        let main = self.meta.main;
-        let mut named = Vec::new();
-        self.walk(
-            main,
-            Keys::Bytes,
-            Some(&mut named),
-            &mut seen,
-            "block tree",
-            &mut entry,
-        )?;
-        for (name, tree) in named {
-            let what = format!("named tree {:?}", String::from_utf8_lossy(&name));
-            self.walk(tree, Keys::Bytes, None, &mut seen, &what, &mut |_, _| {})?;
-        }
-        let mut lists = Vec::new();
-        let free = self.meta.free;
-        self.walk(
-            free,
-            Keys::Integer,
-            None,
-            &mut seen,
-            "free list",
-            &mut |_, v| lists.push(v),
-        )?;
-        let max_list = (self.meta.last + 2) * 8;
-        for v in lists {
-            let ids = self.read_from(&v, max_list, 0)?;
-            let n = if ids.len() >= 8 { u64_at(&ids, 0) } else { 0 };
-            if ids.len() < 8
-                || n.checked_add(1).and_then(|k| k.checked_mul(8)) != Some(ids.len() as u64)
-            {
-                return Err(self.damaged("a free-list record's length is not its count's"));
-            }
-            for i in 0..n as usize {
-                let p = u64_at(&ids, 8 + 8 * i);
-                if p < 2 || p > self.meta.last || !seen.mark(p, 1) {
-                    return Err(self.damaged(format!(
-                        "the free list names page {p}, which is not a free page"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Walks one tree; with `named`, its leaves may name named trees, which are
-    /// collected there (their pages walked by the caller).
-    fn walk(
-        &self,
-        tree: Tree,
-        keys: Keys,
-        mut named: Option<&mut Vec<(Vec<u8>, Tree)>>,
-        seen: &mut Seen,
-        name: &str,
-        entry: &mut dyn FnMut(Vec<u8>, Value),
-    ) -> Result<(), Error> {
-        if tree.root == NO_PAGE {
-            return Ok(());
-        }
-        let mut counts = Counts::default();
-        let mut stack = vec![(tree.root, 1u16)];
-        while let Some((pgno, level)) = stack.pop() {
-            if !seen.mark(pgno, 1) {
-                return Err(self.damaged(format!("{name}: page {pgno} is reached twice")));
-            }
-            let leaf = level == tree.depth;
-            let page = self.page(pgno, leaf, keys, named.is_some())?;
-            if !leaf {
-                counts.branch += 1;
-                // Pushed in reverse so that leaves come off the stack in key order.
-                for n in page.nodes.iter().rev() {
-                    if let To::Child(child) = n.to {
-                        stack.push((child, level + 1));
-                    }
-                }
-                continue;
-            }
-            counts.leaf += 1;
-            for n in &page.nodes {
-                if let (To::Named(t), Some(named)) = (&n.to, named.as_deref_mut()) {
-                    counts.entries += 1;
-                    named.push((page.key(n).to_vec(), *t));
-                    continue;
-                }
-                if let Some(value) = page.value(n) {
-                    let key = page.key(n).to_vec();
-                    counts.entries += 1;
-                    if let Value::Overflow { pgno, len } = value {
-                        let pages = self.overflow_pages(len);
-                        counts.overflow += pages;
-                        if !seen.mark(pgno, pages) {
-                            return Err(self.damaged(format!(
-                                "{name}: the overflow pages at {pgno} are reached twice"
-                            )));
-                        }
-                        let at = pgno * self.meta.psize;
-                        let header = self.file.read(at, HDR, &format!("page {pgno}"))?;
-                        self.overflow_header(&header, pgno, len)?;
-                    }
-                    entry(key, value);
-                }
-            }
-        }
-        let found = (counts.branch, counts.leaf, counts.overflow, counts.entries);
-        let recorded = (
-            tree.branch_pages,
-            tree.leaf_pages,
-            tree.overflow_pages,
-            tree.entries,
-        );
-        if found != recorded {
-            return Err(self.damaged(format!(
-                "{name}: found (branch, leaf, overflow pages, entries) {found:?}, the meta page says {recorded:?}"
-            )));
-        }
-        Ok(())
     }
 }

@@ -1,0 +1,170 @@
+//! A branch or leaf page read by `pread` and checked before use ([`View::page`]): its
+//! header, every node's offset and size inside it, no two nodes overlapping, keys
+//! ascending, every page number it names inside the snapshot.
+
+use super::*;
+
+/// A checked node of a page: where its key lies in the page, and what it leads to.
+pub(super) struct Node {
+    pub(super) key: std::ops::Range<usize>,
+    pub(super) to: To,
+}
+
+pub(super) enum To {
+    Child(u64),
+    Inline(std::ops::Range<usize>),
+    Overflow {
+        pgno: u64,
+        len: u64,
+    },
+    /// A named tree's record (main tree only).
+    Named(Tree),
+}
+
+/// A branch or leaf page, every node checked.
+pub(super) struct Page {
+    pub(super) bytes: Vec<u8>,
+    pub(super) nodes: Vec<Node>,
+}
+
+impl Page {
+    pub(super) fn key(&self, n: &Node) -> &[u8] {
+        &self.bytes[n.key.clone()]
+    }
+
+    pub(super) fn value(&self, n: &Node) -> Option<Value> {
+        match &n.to {
+            To::Child(_) | To::Named(_) => None,
+            To::Inline(r) => Some(Value::Inline(self.bytes[r.clone()].to_vec())),
+            &To::Overflow { pgno, len } => Some(Value::Overflow { pgno, len }),
+        }
+    }
+}
+
+impl View<'_> {
+    /// Reads page `pgno` as a branch or leaf page and checks every node on it; `named`:
+    /// its leaves may name named trees (the main tree's may).
+    pub(super) fn page(
+        &self,
+        pgno: u64,
+        leaf: bool,
+        keys: Keys,
+        named: bool,
+    ) -> Result<Page, Error> {
+        if pgno < 2 || pgno > self.meta.last {
+            return Err(self.damaged(format!("page {pgno} is not a page of the file")));
+        }
+        let psize = self.meta.psize as usize;
+        let p = self
+            .file
+            .read(pgno * self.meta.psize, psize, &format!("page {pgno}"))?;
+        let bad = |what: String| self.damaged(format!("page {pgno}: {what}"));
+        let want = if leaf { P_LEAF } else { P_BRANCH };
+        // Exactly the type: LMDB clears `P_DIRTY` before it writes a page and never
+        // writes one marked `P_LOOSE` or `P_KEEP`. Its writer trusts those bits: a
+        // page marked dirty is changed in place, in the read-only map (SIGSEGV).
+        let flags = u16_at(&p, 10);
+        if u64_at(&p, 0) != pgno || flags != want {
+            return Err(bad(format!(
+                "header says page {} type {flags:#x}, expected a {} page",
+                u64_at(&p, 0),
+                if leaf { "leaf" } else { "branch" }
+            )));
+        }
+        let (lower, upper) = (u16_at(&p, 12) as usize, u16_at(&p, 14) as usize);
+        if lower < HDR
+            || lower > upper
+            || upper > psize
+            || !(lower - HDR).is_multiple_of(2)
+            || lower == HDR
+        {
+            return Err(bad(format!("free space bounds {lower}..{upper}")));
+        }
+        let n = (lower - HDR) / 2;
+        let mut out: Vec<Node> = Vec::with_capacity(n);
+        // Where each node lies (offset, bytes taken), to check that none overlaps.
+        let mut extents: Vec<(usize, usize)> = Vec::with_capacity(n);
+        for i in 0..n {
+            let at = u16_at(&p, HDR + 2 * i) as usize;
+            if at < upper || at + NODE > psize {
+                return Err(bad(format!("node {i} at offset {at}")));
+            }
+            let (lo, hi) = (u16_at(&p, at) as u64, u16_at(&p, at + 2) as u64);
+            let nflags = u16_at(&p, at + 4);
+            let ksize = u16_at(&p, at + 6) as usize;
+            let key_end = at + NODE + ksize;
+            if ksize > MAX_KEY || key_end > psize {
+                return Err(bad(format!("node {i}: key of {ksize} bytes")));
+            }
+            let key = at + NODE..key_end;
+            let ordered = matches!(keys, Keys::Bytes) || ksize == 8;
+            if !ordered && (leaf || i > 0) {
+                return Err(bad(format!("node {i}: a free-list key of {ksize} bytes")));
+            }
+            // A branch's first key is not compared (it stands for "everything below").
+            let first_compared = if leaf { 0 } else { 1 };
+            if i > first_compared {
+                let prev = &p[out[i - 1].key.clone()];
+                if keys.cmp(prev, &p[key.clone()]) != Ordering::Less {
+                    return Err(bad(format!("node {i}: keys out of order")));
+                }
+            }
+            if !leaf {
+                let child = lo | hi << 16 | u64::from(nflags) << 32;
+                if child < 2 || child > self.meta.last {
+                    return Err(bad(format!("node {i}: child page {child}")));
+                }
+                extents.push((at, NODE + ksize));
+                out.push(Node {
+                    key,
+                    to: To::Child(child),
+                });
+                continue;
+            }
+            let len = lo | hi << 16;
+            let value = match nflags {
+                0 => {
+                    let end = key_end + len as usize;
+                    if end > psize {
+                        return Err(bad(format!("node {i}: value of {len} bytes")));
+                    }
+                    extents.push((at, end - at));
+                    To::Inline(key_end..end)
+                }
+                F_BIGDATA if key_end + 8 <= psize => {
+                    let first = u64_at(&p, key_end);
+                    self.check_overflow(first, len)?;
+                    extents.push((at, key_end + 8 - at));
+                    To::Overflow { pgno: first, len }
+                }
+                F_SUBDATA if named && len == TREE as u64 && key_end + TREE <= psize => {
+                    let tree = Tree::parse(&p[key_end..key_end + TREE]);
+                    if tree.flags != 0 {
+                        return Err(bad(format!("node {i}: a named tree with flags")));
+                    }
+                    tree.check(self.meta.last)
+                        .map_err(|e| bad(format!("node {i}: named tree: {e}")))?;
+                    extents.push((at, key_end + TREE - at));
+                    To::Named(tree)
+                }
+                _ => return Err(bad(format!("node {i}: flags {nflags:#x}"))),
+            };
+            out.push(Node { key, to: value });
+        }
+        // LMDB's writer moves nodes by these sizes, rounded up to even (`EVEN`), and
+        // shifts the offsets of the nodes below: overlapping nodes would take it past
+        // the page. LMDB leaves gaps (a key shortened by one byte) but no overlap.
+        extents.sort_unstable();
+        let mut free_from = upper;
+        for &(at, len) in &extents {
+            if at < free_from || at + len.next_multiple_of(2) > psize {
+                return Err(bad(format!("the node at offset {at} overlaps another")));
+            }
+            free_from = at + len.next_multiple_of(2);
+        }
+        Ok(Page {
+            bytes: p,
+            nodes: out,
+        })
+    }
+}
