@@ -28,11 +28,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
 
-use narfs_core::Cid;
-use narfs_encoder::{encode_or_fallback, EncodeError, Encoded, Layout};
+use narfs_encoder::{encode_or_fallback, Encoded, Layout};
 use narfs_nix::narinfo::nar_hash_string;
 use narfs_nix::{BinaryCache, CacheError, NarInfo};
 use narfs_store::{NarInfoMeta, RootRecord, Session, Store};
+
+mod error;
+mod report;
+
+pub use error::{EntryError, ImportError};
+pub use report::{Failure, ImportReport, Observer, Outcome, Recorded};
 
 /// How to import.
 #[derive(Clone, Debug)]
@@ -61,131 +66,6 @@ pub fn hash_of(line: &str) -> Option<&str> {
     let ok = narfs_nix::store_path::is_hash_part(hash)
         && (rest.is_empty() || rest.starts_with('-') || rest == ".narinfo");
     ok.then_some(hash)
-}
-
-/// Why the import could not run at all.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ImportError {
-    /// The cache cannot be listed.
-    #[error(transparent)]
-    Cache(#[from] CacheError),
-    /// A store path was given, but the cache cannot name its narinfo without a
-    /// listing (a `guix publish --cache` directory).
-    #[error("{cache} names its narinfos by compression and name: {path} cannot be asked for")]
-    Unnamed {
-        /// The cache.
-        cache: String,
-        /// The hash part asked for.
-        path: String,
-    },
-    /// The store's records cannot be read.
-    #[error("cannot read the store's roots")]
-    Store(#[from] narfs_store::Error),
-}
-
-/// Why one store path was not imported.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EntryError {
-    /// The narinfo or its NAR cannot be read from the cache.
-    #[error(transparent)]
-    Cache(#[from] CacheError),
-    /// The NAR does not encode (it is not a valid NAR, or its stream broke).
-    #[error("cannot encode the NAR")]
-    Encode(#[from] EncodeError),
-    /// The store refused a block or the record.
-    #[error("cannot write to the store")]
-    Store(#[from] narfs_store::Error),
-    /// The NAR's size is not its narinfo's `NarSize`.
-    #[error("the NAR is {got} bytes, its narinfo says NarSize {want}")]
-    NarSize {
-        /// Bytes the NAR had.
-        got: u64,
-        /// The narinfo's `NarSize`.
-        want: u64,
-    },
-    /// The NAR's sha256 is not its narinfo's `NarHash`.
-    #[error("the NAR hashes to {got}, its narinfo says NarHash {want}")]
-    NarHash {
-        /// `sha256:<nix base32>` of the NAR.
-        got: String,
-        /// The narinfo's `NarHash`, as narfs spells it.
-        want: String,
-    },
-}
-
-/// What happened to one narinfo.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// Encoded and recorded.
-    Imported {
-        /// Its root.
-        root: Cid,
-        /// The NAR's size.
-        nar_size: u64,
-        /// Block bytes the store did not hold before.
-        new_bytes: u64,
-    },
-    /// Already recorded with the same NarHash: skipped.
-    Present {
-        /// The root it is recorded with.
-        root: Cid,
-    },
-    /// Not imported, for this reason; nothing was recorded.
-    Failed(EntryError),
-}
-
-/// Told of the import's progress, from the worker threads.
-pub trait Observer: Sync {
-    /// The cache lists, or the caller gave, `total` narinfos.
-    fn start(&self, _total: u64) {}
-    /// Following `References` found `more` narinfos not seen before.
-    fn found(&self, _more: u64) {}
-    /// One narinfo is done.
-    fn done(&self, _narinfo: &Path, _outcome: &Outcome) {}
-}
-
-/// An observer that is told nothing.
-impl Observer for () {}
-
-/// One store path that was not imported.
-#[derive(Debug)]
-pub struct Failure {
-    /// Its narinfo file.
-    pub narinfo: PathBuf,
-    /// Why.
-    pub error: EntryError,
-}
-
-/// What an import did.
-#[derive(Debug, Default)]
-pub struct ImportReport {
-    /// Store paths encoded and recorded.
-    pub imported: u64,
-    /// Store paths skipped as already recorded.
-    pub already_present: u64,
-    /// Bytes of the NARs imported.
-    pub nar_bytes: u64,
-    /// Block bytes new to the store.
-    pub new_bytes: u64,
-    /// The store paths that failed, sorted by narinfo.
-    pub failed: Vec<Failure>,
-    /// Every store path of the cache the store now has a root for (imported or
-    /// already present), sorted by store path.
-    pub roots: Vec<Recorded>,
-}
-
-/// A store path of the cache and its root in the store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recorded {
-    /// The store path (the root's name in the store).
-    pub store_path: String,
-    /// Its root.
-    pub root: Cid,
-    /// Whether it was recorded before this import.
-    pub present: bool,
 }
 
 /// Imports every narinfo of `cache` (e.g. a [`narfs_nix::FileCache`], whose `open`
