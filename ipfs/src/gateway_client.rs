@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::{header, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use narfs_core::block::{BlockError, Verified, MAX_BLOCK_SIZE};
@@ -33,8 +33,8 @@ use narfs_core::car::{CarError, CarReader};
 use narfs_core::Cid;
 
 use crate::http::{
-    connect, decoded, parse_url, retried, ConnectError, ContentCoding, UnknownCoding,
-    ACCEPT_ENCODING,
+    connect, decoded, next_data, parse_url, retried, BodyError, ConnectError, ContentCoding,
+    UnknownCoding, ACCEPT_ENCODING,
 };
 
 const RAW: &str = "application/vnd.ipld.raw";
@@ -127,6 +127,15 @@ pub enum GatewayError {
         #[source]
         last: Box<GatewayError>,
     },
+}
+
+impl From<BodyError> for GatewayError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Timeout(t) => GatewayError::Timeout(t),
+            BodyError::Http(e) => GatewayError::Http(e),
+        }
+    }
 }
 
 impl GatewayError {
@@ -475,30 +484,19 @@ impl<'c> BodyReader<'c> {
 impl Read for BodyReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
-            let (body, timeout) = (&mut self.body, self.timeout);
-            let frame = self.runtime.block_on(async {
-                match tokio::time::timeout(timeout, body.frame()).await {
-                    Ok(f) => Ok(f),
-                    Err(_) => Err(GatewayError::Timeout(timeout)),
+            let next = next_data(self.runtime, &mut self.body, self.timeout);
+            let Some(data) = next.map_err(|e| io::Error::other(GatewayError::from(e)))? else {
+                return Ok(0);
+            };
+            *self.received += data.len() as u64;
+            if let Some(limit) = self.limit.as_mut() {
+                if data.len() > *limit {
+                    let limit = MAX_BLOCK_SIZE;
+                    return Err(io::Error::other(GatewayError::TooLarge { limit }));
                 }
-            });
-            match frame.map_err(io::Error::other)? {
-                None => return Ok(0),
-                Some(Err(e)) => return Err(io::Error::other(GatewayError::Http(e))),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        *self.received += data.len() as u64;
-                        if let Some(limit) = self.limit.as_mut() {
-                            if data.len() > *limit {
-                                let limit = MAX_BLOCK_SIZE;
-                                return Err(io::Error::other(GatewayError::TooLarge { limit }));
-                            }
-                            *limit -= data.len();
-                        }
-                        self.chunk = data;
-                    }
-                }
+                *limit -= data.len();
             }
+            self.chunk = data;
         }
         let n = buf.len().min(self.chunk.len());
         buf[..n].copy_from_slice(&self.chunk[..n]);

@@ -2,6 +2,6 @@
 //! `narfs_nix::http`, which the binary cache reader shares.
 
 pub(crate) use narfs_nix::http::{
-    connect, decoded, parse_url, retried, ConnectError, ContentCoding, UnknownCoding,
-    ACCEPT_ENCODING,
+    connect, decoded, next_data, parse_url, retried, BodyError, ConnectError, ContentCoding,
+    UnknownCoding, ACCEPT_ENCODING,
 };

@@ -98,6 +98,39 @@ pub fn decoded<'r, R: BufRead + 'r>(
     })
 }
 
+/// Why the next chunk of a response body did not come.
+#[derive(Debug)]
+pub enum BodyError {
+    /// No frame came within the timeout.
+    Timeout(Duration),
+    /// The connection failed while the body was read.
+    Http(hyper::Error),
+}
+
+/// The next data chunk of `body`, awaited on `runtime` for at most `timeout`; `None` at
+/// the body's end (trailers are skipped). The one frame loop under the clients'
+/// blocking body readers (the gateway client's and [`crate::HttpCache`]'s), which
+/// each add their own counting, limits and connection reuse.
+pub fn next_data(
+    runtime: &tokio::runtime::Runtime,
+    body: &mut hyper::body::Incoming,
+    timeout: Duration,
+) -> Result<Option<Bytes>, BodyError> {
+    use http_body_util::BodyExt;
+    loop {
+        let frame = runtime.block_on(async { tokio::time::timeout(timeout, body.frame()).await });
+        match frame.map_err(|_| BodyError::Timeout(timeout))? {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(BodyError::Http(e)),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
 /// Why a connection could not be made.
 #[derive(Debug)]
 pub enum ConnectError {

@@ -27,12 +27,12 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::{header, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
 use crate::cache::CacheError;
-use crate::http::{connect, parse_url, retried, ConnectError};
+use crate::http::{connect, next_data, parse_url, retried, BodyError, ConnectError};
 use crate::nar_stream::{decompress, Decompress, NarStream};
 use crate::narinfo::{NarInfo, MAX_NARINFO};
 use crate::source::{is_plain_relative, BinaryCache};
@@ -118,6 +118,15 @@ pub enum HttpError {
         #[source]
         last: Box<HttpError>,
     },
+}
+
+impl From<BodyError> for HttpError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Timeout(t) => HttpError::Timeout(t),
+            BodyError::Http(e) => HttpError::Exchange(e),
+        }
+    }
 }
 
 impl HttpError {
@@ -470,14 +479,9 @@ impl Read for Body {
             let Some(conn) = self.conn.as_ref() else {
                 return Ok(0);
             };
-            let (body, timeout) = (&mut self.body, self.timeout);
-            let frame = conn.runtime.block_on(async {
-                match tokio::time::timeout(timeout, body.frame()).await {
-                    Ok(f) => Ok(f),
-                    Err(_) => Err(HttpError::Timeout(timeout)),
-                }
-            });
-            match frame.map_err(io::Error::other)? {
+            let next = next_data(&conn.runtime, &mut self.body, self.timeout);
+            match next.map_err(|e| io::Error::other(HttpError::from(e)))? {
+                Some(data) => self.chunk = data,
                 None => {
                     let conn = self.conn.take();
                     let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
@@ -485,12 +489,6 @@ impl Read for Body {
                         pool.extend(conn);
                     }
                     return Ok(0);
-                }
-                Some(Err(e)) => return Err(io::Error::other(HttpError::Exchange(e))),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.chunk = data;
-                    }
                 }
             }
         }
