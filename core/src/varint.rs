@@ -60,6 +60,57 @@ pub fn decode(buf: &[u8], max_bytes: usize) -> Result<Option<(u64, usize)>, Vari
     Ok(None)
 }
 
+/// Why [`read`] found no varint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The input failed.
+    #[error("reading a varint failed")]
+    Io(#[source] std::io::Error),
+    /// The input ended inside the varint.
+    #[error("the input ends inside a varint")]
+    Truncated,
+    /// The bytes are not a valid varint.
+    #[error(transparent)]
+    Invalid(VarintError),
+}
+
+/// Reads one varint of at most `max_bytes` bytes from `r`, byte by byte (so nothing
+/// past it is consumed; `r` should be buffered), or `Ok(None)` at a clean end of input
+/// before its first byte. The one stream reader of varints: CAR sections and the
+/// delta transfer's blocks.
+pub fn read<R: std::io::Read + ?Sized>(
+    r: &mut R,
+    max_bytes: usize,
+) -> Result<Option<u64>, ReadError> {
+    let mut bytes = [0u8; MAX_PROTOBUF_BYTES];
+    let max_bytes = max_bytes.min(MAX_PROTOBUF_BYTES);
+    for i in 0..max_bytes {
+        let mut b = [0u8; 1];
+        let n = loop {
+            match r.read(&mut b) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(ReadError::Io)?,
+            }
+        };
+        if n == 0 {
+            return if i == 0 {
+                Ok(None)
+            } else {
+                Err(ReadError::Truncated)
+            };
+        }
+        bytes[i] = b[0];
+        match decode(&bytes[..=i], max_bytes) {
+            Ok(Some((v, _))) => return Ok(Some(v)),
+            Ok(None) => {}
+            Err(e) => return Err(ReadError::Invalid(e)),
+        }
+    }
+    // `decode` refuses the byte past `max_bytes`, so this is reached only for 0.
+    Err(ReadError::Invalid(VarintError::TooLong))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +132,27 @@ mod tests {
         assert_eq!(len(127), 1);
         assert_eq!(len(128), 2);
         assert_eq!(len(u64::MAX), 10);
+    }
+
+    #[test]
+    fn read_from_a_stream() {
+        let mut r: &[u8] = &[0x80, 0x01, 0x05];
+        assert_eq!(read(&mut r, 9).unwrap(), Some(128));
+        assert_eq!(read(&mut r, 9).unwrap(), Some(5));
+        assert!(read(&mut r, 9).unwrap().is_none(), "a clean end");
+        let mut cut: &[u8] = &[0x80];
+        assert!(matches!(read(&mut cut, 9), Err(ReadError::Truncated)));
+        let mut long: &[u8] = &[0xff; 12];
+        assert!(matches!(
+            read(&mut long, 9),
+            Err(ReadError::Invalid(VarintError::TooLong))
+        ));
+        assert_eq!(long.len(), 3, "no byte past the limit is consumed");
+        let mut padded: &[u8] = &[0x80, 0x00];
+        assert!(matches!(
+            read(&mut padded, 9),
+            Err(ReadError::Invalid(VarintError::NonMinimal))
+        ));
     }
 
     proptest! {

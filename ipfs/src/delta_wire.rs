@@ -221,22 +221,11 @@ fn read_exact(r: &mut dyn Read, buf: &mut [u8]) -> Result<(), WireError> {
 
 /// A varint, or `None` at a clean end of input before its first byte.
 fn read_varint(r: &mut dyn Read) -> Result<Option<u64>, WireError> {
-    let mut buf = [0u8; varint::MAX_MULTIFORMATS_BYTES];
-    for n in 0..buf.len() {
-        let mut b = [0u8];
-        match r.read(&mut b) {
-            Ok(0) if n == 0 => return Ok(None),
-            Ok(0) => return Err(WireError::Truncated),
-            Ok(_) => buf[n] = b[0],
-            Err(e) => return Err(WireError::Io(e)),
-        }
-        match varint::decode(&buf[..=n], varint::MAX_MULTIFORMATS_BYTES) {
-            Ok(Some((v, _))) => return Ok(Some(v)),
-            Ok(None) => {}
-            Err(_) => return Err(WireError::BadHead),
-        }
-    }
-    Err(WireError::BadHead)
+    varint::read(r, varint::MAX_MULTIFORMATS_BYTES).map_err(|e| match e {
+        varint::ReadError::Io(e) => WireError::Io(e),
+        varint::ReadError::Truncated => WireError::Truncated,
+        _ => WireError::BadHead,
+    })
 }
 
 /// Writes one block of a frame.

@@ -52,40 +52,16 @@ impl<R: Read> Pos<R> {
     /// Reads a varint; `Ok(None)` on a clean end of input before its first byte.
     fn read_varint(&mut self, what: &'static str) -> Result<Option<u64>, CarError> {
         let start = self.pos;
-        let mut bytes = [0u8; 10];
-        for i in 0..bytes.len() {
-            let mut b = [0u8; 1];
-            let n = loop {
-                match self.read(&mut b) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    r => break r.map_err(|e| io_error(self.pos, e, what))?,
-                }
-            };
-            if n == 0 {
-                return match i {
-                    0 => Ok(None),
-                    _ => Err(CarError::Truncated {
-                        offset: self.pos,
-                        what,
-                    }),
-                };
-            }
-            bytes[i] = b[0];
-            match varint::decode(&bytes[..=i], varint::MAX_MULTIFORMATS_BYTES) {
-                Ok(Some((v, _))) => return Ok(Some(v)),
-                Ok(None) => {}
-                Err(reason) => {
-                    return Err(CarError::BadVarint {
-                        offset: start,
-                        reason,
-                    })
-                }
-            }
-        }
-        // varint::decode refuses a 9th continuation byte, so this is not reached.
-        Err(CarError::BadVarint {
-            offset: start,
-            reason: varint::VarintError::TooLong,
+        varint::read(self, varint::MAX_MULTIFORMATS_BYTES).map_err(|e| match e {
+            varint::ReadError::Io(e) => io_error(self.pos, e, what),
+            varint::ReadError::Truncated => CarError::Truncated {
+                offset: self.pos,
+                what,
+            },
+            varint::ReadError::Invalid(reason) => CarError::BadVarint {
+                offset: start,
+                reason,
+            },
         })
     }
 
