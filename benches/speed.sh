@@ -9,7 +9,8 @@
 #     (--car /dev/null), to a CAR file, into a fresh store and into a store that
 #     already holds the blocks;
 #   - decode (verifying every block) from the CAR and from the store, to a file and
-#     into a pipe (read by `cat >/dev/null`), and from the store with
+#     into a pipe (read by `cat >/dev/null`) next to /dev/null (what the pipe costs),
+#     and from the store with
 #     --check-nar-hash (the record's NarHash stream, off the path otherwise); next to
 #     the disk's own write speed (`dd` of the NAR with O_DIRECT, and through the page
 #     cache, each with its fsync), the ceiling of decode → file;
@@ -184,9 +185,11 @@ measure() { # label nar
     row "decode CAR → file" "$car_file" "$size" "$dec" "$ossl"
     cmp "$W/out.nar" "$nar"
     row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
+    row "decode CAR → /dev/null" "$(best "$N" decode --car "$W/out.car" "$root" -o /dev/null)" "$size" "$dec" "$ossl"
     store_file=$(PRE="rm -f '$W/out.nar'" best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")
     row "decode store → file" "$store_file" "$size" "$dec" "$ossl"
     row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
+    row "decode store → /dev/null" "$(best "$N" decode --store "$W/store" "$root" -o /dev/null)" "$size" "$dec" "$ossl"
     row "decode store → pipe --check-nar-hash" "$(best decode_pipe --store "$W/store" "$root" --check-nar-hash)" "$size" "$dec" "$ossl"
     cmp "$W/out.nar" "$nar"
     awk -v d="$dd_direct" -v c="$dd_cached" -v f="$car_file" -v s="$store_file" \

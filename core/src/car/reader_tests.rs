@@ -227,3 +227,21 @@ fn cidv0_sections() {
         b"pb"
     );
 }
+
+#[test]
+fn a_car_cut_after_indexing_is_an_error_not_short_bytes() {
+    // The block is read into a buffer that is not zeroed first: a read that comes up
+    // short must be an error, never a block padded with whatever the memory held.
+    let bytes = unhex(IPLD_CAR_RAW_TWO_BLOCKS);
+    let f = temp_car(&bytes);
+    let car = CarFile::open(f.path()).unwrap();
+    let (offset, len) = car.location(&raw_cid(b"hello")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.path())
+        .unwrap()
+        .set_len(offset + len - 2)
+        .unwrap();
+    let e = car.get(&raw_cid(b"hello")).unwrap_err();
+    assert!(e.to_string().contains("block data"), "{e}");
+}
