@@ -26,23 +26,31 @@ pub(crate) enum Item {
 }
 
 /// Events in NAR order, their names and chunk bytes.
+///
+/// The parser reads a file's bytes straight into `data` (see [`Batch::window`]), so a
+/// chunk is never copied between the reader's buffers and the leaf hashing: `data`
+/// holds the batch's chunks (`used` bytes), then the bytes read but not cut yet,
+/// which move to the next batch when this one is sent (at most a window's worth).
 #[derive(Default)]
 pub(crate) struct Batch {
     pub items: Vec<Item>,
     pub names: Vec<u8>,
+    /// Sized once (zero-filled) to [`BATCH_BYTES`] + the chunker's largest chunk.
     pub data: Vec<u8>,
+    /// Bytes of `data` the batch's chunks take.
+    used: usize,
 }
 
 impl Batch {
     pub fn clear(&mut self) {
         self.items.clear();
         self.names.clear();
-        self.data.clear();
+        self.used = 0;
     }
 
     /// Whether the batch should be sent now.
     pub fn full(&self) -> bool {
-        self.data.len() >= BATCH_BYTES || self.items.len() >= MAX_ITEMS
+        self.used >= BATCH_BYTES || self.items.len() >= MAX_ITEMS
     }
 
     pub fn is_empty(&self) -> bool {
@@ -56,19 +64,32 @@ impl Batch {
         start..self.names.len()
     }
 
-    /// Appends a chunk of a chunker whose chunks are at most `max_chunk` bytes.
-    pub fn chunk(&mut self, chunk: &[u8], max_chunk: usize) {
-        if self.data.capacity() - self.data.len() < chunk.len() {
-            // Once, exactly: a batch is sent before its data reaches BATCH_BYTES, and
-            // no chunk is over `max_chunk`, so it never grows past this (sized by
-            // the chunker's own maximum, not the 2 MiB of any chunker: four batches
-            // of fixed 256 KiB chunks hold 17 MiB, not 25).
-            let room = (BATCH_BYTES + max_chunk).saturating_sub(self.data.len());
-            self.data.reserve_exact(room.max(chunk.len()));
+    /// Makes room for a chunker whose chunks are at most `max_chunk` bytes to read
+    /// into `data` after the chunks; returns where its window starts (the end of the
+    /// chunks). See [`Batch::read_limit`].
+    pub fn window(&mut self, max_chunk: usize) -> usize {
+        let len = BATCH_BYTES + max_chunk;
+        if self.data.len() < len {
+            // Once per batch (batches are recycled): the memory a batch pins.
+            self.data.resize(len, 0);
         }
-        let start = self.data.len();
-        self.data.extend_from_slice(chunk);
-        self.items.push(Item::Chunk(start..self.data.len()));
+        self.used
+    }
+
+    /// How far into `data` the parser may read while its window (from the end of the
+    /// chunks) holds less than `max_chunk` bytes: past the window's `max_chunk` and
+    /// up to [`BATCH_BYTES`], no further, so that once the batch is full what moves to
+    /// the next one is less than a chunk. While the batch is not full this is more
+    /// than the window's end and within `data`.
+    pub fn read_limit(&self, max_chunk: usize) -> usize {
+        (self.used + max_chunk).max(BATCH_BYTES)
+    }
+
+    /// The next `len` bytes of the window become a chunk.
+    pub fn cut(&mut self, len: usize) {
+        let start = self.used;
+        self.used += len;
+        self.items.push(Item::Chunk(start..self.used));
     }
 
     /// The chunks' bytes, in order.

@@ -107,6 +107,28 @@ impl Chunker {
         }
     }
 
+    /// FastCDC's masks for [`Chunker::cut`] (computed once per file, not per chunk).
+    pub(crate) fn masks(&self) -> (u64, u64) {
+        match *self {
+            Chunker::FastCdc { avg, .. } => select_masks(avg, Normalization::Level1),
+            Chunker::Fixed(_) => (0, 0),
+        }
+    }
+
+    /// The length of the chunk at the start of `window`, which holds at least
+    /// [`Chunker::max_chunk`] bytes unless the file ends within it; `masks` from
+    /// [`Chunker::masks`]. At least 1 for a non-empty window.
+    pub(crate) fn cut(&self, window: &[u8], (ms, ml): (u64, u64)) -> usize {
+        let avail = window.len();
+        match *self {
+            Chunker::Fixed(n) => n.min(avail),
+            Chunker::FastCdc { min, avg, max } => {
+                let (_, n) = cut(window, min, avg, max, ms, ml, ms << 1, ml << 1);
+                n.clamp(1, avail.max(1))
+            }
+        }
+    }
+
     /// Cuts everything `input` yields into chunks and hands each to `on_chunk`, in
     /// order. An empty input gives exactly one empty chunk (an empty file is one
     /// empty leaf). Returns the number of bytes read.
@@ -123,10 +145,7 @@ impl Chunker {
         if buf.len() < cap {
             buf.resize(cap, 0);
         }
-        let masks = match *self {
-            Chunker::FastCdc { avg, .. } => Some(select_masks(avg, Normalization::Level1)),
-            Chunker::Fixed(_) => None,
-        };
+        let masks = self.masks();
         let (mut start, mut end, mut total, mut eof, mut chunks) =
             (0usize, 0usize, 0u64, false, 0u64);
         loop {
@@ -154,14 +173,7 @@ impl Chunker {
                 }
                 return Ok(total);
             }
-            let len = match (*self, masks) {
-                (Chunker::Fixed(n), _) => n.min(avail),
-                (Chunker::FastCdc { min, avg, max }, Some((ms, ml))) => {
-                    let (_, n) = cut(&buf[start..end], min, avg, max, ms, ml, ms << 1, ml << 1);
-                    n.clamp(1, avail)
-                }
-                (Chunker::FastCdc { .. }, None) => unreachable!("masks are set for FastCDC"),
-            };
+            let len = self.cut(&buf[start..end], masks);
             on_chunk(&buf[start..start + len]).map_err(ChunkError::Consumer)?;
             chunks += 1;
             start += len;

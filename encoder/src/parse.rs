@@ -3,14 +3,15 @@
 //! thread that hashes and builds. Batches come back through a second channel to be
 //! reused, so the memory in flight stays at a few batches whatever the NAR's size.
 
-use std::io::Read;
+use std::io::{self, Read};
+use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use narfs_core::nar::{Event, NarReader};
 
 use crate::batch::{Batch, Item};
-use crate::chunker::{ChunkBuffer, ChunkError, Chunker};
+use crate::chunker::Chunker;
 use crate::encode::EncodeError;
 
 /// The parser thread; it ends with the parse error, if any.
@@ -59,10 +60,70 @@ impl Batcher<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
+        self.send_carrying(0..0, 0).map(|_| ())
+    }
+
+    /// Sends the batch; the bytes `tail` of its data (read but not cut yet) move to
+    /// the next batch, whose window for a chunker of `max_chunk` they start. Returns
+    /// where they end there.
+    fn send_carrying(&mut self, tail: Range<usize>, max_chunk: usize) -> Result<usize, Stopped> {
         let mut next = self.recycled.try_recv().unwrap_or_default();
         next.clear();
+        let end = match tail.is_empty() {
+            true => 0,
+            false => {
+                let start = next.window(max_chunk);
+                let end = start + tail.len();
+                next.data[start..end].copy_from_slice(&self.batch.data[tail]);
+                end
+            }
+        };
         let full = std::mem::replace(&mut self.batch, next);
-        self.tx.send(full).map_err(|_| Stopped)
+        self.tx.send(full).map_err(|_| Stopped)?;
+        Ok(end)
+    }
+
+    /// Cuts a file's bytes into chunks, reading them straight into the batch (see
+    /// [`Batch`]): an empty file is one empty chunk.
+    fn file(
+        &mut self,
+        contents: &mut impl Read,
+        chunker: Chunker,
+    ) -> Result<Result<(), Stopped>, io::Error> {
+        let max = chunker.max_chunk();
+        let masks = chunker.masks();
+        let mut end = self.batch.window(max);
+        let (mut eof, mut chunks) = (false, 0u64);
+        loop {
+            let start = self.batch.window(max);
+            // A whole max-size window, or the file's end.
+            while !eof && end - start < max {
+                let limit = self.batch.read_limit(max);
+                match contents.read(&mut self.batch.data[end..limit]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => end += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if end == start {
+                if chunks == 0 {
+                    self.batch.cut(0);
+                    return Ok(self.maybe_send());
+                }
+                return Ok(Ok(()));
+            }
+            let len = chunker.cut(&self.batch.data[start..end], masks);
+            self.batch.cut(len);
+            chunks += 1;
+            if self.batch.full() {
+                let tail = self.batch.window(max)..end;
+                end = match self.send_carrying(tail, max) {
+                    Ok(end) => end,
+                    Err(stopped) => return Ok(Err(stopped)),
+                };
+            }
+        }
     }
 
     fn push(&mut self, item: Item) -> Result<(), Stopped> {
@@ -105,7 +166,6 @@ fn events<R: Read>(
     out: &mut Batcher<'_>,
 ) -> Result<Result<(), Stopped>, EncodeError> {
     let mut nar = NarReader::new(input);
-    let mut buffer = ChunkBuffer::default();
     while let Some(event) = nar.next()? {
         let sent = match event {
             Event::Directory { name } => {
@@ -126,14 +186,10 @@ fn events<R: Read>(
             } => {
                 let name = out.batch.name(name);
                 out.batch.items.push(Item::File(name, executable));
-                let chunked = chunker.chunk(&mut contents, &mut buffer, |chunk| {
-                    out.batch.chunk(chunk, chunker.max_chunk());
-                    out.maybe_send()
-                });
-                match chunked {
-                    Ok(_) => out.push(Item::FileEnd),
-                    Err(ChunkError::Read(e)) => return Err(contents.error(e).into()),
-                    Err(ChunkError::Consumer(Stopped)) => Err(Stopped),
+                match out.file(&mut contents, chunker) {
+                    Ok(Ok(())) => out.push(Item::FileEnd),
+                    Ok(Err(Stopped)) => Err(Stopped),
+                    Err(e) => return Err(contents.error(e).into()),
                 }
             }
         };
@@ -142,4 +198,114 @@ fn events<R: Read>(
         }
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{BATCH_BYTES, MAX_ITEMS};
+    use crate::chunker::ChunkBuffer;
+    use narfs_core::nar::NarWriter;
+
+    /// Reads in small odd-sized pieces, so windows fill over many reads.
+    struct Dribble<'a>(&'a [u8]);
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(65_521);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Files around the batch's size and the chunkers' maximums, then more small
+    /// files than a batch holds events.
+    fn files() -> Vec<Vec<u8>> {
+        let sizes = [
+            0,
+            1,
+            5000,
+            BATCH_BYTES - 1,
+            BATCH_BYTES + 12_345,
+            3 * 262_144 + 7,
+        ];
+        let mut out: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| narfs_core::noise::bytes(i as u64, n))
+            .collect();
+        out.extend((0..MAX_ITEMS / 2 + 100).map(|i| narfs_core::noise::bytes(i as u64, i % 300)));
+        out
+    }
+
+    /// The chunks the parser sends, file by file (batches recycled, so a reused
+    /// batch's stale bytes would show).
+    fn parsed(nar: &[u8], chunker: Chunker) -> Vec<Vec<Vec<u8>>> {
+        std::thread::scope(|scope| {
+            let (rx, back, parser) = spawn(scope, Dribble(nar), chunker);
+            let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
+            for batch in rx {
+                for item in &batch.items {
+                    match item {
+                        Item::File(..) => out.push(Vec::new()),
+                        Item::Chunk(r) => {
+                            out.last_mut().unwrap().push(batch.data[r.clone()].to_vec())
+                        }
+                        _ => {}
+                    }
+                }
+                let _ = back.try_send(batch);
+            }
+            drop(back);
+            parser.join().unwrap().unwrap();
+            out
+        })
+    }
+
+    #[test]
+    fn chunks_are_the_chunkers_across_batches() {
+        let files = files();
+        let mut nar = Vec::new();
+        let mut w = NarWriter::new(&mut nar);
+        w.directory(b"").unwrap();
+        for (i, f) in files.iter().enumerate() {
+            w.begin_file(format!("f{i:06}").as_bytes(), false, f.len() as u64)
+                .unwrap();
+            w.contents(f).unwrap();
+            w.end_file().unwrap();
+        }
+        w.end_directory().unwrap();
+        w.finish().unwrap();
+        for spec in [
+            "fixed:262144",
+            "fixed:1000",
+            "fastcdc:16384:65536:262144",
+            "fastcdc:64:256:1024",
+        ] {
+            let chunker: Chunker = spec.parse().unwrap();
+            let mut buffer = ChunkBuffer::default();
+            let expected: Vec<Vec<Vec<u8>>> = files
+                .iter()
+                .map(|f| {
+                    let mut chunks = Vec::new();
+                    chunker
+                        .chunk::<_, ()>(&f[..], &mut buffer, |c| {
+                            chunks.push(c.to_vec());
+                            Ok(())
+                        })
+                        .unwrap_or_else(|_| panic!("chunking failed"));
+                    chunks
+                })
+                .collect();
+            let got = parsed(&nar, chunker);
+            assert_eq!(got.len(), expected.len(), "{spec}");
+            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                assert!(
+                    g == e,
+                    "{spec}: file {i} ({} bytes) chunked differently",
+                    files[i].len()
+                );
+            }
+        }
+    }
 }

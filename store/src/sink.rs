@@ -35,13 +35,16 @@ use crate::lock::LockGuard;
 use crate::pack::{NewPack, MAX_PACK_BLOCKS};
 use crate::{Error, Options, RootRecord, Store};
 
-/// Bytes of blocks queued for the packers before `put` waits: a commit's worth of
-/// `batch_bytes` (four pack jobs for two packers), so that an encode's peak
-/// anonymous memory stays near 64 MiB.
-const QUEUE_BYTES: usize = 4 << 20;
+/// Bytes of blocks queued for the packers before `put` waits: two pack jobs, one for
+/// each packer. Every queued block is a copy of the encoder's, and so is a packed
+/// block the committer has not put yet: with 4 MiB here and [`PACKED`] at 8, an
+/// encode of a 46,537-file NAR into a fresh store peaked at 78–88 MiB of anonymous
+/// memory, with 2 MiB and 2 at 62–71 MiB (three runs each, alternating, load 16–18;
+/// docs/runs/encode.md).
+const QUEUE_BYTES: usize = 2 << 20;
 /// Packed blocks waiting for the committer (a pack is at most `pack_bytes`, 1 MiB
-/// by default, before compression).
-const PACKED: usize = 8;
+/// by default, before compression): one per packer.
+const PACKED: usize = 2;
 
 /// What a finished session newly stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
