@@ -66,6 +66,7 @@ mod pack_table;
 mod packer;
 mod record_form;
 mod repack;
+mod repack_plan;
 mod root_table;
 mod roots;
 mod sink;
@@ -88,7 +89,7 @@ pub use compression::{Compression, CompressionError};
 pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
-pub use repack::RepackReport;
+pub use repack::{Layout, RepackReport, PLAN_MEMORY};
 pub use root_table::NarInfoCounts;
 pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
 pub use sink::{Done, Session, StoreSink, Written};
@@ -523,14 +524,25 @@ impl Store {
     /// blocks. Safe while others read and write; resumable. Packs of about
     /// [`REPACK_BYTES`]; see [`repack_to`](Self::repack_to).
     pub fn repack(&self, level: i32) -> Result<RepackReport, Error> {
-        repack::repack(self, level, REPACK_BYTES)
+        self.repack_to(level, REPACK_BYTES)
     }
 
     /// [`repack`](Self::repack) into packs of about `pack_bytes` (64 KiB..=16 MiB):
     /// larger packs compress better (zstd sees more context) but a block read
     /// decompresses its whole pack.
     pub fn repack_to(&self, level: i32, pack_bytes: u64) -> Result<RepackReport, Error> {
-        repack::repack(self, level, pack_bytes)
+        self.repack_with(level, pack_bytes, Layout::default())
+    }
+
+    /// [`repack_to`](Self::repack_to) with the blocks laid out as `layout` says:
+    /// grouped by the items using them (the default), or in write order.
+    pub fn repack_with(
+        &self,
+        level: i32,
+        pack_bytes: u64,
+        layout: Layout,
+    ) -> Result<RepackReport, Error> {
+        repack::repack(self, level, pack_bytes, layout)
     }
 
     /// Packs decompressed by this process's readers of the store, and their bytes

@@ -1,0 +1,1 @@
+//! The grouping's parts: user summaries, the cutter's packs.
