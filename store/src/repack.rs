@@ -83,17 +83,19 @@ pub(crate) fn repack(
     let target = pack_bytes.clamp(64 << 10, pack::MAX_PACK);
     match layout {
         Layout::WriteOrder => write_order(store, level, target, &HashSet::new()),
-        Layout::Grouped => grouped(store, level, target, PLAN_MEMORY),
+        Layout::Grouped => grouped(store, level, target, PLAN_MEMORY, None),
     }
 }
 
 /// The grouped layout, then the write-order one for the packs it did not write or
-/// keep; the report counts both.
+/// keep; the report counts both. `stop_after` packs written, it stops as a killed
+/// repack would (tests).
 pub(crate) fn grouped(
     store: &Store,
     level: i32,
     target: u64,
     memory: usize,
+    stop_after: Option<u64>,
 ) -> Result<RepackReport, Error> {
     let blocks = &store.blocks;
     // One repack at a time: the plan's spill directory is the store's.
@@ -145,6 +147,9 @@ pub(crate) fn grouped(
                 report.packs_written += 1;
                 report.bytes_after += p.value.len() as u64;
                 report.blocks_moved += u64::from(moved);
+            }
+            if Some(report.packs_written) == stop_after {
+                return Ok(report);
             }
         }
     }
