@@ -19,6 +19,8 @@
 //!                        exclusive by `compact` while it replaces data.mdb
 //! lock                   flock: writers and readers shared, `gc` exclusive
 //! gc-tmp/                gc's sorted runs of live CIDs, while it runs
+//! repack-tmp/            a grouped repack's sorted runs (its plan), while it runs
+//! repack.lock            flock: held exclusive by a grouped repack (one at a time)
 //! verify-checkpoint.json where an interrupted `verify` stopped (`--resume`)
 //! ```
 //!
