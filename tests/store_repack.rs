@@ -113,7 +113,10 @@ fn unpacked(store: &std::path::Path, names: &[&str], nars: &[std::path::PathBuf]
     let mut sum = 0;
     for (name, nar) in names.iter().zip(nars) {
         let out = ok(narfs(store).args(["decode", "--pack-stats", name]));
-        assert!(out.stdout == std::fs::read(nar).unwrap(), "{name} byte-exact");
+        assert!(
+            out.stdout == std::fs::read(nar).unwrap(),
+            "{name} byte-exact"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         // "packs decompressed: N (B bytes)"
         let b = err

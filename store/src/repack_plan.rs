@@ -130,9 +130,10 @@ impl Iterator for PlanReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.0.next_key() {
-            Ok(Some(k)) => Some(Planned::from_key(&k).ok_or_else(|| {
-                Error::Writer("repack's plan holds a key it did not write")
-            })),
+            Ok(Some(k)) => Some(
+                Planned::from_key(&k)
+                    .ok_or_else(|| Error::Writer("repack's plan holds a key it did not write")),
+            ),
             Ok(None) => None,
             Err(e) => Some(Err(e)),
         }

@@ -63,7 +63,14 @@ fn small_groups_merge_into_one_pack_in_order() {
     blocks.extend(group(1, 1, 200, 3, 10));
     assert_eq!(
         cut(blocks, 100),
-        vec![vec![(0, 0), (0, 100), (0, 101), (1, 200), (1, 201), (1, 202)]]
+        vec![vec![
+            (0, 0),
+            (0, 100),
+            (0, 101),
+            (1, 200),
+            (1, 201),
+            (1, 202)
+        ]]
     );
 }
 
@@ -300,7 +307,9 @@ fn a_repack_stopped_half_way_leaves_a_consistent_store_and_resumes() {
     assert_eq!(rest.packs_kept, 2, "{rest:?}");
     assert!(rest.packs_written > 0);
     all_read_back(&store, &s);
-    assert!(packs(&store).iter().all(|p| p.level == 19 && p.live == p.blocks));
+    assert!(packs(&store)
+        .iter()
+        .all(|p| p.level == 19 && p.live == p.blocks));
     let again = crate::repack::grouped(&store, 19, target, 1 << 20, None).unwrap();
     assert_eq!(again.packs_written, 0, "{again:?}");
 }
