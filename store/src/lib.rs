@@ -46,12 +46,14 @@
 
 mod blocks;
 
-/// The size of the packs `repack` writes by default: 2 MiB, the smallest that brings
-/// the large corpus (FastCDC 4/16/64, zstd -19, compacted) under half the seed's
-/// bytes: the file takes 0.515 × Σ `zstd -19` with 1 MiB packs, 0.498 × with 2 MiB and
-/// 0.462 × with 4 MiB, while decoding every NAR decompresses 1.47, 1.62 and 2.22 × its
-/// bytes (a later version reads a whole pack for the blocks it shares with an earlier
-/// one). A block read decompresses at most its pack.
+/// The size of the packs `repack` writes by default: 2 MiB. On the large corpus
+/// (FastCDC 4/16/64, zstd -19, compacted, `benches/disk.sh`, docs/runs/packgroup.md)
+/// packs grouped by the items using their blocks take 0.478 × Σ `zstd -19` of each
+/// NAR at 2 MiB, 0.453 × at 4 MiB and 0.434 × at 8 MiB, while decoding every NAR
+/// decompresses 1.11, 1.72 and 9.24 × its bytes: an item's groups interleave in its
+/// DAG order, and the readers' 32 MiB cache holds fewer of the larger packs. (Written
+/// in order, 2 MiB packs took 0.496 × and read 1.60 ×.) A block read decompresses at
+/// most its pack.
 pub const REPACK_BYTES: u64 = 2 << 20;
 mod committer;
 mod compact;
