@@ -303,7 +303,12 @@ fn a_repack_stopped_half_way_leaves_a_consistent_store_and_resumes() {
         assert!(p.live > 0, "{p:?}");
         assert!(live.get(&p.id).copied().unwrap_or(0) <= p.live, "{p:?}");
     }
+    // A killed run leaves its spill directory: the next one clears it, and removes it.
+    let tmp = dir.path().join("repack-tmp");
+    std::fs::create_dir_all(tmp.join("reached")).unwrap();
+    std::fs::write(tmp.join("reached/run-1"), b"\x05junk").unwrap();
     let rest = crate::repack::grouped(&store, 19, target, 1 << 20, None).unwrap();
+    assert!(!tmp.exists());
     assert_eq!(rest.packs_kept, 2, "{rest:?}");
     assert!(rest.packs_written > 0);
     all_read_back(&store, &s);
