@@ -19,6 +19,8 @@
 //!                        exclusive by `compact` while it replaces data.mdb
 //! lock                   flock: writers and readers shared, `gc` exclusive
 //! gc-tmp/                gc's sorted runs of live CIDs, while it runs
+//! repack-tmp/            a grouped repack's sorted runs (its plan), while it runs
+//! repack.lock            flock: held exclusive by a grouped repack (one at a time)
 //! verify-checkpoint.json where an interrupted `verify` stopped (`--resume`)
 //! ```
 //!
@@ -44,12 +46,14 @@
 
 mod blocks;
 
-/// The size of the packs `repack` writes by default: 2 MiB, the smallest that brings
-/// the large corpus (FastCDC 4/16/64, zstd -19, compacted) under half the seed's
-/// bytes: the file takes 0.515 × Σ `zstd -19` with 1 MiB packs, 0.498 × with 2 MiB and
-/// 0.462 × with 4 MiB, while decoding every NAR decompresses 1.47, 1.62 and 2.22 × its
-/// bytes (a later version reads a whole pack for the blocks it shares with an earlier
-/// one). A block read decompresses at most its pack.
+/// The size of the packs `repack` writes by default: 2 MiB. On the large corpus
+/// (FastCDC 4/16/64, zstd -19, compacted, `benches/disk.sh`, docs/runs/packgroup.md)
+/// packs grouped by the items using their blocks take 0.478 × Σ `zstd -19` of each
+/// NAR at 2 MiB, 0.453 × at 4 MiB and 0.434 × at 8 MiB, while decoding every NAR
+/// decompresses 1.11, 1.72 and 9.24 × its bytes: an item's groups interleave in its
+/// DAG order, and the readers' 32 MiB cache holds fewer of the larger packs. (Written
+/// in order, 2 MiB packs took 0.496 × and read 1.60 ×.) A block read decompresses at
+/// most its pack.
 pub const REPACK_BYTES: u64 = 2 << 20;
 mod committer;
 mod compact;
@@ -66,6 +70,7 @@ mod pack_table;
 mod packer;
 mod record_form;
 mod repack;
+mod repack_plan;
 mod root_table;
 mod roots;
 mod sink;
@@ -88,7 +93,7 @@ pub use compression::{Compression, CompressionError};
 pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
-pub use repack::RepackReport;
+pub use repack::{Layout, RepackReport, PLAN_MEMORY};
 pub use root_table::NarInfoCounts;
 pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
 pub use sink::{Done, Session, StoreSink, Written};
@@ -523,14 +528,25 @@ impl Store {
     /// blocks. Safe while others read and write; resumable. Packs of about
     /// [`REPACK_BYTES`]; see [`repack_to`](Self::repack_to).
     pub fn repack(&self, level: i32) -> Result<RepackReport, Error> {
-        repack::repack(self, level, REPACK_BYTES)
+        self.repack_to(level, REPACK_BYTES)
     }
 
     /// [`repack`](Self::repack) into packs of about `pack_bytes` (64 KiB..=16 MiB):
     /// larger packs compress better (zstd sees more context) but a block read
     /// decompresses its whole pack.
     pub fn repack_to(&self, level: i32, pack_bytes: u64) -> Result<RepackReport, Error> {
-        repack::repack(self, level, pack_bytes)
+        self.repack_with(level, pack_bytes, Layout::default())
+    }
+
+    /// [`repack_to`](Self::repack_to) with the blocks laid out as `layout` says:
+    /// grouped by the items using them (the default), or in write order.
+    pub fn repack_with(
+        &self,
+        level: i32,
+        pack_bytes: u64,
+        layout: Layout,
+    ) -> Result<RepackReport, Error> {
+        repack::repack(self, level, pack_bytes, layout)
     }
 
     /// Packs decompressed by this process's readers of the store, and their bytes
