@@ -23,6 +23,11 @@
 # measured (the machine's other work makes every absolute figure noisy: compare the
 # ratios).
 #
+# With REPACKS="name=repack flags;…" each variant repacks its own copy of the same
+# first-write store (so variants compare on the same blocks, encoded once), e.g.
+# REPACKS="write order 2 MiB=--layout write-order;grouped 4 MiB=--pack-bytes 4194304".
+# With AMP_DIR=DIR each decode pass leaves the per-NAR `--pack-stats` lines there.
+#
 # Usage: benches/disk.sh   (CORPUS=/tmp/narfs-large, built by corpus/build.sh if
 # missing; CONFIGS="name=encode flags;…" to choose others; REPACK_BYTES=N)
 source "$(dirname "$0")/lib.sh"
@@ -68,11 +73,15 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 REPACK=()
 [ -n "${REPACK_BYTES:-}" ] && REPACK=(--pack-bytes "$REPACK_BYTES")
 
-# decode_all STORE: "null-ratio file-ratio amplification null-GB/s"
+# decode_all STORE [TAG]: "null-ratio file-ratio amplification null-GB/s"
 decode_all() {
-  local st=$1 s t1 t2 amp=0 i
+  local st=$1 tag=${2:-} s t1 t2 amp=0 i
   s=$(now)
   for i in "${NAMES[@]}"; do "$N" decode --store "$st" --pack-stats "$i" >/dev/null 2>>"$W/amp"; done
+  if [ -n "${AMP_DIR:-}" ] && [ -n "$tag" ]; then
+    mkdir -p "$AMP_DIR"
+    paste <(printf '%s\n' "${NAMES[@]}") "$W/amp" >"$AMP_DIR/$tag.txt"
+  fi
   t1=$(secs "$s")
   s=$(now)
   for i in "${NAMES[@]}"; do "$N" decode --store "$st" -o "$W/out.nar" "$i"; done
@@ -107,21 +116,30 @@ for conf in "${CONFS[@]}"; do
     i=$((i + 1))
   done <"$W/roots"
   read -r f z <<<"$(disk "$st")"
-  read -r dn df amp g <<<"$(decode_all "$st")"
+  read -r dn df amp g <<<"$(decode_all "$st" "${name//[^A-Za-z0-9]/_}-first")"
   echo "| $name | first write | $f | $z | $enc | $dn | $df | $amp | | $g | $(load) |"
   case "$flags" in *"compression block"*) continue ;; esac
-  s=$(now)
-  "$N" store repack --store "$st" "${REPACK[@]}" >/dev/null
-  rt=$(secs "$s")
-  read -r f z <<<"$(disk "$st")"
-  read -r dn df amp g <<<"$(decode_all "$st")"
-  echo "| $name | after repack -19 | $f | $z | | $dn | $df | $amp | $rt | $g | $(load) |"
-  "$N" store compact --store "$st" >/dev/null
-  read -r f z <<<"$(disk "$st")"
-  s=$(now)
-  "$N" store verify --store "$st" >/dev/null
-  vt=$(secs "$s")
-  echo "| $name | after compact (verify: $vt s) | $f | $z | | | | | | | $(load) |"
+  IFS=';' read -ra VARIANTS <<<"${REPACKS:--19=}"
+  for variant in "${VARIANTS[@]}"; do
+    vname=${variant%%=*} vflags=${variant#*=}
+    vs=$W/variant
+    rm -rf "$vs"
+    cp -a "$st" "$vs"
+    s=$(now)
+    # shellcheck disable=SC2086
+    "$N" store repack --store "$vs" "${REPACK[@]}" $vflags >/dev/null
+    rt=$(secs "$s")
+    read -r f z <<<"$(disk "$vs")"
+    read -r dn df amp g <<<"$(decode_all "$vs" "${name//[^A-Za-z0-9]/_}-${vname//[^A-Za-z0-9]/_}")"
+    echo "| $name | after repack $vname | $f | $z | | $dn | $df | $amp | $rt | $g | $(load) |"
+    "$N" store compact --store "$vs" >/dev/null
+    read -r f z <<<"$(disk "$vs")"
+    s=$(now)
+    "$N" store verify --store "$vs" >/dev/null
+    vt=$(secs "$s")
+    echo "| $name | after compact (verify: $vt s) | $f | $z | | | | | | | $(load) |"
+    rm -rf "$vs"
+  done
 done
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -295,6 +295,18 @@ pub struct RepackArgs {
     #[arg(long, value_name = "BYTES", default_value_t = narfs_store::REPACK_BYTES,
           value_parser = clap::value_parser!(u64).range(65536..=16777216))]
     pub pack_bytes: u64,
+    /// Where blocks go: `grouped` puts the blocks the same items use together, in
+    /// their DAG order (an item's decode reads packs nearly all its own); `write-order`
+    /// merges consecutive packs as they were written.
+    #[arg(long, value_enum, default_value_t = RepackLayout::Grouped)]
+    pub layout: RepackLayout,
+}
+
+/// `store repack --layout`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepackLayout {
+    Grouped,
+    WriteOrder,
 }
 
 #[derive(clap::Args, Debug)]

@@ -107,3 +107,83 @@ fn repack_pack_bytes_sets_the_size_of_the_packs_it_writes() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// Σ bytes of packs decompressed by decoding each of `names` in a fresh process.
+fn unpacked(store: &std::path::Path, names: &[&str], nars: &[std::path::PathBuf]) -> u64 {
+    let mut sum = 0;
+    for (name, nar) in names.iter().zip(nars) {
+        let out = ok(narfs(store).args(["decode", "--pack-stats", name]));
+        assert!(
+            out.stdout == std::fs::read(nar).unwrap(),
+            "{name} byte-exact"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        // "packs decompressed: N (B bytes)"
+        let b = err
+            .split('(')
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no pack stats in {err:?}"));
+        sum += b;
+    }
+    sum
+}
+
+#[test]
+fn grouped_repack_reads_less_over_a_version_series_than_write_order() {
+    let versions = ["23.2.0", "24.1.0", "24.2.0", "24.3.0"];
+    let nars: Vec<_> = versions
+        .iter()
+        .map(|v| corpus(&format!("attrs-{v}.nar")))
+        .collect();
+    let names: Vec<String> = versions.iter().map(|v| format!("attrs-{v}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let repacked = |layout: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path();
+        for (nar, name) in nars.iter().zip(&names) {
+            ok(narfs(store)
+                .args(["encode", "--compression", "pack:1:65536", "--name", name])
+                .arg(nar));
+        }
+        let r = json(narfs(store).args([
+            "store",
+            "repack",
+            "--json",
+            "--pack-bytes",
+            "65536",
+            "--layout",
+            layout,
+        ]));
+        assert!(r["packs_written"].as_u64().unwrap() > 0, "{r}");
+        let v = json(narfs(store).args(["verify", "--json"]));
+        assert_eq!(v["problems"], Value::Array(vec![]), "{v}");
+        let read = unpacked(store, &names, &nars);
+        // Run again: nothing to do.
+        let again = json(narfs(store).args([
+            "store",
+            "repack",
+            "--json",
+            "--pack-bytes",
+            "65536",
+            "--layout",
+            layout,
+        ]));
+        assert_eq!(again["packs_written"], 0, "{again}");
+        (r, read)
+    };
+    let (g, grouped) = repacked("grouped");
+    let (_, write_order) = repacked("write-order");
+    assert_eq!(g["items"], 4, "{g}");
+    assert!(
+        grouped < write_order,
+        "grouped decompresses {grouped} bytes, write order {write_order}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = narfs(dir.path())
+        .args(["store", "repack", "--layout", "random"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -55,7 +55,14 @@ pub fn run(cmd: crate::cli::StoreCommand) -> Result<()> {
 fn repack(args: RepackArgs) -> Result<()> {
     let store = open(args.store.store.as_deref())?;
     let r = store
-        .repack_to(args.level, args.pack_bytes)
+        .repack_with(
+            args.level,
+            args.pack_bytes,
+            match args.layout {
+                crate::cli::RepackLayout::Grouped => narfs_store::Layout::Grouped,
+                crate::cli::RepackLayout::WriteOrder => narfs_store::Layout::WriteOrder,
+            },
+        )
         .with_context(|| format!("cannot repack the store {}", store.dir().display()))?;
     report(args.store.json, &r, || {
         format!(

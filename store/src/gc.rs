@@ -57,12 +57,13 @@ pub struct GcReport {
     pub spilled_runs: u64,
 }
 
-/// The spill directory, emptied on creation and removed on drop.
-struct SpillDir(PathBuf);
+/// A spill directory of the store (`gc-tmp/`, `repack-tmp/`), emptied on creation
+/// (of what a killed run left) and removed on drop.
+pub(crate) struct SpillDir(pub(crate) PathBuf);
 
 impl SpillDir {
-    fn create(store: &Path) -> Result<SpillDir, Error> {
-        let dir = store.join("gc-tmp");
+    pub(crate) fn create(store: &Path, name: &str) -> Result<SpillDir, Error> {
+        let dir = store.join(name);
         crate::nofollow::real_dir(&dir)?;
         crate::nofollow::clear_dir(&dir)?;
         Ok(SpillDir(dir))
@@ -78,7 +79,7 @@ impl Drop for SpillDir {
 
 /// gc under a held exclusive store lock, mark within `memory` bytes.
 pub(crate) fn gc(store: &Store, memory: usize) -> Result<GcReport, Error> {
-    let spill = SpillDir::create(store.dir())?;
+    let spill = SpillDir::create(store.dir(), "gc-tmp")?;
     let mut problems = Problems::new(100);
     let live = mark(store, &spill.0, memory, &mut problems)?;
     if problems.is_empty() {

@@ -19,6 +19,8 @@
 //!                        exclusive by `compact` while it replaces data.mdb
 //! lock                   flock: writers and readers shared, `gc` exclusive
 //! gc-tmp/                gc's sorted runs of live CIDs, while it runs
+//! repack-tmp/            a grouped repack's sorted runs (its plan), while it runs
+//! repack.lock            flock: held exclusive by a grouped repack (one at a time)
 //! verify-checkpoint.json where an interrupted `verify` stopped (`--resume`)
 //! ```
 //!
@@ -67,6 +69,7 @@ mod packer;
 mod read_ahead;
 mod record_form;
 mod repack;
+mod repack_plan;
 mod root_table;
 mod roots;
 mod sink;
@@ -89,7 +92,7 @@ pub use compression::{Compression, CompressionError};
 pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
-pub use repack::RepackReport;
+pub use repack::{Layout, RepackReport, PLAN_MEMORY};
 pub use root_table::NarInfoCounts;
 pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
 pub use sink::{Done, Session, StoreSink, Written};
@@ -524,14 +527,25 @@ impl Store {
     /// blocks. Safe while others read and write; resumable. Packs of about
     /// [`REPACK_BYTES`]; see [`repack_to`](Self::repack_to).
     pub fn repack(&self, level: i32) -> Result<RepackReport, Error> {
-        repack::repack(self, level, REPACK_BYTES)
+        self.repack_to(level, REPACK_BYTES)
     }
 
     /// [`repack`](Self::repack) into packs of about `pack_bytes` (64 KiB..=16 MiB):
     /// larger packs compress better (zstd sees more context) but a block read
     /// decompresses its whole pack.
     pub fn repack_to(&self, level: i32, pack_bytes: u64) -> Result<RepackReport, Error> {
-        repack::repack(self, level, pack_bytes)
+        self.repack_with(level, pack_bytes, Layout::default())
+    }
+
+    /// [`repack_to`](Self::repack_to) with the blocks laid out as `layout` says:
+    /// grouped by the items using them (the default), or in write order.
+    pub fn repack_with(
+        &self,
+        level: i32,
+        pack_bytes: u64,
+        layout: Layout,
+    ) -> Result<RepackReport, Error> {
+        repack::repack(self, level, pack_bytes, layout)
     }
 
     /// Packs decompressed by this process's readers of the store, and their bytes

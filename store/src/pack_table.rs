@@ -163,6 +163,37 @@ impl Blocks {
         Ok(())
     }
 
+    /// Stores `p` under a new id and moves into it every block whose entry still
+    /// points where `was` says (each release of its old pack deletes that pack with
+    /// its last live block). Its id and how many blocks moved; with none, `p` is not
+    /// stored.
+    pub(crate) fn move_into(
+        &self,
+        txn: &mut RwTxn<'_>,
+        was: &[Slot],
+        p: &NewPack,
+    ) -> Result<(u64, u32), Error> {
+        let (mut live, mut bytes) = (0u32, 0u64);
+        let id = self.next_pack(txn)?;
+        for ((cid, slot), before) in p.header.slots(id).zip(was) {
+            let key = cid.to_bytes();
+            let now = self.table.get(txn, &key).map_err(self.err())?;
+            if now.and_then(|v| Slot::decode(v).ok()) != Some(*before) {
+                continue;
+            }
+            self.table
+                .put(txn, &key, &slot.encode())
+                .map_err(self.err())?;
+            self.release(txn, *before)?;
+            live += 1;
+            bytes += u64::from(slot.len);
+        }
+        if live > 0 {
+            self.write_pack(txn, id, &p.value, live, bytes)?;
+        }
+        Ok((id, live))
+    }
+
     /// Replaces packs `old` by `p`: every block of `p` whose entry still points where
     /// `was` says (in one of `old`) is moved into `p`; then `old` are deleted (with no
     /// `p`, they held nothing alive). How many blocks moved.

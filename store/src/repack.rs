@@ -1,20 +1,50 @@
 //! `narfs store repack`: packs rewritten at a higher zstd level, their dead blocks
 //! (entries deleted by `gc`) dropped and partially dead packs merged.
 //!
+//! Two layouts ([`Layout`]). `grouped` (the default) lays the blocks every root
+//! reaches out by the items that use them (`repack_plan`): decoding an item then
+//! decompresses packs that are nearly all its own. Blocks no root reaches (not yet
+//! collected), and any left where they were, are then rewritten as `write-order`
+//! does: consecutive packs, in id (write) order, merged into packs of the target size.
+//!
 //! Safe beside readers and writers: each new pack is built from a read snapshot
 //! (every block verified against its CID, so damage is never copied), then one write
-//! transaction points the blocks still where they were at the new pack and deletes the
-//! old ones; a reader sees the old packs or the new one, never half. Killed, it leaves
-//! the last committed pack; run again, it skips packs already at the level with no dead
-//! block (idempotent), so it resumes where it stopped.
+//! transaction points the blocks still where they were at the new pack and releases
+//! their old places (an old pack goes with its last live block); a reader sees a
+//! block in its old pack or its new one, never half. Killed, it leaves the last
+//! committed pack; run again, it keeps packs that are already what it would write
+//! (grouped: exactly a planned pack's blocks, in order, at the level; write order: at
+//! the level with no dead block), so it resumes where it stopped and does nothing on a
+//! store it has just repacked (idempotent).
+
+use std::collections::{HashMap, HashSet};
 
 use narfs_core::block::verify as verify_block;
 use narfs_core::Cid;
 use rayon::prelude::*;
 
-use crate::pack::{self, NewPack, Slot};
+use crate::gc::SpillDir;
+use crate::lock::LockGuard;
+use crate::pack::{self, NewPack, Slot, MAX_PACK_VALUE, SLOT_LEN};
 use crate::pack_table::{self, PackInfo};
+use crate::repack_plan::{self, Cutter, Planned};
 use crate::{Error, Store};
+
+/// Where `repack` puts the blocks it rewrites.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Layout {
+    /// By the items using them: blocks the same items use together, in the DAG
+    /// order of the first of them (see `repack_plan`).
+    #[default]
+    Grouped,
+    /// As written: consecutive packs merged, in id order.
+    WriteOrder,
+}
+
+/// The memory budget of the grouped layout's plan (each of its sorts, and a quarter
+/// of it for the walk of one item).
+pub const PLAN_MEMORY: usize = 64 << 20;
 
 /// What a repack did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -30,6 +60,9 @@ pub struct RepackReport {
     /// Stored bytes of the packs read, and of those written.
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// Items (distinct roots) whose DAGs were walked to group the blocks (0 in write
+    /// order).
+    pub items: u64,
 }
 
 /// A group of packs rewritten into one: their ids and their live blocks.
@@ -40,10 +73,170 @@ struct Built {
     before: u64,
 }
 
-pub(crate) fn repack(store: &Store, level: i32, pack_bytes: u64) -> Result<RepackReport, Error> {
+pub(crate) fn repack(
+    store: &Store,
+    level: i32,
+    pack_bytes: u64,
+    layout: Layout,
+) -> Result<RepackReport, Error> {
     let _lock = store.lock_shared()?;
-    let blocks = &store.blocks;
     let target = pack_bytes.clamp(64 << 10, pack::MAX_PACK);
+    match layout {
+        Layout::WriteOrder => write_order(store, level, target, &HashSet::new()),
+        Layout::Grouped => grouped(store, level, target, PLAN_MEMORY, None),
+    }
+}
+
+/// The grouped layout, then the write-order one for the packs it did not write or
+/// keep; the report counts both. `stop_after` packs written, it stops as a killed
+/// repack would (tests).
+pub(crate) fn grouped(
+    store: &Store,
+    level: i32,
+    target: u64,
+    memory: usize,
+    stop_after: Option<u64>,
+) -> Result<RepackReport, Error> {
+    let blocks = &store.blocks;
+    // One repack at a time: the plan's spill directory is the store's.
+    let _one = LockGuard::acquire(&store.dir().join("repack.lock"), true)?;
+    let spill = SpillDir::create(store.dir(), "repack-tmp")?;
+    let (plan, start) = {
+        let snap = blocks.read_txn()?;
+        let infos: HashMap<u64, PackInfo> = pack_table::each(snap.view())?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        (repack_plan::plan(&snap, &spill.0, memory)?, infos)
+    };
+    let mut report = RepackReport {
+        items: u64::from(plan.items),
+        ..RepackReport::default()
+    };
+    // Packs this pass wrote or kept: the write-order pass leaves them alone.
+    let mut done: HashSet<u64> = HashSet::new();
+    let mut cutter = Cutter::new(plan.blocks()?, target);
+    let threads = rayon::current_num_threads().max(1);
+    loop {
+        let mut todo = Vec::new();
+        while todo.len() < 2 * threads {
+            let Some(p) = cutter.next_pack()? else { break };
+            match kept(store, &start, &p, level)? {
+                Some(id) => {
+                    done.insert(id);
+                    report.packs_kept += 1;
+                }
+                None => todo.push(p),
+            }
+        }
+        if todo.is_empty() {
+            break;
+        }
+        let built: Vec<Result<Built, Error>> = todo
+            .par_iter()
+            .map(|p| build_planned(store, p, level))
+            .collect();
+        for b in built {
+            let b = b?;
+            let Some(p) = &b.pack else { continue };
+            let mut txn = blocks.write_txn()?;
+            let (id, moved) = blocks.move_into(&mut txn, &b.was, p)?;
+            blocks.commit(txn)?;
+            if moved > 0 {
+                done.insert(id);
+                report.packs_written += 1;
+                report.bytes_after += p.value.len() as u64;
+                report.blocks_moved += u64::from(moved);
+            }
+            if Some(report.packs_written) == stop_after {
+                return Ok(report);
+            }
+        }
+    }
+    drop(cutter);
+    drop(plan);
+    drop(spill);
+    let rest = write_order(store, level, target, &done)?;
+    report.packs_written += rest.packs_written;
+    report.packs_kept += rest.packs_kept;
+    report.blocks_moved += rest.blocks_moved;
+    report.bytes_after += rest.bytes_after;
+    // Read: the packs of the start that are gone (emptied into new ones).
+    let snap = blocks.read_txn()?;
+    let now: HashSet<u64> = pack_table::each(snap.view())?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    for (id, p) in &start {
+        if !now.contains(id) {
+            report.packs_read += 1;
+            report.bytes_before += p.stored;
+        }
+    }
+    Ok(report)
+}
+
+/// The pack that is already exactly `plan` (its blocks, in order, all alive, at
+/// `level` or above), if one is.
+fn kept(
+    store: &Store,
+    start: &HashMap<u64, PackInfo>,
+    plan: &[Planned],
+    level: i32,
+) -> Result<Option<u64>, Error> {
+    let snap = store.blocks.read_txn()?;
+    let view = snap.view();
+    let mut id = None;
+    let mut offset = 0u32;
+    for b in plan {
+        let Some(entry) = view.get(&b.cid.to_bytes())? else {
+            return Ok(None);
+        };
+        let head = view.read_prefix(&entry, MAX_PACK_VALUE, SLOT_LEN as u64)?;
+        let Ok(slot) = Slot::decode(&head) else {
+            return Ok(None);
+        };
+        if *id.get_or_insert(slot.pack) != slot.pack || slot.offset != offset {
+            return Ok(None);
+        }
+        offset = offset.wrapping_add(slot.len);
+    }
+    Ok(id.filter(|id| {
+        start.get(id).is_some_and(|p| {
+            i32::from(p.level) >= level && p.live == p.blocks && p.blocks as usize == plan.len()
+        })
+    }))
+}
+
+/// The new pack of `plan`'s blocks where they are now packed, each verified.
+fn build_planned(store: &Store, plan: &[Planned], level: i32) -> Result<Built, Error> {
+    let snap = store.blocks.read_txn()?;
+    let view = snap.view();
+    let reader = snap.reader();
+    let mut live: Vec<(Cid, Slot, Vec<u8>)> = Vec::with_capacity(plan.len());
+    for b in plan {
+        let Some(entry) = view.get(&b.cid.to_bytes())? else {
+            continue;
+        };
+        let head = view.read_prefix(&entry, MAX_PACK_VALUE, SLOT_LEN as u64)?;
+        let Ok(slot) = Slot::decode(&head) else {
+            continue; // No longer packed: left as it is.
+        };
+        live.push((b.cid, slot, reader.block(&b.cid, &entry)?));
+    }
+    drop(snap);
+    encode_live(live, Vec::new(), 0, level)
+}
+
+/// Rewrites the packs not in `skip`, consecutive ones merged, about `target` alive
+/// bytes each.
+fn write_order(
+    store: &Store,
+    level: i32,
+    target: u64,
+    skip: &HashSet<u64>,
+) -> Result<RepackReport, Error> {
+    let blocks = &store.blocks;
     let infos = {
         let snap = blocks.read_txn()?;
         pack_table::each(snap.view())?
@@ -53,6 +246,9 @@ pub(crate) fn repack(store: &Store, level: i32, pack_bytes: u64) -> Result<Repac
     let mut groups: Vec<Vec<PackInfo>> = Vec::new();
     let mut alive = u64::MAX;
     for p in infos {
+        if skip.contains(&p.id) {
+            continue;
+        }
         if i32::from(p.level) >= level && p.live == p.blocks {
             report.packs_kept += 1;
             continue;
@@ -93,11 +289,21 @@ fn build(store: &Store, group: &[PackInfo], level: i32) -> Result<Built, Error> 
         live.extend(pack_table::live_blocks(snap.view(), p.id)?);
     }
     drop(snap);
+    let old = group.iter().map(|p| p.id).collect();
+    let before = group.iter().map(|p| p.stored).sum();
+    encode_live(live, old, before, level)
+}
+
+/// The pack of `live` (each block verified first) at `level`, to replace `old`.
+fn encode_live(
+    live: Vec<(Cid, Slot, Vec<u8>)>,
+    old: Vec<u64>,
+    before: u64,
+    level: i32,
+) -> Result<Built, Error> {
     for (cid, _, bytes) in &live {
         verify_block(cid, bytes)?;
     }
-    let old = group.iter().map(|p| p.id).collect();
-    let before = group.iter().map(|p| p.stored).sum();
     if live.is_empty() {
         return Ok(Built {
             old,

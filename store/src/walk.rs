@@ -157,7 +157,7 @@ pub(crate) enum Leaves {
     Visit,
 }
 
-/// Walks the DAG under `root` depth-first, calling `visit` on every CID reached (a
+/// Walks the DAG under `root` depth-first in link order, calling `visit` on every CID reached (a
 /// CID the [`Seen`] cache still holds is not walked again): every dag-pb node is read
 /// through `snap`, verified against its CID and parsed for its links; leaves as `leaves`
 /// says. What is wrong on the way (a missing block, a node that does not hash to its
@@ -204,7 +204,9 @@ pub(crate) fn walk_dag(
             continue;
         }
         match PBNode::decode(&bytes) {
-            Ok(node) => stack.extend(node.links.iter().map(|l| l.hash)),
+            // Reversed onto the stack, so links are visited in the DAG's order (the
+            // NAR's order; `repack` lays blocks out in it).
+            Ok(node) => stack.extend(node.links.iter().rev().map(|l| l.hash)),
             Err(e) => problems.push(format!("root {label}: block {cid}: {}", error_chain(&e))),
         }
     }
