@@ -20,8 +20,6 @@ struct OpenDir {
     path: String,
     entries: Vec<(String, Cid)>,
     next: usize,
-    /// Entries up to here were given to [`BlockSource::will_need`].
-    hinted: usize,
     /// Verified blocks of the entries from `next` on, fetched ahead in parallel.
     ready: VecDeque<Vec<u8>>,
 }
@@ -30,22 +28,9 @@ struct OpenDir {
 /// NAR of small files is mostly one-leaf files, which would otherwise be hashed one
 /// after another on one core. A block is at most 4 MiB, so the count bounds memory.
 const ENTRIES_AHEAD: usize = 16;
-/// Entries whose first block the source hears of ahead ([`BlockSource::will_need`]):
-/// the runs after the one being fetched.
-const ENTRIES_HINTED: usize = 4 * ENTRIES_AHEAD;
 
 /// Fetches and verifies the first blocks of the next entries of `dir` in parallel.
 fn prefetch<S: BlockSource + Sync>(source: &S, dir: &mut OpenDir) -> Result<(), DecodeError> {
-    let hint_end = dir.entries.len().min(dir.next + ENTRIES_HINTED);
-    let from = dir.hinted.max(dir.next);
-    if from < hint_end {
-        let cids: Vec<Cid> = dir.entries[from..hint_end]
-            .iter()
-            .map(|(_, cid)| *cid)
-            .collect();
-        source.will_need(&cids);
-        dir.hinted = hint_end;
-    }
     let ahead = &dir.entries[dir.next..dir.entries.len().min(dir.next + ENTRIES_AHEAD)];
     if ahead.len() < 2 {
         return Ok(());
@@ -257,7 +242,6 @@ fn node<S: BlockSource + Sync, W: Write>(
         path: path.to_string(),
         entries,
         next: 0,
-        hinted: 0,
         ready: VecDeque::new(),
     });
     Ok(())
