@@ -77,7 +77,10 @@ fn run(blocks: &Blocks) {
     let snap = blocks.read_txn().ok();
     let mut last = None;
     let mut n = 0usize;
-    loop {
+    // At most a queue's worth per job: a job fed as fast as it reads would otherwise
+    // hold its snapshot (LMDB's pages, and no sight of newer packs) for a whole
+    // decode; the next hint starts a job on a fresh one.
+    while n < QUEUE {
         let cid = {
             let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
             match q.cids.pop_front() {
