@@ -352,6 +352,14 @@ pub trait BlockSource {
     fn get_many_verified(&self, cids: &[Cid]) -> Vec<Result<Option<Verified>, StoreError>> {
         cids.iter().map(|c| self.get_verified(c)).collect()
     }
+
+    /// A hint: the caller will soon ask for `cids`, in this order (the decoder gives
+    /// the leaves and entries after the run it is reading). A source whose reads cost
+    /// work up front (the store's packs, decompressed whole) may start that work now,
+    /// in the background and bounded; the default does nothing. Called again with no
+    /// CIDs, it may resume hints it deferred. A hint is never an answer: what `get`
+    /// returns is verified as ever, and a wrong or unused hint costs only work.
+    fn will_need(&self, _cids: &[Cid]) {}
 }
 
 /// [`BlockSource::get_many_verified`] for a source whose `get` returns the bytes as
@@ -409,6 +417,10 @@ impl<T: BlockSource + ?Sized> BlockSource for &T {
     fn get_many_verified(&self, cids: &[Cid]) -> Vec<Result<Option<Verified>, StoreError>> {
         (**self).get_many_verified(cids)
     }
+
+    fn will_need(&self, cids: &[Cid]) {
+        (**self).will_need(cids)
+    }
 }
 
 impl<T: BlockSource + ?Sized> BlockSource for Box<T> {
@@ -421,6 +433,10 @@ impl<T: BlockSource + ?Sized> BlockSource for Box<T> {
     }
     fn get_many_verified(&self, cids: &[Cid]) -> Vec<Result<Option<Verified>, StoreError>> {
         (**self).get_many_verified(cids)
+    }
+
+    fn will_need(&self, cids: &[Cid]) {
+        (**self).will_need(cids)
     }
 }
 

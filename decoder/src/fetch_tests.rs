@@ -98,3 +98,54 @@ fn a_corrupted_small_file_among_those_fetched_ahead_is_refused() {
         refused(&store, &root, &cid, name);
     }
 }
+
+/// A source that logs the decoder's hints and reads, in order.
+struct Logging<'a> {
+    store: &'a MemoryStore,
+    log: std::sync::Mutex<Vec<(bool, Cid)>>,
+}
+
+impl narfs_core::block::BlockSource for Logging<'_> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, narfs_core::block::StoreError> {
+        self.log.lock().unwrap().push((false, *cid));
+        self.store.get(cid)
+    }
+
+    fn will_need(&self, cids: &[Cid]) {
+        let mut log = self.log.lock().unwrap();
+        log.extend(cids.iter().map(|c| (true, *c)));
+    }
+}
+
+#[test]
+fn the_decoder_hints_the_blocks_it_reads_next_once_and_ahead_of_reading_them() {
+    let (store, root, files, nar) = sample();
+    let source = Logging {
+        store: &store,
+        log: Default::default(),
+    };
+    assert_eq!(
+        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
+        nar
+    );
+    let log = source.log.into_inner().unwrap();
+    let hinted: Vec<Cid> = log.iter().filter(|(h, _)| *h).map(|(_, c)| *c).collect();
+    let read: Vec<Cid> = log.iter().filter(|(h, _)| !*h).map(|(_, c)| *c).collect();
+    // Each block hinted once, and every hint is a block the decode then reads.
+    let mut unique = hinted.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), hinted.len());
+    assert!(hinted.iter().all(|c| read.contains(c)));
+    // The 40 leaves of `big` (40 KiB, within the window), each before it is read.
+    // Directory entries are not hinted: their first blocks may lie far ahead (after
+    // a large file), and packs loaded that early were evicted before use.
+    let big = files.iter().find(|(p, _)| p == "big").unwrap().1;
+    let node = narfs_core::dagpb::PBNode::decode(store.get_ref(&big).unwrap()).unwrap();
+    let leaves: Vec<Cid> = node.links.iter().map(|l| l.hash).collect();
+    assert_eq!(hinted, leaves);
+    for c in &hinted {
+        let at = |hint: bool| log.iter().position(|(h, x)| *h == hint && x == c);
+        assert!(at(true) < at(false), "{c} read before its hint");
+    }
+}

@@ -82,7 +82,16 @@ pub fn unixfs_node(
 struct Level {
     children: Vec<(Cid, u64)>,
     next: usize,
+    /// Children up to here were given to [`BlockSource::will_need`].
+    hinted: usize,
 }
+
+/// How far ahead of the child being read the source hears of the next ones
+/// ([`BlockSource::will_need`]: the store decompresses their packs meanwhile), in
+/// bytes the children claim (a 2 MiB pack holds ~2 MiB of them; the store bounds
+/// what it does with hints itself) and in children.
+const HINT_BYTES: u64 = 8 << 20;
+const HINT_BLOCKS: usize = 512;
 
 /// Most raw leaves fetched and verified together (on both cores), whatever
 /// [`Limits::readahead`] allows: a leaf's real size is only known once fetched, so the
@@ -233,7 +242,11 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
             .map(|l| l.hash)
             .zip(fs.blocksizes)
             .collect();
-        self.stack.push(Level { children, next: 0 });
+        self.stack.push(Level {
+            children,
+            next: 0,
+            hinted: 0,
+        });
         self.pending = inline;
         self.at = 0;
         Ok(total)
@@ -249,8 +262,11 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
                 self.stack.pop();
                 continue;
             };
-            if cid.codec() == RAW && self.ready.is_empty() {
-                self.prefetch()?;
+            if self.ready.is_empty() {
+                self.hint();
+                if cid.codec() == RAW {
+                    self.prefetch()?;
+                }
             }
             let level = self.stack.last_mut().expect("looked at above");
             level.next += 1;
@@ -281,6 +297,33 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
             }
         }
         Ok(true)
+    }
+
+    /// Tells the source of the innermost level's children from the next one on, up to
+    /// [`HINT_BYTES`] claimed or [`HINT_BLOCKS`] children, each child once; called
+    /// once per run read, with no new children too (the store then resumes hints it
+    /// deferred while its packs ahead were unread).
+    fn hint(&mut self) {
+        let Some(level) = self.stack.last_mut() else {
+            return;
+        };
+        let mut claimed = 0u64;
+        let end = level.next
+            + level.children[level.next..]
+                .iter()
+                .take(HINT_BLOCKS)
+                .take_while(|(_, size)| {
+                    claimed = claimed.saturating_add(*size);
+                    claimed <= HINT_BYTES
+                })
+                .count();
+        let from = level.hinted.max(level.next);
+        let new: Vec<Cid> = level.children[from..end.max(from)]
+            .iter()
+            .map(|(cid, _)| *cid)
+            .collect();
+        level.hinted = end.max(from);
+        self.source.will_need(&new);
     }
 
     /// Fetches and verifies the run of raw leaves that starts at the innermost level's

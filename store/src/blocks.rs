@@ -92,6 +92,8 @@ pub(crate) struct Blocks {
     packs: OnceLock<Table>,
     /// Decompressed packs, shared by every reader of the store in this process.
     pub(crate) cache: Cache,
+    /// Blocks the readers will need soon, whose packs are decompressed ahead.
+    pub(crate) hints: crate::read_ahead::Hints,
 }
 
 /// A read transaction: LMDB's (it keeps writers off the snapshot's pages) and the
@@ -178,6 +180,7 @@ impl Blocks {
             tables: OnceLock::new(),
             packs: OnceLock::new(),
             cache: Cache::default(),
+            hints: Default::default(),
         });
         open.push((canonical, Arc::downgrade(&blocks)));
         Ok(blocks)
@@ -444,8 +447,30 @@ impl Reader<'_> {
         let mut v = vec![PACKED];
         v.extend_from_slice(entry);
         let slot = Slot::decode(&v).map_err(|p| self.0.damaged_block(cid, p))?;
+        let data = self
+            .1
+            .get::<Error>(slot.pack, &self.pack_loader(cid))?
+            .ok_or_else(|| self.0.damaged_block(cid, "its pack is missing"))?;
+        let (at, len) = (slot.offset as usize, slot.len as usize);
+        data.get(at..at + len).map(<[u8]>::to_vec).ok_or_else(|| {
+            self.0
+                .damaged_block(cid, "a packed block lies outside its pack")
+        })
+    }
+
+    /// Decompresses a pack of this snapshot into the buffer given (`None`: no such
+    /// pack), for the cache; damage is an error of `cid` (the block read, or hinted).
+    pub(crate) fn pack_loader<'c>(
+        &self,
+        cid: &'c Cid,
+    ) -> impl Fn(u64, Vec<u8>, &mut zstd::zstd_safe::DCtx<'static>) -> Result<Option<Vec<u8>>, Error>
+           + Sync
+           + 'c
+    where
+        Self: 'c,
+    {
         let view = self.0;
-        let load = |id: u64, buf: Vec<u8>, dctx: &mut zstd::zstd_safe::DCtx<'static>| {
+        move |id, buf, dctx| {
             let Some(value) = crate::pack_table::value(view, id)? else {
                 return Ok(None);
             };
@@ -453,16 +478,13 @@ impl Reader<'_> {
                 .map(|(_, data)| Some(data))
                 // A pack read ahead fails silently: it is read again when asked for.
                 .map_err(|p| view.damaged_block(cid, p))
-        };
-        let data = self
-            .1
-            .get::<Error>(slot.pack, &load)?
-            .ok_or_else(|| self.0.damaged_block(cid, "its pack is missing"))?;
-        let (at, len) = (slot.offset as usize, slot.len as usize);
-        data.get(at..at + len).map(<[u8]>::to_vec).ok_or_else(|| {
-            self.0
-                .damaged_block(cid, "a packed block lies outside its pack")
-        })
+        }
+    }
+
+    /// The pack the block stored under `cid` is in (`None`: not stored, not packed,
+    /// or an entry that does not read).
+    pub(crate) fn pack_of_cid(&self, cid: &Cid) -> Option<u64> {
+        self.pack_of(&self.0.get(&cid.to_bytes()).ok()??)
     }
 
     /// The pack a value points into, if it is a packed block's.

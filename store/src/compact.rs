@@ -58,6 +58,8 @@ pub(crate) fn compact(store: Store) -> Result<CompactReport, Error> {
         return Err(Error::InUse { path: dir });
     }
     let Store { blocks, .. } = store;
+    // A read-ahead job of this process's last decode holds the environment a moment.
+    crate::read_ahead::wait_idle(&blocks);
     let Ok(blocks) = Arc::try_unwrap(blocks) else {
         // Another `Store` of this directory in this process keeps it open.
         return Err(Error::InUse { path: dir });

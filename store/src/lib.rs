@@ -68,6 +68,7 @@ mod pack;
 mod pack_cache;
 mod pack_table;
 mod packer;
+mod read_ahead;
 mod record_form;
 mod repack;
 mod repack_plan;
@@ -592,6 +593,12 @@ impl BlockSource for Store {
             Ok(snap) => narfs_core::block::get_then_verify(&snap.reader(), cids),
             Err(_) => narfs_core::block::get_then_verify(self, cids),
         }
+    }
+
+    /// Decompresses the packs of `cids` ahead, on a rayon worker
+    /// ([`read_ahead`](crate::read_ahead)).
+    fn will_need(&self, cids: &[Cid]) {
+        read_ahead::will_need(&self.blocks, cids);
     }
 }
 

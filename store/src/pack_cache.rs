@@ -12,6 +12,15 @@
 //!   cores decompress two packs side by side while the decoder's threads wait for the
 //!   first. A miss elsewhere (an item reading older items' packs out of order) loads
 //!   only the pack asked for: a wrong guess costs a whole pack's decompression.
+//! - **hinted read-ahead**: the decoder says which blocks it will read next (the
+//!   leaves after the run it is verifying, the next entries of a directory:
+//!   [`BlockSource::will_need`](narfs_core::block::BlockSource::will_need)); the
+//!   store looks up their packs and decompresses them on a rayon worker
+//!   ([`Cache::load_ahead`], driven by `crate::read_ahead`) while the decoder's
+//!   threads verify what they have. Bounded: at most [`AHEAD_PACKS`] packs loaded
+//!   ahead and not read yet; such a pack is an ordinary cache entry (evicted like any
+//!   other, which frees its place), so wrong hints cost a decompression, never
+//!   memory beyond the cache or a wrong answer.
 //! - **recycling**: buffers of packs evicted from the cache, and zstd decompression
 //!   contexts, are kept (a few) and reused, so a pack is decompressed into pages that
 //!   are already mapped, by a context whose tables are already allocated.
@@ -30,6 +39,21 @@ use zstd::zstd_safe::DCtx;
 pub(crate) const CACHE_BYTES: usize = 32 << 20;
 /// Buffers of evicted packs, and decompression contexts, kept for reuse.
 const SPARE: usize = 4;
+/// Most packs loaded ahead on a hint and not read yet (those being loaded included):
+/// with 2 MiB packs, 8 MiB ahead of the decoder, a quarter of the cache.
+pub(crate) const AHEAD_PACKS: usize = 4;
+
+/// What [`Cache::load_ahead`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ahead {
+    /// The pack was decompressed into the cache.
+    Loaded,
+    /// Nothing to do: cached, being loaded, absent, or its load failed (a reader
+    /// asking for it loads it again and gets the error).
+    Skipped,
+    /// [`AHEAD_PACKS`] are ahead already: try again once some are read.
+    Full,
+}
 
 /// Decompresses pack `id` into the buffer given (its contents are garbage, its
 /// capacity is reused) with the context given; `None`: no such pack.
@@ -49,13 +73,23 @@ pub(crate) struct Cache {
 
 #[derive(Default)]
 struct State {
-    ready: VecDeque<(u64, Arc<Vec<u8>>)>,
+    ready: VecDeque<Entry>,
     bytes: usize,
     loading: HashSet<u64>,
+    /// Packs loaded (or being loaded) ahead on a hint and not read yet.
+    ahead: usize,
     /// The highest pack the last miss loaded (read ahead included).
     last: Option<u64>,
     spare: Vec<Vec<u8>>,
     dctxs: Vec<DCtx<'static>>,
+}
+
+/// A decompressed pack in the cache.
+struct Entry {
+    id: u64,
+    data: Arc<Vec<u8>>,
+    /// Loaded ahead on a hint and not read since: counted in [`State::ahead`].
+    fresh: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -69,7 +103,7 @@ impl std::fmt::Debug for State {
 
 impl State {
     fn has(&self, id: u64) -> bool {
-        self.loading.contains(&id) || self.ready.iter().any(|(p, _)| *p == id)
+        self.loading.contains(&id) || self.ready.iter().any(|e| e.id == id)
     }
 
     fn scratch(&mut self) -> (Vec<u8>, DCtx<'static>) {
@@ -95,9 +129,12 @@ impl Cache {
     ) -> Result<Option<Arc<Vec<u8>>>, E> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(i) = st.ready.iter().position(|(p, _)| *p == id) {
-                let hit = st.ready.remove(i).expect("found");
-                let data = hit.1.clone();
+            if let Some(i) = st.ready.iter().position(|e| e.id == id) {
+                let mut hit = st.ready.remove(i).expect("found");
+                if std::mem::take(&mut hit.fresh) {
+                    st.ahead -= 1;
+                }
+                let data = hit.data.clone();
                 st.ready.push_back(hit);
                 return Ok(Some(data));
             }
@@ -116,6 +153,8 @@ impl Cache {
             (n, st.scratch())
         });
         drop(st);
+        // Should a load panic, the ids leave `loading` anyway: no reader waits forever.
+        let _unmark = Unmark(self, [Some(id), ahead], false);
         let (r, r_next) = match next.as_mut() {
             None => (load(id, buf, &mut dctx), None),
             Some((n, (buf2, dctx2))) => std::thread::scope(|s| {
@@ -130,32 +169,79 @@ impl Cache {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.loading.remove(&id);
         st.put_back(dctx);
-        let out = r.map(|o| o.map(|data| self.insert(&mut st, id, data)));
+        let out = r.map(|o| o.map(|data| self.insert(&mut st, id, data, false)));
         if let Some((n, (_, dctx2))) = next {
             st.loading.remove(&n);
             st.put_back(dctx2);
             if let Some(data) = r_next {
-                self.insert(&mut st, n, data);
+                self.insert(&mut st, n, data, false);
             }
         }
         drop(st);
-        self.loaded.notify_all();
         out
+    }
+
+    /// Decompresses pack `id` into the cache ahead of the readers (on a hint), unless
+    /// it is there or being loaded, or [`AHEAD_PACKS`] are ahead already. Readers
+    /// asking for it meanwhile wait for this load rather than repeat it.
+    pub(crate) fn load_ahead<E: Send>(&self, id: u64, load: &Load<'_, E>) -> Ahead {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.has(id) {
+            return Ahead::Skipped;
+        }
+        if st.ahead >= AHEAD_PACKS {
+            return Ahead::Full;
+        }
+        st.ahead += 1;
+        st.loading.insert(id);
+        let (buf, mut dctx) = st.scratch();
+        drop(st);
+        let unmark = Unmark(self, [Some(id), None], true);
+        let r = load(id, buf, &mut dctx);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.put_back(dctx);
+        st.loading.remove(&id);
+        let done = match r {
+            Ok(Some(data)) => {
+                self.insert(&mut st, id, data, true);
+                Ahead::Loaded
+            }
+            _ => {
+                st.ahead -= 1;
+                Ahead::Skipped
+            }
+        };
+        drop(st);
+        drop(unmark);
+        done
+    }
+
+    /// Whether a pack could be loaded ahead now (fewer than [`AHEAD_PACKS`] are).
+    pub(crate) fn has_room_ahead(&self) -> bool {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).ahead < AHEAD_PACKS
     }
 
     /// Caches pack `id`'s `data`, evicting the least recently used beyond
     /// [`CACHE_BYTES`] (their buffers kept for reuse when no reader holds them).
-    fn insert(&self, st: &mut State, id: u64, data: Vec<u8>) -> Arc<Vec<u8>> {
+    /// `fresh`: loaded ahead on a hint (already counted in [`State::ahead`]).
+    fn insert(&self, st: &mut State, id: u64, data: Vec<u8>, fresh: bool) -> Arc<Vec<u8>> {
         self.unpacked.fetch_add(1, Ordering::Relaxed);
         self.unpacked_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         let data = Arc::new(data);
         st.bytes += data.len();
-        st.ready.push_back((id, data.clone()));
+        st.ready.push_back(Entry {
+            id,
+            data: data.clone(),
+            fresh,
+        });
         while st.bytes > CACHE_BYTES && st.ready.len() > 1 {
-            let (_, old) = st.ready.pop_front().expect("not empty");
-            st.bytes -= old.len();
-            if let Ok(buf) = Arc::try_unwrap(old) {
+            let old = st.ready.pop_front().expect("not empty");
+            st.bytes -= old.data.len();
+            if old.fresh {
+                st.ahead -= 1;
+            }
+            if let Ok(buf) = Arc::try_unwrap(old.data) {
                 if st.spare.len() < SPARE {
                     st.spare.push(buf);
                 }
@@ -168,7 +254,31 @@ impl Cache {
     #[cfg(test)]
     pub(crate) fn held(&self) -> (usize, Vec<u64>) {
         let st = self.state.lock().unwrap();
-        (st.bytes, st.ready.iter().map(|(id, _)| *id).collect())
+        (st.bytes, st.ready.iter().map(|e| e.id).collect())
+    }
+
+    /// Packs counted ahead (tests).
+    #[cfg(test)]
+    pub(crate) fn ahead(&self) -> usize {
+        self.state.lock().unwrap().ahead
+    }
+}
+
+/// Takes ids out of [`State::loading`] when dropped (also on a panic), and wakes the
+/// readers waiting for them; `.2`: a load ahead, whose place a panic gives back.
+struct Unmark<'c>(&'c Cache, [Option<u64>; 2], bool);
+
+impl Drop for Unmark<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        for id in self.1.iter().flatten() {
+            st.loading.remove(id);
+        }
+        if self.2 && std::thread::panicking() {
+            st.ahead -= 1;
+        }
+        drop(st);
+        self.0.loaded.notify_all();
     }
 }
 
@@ -259,5 +369,101 @@ mod tests {
         });
         // 3, and 4 ahead: once each, whatever the threads' order.
         assert_eq!(loads.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn packs_loaded_ahead_are_hits_and_bounded_until_read() {
+        let c = Cache::default();
+        let loads = AtomicUsize::new(0);
+        let load = counting(&loads, 1000);
+        for id in 10..10 + AHEAD_PACKS as u64 {
+            assert_eq!(c.load_ahead(id, &load), Ahead::Loaded);
+        }
+        assert_eq!(c.ahead(), AHEAD_PACKS);
+        // Full: nothing more is loaded until a pack ahead is read.
+        assert_eq!(c.load_ahead(50, &load), Ahead::Full);
+        assert!(!c.has_room_ahead());
+        assert_eq!(loads.load(Ordering::Relaxed), AHEAD_PACKS);
+        // Reading one is a hit (no load), and frees its place.
+        assert_eq!(c.get(10, &load).unwrap().unwrap()[0], 10);
+        assert_eq!(loads.load(Ordering::Relaxed), AHEAD_PACKS);
+        assert_eq!(c.ahead(), AHEAD_PACKS - 1);
+        // Cached or absent: skipped, no place taken.
+        assert_eq!(c.load_ahead(11, &load), Ahead::Skipped);
+        assert_eq!(c.load_ahead(100, &load), Ahead::Skipped);
+        assert_eq!(c.ahead(), AHEAD_PACKS - 1);
+        assert_eq!(c.load_ahead(50, &load), Ahead::Loaded);
+    }
+
+    #[test]
+    fn wrong_guesses_are_evicted_and_give_their_place_back() {
+        let c = Cache::default();
+        let loads = AtomicUsize::new(0);
+        let big = counting(&loads, CACHE_BYTES / 8);
+        for id in 0..AHEAD_PACKS as u64 {
+            assert_eq!(c.load_ahead(id, &big), Ahead::Loaded);
+        }
+        assert_eq!(c.ahead(), AHEAD_PACKS);
+        // The reader goes elsewhere (out of order: no guess of its own): the packs
+        // read ahead age out of the cache, and the place ahead is free again.
+        for id in (20..40).rev() {
+            c.get(id, &big).unwrap().unwrap();
+        }
+        let (bytes, held) = c.held();
+        assert!(bytes <= CACHE_BYTES, "{bytes}");
+        assert!(held.iter().all(|&id| id >= 20), "{held:?}");
+        assert_eq!(c.ahead(), 0);
+        assert!(c.has_room_ahead());
+    }
+
+    #[test]
+    fn a_damaged_pack_ahead_is_the_readers_error_not_a_hang() {
+        let c = Cache::default();
+        let damaged = |id: u64, _: Vec<u8>, _: &mut DCtx<'static>| match id {
+            7 => Err("damaged"),
+            _ => Ok(Some(vec![id as u8])),
+        };
+        assert_eq!(c.load_ahead(7, &damaged), Ahead::Skipped);
+        assert_eq!(c.ahead(), 0);
+        assert_eq!(c.get(7, &damaged), Err("damaged"));
+        // A load ahead that panics leaves no pack marked as loading, nor its place.
+        let panics = |_: u64, _: Vec<u8>, _: &mut DCtx<'static>| -> Result<Option<Vec<u8>>, &str> {
+            panic!("a bug")
+        };
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.load_ahead(20, &panics)));
+        assert!(r.is_err());
+        assert_eq!(c.ahead(), 0);
+        assert_eq!(c.get(20, &damaged).unwrap().unwrap()[0], 20);
+    }
+
+    #[test]
+    fn a_reader_waits_for_the_load_ahead_of_its_pack() {
+        let c = Cache::default();
+        let loads = AtomicUsize::new(0);
+        let (started, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        // The first load blocks until let go; any other fails at once.
+        let slow = |id: u64, _: Vec<u8>, _: &mut DCtx<'static>| {
+            if loads.load(Ordering::SeqCst) > 0 {
+                return Err("loaded twice");
+            }
+            loads.store(1, Ordering::SeqCst);
+            started.wait();
+            go.wait();
+            Ok(Some(vec![id as u8; 10]))
+        };
+        std::thread::scope(|s| {
+            let ahead = s.spawn(|| c.load_ahead(3, &slow));
+            started.wait();
+            // Pack 3 is being loaded ahead: the reader waits for it rather than
+            // load it a second time.
+            let reader = s.spawn(|| c.get(3, &slow).unwrap().unwrap()[0]);
+            // Time for the reader to reach the cache (if it does not wait, it fails).
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            go.wait();
+            assert_eq!(ahead.join().unwrap(), Ahead::Loaded);
+            assert_eq!(reader.join().unwrap(), 3);
+        });
+        assert_eq!(loads.load(Ordering::Relaxed), 1);
     }
 }

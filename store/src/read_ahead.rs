@@ -1,0 +1,225 @@
+//! Decompressing packs ahead of the decoder, in the DAG's order, on the other core.
+//!
+//! Reading a packed block decompresses its whole pack (zstd -19 data: ~0.9 GB/s a
+//! core here), and the decoder's threads used to wait for it: a decode from a packed
+//! store kept ~1.1 of 2 cores busy. The decoder knows which blocks it reads next (the
+//! leaves after the run it verifies, the first blocks of a directory's next entries)
+//! and says so ([`BlockSource::will_need`](narfs_core::block::BlockSource::will_need)).
+//! Here those CIDs are queued ([`QUEUE`] at most; more are dropped: a hint is only
+//! a hint) and one job on rayon's pool at a time looks up their packs in the block
+//! table (cheap: the slot says the pack) and decompresses each pack not cached yet
+//! into the shared cache ([`Cache::load_ahead`](crate::pack_cache::Cache::load_ahead)),
+//! so that the reader finds it there, or waits for that load rather than starting
+//! its own. At most [`AHEAD_PACKS`](crate::pack_cache::AHEAD_PACKS) packs are ahead
+//! and unread; when they are, the job stops, and the next hint (the decoder gives one
+//! per run of leaves, even an empty one) starts it again. Nothing read ahead is
+//! trusted: every block is cut from its pack and verified against its CID when read.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+
+use narfs_core::Cid;
+
+use crate::blocks::Blocks;
+use crate::pack_cache::Ahead;
+
+/// Most hinted CIDs waiting to be looked at (36 bytes each at most).
+pub(crate) const QUEUE: usize = 1024;
+/// One hinted CID in this many is looked up. A lookup reads and checks two or three
+/// pages of the block table (~13% of a decode's CPU when every leaf was looked up
+/// twice, `perf`); the blocks of a file lie in runs within packs (4–128 blocks a
+/// pack), so a sample finds nearly every pack, and a pack it misses is read when
+/// asked for, as without hints.
+const STRIDE: usize = 4;
+
+/// The hinted CIDs not looked at yet, and whether a job is reading ahead.
+#[derive(Debug, Default)]
+pub(crate) struct Hints {
+    state: Mutex<Queue>,
+    idle: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    cids: VecDeque<Cid>,
+    running: bool,
+}
+
+/// Queues `cids` (those beyond [`QUEUE`] are dropped) and starts the read-ahead job
+/// unless it runs, or the packs ahead fill their place already.
+pub(crate) fn will_need(blocks: &Arc<Blocks>, cids: &[Cid]) {
+    let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
+    let room = QUEUE.saturating_sub(q.cids.len());
+    q.cids.extend(cids.iter().take(room).copied());
+    if q.running || q.cids.is_empty() || !blocks.cache.has_room_ahead() {
+        return;
+    }
+    q.running = true;
+    drop(q);
+    let blocks = Arc::clone(blocks);
+    rayon::spawn(move || run(&blocks));
+}
+
+/// Waits until no read-ahead job runs (one holds the store open).
+pub(crate) fn wait_idle(blocks: &Blocks) {
+    let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
+    while q.running {
+        q = blocks.hints.idle.wait(q).unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+/// The job: the queued CIDs' packs, in order, loaded ahead until the queue is empty
+/// or the packs ahead are [`AHEAD_PACKS`](crate::pack_cache::AHEAD_PACKS).
+fn run(blocks: &Blocks) {
+    // Should anything below panic, the next hint may start a job again.
+    let _stopped = Stopped(&blocks.hints);
+    // No snapshot (a damaged meta page): hints are dropped, reads report the damage.
+    let snap = blocks.read_txn().ok();
+    let mut last = None;
+    let mut n = 0usize;
+    // At most a queue's worth per job: a job fed as fast as it reads would otherwise
+    // hold its snapshot (LMDB's pages, and no sight of newer packs) for a whole
+    // decode; the next hint starts a job on a fresh one.
+    while n < QUEUE {
+        let cid = {
+            let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
+            match q.cids.pop_front() {
+                Some(cid) if snap.is_some() => cid,
+                Some(_) => {
+                    q.cids.clear();
+                    return;
+                }
+                None => return,
+            }
+        };
+        n += 1;
+        if n % STRIDE != 1 {
+            continue;
+        }
+        let reader = snap.as_ref().expect("checked above").reader();
+        // Not stored, not packed, or a damaged entry: the reader will say.
+        let Some(pack) = reader.pack_of_cid(&cid) else {
+            continue;
+        };
+        // Runs of blocks share a pack: one look at the cache for the run.
+        if last == Some(pack) {
+            continue;
+        }
+        last = Some(pack);
+        if blocks.cache.load_ahead(pack, &reader.pack_loader(&cid)) == Ahead::Full {
+            let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
+            q.cids.push_front(cid);
+            return;
+        }
+    }
+}
+
+/// Marks the job stopped when dropped, and wakes [`wait_idle`].
+struct Stopped<'h>(&'h Hints);
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        q.running = false;
+        drop(q);
+        self.0.idle.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use narfs_core::block::{cid_for, BlockSink, BlockSource, HashAlg, RAW};
+
+    use super::*;
+    use crate::pack_cache::AHEAD_PACKS;
+    use crate::{Options, Store};
+
+    /// A store of small packs (16 KiB) holding `n` compressible blocks, one item.
+    fn packed(dir: &std::path::Path, n: usize) -> (Store, Vec<Cid>) {
+        let store = Store::open_with(
+            dir,
+            Options {
+                pack_bytes: 16 << 10,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let mut sink = store.sink().unwrap();
+        let cids = (0..n)
+            .map(|i| {
+                let b = format!("block {i} of a file read in order. ").repeat(60 + i % 5);
+                let c = cid_for(RAW, HashAlg::Sha2_256, b.as_bytes());
+                sink.put(&c, b.as_bytes()).unwrap();
+                c
+            })
+            .collect();
+        sink.finish(None).unwrap();
+        (store, cids)
+    }
+
+    /// Each block's pack, in the order of `cids`, without repeats.
+    fn pack_order(store: &Store, cids: &[Cid]) -> Vec<u64> {
+        let snap = store.blocks.read_txn().unwrap();
+        let mut ids: Vec<u64> = Vec::new();
+        for c in cids {
+            let id = snap.reader().pack_of_cid(c).expect("packed");
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn hinted_packs_are_decompressed_ahead_in_order_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, cids) = packed(dir.path(), 120);
+        let order = pack_order(&store, &cids);
+        assert!(order.len() > 2 * AHEAD_PACKS, "{} packs", order.len());
+        store.will_need(&cids);
+        wait_idle(&store.blocks);
+        // The first packs the hints name, and no more than the bound, before any read.
+        assert_eq!(store.packs_read().0, AHEAD_PACKS as u64);
+        assert_eq!(store.blocks.cache.held().1, order[..AHEAD_PACKS]);
+        // Reading them is all hits; each empty hint lets the job go on. Every pack is
+        // decompressed once over the whole read.
+        for c in &cids {
+            let got = store.get_many_verified(std::slice::from_ref(c));
+            assert!(matches!(&got[0], Ok(Some(_))), "{c}");
+            store.will_need(&[]);
+            wait_idle(&store.blocks);
+        }
+        assert_eq!(store.packs_read().0, order.len() as u64);
+        assert_eq!(store.blocks.cache.ahead(), 0);
+    }
+
+    #[test]
+    fn wrong_hints_cost_nothing_and_a_damaged_pack_is_the_readers_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, cids) = packed(dir.path(), 40);
+        // CIDs the store does not hold, and more than the queue takes: nothing read.
+        let absent: Vec<Cid> = (0..2 * QUEUE)
+            .map(|i| cid_for(RAW, HashAlg::Sha2_256, &i.to_le_bytes()))
+            .collect();
+        store.will_need(&absent);
+        wait_idle(&store.blocks);
+        assert_eq!(store.packs_read().0, 0);
+        assert!(store.blocks.hints.state.lock().unwrap().cids.is_empty());
+        // The first block's pack damaged: the hint fails quietly, the read loudly.
+        let id = pack_order(&store, &cids)[0];
+        let mut txn = store.blocks.write_txn().unwrap();
+        let packs = *store.blocks.packs();
+        packs
+            .put(&mut txn, &crate::pack::key(id), b"\x01\x01garbage")
+            .unwrap();
+        store.blocks.commit(txn).unwrap();
+        store.will_need(&cids[..1]);
+        wait_idle(&store.blocks);
+        assert_eq!(store.blocks.cache.ahead(), 0);
+        let e = store.get_block(&cids[0]).unwrap_err();
+        assert!(matches!(e, crate::Error::DamagedBlock { .. }), "{e}");
+        // The other packs still read, verified.
+        let got = store.get_many_verified(&cids[cids.len() - 1..]);
+        assert!(matches!(&got[0], Ok(Some(_))));
+    }
+}
