@@ -17,10 +17,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use narfs_core::block::{MAX_BLOCK_SIZE, DAG_PB};
+use narfs_core::block::{DAG_PB, MAX_BLOCK_SIZE};
 use narfs_core::dagpb::PBNode;
 use narfs_core::Cid;
-use narfs_ipfs::delta_fetch::fuzzing::{fixture, read_answer, Fixture};
+use narfs_ipfs::delta_fuzzing::{fixture, read_answer, Fixture};
 use narfs_ipfs::delta_wire::{read_block, write_block, PartHead};
 
 struct Fixed {
@@ -37,7 +37,12 @@ fn fixed() -> &'static Fixed {
             .iter()
             .map(|(c, d)| {
                 let l = if c.codec() == DAG_PB {
-                    PBNode::decode(d).unwrap().links.iter().map(|l| l.hash).collect()
+                    PBNode::decode(d)
+                        .unwrap()
+                        .links
+                        .iter()
+                        .map(|l| l.hash)
+                        .collect()
                 } else {
                     Vec::new()
                 };

@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(request_body(&again), body);
     // The client's own spelling: one `CID[ BASE]\n` per item, nothing else.
     let canonical = data.is_empty()
-        || (data.ends_with(b"\n") && !data.contains(&b'\r') && !data.windows(2).any(|w| w == b"\n\n")
+        || (data.ends_with(b"\n")
+            && !data.contains(&b'\r')
+            && !data.windows(2).any(|w| w == b"\n\n")
             && data[0] != b'\n');
     if canonical && body != data {
         // Only the CIDs' spelling may differ: as many lines, as many words.
