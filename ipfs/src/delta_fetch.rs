@@ -416,6 +416,151 @@ fn lying(what: String) -> WireError {
     WireError::Lying { what }
 }
 
+/// The answer reader on a small fixed store, for `fuzz/` (`delta_answer`) and its
+/// seed: not an API. [`Reading`] stays private; this is its one other entry point.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::collections::HashSet;
+    use std::io::BufRead;
+    use std::sync::Arc;
+
+    use narfs_core::block::{cid_for, HashAlg, MemoryStore, DAG_PB, RAW};
+    use narfs_core::dagpb::{PBLink, PBNode};
+    use narfs_core::unixfs::{DataType, UnixFsData};
+    use narfs_core::Cid;
+
+    use super::Reading;
+    use crate::delta_wire::{write_block, Item, PartHead, WireError, LEVEL};
+
+    /// A file node over raw leaves: its CID, and its blocks (the node first).
+    fn file(leaves: &[&[u8]]) -> (Cid, Vec<(Cid, Vec<u8>)>) {
+        let leaves: Vec<(Cid, Vec<u8>)> = leaves
+            .iter()
+            .map(|d| (cid_for(RAW, HashAlg::Sha2_256, d), d.to_vec()))
+            .collect();
+        let mut fs = UnixFsData::new(DataType::File);
+        fs.filesize = Some(leaves.iter().map(|(_, d)| d.len() as u64).sum());
+        fs.blocksizes = leaves.iter().map(|(_, d)| d.len() as u64).collect();
+        let node = PBNode {
+            links: leaves
+                .iter()
+                .map(|(c, d)| PBLink {
+                    hash: *c,
+                    name: Some(String::new()),
+                    tsize: Some(d.len() as u64),
+                })
+                .collect(),
+            data: Some(fs.encode()),
+        }
+        .encode();
+        let cid = cid_for(DAG_PB, HashAlg::Sha2_256, &node);
+        let mut blocks = vec![(cid, node)];
+        blocks.extend(leaves);
+        (cid, blocks)
+    }
+
+    /// The fixture: what the client holds (the base file), what it asks for (a new
+    /// version of that file against it, a raw leaf, and a file sharing a leaf with
+    /// the first), and every block of the new DAGs (none of them stored).
+    pub struct Fixture {
+        pub store: MemoryStore,
+        pub items: Vec<Item>,
+        pub blocks: Vec<(Cid, Vec<u8>)>,
+    }
+
+    pub fn fixture() -> Fixture {
+        let (base, base_blocks) = file(&[b"the first leaf, old", b"the second leaf, old"]);
+        let (new, new_blocks) = file(&[b"the first leaf, new", b"the second leaf, old"]);
+        let leaf: &[u8] = b"a small file";
+        let leaf_cid = cid_for(RAW, HashAlg::Sha2_256, leaf);
+        let (other, other_blocks) = file(&[b"the first leaf, new", b"a third leaf"]);
+        let mut store = MemoryStore::new();
+        for (c, d) in base_blocks {
+            store.insert_unchecked(c, d);
+        }
+        let mut blocks = new_blocks;
+        blocks.push((leaf_cid, leaf.to_vec()));
+        blocks.extend(other_blocks);
+        let items = vec![
+            Item {
+                cid: new,
+                base: Some(base),
+            },
+            Item {
+                cid: leaf_cid,
+                base: None,
+            },
+            Item {
+                cid: other,
+                base: None,
+            },
+        ];
+        Fixture {
+            store,
+            items,
+            blocks,
+        }
+    }
+
+    /// A complete answer for the fixture, as `narfs serve` sends it: the first item
+    /// against its base's whole bytes, the other two in one plain run.
+    pub fn sample_answer(f: &Fixture) -> Vec<u8> {
+        let base = f.items[0].base.expect("the first item has a base");
+        let reference =
+            crate::delta_wire::read_reference(&f.store, &base, 39).expect("the base is stored");
+        let block = |cid: &Cid| &f.blocks.iter().find(|(c, _)| c == cid).expect("known").1;
+        let mut out = Vec::new();
+        PartHead::Delta {
+            item: 0,
+            ref_len: 39,
+        }
+        .write(&mut out)
+        .unwrap();
+        let mut z = zstd::stream::write::Encoder::with_ref_prefix(&mut out, LEVEL, &reference)
+            .expect("zstd encoder");
+        for (_, d) in &f.blocks[..3] {
+            write_block(&mut z, d).unwrap();
+        }
+        z.finish().unwrap();
+        PartHead::Plain { first: 1, count: 2 }
+            .write(&mut out)
+            .unwrap();
+        let mut z = zstd::stream::write::Encoder::new(&mut out, LEVEL).expect("zstd encoder");
+        // The run's blocks, each once per answer: the shared first leaf came already.
+        for cid in [f.items[1].cid, f.items[2].cid] {
+            write_block(&mut z, block(&cid)).unwrap();
+        }
+        write_block(&mut z, &f.blocks[6].1).unwrap();
+        z.finish().unwrap();
+        PartHead::End.write(&mut out).unwrap();
+        out
+    }
+
+    /// Reads `answer` for `items` against `store`: the CIDs handed on, in order,
+    /// the rest (to fetch by the gateway), and the outcome.
+    pub fn read_answer(
+        items: &[Item],
+        store: &MemoryStore,
+        answer: &mut dyn BufRead,
+    ) -> (Vec<Cid>, Vec<Cid>, Result<(), WireError>) {
+        let items: Vec<(Item, Arc<str>)> = items.iter().map(|i| (*i, Arc::from("f"))).collect();
+        let mut r = Reading {
+            items: &items,
+            next: 0,
+            sent: HashSet::new(),
+            current: None,
+            parked: Vec::new(),
+        };
+        let mut got = Vec::new();
+        let outcome = r.answer(answer, store, &mut |b, _| {
+            got.push(*b.cid());
+            true
+        });
+        let rest = r.rest().into_iter().map(|(c, _)| c).collect();
+        (got, rest, outcome)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,5 +713,31 @@ mod tests {
             "{outcome:?}"
         );
         assert!(rest.is_empty());
+    }
+
+    /// The fuzz fixture's sample answer reads back whole; with `NARFS_FUZZ_SEEDS=DIR`
+    /// it is also written there, with its request, as seeds for `fuzz/`
+    /// (`fuzz/seeds/delta_answer`, `fuzz/seeds/delta_request`).
+    #[test]
+    fn the_fuzz_sample_answer_reads_back_whole() {
+        let f = fuzzing::fixture();
+        let answer = fuzzing::sample_answer(&f);
+        let (got, rest, outcome) = fuzzing::read_answer(&f.items, &f.store, &mut &answer[..]);
+        outcome.unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+        let mut want: Vec<Cid> = f.blocks.iter().map(|(c, _)| *c).collect();
+        want.dedup_by(|a, b| a == b);
+        want.remove(5); // the shared leaf comes once
+        assert_eq!(got, want);
+        if let Some(dir) = std::env::var_os("NARFS_FUZZ_SEEDS") {
+            let dir = std::path::Path::new(&dir);
+            for (t, bytes) in [
+                ("delta_answer", answer.clone()),
+                ("delta_request", request_body(&f.items)),
+            ] {
+                std::fs::create_dir_all(dir.join(t)).unwrap();
+                std::fs::write(dir.join(t).join("sample"), bytes).unwrap();
+            }
+        }
     }
 }

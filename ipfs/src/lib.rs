@@ -12,6 +12,9 @@ mod car_export;
 mod car_import;
 pub mod delta_base;
 mod delta_fetch;
+/// The delta answer reader's entry point for `fuzz/` (not an API).
+#[doc(hidden)]
+pub use delta_fetch::fuzzing as delta_fuzzing;
 pub mod delta_wire;
 mod document;
 mod fetch;
