@@ -433,7 +433,7 @@ pub mod fuzzing {
     use crate::delta_wire::{write_block, Item, PartHead, WireError, LEVEL};
 
     /// A file node over raw leaves: its CID, and its blocks (the node first).
-    fn file(leaves: &[&[u8]]) -> (Cid, Vec<(Cid, Vec<u8>)>) {
+    pub(crate) fn file(leaves: &[&[u8]]) -> (Cid, Vec<(Cid, Vec<u8>)>) {
         let leaves: Vec<(Cid, Vec<u8>)> = leaves
             .iter()
             .map(|d| (cid_for(RAW, HashAlg::Sha2_256, d), d.to_vec()))
@@ -564,35 +564,16 @@ pub mod fuzzing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use narfs_core::block::{cid_for, HashAlg, MemoryStore, DAG_PB, RAW};
-    use narfs_core::dagpb::{PBLink, PBNode};
-    use narfs_core::unixfs::{DataType, UnixFsData};
+    use narfs_core::block::MemoryStore;
 
     /// Blocks as CID and bytes.
     type Blocks = Vec<(Cid, Vec<u8>)>;
 
     /// A file node over two raw leaves: (node CID, node bytes, leaves).
     fn file() -> (Cid, Vec<u8>, Blocks) {
-        let leaves: Blocks = [b"first leaf".to_vec(), b"second leaf".to_vec()]
-            .into_iter()
-            .map(|d| (cid_for(RAW, HashAlg::Sha2_256, &d), d))
-            .collect();
-        let mut fs = UnixFsData::new(DataType::File);
-        fs.filesize = Some(21);
-        fs.blocksizes = vec![10, 11];
-        let node = PBNode {
-            links: leaves
-                .iter()
-                .map(|(c, d)| PBLink {
-                    hash: *c,
-                    name: Some(String::new()),
-                    tsize: Some(d.len() as u64),
-                })
-                .collect(),
-            data: Some(fs.encode()),
-        }
-        .encode();
-        (cid_for(DAG_PB, HashAlg::Sha2_256, &node), node, leaves)
+        let (cid, mut blocks) = fuzzing::file(&[b"first leaf", b"second leaf"]);
+        let (_, node) = blocks.remove(0);
+        (cid, node, blocks)
     }
 
     fn frame(blocks: &[&[u8]]) -> Vec<u8> {
@@ -605,21 +586,7 @@ mod tests {
 
     /// Reads `answer` for `items`: the CIDs handed on, the rest, the outcome.
     fn read(items: &[Item], answer: &[u8]) -> (Vec<Cid>, Vec<Cid>, Result<(), WireError>) {
-        let items: Vec<(Item, Arc<str>)> = items.iter().map(|i| (*i, Arc::from("f"))).collect();
-        let mut r = Reading {
-            items: &items,
-            next: 0,
-            sent: HashSet::new(),
-            current: None,
-            parked: Vec::new(),
-        };
-        let mut got = Vec::new();
-        let outcome = r.answer(&mut &answer[..], &MemoryStore::new(), &mut |b, _| {
-            got.push(*b.cid());
-            true
-        });
-        let rest = r.rest().into_iter().map(|(c, _)| c).collect();
-        (got, rest, outcome)
+        fuzzing::read_answer(items, &MemoryStore::new(), &mut &answer[..])
     }
 
     #[test]
