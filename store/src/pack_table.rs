@@ -173,6 +173,19 @@ impl Blocks {
         was: &[Slot],
         p: &NewPack,
     ) -> Result<(u64, u32), Error> {
+        self.store_moved(txn, was, p, true)
+    }
+
+    /// Stores `p` under a new id and points at it every block whose entry still says
+    /// `was`, each old place released (`release`) or left for the caller to delete;
+    /// with no block moved, `p` is not stored. Its id and how many blocks moved.
+    fn store_moved(
+        &self,
+        txn: &mut RwTxn<'_>,
+        was: &[Slot],
+        p: &NewPack,
+        release: bool,
+    ) -> Result<(u64, u32), Error> {
         let (mut live, mut bytes) = (0u32, 0u64);
         let id = self.next_pack(txn)?;
         for ((cid, slot), before) in p.header.slots(id).zip(was) {
@@ -184,7 +197,9 @@ impl Blocks {
             self.table
                 .put(txn, &key, &slot.encode())
                 .map_err(self.err())?;
-            self.release(txn, *before)?;
+            if release {
+                self.release(txn, *before)?;
+            }
             live += 1;
             bytes += u64::from(slot.len);
         }
@@ -204,25 +219,10 @@ impl Blocks {
         was: &[Slot],
         p: Option<&NewPack>,
     ) -> Result<u32, Error> {
-        let (mut live, mut bytes) = (0u32, 0u64);
-        if let Some(p) = p {
-            let id = self.next_pack(txn)?;
-            for ((cid, slot), before) in p.header.slots(id).zip(was) {
-                let key = cid.to_bytes();
-                let now = self.table.get(txn, &key).map_err(self.err())?;
-                if now.and_then(|v| Slot::decode(v).ok()) != Some(*before) {
-                    continue;
-                }
-                self.table
-                    .put(txn, &key, &slot.encode())
-                    .map_err(self.err())?;
-                live += 1;
-                bytes += u64::from(slot.len);
-            }
-            if live > 0 {
-                self.write_pack(txn, id, &p.value, live, bytes)?;
-            }
-        }
+        let live = match p {
+            Some(p) => self.store_moved(txn, was, p, false)?.1,
+            None => 0,
+        };
         let packs = self.packs();
         for &o in old {
             packs.delete(txn, &pack::key(o)).map_err(self.err())?;
