@@ -181,6 +181,21 @@ impl Chunker {
     }
 }
 
+/// A reader that returns at most `.1` bytes a call (small, odd-sized reads), so that
+/// the tests of chunking and parsing exercise refilling.
+#[cfg(test)]
+pub(crate) struct Dribble<'a>(pub(crate) &'a [u8], pub(crate) usize);
+
+#[cfg(test)]
+impl Read for Dribble<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(self.1);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,18 +203,8 @@ mod tests {
     fn sizes(c: Chunker, data: &[u8]) -> Vec<usize> {
         let mut out = Vec::new();
         let mut b = ChunkBuffer::default();
-        // A reader that returns small, odd-sized reads, to exercise refilling.
-        struct Dribble<'a>(&'a [u8]);
-        impl Read for Dribble<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let n = buf.len().min(self.0.len()).min(7919);
-                buf[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
         let total = c
-            .chunk::<_, ()>(Dribble(data), &mut b, |ch| {
+            .chunk::<_, ()>(Dribble(data, 7919), &mut b, |ch| {
                 out.push(ch.len());
                 Ok(())
             })

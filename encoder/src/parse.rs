@@ -204,19 +204,8 @@ fn events<R: Read>(
 mod tests {
     use super::*;
     use crate::batch::{BATCH_BYTES, MAX_ITEMS};
-    use crate::chunker::ChunkBuffer;
+    use crate::chunker::{ChunkBuffer, Dribble};
     use narfs_core::nar::NarWriter;
-
-    /// Reads in small odd-sized pieces, so windows fill over many reads.
-    struct Dribble<'a>(&'a [u8]);
-    impl Read for Dribble<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = buf.len().min(self.0.len()).min(65_521);
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
 
     /// Files around the batch's size and the chunkers' maximums, then more small
     /// files than a batch holds events.
@@ -242,7 +231,7 @@ mod tests {
     /// batch's stale bytes would show).
     fn parsed(nar: &[u8], chunker: Chunker) -> Vec<Vec<Vec<u8>>> {
         std::thread::scope(|scope| {
-            let (rx, back, parser) = spawn(scope, Dribble(nar), chunker);
+            let (rx, back, parser) = spawn(scope, Dribble(nar, 65_521), chunker);
             let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
             for batch in rx {
                 for item in &batch.items {
