@@ -13,7 +13,7 @@ mod serve_support;
 
 use std::time::Instant;
 
-use common::narfs;
+use common::{narfs, run};
 use guix_support::tamper::{relay, Tamper};
 use guix_support::{
     bake, base, delete, generate_key, guix, guix_dir, substitute, valid, Acl, Publish,
@@ -57,34 +57,20 @@ fn guix_substitutes_from_narfs_serve() {
     bake(&publish, &cache, published);
     drop(publish);
     let store = work.path().join("store");
-    let out = narfs()
+    run(narfs()
         .arg("import")
         .arg(&cache)
         .arg("--store")
         .arg(&store)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg("--json"));
     // The fifth narfs encodes itself, from its NAR as Guix's own writer makes it.
     let own_nar = guix_support::dump_nar(&dir, work.path(), &inside, own, "own.nar");
     let hello_base = base(&paths[0]).to_string();
-    let out = narfs()
+    run(narfs()
         .args(["encode", "--store"])
         .arg(&store)
         .args(["--store-path", own, "--reference", &hello_base])
-        .arg(&own_nar)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&own_nar));
 
     // A key for narfs, made by the real Guix; the daemon trusts it and the
     // publisher's key.

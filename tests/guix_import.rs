@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::narfs;
+use common::{narfs, run};
 use guix_support::{bake, base, guix, guix_dir, Publish};
 use sha2::{Digest, Sha256};
 
@@ -149,17 +149,7 @@ fn imports_what_guix_publish_baked() {
         let text =
             std::fs::read_to_string(cache.join(format!("zstd/{}.narinfo", base(p)))).unwrap();
         assert_eq!(rec["narinfo"]["text"], text.as_str(), "{p}");
-        let dec = narfs()
-            .args(["decode", "--store"])
-            .arg(&store)
-            .arg(p)
-            .output()
-            .unwrap();
-        assert!(
-            dec.status.success(),
-            "{}",
-            String::from_utf8_lossy(&dec.stderr)
-        );
+        let dec = run(narfs().args(["decode", "--store"]).arg(&store).arg(p));
         // As the real lzip and zstd decompress what Guix baked, and hashing to what
         // Guix says.
         for (c, tool) in [("lzip", "lzip"), ("zstd", "zstd")] {
@@ -252,17 +242,7 @@ fn imports_from_a_running_guix_publish() {
     assert!(out.status.success(), "{v}");
     assert_eq!(v["imported"], 3, "the two and the one referenced: {v}");
     for p in [hello, refs, tree] {
-        let dec = narfs()
-            .args(["decode", "--store"])
-            .arg(&store)
-            .arg(p)
-            .output()
-            .unwrap();
-        assert!(
-            dec.status.success(),
-            "{}",
-            String::from_utf8_lossy(&dec.stderr)
-        );
+        let dec = run(narfs().args(["decode", "--store"]).arg(&store).arg(p));
         let want = guix(&dir, &["guix", "hash", "-S", "nar", "-f", "hex", p]);
         assert_eq!(hex(&Sha256::digest(&dec.stdout)), want.trim(), "{p}");
     }

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::run;
 use serve_support::*;
 
 /// Writes to `out` the NAR `write` streams, compressed as Guix names `how`.
@@ -147,17 +148,7 @@ fn guix_bombs_and_bad_entries_are_skipped() {
     for g in &goods {
         let path = format!("/gnu/store/{}", g.base());
         assert!(names.contains(&format!("\"{path}\"")), "{path}: {names:?}");
-        let dec = narfs()
-            .args(["decode", "--store"])
-            .arg(&store)
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            dec.status.success(),
-            "{}",
-            String::from_utf8_lossy(&dec.stderr)
-        );
+        let dec = run(narfs().args(["decode", "--store"]).arg(&store).arg(&path));
         assert!(dec.stdout == g.nar, "{path} decodes to other bytes");
     }
     let stats = narfs()

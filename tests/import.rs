@@ -5,6 +5,7 @@
 mod common;
 mod serve_support;
 
+use common::run;
 use serve_support::*;
 
 fn roots(store: &std::path::Path) -> Vec<serde_json::Value> {
@@ -43,19 +44,12 @@ fn imports_every_compression_and_resumes() {
     write_cache(&cache, &entries);
     let store = tmp.path().join("store");
 
-    let out = narfs()
+    let out = run(narfs()
         .arg("import")
         .arg(&cache)
         .arg("--store")
         .arg(&store)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg("--json"));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["imported"], 4, "{v}");
     assert_eq!(v["already_present"], 0);

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::run;
 use serve_support::*;
 
 fn json(out: &Output) -> serde_json::Value {
@@ -81,17 +82,7 @@ fn imports_from_narfs_serve_byte_exact() {
     let cache = tmp.path().join("cache");
     write_cache(&cache, &entries);
     let source = tmp.path().join("source");
-    let out = narfs()
-        .args(["import", "--store"])
-        .arg(&source)
-        .arg(&cache)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(narfs().args(["import", "--store"]).arg(&source).arg(&cache));
     let server = Server::start(&source);
 
     let store = tmp.path().join("store");
