@@ -46,14 +46,6 @@ fn dag_blocks(store: &Path, root: &str) -> BTreeMap<String, u64> {
     blocks
 }
 
-/// The one line of stderr of a failed run.
-fn failure(out: &Output) -> String {
-    assert!(!out.status.success(), "exit 0: {out:?}");
-    let err = String::from_utf8(out.stderr.clone()).unwrap();
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    err.trim_end().to_string()
-}
-
 fn roots_recorded(store: &Path) -> usize {
     let out = run(narfs()
         .args(["store", "ls", "--json", "--store"])

@@ -58,14 +58,6 @@ fn multihash(cid: &str) -> Vec<u8> {
     cid.hash().to_bytes()
 }
 
-/// The one line of stderr of a failed run.
-fn failure(out: &Output) -> String {
-    assert!(!out.status.success(), "exit 0: {out:?}");
-    let err = String::from_utf8(out.stderr.clone()).unwrap();
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    err.trim_end().to_string()
-}
-
 #[test]
 fn a_published_nar_is_pinned_and_read_back_through_kubo() {
     if !have_ipfs() || !have("nix-store") {

@@ -32,10 +32,7 @@ fn ls_stdin(nar: &[u8]) -> std::process::Output {
 }
 
 fn assert_clean_failure(out: &std::process::Output, what: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{what}: accepted");
-    assert!(!err.contains("panicked"), "{what}: panicked: {err}");
-    assert_eq!(err.lines().count(), 1, "{what}: not one line: {err}");
+    let err = common::failure(out);
     assert!(err.starts_with("narfs: "), "{what}: {err}");
 }
 

@@ -63,6 +63,17 @@ pub fn read_head(client: &mut std::net::TcpStream) -> Option<String> {
     Some(String::from_utf8(head).unwrap())
 }
 
+/// The one line of stderr of a failed run: asserts that `out` is a failure that said
+/// why in one line, without a panic.
+#[allow(dead_code)]
+pub fn failure(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0: {out:?}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    err.trim_end().to_string()
+}
+
 /// A xorshift generator, for tests that draw sizes, moments or bytes reproducibly.
 #[allow(unused_imports)]
 pub use narfs_core::noise::Noise as Rng;
