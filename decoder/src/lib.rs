@@ -37,7 +37,7 @@ pub struct Limits {
     /// cost little.
     pub readahead: u64,
     /// Bytes per write of the output when it is written behind the decoder
-    /// ([`write_behind`], at most [`MAX_PIECE`]); up to three such pieces are held.
+    /// ([`write_behind`], at most [`MAX_PIECE`]); up to three such pieces are held (two of 4 MiB).
     /// Large writes for a file or pipe (1 MiB: a widened pipe's size; `narfs decode`
     /// raises it to [`MAX_PIECE`] for a direct file); `narfs serve` lowers it with
     /// `readahead`.

@@ -5,7 +5,8 @@
 //! decode also the NarHash stream) are independent; done one after the other, each
 //! leaves a core idle. [`write_behind`] copies what the decoder writes into pieces
 //! (at most [`MAX_PIECE`] bytes) and hands them to a writer thread through a channel
-//! of [`PIECES`] slots, recycling them: memory stays bounded (`PIECES + 2` pieces) and
+//! of [`PIECES`] slots, recycling them: memory stays bounded (`PIECES + 2` pieces, two
+//! when they are 4 MiB) and
 //! every `write` the output sees is one piece (few system calls, large pipe writes).
 //! Each piece starts at an [`ALIGN`]-byte boundary, so that an `O_DIRECT` file
 //! ([`narfs_core::direct::DirectFile`]) writes it to the disk as it is, without a copy
@@ -27,6 +28,17 @@ pub const MAX_PIECE: usize = 4 << 20;
 const ALIGN: usize = narfs_core::direct::ALIGN;
 /// Pieces waiting for the writer thread at most.
 pub const PIECES: usize = 1;
+/// Bytes of pieces alive at most, when that still leaves two (one being filled while
+/// one is written): the largest pieces (a direct file's 4 MiB) are double-buffered
+/// rather than queued, so that a decode to a file holds no more than it did with 1 MiB
+/// pieces and a 4 MiB direct-write buffer of its own.
+const HELD: usize = 8 << 20;
+
+/// Pieces of `piece` bytes alive at most: within [`HELD`] bytes, at least two and at
+/// most `PIECES + 2` (one filled, `PIECES` queued, one written).
+fn alive(piece: usize) -> usize {
+    (HELD / piece).clamp(2, PIECES + 2)
+}
 
 /// A buffer of up to `piece` bytes whose first byte is at an [`ALIGN`] boundary of one
 /// allocation that never moves (it is made large enough once; found with
@@ -63,8 +75,7 @@ pub struct Behind {
     buf: Piece,
     full: Option<SyncSender<Piece>>,
     empty: Receiver<Piece>,
-    /// Pieces made so far (at most `PIECES + 2`: one being filled, `PIECES` queued,
-    /// one being written).
+    /// Pieces made so far (at most [`alive`]).
     made: usize,
     failed: Arc<Mutex<Option<io::Error>>>,
 }
@@ -86,7 +97,7 @@ impl Behind {
         }
         let next = match self.empty.try_recv() {
             Ok(b) => b,
-            Err(_) if self.made < PIECES + 2 => {
+            Err(_) if self.made < alive(self.piece) => {
                 self.made += 1;
                 Piece::new(self.piece)
             }
@@ -140,8 +151,9 @@ pub fn write_behind<W: Write + Send, R>(
     produce: impl FnOnce(&mut Behind) -> R,
 ) -> (R, io::Result<W>) {
     let piece = piece.clamp(1, MAX_PIECE);
-    let (full_tx, full_rx) = sync_channel::<Piece>(PIECES);
-    let (empty_tx, empty_rx) = sync_channel::<Piece>(PIECES + 2);
+    // Two alive: a rendezvous, the decoder's send waits for the writer to take it.
+    let (full_tx, full_rx) = sync_channel::<Piece>(alive(piece) - 2);
+    let (empty_tx, empty_rx) = sync_channel::<Piece>(alive(piece));
     let failed = Arc::new(Mutex::new(None));
     std::thread::scope(|scope| {
         let failed2 = failed.clone();
@@ -242,6 +254,18 @@ mod tests {
             let out = out.unwrap();
             assert_eq!(out.0, data.len());
             assert!(out.1, "a piece of {piece} bytes was written unaligned");
+        }
+    }
+
+    /// Pieces alive stay within [`HELD`] bytes for large pieces, never fewer than two.
+    #[test]
+    fn pieces_alive_are_bounded_in_bytes() {
+        assert_eq!(alive(MAX_PIECE), 2);
+        assert_eq!(alive(1 << 20), PIECES + 2);
+        assert_eq!(alive(32 << 10), PIECES + 2);
+        assert_eq!(alive(HELD), 2);
+        for piece in [1, 4096, 1 << 20, 3 << 20, MAX_PIECE] {
+            assert!(alive(piece) * piece <= HELD.max(2 * piece));
         }
     }
 
