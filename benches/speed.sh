@@ -30,7 +30,9 @@
 # of /tmp/narfs-large when it exists, else of 4×256 MiB of random files; the default
 # SMALL is a NAR of /usr/share, ~46,000 files here; LARGE=none or SMALL=none skips
 # one. ONLY=REGEX runs only the rows whose name matches, e.g. ONLY='CAR file' or
-# ONLY='fixed.*(pipe|fresh)'; `decode`, `serve` and `memory` name those sections.)
+# ONLY='fixed.*(pipe|fresh)'; `decode`, `serve` and `memory` name those sections.
+# NARFS=path measures that binary instead of this tree's release build, e.g. main's
+# and a branch's in turn.)
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-2}
 FIXED=fixed:262144

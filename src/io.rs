@@ -81,6 +81,16 @@ impl Output {
         }
     }
 
+    /// The size of one write this output takes best: a direct file's request size
+    /// ([`narfs_core::direct::PIECE`], written without a copy when it comes aligned),
+    /// else 1 MiB (a widened pipe's size, see [`widen_pipe`]).
+    pub fn write_size(&self) -> usize {
+        match self {
+            Output::File { .. } => narfs_core::direct::PIECE,
+            Output::Stdout(_) | Output::Device(_) => 1 << 20,
+        }
+    }
+
     pub fn commit(self) -> Result<()> {
         match self {
             Output::Stdout(mut w) => w.flush().context("cannot write to stdout"),

@@ -146,7 +146,17 @@ impl DirectFile {
 }
 
 impl Write for DirectFile {
+    /// Copies `data` into the aligned buffer and writes it when full, or, when the
+    /// buffer is empty and `data` starts at an [`ALIGN`] boundary (the pieces of
+    /// `narfs_decoder::write_behind`), writes its aligned whole blocks as they are: no
+    /// copy, and the caller's piece size is the disk's request size.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let whole = data.len() / ALIGN * ALIGN;
+        if self.len == 0 && whole > 0 && data.as_ptr().align_offset(ALIGN) == 0 {
+            // The file's position is a multiple of ALIGN: every write so far was whole.
+            write_piece(&mut self.file, &mut self.direct, &data[..whole])?;
+            return Ok(whole);
+        }
         let n = data.len().min(PIECE - self.len);
         self.buf.bytes_mut()[self.len..self.len + n].copy_from_slice(&data[..n]);
         self.len += n;
@@ -192,6 +202,24 @@ mod tests {
             w.flush().unwrap();
             drop(w.finish().unwrap());
             assert!(std::fs::read(&path).unwrap() == data, "length {len}");
+            // The same bytes from aligned buffers (written as they are), with an
+            // unaligned tail, then copied pieces again, then aligned ones again.
+            let path = dir.path().join(format!("a{len}"));
+            let mut w = DirectFile::new(File::create(&path).unwrap());
+            let mut buf = Aligned::new();
+            for (i, part) in data.chunks(PIECE / 2 + 4 * ALIGN + 7).enumerate() {
+                if i % 3 == 1 {
+                    w.write_all(part).unwrap();
+                } else {
+                    buf.bytes_mut()[..part.len()].copy_from_slice(part);
+                    w.write_all(&buf.bytes()[..part.len()]).unwrap();
+                }
+            }
+            drop(w.finish().unwrap());
+            assert!(
+                std::fs::read(&path).unwrap() == data,
+                "aligned, length {len}"
+            );
         }
     }
 }

@@ -37,8 +37,10 @@ pub struct Limits {
     /// cost little.
     pub readahead: u64,
     /// Bytes per write of the output when it is written behind the decoder
-    /// ([`write_behind`], at most [`MAX_PIECE`]); up to three such pieces are held.
-    /// Large writes for a file or pipe; `narfs serve` lowers it with `readahead`.
+    /// ([`write_behind`], at most [`MAX_PIECE`]); up to three such pieces are held (two of 4 MiB).
+    /// Large writes for a file or pipe (1 MiB: a widened pipe's size; `narfs decode`
+    /// raises it to [`MAX_PIECE`] for a direct file); `narfs serve` lowers it with
+    /// `readahead`.
     /// 0: [`decode_checked`] writes on the decoder's thread, for an output that is
     /// itself behind (serve's body channel, when nothing is hashed or compressed on
     /// the way): a thread and a copy fewer.
@@ -52,7 +54,7 @@ impl Default for Limits {
             max_file_depth: 32,
             max_output: 1 << 40,
             readahead: 4 << 20,
-            output_piece: MAX_PIECE,
+            output_piece: 1 << 20,
         }
     }
 }

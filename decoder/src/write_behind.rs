@@ -1,12 +1,17 @@
-//! Output written behind the decoder, on a thread of its own, in large pieces.
+//! Output written behind the decoder, on a thread of its own, in large aligned pieces.
 //!
 //! Decoding a run of leaves (reading and verifying them on both cores) and writing
 //! the previous run (a `write` into a pipe, a page cache or a socket; for a checked
 //! decode also the NarHash stream) are independent; done one after the other, each
 //! leaves a core idle. [`write_behind`] copies what the decoder writes into pieces
 //! (at most [`MAX_PIECE`] bytes) and hands them to a writer thread through a channel
-//! of [`PIECES`] slots, recycling them: memory stays bounded (`PIECES + 2` pieces) and
+//! of [`PIECES`] slots, recycling them: memory stays bounded (`PIECES + 2` pieces, two
+//! when they are 4 MiB) and
 //! every `write` the output sees is one piece (few system calls, large pipe writes).
+//! Each piece starts at an [`ALIGN`]-byte boundary, so that an `O_DIRECT` file
+//! ([`narfs_core::direct::DirectFile`]) writes it to the disk as it is, without a copy
+//! into a buffer of its own: a decode to a file then overlaps the disk's writes of one
+//! piece with the decoding of the next, as `dd oflag=direct` overlaps nothing.
 //!
 //! The first error of the output is kept and returned, as it is, by the decoder's
 //! next write (so a [`crate::Checked`] mismatch still reaches the decoder as its own
@@ -16,19 +21,61 @@ use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-/// The largest piece: one `write` of the output.
-pub const MAX_PIECE: usize = 1 << 20;
+/// The largest piece: one `write` of the output (as large as a direct file's write,
+/// [`narfs_core::direct::PIECE`]).
+pub const MAX_PIECE: usize = 4 << 20;
+/// Alignment of every piece's first byte: [`narfs_core::direct::ALIGN`].
+const ALIGN: usize = narfs_core::direct::ALIGN;
 /// Pieces waiting for the writer thread at most.
 pub const PIECES: usize = 1;
+/// Bytes of pieces alive at most, when that still leaves two (one being filled while
+/// one is written): the largest pieces (a direct file's 4 MiB) are double-buffered
+/// rather than queued, so that a decode to a file holds no more than it did with 1 MiB
+/// pieces and a 4 MiB direct-write buffer of its own.
+const HELD: usize = 8 << 20;
+
+/// Pieces of `piece` bytes alive at most: within [`HELD`] bytes, at least two and at
+/// most `PIECES + 2` (one filled, `PIECES` queued, one written).
+fn alive(piece: usize) -> usize {
+    (HELD / piece).clamp(2, PIECES + 2)
+}
+
+/// A buffer of up to `piece` bytes whose first byte is at an [`ALIGN`] boundary of one
+/// allocation that never moves (it is made large enough once; found with
+/// `align_offset`, so no `unsafe` allocation is needed).
+struct Piece {
+    raw: Vec<u8>,
+    start: usize,
+}
+
+impl Piece {
+    fn new(piece: usize) -> Piece {
+        let mut raw: Vec<u8> = Vec::with_capacity(piece + ALIGN);
+        let start = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
+        raw.resize(start, 0);
+        Piece { raw, start }
+    }
+
+    fn len(&self) -> usize {
+        self.raw.len() - self.start
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.raw[self.start..]
+    }
+
+    fn clear(&mut self) {
+        self.raw.truncate(self.start);
+    }
+}
 
 /// The decoder's end: a `Write` that fills pieces and sends them.
 pub struct Behind {
     piece: usize,
-    buf: Vec<u8>,
-    full: Option<SyncSender<Vec<u8>>>,
-    empty: Receiver<Vec<u8>>,
-    /// Pieces made so far (at most `PIECES + 2`: one being filled, `PIECES` queued,
-    /// one being written).
+    buf: Piece,
+    full: Option<SyncSender<Piece>>,
+    empty: Receiver<Piece>,
+    /// Pieces made so far (at most [`alive`]).
     made: usize,
     failed: Arc<Mutex<Option<io::Error>>>,
 }
@@ -45,14 +92,14 @@ impl Behind {
     }
 
     fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        if self.buf.len() == 0 {
             return Ok(());
         }
         let next = match self.empty.try_recv() {
             Ok(b) => b,
-            Err(_) if self.made < PIECES + 2 => {
+            Err(_) if self.made < alive(self.piece) => {
                 self.made += 1;
-                Vec::with_capacity(self.piece)
+                Piece::new(self.piece)
             }
             // Every piece is in flight: wait for the writer to give one back.
             Err(_) => match self.empty.recv() {
@@ -75,7 +122,8 @@ impl Write for Behind {
             self.send()?;
         }
         let n = data.len().min(self.piece - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
+        // Within the capacity made for it: the allocation does not move.
+        self.buf.raw.extend_from_slice(&data[..n]);
         Ok(n)
     }
 
@@ -103,15 +151,16 @@ pub fn write_behind<W: Write + Send, R>(
     produce: impl FnOnce(&mut Behind) -> R,
 ) -> (R, io::Result<W>) {
     let piece = piece.clamp(1, MAX_PIECE);
-    let (full_tx, full_rx) = sync_channel::<Vec<u8>>(PIECES);
-    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(PIECES + 2);
+    // Two alive: a rendezvous, the decoder's send waits for the writer to take it.
+    let (full_tx, full_rx) = sync_channel::<Piece>(alive(piece) - 2);
+    let (empty_tx, empty_rx) = sync_channel::<Piece>(alive(piece));
     let failed = Arc::new(Mutex::new(None));
     std::thread::scope(|scope| {
         let failed2 = failed.clone();
         let writer = scope.spawn(move || {
             let mut out = out;
             for mut piece in full_rx {
-                if let Err(e) = out.write_all(&piece) {
+                if let Err(e) = out.write_all(piece.bytes()) {
                     if let Ok(mut f) = failed2.lock() {
                         *f = Some(e);
                     }
@@ -125,7 +174,7 @@ pub fn write_behind<W: Write + Send, R>(
         });
         let mut behind = Behind {
             piece,
-            buf: Vec::with_capacity(piece),
+            buf: Piece::new(piece),
             full: Some(full_tx),
             empty: empty_rx,
             made: 1,
@@ -175,6 +224,49 @@ mod tests {
         assert!(out.0 == data, "bytes differ");
         assert_eq!(out.1[..5], [PIECE; 5]);
         assert_eq!(out.1[5..], [123]);
+    }
+
+    /// Every piece reaches the output at an [`ALIGN`] boundary, the largest ones too,
+    /// whatever the allocator returned: what lets a direct file write it as it is.
+    #[test]
+    fn pieces_are_aligned() {
+        /// Records whether every write started at an aligned address.
+        struct Starts(usize, bool);
+        impl Write for Starts {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0 += b.len();
+                self.1 &= b.as_ptr().align_offset(ALIGN) == 0;
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        for piece in [ALIGN, 3 * ALIGN + 5, MAX_PIECE] {
+            let data = vec![7u8; 3 * piece + 11];
+            let ((), out) = write_behind(Starts(0, true), piece, |w| {
+                // Small allocations in between move the allocator's next address.
+                for (i, part) in data.chunks(1000).enumerate() {
+                    let _noise = vec![0u8; i % 97];
+                    w.write_all(part).unwrap();
+                }
+            });
+            let out = out.unwrap();
+            assert_eq!(out.0, data.len());
+            assert!(out.1, "a piece of {piece} bytes was written unaligned");
+        }
+    }
+
+    /// Pieces alive stay within [`HELD`] bytes for large pieces, never fewer than two.
+    #[test]
+    fn pieces_alive_are_bounded_in_bytes() {
+        assert_eq!(alive(MAX_PIECE), 2);
+        assert_eq!(alive(1 << 20), PIECES + 2);
+        assert_eq!(alive(32 << 10), PIECES + 2);
+        assert_eq!(alive(HELD), 2);
+        for piece in [1, 4096, 1 << 20, 3 << 20, MAX_PIECE] {
+            assert!(alive(piece) * piece <= HELD.max(2 * piece));
+        }
     }
 
     #[test]

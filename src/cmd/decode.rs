@@ -70,8 +70,13 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         max_output: args.max_output,
         ..Limits::default()
     };
-    // Either way the output is written behind the decoder, on its own thread.
-    let decode = |out: &mut (dyn Write + Send)| -> Result<()> {
+    // Either way the output is written behind the decoder, on its own thread, in
+    // pieces of the size the output writes best.
+    let decode = |out: &mut (dyn Write + Send), piece: usize| -> Result<()> {
+        let limits = Limits {
+            output_piece: piece,
+            ..limits
+        };
         match &expect {
             Some(e) => {
                 narfs_decoder::decode_checked(&source, &cid, encoding, e, out, &limits)?;
@@ -87,10 +92,11 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         Ok(())
     };
     match &args.to {
-        Some(dir) => to_dir(dir, decode)?,
+        Some(dir) => to_dir(dir, |out| decode(out, limits.output_piece))?,
         None => {
             let mut out = Output::create(args.output.as_deref())?;
-            decode(&mut out)?;
+            let piece = out.write_size();
+            decode(&mut out, piece)?;
             out.commit()?
         }
     }
