@@ -20,13 +20,15 @@
 //! that may count a block twice, which only blurs its set hash, never correctness).
 //! Disk: ~50 bytes per (item, block) pair of the walk, repeats across items included.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use narfs_core::Cid;
 
 use crate::blocks::Snapshot;
+use crate::lmdb_file::View;
 use crate::pack::{Slot, MAX_PACK_BLOCKS, MAX_PACK_VALUE, SLOT_LEN};
+use crate::repack_drift::PackUse;
 use crate::sorted_set::{RunReader, SortedSet, Spiller};
 use crate::walk::{self, Leaves, Problems, Seen};
 use crate::Error;
@@ -69,24 +71,28 @@ fn mix(item: u32) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A block in the plan: its users, its position in its first user's DAG, its size.
+/// A block in the plan: its users, its position in its first user's DAG, its size,
+/// the pack it was in when planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Planned {
     pub(crate) users: Users,
     pub(crate) pos: u64,
     pub(crate) len: u32,
+    pub(crate) pack: u64,
     pub(crate) cid: Cid,
 }
 
 impl Planned {
-    /// The sort key: users, then position (the layout's order), then size and CID.
-    fn key(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(28 + 64);
+    /// The sort key: users, then position (the layout's order), then size, pack and
+    /// CID.
+    pub(crate) fn key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(36 + 64);
         k.extend_from_slice(&self.users.first.to_be_bytes());
         k.extend_from_slice(&self.users.last.to_be_bytes());
         k.extend_from_slice(&self.users.set.to_be_bytes());
         k.extend_from_slice(&self.pos.to_be_bytes());
         k.extend_from_slice(&self.len.to_be_bytes());
+        k.extend_from_slice(&self.pack.to_be_bytes());
         k.extend_from_slice(&self.cid.to_bytes());
         k
     }
@@ -102,7 +108,8 @@ impl Planned {
             },
             pos: u64_at(16)?,
             len: u32_at(24)?,
-            cid: Cid::try_from(k.get(28..)?).ok()?,
+            pack: u64_at(28)?,
+            cid: Cid::try_from(k.get(36..)?).ok()?,
         })
     }
 }
@@ -113,6 +120,9 @@ pub(crate) struct Plan {
     /// Items (distinct roots) walked. (What a walk cannot read, a missing or damaged
     /// node, is not planned: what is under it stays where it is.)
     pub(crate) items: u32,
+    /// What the items read of each pack they reach (one entry per pack: ~40 bytes
+    /// each, 20 MiB for a TiB of 2 MiB packs).
+    pub(crate) packs: HashMap<u64, PackUse>,
 }
 
 impl Plan {
@@ -179,6 +189,10 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
     let mut reached = Spiller::new(&dir("reached")?, memory);
     let mut problems = Problems::new(0);
     let mut n = 0u32;
+    let view = snap.view();
+    let mut packs: HashMap<u64, PackUse> = HashMap::new();
+    // This item's bytes in each pack it reaches.
+    let mut mine: HashMap<u64, u64> = HashMap::new();
     let mut it = items.iter()?;
     while let Some(k) = it.next_key()? {
         let Some(root) = k.get(8..).and_then(|c| Cid::try_from(c).ok()) else {
@@ -200,25 +214,28 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
                 k.extend_from_slice(&n.to_be_bytes());
                 k.extend_from_slice(&pos.to_be_bytes());
                 pos += 1;
+                if let Some(slot) = packed(view, &c)? {
+                    *mine.entry(slot.pack).or_default() += u64::from(slot.len);
+                }
                 reached.push(&k)
             },
             &mut problems,
         )?;
+        for (p, used) in mine.drain() {
+            let u = packs.entry(p).or_default();
+            u.items += 1;
+            u.used += used;
+        }
         n = n.saturating_add(1);
     }
     let reached = reached.finish()?;
     // 3. Each packed block once, with its users, by (users, position).
     let mut planned = Spiller::new(&dir("planned")?, memory);
-    let view = snap.view();
     let mut flush = |cur: Option<(Vec<u8>, Users, u64)>| -> Result<(), Error> {
         let Some((cid, users, pos)) = cur else {
             return Ok(());
         };
-        let Some(entry) = view.get(&cid)? else {
-            return Ok(());
-        };
-        let head = view.read_prefix(&entry, MAX_PACK_VALUE, SLOT_LEN as u64)?;
-        let (Ok(slot), Ok(cid)) = (Slot::decode(&head), Cid::try_from(cid.as_slice())) else {
+        let (Some(slot), Ok(cid)) = (packed(view, &cid)?, Cid::try_from(cid.as_slice())) else {
             return Ok(()); // Not packed: stored on its own, left so.
         };
         planned.push(
@@ -226,6 +243,7 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
                 users,
                 pos,
                 len: slot.len,
+                pack: slot.pack,
                 cid,
             }
             .key(),
@@ -260,7 +278,17 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
     Ok(Plan {
         set: planned.finish()?,
         items: n,
+        packs,
     })
+}
+
+/// Where the block of CID bytes `cid` is packed, if it is.
+fn packed(view: View<'_>, cid: &[u8]) -> Result<Option<Slot>, Error> {
+    let Some(entry) = view.get(cid)? else {
+        return Ok(None);
+    };
+    let head = view.read_prefix(&entry, MAX_PACK_VALUE, SLOT_LEN as u64)?;
+    Ok(Slot::decode(&head).ok())
 }
 
 /// Cuts the plan's blocks into packs of about `target` bytes: a pack ends before a
