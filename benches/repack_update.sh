@@ -8,8 +8,9 @@
 # of the NARs in it, and the read amplification of decoding every item (bytes of packs
 # decompressed / NAR bytes, `narfs decode --pack-stats`, a fresh process per NAR).
 #
-# Usage: benches/repack_update.sh   (CORPUS=/tmp/narfs-large; STEPS=2 NARs added one at
-# a time; VARIANTS="name=repack flags;…", default "full=;incremental=--incremental")
+# Usage: benches/repack_update.sh   (CORPUS=/tmp/narfs-large; STEPS=2: the manifest's
+# last NARs are added one at a time, or ADD="numpy-1.26.4 scipy-1.13.1" names them;
+# VARIANTS="name=repack flags;…", default "full=;incremental=--incremental")
 source "$(dirname "$0")/lib.sh"
 CORPUS=${CORPUS:-/tmp/narfs-large}
 [ -d "$CORPUS" ] || bash corpus/build.sh large "$CORPUS"
@@ -23,6 +24,17 @@ NARS=()
 while IFS=$'\t' read -r f _; do
   [ -f "$CORPUS/$f" ] && NARS+=("$CORPUS/$f")
 done < <(grep -v '^#' "$CORPUS/MANIFEST.tsv" | grep -v '^file')
+# ADD="name …": those NARs are the steps, in that order, the others the base.
+if [ -n "${ADD:-}" ]; then
+  read -ra STEP_NAMES <<<"$ADD"
+  KEEP=() LATER=()
+  for n in "${NARS[@]}"; do
+    case " $ADD " in *" $(basename "$n" .nar) "*) ;; *) KEEP+=("$n") ;; esac
+  done
+  for a in "${STEP_NAMES[@]}"; do LATER+=("$CORPUS/$a.nar"); done
+  NARS=("${KEEP[@]}" "${LATER[@]}")
+  STEPS=${#LATER[@]}
+fi
 BASE=$((${#NARS[@]} - STEPS))
 name() { basename "$1" .nar; }
 

@@ -73,6 +73,7 @@ mod record_form;
 mod repack;
 mod repack_drift;
 mod repack_plan;
+mod repack_reached;
 mod root_table;
 mod roots;
 mod sink;

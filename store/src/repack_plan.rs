@@ -29,6 +29,7 @@ use crate::blocks::Snapshot;
 use crate::lmdb_file::View;
 use crate::pack::{Slot, MAX_PACK_BLOCKS, MAX_PACK_VALUE, SLOT_LEN};
 use crate::repack_drift::PackUse;
+use crate::repack_reached::{self as reached, Reached};
 use crate::sorted_set::{RunReader, SortedSet, Spiller};
 use crate::walk::{self, Leaves, Problems, Seen};
 use crate::Error;
@@ -45,7 +46,7 @@ pub(crate) struct Users {
 
 impl Users {
     /// The summary of one item.
-    fn of(item: u32) -> Users {
+    pub(crate) fn of(item: u32) -> Users {
         Users {
             first: item,
             last: item,
@@ -54,7 +55,7 @@ impl Users {
     }
 
     /// The summary with `item` (later than every item in it) added.
-    fn with(self, item: u32) -> Users {
+    pub(crate) fn with(self, item: u32) -> Users {
         Users {
             first: self.first.min(item),
             last: self.last.max(item),
@@ -64,7 +65,7 @@ impl Users {
 }
 
 /// splitmix64 of an item's index: the set hash is the XOR of its members' mixes.
-fn mix(item: u32) -> u64 {
+pub(crate) fn mix(item: u32) -> u64 {
     let mut z = u64::from(item).wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -185,8 +186,8 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
         push_item(&mut items, prev)?;
     }
     let items = items.finish()?;
-    // 2. Every (block, item, position) the walks reach.
-    let mut reached = Spiller::new(&dir("reached")?, memory);
+    // 2. Every (block, item, position) the walks reach, combined per block.
+    let mut reached = Reached::new(&dir("reached")?, memory);
     let mut problems = Problems::new(0);
     let mut n = 0u32;
     let view = snap.view();
@@ -207,17 +208,11 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
             Leaves::Visit,
             &mut seen,
             &mut |c| {
-                let c = c.to_bytes();
-                let mut k = Vec::with_capacity(1 + c.len() + 12);
-                k.push(c.len() as u8);
-                k.extend_from_slice(&c);
-                k.extend_from_slice(&n.to_be_bytes());
-                k.extend_from_slice(&pos.to_be_bytes());
-                pos += 1;
-                if let Some(slot) = packed(view, &c)? {
+                if let Some(slot) = packed(view, &c.to_bytes())? {
                     *mine.entry(slot.pack).or_default() += u64::from(slot.len);
                 }
-                reached.push(&k)
+                pos += 1;
+                reached.add(c, n, pos - 1)
             },
             &mut problems,
         )?;
@@ -252,26 +247,14 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
     let mut cur: Option<(Vec<u8>, Users, u64)> = None;
     let mut r = reached.iter()?;
     while let Some(k) = r.next_key()? {
-        let cl = usize::from(*k.first().unwrap_or(&0));
-        let (Some(cid), Some(rest)) = (k.get(1..1 + cl), k.get(1 + cl..)) else {
+        let Some((cid, users, pos)) = reached::parse(&k) else {
             continue;
         };
-        let (Ok(item), Ok(pos)) = (
-            <[u8; 4]>::try_from(rest.get(..4).unwrap_or_default()),
-            <[u8; 8]>::try_from(rest.get(4..12).unwrap_or_default()),
-        ) else {
-            continue;
-        };
-        let (item, pos) = (u32::from_be_bytes(item), u64::from_be_bytes(pos));
         match &mut cur {
-            // Sorted by item then position: the first key of a block is its first
-            // user's first position; a later key of the same item is a repeat.
-            Some((c, users, _)) if c.as_slice() == cid => {
-                if item != users.last {
-                    *users = users.with(item);
-                }
-            }
-            _ => flush(cur.replace((cid.to_vec(), Users::of(item), pos)))?,
+            // Sorted by block then first user: the first record of a block has its
+            // first user's position; later ones (later spills) add users.
+            Some((c, u, _)) if c.as_slice() == cid => *u = reached::merge(*u, users),
+            _ => flush(cur.replace((cid.to_vec(), users, pos)))?,
         }
     }
     flush(cur)?;

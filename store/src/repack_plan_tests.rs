@@ -285,6 +285,10 @@ fn a_plan_within_a_tiny_budget_is_the_same_plan() {
     };
     assert_eq!(names("big/reached"), vec!["run-1"]);
     assert_ne!(names("tiny/reached"), vec!["run-1"]);
+    // Combined: one record per block reached (43 blocks), not per (item, block) pair
+    // (67 pairs, ~49 bytes each as they were spilled).
+    let run = std::fs::metadata(spill.path().join("big/reached/run-1")).unwrap();
+    assert!(run.len() < 67 * 49, "{} bytes", run.len());
 }
 
 #[test]
