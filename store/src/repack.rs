@@ -7,6 +7,10 @@
 //! collected), and any left where they were, are then rewritten as `write-order`
 //! does: consecutive packs, in id (write) order, merged into packs of the target size.
 //!
+//! Grouped, a repack is full (every packed block placed by the plan) or incremental
+//! ([`Scope`]): the packs a repack already wrote are kept while the layout's read
+//! amplification stays within a bound (`repack_drift`), only the rest is placed.
+//!
 //! Safe beside readers and writers: each new pack is built from a read snapshot
 //! (every block verified against its CID, so damage is never copied), then one write
 //! transaction points the blocks still where they were at the new pack and releases
