@@ -300,6 +300,24 @@ pub struct RepackArgs {
     /// merges consecutive packs as they were written.
     #[arg(long, value_enum, default_value_t = RepackLayout::Grouped)]
     pub layout: RepackLayout,
+    /// Grouped: keep the packs an earlier repack wrote (every block alive, at the
+    /// level) and place only the rest (new items' blocks, packs `gc` left partly
+    /// dead), while decoding the items decompresses at most `--max-amplification` ×
+    /// the bytes they use; past it the packs wasting most are rewritten too.
+    #[arg(long)]
+    pub incremental: bool,
+    /// The read amplification an incremental repack lets the layout drift to.
+    #[arg(long, value_name = "X", default_value_t = narfs_store::MAX_AMPLIFICATION,
+          requires = "incremental", value_parser = amplification)]
+    pub max_amplification: f64,
+}
+
+/// A read amplification bound: a number of at least 1.
+fn amplification(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 1.0 => Ok(x),
+        _ => Err(format!("expected a number of at least 1, got {s:?}")),
+    }
 }
 
 /// `store repack --layout`.

@@ -187,3 +187,74 @@ fn grouped_repack_reads_less_over_a_version_series_than_write_order() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn an_incremental_repack_after_a_new_version_keeps_every_earlier_pack() {
+    let versions = ["23.2.0", "24.1.0", "24.2.0", "24.3.0"];
+    let nars: Vec<_> = versions
+        .iter()
+        .map(|v| corpus(&format!("attrs-{v}.nar")))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let encode = |i: usize| {
+        ok(narfs(store)
+            .args(["encode", "--compression", "pack:1:65536", "--name"])
+            .arg(format!("attrs-{}", versions[i]))
+            .arg(&nars[i]));
+    };
+    let repack = |extra: &[&str]| {
+        json(
+            narfs(store)
+                .args(["store", "repack", "--json", "--pack-bytes", "65536"])
+                .args(extra),
+        )
+    };
+    for i in 0..3 {
+        encode(i);
+    }
+    let first = repack(&[]);
+    let written = first["packs_written"].as_u64().unwrap();
+    assert!(written > 1, "{first}");
+    encode(3);
+    // A bound the layout stays within: the earlier packs are all kept, only the new
+    // version's packs are read and its blocks packed.
+    let inc = repack(&["--incremental", "--max-amplification", "100"]);
+    assert_eq!(inc["packs_kept"].as_u64(), Some(written), "{inc}");
+    assert!(inc["packs_read"].as_u64().unwrap() >= 1, "{inc}");
+    assert!(inc["packs_written"].as_u64().unwrap() >= 1, "{inc}");
+    assert_eq!(inc["items"], 4, "{inc}");
+    let (used, read) = (
+        inc["layout_used"].as_u64().unwrap(),
+        inc["layout_read"].as_u64().unwrap(),
+    );
+    assert!(used > 0 && read >= used, "{inc}");
+    for (v, nar) in versions.iter().zip(&nars) {
+        let out = ok(narfs(store).args(["decode", &format!("attrs-{v}")])).stdout;
+        assert!(out == std::fs::read(nar).unwrap(), "attrs-{v} byte-exact");
+    }
+    let v = json(narfs(store).args(["verify", "--json"]));
+    assert_eq!(v["problems"], Value::Array(vec![]), "{v}");
+    // Again: nothing to do.
+    let again = repack(&["--incremental", "--max-amplification", "100"]);
+    assert_eq!(
+        (
+            again["packs_read"].as_u64(),
+            again["packs_written"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    // A bound below 1 is refused on one line, and the bound needs --incremental.
+    for bad in [
+        &["--incremental", "--max-amplification", "0.5"][..],
+        &["--max-amplification", "2"][..],
+    ] {
+        let out = narfs(store)
+            .args(["store", "repack"])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?}");
+    }
+}

@@ -62,6 +62,11 @@ fn repack(args: RepackArgs) -> Result<()> {
                 crate::cli::RepackLayout::Grouped => narfs_store::Layout::Grouped,
                 crate::cli::RepackLayout::WriteOrder => narfs_store::Layout::WriteOrder,
             },
+            if args.incremental {
+                narfs_store::Scope::Incremental(args.max_amplification)
+            } else {
+                narfs_store::Scope::Full
+            },
         )
         .with_context(|| format!("cannot repack the store {}", store.dir().display()))?;
     report(args.store.json, &r, || {

@@ -71,7 +71,9 @@ mod packer;
 mod read_ahead;
 mod record_form;
 mod repack;
+mod repack_drift;
 mod repack_plan;
+mod repack_reached;
 mod root_table;
 mod roots;
 mod sink;
@@ -94,7 +96,7 @@ pub use compression::{Compression, CompressionError};
 pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
-pub use repack::{Layout, RepackReport, PLAN_MEMORY};
+pub use repack::{Layout, RepackReport, Scope, MAX_AMPLIFICATION, PLAN_MEMORY};
 pub use root_table::NarInfoCounts;
 pub use roots::{NarInfoMeta, RootRecord, RootsVersion};
 pub use sink::{Done, Session, StoreSink, Written};
@@ -536,18 +538,22 @@ impl Store {
     /// larger packs compress better (zstd sees more context) but a block read
     /// decompresses its whole pack.
     pub fn repack_to(&self, level: i32, pack_bytes: u64) -> Result<RepackReport, Error> {
-        self.repack_with(level, pack_bytes, Layout::default())
+        self.repack_with(level, pack_bytes, Layout::default(), Scope::Full)
     }
 
     /// [`repack_to`](Self::repack_to) with the blocks laid out as `layout` says:
-    /// grouped by the items using them (the default), or in write order.
+    /// grouped by the items using them (the default), or in write order; grouped,
+    /// `scope` says whether the packs an earlier repack wrote are replanned too
+    /// (`Full`) or kept while the layout's read amplification stays within a bound
+    /// (`Incremental`).
     pub fn repack_with(
         &self,
         level: i32,
         pack_bytes: u64,
         layout: Layout,
+        scope: Scope,
     ) -> Result<RepackReport, Error> {
-        repack::repack(self, level, pack_bytes, layout)
+        repack::repack(self, level, pack_bytes, layout, scope)
     }
 
     /// Packs decompressed by this process's readers of the store, and their bytes

@@ -47,6 +47,8 @@ pub(crate) struct PackInfo {
     pub(crate) live_bytes: u64,
     /// The value's length.
     pub(crate) stored: u64,
+    /// Its blocks' bytes, decompressed (what a read of one of them decompresses).
+    pub(crate) raw: u64,
 }
 
 /// Every pack `view` holds, in id order (a pack's value, then its live count).
@@ -66,6 +68,9 @@ pub(crate) fn each(view: View<'_>) -> Result<Vec<PackInfo>, Error> {
                     .get(6..10)
                     .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
                 stored: v.len(),
+                raw: head.get(2..6).map_or(0, |b| {
+                    u64::from(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                }),
                 ..PackInfo::default()
             });
         } else if key.len() == 9 {

@@ -7,6 +7,10 @@
 //! collected), and any left where they were, are then rewritten as `write-order`
 //! does: consecutive packs, in id (write) order, merged into packs of the target size.
 //!
+//! Grouped, a repack is full (every packed block placed by the plan) or incremental
+//! ([`Scope`]): the packs a repack already wrote are kept while the layout's read
+//! amplification stays within a bound (`repack_drift`), only the rest is placed.
+//!
 //! Safe beside readers and writers: each new pack is built from a read snapshot
 //! (every block verified against its CID, so damage is never copied), then one write
 //! transaction points the blocks still where they were at the new pack and releases
@@ -27,6 +31,7 @@ use crate::gc::SpillDir;
 use crate::lock::LockGuard;
 use crate::pack::{self, NewPack, Slot, MAX_PACK_VALUE, SLOT_LEN};
 use crate::pack_table::{self, PackInfo};
+use crate::repack_drift;
 use crate::repack_plan::{self, Cutter, Planned};
 use crate::{Error, Store};
 
@@ -63,7 +68,31 @@ pub struct RepackReport {
     /// Items (distinct roots) whose DAGs were walked to group the blocks (0 in write
     /// order).
     pub items: u64,
+    /// The grouped layout's read amplification, as bytes: what the items use of the
+    /// packs they reach (each item's distinct blocks), what decoding each of them
+    /// decompresses (every pack it reaches, whole) before the repack, and (incremental)
+    /// the same after it, the rewritten blocks counted once (a lower bound). 0 in write
+    /// order.
+    pub layout_used: u64,
+    pub layout_read: u64,
+    pub layout_read_after: u64,
 }
+
+/// What a grouped repack rewrites.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Scope {
+    /// Every packed block is placed by the plan (packs already exactly as planned are
+    /// kept).
+    Full,
+    /// Packs a repack already wrote stay, while the layout decompresses at most this
+    /// many times the bytes its items use (`repack_drift`); the rest is placed by the
+    /// plan.
+    Incremental(f64),
+}
+
+/// The default bound of an incremental repack's read amplification.
+pub const MAX_AMPLIFICATION: f64 = 1.25;
 
 /// A group of packs rewritten into one: their ids and their live blocks.
 struct Built {
@@ -78,23 +107,26 @@ pub(crate) fn repack(
     level: i32,
     pack_bytes: u64,
     layout: Layout,
+    scope: Scope,
 ) -> Result<RepackReport, Error> {
     let _lock = store.lock_shared()?;
     let target = pack_bytes.clamp(64 << 10, pack::MAX_PACK);
     match layout {
         Layout::WriteOrder => write_order(store, level, target, &HashSet::new()),
-        Layout::Grouped => grouped(store, level, target, PLAN_MEMORY, None),
+        Layout::Grouped => grouped(store, level, target, PLAN_MEMORY, scope, None),
     }
 }
 
-/// The grouped layout, then the write-order one for the packs it did not write or
-/// keep; the report counts both. `stop_after` packs written, it stops as a killed
+/// The grouped layout (of every packed block, or with `Scope::Incremental` of those
+/// not in packs it keeps), then the write-order one for the packs it did not write
+/// or keep; the report counts both. `stop_after` packs written, it stops as a killed
 /// repack would (tests).
 pub(crate) fn grouped(
     store: &Store,
     level: i32,
     target: u64,
     memory: usize,
+    scope: Scope,
     stop_after: Option<u64>,
 ) -> Result<RepackReport, Error> {
     let blocks = &store.blocks;
@@ -109,13 +141,37 @@ pub(crate) fn grouped(
             .collect();
         (repack_plan::plan(&snap, &spill.0, memory)?, infos)
     };
+    let drift = repack_drift::choose(
+        &start,
+        &plan.packs,
+        level,
+        match scope {
+            Scope::Full => 0.0,
+            Scope::Incremental(max) => max,
+        },
+    );
+    let keep = match scope {
+        Scope::Full => HashSet::new(),
+        Scope::Incremental(_) => drift.keep,
+    };
     let mut report = RepackReport {
         items: u64::from(plan.items),
+        packs_kept: keep.len() as u64,
+        layout_used: drift.used,
+        layout_read: drift.read,
+        layout_read_after: match scope {
+            Scope::Full => 0,
+            Scope::Incremental(_) => drift.read_after,
+        },
         ..RepackReport::default()
     };
     // Packs this pass wrote or kept: the write-order pass leaves them alone.
-    let mut done: HashSet<u64> = HashSet::new();
-    let mut cutter = Cutter::new(plan.blocks()?, target);
+    let mut done: HashSet<u64> = keep.clone();
+    // The blocks of the packs kept are not replanned.
+    let loose = plan
+        .blocks()?
+        .filter(|b| b.as_ref().map_or(true, |b| !keep.contains(&b.pack)));
+    let mut cutter = Cutter::new(loose, target);
     let threads = rayon::current_num_threads().max(1);
     loop {
         let mut todo = Vec::new();

@@ -20,13 +20,16 @@
 //! that may count a block twice, which only blurs its set hash, never correctness).
 //! Disk: ~50 bytes per (item, block) pair of the walk, repeats across items included.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use narfs_core::Cid;
 
 use crate::blocks::Snapshot;
+use crate::lmdb_file::View;
 use crate::pack::{Slot, MAX_PACK_BLOCKS, MAX_PACK_VALUE, SLOT_LEN};
+use crate::repack_drift::PackUse;
+use crate::repack_reached::{self as reached, Reached};
 use crate::sorted_set::{RunReader, SortedSet, Spiller};
 use crate::walk::{self, Leaves, Problems, Seen};
 use crate::Error;
@@ -43,7 +46,7 @@ pub(crate) struct Users {
 
 impl Users {
     /// The summary of one item.
-    fn of(item: u32) -> Users {
+    pub(crate) fn of(item: u32) -> Users {
         Users {
             first: item,
             last: item,
@@ -52,7 +55,7 @@ impl Users {
     }
 
     /// The summary with `item` (later than every item in it) added.
-    fn with(self, item: u32) -> Users {
+    pub(crate) fn with(self, item: u32) -> Users {
         Users {
             first: self.first.min(item),
             last: self.last.max(item),
@@ -62,31 +65,35 @@ impl Users {
 }
 
 /// splitmix64 of an item's index: the set hash is the XOR of its members' mixes.
-fn mix(item: u32) -> u64 {
+pub(crate) fn mix(item: u32) -> u64 {
     let mut z = u64::from(item).wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
-/// A block in the plan: its users, its position in its first user's DAG, its size.
+/// A block in the plan: its users, its position in its first user's DAG, its size,
+/// the pack it was in when planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Planned {
     pub(crate) users: Users,
     pub(crate) pos: u64,
     pub(crate) len: u32,
+    pub(crate) pack: u64,
     pub(crate) cid: Cid,
 }
 
 impl Planned {
-    /// The sort key: users, then position (the layout's order), then size and CID.
-    fn key(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(28 + 64);
+    /// The sort key: users, then position (the layout's order), then size, pack and
+    /// CID.
+    pub(crate) fn key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(36 + 64);
         k.extend_from_slice(&self.users.first.to_be_bytes());
         k.extend_from_slice(&self.users.last.to_be_bytes());
         k.extend_from_slice(&self.users.set.to_be_bytes());
         k.extend_from_slice(&self.pos.to_be_bytes());
         k.extend_from_slice(&self.len.to_be_bytes());
+        k.extend_from_slice(&self.pack.to_be_bytes());
         k.extend_from_slice(&self.cid.to_bytes());
         k
     }
@@ -102,7 +109,8 @@ impl Planned {
             },
             pos: u64_at(16)?,
             len: u32_at(24)?,
-            cid: Cid::try_from(k.get(28..)?).ok()?,
+            pack: u64_at(28)?,
+            cid: Cid::try_from(k.get(36..)?).ok()?,
         })
     }
 }
@@ -113,6 +121,9 @@ pub(crate) struct Plan {
     /// Items (distinct roots) walked. (What a walk cannot read, a missing or damaged
     /// node, is not planned: what is under it stays where it is.)
     pub(crate) items: u32,
+    /// What the items read of each pack they reach (one entry per pack: ~40 bytes
+    /// each, 20 MiB for a TiB of 2 MiB packs).
+    pub(crate) packs: HashMap<u64, PackUse>,
 }
 
 impl Plan {
@@ -175,10 +186,14 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
         push_item(&mut items, prev)?;
     }
     let items = items.finish()?;
-    // 2. Every (block, item, position) the walks reach.
-    let mut reached = Spiller::new(&dir("reached")?, memory);
+    // 2. Every (block, item, position) the walks reach, combined per block.
+    let mut reached = Reached::new(&dir("reached")?, memory);
     let mut problems = Problems::new(0);
     let mut n = 0u32;
+    let view = snap.view();
+    let mut packs: HashMap<u64, PackUse> = HashMap::new();
+    // This item's bytes in each pack it reaches.
+    let mut mine: HashMap<u64, u64> = HashMap::new();
     let mut it = items.iter()?;
     while let Some(k) = it.next_key()? {
         let Some(root) = k.get(8..).and_then(|c| Cid::try_from(c).ok()) else {
@@ -193,32 +208,29 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
             Leaves::Visit,
             &mut seen,
             &mut |c| {
-                let c = c.to_bytes();
-                let mut k = Vec::with_capacity(1 + c.len() + 12);
-                k.push(c.len() as u8);
-                k.extend_from_slice(&c);
-                k.extend_from_slice(&n.to_be_bytes());
-                k.extend_from_slice(&pos.to_be_bytes());
+                if let Some(slot) = packed(view, &c.to_bytes())? {
+                    *mine.entry(slot.pack).or_default() += u64::from(slot.len);
+                }
                 pos += 1;
-                reached.push(&k)
+                reached.add(c, n, pos - 1)
             },
             &mut problems,
         )?;
+        for (p, used) in mine.drain() {
+            let u = packs.entry(p).or_default();
+            u.items += 1;
+            u.used += used;
+        }
         n = n.saturating_add(1);
     }
     let reached = reached.finish()?;
     // 3. Each packed block once, with its users, by (users, position).
     let mut planned = Spiller::new(&dir("planned")?, memory);
-    let view = snap.view();
     let mut flush = |cur: Option<(Vec<u8>, Users, u64)>| -> Result<(), Error> {
         let Some((cid, users, pos)) = cur else {
             return Ok(());
         };
-        let Some(entry) = view.get(&cid)? else {
-            return Ok(());
-        };
-        let head = view.read_prefix(&entry, MAX_PACK_VALUE, SLOT_LEN as u64)?;
-        let (Ok(slot), Ok(cid)) = (Slot::decode(&head), Cid::try_from(cid.as_slice())) else {
+        let (Some(slot), Ok(cid)) = (packed(view, &cid)?, Cid::try_from(cid.as_slice())) else {
             return Ok(()); // Not packed: stored on its own, left so.
         };
         planned.push(
@@ -226,6 +238,7 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
                 users,
                 pos,
                 len: slot.len,
+                pack: slot.pack,
                 cid,
             }
             .key(),
@@ -234,33 +247,31 @@ pub(crate) fn plan(snap: &Snapshot<'_>, spill: &Path, memory: usize) -> Result<P
     let mut cur: Option<(Vec<u8>, Users, u64)> = None;
     let mut r = reached.iter()?;
     while let Some(k) = r.next_key()? {
-        let cl = usize::from(*k.first().unwrap_or(&0));
-        let (Some(cid), Some(rest)) = (k.get(1..1 + cl), k.get(1 + cl..)) else {
+        let Some((cid, users, pos)) = reached::parse(&k) else {
             continue;
         };
-        let (Ok(item), Ok(pos)) = (
-            <[u8; 4]>::try_from(rest.get(..4).unwrap_or_default()),
-            <[u8; 8]>::try_from(rest.get(4..12).unwrap_or_default()),
-        ) else {
-            continue;
-        };
-        let (item, pos) = (u32::from_be_bytes(item), u64::from_be_bytes(pos));
         match &mut cur {
-            // Sorted by item then position: the first key of a block is its first
-            // user's first position; a later key of the same item is a repeat.
-            Some((c, users, _)) if c.as_slice() == cid => {
-                if item != users.last {
-                    *users = users.with(item);
-                }
-            }
-            _ => flush(cur.replace((cid.to_vec(), Users::of(item), pos)))?,
+            // Sorted by block then first user: the first record of a block has its
+            // first user's position; later ones (later spills) add users.
+            Some((c, u, _)) if c.as_slice() == cid => *u = reached::merge(*u, users),
+            _ => flush(cur.replace((cid.to_vec(), users, pos)))?,
         }
     }
     flush(cur)?;
     Ok(Plan {
         set: planned.finish()?,
         items: n,
+        packs,
     })
+}
+
+/// Where the block of CID bytes `cid` is packed, if it is.
+fn packed(view: View<'_>, cid: &[u8]) -> Result<Option<Slot>, Error> {
+    let Some(entry) = view.get(cid)? else {
+        return Ok(None);
+    };
+    let head = view.read_prefix(&entry, MAX_PACK_VALUE, SLOT_LEN as u64)?;
+    Ok(Slot::decode(&head).ok())
 }
 
 /// Cuts the plan's blocks into packs of about `target` bytes: a pack ends before a

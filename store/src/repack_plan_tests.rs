@@ -19,6 +19,7 @@ fn planned(first: u32, last: u32, pos: u64, len: u32) -> Planned {
         users,
         pos,
         len,
+        pack: 0,
         cid: cid_for(RAW, HashAlg::Sha2_256, &pos.to_be_bytes()),
     }
 }
@@ -229,7 +230,8 @@ fn blocks_the_same_items_use_land_together_in_dag_order() {
     let store = small_packs(dir.path());
     let s = series(&store);
     // A target that holds one group (8 blocks of ~2.3 KiB) but not two.
-    let r = crate::repack::grouped(&store, 19, 24 << 10, 1 << 20, None).unwrap();
+    let r =
+        crate::repack::grouped(&store, 19, 24 << 10, 1 << 20, crate::Scope::Full, None).unwrap();
     assert_eq!(r.items, 3);
     for g in [&s.own[0], &s.own[1], &s.own[2], &s.all, &s.late] {
         let slots: Vec<Slot> = g.iter().map(|c| slot(&store, c)).collect();
@@ -247,7 +249,8 @@ fn blocks_the_same_items_use_land_together_in_dag_order() {
     all_read_back(&store, &s);
     // Again: the same plan, every pack kept.
     let n = packs(&store).len() as u64;
-    let again = crate::repack::grouped(&store, 19, 24 << 10, 1 << 20, None).unwrap();
+    let again =
+        crate::repack::grouped(&store, 19, 24 << 10, 1 << 20, crate::Scope::Full, None).unwrap();
     assert_eq!((again.packs_read, again.packs_written), (0, 0), "{again:?}");
     assert_eq!(again.packs_kept, n);
 }
@@ -282,6 +285,10 @@ fn a_plan_within_a_tiny_budget_is_the_same_plan() {
     };
     assert_eq!(names("big/reached"), vec!["run-1"]);
     assert_ne!(names("tiny/reached"), vec!["run-1"]);
+    // Combined: one record per block reached (43 blocks), not per (item, block) pair
+    // (67 pairs, ~49 bytes each as they were spilled).
+    let run = std::fs::metadata(spill.path().join("big/reached/run-1")).unwrap();
+    assert!(run.len() < 67 * 49, "{} bytes", run.len());
 }
 
 #[test]
@@ -290,7 +297,8 @@ fn a_repack_stopped_half_way_leaves_a_consistent_store_and_resumes() {
     let store = small_packs(dir.path());
     let s = series(&store);
     let target = 24 << 10;
-    let r = crate::repack::grouped(&store, 19, target, 1 << 20, Some(2)).unwrap();
+    let r =
+        crate::repack::grouped(&store, 19, target, 1 << 20, crate::Scope::Full, Some(2)).unwrap();
     assert_eq!(r.packs_written, 2);
     // Old packs partly emptied, new ones written: every block reads back, verified,
     // and every pack's live count is what the block table says.
@@ -307,7 +315,8 @@ fn a_repack_stopped_half_way_leaves_a_consistent_store_and_resumes() {
     let tmp = dir.path().join("repack-tmp");
     std::fs::create_dir_all(tmp.join("reached")).unwrap();
     std::fs::write(tmp.join("reached/run-1"), b"\x05junk").unwrap();
-    let rest = crate::repack::grouped(&store, 19, target, 1 << 20, None).unwrap();
+    let rest =
+        crate::repack::grouped(&store, 19, target, 1 << 20, crate::Scope::Full, None).unwrap();
     assert!(!tmp.exists());
     assert_eq!(rest.packs_kept, 2, "{rest:?}");
     assert!(rest.packs_written > 0);
@@ -315,6 +324,103 @@ fn a_repack_stopped_half_way_leaves_a_consistent_store_and_resumes() {
     assert!(packs(&store)
         .iter()
         .all(|p| p.level == 19 && p.live == p.blocks));
-    let again = crate::repack::grouped(&store, 19, target, 1 << 20, None).unwrap();
+    let again =
+        crate::repack::grouped(&store, 19, target, 1 << 20, crate::Scope::Full, None).unwrap();
+    assert_eq!(again.packs_written, 0, "{again:?}");
+}
+
+/// Every pack's id and value.
+fn pack_values(store: &Store) -> std::collections::BTreeMap<u64, Vec<u8>> {
+    let snap = store.blocks.read_txn().unwrap();
+    pack_table::each(snap.view())
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.id, pack_table::value(snap.view(), p.id).unwrap().unwrap()))
+        .collect()
+}
+
+#[test]
+fn an_incremental_repack_keeps_the_packs_it_wrote_and_packs_what_is_new() {
+    use crate::Scope;
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_packs(dir.path());
+    let mut s = series(&store);
+    let target = 24 << 10;
+    crate::repack::grouped(&store, 19, target, 1 << 20, Scope::Full, None).unwrap();
+    let before = pack_values(&store);
+    // v3: blocks of its own, and half of what the others all share.
+    let own3 = texts(8, "own3");
+    item(&store, "v3", 13, &[&own3, &texts(8, "all")[..4]]);
+    s.blocks.extend(
+        own3.iter()
+            .map(|b| (cid_for(RAW, HashAlg::Sha2_256, b), b.clone())),
+    );
+    let loose: Vec<u64> = packs(&store)
+        .iter()
+        .map(|p| p.id)
+        .filter(|id| !before.contains_key(id))
+        .collect();
+    assert!(!loose.is_empty());
+    // Within a loose bound, every pack written before stays, byte for byte; only
+    // v3's import packs are read.
+    let r = crate::repack::grouped(&store, 19, target, 1 << 20, Scope::Incremental(100.0), None)
+        .unwrap();
+    assert_eq!(r.packs_read, loose.len() as u64, "{r:?}");
+    assert!(r.packs_written >= 1, "{r:?}");
+    assert_eq!(r.items, 4);
+    assert!(r.layout_read >= r.layout_used && r.layout_used > 0, "{r:?}");
+    let after = pack_values(&store);
+    for (id, v) in &before {
+        assert_eq!(after.get(id), Some(v), "pack {id} kept as it was");
+    }
+    all_read_back(&store, &s);
+    assert!(packs(&store)
+        .iter()
+        .all(|p| p.level == 19 && p.live == p.blocks));
+    // Done: again, nothing to do.
+    let again =
+        crate::repack::grouped(&store, 19, target, 1 << 20, Scope::Incremental(100.0), None)
+            .unwrap();
+    assert_eq!((again.packs_read, again.packs_written), (0, 0), "{again:?}");
+    assert_eq!(pack_values(&store), after);
+    // A bound the layout exceeds: the pack v3 reads half of is replanned too (and
+    // the estimate after is what the items use).
+    let tight =
+        crate::repack::grouped(&store, 19, target, 1 << 20, Scope::Incremental(1.0), None).unwrap();
+    assert!(tight.layout_read > tight.layout_used, "{tight:?}");
+    assert_eq!(tight.layout_read_after, tight.layout_used, "{tight:?}");
+    assert!(tight.packs_written >= 1, "{tight:?}");
+    all_read_back(&store, &s);
+    // A full repack of the same store: the plan as if from scratch.
+    let full = crate::repack::grouped(&store, 19, target, 1 << 20, Scope::Full, None).unwrap();
+    assert_eq!(full.layout_read_after, 0);
+    all_read_back(&store, &s);
+}
+
+#[test]
+fn an_incremental_repack_stopped_half_way_leaves_a_consistent_store_and_resumes() {
+    use crate::Scope;
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_packs(dir.path());
+    let mut s = series(&store);
+    let target = 12 << 10;
+    crate::repack::grouped(&store, 19, target, 1 << 20, Scope::Full, None).unwrap();
+    let before = pack_values(&store);
+    let own3 = texts(16, "own3");
+    item(&store, "v3", 13, &[&own3]);
+    s.blocks.extend(
+        own3.iter()
+            .map(|b| (cid_for(RAW, HashAlg::Sha2_256, b), b.clone())),
+    );
+    let inc = Scope::Incremental(100.0);
+    let r = crate::repack::grouped(&store, 19, target, 1 << 20, inc, Some(1)).unwrap();
+    assert_eq!(r.packs_written, 1);
+    all_read_back(&store, &s);
+    let rest = crate::repack::grouped(&store, 19, target, 1 << 20, inc, None).unwrap();
+    assert!(rest.packs_written >= 1, "{rest:?}");
+    all_read_back(&store, &s);
+    let after = pack_values(&store);
+    assert!(before.iter().all(|(id, v)| after.get(id) == Some(v)));
+    let again = crate::repack::grouped(&store, 19, target, 1 << 20, inc, None).unwrap();
     assert_eq!(again.packs_written, 0, "{again:?}");
 }
