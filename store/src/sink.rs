@@ -50,8 +50,9 @@ const QUEUE_BYTES: usize = 2 << 20;
 /// They let the packers go on while the committer writes and syncs a commit (3–20 ms
 /// here, in which two packers compress ~10 MiB); with room for two messages only, the
 /// packers, and behind them the encoder, stopped at every commit. Compressed bytes are
-/// ~1/3 of the blocks' on the large corpus: this holds about a commit's sync's worth.
-const PACKED_BYTES: usize = 3 << 20;
+/// ~1/3 of the blocks' on the large corpus: this holds ~6 MiB of blocks. (3 MiB put
+/// the small-file NAR's peak RssAnon ~4 MiB above main's, at load 13–17.)
+const PACKED_BYTES: usize = 2 << 20;
 /// Messages waiting for the committer, whatever their bytes (a backstop: records and
 /// skipped blocks take no bytes).
 const PACKED: usize = 256;
