@@ -150,6 +150,15 @@ impl Blocks {
             .map_size(MAP_SIZE)
             .max_readers(MAX_READERS)
             .max_dbs(MAX_TABLES);
+        // SAFETY: `MDB_NOMETASYNC` keeps LMDB's ordering (a commit's pages are synced
+        // before its meta page is written; a power cut may undo the last commit, never
+        // damage the file): it only leaves the meta page's flush to the next commit's
+        // sync or to [`Blocks::sync`]. Every commit but a write session's is followed
+        // by that sync ([`Blocks::commit`]), and a session tells an item durable only
+        // after one ([`Blocks::commit_unsynced`]).
+        unsafe {
+            options.flags(heed::EnvFlags::NO_META_SYNC);
+        }
         // SAFETY: the environment's files are only ever written through LMDB (by this
         // crate, in any process); LMDB's lock file coordinates those processes (its header
         // checked above when another process has it open). LMDB
@@ -235,6 +244,7 @@ impl Blocks {
             // LMDB keeps the tables' handles once this commits (nothing is written
             // when they existed already).
             txn.commit().map_err(self.err())?;
+            self.sync()?;
             let _ = self.tables.set(tables);
             let _ = self.packs.set(packs);
             self.checked.store(true, Ordering::Release);
@@ -256,8 +266,24 @@ impl Blocks {
             .expect("opened by the first write transaction")
     }
 
+    /// Commits `txn`, durably: its pages are synced before its meta page is written,
+    /// and the meta page after.
     pub(crate) fn commit(&self, txn: RwTxn<'_>) -> Result<(), Error> {
+        txn.commit().map_err(self.err())?;
+        self.sync()
+    }
+
+    /// Commits `txn` atomically, but durably only from the next sync on: that of the
+    /// next commit that writes anything (LMDB syncs the file, this meta page with it,
+    /// before it writes its own) or [`Blocks::sync`]. One flush per commit instead of
+    /// two, for the write sessions' stream of commits.
+    pub(crate) fn commit_unsynced(&self, txn: RwTxn<'_>) -> Result<(), Error> {
         txn.commit().map_err(self.err())
+    }
+
+    /// Makes every commit so far durable (`fdatasync` of the data file).
+    pub(crate) fn sync(&self) -> Result<(), Error> {
+        self.env.force_sync().map_err(self.err())
     }
 
     /// Whether `cid` is stored, as seen by `snap`.

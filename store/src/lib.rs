@@ -58,6 +58,7 @@ pub const REPACK_BYTES: u64 = 2 << 20;
 mod committer;
 mod compact;
 mod compression;
+mod credit;
 mod gc;
 mod lmdb_file;
 mod lock;

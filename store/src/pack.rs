@@ -190,31 +190,80 @@ pub(crate) fn encode(
     if size as u64 > MAX_PACK || blocks.len() > MAX_PACK_BLOCKS {
         return None;
     }
-    let level = level.clamp(-128, 127);
     let mut raw = Vec::with_capacity(size);
+    for (_, b) in blocks {
+        raw.extend_from_slice(b);
+    }
+    let lens = blocks.iter().map(|(c, b)| (*c, b.len() as u32)).collect();
+    compress(z, level, lens, &raw)
+}
+
+/// [`encode`] of blocks it owns: each is freed once copied into the pack's bytes (a
+/// packer holds a pack's blocks once, not twice, while it compresses them). When no
+/// pack is made, the blocks are given back.
+pub(crate) fn encode_owned(
+    z: &mut zstd::bulk::Compressor<'static>,
+    level: i32,
+    blocks: Vec<(Cid, Vec<u8>)>,
+) -> Result<NewPack, Vec<(Cid, Vec<u8>)>> {
+    let size: usize = blocks.iter().map(|(_, b)| b.len()).sum();
+    if size as u64 > MAX_PACK || blocks.len() > MAX_PACK_BLOCKS {
+        return Err(blocks);
+    }
+    let mut raw = Vec::with_capacity(size);
+    let mut lens = Vec::with_capacity(blocks.len());
+    for (cid, b) in blocks {
+        raw.extend_from_slice(&b);
+        lens.push((cid, b.len() as u32));
+    }
+    let order = lens.clone();
+    compress(z, level, lens, &raw).ok_or_else(|| {
+        let mut at = 0;
+        order
+            .into_iter()
+            .map(|(cid, len)| {
+                let b = raw[at..at + len as usize].to_vec();
+                at += len as usize;
+                (cid, b)
+            })
+            .collect()
+    })
+}
+
+/// The pack value of the blocks `blocks` (CID and length, in order) whose bytes, one
+/// after another, are `raw`; `None` when the frame does not save 1/8.
+fn compress(
+    z: &mut zstd::bulk::Compressor<'static>,
+    level: i32,
+    blocks: Vec<(Cid, u32)>,
+    raw: &[u8],
+) -> Option<NewPack> {
+    let size = raw.len();
+    let level = level.clamp(-128, 127);
     let mut value = vec![VERSION, level as i8 as u8];
     value.extend_from_slice(&(size as u32).to_le_bytes());
     value.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
-    for (cid, b) in blocks {
+    for (cid, len) in &blocks {
         let c = cid.to_bytes();
         value.push(c.len() as u8);
         value.extend_from_slice(&c);
-        value.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        raw.extend_from_slice(b);
+        value.extend_from_slice(&len.to_le_bytes());
     }
     let frame_at = value.len();
-    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(size));
-    z.compress_to_buffer(&raw, &mut frame).ok()?;
-    if frame_at + frame.len() > size - size / 8 {
+    // The frame goes straight behind the header, into the value's own buffer.
+    value.reserve_exact(zstd::zstd_safe::compress_bound(size));
+    let mut tail = std::io::Cursor::new(&mut value);
+    tail.set_position(frame_at as u64);
+    z.compress_to_buffer(raw, &mut tail).ok()?;
+    if value.len() > size - size / 8 {
         return None;
     }
-    value.extend_from_slice(&frame);
     Some(NewPack {
         value,
         header: Header {
             level: level as i8,
             size: size as u32,
-            blocks: blocks.iter().map(|(c, b)| (*c, b.len() as u32)).collect(),
+            blocks,
             frame_at,
         },
     })

@@ -3,9 +3,12 @@
 //! and queues each new one (the queue is bounded in bytes, so `put` does not wait on the
 //! disk). Packing threads skip blocks already stored and compress the rest, so
 //! compression uses both cores; one committing thread (an LMDB write transaction belongs
-//! to one thread) puts them into the block table and commits, each commit atomic and
-//! durable. Between commits the table's write lock is free, so concurrent writers take
-//! turns.
+//! to one thread) puts them into the block table and commits, each commit atomic (and
+//! durable by the next commit's sync: one flush per commit, see
+//! [`crate::blocks::Blocks::commit_unsynced`]; an item is told done only once its record
+//! is durable). Between commits the table's write lock is free, so concurrent writers
+//! take turns. The packed blocks waiting for the committer are bounded in bytes
+//! ([`Credit`]), enough for the packers to go on while it writes and syncs.
 //!
 //! With packs ([`crate::Options::pack_bytes`]), a handle gathers its item's new blocks
 //! in write order until they make a pack's worth, and queues them as one job: a
@@ -31,6 +34,7 @@ use narfs_core::block::{BlockSink, StoreError};
 use narfs_core::Cid;
 
 use crate::blocks::{Blocks, Packed, Packer};
+use crate::credit::Credit;
 use crate::lock::LockGuard;
 use crate::pack::{NewPack, MAX_PACK_BLOCKS};
 use crate::{Error, Options, RootRecord, Store};
@@ -42,9 +46,16 @@ use crate::{Error, Options, RootRecord, Store};
 /// memory, with 2 MiB and 2 at 62–71 MiB (three runs each, alternating, load 16–18;
 /// docs/runs/encode.md).
 const QUEUE_BYTES: usize = 2 << 20;
-/// Packed blocks waiting for the committer (a pack is at most `pack_bytes`, 1 MiB
-/// by default, before compression): one per packer.
-const PACKED: usize = 2;
+/// Bytes of packed blocks (compressed) waiting for the committer (see [`Credit`]).
+/// They let the packers go on while the committer writes and syncs a commit (3–20 ms
+/// here, in which two packers compress ~10 MiB); with room for two messages only, the
+/// packers, and behind them the encoder, stopped at every commit. Compressed bytes are
+/// ~1/3 of the blocks' on the large corpus: this holds ~6 MiB of blocks. (3 MiB put
+/// the small-file NAR's peak RssAnon ~4 MiB above main's, at load 13–17.)
+const PACKED_BYTES: usize = 2 << 20;
+/// Messages waiting for the committer, whatever their bytes (a backstop: records and
+/// skipped blocks take no bytes).
+const PACKED: usize = 256;
 
 /// What a finished session newly stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,6 +100,8 @@ pub(crate) struct Shared {
     /// The session was dropped unfinished: commit nothing more.
     pub(crate) abandoned: AtomicBool,
     next_item: AtomicU64,
+    /// Bytes of packed blocks sent to the committer and not taken yet.
+    pub(crate) packed: Credit,
 }
 
 /// What packers take from the queue.
@@ -137,6 +150,20 @@ pub(crate) enum Msg {
         singles: Vec<(Cid, Packed)>,
     },
     Record(Box<RecordJob>),
+}
+
+impl Msg {
+    /// The packed bytes it carries (what [`Credit`] counts).
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Msg::Block { block, .. } => block.bytes.len(),
+            Msg::Pack { pack, singles, .. } => {
+                pack.as_ref().map_or(0, |p| p.value.len())
+                    + singles.iter().map(|(_, b)| b.bytes.len()).sum::<usize>()
+            }
+            Msg::Skipped { .. } | Msg::Record(_) => 0,
+        }
+    }
 }
 
 /// The blocks waiting for a writer, bounded by [`QUEUE_BYTES`].
@@ -293,6 +320,7 @@ impl Session {
             total: Mutex::new(Written::default()),
             abandoned: AtomicBool::new(false),
             next_item: AtomicU64::new(0),
+            packed: Credit::new(PACKED_BYTES),
         });
         let queue = Arc::new(Queue::default());
         let (tx, rx) = sync_channel::<Msg>(PACKED);
@@ -590,9 +618,13 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
                 }
             }
         };
-        if let Err(e) = tx.send(msg) {
+        let sent = match s.packed.take(msg.bytes()) {
+            true => tx.send(msg).map_err(|e| e.0),
+            false => Err(msg),
+        };
+        if let Err(msg) = sent {
             // The committer stopped: its error is the cause.
-            if let Msg::Record(r) = e.0 {
+            if let Msg::Record(r) = msg {
                 (r.done)(Err(Error::Writer("the write session stopped")));
             }
             return Ok(());
