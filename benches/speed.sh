@@ -17,7 +17,9 @@
 #   - `narfs serve` over loopback: /nar/<root>.nar (decoded from the store against its
 #     sealed record: NarSize checked, NarHash not re-hashed) and
 #     /ipfs/<root>?format=car, each fetched by curl to
-#     /dev/null, next to `python3 -m http.server` sending the NAR file itself;
+#     /dev/null, next to `python3 -m http.server` sending the NAR file itself and to
+#     decode store → /dev/null (what serve decodes, without the socket) in the same run;
+#     SERVE_BIN=path serves with another narfs binary (e.g. main's, to compare);
 #   - peak anonymous memory (the largest RssAnon of /proc/PID/status, sampled every
 #     10 ms: heap and stacks, not the page cache or mapped files) of encode to a CAR
 #     file and into a fresh store, and of decode from the CAR and from the store.
@@ -111,7 +113,7 @@ fetch() { # url size
 # (both on 127.0.0.1, port 0) and prints the serve rows.
 serve_rows() { # nar root size dec ossl
   local nar=$1 root=$2 size=$3 dec=$4 ossl=$5
-  "$N" serve --store "$W/store" --listen 127.0.0.1:0 >"$W/addr" 2>/dev/null &
+  "${SERVE_BIN:-$N}" serve --store "$W/store" --listen 127.0.0.1:0 >"$W/addr" 2>/dev/null &
   PIDS+=($!)
   local port
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -119,16 +121,18 @@ serve_rows() { # nar root size dec ossl
   PIDS+=($!)
   for _ in $(seq 100); do [ -s "$W/addr" ] && curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
   local base; base=$(head -1 "$W/addr")
-  local py nar_s car_s car_size
+  local py nar_s car_s car_size dec_s
   py=$(fetch "http://127.0.0.1:$port/$(basename "$nar")" "$size")
   nar_s=$(fetch "$base/nar/$root.nar" "$size")
   car_size=$(stat -c %s "$W/out.car")
   car_s=$(fetch "$base/ipfs/$root?format=car" "")
+  dec_s=$(best "$N" decode --store "$W/store" "$root" -o /dev/null)
   row "python3 -m http.server (the NAR file)" "$py" "$size" "$dec" "$ossl"
   row "serve /nar/ (store, sealed record)" "$nar_s" "$size" "$dec" "$ossl"
   row "serve /ipfs/?format=car (store)" "$car_s" "$car_size" "$dec" "$ossl"
-  awk -v p="$py" -v n="$nar_s" -v c="$car_s" -v s="$size" -v cs="$car_size" \
-    'BEGIN { printf "\nserve /nar/ at %.2f× and /ipfs/ CAR at %.2f× of python3 -m http.server (bytes per second).\n", p / n, (cs / c) / (s / p) }' >"$W/serve_ratio"
+  row "decode store → /dev/null (serve's decode)" "$dec_s" "$size" "$dec" "$ossl"
+  awk -v p="$py" -v n="$nar_s" -v c="$car_s" -v s="$size" -v cs="$car_size" -v d="$dec_s" \
+    'BEGIN { printf "\nserve /nar/ at %.2f× and /ipfs/ CAR at %.2f× of python3 -m http.server (bytes per second); /nar/ at %.2f× and CAR at %.2f× of decode store → /dev/null.\n", p / n, (cs / c) / (s / p), d / n, (cs / c) / (s / d) }' >"$W/serve_ratio"
   kill "${PIDS[-1]}" "${PIDS[-2]}" 2>/dev/null || true
 }
 

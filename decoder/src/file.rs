@@ -23,7 +23,7 @@ pub fn fetch(source: &impl BlockSource, cid: &Cid, path: &str) -> Result<Vec<u8>
 /// [`fetch`] of every CID of `cids`, in order: read and verified together
 /// ([`BlockSource::get_many_verified`]: a run of sha2-256 leaves is hashed by the
 /// multi-buffer kernel), in two halves on both cores when the run is long enough.
-pub(crate) fn fetch_many<S: BlockSource + Sync>(
+pub fn fetch_many<S: BlockSource + Sync>(
     source: &S,
     cids: &[Cid],
     path: &str,

@@ -17,7 +17,7 @@ mod write_behind;
 pub use decode::decode;
 pub use error::{DecodeError, Problem};
 pub use expect::{check, decode_checked, BadNarHash, Checked, Expect};
-pub use file::{fetch, FileReader};
+pub use file::{fetch, fetch_many, FileReader};
 pub use walk::decode_nar;
 pub use write_behind::{write_behind, Behind, MAX_PIECE};
 

@@ -1,7 +1,8 @@
 //! Streaming response bodies with bounded memory: a blocking producer (the NAR decoder,
-//! the CAR walker) writes into a [`ChannelWriter`] on a blocking thread; chunks of
-//! [`CHUNK`] bytes go through a channel of [`DEPTH`] slots to a [`ChannelBody`] that
-//! hyper sends. A slow client makes the producer wait; a gone client (or one that
+//! the CAR walker) writes into a [`ChannelWriter`] on a blocking thread; chunks go
+//! through a bounded channel to a [`ChannelBody`] that hyper sends, in the
+//! [`Shape`] the stream was given (small and few while many streams run, large and
+//! more while the cores are not all taken). A slow client makes the producer wait; a gone client (or one that
 //! stopped reading, cut by [`crate::stall`]) makes its next write fail with
 //! `BrokenPipe`, which stops it. A body ends cleanly only after
 //! [`ChannelWriter::finish`]: a producer that stopped any other way makes it fail, so
@@ -17,24 +18,59 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
-/// Bytes per chunk handed to hyper: few hand-offs between the producer's thread
-/// and the connection's task (each one a wake-up on both sides), within the memory
+/// Bytes per chunk handed to hyper by a [`Shape::NARROW`] stream, within the memory
 /// bound per stream (a NAR's decoder also writes behind itself in pieces this size).
 pub const CHUNK: usize = 128 << 10;
-/// Chunks queued per response: with the one being filled, at most 256 KiB per
-/// request, besides the one hyper is writing.
+/// Chunks queued per [`Shape::NARROW`] response: with the one being filled, at most
+/// 256 KiB per request, besides the one hyper is writing.
 pub const DEPTH: usize = 1;
+
+/// How a body is cut into chunks and how many wait for the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Bytes per chunk (one hand-off from the producer's thread to the connection's
+    /// task, each a wake-up on one side or the other; one frame for hyper).
+    pub chunk: usize,
+    /// Chunks queued besides the one being filled.
+    pub depth: usize,
+}
+
+impl Shape {
+    /// For a server running more streams than it has cores: memory first, since the
+    /// streams between them keep the cores busy (and stalled clients hold this much).
+    pub const NARROW: Shape = Shape {
+        chunk: CHUNK,
+        depth: DEPTH,
+    };
+    /// For a stream that has cores to itself: twice the chunk (half the hand-offs) and
+    /// two of them queued, so that the producer verifies its next leaves while the
+    /// socket takes the previous ones instead of waiting for it. Larger chunks were
+    /// slower (`docs/runs/serve.md`: 1 MiB × 4 took ~1.6× as long as 256 KiB × 2 on
+    /// the same NAR): a 256 KiB chunk is one leaf, copied and sent while it is still
+    /// in the core's cache. At most as many such streams as cores run at once
+    /// ([`crate::AppState::wide`]).
+    pub const WIDE: Shape = Shape {
+        chunk: 256 << 10,
+        depth: 2,
+    };
+}
 
 type Msg = io::Result<Bytes>;
 
-/// A body and the writer that feeds it.
+/// A body and the writer that feeds it, [`Shape::NARROW`].
 pub fn channel(len: Option<u64>) -> (ChannelWriter, ChannelBody) {
-    let (tx, rx) = mpsc::channel(DEPTH);
+    shaped(len, Shape::NARROW)
+}
+
+/// A body and the writer that feeds it, in `shape`.
+pub fn shaped(len: Option<u64>, shape: Shape) -> (ChannelWriter, ChannelBody) {
+    let (tx, rx) = mpsc::channel(shape.depth.max(1));
     let finished = Arc::new(AtomicBool::new(false));
     (
         ChannelWriter {
             tx,
-            buf: BytesMut::with_capacity(CHUNK),
+            chunk: shape.chunk.max(1),
+            buf: BytesMut::new(),
             finished: finished.clone(),
         },
         ChannelBody {
@@ -51,6 +87,8 @@ pub fn channel(len: Option<u64>) -> (ChannelWriter, ChannelBody) {
 /// without either, the body fails and hyper cuts the response.
 pub struct ChannelWriter {
     tx: mpsc::Sender<Msg>,
+    /// Bytes per chunk.
+    chunk: usize,
     buf: BytesMut,
     /// Set by `finish`: the producer wrote everything.
     finished: Arc<AtomicBool>,
@@ -68,7 +106,6 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = self.buf.split().freeze();
-        self.buf.reserve(CHUNK);
         self.send(Ok(chunk))
     }
 
@@ -89,10 +126,15 @@ impl ChannelWriter {
 
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len();
+        if self.buf.is_empty() && self.buf.capacity() < self.chunk {
+            // A new chunk (the last one went to hyper with its memory), made only
+            // when there is something to put in it.
+            self.buf = BytesMut::with_capacity(self.chunk);
+        }
+        let room = self.chunk - self.buf.len();
         let n = data.len().min(room);
         self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
+        if self.buf.len() >= self.chunk {
             self.send_buf()?;
         }
         Ok(n)
@@ -164,5 +206,69 @@ impl http_body::Body for ChannelBody {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+
+    /// The frames of `body` as the connection would take them: their lengths, or the
+    /// error that ended it.
+    fn frames(mut body: ChannelBody) -> Result<Vec<usize>, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut lens = Vec::new();
+            while let Some(f) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            {
+                let data = f.map_err(|e| e.to_string())?.into_data().unwrap();
+                lens.push(data.len());
+            }
+            Ok(lens)
+        })
+    }
+
+    #[test]
+    fn a_body_comes_in_chunks_of_its_shape_and_ends_only_when_finished() {
+        for shape in [
+            Shape {
+                chunk: 1000,
+                depth: 1,
+            },
+            Shape {
+                chunk: 1000,
+                depth: 2,
+            },
+        ] {
+            let (mut w, body) = shaped(Some(3500), shape);
+            let producer = std::thread::spawn(move || {
+                for _ in 0..35 {
+                    w.write_all(&[7u8; 100]).unwrap();
+                }
+                w.finish().unwrap();
+            });
+            assert_eq!(frames(body), Ok(vec![1000, 1000, 1000, 500]));
+            producer.join().unwrap();
+
+            // A producer that stops without `finish` fails the body after what it sent.
+            let (mut w, body) = shaped(None, shape);
+            let producer = std::thread::spawn(move || {
+                w.write_all(&[7u8; 2500]).unwrap();
+            });
+            let e = frames(body).unwrap_err();
+            assert!(e.contains("stopped before the end"), "{e}");
+            producer.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_writer_whose_body_is_gone_fails_with_broken_pipe() {
+        let (mut w, body) = shaped(None, Shape::WIDE);
+        drop(body);
+        let e = w.write_all(&vec![0u8; Shape::WIDE.chunk]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 }

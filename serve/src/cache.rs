@@ -17,7 +17,7 @@ use narfs_decoder::{decode_checked, Expect, Limits};
 use narfs_nix::store_path::StoreDir;
 use narfs_store::{RootRecord, Store};
 
-use crate::body::{channel, ChannelBody};
+use crate::body::{channel, shaped, ChannelBody, Shape};
 use crate::encoding::{self, BodySink, Coding, NarCompression};
 use crate::{blocking, fail, internal, narinfo, text, AppState, Fail};
 
@@ -160,9 +160,9 @@ impl NarForm {
         h
     }
 
-    /// A channel for the body and the sink the decoder writes into.
-    pub fn channel(self, nar_size: u64) -> Result<(BodySink, ChannelBody), Fail> {
-        let (writer, body) = channel(self.length(nar_size));
+    /// A channel for the body, in `shape`, and the sink the decoder writes into.
+    pub fn channel(self, nar_size: u64, shape: Shape) -> Result<(BodySink, ChannelBody), Fail> {
+        let (writer, body) = shaped(self.length(nar_size), shape);
         match BodySink::new(writer, self.compression()) {
             Ok(sink) => Ok((sink, body)),
             Err(e) => Err(fail(format!("cannot start the encoder: {e}"))),
@@ -218,7 +218,8 @@ pub async fn nar(
         Err(e) => return internal(format!("the record of {cid}: {}", error_chain(&e))),
     };
     let nar_size = rec.nar_size;
-    let (writer, mut body) = match form.channel(nar_size) {
+    let (shape, readahead) = st.stream_shape();
+    let (writer, mut body) = match form.channel(nar_size, shape) {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -228,8 +229,8 @@ pub async fn nar(
     // body channel, which is itself behind (a thread and a copy fewer).
     let behind = expect.stream_hash || form.compression() != NarCompression::None;
     let limits = Limits {
-        readahead: st.options.readahead,
-        output_piece: if behind { crate::body::CHUNK / 2 } else { 0 },
+        readahead,
+        output_piece: if behind { shape.chunk / 2 } else { 0 },
         ..Limits::default()
     };
     tokio::task::spawn_blocking(move || stream_nar(&store, &cid, &rec, &expect, &limits, writer));

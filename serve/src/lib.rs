@@ -53,14 +53,16 @@ use narfs_store::Store;
 pub struct Options {
     /// Streaming responses (`/nar/…`, `/ipfs/…`) in flight at once; each holds a
     /// decoder thread and up to [`Options::readahead`] + ~0.9 MiB of buffers (+ ~2 MiB
-    /// for a zstd encoder, [`encoding::WIRE_LEVEL`]).
+    /// for a zstd encoder, [`encoding::WIRE_LEVEL`]); the few that start while no more
+    /// streams than cores run take ~1 MiB more ([`AppState::wide`]).
     pub max_streams: usize,
     /// How long a request over `max_streams` waits for a slot before a 503.
     pub queue_wait: Duration,
     /// How long a response may wait for the client to take a byte before the
     /// connection is cut.
     pub send_timeout: Duration,
-    /// Bytes of file leaves a NAR stream fetches ahead ([`narfs_decoder::Limits`]).
+    /// Bytes of file leaves a NAR stream fetches ahead ([`narfs_decoder::Limits`]),
+    /// at least [`WIDE_READAHEAD`] for a [`AppState::wide`] one.
     pub readahead: u64,
     /// One line per request on stderr ([`access_log`]).
     pub access_log: bool,
@@ -95,6 +97,42 @@ pub struct AppState {
     proxy: Option<Arc<proxy::Proxy>>,
     /// Permits for delta responses ([`delta::MAX_DELTAS`]).
     deltas: Arc<tokio::sync::Semaphore>,
+    /// The machine's cores: up to this many streams are [`AppState::wide`].
+    cores: usize,
+}
+
+/// Bytes of file leaves a [`AppState::wide`] stream fetches ahead at least: 4 leaves
+/// of 256 KiB, verified together in the 4 lanes of the multi-buffer SHA-256 kernel
+/// ([`Options::readahead`]'s 512 KiB fills 2). Not more: from 8 leaves on, the
+/// decoder verifies a run in two halves on the rayon pool, which the store's pack
+/// read-ahead also runs on; measured here, 4 MiB (what `narfs decode` fetches ahead)
+/// made a lone stream ~1.8× slower (`docs/runs/serve.md`).
+pub const WIDE_READAHEAD: u64 = 1 << 20;
+
+impl AppState {
+    /// Whether a stream starting now has cores to itself: no more streams run (this
+    /// one included) than the machine has cores. Such a stream gets
+    /// [`body::Shape::WIDE`] and [`WIDE_READAHEAD`] (~1 MiB more), the others
+    /// [`body::Shape::NARROW`] and [`Options::readahead`]: many streams (stalled
+    /// clients among them) keep the cores busy between them and each costs little,
+    /// and no more than `cores` wide streams ever run at once (each started when at
+    /// most `cores` streams ran).
+    pub(crate) fn wide(&self) -> bool {
+        let running = self.options.max_streams - self.streams.available_permits();
+        running <= self.cores
+    }
+
+    /// The body shape and leaf read-ahead of a stream starting now.
+    pub(crate) fn stream_shape(&self) -> (body::Shape, u64) {
+        if self.wide() {
+            (
+                body::Shape::WIDE,
+                self.options.readahead.max(WIDE_READAHEAD),
+            )
+        } else {
+            (body::Shape::NARROW, self.options.readahead)
+        }
+    }
 }
 
 /// The routes over `store`, narinfos signed with `keys`; with `proxy`, the Nix cache
@@ -114,6 +152,7 @@ pub fn router(
         streams: Arc::new(tokio::sync::Semaphore::new(options.max_streams)),
         proxy: proxy.map(Arc::new),
         deltas: Arc::new(tokio::sync::Semaphore::new(delta::MAX_DELTAS)),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
     });
     let (info, narinfo, nar) = if proxied {
         (get(proxy::cache_info), get(proxy::narinfo), get(proxy::nar))

@@ -230,7 +230,7 @@ pub async fn nar(
         return cache::nar(State(st), method, headers, Path(file)).await;
     };
     let nar_size = entry.expect.nar_size;
-    let (writer, mut body) = match form.channel(nar_size) {
+    let (writer, mut body) = match form.channel(nar_size, crate::body::Shape::NARROW) {
         Ok(c) => c,
         Err(r) => return *r,
     };
