@@ -174,12 +174,12 @@ impl View<'_> {
 fn mark(bits: &mut [u64], from: usize, to: usize) -> bool {
     let mut clash = false;
     let (first, last) = (from / 64, (to - 1) / 64);
-    for w in first..=last {
+    for (w, word) in bits.iter_mut().enumerate().take(last + 1).skip(first) {
         let lo = if w == first { from % 64 } else { 0 };
         let hi = if w == last { (to - 1) % 64 + 1 } else { 64 };
         let m = (u64::MAX >> (64 - (hi - lo))) << lo;
-        clash |= bits[w] & m != 0;
-        bits[w] |= m;
+        clash |= *word & m != 0;
+        *word |= m;
     }
     clash
 }
