@@ -391,6 +391,12 @@ impl Blocks {
         self.env.prepare_for_closing().wait();
     }
 
+    /// Branch pages kept by lookups (tests).
+    #[cfg(test)]
+    pub(crate) fn branches_kept(&self) -> usize {
+        self.file.branches_kept()
+    }
+
     /// Bytes the environment's data file takes on disk (free pages included).
     pub(crate) fn file_bytes(&self) -> Result<u64, Error> {
         self.env.real_disk_size().map_err(self.err())

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 
+mod branches;
 mod check;
 mod page;
 
@@ -163,6 +164,8 @@ pub(crate) struct DataFile {
     path: PathBuf,
     /// The page size the meta pages gave when the file was opened.
     psize: u64,
+    /// Branch pages checked by lookups, kept for the next ones.
+    branches: branches::Branches,
 }
 
 impl DataFile {
@@ -178,6 +181,7 @@ impl DataFile {
             file,
             path: path.to_path_buf(),
             psize: 0,
+            branches: Default::default(),
         };
         if df.len()? == 0 {
             return Ok(None);
@@ -302,6 +306,12 @@ impl DataFile {
     pub(crate) fn view(&self, meta: Meta) -> View<'_> {
         View { file: self, meta }
     }
+
+    /// Branch pages kept by lookups (tests).
+    #[cfg(test)]
+    pub(crate) fn branches_kept(&self) -> usize {
+        self.branches.len()
+    }
 }
 
 /// What [`View::scan`] calls on each (key, value): whether to go on.
@@ -405,8 +415,8 @@ impl View<'_> {
         }
         let mut pgno = tree.root;
         for level in 1..=tree.depth {
-            let page = self.page(pgno, level == tree.depth, Keys::Bytes, named)?;
             if level < tree.depth {
+                let page = self.branch(pgno)?;
                 // The last child whose separator is ≤ key; the first has none. Keys
                 // ascend (checked), so a binary search finds it.
                 let rest = &page.nodes[1..];
@@ -417,6 +427,7 @@ impl View<'_> {
                 pgno = child;
                 continue;
             }
+            let page = self.page(pgno, true, Keys::Bytes, named)?;
             let i = page.nodes.partition_point(|n| page.key(n) < key);
             if i == page.nodes.len() {
                 return Ok(None);
@@ -424,6 +435,18 @@ impl View<'_> {
             return Ok(Some((page, i)));
         }
         Ok(None)
+    }
+
+    /// Branch page `pgno`, checked ([`View::page`]) the first time a lookup of this
+    /// snapshot goes through it, then kept ([`branches`]).
+    fn branch(&self, pgno: u64) -> Result<std::sync::Arc<Page>, Error> {
+        let kept = &self.file.branches;
+        if let Some(page) = kept.get(&self.meta, pgno) {
+            return Ok(page);
+        }
+        let page = std::sync::Arc::new(self.page(pgno, false, Keys::Bytes, false)?);
+        kept.put(&self.meta, pgno, page.clone());
+        Ok(page)
     }
 
     /// Calls `f` on the (key, value) of `tree` from the first key ≥ `from` on, in

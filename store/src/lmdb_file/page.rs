@@ -154,17 +154,61 @@ impl View<'_> {
         // LMDB's writer moves nodes by these sizes, rounded up to even (`EVEN`), and
         // shifts the offsets of the nodes below: overlapping nodes would take it past
         // the page. LMDB leaves gaps (a key shortened by one byte) but no overlap.
-        extents.sort_unstable();
-        let mut free_from = upper;
+        // Each node's bytes are marked in a bitmap of the page (sorting the extents
+        // instead took a quarter of the checks' time).
+        let mut taken = [0u64; 32768 / 64];
         for &(at, len) in &extents {
-            if at < free_from || at + len.next_multiple_of(2) > psize {
+            let end = at + len.next_multiple_of(2);
+            if end > psize || mark(&mut taken, at, end) {
                 return Err(bad(format!("the node at offset {at} overlaps another")));
             }
-            free_from = at + len.next_multiple_of(2);
         }
         Ok(Page {
             bytes: p,
             nodes: out,
         })
+    }
+}
+
+/// Marks bytes `from..to` (`from` < `to`) taken in `bits`; whether any was already.
+fn mark(bits: &mut [u64], from: usize, to: usize) -> bool {
+    let mut clash = false;
+    let (first, last) = (from / 64, (to - 1) / 64);
+    for (w, word) in bits.iter_mut().enumerate().take(last + 1).skip(first) {
+        let lo = if w == first { from % 64 } else { 0 };
+        let hi = if w == last { (to - 1) % 64 + 1 } else { 64 };
+        let m = (u64::MAX >> (64 - (hi - lo))) << lo;
+        clash |= *word & m != 0;
+        *word |= m;
+    }
+    clash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mark;
+
+    #[test]
+    fn marking_finds_every_overlap_and_only_those() {
+        // Against a byte-by-byte model, over ranges that cross words and touch.
+        let ranges = [
+            (40, 70),
+            (70, 72),
+            (130, 200),
+            (199, 201),
+            (0, 40),
+            (64, 65),
+            (256, 384),
+        ];
+        let mut bits = [0u64; 8];
+        let mut model = [false; 512];
+        for (from, to) in ranges {
+            let want = model[from..to].iter().any(|&b| b);
+            model[from..to].iter_mut().for_each(|b| *b = true);
+            assert_eq!(mark(&mut bits, from, to), want, "{from}..{to}");
+        }
+        for (i, &b) in model.iter().enumerate() {
+            assert_eq!(bits[i / 64] >> (i % 64) & 1 == 1, b, "byte {i}");
+        }
     }
 }
