@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::str::FromStr;
 
-use fastcdc::v2020::{cut, select_masks, Normalization};
+use fastcdc::v2020::{select_masks, Normalization};
 
 /// How to cut a file into chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,9 +122,9 @@ impl Chunker {
         let avail = window.len();
         match *self {
             Chunker::Fixed(n) => n.min(avail),
+            // The crate's cut points, found several positions at a time.
             Chunker::FastCdc { min, avg, max } => {
-                let (_, n) = cut(window, min, avg, max, ms, ml, ms << 1, ml << 1);
-                n.clamp(1, avail.max(1))
+                crate::gear_scan::cut(window, min, avg, max, ms, ml).clamp(1, avail.max(1))
             }
         }
     }

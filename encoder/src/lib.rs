@@ -11,6 +11,7 @@ pub mod directory;
 pub mod encode;
 pub mod fallback;
 pub mod file;
+mod gear_scan;
 pub mod hamt;
 mod input;
 pub mod layout;
