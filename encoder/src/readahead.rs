@@ -76,6 +76,22 @@ pub fn spawn<'scope, R: Read + Send + 'scope>(
     (reader, producer)
 }
 
+/// For a NAR in memory: its length and (with `hash`) its sha256, on a thread of
+/// `scope`, beside the parser reading the same bytes.
+pub fn spawn_hash<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    nar: &'scope [u8],
+    hash: bool,
+) -> ScopedJoinHandle<'scope, Digest256> {
+    scope.spawn(move || {
+        let digest = match hash {
+            true => Sha256::digest(nar).into(),
+            false => [0; 32],
+        };
+        (nar.len() as u64, digest)
+    })
+}
+
 /// Fills `buf` as far as the input allows (fewer, larger messages).
 fn read_some(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
