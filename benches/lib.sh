@@ -1,6 +1,6 @@
 # benches/lib.sh — what the bench scripts share; sourced, never run.
 #
-# Owns: the release build of narfs ($N), a work directory ($W) removed on exit with
+# Owns: the release build of narfs ($N, or $NARFS when set), a work directory ($W) removed on exit with
 # every daemon started through `spawn` (their PIDs in PIDS) stopped first, wall-clock
 # helpers (`now`, `secs START`, `mbs BYTES SECONDS`), and `kubo NAME [NOFETCH]`: a fresh
 # Kubo repo $W/NAME whose offline daemon listens on 127.0.0.1 only (port 0), setting
@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/go/bin:$PATH" IPFS_TELEMETRY=off
 cargo build --release -q --bin narfs
-N=$PWD/target/release/narfs
+# NARFS=path measures another build (e.g. main's, copied aside) with this checkout's scripts.
+N=${NARFS:-$PWD/target/release/narfs}
 W=$(mktemp -d)
 PIDS=()
 cleanup() {
