@@ -15,7 +15,7 @@ pub(crate) const MAX_ITEMS: usize = 8192;
 /// chunks span this many bytes: they take no memory of the batch's, and more chunks
 /// at once fill the multi-buffer hash's lanes with chunks of nearer lengths (lanes
 /// run in lockstep).
-pub(crate) const MAPPED_BATCH_BYTES: usize = 16 << 20;
+pub(crate) const MAPPED_BATCH_BYTES: usize = 8 << 20;
 
 /// One NAR event; names and chunks are ranges of the batch's buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -140,7 +140,7 @@ pub fn encode_root_only<R: Read + Send, S: BlockSink>(
 /// sink (the parser cuts chunks straight from `nar`), and the NarHash stream reads
 /// `nar` on a thread of its own.
 pub fn encode_mapped<S: BlockSink>(
-    nar: &[u8],
+    nar: &crate::MappedNar,
     layout: &Layout,
     sink: &mut S,
     observer: Option<EntryObserver<'_>>,
@@ -248,6 +248,17 @@ fn build<'m, S: BlockSink>(
             match b.dirs.last_mut() {
                 Some(parent) => parent.links.push((name, sub)),
                 None => return Ok(Some((sub, b.counts))),
+            }
+        }
+        if let Some(nar) = batch.map {
+            // Built: the batch's stretch of the NAR leaves the resident set.
+            let mut ranges = batch.items.iter().filter_map(|i| match i {
+                Item::Chunk(r) => Some(r.clone()),
+                _ => None,
+            });
+            if let Some(first) = ranges.next() {
+                let end = ranges.last().map_or(first.end, |r| r.end);
+                crate::mapped::release(nar, first.start..end);
             }
         }
         let _ = recycle.try_send(batch);

@@ -175,7 +175,7 @@ where
 /// from [`crate::NarInput::map`]): the tree is then made from it
 /// ([`crate::encode::encode_mapped`], no copies); the fallback still reads `open`.
 pub fn encode_or_fallback_from<R, S, E>(
-    mapped: Option<&[u8]>,
+    mapped: Option<&crate::MappedNar>,
     mut open: impl FnMut() -> Result<R, E>,
     layout: &Layout,
     mut new_sink: impl FnMut() -> Result<S, E>,

@@ -81,7 +81,7 @@ impl NarInput {
     /// A mapped file must not shrink while it is encoded: the process would get
     /// SIGBUS reading past its new end. stdin and pipes are spooled to an unnamed
     /// temporary file nobody else can reach; a NAR file given by path is the user's.
-    pub fn map(&self) -> Option<memmap2::Mmap> {
+    pub fn map(&self) -> Option<crate::MappedNar> {
         let NarInput::File(f) = self else {
             return None;
         };
@@ -93,7 +93,7 @@ impl NarInput {
         let map = unsafe { memmap2::Mmap::map(f) }.ok()?;
         // Read once, front to back, by the NarHash thread and the parser.
         let _ = map.advise(memmap2::Advice::Sequential);
-        Some(map)
+        Some(crate::MappedNar(map))
     }
 
     /// The NAR from its start, each time it is asked for.

@@ -83,7 +83,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     let encoded = match streamed {
         Some(done) => Ok((done, Sink::create(None, None)?)),
         None => encode_or_fallback_from(
-            mapped.as_deref(),
+            mapped.as_ref(),
             || input.reader().map_err(anyhow::Error::from),
             &layout,
             || Sink::create(first_car, store.as_ref()),
