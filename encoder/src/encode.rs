@@ -257,7 +257,7 @@ fn build<'m, S: BlockSink>(
                 _ => None,
             });
             if let Some(first) = ranges.next() {
-                let end = ranges.last().map_or(first.end, |r| r.end);
+                let end = ranges.next_back().map_or(first.end, |r| r.end);
                 crate::mapped::release(nar, first.start..end);
             }
         }
