@@ -11,6 +11,11 @@ use std::ops::Range;
 pub(crate) const BATCH_BYTES: usize = 4 << 20;
 /// A batch is sent once it holds this many events.
 pub(crate) const MAX_ITEMS: usize = 8192;
+/// A batch of chunks of a NAR in memory ([`Batch::cut_mapped`]) is sent once its
+/// chunks span this many bytes: they take no memory of the batch's, and more chunks
+/// at once fill the multi-buffer hash's lanes with chunks of nearer lengths (lanes
+/// run in lockstep).
+pub(crate) const MAPPED_BATCH_BYTES: usize = 8 << 20;
 
 /// One NAR event; names and chunks are ranges of the batch's buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,13 +32,18 @@ pub(crate) enum Item {
 
 /// Events in NAR order, their names and chunk bytes.
 ///
+/// When the NAR is in memory (a mapped file, `map`), chunks are ranges of it instead
+/// and `data` stays empty: nothing is copied at all.
+///
 /// The parser reads a file's bytes straight into `data` (see [`Batch::window`]), so a
 /// chunk is never copied between the reader's buffers and the leaf hashing: `data`
 /// holds the batch's chunks (`used` bytes), then the bytes read but not cut yet,
 /// which move to the next batch when this one is sent (at most a window's worth).
 #[derive(Default)]
-pub(crate) struct Batch {
+pub(crate) struct Batch<'m> {
     pub items: Vec<Item>,
+    /// The NAR, when chunks are ranges of it.
+    pub map: Option<&'m [u8]>,
     pub names: Vec<u8>,
     /// Sized once (zero-filled) to [`BATCH_BYTES`] + the chunker's largest chunk.
     pub data: Vec<u8>,
@@ -41,7 +51,7 @@ pub(crate) struct Batch {
     used: usize,
 }
 
-impl Batch {
+impl Batch<'_> {
     pub fn clear(&mut self) {
         self.items.clear();
         self.names.clear();
@@ -50,7 +60,11 @@ impl Batch {
 
     /// Whether the batch should be sent now.
     pub fn full(&self) -> bool {
-        self.used >= BATCH_BYTES || self.items.len() >= MAX_ITEMS
+        let bytes = match self.map {
+            Some(_) => MAPPED_BATCH_BYTES,
+            None => BATCH_BYTES,
+        };
+        self.used >= bytes || self.items.len() >= MAX_ITEMS
     }
 
     pub fn is_empty(&self) -> bool {
@@ -92,10 +106,24 @@ impl Batch {
         self.items.push(Item::Chunk(start..self.used));
     }
 
+    /// The range `r` of the map becomes a chunk (see [`Batch::map`]).
+    pub fn cut_mapped(&mut self, r: Range<usize>) {
+        self.used += r.len();
+        self.items.push(Item::Chunk(r));
+    }
+
+    /// The bytes of the chunk `r`.
+    pub fn chunk(&self, r: &Range<usize>) -> &[u8] {
+        match self.map {
+            Some(map) => &map[r.clone()],
+            None => &self.data[r.clone()],
+        }
+    }
+
     /// The chunks' bytes, in order.
     pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
         self.items.iter().filter_map(|i| match i {
-            Item::Chunk(r) => Some(&self.data[r.clone()]),
+            Item::Chunk(r) => Some(self.chunk(r)),
             _ => None,
         })
     }

@@ -120,7 +120,7 @@ pub fn encode<R: Read + Send, S: BlockSink>(
     sink: &mut S,
     observer: Option<EntryObserver<'_>>,
 ) -> Result<Encoded, EncodeError> {
-    encode_with(input, layout, sink, observer, true)
+    encode_with(Source::Stream(input), layout, sink, observer, true)
 }
 
 /// [`encode`] without the NAR's own sha256: [`Encoded::nar_sha256`] is all zeros.
@@ -132,19 +132,54 @@ pub fn encode_root_only<R: Read + Send, S: BlockSink>(
     layout: &Layout,
     sink: &mut S,
 ) -> Result<Encoded, EncodeError> {
-    encode_with(input, layout, sink, None, false)
+    encode_with(Source::Stream(input), layout, sink, None, false)
+}
+
+/// [`encode`] of a NAR in memory (a mapped file, [`crate::NarInput::map`]): the same
+/// blocks, but no byte of the NAR is copied on its way to the leaf hashing and the
+/// sink (the parser cuts chunks straight from `nar`), and the NarHash stream reads
+/// `nar` on a thread of its own.
+pub fn encode_mapped<S: BlockSink>(
+    nar: &crate::MappedNar,
+    layout: &Layout,
+    sink: &mut S,
+    observer: Option<EntryObserver<'_>>,
+) -> Result<Encoded, EncodeError> {
+    encode_with(
+        Source::<io::Empty>::Mapped(nar),
+        layout,
+        sink,
+        observer,
+        true,
+    )
+}
+
+/// Where the NAR comes from.
+enum Source<'m, R> {
+    Stream(R),
+    Mapped(&'m [u8]),
 }
 
 fn encode_with<R: Read + Send, S: BlockSink>(
-    input: R,
+    source: Source<'_, R>,
     layout: &Layout,
     sink: &mut S,
     observer: Option<EntryObserver<'_>>,
     hash_nar: bool,
 ) -> Result<Encoded, EncodeError> {
     std::thread::scope(|scope| {
-        let (reader, producer) = crate::readahead::spawn(scope, input, hash_nar);
-        let (batches, recycle, parser) = crate::parse::spawn(scope, reader, layout.chunker);
+        let (batches, recycle, parser, producer) = match source {
+            Source::Stream(input) => {
+                let (reader, producer) = crate::readahead::spawn(scope, input, hash_nar);
+                let (b, r, p) = crate::parse::spawn(scope, reader, layout.chunker);
+                (b, r, p, producer)
+            }
+            Source::Mapped(nar) => {
+                let producer = crate::readahead::spawn_hash(scope, nar, hash_nar);
+                let (b, r, p) = crate::parse_mapped::spawn(scope, nar, layout.chunker);
+                (b, r, p, producer)
+            }
+        };
         let result = build(batches, &recycle, layout, sink, observer);
         // Stop the parser and reader if the builder stopped early.
         drop(recycle);
@@ -169,9 +204,9 @@ fn encode_with<R: Read + Send, S: BlockSink>(
 
 /// Turns parsed events into blocks; `None` if the events stopped before the root
 /// was complete (the parser then says why).
-fn build<S: BlockSink>(
-    batches: Receiver<Batch>,
-    recycle: &SyncSender<Batch>,
+fn build<'m, S: BlockSink>(
+    batches: Receiver<Batch<'m>>,
+    recycle: &SyncSender<Batch<'m>>,
     layout: &Layout,
     sink: &mut S,
     mut observer: Option<EntryObserver<'_>>,
@@ -215,6 +250,17 @@ fn build<S: BlockSink>(
                 None => return Ok(Some((sub, b.counts))),
             }
         }
+        if let Some(nar) = batch.map {
+            // Built: the batch's stretch of the NAR leaves the resident set.
+            let mut ranges = batch.items.iter().filter_map(|i| match i {
+                Item::Chunk(r) => Some(r.clone()),
+                _ => None,
+            });
+            if let Some(first) = ranges.next() {
+                let end = ranges.next_back().map_or(first.end, |r| r.end);
+                crate::mapped::release(nar, first.start..end);
+            }
+        }
         let _ = recycle.try_send(batch);
     }
     Ok(None)
@@ -238,7 +284,7 @@ impl<S: BlockSink> Builder<'_, S> {
     /// Takes one event (a chunk with its leaf digest); returns the entry it finishes.
     fn item(
         &mut self,
-        batch: &Batch,
+        batch: &Batch<'_>,
         item: &Item,
         leaf: Option<&[u8; 32]>,
     ) -> Result<Option<(String, Sub, EntryKind)>, EncodeError> {
@@ -292,7 +338,7 @@ impl<S: BlockSink> Builder<'_, S> {
             Item::Chunk(r) => {
                 let digest = leaf.expect("every chunk has its digest");
                 let cid = cid_of_digest(RAW, self.layout.hash, digest);
-                let chunk = &batch.data[r.clone()];
+                let chunk = batch.chunk(r);
                 self.tree
                     .hashed_leaf(cid, chunk, self.sink, &mut self.counts)?;
                 return Ok(None);

@@ -157,6 +157,25 @@ impl<R: Read> Read for HashingReader<R> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn encode_or_fallback<R, S, E>(
+    open: impl FnMut() -> Result<R, E>,
+    layout: &Layout,
+    new_sink: impl FnMut() -> Result<S, E>,
+    force: bool,
+    observer: Option<crate::encode::EntryObserver<'_>>,
+) -> Result<(Encoded, S), E>
+where
+    R: Read + Send,
+    S: BlockSink,
+    E: From<EncodeError>,
+{
+    encode_or_fallback_from(None, open, layout, new_sink, force, observer)
+}
+
+/// [`encode_or_fallback`] with the NAR, when it is a file, also in memory (`mapped`,
+/// from [`crate::NarInput::map`]): the tree is then made from it
+/// ([`crate::encode::encode_mapped`], no copies); the fallback still reads `open`.
+pub fn encode_or_fallback_from<R, S, E>(
+    mapped: Option<&crate::MappedNar>,
     mut open: impl FnMut() -> Result<R, E>,
     layout: &Layout,
     mut new_sink: impl FnMut() -> Result<S, E>,
@@ -172,8 +191,11 @@ where
         "asked for with --fallback".to_string()
     } else {
         let mut sink = new_sink()?;
-        let input = open()?;
-        match crate::encode::encode(input, layout, &mut sink, observer) {
+        let tree = match mapped {
+            Some(nar) => crate::encode::encode_mapped(nar, layout, &mut sink, observer),
+            None => crate::encode::encode(open()?, layout, &mut sink, observer),
+        };
+        match tree {
             Ok(e) => return Ok((e, sink)),
             Err(e) if e.wants_fallback() => narfs_core::error_chain(&e),
             Err(e) => return Err(e.into()),

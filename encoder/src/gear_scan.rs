@@ -140,7 +140,12 @@ fn round<const P: usize>(src: &[u8], at: usize, mask: u64, g: &[u64; 256]) -> Op
     let mut h = [0u64; WAYS];
     let bytes = p0.iter().zip(p1).zip(p2).zip(p3);
     for (t, (((&b0, &b1), &b2), &b3)) in bytes.enumerate() {
-        h = [step(h[0], b0), step(h[1], b1), step(h[2], b2), step(h[3], b3)];
+        h = [
+            step(h[0], b0),
+            step(h[1], b1),
+            step(h[2], b2),
+            step(h[3], b3),
+        ];
         // Rare (one position in 2^15 or so): four plain branches, in piece order.
         for w in 0..WAYS {
             if h[w] & mask == 0 {
@@ -229,7 +234,13 @@ mod tests {
                 window.len()
             );
             // Also every shorter window ending near the cut (odd and even lengths).
-            for cut_len in [want.saturating_sub(1), want + 1, want + 2, min + 70, avg - 1] {
+            for cut_len in [
+                want.saturating_sub(1),
+                want + 1,
+                want + 2,
+                min + 70,
+                avg - 1,
+            ] {
                 let w = &window[..cut_len.min(window.len())];
                 assert_eq!(ours(w, min, avg, max), crate_cut(w, min, avg, max));
             }

@@ -74,6 +74,28 @@ impl NarInput {
         })
     }
 
+    /// The NAR file in memory, mapped (read-only, shared with the page cache), for
+    /// [`crate::encode_mapped`]; `None` for a directory, an empty file, or where the
+    /// system refuses to map it (then read it with [`NarInput::reader`]).
+    ///
+    /// A mapped file must not shrink while it is encoded: the process would get
+    /// SIGBUS reading past its new end. stdin and pipes are spooled to an unnamed
+    /// temporary file nobody else can reach; a NAR file given by path is the user's.
+    pub fn map(&self) -> Option<crate::MappedNar> {
+        let NarInput::File(f) = self else {
+            return None;
+        };
+        if f.metadata().ok()?.len() == 0 {
+            return None;
+        }
+        // SAFETY: the mapping is only read, and lives no longer than the encode that
+        // reads it; the file changing under it is the caveat documented above.
+        let map = unsafe { memmap2::Mmap::map(f) }.ok()?;
+        // Read once, front to back, by the NarHash thread and the parser.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Some(crate::MappedNar(map))
+    }
+
     /// The NAR from its start, each time it is asked for.
     pub fn reader(&mut self) -> Result<Box<dyn Read + Send>, InputError> {
         match self {

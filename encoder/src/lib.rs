@@ -15,12 +15,15 @@ mod gear_scan;
 pub mod hamt;
 mod input;
 pub mod layout;
+mod mapped;
 mod parse;
+mod parse_mapped;
 mod readahead;
 mod report;
 
-pub use encode::{encode, encode_root_only, EncodeError, Encoded, EntryKind};
-pub use fallback::{encode_fallback, encode_or_fallback};
+pub use encode::{encode, encode_mapped, encode_root_only, EncodeError, Encoded, EntryKind};
+pub use fallback::{encode_fallback, encode_or_fallback, encode_or_fallback_from};
 pub use input::{InputError, NarInput};
 pub use layout::{Layout, Profile, ShardRule};
+pub use mapped::MappedNar;
 pub use report::EncodeReport;

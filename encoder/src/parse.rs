@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use narfs_core::nar::{Event, NarReader};
+use narfs_core::nar::{Event, FileContents, NarReader};
 
 use crate::batch::{Batch, Item};
 use crate::chunker::Chunker;
@@ -26,37 +26,57 @@ const IN_FLIGHT: usize = 0;
 /// Starts parsing `input` on a thread of `scope`. Returns the batches, the channel
 /// through which they go back, and the thread, which ends with the parse error if
 /// there is one (the batches then simply stop, after the events before the error).
-pub(crate) fn spawn<'scope, R: Read + Send + 'scope>(
+pub(crate) fn spawn<'scope, 'm: 'scope, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     input: R,
     chunker: Chunker,
-) -> (Receiver<Batch>, SyncSender<Batch>, Parser<'scope>) {
+) -> (Receiver<Batch<'m>>, SyncSender<Batch<'m>>, Parser<'scope>) {
     let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
     let (back, recycled) = sync_channel::<Batch>(IN_FLIGHT + 2);
-    let thread = scope.spawn(move || parse(input, chunker, &tx, &recycled));
+    let thread = scope.spawn(move || {
+        let out = Batcher::new(None, &tx, &recycled);
+        finish(out, |out| events(input, chunker, out))
+    });
     (rx, back, thread)
 }
 
 /// A send that fails means the builder stopped (with its own error); stop quietly.
-struct Stopped;
+pub(crate) struct Stopped;
 
 /// Fills batches and sends each when full.
-struct Batcher<'a> {
-    batch: Batch,
-    tx: &'a SyncSender<Batch>,
-    recycled: &'a Receiver<Batch>,
+pub(crate) struct Batcher<'a, 'm> {
+    pub batch: Batch<'m>,
+    map: Option<&'m [u8]>,
+    tx: &'a SyncSender<Batch<'m>>,
+    recycled: &'a Receiver<Batch<'m>>,
 }
 
-impl Batcher<'_> {
+impl<'a, 'm> Batcher<'a, 'm> {
+    /// Batches of chunks in their own buffers, or (`map`) ranges of the NAR in memory.
+    pub fn new(
+        map: Option<&'m [u8]>,
+        tx: &'a SyncSender<Batch<'m>>,
+        recycled: &'a Receiver<Batch<'m>>,
+    ) -> Self {
+        let mut batch = Batch::default();
+        batch.map = map;
+        Batcher {
+            batch,
+            map,
+            tx,
+            recycled,
+        }
+    }
+
     /// Sends the batch if it is full.
-    fn maybe_send(&mut self) -> Result<(), Stopped> {
+    pub fn maybe_send(&mut self) -> Result<(), Stopped> {
         if self.batch.full() {
             self.send()?;
         }
         Ok(())
     }
 
-    fn send(&mut self) -> Result<(), Stopped> {
+    pub fn send(&mut self) -> Result<(), Stopped> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -69,6 +89,7 @@ impl Batcher<'_> {
     fn send_carrying(&mut self, tail: Range<usize>, max_chunk: usize) -> Result<usize, Stopped> {
         let mut next = self.recycled.try_recv().unwrap_or_default();
         next.clear();
+        next.map = self.map;
         let end = match tail.is_empty() {
             true => 0,
             false => {
@@ -126,24 +147,18 @@ impl Batcher<'_> {
         }
     }
 
-    fn push(&mut self, item: Item) -> Result<(), Stopped> {
+    pub fn push(&mut self, item: Item) -> Result<(), Stopped> {
         self.batch.items.push(item);
         self.maybe_send()
     }
 }
 
-fn parse<R: Read>(
-    input: R,
-    chunker: Chunker,
-    tx: &SyncSender<Batch>,
-    recycled: &Receiver<Batch>,
+/// Runs `events` into `out`, then sends what is left; the parse error, if any.
+pub(crate) fn finish<'a, 'm>(
+    mut out: Batcher<'a, 'm>,
+    events: impl FnOnce(&mut Batcher<'a, 'm>) -> Result<Result<(), Stopped>, EncodeError>,
 ) -> Result<(), EncodeError> {
-    let mut out = Batcher {
-        batch: Batch::default(),
-        tx,
-        recycled,
-    };
-    match events(input, chunker, &mut out) {
+    match events(&mut out) {
         Ok(Ok(())) => {
             let _ = out.send();
             Ok(())
@@ -163,9 +178,23 @@ fn parse<R: Read>(
 fn events<R: Read>(
     input: R,
     chunker: Chunker,
-    out: &mut Batcher<'_>,
+    out: &mut Batcher<'_, '_>,
 ) -> Result<Result<(), Stopped>, EncodeError> {
-    let mut nar = NarReader::new(input);
+    each_event(NarReader::new(input), out, |out, contents| {
+        out.file(contents, chunker)
+    })
+}
+
+/// Puts the NAR's events into batches; a file's contents go to `file`, which puts
+/// its chunks.
+pub(crate) fn each_event<'m, R: Read>(
+    mut nar: NarReader<R>,
+    out: &mut Batcher<'_, 'm>,
+    mut file: impl FnMut(
+        &mut Batcher<'_, 'm>,
+        &mut FileContents<'_, R>,
+    ) -> Result<Result<(), Stopped>, io::Error>,
+) -> Result<Result<(), Stopped>, EncodeError> {
     while let Some(event) = nar.next()? {
         let sent = match event {
             Event::Directory { name } => {
@@ -186,7 +215,7 @@ fn events<R: Read>(
             } => {
                 let name = out.batch.name(name);
                 out.batch.items.push(Item::File(name, executable));
-                match out.file(&mut contents, chunker) {
+                match file(out, &mut contents) {
                     Ok(Ok(())) => out.push(Item::FileEnd),
                     Ok(Err(Stopped)) => Err(Stopped),
                     Err(e) => return Err(contents.error(e).into()),
@@ -201,7 +230,7 @@ fn events<R: Read>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::batch::{BATCH_BYTES, MAX_ITEMS};
     use crate::chunker::{ChunkBuffer, Dribble};
@@ -209,7 +238,7 @@ mod tests {
 
     /// Files around the batch's size and the chunkers' maximums, then more small
     /// files than a batch holds events.
-    fn files() -> Vec<Vec<u8>> {
+    pub(crate) fn files() -> Vec<Vec<u8>> {
         let sizes = [
             0,
             1,
@@ -229,7 +258,7 @@ mod tests {
 
     /// The chunks the parser sends, file by file (batches recycled, so a reused
     /// batch's stale bytes would show).
-    fn parsed(nar: &[u8], chunker: Chunker) -> Vec<Vec<Vec<u8>>> {
+    pub(crate) fn parsed(nar: &[u8], chunker: Chunker) -> Vec<Vec<Vec<u8>>> {
         std::thread::scope(|scope| {
             let (rx, back, parser) = spawn(scope, Dribble(nar, 65_521), chunker);
             let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
@@ -251,9 +280,8 @@ mod tests {
         })
     }
 
-    #[test]
-    fn chunks_are_the_chunkers_across_batches() {
-        let files = files();
+    /// A NAR of a directory of `files`.
+    pub(crate) fn nar_of(files: &[Vec<u8>]) -> Vec<u8> {
         let mut nar = Vec::new();
         let mut w = NarWriter::new(&mut nar);
         w.directory(b"").unwrap();
@@ -265,6 +293,13 @@ mod tests {
         }
         w.end_directory().unwrap();
         w.finish().unwrap();
+        nar
+    }
+
+    #[test]
+    fn chunks_are_the_chunkers_across_batches() {
+        let files = files();
+        let nar = nar_of(&files);
         for spec in [
             "fixed:262144",
             "fixed:1000",

@@ -76,6 +76,32 @@ pub fn spawn<'scope, R: Read + Send + 'scope>(
     (reader, producer)
 }
 
+/// For a mapped NAR ([`crate::MappedNar`]'s bytes only): its length and (with `hash`) its sha256, on a thread of
+/// `scope`, beside the parser reading the same bytes.
+pub fn spawn_hash<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    nar: &'scope [u8],
+    hash: bool,
+) -> ScopedJoinHandle<'scope, Digest256> {
+    scope.spawn(move || {
+        let mut hasher = Sha256::new();
+        let mut at = 0;
+        for piece in nar.chunks(4 << 20) {
+            if hash {
+                hasher.update(piece);
+            }
+            // Hashed: out of the resident set (the builder, if behind, maps it again).
+            crate::mapped::release(nar, at..at + piece.len());
+            at += piece.len();
+        }
+        let digest = match hash {
+            true => hasher.finalize().into(),
+            false => [0; 32],
+        };
+        (nar.len() as u64, digest)
+    })
+}
+
 /// Fills `buf` as far as the input allows (fewer, larger messages).
 fn read_some(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;

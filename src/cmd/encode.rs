@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use narfs_core::block::{BlockSink, NullSink, StoreError};
 use narfs_core::car::CarFileWriter;
 use narfs_core::{Cid, Encoding};
-use narfs_encoder::{encode_or_fallback, EncodeReport, Encoded, EntryKind, Layout, NarInput};
+use narfs_encoder::{
+    encode_or_fallback, encode_or_fallback_from, EncodeReport, Encoded, EntryKind, Layout, NarInput,
+};
 use narfs_store::{NarInfoMeta, RootRecord, Store, StoreSink, Written};
 use serde_json::json;
 
@@ -73,9 +75,15 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     } else {
         args.car.as_deref()
     };
+    // A NAR file is encoded from memory, without copying its bytes around.
+    let mapped = match streamed {
+        None => input.map(),
+        Some(_) => None,
+    };
     let encoded = match streamed {
         Some(done) => Ok((done, Sink::create(None, None)?)),
-        None => encode_or_fallback(
+        None => encode_or_fallback_from(
+            mapped.as_ref(),
             || input.reader().map_err(anyhow::Error::from),
             &layout,
             || Sink::create(first_car, store.as_ref()),

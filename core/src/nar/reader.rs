@@ -115,8 +115,14 @@ impl<R: Read> NarReader<R> {
     }
 
     pub fn with_limits(input: R, limits: Limits) -> Self {
+        Self::with_buffer(input, limits, 256 * 1024)
+    }
+
+    /// A reader whose buffer holds `capacity` bytes: a small one for an input in
+    /// memory whose file contents are skipped ([`FileContents::skip`]), not read.
+    pub fn with_buffer(input: R, limits: Limits, capacity: usize) -> Self {
         NarReader {
-            input: BufReader::with_capacity(256 * 1024, input),
+            input: BufReader::with_capacity(capacity, input),
             offset: 0,
             limits,
             state: State::Start,
@@ -566,6 +572,20 @@ fn truncated(offset: u64) -> io::Error {
             what: "file contents",
         },
     )
+}
+
+impl<R: Read + io::Seek> FileContents<'_, R> {
+    /// Passes over the rest of the contents without reading them (for an input in
+    /// memory, whose caller takes the bytes from there). A seekable input may end
+    /// before them: the caller checks that they are there.
+    pub fn skip(&mut self) -> io::Result<()> {
+        let n = *self.remaining;
+        let step = i64::try_from(n).map_err(io::Error::other)?;
+        self.input.seek_relative(step)?;
+        *self.offset += n;
+        *self.remaining = 0;
+        Ok(())
+    }
 }
 
 impl<R: Read> Read for FileContents<'_, R> {

@@ -1,0 +1,38 @@
+//! A NAR file mapped read-only ([`crate::NarInput::map`]), and giving its pages back
+//! once read: the pages stay in the page cache, but they leave the process's
+//! resident set, so an encode's memory stays a few batches whatever the NAR's size.
+
+use std::ops::{Deref, Range};
+
+/// A NAR file in memory, mapped read-only from a file (never anonymous memory: see
+/// [`release`]). Made by [`crate::NarInput::map`].
+pub struct MappedNar(pub(crate) memmap2::Mmap);
+
+impl Deref for MappedNar {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Drops the whole pages of `range` of `nar` from the process's page tables; a later
+/// read maps them again from the page cache (the bytes are the file's either way).
+/// `nar` must be a [`MappedNar`]'s bytes: on anonymous memory this would zero them.
+pub(crate) fn release(nar: &[u8], range: Range<usize>) {
+    const PAGE: usize = 4096;
+    let start = range.start.next_multiple_of(PAGE);
+    let end = range.end.min(nar.len()) / PAGE * PAGE;
+    if start >= end {
+        return;
+    }
+    // SAFETY: the range lies within a read-only file mapping (`MappedNar`, which
+    // starts at a page boundary); MADV_DONTNEED there only unmaps pages, which are
+    // read again from the file when touched.
+    unsafe {
+        libc::madvise(
+            nar.as_ptr().add(start) as *mut libc::c_void,
+            end - start,
+            libc::MADV_DONTNEED,
+        );
+    }
+}
