@@ -375,3 +375,63 @@ fn a_car_into_a_pipe_reports_what_a_car_file_does() {
         "the streamed CAR differs"
     );
 }
+
+/// A NAR file truncated by another process while narfs encodes it from its mapping:
+/// a clear one-line error and status 1 (or, if the cut came before the mapping, the
+/// truncated-NAR error), never death by SIGBUS, and no CAR left under its name.
+#[test]
+fn a_nar_file_cut_while_encoded_fails_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nar = tmp.path().join("big.nar");
+    // One regular file of 4 GiB of zeros, sparse: encoding it takes seconds, the
+    // file takes no disk.
+    let len: u64 = 4 << 30;
+    let mut head = Vec::new();
+    for token in [
+        &b"nix-archive-1"[..],
+        b"(",
+        b"type",
+        b"regular",
+        b"contents",
+    ] {
+        head.extend_from_slice(&(token.len() as u64).to_le_bytes());
+        head.extend_from_slice(token);
+        head.resize(head.len().next_multiple_of(8), 0);
+    }
+    head.extend_from_slice(&len.to_le_bytes());
+    let mut tail = Vec::new();
+    tail.extend_from_slice(&1u64.to_le_bytes());
+    tail.extend_from_slice(b")\0\0\0\0\0\0\0");
+    let mut f = std::fs::File::create(&nar).unwrap();
+    f.write_all(&head).unwrap();
+    f.set_len(head.len() as u64 + len).unwrap();
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::End(0)).unwrap();
+    f.write_all(&tail).unwrap();
+    drop(f);
+
+    let car = tmp.path().join("out.car");
+    let child = narfs()
+        .args(["encode", "--car"])
+        .arg(&car)
+        .arg(&nar)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&nar)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.code().is_some(), "killed by a signal: {out:?}");
+    let err = failure(&out);
+    assert!(
+        err.contains("shrank") || err.contains("trunc") || err.contains("end"),
+        "{err}"
+    );
+    assert!(!car.exists(), "a CAR left under its name");
+}

@@ -78,9 +78,9 @@ impl NarInput {
     /// [`crate::encode_mapped`]; `None` for a directory, an empty file, or where the
     /// system refuses to map it (then read it with [`NarInput::reader`]).
     ///
-    /// A mapped file must not shrink while it is encoded: the process would get
-    /// SIGBUS reading past its new end. stdin and pipes are spooled to an unnamed
-    /// temporary file nobody else can reach; a NAR file given by path is the user's.
+    /// A mapped file that shrinks while it is encoded (another process truncates it)
+    /// ends the process with a one-line error and status 1 ([`crate::MappedNar`]); stdin
+    /// and pipes are spooled to an unnamed temporary file nobody else can reach.
     pub fn map(&self) -> Option<crate::MappedNar> {
         let NarInput::File(f) = self else {
             return None;
@@ -89,11 +89,11 @@ impl NarInput {
             return None;
         }
         // SAFETY: the mapping is only read, and lives no longer than the encode that
-        // reads it; the file changing under it is the caveat documented above.
+        // reads it; a file shrinking under it is caught by its guard.
         let map = unsafe { memmap2::Mmap::map(f) }.ok()?;
         // Read once, front to back, by the NarHash thread and the parser.
         let _ = map.advise(memmap2::Advice::Sequential);
-        Some(crate::MappedNar(map))
+        crate::MappedNar::guarded(map)
     }
 
     /// The NAR from its start, each time it is asked for.

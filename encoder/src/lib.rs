@@ -20,6 +20,7 @@ mod parse;
 mod parse_mapped;
 mod readahead;
 mod report;
+mod shrink_guard;
 
 pub use encode::{encode, encode_mapped, encode_root_only, EncodeError, Encoded, EntryKind};
 pub use fallback::{encode_fallback, encode_or_fallback, encode_or_fallback_from};

@@ -6,7 +6,23 @@ use std::ops::{Deref, Range};
 
 /// A NAR file in memory, mapped read-only from a file (never anonymous memory: see
 /// [`release`]). Made by [`crate::NarInput::map`].
-pub struct MappedNar(pub(crate) memmap2::Mmap);
+///
+/// While it lives, a SIGBUS inside it (the file shrank) ends the process with a one-line
+/// error instead of the signal ([`crate::shrink_guard`]). Field order matters: the
+/// mapping is unmapped before its range is given back.
+pub struct MappedNar(
+    pub(crate) memmap2::Mmap,
+    #[allow(dead_code)] // held for its Drop: the range stays guarded while mapped
+    crate::shrink_guard::Guard,
+);
+
+impl MappedNar {
+    /// `map`, guarded; `None` when no guard slot is free (read the file instead).
+    pub(crate) fn guarded(map: memmap2::Mmap) -> Option<MappedNar> {
+        let guard = crate::shrink_guard::Guard::new(map.as_ptr() as usize, map.len())?;
+        Some(MappedNar(map, guard))
+    }
+}
 
 impl Deref for MappedNar {
     type Target = [u8];

@@ -51,7 +51,7 @@ mod blocks;
 /// packs grouped by the items using their blocks take 0.478 × Σ `zstd -19` of each
 /// NAR at 2 MiB, 0.453 × at 4 MiB and 0.434 × at 8 MiB, while decoding every NAR
 /// decompresses 1.11, 1.72 and 9.24 × its bytes: an item's groups interleave in its
-/// DAG order, and the readers' 32 MiB cache holds fewer of the larger packs. (Written
+/// DAG order, and the readers' 24 MiB cache holds fewer of the larger packs. (Written
 /// in order, 2 MiB packs took 0.496 × and read 1.60 ×.) A block read decompresses at
 /// most its pack.
 pub const REPACK_BYTES: u64 = 2 << 20;

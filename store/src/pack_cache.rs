@@ -36,7 +36,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use zstd::zstd_safe::DCtx;
 
 /// Bytes of decompressed packs a [`Cache`] keeps.
-pub(crate) const CACHE_BYTES: usize = 32 << 20;
+pub(crate) const CACHE_BYTES: usize = 24 << 20;
 /// Buffers of evicted packs, and decompression contexts, kept for reuse.
 const SPARE: usize = 4;
 /// Most packs loaded ahead on a hint and not read yet (those being loaded included):

@@ -52,7 +52,7 @@ const QUEUE_BYTES: usize = 2 << 20;
 /// packers, and behind them the encoder, stopped at every commit. Compressed bytes are
 /// ~1/3 of the blocks' on the large corpus: this holds ~6 MiB of blocks. (3 MiB put
 /// the small-file NAR's peak RssAnon ~4 MiB above main's, at load 13–17.)
-const PACKED_BYTES: usize = 2 << 20;
+const PACKED_BYTES: usize = 1 << 20;
 /// Messages waiting for the committer, whatever their bytes (a backstop: records and
 /// skipped blocks take no bytes).
 const PACKED: usize = 256;
