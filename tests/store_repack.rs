@@ -130,13 +130,19 @@ fn unpacked(store: &std::path::Path, names: &[&str], nars: &[std::path::PathBuf]
     sum
 }
 
-#[test]
-fn grouped_repack_reads_less_over_a_version_series_than_write_order() {
+/// The bundled corpus's four versions of attrs, and their NARs.
+fn attrs_series() -> ([&'static str; 4], Vec<std::path::PathBuf>) {
     let versions = ["23.2.0", "24.1.0", "24.2.0", "24.3.0"];
-    let nars: Vec<_> = versions
+    let nars = versions
         .iter()
         .map(|v| corpus(&format!("attrs-{v}.nar")))
         .collect();
+    (versions, nars)
+}
+
+#[test]
+fn grouped_repack_reads_less_over_a_version_series_than_write_order() {
+    let (versions, nars) = attrs_series();
     let names: Vec<String> = versions.iter().map(|v| format!("attrs-{v}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let repacked = |layout: &str| {
@@ -190,11 +196,7 @@ fn grouped_repack_reads_less_over_a_version_series_than_write_order() {
 
 #[test]
 fn an_incremental_repack_after_a_new_version_keeps_every_earlier_pack() {
-    let versions = ["23.2.0", "24.1.0", "24.2.0", "24.3.0"];
-    let nars: Vec<_> = versions
-        .iter()
-        .map(|v| corpus(&format!("attrs-{v}.nar")))
-        .collect();
+    let (versions, nars) = attrs_series();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path();
     let encode = |i: usize| {

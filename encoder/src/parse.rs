@@ -280,6 +280,14 @@ pub(crate) mod tests {
         })
     }
 
+    /// Chunkers around the batch's size and at its smallest, fixed and FastCDC.
+    pub(crate) const CHUNKERS: [&str; 4] = [
+        "fixed:262144",
+        "fixed:1000",
+        "fastcdc:16384:65536:262144",
+        "fastcdc:64:256:1024",
+    ];
+
     /// A NAR of a directory of `files`.
     pub(crate) fn nar_of(files: &[Vec<u8>]) -> Vec<u8> {
         let mut nar = Vec::new();
@@ -300,12 +308,7 @@ pub(crate) mod tests {
     fn chunks_are_the_chunkers_across_batches() {
         let files = files();
         let nar = nar_of(&files);
-        for spec in [
-            "fixed:262144",
-            "fixed:1000",
-            "fastcdc:16384:65536:262144",
-            "fastcdc:64:256:1024",
-        ] {
+        for spec in CHUNKERS {
             let chunker: Chunker = spec.parse().unwrap();
             let mut buffer = ChunkBuffer::default();
             let expected: Vec<Vec<Vec<u8>>> = files

@@ -107,12 +107,7 @@ mod tests {
     #[test]
     fn the_same_chunks_as_the_streaming_parser() {
         let nar = crate::parse::tests::nar_of(&crate::parse::tests::files());
-        for spec in [
-            "fixed:262144",
-            "fixed:1000",
-            "fastcdc:16384:65536:262144",
-            "fastcdc:64:256:1024",
-        ] {
+        for spec in crate::parse::tests::CHUNKERS {
             let chunker: Chunker = spec.parse().unwrap();
             let want = crate::parse::tests::parsed(&nar, chunker);
             assert!(parsed(&nar, chunker).unwrap() == want, "{spec}");

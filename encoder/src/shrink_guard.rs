@@ -17,7 +17,8 @@ use std::sync::Once;
 /// reads the file instead).
 const SLOTS: usize = 8;
 
-/// `[start, end)` of each guarded mapping; `start == 0` is a free slot.
+/// `[start, end)` of each guarded mapping; `start == 0` is a free slot, `usize::MAX` one
+/// being filled.
 static RANGES: [(AtomicUsize, AtomicUsize); SLOTS] =
     [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; SLOTS];
 
@@ -39,14 +40,14 @@ impl Guard {
             return None;
         }
         for (i, (s, e)) in RANGES.iter().enumerate() {
-            // The end first, so that the handler never sees a start with a stale end.
-            if s.load(Ordering::Acquire) == 0 {
+            // Reserve the slot (a start no address reaches), then fill it: the handler
+            // never sees a start with another mapping's end.
+            if s.compare_exchange(0, usize::MAX, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 e.store(start + len, Ordering::Release);
-                if s.compare_exchange(0, start, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    return Some(Guard(i));
-                }
+                s.store(start, Ordering::Release);
+                return Some(Guard(i));
             }
         }
         None

@@ -165,17 +165,9 @@ mod tests {
         assert!((entropy(&all) - 8.0).abs() < 1e-9);
     }
 
-    /// A 256 KiB block of pseudo-random bytes (xorshift): incompressible.
+    /// A 256 KiB block of pseudo-random bytes: incompressible.
     fn random_block(seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..256 << 10)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        narfs_core::noise::bytes(seed, 256 << 10)
     }
 
     #[test]
