@@ -167,6 +167,11 @@ fn encode_with<R: Read + Send, S: BlockSink>(
     observer: Option<EntryObserver<'_>>,
     hash_nar: bool,
 ) -> Result<Encoded, EncodeError> {
+    let behind = match source {
+        Source::Mapped(nar) => Some(crate::mapped::Behind::new(nar)),
+        Source::Stream(_) => None,
+    };
+    let behind = behind.as_ref();
     std::thread::scope(|scope| {
         let (batches, recycle, parser, producer) = match source {
             Source::Stream(input) => {
@@ -175,12 +180,13 @@ fn encode_with<R: Read + Send, S: BlockSink>(
                 (b, r, p, producer)
             }
             Source::Mapped(nar) => {
-                let producer = crate::readahead::spawn_hash(scope, nar, hash_nar);
+                let behind = behind.expect("made for a mapped NAR");
+                let producer = crate::readahead::spawn_hash(scope, nar, hash_nar, behind);
                 let (b, r, p) = crate::parse_mapped::spawn(scope, nar, layout.chunker);
                 (b, r, p, producer)
             }
         };
-        let result = build(batches, &recycle, layout, sink, observer);
+        let result = build(batches, &recycle, layout, sink, observer, behind);
         // Stop the parser and reader if the builder stopped early.
         drop(recycle);
         let parsed = parser.join().expect("the parser thread does not panic");
@@ -210,6 +216,7 @@ fn build<'m, S: BlockSink>(
     layout: &Layout,
     sink: &mut S,
     mut observer: Option<EntryObserver<'_>>,
+    behind: Option<&crate::mapped::Behind<'_>>,
 ) -> Result<Option<(Sub, Counts)>, EncodeError> {
     let mut b = Builder {
         layout,
@@ -250,15 +257,14 @@ fn build<'m, S: BlockSink>(
                 None => return Ok(Some((sub, b.counts))),
             }
         }
-        if let Some(nar) = batch.map {
-            // Built: the batch's stretch of the NAR leaves the resident set.
-            let mut ranges = batch.items.iter().filter_map(|i| match i {
-                Item::Chunk(r) => Some(r.clone()),
+        if let Some(behind) = behind {
+            // Built: the batch's stretch of the NAR may leave the resident set.
+            let end = batch.items.iter().rev().find_map(|i| match i {
+                Item::Chunk(r) => Some(r.end),
                 _ => None,
             });
-            if let Some(first) = ranges.next() {
-                let end = ranges.next_back().map_or(first.end, |r| r.end);
-                crate::mapped::release(nar, first.start..end);
+            if let Some(end) = end {
+                behind.built(end);
             }
         }
         let _ = recycle.try_send(batch);

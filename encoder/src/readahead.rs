@@ -76,29 +76,29 @@ pub fn spawn<'scope, R: Read + Send + 'scope>(
     (reader, producer)
 }
 
-/// For a mapped NAR ([`crate::MappedNar`]'s bytes only): its length and (with `hash`) its sha256, on a thread of
-/// `scope`, beside the parser reading the same bytes.
+/// For a mapped NAR ([`crate::MappedNar`]'s bytes only): its length and (with `hash`)
+/// its sha256, on a thread of `scope`, beside the parser reading the same bytes; the
+/// pages it has read are given back through `behind` once the builder is past them
+/// too.
 pub fn spawn_hash<'scope>(
     scope: &'scope Scope<'scope, '_>,
     nar: &'scope [u8],
     hash: bool,
+    behind: &'scope crate::mapped::Behind<'scope>,
 ) -> ScopedJoinHandle<'scope, Digest256> {
     scope.spawn(move || {
+        if !hash {
+            behind.hashed(nar.len());
+            return (nar.len() as u64, [0; 32]);
+        }
         let mut hasher = Sha256::new();
         let mut at = 0;
         for piece in nar.chunks(4 << 20) {
-            if hash {
-                hasher.update(piece);
-            }
-            // Hashed: out of the resident set (the builder, if behind, maps it again).
-            crate::mapped::release(nar, at..at + piece.len());
+            hasher.update(piece);
             at += piece.len();
+            behind.hashed(at);
         }
-        let digest = match hash {
-            true => hasher.finalize().into(),
-            false => [0; 32],
-        };
-        (nar.len() as u64, digest)
+        (nar.len() as u64, hasher.finalize().into())
     })
 }
 
