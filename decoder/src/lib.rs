@@ -7,7 +7,6 @@
 //! bytes against them as they stream.
 
 mod ahead;
-mod batches;
 mod decode;
 mod error;
 mod expect;

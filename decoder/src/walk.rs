@@ -13,8 +13,7 @@ use narfs_core::Cid;
 
 use crate::ahead::{self, Entry};
 use crate::error::{malformed, DecodeError, Problem};
-use crate::batches::{with_batches, Batches};
-use crate::file::{fetch, unixfs_node, FileReader};
+use crate::file::{fetch, fetch_split, unixfs_node, FileReader};
 use crate::Limits;
 
 struct OpenDir {
@@ -22,77 +21,47 @@ struct OpenDir {
     path: String,
     entries: Vec<Entry>,
     next: usize,
-    /// Verified blocks (or why not) of the entries from `next` on, fetched ahead.
-    ready: VecDeque<Result<Vec<u8>, DecodeError>>,
-    /// Entries before this one are ready or asked for.
-    requested: usize,
-    /// A batch of this directory's entries is being fetched ([`Batches`]).
-    in_flight: bool,
+    /// Verified blocks of the entries from `next` on, fetched ahead in parallel.
+    ready: VecDeque<Vec<u8>>,
     /// Entries before this one were given to [`BlockSource::will_need`].
     hinted: usize,
 }
 
-impl OpenDir {
-    fn entry_path(&self, name: &str) -> String {
-        if self.path.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}/{name}", self.path)
-        }
-    }
-}
-
-/// Asks for the next batch of entries of `dir` (at `depth`) after those ready or
-/// asked for ([`crate::ahead`]), and announces the entries after it. Nothing when
-/// fewer than two entries would make the batch: the walk fetches a lone one itself.
-fn request<S: BlockSource + Sync>(
-    batches: &mut Batches<'_, '_, S>,
+/// Fetches and verifies the first blocks of the next entries of `dir` together, on
+/// both cores ([`crate::ahead`]), and announces the entries after them.
+fn prefetch<S: BlockSource + Sync>(
     source: &S,
-    depth: usize,
     dir: &mut OpenDir,
     limits: &Limits,
-) {
-    let start = dir.requested.max(dir.next);
-    let rest = &dir.entries[start..];
+) -> Result<(), DecodeError> {
+    let rest = &dir.entries[dir.next..];
     let ahead = &rest[..ahead::batch_len(rest, limits.readahead)];
     if ahead.len() < 2 {
-        return;
+        return Ok(());
     }
-    let end = start + ahead.len();
+    let end = dir.next + ahead.len();
     // The run after this batch, each entry announced once (an empty hint still lets
     // the source resume what it deferred).
     let run = ahead::hints(&dir.entries[end..]);
     let known = dir.hinted.saturating_sub(end).min(run.len());
     source.will_need(&run[known..]);
     dir.hinted = dir.hinted.max(end + run.len());
-    let cids = ahead.iter().map(|e| e.cid).collect();
-    batches.request(depth, start, cids, ahead::split(ahead, limits.readahead));
-    dir.requested = end;
-    dir.in_flight = true;
-}
-
-/// Takes answers until the directory at `depth` has none in flight; each goes to the
-/// directory that asked for it.
-fn receive<S: BlockSource + Sync>(
-    batches: &mut Batches<'_, '_, S>,
-    stack: &mut [OpenDir],
-    depth: usize,
-) {
-    while stack[depth].in_flight {
-        let (d, start, answer) = batches.next_answer().expect("a batch is in flight");
-        // A directory is never closed with a batch in flight (its entries are not
-        // all written), so the one at `d` is the one that asked.
-        let dir = &mut stack[d];
-        for (i, block) in answer.into_iter().enumerate() {
-            // The path is only needed for an error, so it is only made then.
-            let block = block.map_err(|mut e| {
-                e.path = dir.entry_path(&dir.entries[start + i].name);
-                e
-            });
-            dir.ready.push_back(block);
-        }
-        dir.in_flight = false;
+    let cids: Vec<Cid> = ahead.iter().map(|e| e.cid).collect();
+    let at = ahead::split(ahead, limits.readahead);
+    let fetched = fetch_split(source, &cids, at, "");
+    for (entry, block) in ahead.iter().zip(fetched) {
+        // The path is only needed for an error, so it is only made then.
+        let block = block.map_err(|mut e| {
+            e.path = if dir.path.is_empty() {
+                entry.name.clone()
+            } else {
+                format!("{}/{}", dir.path, entry.name)
+            };
+            e
+        })?;
+        dir.ready.push_back(block);
     }
+    Ok(())
 }
 
 /// Writes the NAR of the tree rooted at `root` to `out`.
@@ -109,34 +78,28 @@ pub fn decode_nar<S: BlockSource + Sync, W: Write>(
     });
     let mut stack: Vec<OpenDir> = Vec::new();
     node(source, root, None, "", "", &mut nar, &mut stack, limits)?;
-    with_batches(source, |batches| {
-        while let Some(depth) = stack.len().checked_sub(1) {
-            let dir = &mut stack[depth];
-            if dir.next == dir.entries.len() {
-                let dir = stack.pop().expect("just looked");
-                nar.end_directory()
-                    .map_err(|e| nar_error(&dir.cid, &dir.path, e))?;
-                continue;
-            }
-            // The next batch is asked for while half of this one is still to be
-            // written, so that it is verified meanwhile.
-            if !dir.in_flight && dir.ready.len() < ahead::MAX_ENTRIES / 2 {
-                request(batches, source, depth, dir, limits);
-            }
-            if stack[depth].ready.is_empty() {
-                receive(batches, &mut stack, depth);
-            }
-            let dir = &mut stack[depth];
-            let block = dir.ready.pop_front().transpose()?;
-            let Entry { name, cid, .. } = std::mem::take(&mut dir.entries[dir.next]);
-            dir.next += 1;
-            let path = dir.entry_path(&name);
-            node(
-                source, &cid, block, &name, &path, &mut nar, &mut stack, limits,
-            )?;
+    while let Some(dir) = stack.last_mut() {
+        if dir.next == dir.entries.len() {
+            let dir = stack.pop().expect("just looked");
+            nar.end_directory()
+                .map_err(|e| nar_error(&dir.cid, &dir.path, e))?;
+            continue;
         }
-        Ok(())
-    })?;
+        if dir.ready.is_empty() {
+            prefetch(source, dir, limits)?;
+        }
+        let block = dir.ready.pop_front();
+        let Entry { name, cid, .. } = std::mem::take(&mut dir.entries[dir.next]);
+        dir.next += 1;
+        let path = if dir.path.is_empty() {
+            name.clone()
+        } else {
+            format!("{}/{name}", dir.path)
+        };
+        node(
+            source, &cid, block, &name, &path, &mut nar, &mut stack, limits,
+        )?;
+    }
     let out = nar.finish().map_err(|e| nar_error(root, "", e))?;
     Ok(out.inner)
 }
@@ -296,8 +259,6 @@ fn node<S: BlockSource + Sync, W: Write>(
         entries,
         next: 0,
         ready: VecDeque::new(),
-        requested: 0,
-        in_flight: false,
         hinted: 0,
     });
     Ok(())
