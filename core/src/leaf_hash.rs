@@ -183,7 +183,9 @@ mod tests {
     #[test]
     fn equal_runs_go_wide_and_the_rest_narrow() {
         // 8 lanes: a window of nearly equal lengths is wide, a spread one narrow.
-        let lens = [1usize, 5, 9, 100, 100, 100, 100, 100, 100, 100, 100, 110, 120, 130];
+        let lens = [
+            1usize, 5, 9, 100, 100, 100, 100, 100, 100, 100, 100, 110, 120, 130,
+        ];
         let bufs: Vec<Vec<u8>> = lens.iter().map(|&n| vec![7; n]).collect();
         let sorted: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
         let wide = lanes(&sorted, 8);
