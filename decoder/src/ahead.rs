@@ -7,8 +7,11 @@
 //! lanes) and costs a hand-off between the walk and the pool per batch; so up to
 //! [`MAX_ENTRIES`] entries go in one batch, as many as their links' `Tsize` claims fit
 //! in [`Limits::readahead`](crate::Limits::readahead) bytes (always at least one).
-//! The claims only size the batch: a lying `Tsize` costs at most [`MAX_ENTRIES`]
-//! blocks of at most 4 MiB. The batch is split in two halves of about equal claimed
+//! The claims only size the batch, and only once they have held: a directory's first
+//! batch is at most [`UNCLAIMED_ENTRIES`]; once an entry turns out larger than its
+//! claim ([`lied`]), its later batches are [`UNCLAIMED_ENTRIES`] entries whatever
+//! they claim. So lying claims cost one batch of [`MAX_ENTRIES`] blocks (of at most
+//! 4 MiB) per directory at most, and only after a batch whose claims held. The batch is split in two halves of about equal claimed
 //! bytes, one per core ([`split`]), rather than of equal count: one large file among
 //! many small ones would otherwise leave one core idle.
 //!
@@ -24,6 +27,8 @@ use narfs_core::Cid;
 
 /// Most entries fetched and verified together (16 multi-buffer groups of 4 lanes).
 pub(crate) const MAX_ENTRIES: usize = 64;
+/// Entries per batch in a directory whose claims did not hold.
+pub(crate) const UNCLAIMED_ENTRIES: usize = 16;
 /// Most entries announced ahead at once, and the bytes they may claim.
 pub(crate) const HINT_ENTRIES: usize = 256;
 pub(crate) const HINT_BYTES: u64 = 8 << 20;
@@ -59,6 +64,12 @@ pub(crate) fn batch_len(entries: &[Entry], budget: u64) -> usize {
         })
         .count();
     fit.max(entries.len().min(1))
+}
+
+/// Whether an entry's first block, `len` bytes, is larger than the entry's claimed
+/// size (its link's `Tsize` counts the block itself and everything below it).
+pub(crate) fn lied(entry: &Entry, len: usize) -> bool {
+    entry.tsize.is_some_and(|t| len as u64 > t)
 }
 
 /// Where a batch of `entries` splits into two halves of about equal claimed bytes
@@ -130,6 +141,13 @@ mod tests {
         let unclaimed = vec![entry(0, RAW, None), entry(1, RAW, Some(1))];
         assert_eq!(batch_len(&unclaimed, 250), 1);
         assert_eq!(batch_len(&[], 250), 0);
+    }
+
+    #[test]
+    fn a_claim_lies_when_the_block_is_larger() {
+        assert!(lied(&entry(0, RAW, Some(0)), 1));
+        assert!(!lied(&entry(0, RAW, Some(10)), 10));
+        assert!(!lied(&entry(0, RAW, None), 1 << 20));
     }
 
     #[test]

@@ -137,12 +137,22 @@ fn the_decoder_hints_the_blocks_it_reads_next_once_and_ahead_of_reading_them() {
     unique.dedup();
     assert_eq!(unique.len(), hinted.len());
     assert!(hinted.iter().all(|c| read.contains(c)));
-    // The 40 leaves of `big` (40 KiB, within the window), each before it is read.
-    // The directory's 41 entries are one batch: none is after it to hint.
+    // The directory's first batch is 16 entries (`big`, f00..f14): the one-leaf
+    // files after it, f15..f39, are hinted; then the 40 leaves of `big` (40 KiB,
+    // within the window) as its reader starts; each before it is read.
     let big = files.iter().find(|(p, _)| p == "big").unwrap().1;
     let node = narfs_core::dagpb::PBNode::decode(store.get_ref(&big).unwrap()).unwrap();
-    let leaves: Vec<Cid> = node.links.iter().map(|l| l.hash).collect();
-    assert_eq!(hinted, leaves);
+    let mut want: Vec<Cid> = (15..40)
+        .map(|i| {
+            files
+                .iter()
+                .find(|(p, _)| *p == format!("f{i:02}"))
+                .unwrap()
+                .1
+        })
+        .collect();
+    want.extend(node.links.iter().map(|l| l.hash));
+    assert_eq!(hinted, want);
     for c in &hinted {
         let at = |hint: bool| log.iter().position(|(h, x)| *h == hint && x == c);
         assert!(at(true) < at(false), "{c} read before its hint");
@@ -201,13 +211,14 @@ fn directory_entries_after_a_batch_are_hinted_up_to_one_that_is_no_leaf() {
     );
     let log = source.log.into_inner().unwrap();
     let hinted: Vec<Cid> = log.iter().filter(|(h, _)| *h).map(|(_, c)| *c).collect();
-    // Batches of 64 entries: a000..a063, then a064..c026, then c027..c049. After the
-    // first, the run of leaves a064..a099 (it stops at `b`, a file of 4 leaves, whose
-    // leaves its reader hints itself); after the second, c027..c049; each once, and
-    // before it is read.
-    let leaves_of_b = hinted.len() - 36 - 23;
-    let mut dir_hints: Vec<Cid> = a[64..].to_vec();
-    dir_hints.extend(&c[27..]);
+    // Batches: a000..a015 (a directory's first is 16 entries at most), then 64 each
+    // once its claims held: a016..a079, a080..c042, c043..c049. After the first, the
+    // run of leaves a016..a099 (it stops at `b`, a file of 4 leaves, whose leaves its
+    // reader hints itself); after the third, c043..c049; each once, and before it is
+    // read.
+    let leaves_of_b = hinted.len() - 84 - 7;
+    let mut dir_hints: Vec<Cid> = a[16..].to_vec();
+    dir_hints.extend(&c[43..]);
     let got: Vec<Cid> = hinted
         .iter()
         .filter(|h| a.contains(h) || c.contains(h))

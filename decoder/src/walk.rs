@@ -25,6 +25,12 @@ struct OpenDir {
     ready: VecDeque<Vec<u8>>,
     /// Entries before this one were given to [`BlockSource::will_need`].
     hinted: usize,
+    /// No entry fetched so far was larger than its link's `Tsize` claims
+    /// ([`ahead::lied`]): batches are sized by the claims while this holds.
+    claims_held: bool,
+    /// A whole batch's claims held: batches may be [`ahead::MAX_ENTRIES`] long
+    /// (the first is [`ahead::UNCLAIMED_ENTRIES`] at most).
+    claims_proven: bool,
 }
 
 /// Fetches and verifies the first blocks of the next entries of `dir` together, on
@@ -35,7 +41,12 @@ fn prefetch<S: BlockSource + Sync>(
     limits: &Limits,
 ) -> Result<(), DecodeError> {
     let rest = &dir.entries[dir.next..];
-    let ahead = &rest[..ahead::batch_len(rest, limits.readahead)];
+    let len = match (dir.claims_held, dir.claims_proven) {
+        (true, true) => ahead::batch_len(rest, limits.readahead),
+        (true, false) => ahead::batch_len(rest, limits.readahead).min(ahead::UNCLAIMED_ENTRIES),
+        (false, _) => rest.len().min(ahead::UNCLAIMED_ENTRIES),
+    };
+    let ahead = &rest[..len];
     if ahead.len() < 2 {
         return Ok(());
     }
@@ -47,7 +58,11 @@ fn prefetch<S: BlockSource + Sync>(
     source.will_need(&run[known..]);
     dir.hinted = dir.hinted.max(end + run.len());
     let cids: Vec<Cid> = ahead.iter().map(|e| e.cid).collect();
-    let at = ahead::split(ahead, limits.readahead);
+    let at = match (dir.claims_held, ahead.len()) {
+        (true, _) => ahead::split(ahead, limits.readahead),
+        (false, n) if n >= 8 => n / 2,
+        _ => 0,
+    };
     let fetched = fetch_split(source, &cids, at, "");
     for (entry, block) in ahead.iter().zip(fetched) {
         // The path is only needed for an error, so it is only made then.
@@ -59,8 +74,12 @@ fn prefetch<S: BlockSource + Sync>(
             };
             e
         })?;
+        if ahead::lied(entry, block.len()) {
+            dir.claims_held = false;
+        }
         dir.ready.push_back(block);
     }
+    dir.claims_proven = dir.claims_held;
     Ok(())
 }
 
@@ -260,6 +279,8 @@ fn node<S: BlockSource + Sync, W: Write>(
         next: 0,
         ready: VecDeque::new(),
         hinted: 0,
+        claims_held: true,
+        claims_proven: false,
     });
     Ok(())
 }
