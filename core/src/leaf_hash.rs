@@ -7,7 +7,10 @@
 //! in order of length: each group of `lane_width()` then holds chunks of nearly equal
 //! length (FastCDC's chunks vary; fixed chunks are equal anyway). Where the crate has
 //! no hardware kernel its portable one is slower than `sha2`'s single stream, so then
-//! the leaves go through `sha2` one by one ([`Backend::Serial`]).
+//! the leaves go through `sha2` one by one ([`Backend::Serial`]). Chunks of unequal
+//! lengths (small files) go to 4 SHA-NI streams rather than 16 AVX-512 lanes
+//! ([`lanes`]): in a batch of 64 small files the wide kernel's groups cost their
+//! longest file in every lane.
 
 use crate::block::HashAlg;
 
@@ -74,14 +77,73 @@ impl LeafHasher {
             .sort_unstable_by_key(|&i| chunks[i as usize].len());
         // One small allocation per batch (a batch is megabytes of chunks).
         let sorted: Vec<&[u8]> = self.order.iter().map(|&i| chunks[i as usize]).collect();
+        let is_wide = lanes(&sorted, tape_sha256::lane_width());
+        let pick = |want: bool| -> Vec<&[u8]> {
+            sorted
+                .iter()
+                .zip(&is_wide)
+                .filter(|(_, &w)| w == want)
+                .map(|(c, _)| *c)
+                .collect()
+        };
+        let (wide, narrow) = (pick(true), pick(false));
+        let mut wide_digests = vec![[0; 32]; wide.len()];
+        tape_sha256::hash_many(&wide, &mut wide_digests);
+        let mut narrow_digests = vec![[0; 32]; narrow.len()];
+        narrow_kernel(&narrow, &mut narrow_digests);
+        // Both lists keep the sorted order; merge the digests back into it.
+        let (mut w, mut n) = (wide_digests.into_iter(), narrow_digests.into_iter());
         self.digests.clear();
-        self.digests.resize(chunks.len(), [0; 32]);
-        tape_sha256::hash_many(&sorted, &mut self.digests);
+        self.digests.extend(is_wide.iter().map(|&wide| {
+            let d = if wide { w.next() } else { n.next() };
+            d.expect("one digest per chunk")
+        }));
         out.resize(chunks.len(), [0; 32]);
         for (&i, d) in self.order.iter().zip(&self.digests) {
             out[i as usize] = *d;
         }
     }
+}
+
+/// Which chunks (sorted by length) are hashed `width` at a time in lockstep
+/// (windows of `width` whose shortest is at least 3/4 of their longest: the lanes
+/// stay busy) and the rest. A wide kernel (16 AVX-512 lanes) costs a whole group
+/// of its longest message; small files of every length would leave most lanes idle,
+/// so they go to [`narrow_kernel`]'s 4 streams, whose sorted groups of 4 waste little.
+fn lanes(sorted: &[&[u8]], width: usize) -> Vec<bool> {
+    if width <= NARROW {
+        return vec![true; sorted.len()];
+    }
+    let mut wide = vec![false; sorted.len()];
+    let mut i = 0;
+    while i < sorted.len() {
+        let end = i + width;
+        if end <= sorted.len() && 4 * sorted[i].len() >= 3 * sorted[end - 1].len() {
+            wide[i..end].fill(true);
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    wide
+}
+
+/// Lanes of the narrow kernel: SHA-NI's 4 interleaved streams.
+const NARROW: usize = 4;
+
+/// Hashes chunks of unequal lengths: `tape-sha256`'s 4 SHA-NI streams where the CPU
+/// has SHA-NI, else its own choice.
+fn narrow_kernel(chunks: &[&[u8]], out: &mut [[u8; 32]]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sha")
+        && std::arch::is_x86_feature_detected!("ssse3")
+        && std::arch::is_x86_feature_detected!("sse4.1")
+    {
+        // SAFETY: the CPU has SHA-NI, SSSE3 and SSE4.1, which is all it needs.
+        unsafe { tape_sha256::backends::shani_x4_slices(&[], chunks, out) };
+        return;
+    }
+    tape_sha256::hash_many(chunks, out);
 }
 
 #[cfg(test)]
@@ -115,6 +177,37 @@ mod tests {
         let chunks: Vec<Vec<u8>> = (0..=300u32)
             .map(|n| (0..n).map(|i| (i * 7 + n) as u8).collect())
             .collect();
+        check(&chunks);
+    }
+
+    #[test]
+    fn equal_runs_go_wide_and_the_rest_narrow() {
+        // 8 lanes: a window of nearly equal lengths is wide, a spread one narrow.
+        let lens = [
+            1usize, 5, 9, 100, 100, 100, 100, 100, 100, 100, 100, 110, 120, 130,
+        ];
+        let bufs: Vec<Vec<u8>> = lens.iter().map(|&n| vec![7; n]).collect();
+        let sorted: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
+        let wide = lanes(&sorted, 8);
+        let len = |w: bool| {
+            let of = sorted.iter().zip(&wide).filter(|(_, &x)| x == w);
+            of.map(|(c, _)| c.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(len(true), [100, 100, 100, 100, 100, 100, 100, 100]);
+        assert_eq!(len(false), [1, 5, 9, 110, 120, 130]);
+        assert!(lanes(&sorted, 4).iter().all(|&w| w));
+        // And the digests of such a mix (empty chunks too), in any order, are sha2's.
+        let mut chunks: Vec<Vec<u8>> = (0..70u32)
+            .map(|n| {
+                let len = match n % 3 {
+                    0 => 4096 + n as usize,
+                    1 => 37 * n as usize,
+                    _ => 0,
+                };
+                (0..len).map(|i| (i as u32 ^ n) as u8).collect()
+            })
+            .collect();
+        chunks.reverse();
         check(&chunks);
     }
 

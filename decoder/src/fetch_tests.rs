@@ -137,15 +137,114 @@ fn the_decoder_hints_the_blocks_it_reads_next_once_and_ahead_of_reading_them() {
     unique.dedup();
     assert_eq!(unique.len(), hinted.len());
     assert!(hinted.iter().all(|c| read.contains(c)));
-    // The 40 leaves of `big` (40 KiB, within the window), each before it is read.
-    // Directory entries are not hinted: their first blocks may lie far ahead (after
-    // a large file), and packs loaded that early were evicted before use.
+    // The directory's first batch is 16 entries (`big`, f00..f14): the one-leaf
+    // files after it, f15..f39, are hinted; then the 40 leaves of `big` (40 KiB,
+    // within the window) as its reader starts; each before it is read.
     let big = files.iter().find(|(p, _)| p == "big").unwrap().1;
     let node = narfs_core::dagpb::PBNode::decode(store.get_ref(&big).unwrap()).unwrap();
-    let leaves: Vec<Cid> = node.links.iter().map(|l| l.hash).collect();
-    assert_eq!(hinted, leaves);
+    let mut want: Vec<Cid> = (15..40)
+        .map(|i| {
+            files
+                .iter()
+                .find(|(p, _)| *p == format!("f{i:02}"))
+                .unwrap()
+                .1
+        })
+        .collect();
+    want.extend(node.links.iter().map(|l| l.hash));
+    assert_eq!(hinted, want);
     for c in &hinted {
         let at = |hint: bool| log.iter().position(|(h, x)| *h == hint && x == c);
         assert!(at(true) < at(false), "{c} read before its hint");
+    }
+}
+
+/// A directory of 100 one-leaf files `a000`.., a 4-leaf file `b` and 50 one-leaf
+/// files `c000`..: the CIDs of the `a` and `c` files, its root, the store and the NAR.
+fn wide_dir() -> (MemoryStore, Cid, Vec<Cid>, Vec<Cid>, Vec<u8>) {
+    let mut w = NarWriter::new(Vec::new());
+    w.directory(b"").unwrap();
+    let mut put = |name: String, body: Vec<u8>| {
+        w.file(name.as_bytes(), false, body.len() as u64, &mut &body[..])
+            .unwrap();
+    };
+    for i in 0..100 {
+        put(format!("a{i:03}"), noise(100 + i, i as u64));
+    }
+    put("b".into(), noise(4 << 10, 1000));
+    for i in 0..50 {
+        put(format!("c{i:03}"), noise(200 + i, 2000 + i as u64));
+    }
+    w.end_directory().unwrap();
+    let nar = w.finish().unwrap();
+    let layout = Layout {
+        chunker: "fixed:1024".parse().unwrap(),
+        ..Layout::default()
+    };
+    let mut store = MemoryStore::new();
+    let mut files = Vec::new();
+    let mut seen = |p: &str, k: EntryKind, c: &Cid| {
+        if k == EntryKind::File {
+            files.push((p.to_string(), *c));
+        }
+    };
+    let enc = encode(&nar[..], &layout, &mut store, Some(&mut seen)).unwrap();
+    files.sort();
+    let of = |prefix: char| -> Vec<Cid> {
+        let named = files.iter().filter(|(p, _)| p.starts_with(prefix));
+        named.map(|(_, c)| *c).collect()
+    };
+    (store, enc.root, of('a'), of('c'), nar)
+}
+
+#[test]
+fn directory_entries_after_a_batch_are_hinted_up_to_one_that_is_no_leaf() {
+    let (store, root, a, c, nar) = wide_dir();
+    assert_eq!((a.len(), c.len()), (100, 50));
+    let source = Logging {
+        store: &store,
+        log: Default::default(),
+    };
+    assert_eq!(
+        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
+        nar
+    );
+    let log = source.log.into_inner().unwrap();
+    let hinted: Vec<Cid> = log.iter().filter(|(h, _)| *h).map(|(_, c)| *c).collect();
+    // Batches: a000..a015 (a directory's first is 16 entries at most), then 64 each
+    // once its claims held: a016..a079, a080..c042, c043..c049. After the first, the
+    // run of leaves a016..a099 (it stops at `b`, a file of 4 leaves, whose leaves its
+    // reader hints itself); after the third, c043..c049; each once, and before it is
+    // read.
+    let leaves_of_b = hinted.len() - 84 - 7;
+    let mut dir_hints: Vec<Cid> = a[16..].to_vec();
+    dir_hints.extend(&c[43..]);
+    let got: Vec<Cid> = hinted
+        .iter()
+        .filter(|h| a.contains(h) || c.contains(h))
+        .copied()
+        .collect();
+    assert_eq!(got, dir_hints);
+    assert_eq!(leaves_of_b, 4);
+    for h in &hinted {
+        let at = |hint: bool| log.iter().position(|(x, y)| *x == hint && y == h);
+        assert!(at(true) < at(false), "{h} read before its hint");
+    }
+}
+
+#[test]
+fn a_corrupted_small_file_in_a_wide_batch_is_refused_with_its_path() {
+    let (store, root, a, c, _) = wide_dir();
+    // First of a batch, either side of a seam, last of a batch, last entry.
+    for (cid, name) in [
+        (a[0], "a000"),
+        (a[31], "a031"),
+        (a[32], "a032"),
+        (a[63], "a063"),
+        (c[49], "c049"),
+    ] {
+        let mut store = store.clone();
+        corrupt(&mut store, &cid);
+        refused(&store, &root, &cid, name);
     }
 }

@@ -28,6 +28,19 @@ pub fn fetch_many<S: BlockSource + Sync>(
     cids: &[Cid],
     path: &str,
 ) -> Vec<Result<Vec<u8>, DecodeError>> {
+    // Halves of fewer than 4 leaves would leave the kernel's lanes (4 SHA-NI
+    // streams) idle: a short run is verified on one core.
+    let at = if cids.len() < 8 { 0 } else { cids.len() / 2 };
+    fetch_split(source, cids, at, path)
+}
+
+/// [`fetch_many`], the halves split at `at` (0: not split, one core).
+pub(crate) fn fetch_split<S: BlockSource + Sync>(
+    source: &S,
+    cids: &[Cid],
+    at: usize,
+    path: &str,
+) -> Vec<Result<Vec<u8>, DecodeError>> {
     let each = |cids: &[Cid]| -> Vec<_> {
         let got = source.get_many_verified(cids);
         cids.iter()
@@ -35,12 +48,10 @@ pub fn fetch_many<S: BlockSource + Sync>(
             .map(|(cid, r)| answer(cid, path, r))
             .collect()
     };
-    // Halves of fewer than 4 leaves would leave the kernel's lanes (4 SHA-NI
-    // streams) idle: a short run is verified on one core.
-    if cids.len() < 8 {
+    if at == 0 || at >= cids.len() {
         return each(cids);
     }
-    let (a, b) = cids.split_at(cids.len() / 2);
+    let (a, b) = cids.split_at(at);
     let (mut a, b) = rayon::join(|| each(a), || each(b));
     a.extend(b);
     a

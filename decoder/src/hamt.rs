@@ -7,6 +7,7 @@ use narfs_core::dagpb::PBNode;
 use narfs_core::unixfs::{DataType, UnixFsData, HAMT_HASH_MURMUR3};
 use narfs_core::Cid;
 
+use crate::ahead::Entry;
 use crate::error::{malformed, DecodeError, Problem};
 use crate::file::{fetch, unixfs_node};
 
@@ -21,7 +22,7 @@ pub fn entries(
     node: PBNode,
     fs: UnixFsData,
     path: &str,
-) -> Result<Vec<(String, Cid)>, DecodeError> {
+) -> Result<Vec<Entry>, DecodeError> {
     let fanout = check_shard(cid, &fs, path, None)?;
     let width = format!("{:X}", fanout - 1).len();
     let mut out = Vec::new();
@@ -46,7 +47,11 @@ pub fn entries(
                 return Err(DecodeError::new(&cid, path, malformed(msg)));
             }
             if name.len() > width {
-                out.push((name[width..].to_string(), link.hash));
+                out.push(Entry {
+                    name: name[width..].to_string(),
+                    cid: link.hash,
+                    tsize: link.tsize,
+                });
                 continue;
             }
             if depth + 1 >= MAX_SHARD_DEPTH {
@@ -76,7 +81,7 @@ pub fn entries(
             stack.push((link.hash, sub, depth + 1));
         }
     }
-    out.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     Ok(out)
 }
 

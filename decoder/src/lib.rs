@@ -6,6 +6,7 @@
 //! `NarHash` and `NarSize` are known (a root record), [`decode_checked`] checks the
 //! bytes against them as they stream.
 
+mod ahead;
 mod decode;
 mod error;
 mod expect;

@@ -11,44 +11,75 @@ use narfs_core::nar::{NarError, NarWriter};
 use narfs_core::unixfs::DataType;
 use narfs_core::Cid;
 
+use crate::ahead::{self, Entry};
 use crate::error::{malformed, DecodeError, Problem};
-use crate::file::{fetch, fetch_many, unixfs_node, FileReader};
+use crate::file::{fetch, fetch_split, unixfs_node, FileReader};
 use crate::Limits;
 
 struct OpenDir {
     cid: Cid,
     path: String,
-    entries: Vec<(String, Cid)>,
+    entries: Vec<Entry>,
     next: usize,
     /// Verified blocks of the entries from `next` on, fetched ahead in parallel.
     ready: VecDeque<Vec<u8>>,
+    /// Entries before this one were given to [`BlockSource::will_need`].
+    hinted: usize,
+    /// No entry fetched so far was larger than its link's `Tsize` claims
+    /// ([`ahead::lied`]): batches are sized by the claims while this holds.
+    claims_held: bool,
+    /// A whole batch's claims held: batches may be [`ahead::MAX_ENTRIES`] long
+    /// (the first is [`ahead::UNCLAIMED_ENTRIES`] at most).
+    claims_proven: bool,
 }
 
-/// Most directory entries whose first block is fetched and verified together: a
-/// NAR of small files is mostly one-leaf files, which would otherwise be hashed one
-/// after another on one core. A block is at most 4 MiB, so the count bounds memory.
-const ENTRIES_AHEAD: usize = 16;
-
-/// Fetches and verifies the first blocks of the next entries of `dir` in parallel.
-fn prefetch<S: BlockSource + Sync>(source: &S, dir: &mut OpenDir) -> Result<(), DecodeError> {
-    let ahead = &dir.entries[dir.next..dir.entries.len().min(dir.next + ENTRIES_AHEAD)];
+/// Fetches and verifies the first blocks of the next entries of `dir` together, on
+/// both cores ([`crate::ahead`]), and announces the entries after them.
+fn prefetch<S: BlockSource + Sync>(
+    source: &S,
+    dir: &mut OpenDir,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    let rest = &dir.entries[dir.next..];
+    let len = match (dir.claims_held, dir.claims_proven) {
+        (true, true) => ahead::batch_len(rest, limits.readahead),
+        (true, false) => ahead::batch_len(rest, limits.readahead).min(ahead::UNCLAIMED_ENTRIES),
+        (false, _) => rest.len().min(ahead::UNCLAIMED_ENTRIES),
+    };
+    let ahead = &rest[..len];
     if ahead.len() < 2 {
         return Ok(());
     }
-    let cids: Vec<Cid> = ahead.iter().map(|(_, cid)| *cid).collect();
-    let fetched = fetch_many(source, &cids, "");
-    for ((name, _), block) in ahead.iter().zip(fetched) {
+    let end = dir.next + ahead.len();
+    // The run after this batch, each entry announced once (an empty hint still lets
+    // the source resume what it deferred).
+    let run = ahead::hints(&dir.entries[end..]);
+    let known = dir.hinted.saturating_sub(end).min(run.len());
+    source.will_need(&run[known..]);
+    dir.hinted = dir.hinted.max(end + run.len());
+    let cids: Vec<Cid> = ahead.iter().map(|e| e.cid).collect();
+    let at = match (dir.claims_held, ahead.len()) {
+        (true, _) => ahead::split(ahead, limits.readahead),
+        (false, n) if n >= 8 => n / 2,
+        _ => 0,
+    };
+    let fetched = fetch_split(source, &cids, at, "");
+    for (entry, block) in ahead.iter().zip(fetched) {
         // The path is only needed for an error, so it is only made then.
         let block = block.map_err(|mut e| {
             e.path = if dir.path.is_empty() {
-                name.clone()
+                entry.name.clone()
             } else {
-                format!("{}/{name}", dir.path)
+                format!("{}/{}", dir.path, entry.name)
             };
             e
         })?;
+        if ahead::lied(entry, block.len()) {
+            dir.claims_held = false;
+        }
         dir.ready.push_back(block);
     }
+    dir.claims_proven = dir.claims_held;
     Ok(())
 }
 
@@ -74,10 +105,10 @@ pub fn decode_nar<S: BlockSource + Sync, W: Write>(
             continue;
         }
         if dir.ready.is_empty() {
-            prefetch(source, dir)?;
+            prefetch(source, dir, limits)?;
         }
         let block = dir.ready.pop_front();
-        let (name, cid) = std::mem::take(&mut dir.entries[dir.next]);
+        let Entry { name, cid, .. } = std::mem::take(&mut dir.entries[dir.next]);
         dir.next += 1;
         let path = if dir.path.is_empty() {
             name.clone()
@@ -207,7 +238,11 @@ fn node<S: BlockSource + Sync, W: Write>(
                         malformed("a directory link without a name"),
                     ));
                 };
-                entries.push((n, link.hash));
+                entries.push(Entry {
+                    name: n,
+                    cid: link.hash,
+                    tsize: link.tsize,
+                });
             }
             entries
         }
@@ -243,6 +278,9 @@ fn node<S: BlockSource + Sync, W: Write>(
         entries,
         next: 0,
         ready: VecDeque::new(),
+        hinted: 0,
+        claims_held: true,
+        claims_proven: false,
     });
     Ok(())
 }

@@ -1,0 +1,178 @@
+//! Which directory entries are fetched and verified together, and which are announced
+//! to the source ahead of them.
+//!
+//! A NAR of small files is mostly one-leaf files in large directories. Verifying them
+//! one after another wastes the multi-buffer kernel's lanes (it hashes messages of
+//! about equal length side by side, so the more files in a batch, the fuller its
+//! lanes) and costs a hand-off between the walk and the pool per batch; so up to
+//! [`MAX_ENTRIES`] entries go in one batch, as many as their links' `Tsize` claims fit
+//! in [`Limits::readahead`](crate::Limits::readahead) bytes (always at least one).
+//! The claims only size the batch, and only once they have held: a directory's first
+//! batch is at most [`UNCLAIMED_ENTRIES`]; once an entry turns out larger than its
+//! claim ([`lied`]), its later batches are [`UNCLAIMED_ENTRIES`] entries whatever
+//! they claim. So lying claims cost one batch of [`MAX_ENTRIES`] blocks (of at most
+//! 4 MiB) per directory at most, and only after a batch whose claims held. The batch is split in two halves of about equal claimed
+//! bytes, one per core ([`split`]), rather than of equal count: one large file among
+//! many small ones would otherwise leave one core idle.
+//!
+//! The next run of one-leaf entries after a batch is given to
+//! [`BlockSource::will_need`](narfs_core::block::BlockSource::will_need), so that a
+//! store decompresses their packs on the other core while this batch is hashed and
+//! written. The run stops at an entry that is not a raw leaf (a subdirectory, or a
+//! file of many blocks): what follows it in the DAG's order lies after that whole
+//! subtree in the store's packs, and loading it now would only take cache room.
+
+use narfs_core::block::RAW;
+use narfs_core::Cid;
+
+/// Most entries fetched and verified together (16 multi-buffer groups of 4 lanes).
+pub(crate) const MAX_ENTRIES: usize = 64;
+/// Entries per batch in a directory whose claims did not hold.
+pub(crate) const UNCLAIMED_ENTRIES: usize = 16;
+/// Most entries announced ahead at once, and the bytes they may claim.
+pub(crate) const HINT_ENTRIES: usize = 256;
+pub(crate) const HINT_BYTES: u64 = 8 << 20;
+
+/// A directory entry as the walk keeps it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) cid: Cid,
+    /// The link's `Tsize` (its subtree's bytes as the parent claims them), if any.
+    pub(crate) tsize: Option<u64>,
+}
+
+impl Entry {
+    /// What fetching the entry's first block is taken to cost: its claimed size, the
+    /// whole `budget` when nothing is claimed.
+    fn claim(&self, budget: u64) -> u64 {
+        self.tsize.unwrap_or(budget)
+    }
+}
+
+/// How many of `entries` (those after the last fetched) make the next batch: at most
+/// [`MAX_ENTRIES`], their claims within `budget`, and at least one unless there are
+/// none.
+pub(crate) fn batch_len(entries: &[Entry], budget: u64) -> usize {
+    let mut claimed = 0u64;
+    let fit = entries
+        .iter()
+        .take(MAX_ENTRIES)
+        .take_while(|e| {
+            claimed = claimed.saturating_add(e.claim(budget));
+            claimed <= budget
+        })
+        .count();
+    fit.max(entries.len().min(1))
+}
+
+/// Whether an entry's first block, `len` bytes, is larger than the entry's claimed
+/// size (its link's `Tsize` counts the block itself and everything below it).
+pub(crate) fn lied(entry: &Entry, len: usize) -> bool {
+    entry.tsize.is_some_and(|t| len as u64 > t)
+}
+
+/// Where a batch of `entries` splits into two halves of about equal claimed bytes
+/// (each half at least one entry; 0 when the batch is too short to split: fewer
+/// than 8 entries would leave the kernel's lanes idle on both cores).
+pub(crate) fn split(entries: &[Entry], budget: u64) -> usize {
+    if entries.len() < 8 {
+        return 0;
+    }
+    let total: u64 = entries
+        .iter()
+        .map(|e| e.claim(budget))
+        .fold(0, u64::saturating_add);
+    let mut claimed = 0u64;
+    let at = entries
+        .iter()
+        .take_while(|e| {
+            claimed = claimed.saturating_add(e.claim(budget));
+            claimed <= total / 2
+        })
+        .count();
+    at.clamp(1, entries.len() - 1)
+}
+
+/// The CIDs of the run of raw-leaf entries (with a claimed size) at the start of
+/// `entries` to announce: at most [`HINT_ENTRIES`] and [`HINT_BYTES`] claimed.
+pub(crate) fn hints(entries: &[Entry]) -> Vec<Cid> {
+    let mut claimed = 0u64;
+    entries
+        .iter()
+        .take(HINT_ENTRIES)
+        .take_while(|e| {
+            claimed = claimed.saturating_add(e.claim(HINT_BYTES));
+            e.cid.codec() == RAW && e.tsize.is_some() && claimed <= HINT_BYTES
+        })
+        .map(|e| e.cid)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use narfs_core::block::{cid_for, HashAlg, DAG_PB};
+
+    use super::*;
+
+    fn entry(i: usize, codec: u64, tsize: Option<u64>) -> Entry {
+        Entry {
+            name: format!("e{i}"),
+            cid: cid_for(codec, HashAlg::Sha2_256, &i.to_le_bytes()),
+            tsize,
+        }
+    }
+
+    fn leaves(sizes: &[u64]) -> Vec<Entry> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| entry(i, RAW, Some(s)))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_bounded_by_count_and_claimed_bytes_and_never_empty() {
+        assert_eq!(batch_len(&leaves(&[10; 200]), 4 << 20), MAX_ENTRIES);
+        assert_eq!(batch_len(&leaves(&[10; 5]), 4 << 20), 5);
+        assert_eq!(batch_len(&leaves(&[100, 100, 100, 100]), 250), 2);
+        // A first entry larger than the budget, or claiming nothing, goes alone.
+        assert_eq!(batch_len(&leaves(&[1000, 1]), 250), 1);
+        let unclaimed = vec![entry(0, RAW, None), entry(1, RAW, Some(1))];
+        assert_eq!(batch_len(&unclaimed, 250), 1);
+        assert_eq!(batch_len(&[], 250), 0);
+    }
+
+    #[test]
+    fn a_claim_lies_when_the_block_is_larger() {
+        assert!(lied(&entry(0, RAW, Some(0)), 1));
+        assert!(!lied(&entry(0, RAW, Some(10)), 10));
+        assert!(!lied(&entry(0, RAW, None), 1 << 20));
+    }
+
+    #[test]
+    fn halves_carry_about_equal_claims() {
+        // One large file among small ones: it gets a half of its own.
+        let mut sizes = vec![100_000];
+        sizes.extend([1000; 20]);
+        assert_eq!(split(&leaves(&sizes), 4 << 20), 1);
+        assert_eq!(split(&leaves(&[10; 16]), 4 << 20), 8);
+        let mut sizes = vec![1000; 20];
+        sizes.push(100_000);
+        assert_eq!(split(&leaves(&sizes), 4 << 20), 20);
+        // Too short to split.
+        assert_eq!(split(&leaves(&[10; 7]), 4 << 20), 0);
+    }
+
+    #[test]
+    fn hints_are_the_run_of_raw_leaves_within_bounds() {
+        let mut e = leaves(&[10; 5]);
+        e.push(entry(5, DAG_PB, Some(10)));
+        e.extend(leaves(&[10; 3]));
+        let want: Vec<Cid> = e[..5].iter().map(|e| e.cid).collect();
+        assert_eq!(hints(&e), want);
+        assert_eq!(hints(&leaves(&[10; 1000])).len(), HINT_ENTRIES);
+        assert_eq!(hints(&leaves(&[3 << 20; 5])).len(), 2);
+        assert!(hints(&[entry(0, RAW, None)]).is_empty());
+    }
+}
