@@ -97,3 +97,48 @@ fn read_next(
         None => Ok(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use narfs_core::block::{cid_for, BlockSink, HashAlg, RAW};
+
+    use super::*;
+    use crate::Store;
+
+    /// Compressible, distinct blocks of 64 KiB: `n` of them make `n / 16` packs.
+    fn put_blocks(store: &Store, salt: &str, n: usize) -> Vec<(Cid, Vec<u8>)> {
+        let blocks: Vec<(Cid, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let b = format!("{salt} {i}: the quick brown fox. ")
+                    .repeat(4000)
+                    .into_bytes()[..64 << 10]
+                    .to_vec();
+                (cid_for(RAW, HashAlg::Sha2_256, &b), b)
+            })
+            .collect();
+        let mut sink = store.sink().unwrap();
+        for (cid, b) in &blocks {
+            sink.put(cid, b).unwrap();
+        }
+        sink.finish(None).unwrap();
+        blocks
+    }
+
+    #[test]
+    fn it_follows_the_packs_each_commit_adds_and_the_blocks_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let first = put_blocks(&store, "a", 40);
+        let mut u = Uncache::start(&store.blocks).unwrap();
+        let before = u.next_pack;
+        assert!(before >= 2, "40 blocks of 64 KiB make packs: {before}");
+        // A later session's packs are the ones it goes through, from where it started.
+        let second = put_blocks(&store, "b", 40);
+        u.committed(&store.blocks, &[]).unwrap();
+        assert!(u.next_pack >= before + 2, "{before} -> {}", u.next_pack);
+        assert_eq!(u.next_pack, next_pack(&store.blocks).unwrap());
+        for (cid, b) in first.iter().chain(&second) {
+            assert_eq!(store.get_block(cid).unwrap().as_deref(), Some(&b[..]));
+        }
+    }
+}
