@@ -24,6 +24,7 @@ use narfs_core::Cid;
 use crate::blocks::Packed;
 use crate::pack::NewPack;
 use crate::sink::{Done, Msg, RecordJob, Shared, Written};
+use crate::uncache::Uncache;
 use crate::Error;
 
 /// A commit takes at most this many batches' worth of blocks already waiting. One,
@@ -40,6 +41,10 @@ const MAX_ENTRIES: usize = 256;
 /// (a commit costs two syncs and rewrites the B-tree paths it touched, whatever it
 /// carries: small items share one at most every this often).
 const RECORD_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Blocks stored on their own from this many bytes on are dropped from the page cache
+/// after their commit (smaller ones may sit in tree pages; see [`Uncache`]).
+const UNCACHE_ABOVE: usize = 4096;
 
 /// What the committer holds between commits.
 #[derive(Default)]
@@ -62,6 +67,9 @@ struct State {
     /// Items whose record is committed but not yet durable (see
     /// [`crate::blocks::Blocks::commit_unsynced`]), told once a sync has passed.
     unsynced: Vec<(Done, Written)>,
+    /// Drops what each commit wrote from the page cache (`None`: not started yet, or
+    /// the store could not say where its packs start).
+    uncache: Option<Uncache>,
 }
 
 /// One put of a commit.
@@ -156,7 +164,10 @@ impl State {
 }
 
 pub(crate) fn run(s: &Shared, rx: Receiver<Msg>) -> Result<(), Error> {
-    let mut st = State::default();
+    let mut st = State {
+        uncache: Uncache::start(&s.blocks).ok(),
+        ..State::default()
+    };
     let r = commit_loop(s, &rx, &mut st);
     s.packed.close();
     st.fail();
@@ -239,10 +250,15 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
         }
     };
     let mut total = Written::default();
+    // Blocks stored on their own in overflow pages, dropped from the cache after.
+    let mut singles = Vec::new();
     for (item, entry) in std::mem::take(&mut st.batch) {
         let written = st.items.entry(item).or_default();
         let put = match entry {
             Entry::Block(cid, block) => s.blocks.put(&mut txn, &cid, &block).map(|new| {
+                if new && block.bytes.len() >= UNCACHE_ABOVE {
+                    singles.push(cid);
+                }
                 if new {
                     let stored = block.bytes.len() as u64;
                     total.add(block.len, stored);
@@ -295,6 +311,10 @@ fn commit(s: &Shared, st: &mut State) -> Result<(), Error> {
     // A commit that wrote synced the file first: the earlier commits' meta pages too.
     if wrote {
         st.durable();
+        // Only a hint: a failure costs cache, not data.
+        if let Some(u) = st.uncache.as_mut() {
+            let _ = u.committed(&s.blocks, &singles);
+        }
     }
     st.unsynced.extend(told);
     {

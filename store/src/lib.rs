@@ -79,6 +79,7 @@ mod root_table;
 mod roots;
 mod sink;
 mod sorted_set;
+mod uncache;
 mod verify;
 mod verify_packs;
 mod walk;

@@ -371,6 +371,42 @@ impl View<'_> {
         Ok(())
     }
 
+    /// The byte range of the file holding an overflow `value` (`None`: inline, in a
+    /// tree page), checked to lie within the snapshot's pages.
+    pub(crate) fn overflow_range(&self, value: &Value) -> Result<Option<(u64, u64)>, Error> {
+        let Value::Overflow { pgno, len } = *value else {
+            return Ok(None);
+        };
+        self.check_overflow(pgno, len)?;
+        let psize = self.meta.psize;
+        Ok(Some((
+            pgno * psize,
+            (pgno + self.overflow_pages(len)) * psize,
+        )))
+    }
+
+    /// Drops the page-cache pages of bytes `from..to` of the file: a write session's
+    /// hint once they are durable, see `crate::uncache`. Only a hint: the kernel keeps
+    /// pages that are dirty or mapped, and nothing is read.
+    pub(crate) fn uncache(&self, from: u64, to: u64) -> Result<(), Error> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `posix_fadvise` only reads its arguments; the descriptor is open.
+        let r = unsafe {
+            libc::posix_fadvise(
+                self.file.file.as_raw_fd(),
+                from as libc::off_t,
+                to.saturating_sub(from) as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+        match r {
+            0 => Ok(()),
+            e => Err(Error::io(&self.file.path)(
+                std::io::Error::from_raw_os_error(e),
+            )),
+        }
+    }
+
     /// The value stored under `key` in the block tree.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Value>, Error> {
         self.get_in(self.meta.main, true, key)
