@@ -91,6 +91,13 @@ impl Output {
         }
     }
 
+    /// Whether whole buffers may be gathered into one write (`writev`): all but a
+    /// direct file, which writes aligned pieces without a copy and would copy
+    /// anything else into its own buffer.
+    pub fn gathers(&self) -> bool {
+        !matches!(self, Output::File { .. })
+    }
+
     pub fn commit(self) -> Result<()> {
         match self {
             Output::Stdout(mut w) => w.flush().context("cannot write to stdout"),

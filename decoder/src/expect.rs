@@ -113,8 +113,8 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
             let decoded = crate::decode(source, root, encoding, &mut checked, &limits).map(drop);
             (decoded, Ok(checked))
         }
-        piece => crate::write_behind(checked, piece, |w| {
-            crate::decode(source, root, encoding, w, &limits).map(drop)
+        piece => crate::write_behind(checked, piece, limits.output_gather, |w| {
+            crate::decode_to(source, root, encoding, w, &limits).map(drop)
         }),
     };
     let output = |e: io::Error| match mismatch(&e) {
