@@ -4,7 +4,7 @@
 //! and write it later with many others in one `writev`, instead of having every byte
 //! of the NAR copied once more on the decoder's thread.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 /// A [`Write`] that may take whole buffers. The default copies (`write_all`).
 pub trait BlockWrite: Write {
@@ -40,3 +40,21 @@ impl<W: Write> Write for Copying<W> {
 }
 
 impl<W: Write> BlockWrite for Copying<W> {}
+
+/// `Write::write_all_vectored` (unstable): every byte of `slices`, through short
+/// writes and interruptions.
+pub(crate) fn write_all_vectored(
+    out: &mut impl Write,
+    mut slices: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

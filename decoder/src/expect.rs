@@ -275,6 +275,42 @@ impl<W: Write> Write for Checked<W> {
         Ok(buf.len())
     }
 
+    /// All of `bufs` as one write of the output (the writer behind the decoder
+    /// gathers whole leaves into one `writev`): the same checks as `write`, on their
+    /// total.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let Some(end) = bufs.iter().rposition(|b| !b.is_empty()) else {
+            return Ok(0);
+        };
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        let left = self.expect.nar_size - self.seen;
+        if len as u64 > left {
+            return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
+        }
+        if let (true, Some(hasher)) = (len as u64 == left, &self.hasher) {
+            let mut all = hasher.clone();
+            bufs.iter().for_each(|b| all.update(&**b));
+            let got: [u8; 32] = all.finalize().into();
+            if got != self.expect.nar_sha256 {
+                let recorded = self.expect.nar_hash();
+                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
+            }
+        }
+        let (&last, body) = bufs[end].split_last().expect("not empty");
+        let held = self.held.take().map(|b| [b]);
+        let mut out: Vec<io::IoSlice<'_>> = Vec::with_capacity(end + 2);
+        out.extend(held.as_ref().map(|h| io::IoSlice::new(h)));
+        out.extend(bufs[..end].iter().map(|b| io::IoSlice::new(b)));
+        out.push(io::IoSlice::new(body));
+        crate::block_write::write_all_vectored(&mut self.inner, &mut out)?;
+        self.held = Some(last);
+        if let Some(h) = &mut self.hasher {
+            bufs.iter().for_each(|b| h.update(&**b));
+        }
+        self.seen += len as u64;
+        Ok(len)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }

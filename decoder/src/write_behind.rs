@@ -116,22 +116,8 @@ impl Piece {
         }
         slices.push(IoSlice::new(&bytes[from..]));
         slices.retain(|s| !s.is_empty());
-        write_all_vectored(out, &mut slices)
+        crate::block_write::write_all_vectored(out, &mut slices)
     }
-}
-
-/// `Write::write_all_vectored` (unstable): every byte of `slices`, through short
-/// writes and interruptions.
-fn write_all_vectored(out: &mut impl Write, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    while !slices.is_empty() {
-        match out.write_vectored(slices) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// The decoder's end: a `Write` that fills pieces and sends them.
