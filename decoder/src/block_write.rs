@@ -20,6 +20,9 @@ impl<W: BlockWrite + ?Sized> BlockWrite for &mut W {
     }
 }
 
+impl BlockWrite for Vec<u8> {}
+impl BlockWrite for io::Sink {}
+
 /// Any [`Write`] as a [`BlockWrite`] that copies: what [`crate::decode`] and
 /// [`crate::decode_nar`] wrap their output in.
 pub(crate) struct Copying<W>(pub(crate) W);

@@ -18,7 +18,7 @@ mod write_behind;
 pub use block_write::BlockWrite;
 pub use decode::{decode, decode_to};
 pub use error::{DecodeError, Problem};
-pub use expect::{check, decode_checked, BadNarHash, Checked, Expect};
+pub use expect::{check, decode_checked, decode_checked_to, BadNarHash, Checked, Expect};
 pub use file::{fetch, fetch_many, FileReader};
 pub use walk::decode_nar;
 pub use write_behind::{write_behind, Behind, MAX_PIECE};
