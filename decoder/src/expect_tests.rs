@@ -222,7 +222,7 @@ fn a_gathered_write_is_checked_as_one() {
     let mut bad = expect_of(&nar);
     bad.nar_sha256[0] ^= 1;
     let mut w = Checked::new(Vec::new(), bad);
-    w.write_vectored(&[IoSlice::new(a)]).unwrap();
+    assert_eq!(w.write_vectored(&[IoSlice::new(a)]).unwrap(), a.len());
     let e = w
         .write_vectored(&[IoSlice::new(b), IoSlice::new(c)])
         .unwrap_err();
