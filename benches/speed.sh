@@ -9,7 +9,9 @@
 #     (--car /dev/null), to a CAR file, into a fresh store and into a store that
 #     already holds the blocks;
 #   - decode (verifying every block) from the CAR and from the store, to a file and
-#     into a pipe (read by `cat >/dev/null`) next to /dev/null (what the pipe costs),
+#     into a pipe (read by `cat >/dev/null`) next to /dev/null (what the pipe costs)
+#     and to the pipe's own ceiling (the NAR copied through a pipe grown and written
+#     as decode does it, benches/pipe_copy.py),
 #     and from the store with
 #     --check-nar-hash (the record's NarHash stream, off the path otherwise); next to
 #     the disk's own write speed (`dd` of the NAR with O_DIRECT, and through the page
@@ -196,19 +198,28 @@ measure() { # label nar
     rm -f "$W/dd.nar"
     row "disk: dd bs=4M oflag=direct conv=fsync" "$dd_direct" "$size" "$dec" "$ossl"
     row "disk: dd bs=4M conv=fsync (page cache)" "$dd_cached" "$size" "$dec" "$ossl"
+    # The pipe's own ceiling: the NAR copied into a pipe grown and written as decode
+    # grows and writes it, read by the same `cat` (benches/pipe_copy.py).
+    local pipe_copy car_pipe store_pipe
+    pipe_copy=$(best sh -c "python3 benches/pipe_copy.py '$nar' | cat >/dev/null")
+    row "pipe: the NAR copied through it (ceiling)" "$pipe_copy" "$size" "$dec" "$ossl"
     car_file=$(PRE="rm -f '$W/out.nar'" best "$N" decode --car "$W/out.car" "$root" -o "$W/out.nar")
     row "decode CAR → file" "$car_file" "$size" "$dec" "$ossl"
     cmp "$W/out.nar" "$nar"
-    row "decode CAR → pipe" "$(best decode_pipe --car "$W/out.car" "$root")" "$size" "$dec" "$ossl"
+    car_pipe=$(best decode_pipe --car "$W/out.car" "$root")
+    row "decode CAR → pipe" "$car_pipe" "$size" "$dec" "$ossl"
     row "decode CAR → /dev/null" "$(best "$N" decode --car "$W/out.car" "$root" -o /dev/null)" "$size" "$dec" "$ossl"
     store_file=$(PRE="rm -f '$W/out.nar'" best "$N" decode --store "$W/store" "$root" -o "$W/out.nar")
     row "decode store → file" "$store_file" "$size" "$dec" "$ossl"
-    row "decode store → pipe" "$(best decode_pipe --store "$W/store" "$root")" "$size" "$dec" "$ossl"
+    store_pipe=$(best decode_pipe --store "$W/store" "$root")
+    row "decode store → pipe" "$store_pipe" "$size" "$dec" "$ossl"
     row "decode store → /dev/null" "$(best "$N" decode --store "$W/store" "$root" -o /dev/null)" "$size" "$dec" "$ossl"
     row "decode store → pipe --check-nar-hash" "$(best decode_pipe --store "$W/store" "$root" --check-nar-hash)" "$size" "$dec" "$ossl"
     cmp "$W/out.nar" "$nar"
     awk -v d="$dd_direct" -v c="$dd_cached" -v f="$car_file" -v s="$store_file" \
       'BEGIN { printf "\ndecode → file against the disk (dd, same run): CAR %.2f× of oflag=direct, %.2f× of page cache + fsync; store %.2f×, %.2f×.\n", d / f, c / f, d / s, c / s }'
+    awk -v p="$pipe_copy" -v c="$car_pipe" -v s="$store_pipe" \
+      'BEGIN { printf "decode → pipe against the pipe’s own ceiling (a plain copy through it, same run): CAR %.2f×, store %.2f×.\n", p / c, p / s }'
     echo
   fi
   if want serve; then

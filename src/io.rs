@@ -91,6 +91,13 @@ impl Output {
         }
     }
 
+    /// Whether whole buffers may be gathered into one write (`writev`): all but a
+    /// direct file, which writes aligned pieces without a copy and would copy
+    /// anything else into its own buffer.
+    pub fn gathers(&self) -> bool {
+        !matches!(self, Output::File { .. })
+    }
+
     pub fn commit(self) -> Result<()> {
         match self {
             Output::Stdout(mut w) => w.flush().context("cannot write to stdout"),
@@ -135,20 +142,32 @@ impl Write for Output {
     }
 }
 
-/// Makes a pipe's buffer 1 MiB when `fd` is one (Linux's default is 64 KiB): a NAR
-/// streamed into a pipe then moves in 1 MiB writes with a sixteenth of the context
-/// switches between writer and reader. Best effort: a pipe left as it is still works.
+/// Grows a pipe's buffer when `fd` is one (Linux's default is 64 KiB) to the most an
+/// unprivileged process may ask for (`/proc/sys/fs/pipe-max-size`, 1 MiB by default),
+/// at most [`PIPE_MAX`]: a NAR streamed into a pipe then moves in 1 MiB writes with a
+/// sixteenth of the context switches between writer and reader. Best effort: a pipe
+/// left as it is still works.
 pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
     let fd = fd.as_raw_fd();
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(1 << 20)
+        .min(PIPE_MAX);
     // SAFETY: fstat and fcntl on a descriptor we hold, with a valid stat buffer.
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO {
             #[cfg(target_os = "linux")]
-            libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+            libc::fcntl(fd, libc::F_SETPIPE_SZ, max as libc::c_int);
         }
     }
 }
+
+/// The largest pipe buffer asked for: a piece of the writer behind the decoder (1 MiB
+/// and one leaf) fits; more would only hold more of the reader's unread bytes in the
+/// kernel.
+const PIPE_MAX: usize = 2 << 20;
 
 /// Creates `dest` holding `bytes`, with permissions `mode`, only if nothing is there:
 /// written whole under a temporary name beside it, then linked into place (`link(2)`

@@ -10,6 +10,7 @@ use narfs_core::block::BlockSource;
 use narfs_core::nar::{copy_canonical, NarError};
 use narfs_core::{Cid, Encoding};
 
+use crate::block_write::{BlockWrite, Copying};
 use crate::walk::{nar_error, Bounded};
 use crate::{fetch, DecodeError, FileReader, Limits, Problem};
 
@@ -48,9 +49,21 @@ pub fn decode<S: BlockSource + Sync, W: Write>(
     out: W,
     limits: &Limits,
 ) -> Result<W, DecodeError> {
+    decode_to(source, root, encoding, Copying(out), limits).map(|c| c.0)
+}
+
+/// [`decode`] into a [`BlockWrite`]: a tree's verified leaves are handed to it whole
+/// (the writer behind the decoder queues them instead of copying them).
+pub fn decode_to<S: BlockSource + Sync, W: BlockWrite>(
+    source: &S,
+    root: &Cid,
+    encoding: Encoding,
+    out: W,
+    limits: &Limits,
+) -> Result<W, DecodeError> {
     match encoding {
         Encoding::ZstdNar => decode_zstd_nar(source, root, out, limits),
-        _ => crate::decode_nar(source, root, out, limits),
+        _ => crate::walk::walk(source, root, out, limits),
     }
 }
 

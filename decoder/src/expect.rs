@@ -26,6 +26,7 @@ use narfs_core::{Cid, Encoding};
 use narfs_nix::base32 as nixbase32;
 use sha2::{Digest, Sha256};
 
+use crate::block_write::{write_all_vectored, BlockWrite, Copying};
 use crate::{DecodeError, Limits, Problem};
 
 /// The NAR a root record promises.
@@ -97,6 +98,20 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
     out: W,
     limits: &Limits,
 ) -> Result<W, DecodeError> {
+    decode_checked_to(source, root, encoding, expect, Copying(out), limits).map(|c| c.0)
+}
+
+/// [`decode_checked`] into a [`BlockWrite`]: written on the decoder's thread
+/// (`output_piece` 0), the tree's verified leaves reach it whole (serve's body channel
+/// sends them as they are).
+pub fn decode_checked_to<S: BlockSource + Sync, W: BlockWrite + Send>(
+    source: &S,
+    root: &Cid,
+    encoding: Encoding,
+    expect: &Expect,
+    out: W,
+    limits: &Limits,
+) -> Result<W, DecodeError> {
     // The record's size is the output limit, so that the walk refuses a file too large
     // for it before reading any of it.
     let lowered = expect.nar_size < limits.max_output;
@@ -110,11 +125,11 @@ pub fn decode_checked<S: BlockSource + Sync, W: Write + Send>(
             // A mismatch reaches the decoder as its own write error (`walk::nar_error`
             // makes it the problem), so the output has no error of its own to give.
             let mut checked = checked;
-            let decoded = crate::decode(source, root, encoding, &mut checked, &limits).map(drop);
+            let decoded = crate::decode_to(source, root, encoding, &mut checked, &limits).map(drop);
             (decoded, Ok(checked))
         }
-        piece => crate::write_behind(checked, piece, |w| {
-            crate::decode(source, root, encoding, w, &limits).map(drop)
+        piece => crate::write_behind(checked, piece, limits.output_gather, |w| {
+            crate::decode_to(source, root, encoding, w, &limits).map(drop)
         }),
     };
     let output = |e: io::Error| match mismatch(&e) {
@@ -201,12 +216,23 @@ pub struct Checked<W> {
     hasher: Option<Sha256>,
     /// Bytes accepted, the held one included.
     seen: u64,
-    /// The last byte written so far, held until the next write or
-    /// [`finish`](Self::finish).
-    held: Option<u8>,
+    /// The last byte written so far (or the last whole block, when given one), held
+    /// until the next write or [`finish`](Self::finish).
+    held: Option<Held>,
 }
 
-impl<W: Write> Checked<W> {
+/// What [`Checked`] holds back: the last byte of a write, or a whole block given as
+/// one ([`BlockWrite`]), so that it is passed on whole, not copied, when released.
+enum Held {
+    Byte(u8),
+    Block(Vec<u8>),
+}
+
+/// Blocks at most this large are held whole; a larger one is written but its last byte
+/// (what a stream holds besides its queue stays within the body channel's chunk).
+const HELD_BLOCK: usize = 256 << 10;
+
+impl<W: BlockWrite> Checked<W> {
     pub fn new(inner: W, expect: Expect) -> Self {
         Checked {
             inner,
@@ -236,15 +262,13 @@ impl<W: Write> Checked<W> {
                 .problem());
             }
         }
-        if let Some(b) = self.held.take() {
-            self.inner.write_all(&[b]).map_err(Problem::Output)?;
-        }
+        write_after(&mut self.inner, self.held.take(), &[]).map_err(Problem::Output)?;
         self.inner.flush().map_err(Problem::Output)?;
         Ok(self.inner)
     }
 }
 
-impl<W: Write> Write for Checked<W> {
+impl<W: BlockWrite> Write for Checked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let Some((&last, body)) = buf.split_last() else {
             return Ok(0);
@@ -267,7 +291,7 @@ impl<W: Write> Write for Checked<W> {
         }
         // The last byte so far always waits: for the next write, or for `finish`.
         write_after(&mut self.inner, self.held.take(), body)?;
-        self.held = Some(last);
+        self.held = Some(Held::Byte(last));
         if let Some(h) = &mut self.hasher {
             h.update(buf);
         }
@@ -275,17 +299,100 @@ impl<W: Write> Write for Checked<W> {
         Ok(buf.len())
     }
 
+    /// All of `bufs` as one write of the output (the writer behind the decoder
+    /// gathers whole leaves into one `writev`): the same checks as `write`, on their
+    /// total.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let Some(end) = bufs.iter().rposition(|b| !b.is_empty()) else {
+            return Ok(0);
+        };
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        let left = self.expect.nar_size - self.seen;
+        if len as u64 > left {
+            return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
+        }
+        if let (true, Some(hasher)) = (len as u64 == left, &self.hasher) {
+            let mut all = hasher.clone();
+            bufs.iter().for_each(|b| all.update(&**b));
+            let got: [u8; 32] = all.finalize().into();
+            if got != self.expect.nar_sha256 {
+                let recorded = self.expect.nar_hash();
+                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
+            }
+        }
+        let (&last, body) = bufs[end].split_last().expect("not empty");
+        let held = match self.held.take() {
+            Some(Held::Byte(b)) => Some([b]),
+            Some(Held::Block(b)) => {
+                self.inner.write_block(b)?;
+                None
+            }
+            None => None,
+        };
+        let mut out: Vec<io::IoSlice<'_>> = Vec::with_capacity(end + 2);
+        out.extend(held.as_ref().map(|h| io::IoSlice::new(h)));
+        out.extend(bufs[..end].iter().map(|b| io::IoSlice::new(b)));
+        out.push(io::IoSlice::new(body));
+        write_all_vectored(&mut self.inner, &mut out)?;
+        self.held = Some(Held::Byte(last));
+        if let Some(h) = &mut self.hasher {
+            bufs.iter().for_each(|b| h.update(&**b));
+        }
+        self.seen += len as u64;
+        Ok(len)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
 }
 
-/// Writes `held` (if any) then `body` to `out`, in one `writev` where `out` has one:
-/// a held byte written on its own would cost a system call (and a reader's wake-up)
-/// per piece, and leave every write into a file unaligned.
-fn write_after<W: Write>(out: &mut W, held: Option<u8>, body: &[u8]) -> io::Result<()> {
-    let Some(b) = held else {
-        return out.write_all(body);
+impl<W: BlockWrite> BlockWrite for Checked<W> {
+    /// The same checks as `write`; the block is then held whole (when small enough)
+    /// and passed on as it is once released.
+    fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
+        if block.len() > HELD_BLOCK {
+            return self.write_all(&block);
+        }
+        let len = block.len() as u64;
+        if len == 0 {
+            return Ok(());
+        }
+        let left = self.expect.nar_size - self.seen;
+        if len > left {
+            return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
+        }
+        if let (true, Some(hasher)) = (len == left, &self.hasher) {
+            let mut all = hasher.clone();
+            all.update(&block);
+            let got: [u8; 32] = all.finalize().into();
+            if got != self.expect.nar_sha256 {
+                let recorded = self.expect.nar_hash();
+                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
+            }
+        }
+        write_after(&mut self.inner, self.held.take(), &[])?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&block);
+        }
+        self.seen += len;
+        self.held = Some(Held::Block(block));
+        Ok(())
+    }
+}
+
+/// Writes `held` (if any) then `body` to `out`, a held byte and `body` in one
+/// `writev` where `out` has one: a held byte written on its own would cost a system
+/// call (and a reader's wake-up) per piece, and leave every write into a file
+/// unaligned. A held block goes whole.
+fn write_after<W: BlockWrite>(out: &mut W, held: Option<Held>, body: &[u8]) -> io::Result<()> {
+    let b = match held {
+        None => return out.write_all(body),
+        Some(Held::Block(block)) => {
+            out.write_block(block)?;
+            return out.write_all(body);
+        }
+        Some(Held::Byte(b)) => b,
     };
     let first = [b];
     loop {

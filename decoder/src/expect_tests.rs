@@ -197,6 +197,90 @@ fn the_last_byte_waits_for_finish() {
     ));
 }
 
+/// Gathered writes (`write_vectored`, as the writer behind the decoder makes them)
+/// are checked on their total as one write: all but the last byte out, the held byte
+/// first; a gathered write completing NarSize with a wrong hash sends nothing of it,
+/// and one past NarSize is refused.
+#[test]
+fn a_gathered_write_is_checked_as_one() {
+    use std::io::IoSlice;
+    let nar = nar(4);
+    let (a, rest) = nar.split_at(1000);
+    let (b, c) = rest.split_at(70_000);
+    let mut w = Checked::new(Vec::new(), expect_of(&nar));
+    assert_eq!(w.write_vectored(&[IoSlice::new(a)]).unwrap(), a.len());
+    let bufs = [
+        IoSlice::new(b),
+        IoSlice::new(&[]),
+        IoSlice::new(c),
+        IoSlice::new(&[]),
+    ];
+    assert_eq!(w.write_vectored(&bufs).unwrap(), b.len() + c.len());
+    assert_eq!(w.inner.len(), nar.len() - 1, "the last byte held");
+    assert_eq!(w.finish().unwrap(), nar);
+
+    let mut bad = expect_of(&nar);
+    bad.nar_sha256[0] ^= 1;
+    let mut w = Checked::new(Vec::new(), bad);
+    assert_eq!(w.write_vectored(&[IoSlice::new(a)]).unwrap(), a.len());
+    let e = w
+        .write_vectored(&[IoSlice::new(b), IoSlice::new(c)])
+        .unwrap_err();
+    assert!(matches!(
+        mismatch(&e),
+        Some(Problem::NarHashMismatch { .. })
+    ));
+    assert_eq!(w.inner.len(), a.len() - 1, "nothing of it went out");
+
+    let mut w = Checked::new(Vec::new(), expect_of(&nar));
+    let e = w
+        .write_vectored(&[IoSlice::new(&nar), IoSlice::new(b"x")])
+        .unwrap_err();
+    assert!(matches!(mismatch(&e), Some(Problem::LongerThanRecorded(_))));
+    assert!(w.inner.is_empty());
+}
+
+/// A block given whole is held whole (released by the next write or `finish`), under
+/// the same checks: a completing block with a wrong hash sends nothing of it.
+#[test]
+fn a_whole_block_is_held_whole_and_checked() {
+    use crate::BlockWrite as _;
+    let nar = nar(5);
+    let (a, rest) = nar.split_at(1000);
+    let (b, c) = rest.split_at(100_000);
+    let mut w = Checked::new(Vec::new(), expect_of(&nar));
+    w.write_all(a).unwrap();
+    w.write_block(b.to_vec()).unwrap();
+    assert_eq!(
+        w.inner.len(),
+        a.len(),
+        "the block is held, the byte before it not"
+    );
+    w.write_all(c).unwrap();
+    assert_eq!(w.inner.len(), nar.len() - 1);
+    assert_eq!(w.finish().unwrap(), nar);
+
+    let mut w = Checked::new(Vec::new(), expect_of(&nar));
+    w.write_all(&nar[..nar.len() - 5000]).unwrap();
+    w.write_block(nar[nar.len() - 5000..].to_vec()).unwrap();
+    assert_eq!(
+        w.finish().unwrap(),
+        nar,
+        "a held last block goes out at finish"
+    );
+
+    let mut bad = expect_of(&nar);
+    bad.nar_sha256[5] ^= 1;
+    let mut w = Checked::new(Vec::new(), bad);
+    w.write_all(&nar[..1000]).unwrap();
+    let e = w.write_block(nar[1000..].to_vec()).unwrap_err();
+    assert!(matches!(
+        mismatch(&e),
+        Some(Problem::NarHashMismatch { .. })
+    ));
+    assert_eq!(w.inner.len(), 999, "nothing of it went out");
+}
+
 #[test]
 fn from_record_reads_narfs_nar_hash() {
     let nar = nar(4);

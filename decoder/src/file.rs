@@ -373,6 +373,23 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
     }
 }
 
+impl<S: BlockSource + Sync> FileReader<'_, S> {
+    /// The next bytes of the file in a buffer of their own (a verified leaf as it was
+    /// read, not copied, when nothing of it was read yet), or `None` at its end.
+    pub fn next_block(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        let block = match self.at {
+            0 => std::mem::take(&mut self.pending),
+            at => self.pending.split_off(at),
+        };
+        self.pending.clear();
+        self.at = 0;
+        Ok(Some(block))
+    }
+}
+
 impl<S: BlockSource + Sync> Read for FileReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.fill().map_err(io::Error::other)? {

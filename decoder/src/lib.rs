@@ -7,6 +7,7 @@
 //! bytes against them as they stream.
 
 mod ahead;
+mod block_write;
 mod decode;
 mod error;
 mod expect;
@@ -15,9 +16,10 @@ mod hamt;
 mod walk;
 mod write_behind;
 
-pub use decode::decode;
+pub use block_write::BlockWrite;
+pub use decode::{decode, decode_to};
 pub use error::{DecodeError, Problem};
-pub use expect::{check, decode_checked, BadNarHash, Checked, Expect};
+pub use expect::{check, decode_checked, decode_checked_to, BadNarHash, Checked, Expect};
 pub use file::{fetch, fetch_many, FileReader};
 pub use walk::decode_nar;
 pub use write_behind::{write_behind, Behind, MAX_PIECE};
@@ -46,6 +48,11 @@ pub struct Limits {
     /// itself behind (serve's body channel, when nothing is hashed or compressed on
     /// the way): a thread and a copy fewer.
     pub output_piece: usize,
+    /// Whether the writer behind the decoder takes verified leaves whole and writes
+    /// them with `writev` between the copied bytes (no copy on the decoder's thread:
+    /// a pipe, a socket, a hash), rather than copying every byte into pieces that
+    /// start at 4 KiB boundaries (what an `O_DIRECT` file writes without a copy).
+    pub output_gather: bool,
 }
 
 impl Default for Limits {
@@ -56,6 +63,7 @@ impl Default for Limits {
             max_output: 1 << 40,
             readahead: 4 << 20,
             output_piece: 1 << 20,
+            output_gather: true,
         }
     }
 }

@@ -12,6 +12,7 @@ use narfs_core::unixfs::DataType;
 use narfs_core::Cid;
 
 use crate::ahead::{self, Entry};
+use crate::block_write::{BlockWrite, Copying};
 use crate::error::{malformed, DecodeError, Problem};
 use crate::file::{fetch, fetch_split, unixfs_node, FileReader};
 use crate::Limits;
@@ -85,6 +86,16 @@ fn prefetch<S: BlockSource + Sync>(
 
 /// Writes the NAR of the tree rooted at `root` to `out`.
 pub fn decode_nar<S: BlockSource + Sync, W: Write>(
+    source: &S,
+    root: &Cid,
+    out: W,
+    limits: &Limits,
+) -> Result<W, DecodeError> {
+    walk(source, root, Copying(out), limits).map(|c| c.0)
+}
+
+/// [`decode_nar`] into a [`BlockWrite`], which takes each file's verified blocks whole.
+pub(crate) fn walk<S: BlockSource + Sync, W: BlockWrite>(
     source: &S,
     root: &Cid,
     out: W,
@@ -172,6 +183,18 @@ impl<W: Write> Write for Bounded<W> {
     }
 }
 
+impl<W: BlockWrite> BlockWrite for Bounded<W> {
+    fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
+        let n = block.len() as u64;
+        if n > self.left {
+            return Err(io::Error::other(OverLimit(self.max)));
+        }
+        self.inner.write_block(block)?;
+        self.left -= n;
+        Ok(())
+    }
+}
+
 /// A writer error, or [`Problem::TooLarge`] when it is [`Bounded`] refusing, or the
 /// mismatch [`crate::expect::Checked`] refused with.
 pub(crate) fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
@@ -190,7 +213,7 @@ pub(crate) fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
 /// entries are pushed for the main loop). `block` is the node's block when it was
 /// fetched (and verified) ahead.
 #[allow(clippy::too_many_arguments)]
-fn node<S: BlockSource + Sync, W: Write>(
+fn node<S: BlockSource + Sync, W: BlockWrite>(
     source: &S,
     cid: &Cid,
     block: Option<Vec<u8>>,
@@ -286,7 +309,7 @@ fn node<S: BlockSource + Sync, W: Write>(
 }
 
 /// Writes one whole file into the NAR, within the output limit.
-fn emit_file<S: BlockSource + Sync, W: Write>(
+fn emit_file<S: BlockSource + Sync, W: BlockWrite>(
     mut file: FileReader<'_, S>,
     cid: &Cid,
     name: &str,
@@ -304,12 +327,11 @@ fn emit_file<S: BlockSource + Sync, W: Write>(
     let nar_err = |e| nar_error(cid, path, e);
     nar.begin_file(name.as_bytes(), file.executable(), file.size())
         .map_err(nar_err)?;
-    loop {
-        let bytes = file.next_bytes()?;
-        if bytes.is_empty() {
-            break;
-        }
-        nar.contents(bytes).map_err(nar_err)?;
+    // Each verified block goes to the output whole: one that queues buffers takes it
+    // without a copy (`BlockWrite`).
+    while let Some(block) = file.next_block()? {
+        nar.contents_with(block.len(), |out| out.write_block(block))
+            .map_err(nar_err)?;
     }
     nar.end_file().map_err(nar_err)
 }

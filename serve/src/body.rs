@@ -146,6 +146,24 @@ impl Write for ChannelWriter {
     }
 }
 
+/// Blocks smaller than this are copied into the chunk being filled: a frame of its
+/// own would cost a hand-off for a few KiB.
+const WHOLE: usize = 16 << 10;
+
+impl narfs_decoder::BlockWrite for ChannelWriter {
+    /// A verified leaf that fits a chunk becomes a chunk of its own as it is
+    /// (`Bytes::from`: no copy), after the bytes buffered before it; a larger or
+    /// smaller one is copied. No chunk is larger than [`Shape::chunk`], so what a
+    /// stream holds keeps its bound.
+    fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
+        if block.len() < WHOLE || block.len() > self.chunk {
+            return self.write_all(&block);
+        }
+        self.send_buf()?;
+        self.send(Ok(Bytes::from(block)))
+    }
+}
+
 /// The async end, an [`http_body::Body`] with an exact size when one is known.
 pub struct ChannelBody {
     rx: mpsc::Receiver<Msg>,
@@ -262,6 +280,27 @@ mod tests {
             assert!(e.contains("stopped before the end"), "{e}");
             producer.join().unwrap();
         }
+    }
+
+    /// Whole blocks that fit a chunk go as chunks of their own, in order after the
+    /// bytes buffered before them; others are copied into chunks.
+    #[test]
+    fn blocks_that_fit_a_chunk_go_whole() {
+        use narfs_decoder::BlockWrite as _;
+        let shape = Shape {
+            chunk: 64 << 10,
+            depth: 2,
+        };
+        let (mut w, body) = shaped(None, shape);
+        let producer = std::thread::spawn(move || {
+            w.write_all(&[1u8; 100]).unwrap();
+            w.write_block(vec![2u8; 40_000]).unwrap();
+            w.write_block(vec![3u8; 100]).unwrap();
+            w.write_block(vec![4u8; 70_000]).unwrap();
+            w.finish().unwrap();
+        });
+        assert_eq!(frames(body), Ok(vec![100, 40_000, 65_536, 4_564]));
+        producer.join().unwrap();
     }
 
     #[test]

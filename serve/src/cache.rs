@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use narfs_core::Cid;
-use narfs_decoder::{decode_checked, Expect, Limits};
+use narfs_decoder::{decode_checked_to, Expect, Limits};
 use narfs_nix::store_path::StoreDir;
 use narfs_store::{RootRecord, Store};
 
@@ -254,7 +254,7 @@ fn stream_nar(
 ) {
     let result = (|| -> Result<(), String> {
         let _lock = store.lock_shared().map_err(|e| error_chain(&e))?;
-        decode_checked(store, cid, rec.encoding, expect, &mut w, limits)
+        decode_checked_to(store, cid, rec.encoding, expect, &mut w, limits)
             .map_err(|e| error_chain(&e))?;
         w.flush().map_err(|e| error_chain(&e))
     })();

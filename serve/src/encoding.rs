@@ -297,6 +297,17 @@ impl Write for BodySink {
     }
 }
 
+impl narfs_decoder::BlockWrite for BodySink {
+    /// Uncompressed, a verified leaf goes into the body as it is
+    /// ([`ChannelWriter`]'s `write_block`); an encoder reads it like any bytes.
+    fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
+        match self {
+            BodySink::Plain(w) => w.write_block(block),
+            _ => self.write_all(&block),
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "encoding_tests.rs"]
 mod tests;

@@ -71,10 +71,12 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         ..Limits::default()
     };
     // Either way the output is written behind the decoder, on its own thread, in
-    // pieces of the size the output writes best.
-    let decode = |out: &mut (dyn Write + Send), piece: usize| -> Result<()> {
+    // pieces of the size the output writes best, gathered from whole leaves unless
+    // the output wants aligned copies (`Output::gathers`).
+    let decode = |out: &mut (dyn Write + Send), piece: usize, gather: bool| -> Result<()> {
         let limits = Limits {
             output_piece: piece,
+            output_gather: gather,
             ..limits
         };
         match &expect {
@@ -82,9 +84,12 @@ pub fn run(args: DecodeArgs) -> Result<()> {
                 narfs_decoder::decode_checked(&source, &cid, encoding, e, out, &limits)?;
             }
             None => {
-                let (decoded, out) = narfs_decoder::write_behind(out, limits.output_piece, |w| {
-                    narfs_decoder::decode(&source, &cid, encoding, w, &limits).map(drop)
-                });
+                let (decoded, out) = narfs_decoder::write_behind(
+                    out,
+                    limits.output_piece,
+                    limits.output_gather,
+                    |w| narfs_decoder::decode_to(&source, &cid, encoding, w, &limits).map(drop),
+                );
                 decoded?;
                 out?;
             }
@@ -92,11 +97,11 @@ pub fn run(args: DecodeArgs) -> Result<()> {
         Ok(())
     };
     match &args.to {
-        Some(dir) => to_dir(dir, |out| decode(out, limits.output_piece))?,
+        Some(dir) => to_dir(dir, |out| decode(out, limits.output_piece, true))?,
         None => {
             let mut out = Output::create(args.output.as_deref())?;
-            let piece = out.write_size();
-            decode(&mut out, piece)?;
+            let (piece, gather) = (out.write_size(), out.gathers());
+            decode(&mut out, piece, gather)?;
             out.commit()?
         }
     }

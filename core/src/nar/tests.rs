@@ -304,6 +304,37 @@ fn writer_refuses_non_canonical_events() {
     assert!(w.finish().is_err());
 }
 
+/// Contents written by the caller through `contents_with` make the same NAR as
+/// `contents`, under the same checks.
+#[test]
+fn contents_written_by_the_caller_are_accounted_alike() {
+    use std::io::Write as _;
+    let mut a = NarWriter::new(Vec::new());
+    a.begin_file(b"", true, 5).unwrap();
+    a.contents(b"he").unwrap();
+    a.contents(b"llo").unwrap();
+    a.end_file().unwrap();
+    let mut b = NarWriter::new(Vec::new());
+    b.begin_file(b"", true, 5).unwrap();
+    b.contents_with(2, |out| out.write_all(b"he")).unwrap();
+    b.contents_with(3, |out| out.write_all(b"llo")).unwrap();
+    b.end_file().unwrap();
+    assert_eq!(b.written(), a.written());
+    assert_eq!(b.finish().unwrap(), a.finish().unwrap());
+
+    let mut w = NarWriter::new(Vec::new());
+    w.begin_file(b"", false, 3).unwrap();
+    let mut called = false;
+    let e = w.contents_with(4, |_| {
+        called = true;
+        Ok(())
+    });
+    assert!(e.unwrap_err().to_string().contains("more file contents"));
+    assert!(!called, "refused before the output is given out");
+    let e = w.contents_with(1, |_| Err(std::io::Error::other("gone")));
+    assert!(matches!(e, Err(NarError::Io { .. })), "{e:?}");
+}
+
 #[test]
 fn unread_file_contents_are_skipped() {
     let tree = Node::Dir(vec![

@@ -129,6 +129,31 @@ impl<W: Write> NarWriter<W> {
         self.write(bytes)
     }
 
+    /// Accounts for the next `len` bytes of the current file, which `write` puts into
+    /// the output itself (given the output: a caller holding the bytes in a buffer it
+    /// can give away, e.g. a verified block, hands it over whole instead of having it
+    /// copied). The same checks as [`NarWriter::contents`]; `write` must write exactly
+    /// `len` bytes or fail.
+    pub fn contents_with(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> Result<(), NarError> {
+        if self.state != State::File {
+            return Err(NarError::Usage("file contents outside a file"));
+        }
+        if len as u64 > self.remaining {
+            return Err(NarError::Usage("more file contents than the declared size"));
+        }
+        self.remaining -= len as u64;
+        write(&mut self.out).map_err(|e| NarError::Io {
+            offset: self.written,
+            source: e,
+        })?;
+        self.written += len as u64;
+        Ok(())
+    }
+
     pub fn end_file(&mut self) -> Result<(), NarError> {
         if self.state != State::File {
             return Err(NarError::Usage("end_file outside a file"));
