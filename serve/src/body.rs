@@ -45,7 +45,7 @@ impl Shape {
     /// For a stream that has cores to itself: twice the chunk (half the hand-offs) and
     /// two of them queued, so that the producer verifies its next leaves while the
     /// socket takes the previous ones instead of waiting for it. Larger chunks were
-    /// slower (`docs/runs/serve.md`: 1 MiB × 4 took ~1.6× as long as 256 KiB × 2 on
+    /// slower (docs/BENCHMARKS.md, the serve runs: 1 MiB × 4 took ~1.6× as long as 256 KiB × 2 on
     /// the same NAR): a 256 KiB chunk is one leaf, copied and sent while it is still
     /// in the core's cache. At most as many such streams as cores run at once
     /// ([`crate::AppState::wide`]).

@@ -106,7 +106,7 @@ pub struct AppState {
 /// ([`Options::readahead`]'s 512 KiB fills 2). Not more: from 8 leaves on, the
 /// decoder verifies a run in two halves on the rayon pool, which the store's pack
 /// read-ahead also runs on; measured here, 4 MiB (what `narfs decode` fetches ahead)
-/// made a lone stream ~1.8× slower (`docs/runs/serve.md`).
+/// made a lone stream ~1.8× slower (docs/BENCHMARKS.md, the serve runs).
 pub const WIDE_READAHEAD: u64 = 1 << 20;
 
 impl AppState {

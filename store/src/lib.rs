@@ -47,7 +47,7 @@
 mod blocks;
 
 /// The size of the packs `repack` writes by default: 2 MiB. On the large corpus
-/// (FastCDC 4/16/64, zstd -19, compacted, `benches/disk.sh`, docs/runs/packgroup.md)
+/// (FastCDC 4/16/64, zstd -19, compacted, `benches/disk.sh`, docs/BENCHMARKS.md, packgroup)
 /// packs grouped by the items using their blocks take 0.478 × Σ `zstd -19` of each
 /// NAR at 2 MiB, 0.453 × at 4 MiB and 0.434 × at 8 MiB, while decoding every NAR
 /// decompresses 1.11, 1.72 and 9.24 × its bytes: an item's groups interleave in its

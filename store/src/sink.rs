@@ -44,7 +44,7 @@ use crate::{Error, Options, RootRecord, Store};
 /// block the committer has not put yet: with 4 MiB here and [`PACKED`] at 8, an
 /// encode of a 46,537-file NAR into a fresh store peaked at 78–88 MiB of anonymous
 /// memory, with 2 MiB and 2 at 62–71 MiB (three runs each, alternating, load 16–18;
-/// docs/runs/encode.md).
+/// docs/BENCHMARKS.md, the encode runs).
 const QUEUE_BYTES: usize = 2 << 20;
 /// Bytes of packed blocks (compressed) waiting for the committer (see [`Credit`]).
 /// They let the packers go on while the committer writes and syncs a commit (3–20 ms
