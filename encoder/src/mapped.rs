@@ -40,20 +40,23 @@ impl Deref for MappedNar {
 /// the other: every page mapped and unmapped twice, a tenth of an encode's CPU time
 /// spent in the kernel (`perf`: fault-around and `unmap_page_range` on both threads).
 /// So a page is released once, behind the slower of the two, unless the faster is
-/// more than [`Behind::LEAD`] ahead: that bounds the NAR's resident pages whatever
-/// its size (they are the page cache's pages, mapped, never anonymous memory).
+/// more than [`Behind::LEAD`] ahead: then pages are released behind it as well, and
+/// released again behind the slower reader once it has faulted them back in. That
+/// bounds the NAR's resident pages whatever its size and whichever reader lags (they
+/// are the page cache's pages, mapped, never anonymous memory; tests/memory.rs counts
+/// them in the process's peak RSS).
 pub(crate) struct Behind<'m> {
     nar: &'m [u8],
     hashed: AtomicUsize,
     built: AtomicUsize,
-    /// Where the released pages end.
-    released: Mutex<usize>,
+    /// Where the pages released behind the slower reader end, and behind the faster.
+    released: Mutex<Released>,
 }
 
 impl<'m> Behind<'m> {
     /// How far one reader may be ahead of the other before pages are released
     /// behind it anyway (and faulted in again by the other).
-    pub(crate) const LEAD: usize = 256 << 20;
+    pub(crate) const LEAD: usize = 32 << 20;
     /// Pages are released in steps of at least this much: each release is a
     /// TLB shootdown on every core running the process.
     const STEP: usize = 8 << 20;
@@ -64,7 +67,7 @@ impl<'m> Behind<'m> {
             nar,
             hashed: AtomicUsize::new(0),
             built: AtomicUsize::new(0),
-            released: Mutex::new(0),
+            released: Mutex::new(Released::default()),
         }
     }
 
@@ -85,16 +88,34 @@ impl<'m> Behind<'m> {
             self.hashed.load(Ordering::Acquire),
             self.built.load(Ordering::Acquire),
         );
-        let to = h.min(b).max(h.max(b).saturating_sub(Self::LEAD));
+        let (slow, lead) = (h.min(b), h.max(b).saturating_sub(Self::LEAD));
         // The other reader releasing now will see this one's position next time.
-        let Ok(mut done) = self.released.try_lock() else {
+        let Ok(mut r) = self.released.try_lock() else {
             return;
         };
-        if to >= *done + Self::STEP || (to == self.nar.len() && to > *done) {
-            release(self.nar, *done..to);
-            *done = to / 4096 * 4096;
+        let len = self.nar.len();
+        if slow >= r.slow + Self::STEP || (slow == len && slow > r.slow) {
+            // Including any the faster reader's lead released and the slower one
+            // faulted back in since.
+            release(self.nar, r.slow..slow);
+            r.slow = slow / 4096 * 4096;
+        }
+        let from = r.lead.max(r.slow);
+        if lead >= from + Self::STEP {
+            release(self.nar, from..lead);
+            r.lead = lead / 4096 * 4096;
         }
     }
+}
+
+/// How far [`Behind`] has released.
+#[derive(Default)]
+struct Released {
+    /// Behind the slower reader: pages before it are no longer mapped.
+    slow: usize,
+    /// Behind the faster reader's lead: released once, but the slower reader maps
+    /// those between `slow` and here again as it reaches them.
+    lead: usize,
 }
 
 /// Drops the whole pages of `range` of `nar` from the process's page tables; a later
@@ -134,19 +155,36 @@ mod tests {
         // SAFETY: a private temporary file nobody else changes.
         let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
         let behind = Behind::new(&map);
-        let released = || *behind.released.lock().unwrap();
-        behind.hashed(40 * MIB);
-        assert_eq!(released(), 0, "the builder has read nothing yet");
+        let released = || {
+            let r = behind.released.lock().unwrap();
+            (r.slow, r.lead)
+        };
+        behind.hashed(Behind::LEAD);
+        assert_eq!(released(), (0, 0), "the builder has read nothing yet");
         behind.built(20 * MIB);
-        assert_eq!(released(), 20 * MIB, "behind the builder, the slower");
+        assert_eq!(released(), (20 * MIB, 0), "behind the builder, the slower");
         behind.built(22 * MIB);
-        assert_eq!(released(), 20 * MIB, "less than a step further");
+        assert_eq!(released(), (20 * MIB, 0), "less than a step further");
         behind.hashed(Behind::LEAD + 36 * MIB);
-        assert_eq!(released(), 36 * MIB, "the hash more than the lead ahead");
+        assert_eq!(
+            released(),
+            (20 * MIB, 36 * MIB),
+            "the hash more than the lead ahead: released behind it too"
+        );
+        behind.built(30 * MIB);
+        assert_eq!(
+            released(),
+            (30 * MIB, 36 * MIB),
+            "what the builder mapped again is released behind it"
+        );
         behind.built(len);
-        assert_eq!(released(), Behind::LEAD + 36 * MIB, "behind the hash now");
+        assert_eq!(
+            released().0,
+            Behind::LEAD + 36 * MIB,
+            "behind the hash, the slower now"
+        );
         behind.hashed(len);
-        assert_eq!(released(), len / 4096 * 4096, "all read: all given back");
+        assert_eq!(released().0, len / 4096 * 4096, "all read: all given back");
         assert!(map[..] == bytes[..], "released pages read the file again");
     }
 }
