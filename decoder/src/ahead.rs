@@ -9,11 +9,12 @@
 //! in [`Limits::readahead`](crate::Limits::readahead) bytes (always at least one).
 //! The claims only size the batch, and only once they have held: a directory's first
 //! batch is at most [`UNCLAIMED_ENTRIES`]; once an entry turns out larger than its
-//! claim ([`lied`]), its later batches are [`UNCLAIMED_ENTRIES`] entries whatever
-//! they claim. So lying claims cost one batch of [`MAX_ENTRIES`] blocks (of at most
-//! 4 MiB) per directory at most, and only after a batch whose claims held. The batch is split in two halves of about equal claimed
-//! bytes, one per core ([`split`]), rather than of equal count: one large file among
-//! many small ones would otherwise leave one core idle.
+//! claim ([`lied`]), its later batches are [`UNCLAIMED_ENTRIES`] entries whatever they
+//! claim. So lying claims cost one batch of [`MAX_ENTRIES`] blocks (of at most 4 MiB)
+//! per directory at most, and only after a batch whose claims held. The batch is split
+//! in two halves of about equal claimed bytes, one per core ([`split`]), rather than of
+//! equal count: one large file among many small ones would otherwise leave one core
+//! idle.
 //!
 //! The next run of one-leaf entries after a batch is given to
 //! [`BlockSource::will_need`](narfs_core::block::BlockSource::will_need), so that a

@@ -6,6 +6,11 @@
 
 use std::io::{self, IoSlice, Write};
 
+/// Blocks smaller than this are copied by an output that could take them whole: a
+/// copy of a few KiB costs less than a buffer of its own (an `iovec` or a body frame,
+/// a later `free`, a cache miss).
+pub const WHOLE_BLOCK: usize = 16 << 10;
+
 /// A [`Write`] that may take whole buffers. The default copies (`write_all`).
 pub trait BlockWrite: Write {
     /// Writes all of `block`, which the output may keep instead of copying.

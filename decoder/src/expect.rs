@@ -20,6 +20,7 @@
 //! narfs and NarHashes from elsewhere (a proxy's upstream narinfo) take the stream.
 
 use std::io::{self, Write};
+use std::ops::Deref;
 
 use narfs_core::block::BlockSource;
 use narfs_core::{Cid, Encoding};
@@ -266,6 +267,35 @@ impl<W: BlockWrite> Checked<W> {
         self.inner.flush().map_err(Problem::Output)?;
         Ok(self.inner)
     }
+
+    /// Checks `parts`, the next bytes of the NAR, before any of them goes out: they
+    /// must not run past NarSize, and the write that completes NarSize must make the
+    /// whole NAR hash to NarHash. Returns their length.
+    fn admit<P: Deref<Target = [u8]>>(&self, parts: &[P]) -> io::Result<u64> {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let left = self.expect.nar_size - self.seen;
+        if len > left {
+            return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
+        }
+        if let (true, Some(hasher)) = (len == left, &self.hasher) {
+            let mut all = hasher.clone();
+            parts.iter().for_each(|p| all.update(&**p));
+            let got: [u8; 32] = all.finalize().into();
+            if got != self.expect.nar_sha256 {
+                let recorded = self.expect.nar_hash();
+                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
+            }
+        }
+        Ok(len)
+    }
+
+    /// Counts `parts` (`len` bytes, [`admit`](Self::admit)ted) as accepted.
+    fn accepted<P: Deref<Target = [u8]>>(&mut self, parts: &[P], len: u64) {
+        if let Some(h) = &mut self.hasher {
+            parts.iter().for_each(|p| h.update(&**p));
+        }
+        self.seen += len;
+    }
 }
 
 impl<W: BlockWrite> Write for Checked<W> {
@@ -273,29 +303,11 @@ impl<W: BlockWrite> Write for Checked<W> {
         let Some((&last, body)) = buf.split_last() else {
             return Ok(0);
         };
-        let left = self.expect.nar_size - self.seen;
-        let len = buf.len() as u64;
-        if len > left {
-            return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
-        }
-        if let (true, Some(hasher)) = (len == left, &self.hasher) {
-            // The write that completes NarSize: the whole NAR must hash to NarHash
-            // before any of it goes out.
-            let mut all = hasher.clone();
-            all.update(buf);
-            let got: [u8; 32] = all.finalize().into();
-            if got != self.expect.nar_sha256 {
-                let recorded = self.expect.nar_hash();
-                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
-            }
-        }
+        let len = self.admit(&[buf])?;
         // The last byte so far always waits: for the next write, or for `finish`.
         write_after(&mut self.inner, self.held.take(), body)?;
         self.held = Some(Held::Byte(last));
-        if let Some(h) = &mut self.hasher {
-            h.update(buf);
-        }
-        self.seen += len;
+        self.accepted(&[buf], len);
         Ok(buf.len())
     }
 
@@ -306,20 +318,7 @@ impl<W: BlockWrite> Write for Checked<W> {
         let Some(end) = bufs.iter().rposition(|b| !b.is_empty()) else {
             return Ok(0);
         };
-        let len: usize = bufs.iter().map(|b| b.len()).sum();
-        let left = self.expect.nar_size - self.seen;
-        if len as u64 > left {
-            return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
-        }
-        if let (true, Some(hasher)) = (len as u64 == left, &self.hasher) {
-            let mut all = hasher.clone();
-            bufs.iter().for_each(|b| all.update(&**b));
-            let got: [u8; 32] = all.finalize().into();
-            if got != self.expect.nar_sha256 {
-                let recorded = self.expect.nar_hash();
-                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
-            }
-        }
+        let len = self.admit(bufs)?;
         let (&last, body) = bufs[end].split_last().expect("not empty");
         let held = match self.held.take() {
             Some(Held::Byte(b)) => Some([b]),
@@ -335,11 +334,8 @@ impl<W: BlockWrite> Write for Checked<W> {
         out.push(io::IoSlice::new(body));
         write_all_vectored(&mut self.inner, &mut out)?;
         self.held = Some(Held::Byte(last));
-        if let Some(h) = &mut self.hasher {
-            bufs.iter().for_each(|b| h.update(&**b));
-        }
-        self.seen += len as u64;
-        Ok(len)
+        self.accepted(bufs, len);
+        Ok(len as usize)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -354,28 +350,12 @@ impl<W: BlockWrite> BlockWrite for Checked<W> {
         if block.len() > HELD_BLOCK {
             return self.write_all(&block);
         }
-        let len = block.len() as u64;
-        if len == 0 {
+        if block.is_empty() {
             return Ok(());
         }
-        let left = self.expect.nar_size - self.seen;
-        if len > left {
-            return Err(io::Error::other(Mismatch::Longer(self.expect.nar_size)));
-        }
-        if let (true, Some(hasher)) = (len == left, &self.hasher) {
-            let mut all = hasher.clone();
-            all.update(&block);
-            let got: [u8; 32] = all.finalize().into();
-            if got != self.expect.nar_sha256 {
-                let recorded = self.expect.nar_hash();
-                return Err(io::Error::other(Mismatch::Hash { got, recorded }));
-            }
-        }
+        let len = self.admit(&[&block[..]])?;
         write_after(&mut self.inner, self.held.take(), &[])?;
-        if let Some(h) = &mut self.hasher {
-            h.update(&block);
-        }
-        self.seen += len;
+        self.accepted(&[&block[..]], len);
         self.held = Some(Held::Block(block));
         Ok(())
     }

@@ -31,6 +31,13 @@ fn sample() -> (MemoryStore, Cid, Vec<(String, Cid)>, Vec<u8>) {
     }
     w.end_directory().unwrap();
     let nar = w.finish().unwrap();
+    let (store, root, files) = encoded(&nar);
+    (store, root, files, nar)
+}
+
+/// `nar` encoded with fixed 1 KiB chunks: the store, the root and every file's path
+/// and CID.
+fn encoded(nar: &[u8]) -> (MemoryStore, Cid, Vec<(String, Cid)>) {
     let layout = Layout {
         chunker: "fixed:1024".parse().unwrap(),
         ..Layout::default()
@@ -42,8 +49,8 @@ fn sample() -> (MemoryStore, Cid, Vec<(String, Cid)>, Vec<u8>) {
             files.push((p.to_string(), *c));
         }
     };
-    let enc = encode(&nar[..], &layout, &mut store, Some(&mut seen)).unwrap();
-    (store, enc.root, files, nar)
+    let enc = encode(nar, &layout, &mut store, Some(&mut seen)).unwrap();
+    (store, enc.root, files)
 }
 
 /// Flips a bit of the block `cid` in `store`.
@@ -177,24 +184,13 @@ fn wide_dir() -> (MemoryStore, Cid, Vec<Cid>, Vec<Cid>, Vec<u8>) {
     }
     w.end_directory().unwrap();
     let nar = w.finish().unwrap();
-    let layout = Layout {
-        chunker: "fixed:1024".parse().unwrap(),
-        ..Layout::default()
-    };
-    let mut store = MemoryStore::new();
-    let mut files = Vec::new();
-    let mut seen = |p: &str, k: EntryKind, c: &Cid| {
-        if k == EntryKind::File {
-            files.push((p.to_string(), *c));
-        }
-    };
-    let enc = encode(&nar[..], &layout, &mut store, Some(&mut seen)).unwrap();
+    let (store, root, mut files) = encoded(&nar);
     files.sort();
     let of = |prefix: char| -> Vec<Cid> {
         let named = files.iter().filter(|(p, _)| p.starts_with(prefix));
         named.map(|(_, c)| *c).collect()
     };
-    (store, enc.root, of('a'), of('c'), nar)
+    (store, root, of('a'), of('c'), nar)
 }
 
 #[test]

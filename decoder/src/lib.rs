@@ -16,7 +16,7 @@ mod hamt;
 mod walk;
 mod write_behind;
 
-pub use block_write::BlockWrite;
+pub use block_write::{BlockWrite, WHOLE_BLOCK};
 pub use decode::{decode, decode_to};
 pub use error::{DecodeError, Problem};
 pub use expect::{check, decode_checked, decode_checked_to, BadNarHash, Checked, Expect};

@@ -14,7 +14,7 @@ use narfs_core::Cid;
 use crate::ahead::{self, Entry};
 use crate::block_write::{BlockWrite, Copying};
 use crate::error::{malformed, DecodeError, Problem};
-use crate::file::{fetch, fetch_split, unixfs_node, FileReader};
+use crate::file::{fetch, fetch_many, fetch_split, unixfs_node, FileReader};
 use crate::Limits;
 
 struct OpenDir {
@@ -26,12 +26,22 @@ struct OpenDir {
     ready: VecDeque<Vec<u8>>,
     /// Entries before this one were given to [`BlockSource::will_need`].
     hinted: usize,
-    /// No entry fetched so far was larger than its link's `Tsize` claims
-    /// ([`ahead::lied`]): batches are sized by the claims while this holds.
-    claims_held: bool,
-    /// A whole batch's claims held: batches may be [`ahead::MAX_ENTRIES`] long
-    /// (the first is [`ahead::UNCLAIMED_ENTRIES`] at most).
-    claims_proven: bool,
+    /// How far the entries' `Tsize` claims are trusted to size batches.
+    claims: Claims,
+}
+
+/// What the fetched entries showed of their links' `Tsize` claims.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claims {
+    /// Nothing fetched yet: the first batch is sized by the claims but at most
+    /// [`ahead::UNCLAIMED_ENTRIES`] long.
+    Untried,
+    /// Every entry fetched was within its claim: batches up to
+    /// [`ahead::MAX_ENTRIES`], as the claims fit.
+    Held,
+    /// An entry was larger than its claim ([`ahead::lied`]): batches of
+    /// [`ahead::UNCLAIMED_ENTRIES`], split by count.
+    Lied,
 }
 
 /// Fetches and verifies the first blocks of the next entries of `dir` together, on
@@ -42,10 +52,10 @@ fn prefetch<S: BlockSource + Sync>(
     limits: &Limits,
 ) -> Result<(), DecodeError> {
     let rest = &dir.entries[dir.next..];
-    let len = match (dir.claims_held, dir.claims_proven) {
-        (true, true) => ahead::batch_len(rest, limits.readahead),
-        (true, false) => ahead::batch_len(rest, limits.readahead).min(ahead::UNCLAIMED_ENTRIES),
-        (false, _) => rest.len().min(ahead::UNCLAIMED_ENTRIES),
+    let len = match dir.claims {
+        Claims::Held => ahead::batch_len(rest, limits.readahead),
+        Claims::Untried => ahead::batch_len(rest, limits.readahead).min(ahead::UNCLAIMED_ENTRIES),
+        Claims::Lied => rest.len().min(ahead::UNCLAIMED_ENTRIES),
     };
     let ahead = &rest[..len];
     if ahead.len() < 2 {
@@ -59,12 +69,10 @@ fn prefetch<S: BlockSource + Sync>(
     source.will_need(&run[known..]);
     dir.hinted = dir.hinted.max(end + run.len());
     let cids: Vec<Cid> = ahead.iter().map(|e| e.cid).collect();
-    let at = match (dir.claims_held, ahead.len()) {
-        (true, _) => ahead::split(ahead, limits.readahead),
-        (false, n) if n >= 8 => n / 2,
-        _ => 0,
+    let fetched = match dir.claims {
+        Claims::Lied => fetch_many(source, &cids, ""),
+        _ => fetch_split(source, &cids, ahead::split(ahead, limits.readahead), ""),
     };
-    let fetched = fetch_split(source, &cids, at, "");
     for (entry, block) in ahead.iter().zip(fetched) {
         // The path is only needed for an error, so it is only made then.
         let block = block.map_err(|mut e| {
@@ -76,11 +84,13 @@ fn prefetch<S: BlockSource + Sync>(
             e
         })?;
         if ahead::lied(entry, block.len()) {
-            dir.claims_held = false;
+            dir.claims = Claims::Lied;
         }
         dir.ready.push_back(block);
     }
-    dir.claims_proven = dir.claims_held;
+    if dir.claims == Claims::Untried {
+        dir.claims = Claims::Held;
+    }
     Ok(())
 }
 
@@ -302,8 +312,7 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
         next: 0,
         ready: VecDeque::new(),
         hinted: 0,
-        claims_held: true,
-        claims_proven: false,
+        claims: Claims::Untried,
     });
     Ok(())
 }

@@ -28,7 +28,7 @@ use std::io::{self, IoSlice, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use crate::BlockWrite;
+use crate::{BlockWrite, WHOLE_BLOCK};
 
 /// The largest piece: one `write` of the output (as large as a direct file's write,
 /// [`narfs_core::direct::PIECE`]).
@@ -42,9 +42,6 @@ pub const PIECES: usize = 1;
 /// rather than queued, so that a decode to a file holds no more than it did with 1 MiB
 /// pieces and a 4 MiB direct-write buffer of its own.
 const HELD: usize = 8 << 20;
-/// Blocks at least this large are taken whole when gathering; smaller ones are copied
-/// (a copy of a few KiB costs less than an `iovec`, a later `free` and a cache miss).
-const WHOLE: usize = 16 << 10;
 /// Most blocks in one batch: one `writev` takes at most `IOV_MAX` (1024) buffers, and
 /// each block can sit between two copied parts.
 const MAX_BLOCKS: usize = 500;
@@ -199,7 +196,7 @@ impl BlockWrite for Behind {
     /// Takes `block` whole into the batch when gathering and it is large enough;
     /// copies it otherwise. A batch holds at most `piece` bytes plus one block.
     fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
-        if !self.gather || block.len() < WHOLE {
+        if !self.gather || block.len() < WHOLE_BLOCK {
             return self.write_all(&block);
         }
         if self.buf.len() >= self.piece {

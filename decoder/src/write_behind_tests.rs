@@ -73,7 +73,13 @@ fn gathered_blocks_arrive_in_order_in_large_vectored_writes() {
                 let head = block(i + 1000, 1 + i % 13);
                 w.write_all(&head).unwrap();
                 expected.extend_from_slice(&head);
-                let len = [WHOLE, 3 * WHOLE + 1, WHOLE - 1, 10, 70_000][i % 5];
+                let len = [
+                    WHOLE_BLOCK,
+                    3 * WHOLE_BLOCK + 1,
+                    WHOLE_BLOCK - 1,
+                    10,
+                    70_000,
+                ][i % 5];
                 let b = block(i, len);
                 expected.extend_from_slice(&b);
                 w.write_block(b).unwrap();
@@ -111,7 +117,7 @@ fn blocks_are_copied_when_not_gathering() {
     let data: Vec<u8> = (0..1_000_000).map(|i| (i % 253) as u8).collect();
     let ((), out) = write_behind(Starts(Vec::new(), true), 64 * ALIGN, false, |w| {
         w.write_all(&data[..3]).unwrap();
-        for part in data[3..].chunks(WHOLE * 2 + 5) {
+        for part in data[3..].chunks(WHOLE_BLOCK * 2 + 5) {
             w.write_block(part.to_vec()).unwrap();
         }
     });

@@ -45,9 +45,9 @@ impl Shape {
     /// For a stream that has cores to itself: twice the chunk (half the hand-offs) and
     /// two of them queued, so that the producer verifies its next leaves while the
     /// socket takes the previous ones instead of waiting for it. Larger chunks were
-    /// slower (docs/BENCHMARKS.md, the serve runs: 1 MiB × 4 took ~1.6× as long as 256 KiB × 2 on
-    /// the same NAR): a 256 KiB chunk is one leaf, copied and sent while it is still
-    /// in the core's cache. At most as many such streams as cores run at once
+    /// slower (docs/BENCHMARKS.md, the serve runs: 1 MiB × 4 took ~1.6× as long as 256
+    /// KiB × 2 on the same NAR): a 256 KiB chunk is one leaf, copied and sent while it
+    /// is still in the core's cache. At most as many such streams as cores run at once
     /// ([`crate::AppState::wide`]).
     pub const WIDE: Shape = Shape {
         chunk: 256 << 10,
@@ -146,17 +146,13 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Blocks smaller than this are copied into the chunk being filled: a frame of its
-/// own would cost a hand-off for a few KiB.
-const WHOLE: usize = 16 << 10;
-
 impl narfs_decoder::BlockWrite for ChannelWriter {
     /// A verified leaf that fits a chunk becomes a chunk of its own as it is
-    /// (`Bytes::from`: no copy), after the bytes buffered before it; a larger or
-    /// smaller one is copied. No chunk is larger than [`Shape::chunk`], so what a
-    /// stream holds keeps its bound.
+    /// (`Bytes::from`: no copy), after the bytes buffered before it; a larger one, or
+    /// one under [`narfs_decoder::WHOLE_BLOCK`], is copied. No chunk is larger than
+    /// [`Shape::chunk`], so what a stream holds keeps its bound.
     fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
-        if block.len() < WHOLE || block.len() > self.chunk {
+        if block.len() < narfs_decoder::WHOLE_BLOCK || block.len() > self.chunk {
             return self.write_all(&block);
         }
         self.send_buf()?;

@@ -217,8 +217,8 @@ pub async fn ipfs(
 const RUN: usize = 16;
 /// Bytes a run of leaves claims at most (always one leaf): 4 leaves of 256 KiB, the 4
 /// lanes of the multi-buffer SHA-256 kernel. Measured against one leaf at a time
-/// (docs/BENCHMARKS.md, the serve runs): ~7% less CPU per CAR; runs of 2 leaves with the store's
-/// read-ahead hints cost ~7% more.
+/// (docs/BENCHMARKS.md, the serve runs): ~7% less CPU per CAR; runs of 2 leaves with
+/// the store's read-ahead hints cost ~7% more.
 const RUN_BYTES: u64 = 1 << 20;
 /// Blocks ahead of the walk the store hears of ([`BlockSource::will_need`]: it
 /// decompresses their packs meanwhile), as the decoder's file reader does.

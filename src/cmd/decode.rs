@@ -117,9 +117,9 @@ pub fn run(args: DecodeArgs) -> Result<()> {
 /// Decode's threads (rayon's, the writer behind, the store's pack read-ahead) each
 /// got an arena of their own, and every arena keeps the leaf buffers freed in it:
 /// heaptrack saw a heap peak of 57 MiB where RssAnon peaked at 65 MiB (small-file NAR
-/// from the store). With one arena the peak RssAnon fell by ~5 MiB and the CPU time
-/// did not change measurably (docs/BENCHMARKS.md, branch `pipe`): the threads allocate a few large
-/// buffers each, not many small ones, so they hardly contend.
+/// from the store). With one arena the peak RssAnon fell by ~5 MiB and the CPU time did
+/// not change measurably (docs/BENCHMARKS.md, branch `pipe`): the threads allocate a
+/// few large buffers each, not many small ones, so they hardly contend.
 fn one_malloc_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's tuning; it is called before this

@@ -9,10 +9,10 @@
 //! Why: an import writes far more than it will read back soon, and here a write into
 //! pages new to the page cache cost 5–10 × one into pages it already held (1 GiB
 //! written in 16 MiB runs, each synced: 5.7–8.5 s of system time and 14–22 s keeping
-//! the pages, 0.5 s and 2.2–2.6 s dropping them; encode of the 1.29 GB NAR into a
-//! fresh store: 2.4 s of system time → 0.6; docs/BENCHMARKS.md, branch `fresh`). Dropped pages go
-//! back to the free lists, warm, for the next commit. Only a hint: the kernel keeps
-//! pages that are dirty or mapped, and a reader reads them back from the disk.
+//! the pages, 0.5 s and 2.2–2.6 s dropping them; encode of the 1.29 GB NAR into a fresh
+//! store: 2.4 s of system time → 0.6; docs/BENCHMARKS.md, branch `fresh`). Dropped
+//! pages go back to the free lists, warm, for the next commit. Only a hint: the kernel
+//! keeps pages that are dirty or mapped, and a reader reads them back from the disk.
 
 use narfs_core::Cid;
 
