@@ -83,7 +83,10 @@ impl State {
         let efgh = _mm_alignr_epi8(s1, t, 8);
         let mask = _mm_loadu_si128(BSWAP.as_ptr() as *const __m128i);
         let mut out = [0u8; 32];
-        _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, _mm_shuffle_epi8(abcd, mask));
+        _mm_storeu_si128(
+            out.as_mut_ptr() as *mut __m128i,
+            _mm_shuffle_epi8(abcd, mask),
+        );
         _mm_storeu_si128(
             out.as_mut_ptr().add(16) as *mut __m128i,
             _mm_shuffle_epi8(efgh, mask),
@@ -300,7 +303,9 @@ mod speed {
         let mut x = 12345u64;
         let mut at = 0;
         while at + 65536 < data.len() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let l = 4096 + (x >> 33) as usize % 61440;
             lens.push((at, l));
             at += l;
