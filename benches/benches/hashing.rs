@@ -1,11 +1,15 @@
 //! Leaf hashing throughput: CIDs of 256 KiB and 64 KiB leaves under sha2-256 and
-//! blake3, next to the `sha2` crate hashing the same bytes directly and to copying them.
+//! blake3, next to the `sha2` crate hashing the same bytes directly and to copying them;
+//! and the batches a decoder verifies (FastCDC 4/16/64 KiB leaves of unequal lengths,
+//! 8 and 64 at a time) through `LeafHasher`'s multi-buffer kernels against `sha2` one
+//! leaf after another.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use narfs_benches::{corpus_bytes, memcpy};
 use narfs_core::block::{cid_for, HashAlg, RAW};
+use narfs_core::leaf_hash::{Backend, LeafHasher};
 use sha2::{Digest, Sha256};
 
 fn hashing(c: &mut Criterion) {
@@ -34,6 +38,32 @@ fn hashing(c: &mut Criterion) {
                 })
             });
         }
+    }
+    // Unequal lengths: the cut points FastCDC finds in the corpus.
+    let chunks: Vec<&[u8]> = fastcdc::v2020::FastCDC::new(&data, 4096, 16384, 65536)
+        .map(|c| &data[c.offset..c.offset + c.length])
+        .collect();
+    g.bench_function("reference: sha2 crate, FastCDC 4/16/64 leaves", |b| {
+        b.iter(|| {
+            chunks
+                .iter()
+                .map(|ch| Sha256::digest(black_box(ch))[0])
+                .fold(0u8, |a, x| a ^ x)
+        })
+    });
+    for batch in [8usize, 64] {
+        let mut h = LeafHasher::with_backend(HashAlg::Sha2_256, Backend::MultiBuffer);
+        let mut out = Vec::new();
+        g.bench_function(
+            format!("multi-buffer, FastCDC 4/16/64 leaves, {batch} a batch"),
+            |b| {
+                b.iter(|| {
+                    for run in chunks.chunks(batch) {
+                        h.hash_all(black_box(run), &mut out);
+                    }
+                })
+            },
+        );
     }
     g.finish();
 }

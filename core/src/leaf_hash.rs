@@ -112,7 +112,8 @@ impl LeafHasher {
 /// so they go to [`narrow_kernel`]'s 4 streams, whose sorted groups of 4 waste little.
 fn lanes(sorted: &[&[u8]], width: usize) -> Vec<bool> {
     if width <= NARROW {
-        return vec![true; sorted.len()];
+        // No wider kernel than the narrow one's streams: all go there.
+        return vec![false; sorted.len()];
     }
     let mut wide = vec![false; sorted.len()];
     let mut i = 0;
@@ -131,16 +132,11 @@ fn lanes(sorted: &[&[u8]], width: usize) -> Vec<bool> {
 /// Lanes of the narrow kernel: SHA-NI's 4 interleaved streams.
 const NARROW: usize = 4;
 
-/// Hashes chunks of unequal lengths: `tape-sha256`'s 4 SHA-NI streams where the CPU
-/// has SHA-NI, else its own choice.
+/// Hashes chunks of unequal lengths: 4 SHA-NI streams refilled as each message ends
+/// ([`crate::sha_streams`]) where the CPU has SHA-NI, else `tape-sha256`'s choice.
 fn narrow_kernel(chunks: &[&[u8]], out: &mut [[u8; 32]]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("sha")
-        && std::arch::is_x86_feature_detected!("ssse3")
-        && std::arch::is_x86_feature_detected!("sse4.1")
-    {
-        // SAFETY: the CPU has SHA-NI, SSSE3 and SSE4.1, which is all it needs.
-        unsafe { tape_sha256::backends::shani_x4_slices(&[], chunks, out) };
+    if crate::sha_streams::hash_all(chunks, out) {
         return;
     }
     tape_sha256::hash_many(chunks, out);
@@ -195,7 +191,7 @@ mod tests {
         };
         assert_eq!(len(true), [100, 100, 100, 100, 100, 100, 100, 100]);
         assert_eq!(len(false), [1, 5, 9, 110, 120, 130]);
-        assert!(lanes(&sorted, 4).iter().all(|&w| w));
+        assert!(lanes(&sorted, 4).iter().all(|&w| !w));
         // And the digests of such a mix (empty chunks too), in any order, are sha2's.
         let mut chunks: Vec<Vec<u8>> = (0..70u32)
             .map(|n| {

@@ -13,6 +13,8 @@ pub mod hamt_hash;
 pub mod leaf_hash;
 pub mod nar;
 pub mod noise;
+#[cfg(target_arch = "x86_64")]
+mod sha_streams;
 pub mod unixfs;
 pub mod varint;
 
