@@ -375,6 +375,8 @@ impl Session {
             pending: Vec::new(),
             pending_bytes: 0,
             seen: Seen::default(),
+            held: Vec::new(),
+            next_held: 0,
             own: None,
             ended: false,
         }
@@ -417,8 +419,7 @@ impl Drop for Session {
     }
 }
 
-/// The CIDs an item has queued, or found stored by a lookup ahead
-/// ([`BlockSink::will_put`]), kept small: a set of `Cid`s costs ~100 bytes a block
+/// The CIDs an item has queued, kept small: a set of `Cid`s costs ~100 bytes a block
 /// (6 MiB of an encode of 46,000 small files), a CID's bytes zero-padded to
 /// [`crate::held::SHORT`] 41. CID bytes are self-delimiting (their lengths are in
 /// them), so padding cannot make two CIDs equal; a longer CID is kept whole.
@@ -454,6 +455,10 @@ pub struct StoreSink {
     pending: Vec<(Cid, Vec<u8>)>,
     pending_bytes: usize,
     seen: Seen,
+    /// The announced blocks ([`BlockSink::will_put`]) found stored, in the order
+    /// announced, and the next one to come: its `put` skips it without a copy.
+    held: Vec<Cid>,
+    next_held: usize,
     /// The session of a handle made by [`Store::sink`], which it ends.
     own: Option<Session>,
     ended: bool,
@@ -537,6 +542,10 @@ impl StoreSink {
 
 impl BlockSink for StoreSink {
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        if self.held.get(self.next_held) == Some(cid) {
+            self.next_held += 1;
+            return Ok(());
+        }
         if !self.seen.insert(Key::of(cid)) {
             return Ok(());
         }
@@ -559,22 +568,21 @@ impl BlockSink for StoreSink {
         Err(Error::Writer("the writer threads stopped").into())
     }
 
-    /// Looks the announced blocks up together, in key order, on the caller's thread:
-    /// those the store holds count as seen, so their `put` neither copies nor queues
-    /// them (on a store holding the item, that copy and the packers' lookups cost
-    /// more than the encode's building). A store holding few of them is probed only
+    /// Looks the announced blocks up together, on the caller's thread, through one
+    /// snapshot: the `put`s of those the store holds then neither copy nor queue them
+    /// (on a store holding the item, that copy and the packers' lookups cost more
+    /// than building the DAG). A store holding few of them is probed only
     /// ([`crate::held::PROBE`]); the packers look the rest up as ever. A lookup that
     /// fails is left to them too, which report it.
     fn will_put(&mut self, cids: &[Cid]) {
+        self.held.clear();
+        self.next_held = 0;
         let keys: Vec<Key> = cids.iter().map(Key::of).collect();
         let Ok(found) = held(&self.shared.blocks, &self.shared.leaves, &keys, true) else {
             return;
         };
-        for (key, found) in keys.into_iter().zip(found) {
-            if found == Some(true) {
-                self.seen.insert(key);
-            }
-        }
+        let found = cids.iter().zip(found).filter(|(_, f)| *f == Some(true));
+        self.held.extend(found.map(|(c, _)| *c));
     }
 }
 
@@ -644,3 +652,7 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "sink_tests.rs"]
+mod tests;

@@ -452,31 +452,28 @@ impl View<'_> {
         if tree.root == NO_PAGE {
             return Ok(None);
         }
-        let pgno = self.leaf_pgno(tree, key)?;
-        let page = self.page(pgno, true, Keys::Bytes, named)?;
-        let i = page.nodes.partition_point(|n| page.key(n) < key);
-        if i == page.nodes.len() {
-            return Ok(None);
-        }
-        Ok(Some((page, i)))
-    }
-
-    /// The leaf page of the (non-empty) `tree` that holds `key` if any page does,
-    /// found through the branch pages.
-    fn leaf_pgno(&self, tree: Tree, key: &[u8]) -> Result<u64, Error> {
         let mut pgno = tree.root;
-        for _ in 1..tree.depth {
-            let page = self.branch(pgno)?;
-            // The last child whose separator is ≤ key; the first has none. Keys
-            // ascend (checked), so a binary search finds it.
-            let rest = &page.nodes[1..];
-            let i = rest.partition_point(|n| page.key(n) <= key);
-            let To::Child(child) = page.nodes[i].to else {
-                unreachable!("a branch page holds branch nodes")
-            };
-            pgno = child;
+        for level in 1..=tree.depth {
+            if level < tree.depth {
+                let page = self.branch(pgno)?;
+                // The last child whose separator is ≤ key; the first has none. Keys
+                // ascend (checked), so a binary search finds it.
+                let rest = &page.nodes[1..];
+                let i = rest.partition_point(|n| page.key(n) <= key);
+                let To::Child(child) = page.nodes[i].to else {
+                    unreachable!("a branch page holds branch nodes")
+                };
+                pgno = child;
+                continue;
+            }
+            let page = self.page(pgno, true, Keys::Bytes, named)?;
+            let i = page.nodes.partition_point(|n| page.key(n) < key);
+            if i == page.nodes.len() {
+                return Ok(None);
+            }
+            return Ok(Some((page, i)));
         }
-        Ok(pgno)
+        Ok(None)
     }
 
     /// Branch page `pgno`, checked ([`View::page`]) the first time a lookup of this
