@@ -108,7 +108,9 @@ impl Default for Leaves {
 #[derive(Default)]
 struct State {
     meta: Option<Meta>,
-    /// Sorted by `from`; no two ranges overlap.
+    /// Sorted by `from`; no two ranges overlap. Boxed: an insertion moves pointers,
+    /// not 100-byte leaves (1,400 of them, each inserted once, moved ~100 MB).
+    #[allow(clippy::vec_box)]
     leaves: Vec<Box<Leaf>>,
     /// The [`prefix`] of each leaf's `from`.
     froms: Vec<u64>,
