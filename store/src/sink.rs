@@ -10,6 +10,11 @@
 //! take turns. The packed blocks waiting for the committer are bounded in bytes
 //! ([`Credit`]), enough for the packers to go on while it writes and syncs.
 //!
+//! A handle told which blocks come next ([`BlockSink::will_put`]: the encoder's
+//! leaves, a batch at a time) looks them up at once ([`crate::held`]), and their `put`
+//! skips those the store holds: encoding into a store that holds the item copies,
+//! queues and packs nothing but its record.
+//!
 //! With packs ([`crate::Options::pack_bytes`]), a handle gathers its item's new blocks
 //! in write order until they make a pack's worth, and queues them as one job: a
 //! packer compresses them into one pack (see [`crate::pack`]), the committer stores it
