@@ -327,6 +327,12 @@ pub enum StoreError {
 /// implementations should then do nothing (blocks are immutable).
 pub trait BlockSink {
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError>;
+
+    /// A hint: `put` will soon be called with these CIDs (the encoder gives each
+    /// batch's leaves once they are hashed, before it puts them). A sink that looks
+    /// every block up (a store, which skips the blocks it holds) may look them up now,
+    /// together; the default does nothing. Never an answer: every block is still put.
+    fn will_put(&mut self, _cids: &[Cid]) {}
 }
 
 /// Where the decoder gets blocks. `Ok(None)` means "not here"; the caller verifies.
@@ -398,11 +404,17 @@ impl<T: BlockSink + ?Sized> BlockSink for &mut T {
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
         (**self).put(cid, data)
     }
+    fn will_put(&mut self, cids: &[Cid]) {
+        (**self).will_put(cids)
+    }
 }
 
 impl<T: BlockSink + ?Sized> BlockSink for Box<T> {
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
         (**self).put(cid, data)
+    }
+    fn will_put(&mut self, cids: &[Cid]) {
+        (**self).will_put(cids)
     }
 }
 

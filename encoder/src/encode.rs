@@ -231,14 +231,19 @@ fn build<'m, S: BlockSink>(
     };
     let mut hasher = LeafHasher::new(layout.hash);
     let mut digests = Vec::new();
+    let mut leaves = Vec::new();
     for batch in batches {
         let chunks: Vec<&[u8]> = batch.chunks().collect();
         hasher.hash_all(&chunks, &mut digests);
         drop(chunks);
-        let mut digest = digests.iter();
+        leaves.clear();
+        leaves.extend(digests.iter().map(|d| cid_of_digest(RAW, layout.hash, d)));
+        // The sink may look the batch's leaves up together (a store skips those it holds).
+        b.sink.will_put(&leaves);
+        let mut leaf = leaves.iter();
         for item in &batch.items {
             let leaf = match item {
-                Item::Chunk(_) => digest.next(),
+                Item::Chunk(_) => leaf.next().copied(),
                 _ => None,
             };
             let Some((name, sub, kind)) = b.item(&batch, item, leaf)? else {
@@ -287,12 +292,12 @@ struct Builder<'a, S> {
 }
 
 impl<S: BlockSink> Builder<'_, S> {
-    /// Takes one event (a chunk with its leaf digest); returns the entry it finishes.
+    /// Takes one event (a chunk with its leaf's CID); returns the entry it finishes.
     fn item(
         &mut self,
         batch: &Batch<'_>,
         item: &Item,
-        leaf: Option<&[u8; 32]>,
+        leaf: Option<Cid>,
     ) -> Result<Option<(String, Sub, EntryKind)>, EncodeError> {
         let name = |r: &std::ops::Range<usize>| &batch.names[r.clone()];
         Ok(Some(match item {
@@ -342,8 +347,7 @@ impl<S: BlockSink> Builder<'_, S> {
                 return Ok(None);
             }
             Item::Chunk(r) => {
-                let digest = leaf.expect("every chunk has its digest");
-                let cid = cid_of_digest(RAW, self.layout.hash, digest);
+                let cid = leaf.expect("every chunk has its leaf's CID");
                 let chunk = batch.chunk(r);
                 self.tree
                     .hashed_leaf(cid, chunk, self.sink, &mut self.counts)?;

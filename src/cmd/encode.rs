@@ -265,4 +265,10 @@ impl BlockSink for Sink {
         }
         self.null.put(cid, data)
     }
+
+    fn will_put(&mut self, cids: &[Cid]) {
+        if let Some(s) = &mut self.store {
+            s.will_put(cids);
+        }
+    }
 }

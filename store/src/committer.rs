@@ -164,6 +164,9 @@ impl State {
 }
 
 pub(crate) fn run(s: &Shared, rx: Receiver<Msg>) -> Result<(), Error> {
+    // Before the first blocks arrive: the first commit's check of the whole file,
+    // off the path from an item's last block to its record.
+    s.blocks.check_ahead();
     let mut st = State {
         uncache: Uncache::start(&s.blocks).ok(),
         ..State::default()

@@ -60,6 +60,7 @@ mod compact;
 mod compression;
 mod credit;
 mod gc;
+mod held;
 mod lmdb_file;
 mod lock;
 mod lock_file;

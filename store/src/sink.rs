@@ -10,6 +10,11 @@
 //! take turns. The packed blocks waiting for the committer are bounded in bytes
 //! ([`Credit`]), enough for the packers to go on while it writes and syncs.
 //!
+//! A handle told which blocks come next ([`BlockSink::will_put`]: the encoder's
+//! leaves, a batch at a time) looks them up at once ([`crate::held`]), and their `put`
+//! skips those the store holds: encoding into a store that holds the item copies,
+//! queues and packs nothing but its record.
+//!
 //! With packs ([`crate::Options::pack_bytes`]), a handle gathers its item's new blocks
 //! in write order until they make a pack's worth, and queues them as one job: a
 //! packer compresses them into one pack (see [`crate::pack`]), the committer stores it
@@ -35,6 +40,8 @@ use narfs_core::Cid;
 
 use crate::blocks::{Blocks, Packed, Packer};
 use crate::credit::Credit;
+use crate::held::{held, Key};
+use crate::lmdb_file::Leaves;
 use crate::lock::LockGuard;
 use crate::pack::{NewPack, MAX_PACK_BLOCKS};
 use crate::{Error, Options, RootRecord, Store};
@@ -102,6 +109,8 @@ pub(crate) struct Shared {
     next_item: AtomicU64,
     /// Bytes of packed blocks sent to the committer and not taken yet.
     pub(crate) packed: Credit,
+    /// Leaf pages the session's lookups read, kept for its next ones.
+    leaves: Leaves,
 }
 
 /// What packers take from the queue.
@@ -321,6 +330,7 @@ impl Session {
             abandoned: AtomicBool::new(false),
             next_item: AtomicU64::new(0),
             packed: Credit::new(PACKED_BYTES),
+            leaves: Leaves::default(),
         });
         let queue = Arc::new(Queue::default());
         let (tx, rx) = sync_channel::<Msg>(PACKED);
@@ -360,6 +370,7 @@ impl Session {
     pub fn sink(&self) -> StoreSink {
         let o = self.shared.options;
         StoreSink {
+            shared: self.shared.clone(),
             queue: self.queue.clone(),
             item: self.shared.next_item.fetch_add(1, Ordering::Relaxed),
             pack_bytes: match o.zstd_level {
@@ -369,6 +380,8 @@ impl Session {
             pending: Vec::new(),
             pending_bytes: 0,
             seen: Seen::default(),
+            held: Vec::new(),
+            next_held: 0,
             own: None,
             ended: false,
         }
@@ -411,27 +424,22 @@ impl Drop for Session {
     }
 }
 
-/// Bytes of a CID kept as they are in [`Seen`]: every CID narfs makes (CIDv0, or
-/// CIDv1 with a 32-byte digest) takes at most 37.
-const SEEN_KEY: usize = 40;
-
-/// The CIDs an item has queued, kept small: a set of `Cid`s costs ~100 bytes a
-/// block (6 MiB of an encode of 46,000 small files), a CID's bytes zero-padded to
-/// [`SEEN_KEY`] 41. CID bytes are self-delimiting (their lengths are in them), so
-/// padding cannot make two CIDs equal; a longer CID is kept whole.
+/// The CIDs an item has queued, kept small: a set of `Cid`s costs ~100 bytes a block
+/// (6 MiB of an encode of 46,000 small files), a CID's bytes zero-padded to
+/// [`crate::held::SHORT`] 41. CID bytes are self-delimiting (their lengths are in
+/// them), so padding cannot make two CIDs equal; a longer CID is kept whole.
 #[derive(Default)]
 struct Seen {
-    short: HashSet<[u8; SEEN_KEY]>,
-    long: HashSet<Cid>,
+    short: HashSet<[u8; crate::held::SHORT]>,
+    long: HashSet<Vec<u8>>,
 }
 
 impl Seen {
-    /// Whether `cid` is new.
-    fn insert(&mut self, cid: &Cid) -> bool {
-        let mut key = [0u8; SEEN_KEY];
-        match cid.write_bytes(&mut key[..]) {
-            Ok(_) => self.short.insert(key),
-            Err(_) => self.long.insert(*cid),
+    /// Whether `key` is new.
+    fn insert(&mut self, key: Key) -> bool {
+        match key {
+            Key::Short(k, _) => self.short.insert(k),
+            Key::Long(k) => self.long.insert(k),
         }
     }
 
@@ -443,6 +451,7 @@ impl Seen {
 
 /// One item's writer into a [`Session`]: its blocks, then its record.
 pub struct StoreSink {
+    shared: Arc<Shared>,
     queue: Arc<Queue>,
     item: u64,
     /// Blocks below this size are packed (0: none is).
@@ -451,6 +460,10 @@ pub struct StoreSink {
     pending: Vec<(Cid, Vec<u8>)>,
     pending_bytes: usize,
     seen: Seen,
+    /// The announced blocks ([`BlockSink::will_put`]) found stored, in the order
+    /// announced, and the next one to come: its `put` skips it without a copy.
+    held: Vec<Cid>,
+    next_held: usize,
     /// The session of a handle made by [`Store::sink`], which it ends.
     own: Option<Session>,
     ended: bool,
@@ -534,7 +547,11 @@ impl StoreSink {
 
 impl BlockSink for StoreSink {
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
-        if !self.seen.insert(cid) {
+        if self.held.get(self.next_held) == Some(cid) {
+            self.next_held += 1;
+            return Ok(());
+        }
+        if !self.seen.insert(Key::of(cid)) {
             return Ok(());
         }
         let queued = if data.len() < self.pack_bytes {
@@ -555,6 +572,23 @@ impl BlockSink for StoreSink {
         }
         Err(Error::Writer("the writer threads stopped").into())
     }
+
+    /// Looks the announced blocks up together, on the caller's thread, through one
+    /// snapshot: the `put`s of those the store holds then neither copy nor queue them
+    /// (on a store holding the item, that copy and the packers' lookups cost more
+    /// than building the DAG). A store holding few of them is probed only
+    /// ([`crate::held::PROBE`]); the packers look the rest up as ever. A lookup that
+    /// fails is left to them too, which report it.
+    fn will_put(&mut self, cids: &[Cid]) {
+        self.held.clear();
+        self.next_held = 0;
+        let keys: Vec<Key> = cids.iter().map(Key::of).collect();
+        let Ok(found) = held(&self.shared.blocks, &self.shared.leaves, &keys, true) else {
+            return;
+        };
+        let found = cids.iter().zip(found).filter(|(_, f)| *f == Some(true));
+        self.held.extend(found.map(|(c, _)| *c));
+    }
 }
 
 /// A packing thread: skips blocks already stored, compresses the rest.
@@ -569,18 +603,9 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
                 mut blocks,
             } => {
                 {
-                    let txn = s.blocks.read_txn()?;
-                    let mut err = None;
-                    blocks.retain(|(cid, _)| match s.blocks.has(&txn, cid) {
-                        Ok(stored) => !stored,
-                        Err(e) => {
-                            err.get_or_insert(e);
-                            false
-                        }
-                    });
-                    if let Some(e) = err {
-                        return Err(e);
-                    }
+                    let keys: Vec<Key> = blocks.iter().map(|(c, _)| Key::of(c)).collect();
+                    let mut stored = held(&s.blocks, &s.leaves, &keys, false)?.into_iter();
+                    blocks.retain(|_| stored.next() != Some(Some(true)));
                 }
                 match blocks.is_empty() {
                     true => Msg::Skipped { seq },
@@ -632,3 +657,7 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "sink_tests.rs"]
+mod tests;

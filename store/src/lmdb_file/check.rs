@@ -135,7 +135,7 @@ impl View<'_> {
                             )));
                         }
                         let at = pgno * self.meta.psize;
-                        let header = self.file.read(at, HDR, &format!("page {pgno}"))?;
+                        let header = self.file.read(at, HDR, || format!("page {pgno}"))?;
                         self.overflow_header(&header, pgno, len)?;
                     }
                     entry(key, value);

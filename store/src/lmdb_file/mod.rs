@@ -33,8 +33,10 @@ use crate::Error;
 
 mod branches;
 mod check;
+mod leaves;
 mod page;
 
+pub(crate) use leaves::Leaves;
 use page::{Page, To};
 
 /// `PAGEHDRSZ`: page number (8), pad (2), flags (2), lower and upper (2 + 2).
@@ -214,11 +216,13 @@ impl DataFile {
         }
     }
 
-    fn read(&self, at: u64, len: usize, what: &str) -> Result<Vec<u8>, Error> {
+    /// `len` bytes at `at`; `what` names them in the error (formatted only then: a
+    /// lookup reads a page per block).
+    fn read(&self, at: u64, len: usize, what: impl FnOnce() -> String) -> Result<Vec<u8>, Error> {
         let mut buf = vec![0; len];
         self.file.read_exact_at(&mut buf, at).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                self.damaged(format!("the file ends inside {what} (truncated?)"))
+                self.damaged(format!("the file ends inside {} (truncated?)", what()))
             } else {
                 Error::io(&self.path)(e)
             }
@@ -245,8 +249,7 @@ impl DataFile {
 
     fn meta(&self, slot: u64, psize: Option<u64>) -> Result<Meta, Error> {
         let at = slot * psize.unwrap_or(0);
-        let what = format!("meta page {slot}");
-        let b = self.read(at, HDR + META, &what)?;
+        let b = self.read(at, HDR + META, || format!("meta page {slot}"))?;
         let bad = |p: &str| self.damaged(format!("meta page {slot}: {p}"));
         if u64_at(&b, 0) != slot || u16_at(&b, 10) != P_META {
             return Err(bad("its header is not a meta page's"));
@@ -577,11 +580,9 @@ impl View<'_> {
                 self.read_prefix(value, max, 0)?;
                 let skip = skip.min(len);
                 let at = pgno * self.meta.psize + HDR as u64 + skip;
-                self.file.read(
-                    at,
-                    (len - skip) as usize,
-                    &format!("the value at page {pgno}"),
-                )
+                self.file.read(at, (len - skip) as usize, || {
+                    format!("the value at page {pgno}")
+                })
             }
         }
     }
@@ -601,9 +602,9 @@ impl View<'_> {
                         "a value of {len} bytes at page {pgno}, longer than any this table holds"
                     )));
                 }
-                let what = format!("the value at page {pgno}");
                 let n = len.min(prefix) as usize;
-                let b = self.file.read(pgno * self.meta.psize, HDR + n, &what)?;
+                let what = || format!("the value at page {pgno}");
+                let b = self.file.read(pgno * self.meta.psize, HDR + n, what)?;
                 self.overflow_header(&b, pgno, len)?;
                 Ok(b[HDR..].to_vec())
             }

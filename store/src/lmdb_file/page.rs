@@ -57,7 +57,7 @@ impl View<'_> {
         let psize = self.meta.psize as usize;
         let p = self
             .file
-            .read(pgno * self.meta.psize, psize, &format!("page {pgno}"))?;
+            .read(pgno * self.meta.psize, psize, || format!("page {pgno}"))?;
         let bad = |what: String| self.damaged(format!("page {pgno}: {what}"));
         let want = if leaf { P_LEAF } else { P_BRANCH };
         // Exactly the type: LMDB clears `P_DIRTY` before it writes a page and never
