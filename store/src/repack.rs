@@ -372,7 +372,7 @@ fn encode_live(
         zstd::bulk::Compressor::new(level).map_err(|_| Error::Writer("zstd refused the level"))?;
     let refs: Vec<(Cid, &[u8])> = live.iter().map(|(c, _, b)| (*c, b.as_slice())).collect();
     // A pack that no longer saves 1/8 at this level stays as it is.
-    let Some(pack) = pack::encode(&mut z, level, &refs) else {
+    let Some(pack) = pack::encode(pack::Encoder::Zstd { z: &mut z, level }, &refs) else {
         return Ok(Built {
             old: Vec::new(),
             was: Vec::new(),
