@@ -284,7 +284,7 @@ impl Default for Options {
             writers: 2,
             batch_bytes: 4 << 20,
             pack_bytes: 1 << 20,
-            pack_codec: Codec::Zstd,
+            pack_codec: Codec::Lz4,
         }
     }
 }
