@@ -276,8 +276,14 @@ fn zstd_packs_of_an_earlier_default_and_lz4_packs_decode_side_by_side() {
     let stats = json(narfs(store).args(["stats", "--json"]));
     assert!(stats["compressed_blocks"].as_u64().unwrap() > 0, "{stats}");
     let decoded = |name: &str| ok(narfs(store).args(["decode", name])).stdout;
-    assert!(decoded("a") == std::fs::read(&a).unwrap(), "zstd packs byte-exact");
-    assert!(decoded("b") == std::fs::read(&b).unwrap(), "LZ4 packs byte-exact");
+    assert!(
+        decoded("a") == std::fs::read(&a).unwrap(),
+        "zstd packs byte-exact"
+    );
+    assert!(
+        decoded("b") == std::fs::read(&b).unwrap(),
+        "LZ4 packs byte-exact"
+    );
     let v = json(narfs(store).args(["verify", "--json"]));
     assert_eq!(v["problems"], Value::Array(vec![]), "{v}");
     // Repack reads both and writes zstd -19: the LZ4 packs, larger, shrink.

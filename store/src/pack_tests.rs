@@ -14,7 +14,13 @@ fn z(level: i32) -> zstd::bulk::Compressor<'static> {
 /// `refs` packed by each codec: zstd at `level`, then LZ4.
 fn each_codec(level: i32, refs: &[(Cid, &[u8])]) -> [Option<NewPack>; 2] {
     [
-        encode(Encoder::Zstd { z: &mut z(level), level }, refs),
+        encode(
+            Encoder::Zstd {
+                z: &mut z(level),
+                level,
+            },
+            refs,
+        ),
         encode(Encoder::Lz4, refs),
     ]
 }
@@ -67,9 +73,15 @@ fn a_zstd_pack_keeps_the_first_format_byte_for_byte() {
     let [p, _] = each_codec(3, &refs);
     let p = p.unwrap();
     let size: usize = blocks.iter().map(Vec::len).sum();
-    assert_eq!(&p.value[..6], &[&[1u8, 3][..], &(size as u32).to_le_bytes()].concat());
+    assert_eq!(
+        &p.value[..6],
+        &[&[1u8, 3][..], &(size as u32).to_le_bytes()].concat()
+    );
     let frame = &p.value[p.header.frame_at..];
-    assert_eq!(zstd::bulk::decompress(frame, size).unwrap(), blocks.concat());
+    assert_eq!(
+        zstd::bulk::decompress(frame, size).unwrap(),
+        blocks.concat()
+    );
 }
 
 #[test]
@@ -358,7 +370,9 @@ fn frees_and_repacks(codec: Codec) {
     assert!(now.iter().all(|p| p.level == 19 && p.live == p.blocks));
     let snap = store.blocks.read_txn().unwrap();
     for p in &now {
-        let v = crate::pack_table::value(snap.view(), p.id).unwrap().unwrap();
+        let v = crate::pack_table::value(snap.view(), p.id)
+            .unwrap()
+            .unwrap();
         assert_eq!(header(&v).unwrap().codec, Codec::Zstd);
     }
     drop(snap);
@@ -435,7 +449,10 @@ fn zstd_packs_written_before_read_beside_lz4_ones() {
     let new = texts(30, "new");
     let new_cids = write(&lz4, &new);
     let levels: Vec<i8> = packs(&lz4).iter().map(|p| p.level).collect();
-    assert!(levels.contains(&1) && levels.contains(&i8::MIN), "{levels:?}");
+    assert!(
+        levels.contains(&1) && levels.contains(&i8::MIN),
+        "{levels:?}"
+    );
     for (c, b) in old_cids.iter().zip(&old).chain(new_cids.iter().zip(&new)) {
         assert_eq!(lz4.get_block(c).unwrap().as_deref(), Some(b.as_slice()));
     }

@@ -70,9 +70,7 @@ impl Packer {
         }
         let level = self.level;
         let pack = match (self.zstd.as_mut(), self.codec) {
-            (Some(_), Codec::Lz4) if grouped.len() > 1 => {
-                pack::encode_owned(Encoder::Lz4, grouped)
-            }
+            (Some(_), Codec::Lz4) if grouped.len() > 1 => pack::encode_owned(Encoder::Lz4, grouped),
             (Some(z), _) if grouped.len() > 1 => {
                 pack::encode_owned(Encoder::Zstd { z, level }, grouped)
             }
