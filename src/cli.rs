@@ -280,8 +280,8 @@ pub enum StoreCommand {
     Compact(StoreArgs),
     /// Remove a root (by NAME or CID) from the store; its blocks go at the next `gc`.
     Rm(RmArgs),
-    /// Rewrite the packs at a higher zstd level, dropping blocks `gc` removed (safe
-    /// while others read and write; resumable).
+    /// Rewrite the packs (LZ4 ones, and zstd ones below the level) at a higher zstd
+    /// level, dropping blocks `gc` removed (safe while others read and write; resumable).
     Repack(RepackArgs),
 }
 

@@ -1,5 +1,6 @@
-//! `narfs store repack`: packs rewritten at a higher zstd level, their dead blocks
-//! (entries deleted by `gc`) dropped and partially dead packs merged.
+//! `narfs store repack`: packs rewritten at a higher zstd level (LZ4 packs, the
+//! import's, always: they rank below every level), their dead blocks (entries
+//! deleted by `gc`) dropped and partially dead packs merged.
 //!
 //! Two layouts ([`Layout`]). `grouped` (the default) lays the blocks every root
 //! reaches out by the items that use them (`repack_plan`): decoding an item then
