@@ -33,7 +33,7 @@
 source "$(dirname "$0")/lib.sh"
 CORPUS=${CORPUS:-/tmp/narfs-large}
 [ -d "$CORPUS" ] || bash corpus/build.sh large "$CORPUS"
-CONFIGS=${CONFIGS:-"pack (default), fixed 256 KiB=;pack, fastcdc 4/16/64 KiB=--chunker fastcdc:4096:16384:65536;block (zstd -1 per block, the earlier form), fixed 256 KiB=--compression block"}
+CONFIGS=${CONFIGS:-"pack (default: LZ4), fixed 256 KiB=;pack:1 (zstd -1 packs, the earlier default), fixed 256 KiB=--compression pack:1;pack, fastcdc 4/16/64 KiB=--chunker fastcdc:4096:16384:65536;block (zstd -1 per block, the earlier form), fixed 256 KiB=--compression block"}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/narfs/zstd19
 mkdir -p "$CACHE"
 

@@ -104,8 +104,9 @@ pub struct EncodeArgs {
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// How new blocks are stored: pack (default: zstd -1 over 1 MiB packs of the
-    /// item's new blocks), pack:LEVEL[:BYTES], block[:LEVEL] (zstd per block), none.
+    /// How new blocks are stored: pack (default: LZ4 over 1 MiB packs of an item's new
+    /// blocks; `narfs store repack` rewrites them at zstd -19), pack:lz4[:BYTES],
+    /// pack:LEVEL[:BYTES] (zstd packs), block[:LEVEL] (zstd per block), none.
     #[arg(long, value_name = "MODE")]
     pub compression: Option<narfs_store::Compression>,
     /// Record the root in the store under this name (e.g. the store path).
@@ -279,8 +280,8 @@ pub enum StoreCommand {
     Compact(StoreArgs),
     /// Remove a root (by NAME or CID) from the store; its blocks go at the next `gc`.
     Rm(RmArgs),
-    /// Rewrite the packs at a higher zstd level, dropping blocks `gc` removed (safe
-    /// while others read and write; resumable).
+    /// Rewrite the packs (LZ4 ones, and zstd ones below the level) at a higher zstd
+    /// level, dropping blocks `gc` removed (safe while others read and write; resumable).
     Repack(RepackArgs),
 }
 

@@ -181,7 +181,9 @@ fn table_json_and_svg_agree() {
                 u(&c["pack"]["read_bytes"]) >= u(&c["pack"]["bytes"]),
                 "{name}"
             );
-            for o in ["block", "pack"] {
+            assert!(u(&c["pack-lz4"]["bytes"]) <= stored, "{name}");
+            assert_eq!(c["pack-lz4"]["frames"], c["pack"]["frames"], "{name}");
+            for o in ["block", "pack", "pack-lz4"] {
                 assert!(c[o]["decode_mb_s"].as_f64().unwrap() > 0.0, "{name} {o}");
             }
             // tzdata 2024.1's update moves its new files only: under half its NAR.

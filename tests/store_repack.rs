@@ -1,6 +1,8 @@
 //! Packs through the CLI: `encode --compression`, `store repack` after `gc` (dead
 //! blocks dropped, a higher level, NARs still byte-exact and verified), a second
-//! repack that finds nothing to do, and a bad `--compression` refused on one line.
+//! repack that finds nothing to do, a store of zstd packs (the default before LZ4)
+//! and LZ4 packs (the default now) read together, and a bad `--compression` refused
+//! on one line.
 
 use std::process::Command;
 
@@ -259,4 +261,40 @@ fn an_incremental_repack_after_a_new_version_keeps_every_earlier_pack() {
             .unwrap();
         assert!(!out.status.success(), "{bad:?}");
     }
+}
+
+#[test]
+fn zstd_packs_of_an_earlier_default_and_lz4_packs_decode_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let (a, b) = (corpus("attrs-24.1.0.nar"), corpus("tzdata-2024.1.nar"));
+    // `a` as every narfs before LZ4 stored it (zstd -1 packs), `b` with the default.
+    ok(narfs(store)
+        .args(["encode", "--compression", "pack:1", "--name", "a"])
+        .arg(&a));
+    ok(narfs(store).args(["encode", "--name", "b"]).arg(&b));
+    let stats = json(narfs(store).args(["stats", "--json"]));
+    assert!(stats["compressed_blocks"].as_u64().unwrap() > 0, "{stats}");
+    let decoded = |name: &str| ok(narfs(store).args(["decode", name])).stdout;
+    assert!(
+        decoded("a") == std::fs::read(&a).unwrap(),
+        "zstd packs byte-exact"
+    );
+    assert!(
+        decoded("b") == std::fs::read(&b).unwrap(),
+        "LZ4 packs byte-exact"
+    );
+    let v = json(narfs(store).args(["verify", "--json"]));
+    assert_eq!(v["problems"], Value::Array(vec![]), "{v}");
+    // Repack reads both and writes zstd -19: the LZ4 packs, larger, shrink.
+    let r = json(narfs(store).args(["store", "repack", "--json"]));
+    assert!(r["packs_read"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        r["bytes_after"].as_u64().unwrap() < r["bytes_before"].as_u64().unwrap(),
+        "{r}"
+    );
+    assert!(decoded("a") == std::fs::read(&a).unwrap());
+    assert!(decoded("b") == std::fs::read(&b).unwrap());
+    let again = json(narfs(store).args(["store", "repack", "--json"]));
+    assert_eq!(again["packs_read"], 0, "{again}");
 }

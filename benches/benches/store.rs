@@ -16,7 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use narfs_benches::{corpus_nar, synthetic_nar};
 use narfs_core::block::{MemoryStore, NullSink};
 use narfs_encoder::{encode, Layout};
-use narfs_store::{Options, Store};
+use narfs_store::{Codec, Options, Store};
 
 fn run(store: &Store, nar: &[u8]) {
     let mut sink = store.sink().unwrap();
@@ -40,9 +40,10 @@ fn group(c: &mut Criterion, label: &str, nar: &[u8]) {
             encode(nar, &Layout::default(), &mut sink, None).unwrap()
         })
     });
-    for (case, zstd) in [
-        ("fresh store, zstd packs", Some(1)),
-        ("fresh store, raw", None),
+    for (case, zstd, codec) in [
+        ("fresh store, LZ4 packs (the default)", Some(1), Codec::Lz4),
+        ("fresh store, zstd -1 packs", Some(1), Codec::Zstd),
+        ("fresh store, raw", None, Codec::Zstd),
     ] {
         g.bench_function(format!("encode into a {case}"), |b| {
             b.iter_custom(|iters| {
@@ -51,6 +52,7 @@ fn group(c: &mut Criterion, label: &str, nar: &[u8]) {
                     let dir = tempfile::tempdir().unwrap();
                     let options = Options {
                         zstd_level: zstd,
+                        pack_codec: codec,
                         ..Options::default()
                     };
                     let store = Store::open_with(dir.path(), options).unwrap();

@@ -14,6 +14,8 @@
 //!   into packs of about `pack_size` bytes (a larger block alone), each pack one zstd
 //!   -3 frame: still seekable, one block is read by decompressing one pack, never the
 //!   item's others.
+//! - `pack-lz4`: the same packs, each one LZ4 block (the store's import default:
+//!   larger, faster to compress and ~2.5× faster to decompress).
 //! - `repack`: the same packs at a high level (19 by default), what a background
 //!   `repack` would rewrite them to. zstd -19's window (8 MiB) covers a whole pack, so
 //!   long-distance matching would find nothing more inside one.
@@ -86,13 +88,15 @@ pub struct Compression {
     /// None when no dictionary could be trained (too few small blocks).
     pub dict: Option<Footprint>,
     pub pack: Footprint,
+    /// The same packs in LZ4.
+    pub pack_lz4: Footprint,
     /// Measured for one strategy only (the one `pack` stores smallest): slow.
     pub repack: Option<Footprint>,
     /// The pack size aimed at.
     pub pack_size: usize,
 }
 
-/// Measures `raw`, `block`, `dict` and `pack` (at `ZSTD_LEVEL`); also returns every
+/// Measures `raw`, `block`, `dict`, `pack` (at `ZSTD_LEVEL`) and `pack_lz4`; also returns every
 /// block's stored size under `block` (for the wire figures).
 pub(crate) fn measure(
     store: &MemoryStore,
@@ -123,12 +127,14 @@ pub(crate) fn measure(
         Some(dict) => Some(per_block(&order, Some(dict), decode)?.0),
         None => None,
     };
-    let pack = packs(store, items, pack_size, ZSTD_LEVEL, decode)?;
+    let pack = packs(store, items, pack_size, PackCodec::Zstd(ZSTD_LEVEL), decode)?;
+    let pack_lz4 = packs(store, items, pack_size, PackCodec::Lz4, decode)?;
     let compression = Compression {
         raw,
         block,
         dict,
         pack,
+        pack_lz4,
         repack: None,
         pack_size,
     };
@@ -201,13 +207,20 @@ fn train(blocks: &[&[u8]]) -> Option<Vec<u8>> {
     zstd::dict::from_samples(&samples, DICT_SIZE).ok()
 }
 
+/// What compresses a pack: zstd at a level, or LZ4 (liblz4's default).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PackCodec {
+    Zstd(i32),
+    Lz4,
+}
+
 /// The new blocks of each item cut into packs of about `pack_size` bytes, each one
-/// zstd frame at `level` (kept raw when that is not smaller).
+/// zstd frame or LZ4 block by `codec` (kept raw when that is not smaller).
 pub(crate) fn packs(
     store: &MemoryStore,
     items: &[ItemBlocks],
     pack_size: usize,
-    level: i32,
+    codec: PackCodec,
     decode: Decode<'_>,
 ) -> Result<Footprint, Error> {
     // index: block -> (pack, offset, length); packs: the bytes of each pack.
@@ -229,13 +242,20 @@ pub(crate) fn packs(
         }
     }
     let t = Instant::now();
+    let level = match codec {
+        PackCodec::Zstd(l) => l,
+        PackCodec::Lz4 => 0,
+    };
     let frames = parallel(
         &packs,
         || zstd::bulk::Compressor::new(level),
         |z, p| {
-            let f = z.compress(p)?;
+            let (f, unit): (_, fn(Vec<u8>, usize) -> Unit) = match codec {
+                PackCodec::Zstd(_) => (z.compress(p)?, Unit::Zstd),
+                PackCodec::Lz4 => (lz4::block::compress(p, None, false)?, Unit::Lz4),
+            };
             Ok(if f.len() < p.len() {
-                Unit::Zstd(f, p.len())
+                unit(f, p.len())
             } else {
                 Unit::Raw(p.clone())
             })
@@ -259,16 +279,18 @@ pub(crate) fn packs(
     })
 }
 
-/// One stored frame: a zstd frame and the size it decompresses to, or raw bytes.
+/// One stored frame: a zstd frame or an LZ4 block and the size it decompresses to,
+/// or raw bytes.
 pub(crate) enum Unit {
     Zstd(Vec<u8>, usize),
+    Lz4(Vec<u8>, usize),
     Raw(Vec<u8>),
 }
 
 impl Unit {
     fn stored_len(&self) -> u64 {
         match self {
-            Unit::Zstd(f, _) | Unit::Raw(f) => f.len() as u64,
+            Unit::Zstd(f, _) | Unit::Lz4(f, _) | Unit::Raw(f) => f.len() as u64,
         }
     }
 }
@@ -326,9 +348,10 @@ impl BlockSource for Frames {
         let Some(&(unit, at, len)) = self.index.get(cid) else {
             return Ok(None);
         };
-        let (frame, size) = match &self.units[unit] {
+        let (frame, size, lz4) = match &self.units[unit] {
             Unit::Raw(b) => return Ok(Some(b[at..at + len].to_vec())),
-            Unit::Zstd(f, size) => (f, *size),
+            Unit::Zstd(f, size) => (f, *size, false),
+            Unit::Lz4(f, size) => (f, *size, true),
         };
         let key = (self.id, unit);
         KEPT.with(|k| {
@@ -351,9 +374,14 @@ impl BlockSource for Frames {
                 } else {
                     Vec::new()
                 };
-                bytes.clear();
-                bytes.reserve(size);
-                z.decompress_to_buffer(frame, &mut bytes)?;
+                if lz4 {
+                    bytes.resize(size, 0);
+                    lz4::block::decompress_to_buffer(frame, Some(size as i32), &mut bytes)?;
+                } else {
+                    bytes.clear();
+                    bytes.reserve(size);
+                    z.decompress_to_buffer(frame, &mut bytes)?;
+                }
                 self.read_bytes.fetch_add(size as u64, Ordering::Relaxed);
                 k.frames.push((key, bytes));
             }
@@ -445,13 +473,16 @@ mod tests {
         assert_eq!((c.raw.decode_secs, c.block.decode_secs), (0.5, 1.0));
         assert!(c.block.bytes < c.raw.bytes, "{c:?}");
         assert_eq!(sizes.values().sum::<u64>(), c.block.bytes);
-        // Packs see across blocks: smaller than block by block.
+        // Packs see across blocks: smaller than block by block; LZ4 packs larger.
         assert!(c.pack.bytes < c.block.bytes, "{c:?}");
+        assert!(c.pack.bytes < c.pack_lz4.bytes && c.pack_lz4.bytes < c.raw.bytes);
+        assert_eq!(c.pack_lz4.frames, c.pack.frames);
+        assert_eq!(c.pack_lz4.read_bytes, c.pack.read_bytes);
         assert!(c.pack.frames < c.block.frames);
         // Every block read was decompressed; packs are read whole.
         assert_eq!(c.block.read_bytes, c.raw.read_bytes);
         assert!(c.pack.read_bytes >= store.total_bytes() / 2, "{c:?}");
-        let repack = packs(&store, &items, 64 * 1024, 19, &decode).unwrap();
+        let repack = packs(&store, &items, 64 * 1024, PackCodec::Zstd(19), &decode).unwrap();
         assert!(repack.bytes <= c.pack.bytes + 64, "{repack:?}");
         assert_eq!(repack.frames, c.pack.frames);
     }
@@ -459,8 +490,10 @@ mod tests {
     #[test]
     fn one_pack_per_block_when_packs_are_tiny() {
         let (store, items) = sample();
-        let p = packs(&store, &items, 1, ZSTD_LEVEL, &check(&store, &items)).unwrap();
-        assert_eq!(p.frames, 50);
+        for codec in [PackCodec::Zstd(ZSTD_LEVEL), PackCodec::Lz4] {
+            let p = packs(&store, &items, 1, codec, &check(&store, &items)).unwrap();
+            assert_eq!(p.frames, 50);
+        }
     }
 
     #[test]

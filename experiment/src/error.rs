@@ -81,8 +81,8 @@ pub enum Error {
         #[source]
         source: Difference,
     },
-    /// zstd failed to compress or decompress.
-    #[error("zstd failed")]
+    /// zstd (or LZ4, for the `pack-lz4` option) failed to compress or decompress.
+    #[error("zstd or LZ4 failed")]
     Zstd(#[source] io::Error),
     /// A binary cache cannot be listed, or a narinfo or NAR of it cannot be read.
     #[error("reading the cache {cache}")]

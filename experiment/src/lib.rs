@@ -172,7 +172,13 @@ pub fn run_with_progress(
         let strategy = r.strategy;
         let decode =
             |source: &compress::Frames| runner::decode_all(strategy, source, &items, &blocks.roots);
-        let repack = compress::packs(&blocks.store, &blocks.items, pack_size, level, &decode)?;
+        let repack = compress::packs(
+            &blocks.store,
+            &blocks.items,
+            pack_size,
+            compress::PackCodec::Zstd(level),
+            &decode,
+        )?;
         if let Some(c) = &mut r.compression {
             c.repack = Some(repack);
         }

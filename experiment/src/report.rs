@@ -139,6 +139,7 @@ impl StrategyResult {
             v.push(("dict", d));
         }
         v.push(("pack", &c.pack));
+        v.push(("pack-lz4", &c.pack_lz4));
         if let Some(r) = &c.repack {
             v.push(("repack", r));
         }

@@ -109,10 +109,12 @@ fn disk(s: &mut String, report: &Report) {
         "block",
         "dict",
         "pack",
+        "pack lz4",
         "repack",
         "dec block",
         "dec dict",
         "dec pack",
+        "dec lz4",
         "dec repack",
     ];
     let rows = report
@@ -134,10 +136,12 @@ fn disk(s: &mut String, report: &Report) {
                 cell(Some(&c.block)),
                 cell(c.dict.as_ref()),
                 cell(Some(&c.pack)),
+                cell(Some(&c.pack_lz4)),
                 cell(c.repack.as_ref()),
                 speed(Some(&c.block)),
                 speed(c.dict.as_ref()),
                 speed(Some(&c.pack)),
+                speed(Some(&c.pack_lz4)),
                 speed(c.repack.as_ref()),
             ])
         })
@@ -151,7 +155,8 @@ fn disk(s: &mut String, report: &Report) {
     let _ = writeln!(
         s,
         "block = zstd -{ZSTD_LEVEL} per block; dict = the same with a {} dictionary trained on the \
-         small blocks (counted); pack = each item's new blocks in {} zstd -{ZSTD_LEVEL} frames; \
+         small blocks (counted); pack = each item's new blocks in {} zstd -{ZSTD_LEVEL} frames \
+         (pack lz4: LZ4 blocks, the store's import default); \
          repack = the packs at zstd -{level}, for the strategy packing smallest only; \
          dec = every NAR decoded from it, blocks decompressed as asked for and verified",
         human(DICT_SIZE as u64),

@@ -1,6 +1,7 @@
 //! Fuzz target: a store whose block table (`blocks/data.mdb`) the fuzzer damaged.
 //!
-//! A real store is built once (a corpus NAR encoded into it); each input says which
+//! A real store is built once (a corpus NAR encoded into it, in LZ4 packs beside an
+//! earlier version's zstd packs); each input says which
 //! bytes of its data file to change (offset, XOR mask; offsets near page headers are
 //! likely, where damage matters most) and where to cut the file. The damaged copy is
 //! opened and read in every way the store offers: stats, the block listing, every
@@ -26,7 +27,7 @@ use libfuzzer_sys::fuzz_target;
 use narfs_core::{Cid, Encoding};
 use narfs_decoder::{decode, Limits};
 use narfs_encoder::{encode, Layout};
-use narfs_store::{NarInfoMeta, Options, RootRecord, Store};
+use narfs_store::{Codec, NarInfoMeta, Options, RootRecord, Store};
 
 const PATH: &str = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-attrs";
 const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
@@ -61,6 +62,18 @@ fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let nar = include_bytes!("../../corpus/attrs-24.3.0.nar").to_vec();
         let dir = tempfile::tempdir().unwrap();
+        // An earlier version first, in zstd packs (the default before LZ4), then the
+        // NAR in LZ4 packs (the default) beside them: damage reaches both decoders.
+        let zstd = Options {
+            pack_codec: Codec::Zstd,
+            ..Options::default()
+        };
+        let store = Store::open_with(dir.path(), zstd).unwrap();
+        let earlier = include_bytes!("../../corpus/attrs-23.2.0.nar");
+        let mut sink = store.sink().unwrap();
+        encode(earlier.as_slice(), &Layout::default(), &mut sink, None).unwrap();
+        sink.finish(None).unwrap();
+        drop(store);
         let store = Store::open_with(dir.path(), Options::default()).unwrap();
         let mut sink = store.sink().unwrap();
         let e = encode(nar.as_slice(), &Layout::default(), &mut sink, None).unwrap();

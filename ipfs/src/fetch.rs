@@ -45,8 +45,8 @@ pub struct FetchOptions {
     pub car_runs: bool,
     /// The most DAG bytes (fetched and reused) one root may have.
     pub max_bytes: u64,
-    /// Store fetched blocks zstd-compressed at the store's level (less disk, more
-    /// CPU), rather than as they came.
+    /// Store fetched blocks compressed as the store's options say (its packs' codec,
+    /// its zstd level: less disk, more CPU), rather than as they came.
     pub compress: bool,
     /// Use the delta transfer when the gateway speaks it ([`crate::delta_fetch`]).
     pub delta: bool,

@@ -37,8 +37,8 @@ pub struct FetchArgs {
     /// Ask for every block on its own (`?format=raw`), never a node's leaves as one CAR.
     #[arg(long)]
     pub per_block: bool,
-    /// Store the fetched blocks zstd-compressed (as `narfs encode` does: less disk,
-    /// more CPU) rather than as they came.
+    /// Store the fetched blocks compressed (as `narfs encode` does, in LZ4 packs by
+    /// default: less disk, more CPU) rather than as they came.
     #[arg(long)]
     pub compress: bool,
     /// Tries per request before giving up (5xx, timeouts, connection errors).

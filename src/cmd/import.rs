@@ -43,8 +43,9 @@ pub struct ImportArgs {
     /// The blockstore (default: $NARFS_STORE, else the platform data dir).
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// How new blocks are stored: pack (default: zstd -1 over 1 MiB packs of an
-    /// item's new blocks), pack:LEVEL[:BYTES], block[:LEVEL] (zstd per block), none.
+    /// How new blocks are stored: pack (default: LZ4 over 1 MiB packs of an item's new
+    /// blocks; `narfs store repack` rewrites them at zstd -19), pack:lz4[:BYTES],
+    /// pack:LEVEL[:BYTES] (zstd packs), block[:LEVEL] (zstd per block), none.
     #[arg(long, value_name = "MODE")]
     pub compression: Option<narfs_store::Compression>,
     #[command(flatten)]

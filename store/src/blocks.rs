@@ -1,8 +1,8 @@
 //! The block table: every block of the store in one LMDB environment (`blocks/`), keyed
 //! by the CID's binary form. A value is one tag byte and the block as stored: [`RAW`]
 //! then the bytes, [`ZSTD`] then a zstd frame (kept only when it saves ≥ 1/8), or
-//! [`PACKED`] and where the block is in a pack (several blocks in one zstd frame, see
-//! [`crate::pack`]).
+//! [`PACKED`] and where the block is in a pack (several blocks in one zstd frame or
+//! LZ4 block, see [`crate::pack`]).
 //!
 //! Why LMDB: a B+tree in one memory-mapped file, copy-on-write, so a committed
 //! transaction is atomic and durable and a `kill -9` at any moment leaves the last

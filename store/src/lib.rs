@@ -95,7 +95,7 @@ use narfs_core::Cid;
 pub use blocks::BlockInfo;
 use blocks::Blocks;
 pub use compact::CompactReport;
-pub use compression::{Compression, CompressionError};
+pub use compression::{Codec, Compression, CompressionError};
 pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
@@ -274,6 +274,8 @@ pub struct Options {
     /// Uncompressed bytes of an item's new blocks compressed together into one pack
     /// (0: each block on its own; at most 16 MiB). Only with a `zstd_level`.
     pub pack_bytes: u64,
+    /// What compresses packs (blocks stored alone stay zstd at `zstd_level`).
+    pub pack_codec: Codec,
 }
 
 impl Default for Options {
@@ -283,6 +285,7 @@ impl Default for Options {
             writers: 2,
             batch_bytes: 4 << 20,
             pack_bytes: 1 << 20,
+            pack_codec: Codec::Lz4,
         }
     }
 }

@@ -40,6 +40,7 @@ pub(crate) fn sizes(view: View<'_>, id: u64) -> Result<Option<(u64, u64)>, Error
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PackInfo {
     pub(crate) id: u64,
+    /// The zstd level ([`pack::level_of`]: an LZ4 pack's is below every level).
     pub(crate) level: i8,
     /// Blocks in the pack, and of them live (their entry points here).
     pub(crate) blocks: u32,
@@ -63,7 +64,7 @@ pub(crate) fn each(view: View<'_>) -> Result<Vec<PackInfo>, Error> {
             let id = u64::from_be_bytes(key.try_into().expect("8 bytes"));
             out.push(PackInfo {
                 id,
-                level: head.get(1).map_or(0, |&l| l as i8),
+                level: pack::level_of(&head),
                 blocks: head
                     .get(6..10)
                     .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),

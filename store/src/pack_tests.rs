@@ -11,6 +11,20 @@ fn z(level: i32) -> zstd::bulk::Compressor<'static> {
     zstd::bulk::Compressor::new(level).unwrap()
 }
 
+/// `refs` packed by each codec: zstd at `level`, then LZ4.
+fn each_codec(level: i32, refs: &[(Cid, &[u8])]) -> [Option<NewPack>; 2] {
+    [
+        encode(
+            Encoder::Zstd {
+                z: &mut z(level),
+                level,
+            },
+            refs,
+        ),
+        encode(Encoder::Lz4, refs),
+    ]
+}
+
 /// Compressible but distinct small blocks.
 fn texts(n: usize, salt: &str) -> Vec<Vec<u8>> {
     (0..n)
@@ -33,17 +47,41 @@ fn with_cids(blocks: &[Vec<u8>]) -> Vec<(Cid, &[u8])> {
 fn a_pack_roundtrips_and_its_header_names_each_block() {
     let blocks = texts(20, "a");
     let refs = with_cids(&blocks);
-    let p = encode(&mut z(1), 1, &refs).expect("text compresses");
-    let (h, data) = unpack(&p.value).unwrap();
-    assert_eq!(h, p.header);
-    assert_eq!(h.level, 1);
-    for ((cid, slot), (want_cid, want)) in h.slots(7).zip(&refs) {
-        assert_eq!(cid, *want_cid);
-        assert_eq!(slot.pack, 7);
-        let at = slot.offset as usize;
-        assert_eq!(&data[at..at + slot.len as usize], *want);
-        assert_eq!(Slot::decode(&slot.encode()), Ok(slot));
+    let [zs, lz] = each_codec(1, &refs);
+    let want = [(Codec::Zstd, 1, 1), (Codec::Lz4, 2, i8::MIN)];
+    for (p, (codec, version, level)) in [zs, lz].into_iter().zip(want) {
+        let p = p.expect("text compresses");
+        let (h, data) = unpack(&p.value).unwrap();
+        assert_eq!(h, p.header);
+        assert_eq!((h.codec, p.value[0], h.level), (codec, version, level));
+        assert_eq!(level_of(&p.value), level);
+        for ((cid, slot), (want_cid, want)) in h.slots(7).zip(&refs) {
+            assert_eq!(cid, *want_cid);
+            assert_eq!(slot.pack, 7);
+            let at = slot.offset as usize;
+            assert_eq!(&data[at..at + slot.len as usize], *want);
+            assert_eq!(Slot::decode(&slot.encode()), Ok(slot));
+        }
     }
+}
+
+#[test]
+fn a_zstd_pack_keeps_the_first_format_byte_for_byte() {
+    // Stores written before LZ4 hold exactly these values: version 1, the level.
+    let blocks = texts(4, "f");
+    let refs = with_cids(&blocks);
+    let [p, _] = each_codec(3, &refs);
+    let p = p.unwrap();
+    let size: usize = blocks.iter().map(Vec::len).sum();
+    assert_eq!(
+        &p.value[..6],
+        &[&[1u8, 3][..], &(size as u32).to_le_bytes()].concat()
+    );
+    let frame = &p.value[p.header.frame_at..];
+    assert_eq!(
+        zstd::bulk::decompress(frame, size).unwrap(),
+        blocks.concat()
+    );
 }
 
 #[test]
@@ -59,13 +97,19 @@ fn incompressible_blocks_make_no_pack() {
                 .collect()
         })
         .collect();
-    assert!(encode(&mut z(1), 1, &with_cids(&noise)).is_none());
+    let refs = with_cids(&noise);
+    assert!(each_codec(1, &refs).iter().all(Option::is_none));
 }
 
 #[test]
 fn a_damaged_pack_is_an_error_and_never_a_large_allocation() {
     let blocks = texts(8, "d");
-    let p = encode(&mut z(3), 3, &with_cids(&blocks)).unwrap();
+    for p in each_codec(3, &with_cids(&blocks)) {
+        damaged_pack_is_an_error(&p.unwrap());
+    }
+}
+
+fn damaged_pack_is_an_error(p: &NewPack) {
     let v = &p.value;
     // Cut anywhere: an error.
     for cut in [0, 5, 12, p.header.frame_at, v.len() - 1] {
@@ -87,11 +131,28 @@ fn a_damaged_pack_is_an_error_and_never_a_large_allocation() {
     let n = u32::from_le_bytes(other[2..6].try_into().unwrap());
     other[2..6].copy_from_slice(&(n - 1).to_le_bytes());
     assert!(unpack(&other).is_err());
-    // A frame that declares 1 GiB behind a header declaring a small size.
-    let bomb = zstd::bulk::compress(&vec![0u8; 20 << 20], 1).unwrap();
-    let mut v2 = v[..p.header.frame_at].to_vec();
-    v2.extend_from_slice(&bomb);
-    assert!(unpack(&v2).is_err());
+    // A payload of 20 MiB behind a header declaring a small size, in either codec.
+    let zeros = vec![0u8; 20 << 20];
+    let lz4_bomb = lz4::block::compress(&zeros, None, false).unwrap();
+    for bomb in [zstd::bulk::compress(&zeros, 1).unwrap(), lz4_bomb] {
+        let mut v2 = v[..p.header.frame_at].to_vec();
+        v2.extend_from_slice(&bomb);
+        assert!(unpack(&v2).is_err());
+    }
+    // A header that lies consistently: its last block, and so the pack, one byte
+    // longer than the payload holds.
+    let mut longer = v.clone();
+    let last = p.header.frame_at - 4;
+    let len = u32::from_le_bytes(longer[last..last + 4].try_into().unwrap());
+    longer[last..last + 4].copy_from_slice(&(len + 1).to_le_bytes());
+    longer[2..6].copy_from_slice(&(p.header.size + 1).to_le_bytes());
+    assert!(header(&longer).is_ok());
+    assert!(unpack(&longer).is_err());
+    // A version no narfs wrote.
+    let mut future = v.clone();
+    future[0] = 3;
+    let e = unpack(&future).unwrap_err();
+    assert!(e.contains("unknown version"), "{e}");
     // Too many blocks: refused before any allocation.
     let mut many = v.clone();
     many[6..10].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -103,21 +164,52 @@ proptest! {
     #[test]
     fn any_blocks_roundtrip(blocks in prop::collection::vec(prop::collection::vec(0u8..4, 0..3000), 2..20)) {
         let refs = with_cids(&blocks);
-        if let Some(p) = encode(&mut z(1), 1, &refs) {
+        for p in each_codec(1, &refs).into_iter().flatten() {
             let (h, data) = unpack(&p.value).unwrap();
+            prop_assert_eq!(&h, &p.header);
             for ((_, slot), (_, want)) in h.slots(0).zip(&refs) {
                 let at = slot.offset as usize;
                 prop_assert_eq!(&data[at..at + slot.len as usize], *want);
             }
         }
     }
+
+    /// Any bytes behind an LZ4 pack's header: an error or exactly the declared size
+    /// (never a panic, never more).
+    #[test]
+    fn any_lz4_payload_decodes_within_its_size(payload in prop::collection::vec(any::<u8>(), 0..4000)) {
+        let blocks = texts(6, "p");
+        let p = encode(Encoder::Lz4, &with_cids(&blocks)).unwrap();
+        let mut v = p.value[..p.header.frame_at].to_vec();
+        v.extend_from_slice(&payload);
+        if let Ok((h, data)) = unpack(&v) {
+            prop_assert_eq!(data.len(), h.size as usize);
+        }
+    }
 }
 
-fn store(dir: &std::path::Path) -> Store {
+#[test]
+fn a_reused_buffer_gives_exactly_the_pack() {
+    let blocks = texts(12, "r");
+    for p in each_codec(1, &with_cids(&blocks)) {
+        let p = p.unwrap();
+        let stale = vec![0xAA; 2 << 20];
+        let mut dctx = DCtx::create();
+        let (_, data) = unpack_into(&p.value, &mut dctx, stale).unwrap();
+        assert_eq!(data, blocks.concat());
+    }
+}
+
+/// The codecs the store tests run with, and the level each gives its packs.
+const CODECS: [(Codec, i8); 2] = [(Codec::Zstd, 1), (Codec::Lz4, i8::MIN)];
+
+fn store(dir: &std::path::Path, codec: Codec) -> Store {
     Store::open_with(
         dir,
         Options {
             pack_bytes: 16 << 10,
+            zstd_level: Some(1),
+            pack_codec: codec,
             ..Options::default()
         },
     )
@@ -146,13 +238,19 @@ fn packs(store: &Store) -> Vec<crate::pack_table::PackInfo> {
 
 #[test]
 fn a_store_packs_small_blocks_and_reads_them_back_with_old_values() {
+    for (codec, level) in CODECS {
+        packs_small_blocks(codec, level);
+    }
+}
+
+fn packs_small_blocks(codec: Codec, level: i8) {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let store = store(dir.path(), codec);
     let blocks = texts(40, "s");
     let cids = write(&store, &blocks);
     let p = packs(&store);
     assert!(p.len() >= 2, "{} packs", p.len());
-    assert!(p.iter().all(|p| p.live == p.blocks && p.level == 1));
+    assert!(p.iter().all(|p| p.live == p.blocks && p.level == level));
     assert_eq!(p.iter().map(|p| p.live).sum::<u32>(), 40);
     for (c, b) in cids.iter().zip(&blocks) {
         assert_eq!(store.get_block(c).unwrap().as_deref(), Some(b.as_slice()));
@@ -184,14 +282,14 @@ fn a_store_packs_small_blocks_and_reads_them_back_with_old_values() {
 #[test]
 fn a_damaged_or_missing_pack_is_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let store = store(dir.path(), Codec::Lz4);
     let blocks = texts(10, "x");
     let cids = write(&store, &blocks);
     let id = packs(&store)[0].id;
     let mut txn = store.blocks.write_txn().unwrap();
     let packs_tree = *store.blocks.packs();
     packs_tree
-        .put(&mut txn, &key(id), b"\x01\x01garbage")
+        .put(&mut txn, &key(id), b"\x02\x00garbage")
         .unwrap();
     store.blocks.commit(txn).unwrap();
     let e = store.get_block(&cids[0]).unwrap_err();
@@ -206,8 +304,15 @@ fn a_damaged_or_missing_pack_is_a_typed_error() {
 
 #[test]
 fn deletion_frees_packs_and_repack_drops_dead_blocks() {
+    for (codec, _) in CODECS {
+        frees_and_repacks(codec);
+    }
+}
+
+/// Repack reads packs of `codec` and writes zstd -19 ones.
+fn frees_and_repacks(codec: Codec) {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let store = store(dir.path(), codec);
     let keep = texts(30, "keep");
     let kept = write(&store, &keep);
     let gone = texts(30, "gone");
@@ -263,6 +368,14 @@ fn deletion_frees_packs_and_repack_drops_dead_blocks() {
     assert_eq!(r.blocks_moved, 15);
     let now = packs(&store);
     assert!(now.iter().all(|p| p.level == 19 && p.live == p.blocks));
+    let snap = store.blocks.read_txn().unwrap();
+    for p in &now {
+        let v = crate::pack_table::value(snap.view(), p.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(header(&v).unwrap().codec, Codec::Zstd);
+    }
+    drop(snap);
     for (c, b) in kept.iter().zip(&keep) {
         assert_eq!(store.get_block(c).unwrap().as_deref(), Some(b.as_slice()));
     }
@@ -274,8 +387,14 @@ fn deletion_frees_packs_and_repack_drops_dead_blocks() {
 
 #[test]
 fn verify_reads_packs_in_order_and_names_entries_no_pack_holds() {
+    for (codec, _) in CODECS {
+        verify_reads_packs(codec);
+    }
+}
+
+fn verify_reads_packs(codec: Codec) {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let store = store(dir.path(), codec);
     let cids = write(&store, &texts(60, "v"));
     let p = packs(&store);
     assert!(p.len() >= 3, "{}", p.len());
@@ -319,4 +438,23 @@ fn verify_reads_packs_in_order_and_names_entries_no_pack_holds() {
         "{:?}",
         r.problems
     );
+}
+
+#[test]
+fn zstd_packs_written_before_read_beside_lz4_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = texts(30, "old");
+    let old_cids = write(&store(dir.path(), Codec::Zstd), &old);
+    let lz4 = store(dir.path(), Codec::Lz4);
+    let new = texts(30, "new");
+    let new_cids = write(&lz4, &new);
+    let levels: Vec<i8> = packs(&lz4).iter().map(|p| p.level).collect();
+    assert!(
+        levels.contains(&1) && levels.contains(&i8::MIN),
+        "{levels:?}"
+    );
+    for (c, b) in old_cids.iter().zip(&old).chain(new_cids.iter().zip(&new)) {
+        assert_eq!(lz4.get_block(c).unwrap().as_deref(), Some(b.as_slice()));
+    }
+    assert!(lz4.verify().unwrap().problems.is_empty());
 }

@@ -1,11 +1,13 @@
 //! A packing thread's compression of new blocks: each block alone (a zstd frame kept
 //! when it saves 1/8, else the bytes as they are) or an item's blocks together into a
-//! pack (see [`crate::pack`]), large incompressible blocks kept out of packs by a
-//! sample of their middle.
+//! pack (zstd or LZ4, see [`crate::pack`]), large incompressible blocks kept out of
+//! packs by a sample of their middle (judged by zstd whatever the pack's codec: what
+//! zstd -1 cannot shrink by 1/8, LZ4 cannot either).
 
 use narfs_core::Cid;
 
-use crate::pack::{self, NewPack};
+use crate::pack::{self, Encoder, NewPack};
+use crate::Codec;
 
 /// Blocks longer than this are compressed only if a [`SAMPLE`]-byte piece of their
 /// middle compresses (most of an incompressible block's zstd time is then saved).
@@ -24,15 +26,17 @@ pub(crate) struct Packed {
 pub(crate) struct Packer {
     zstd: Option<zstd::bulk::Compressor<'static>>,
     level: i32,
+    codec: Codec,
     buf: Vec<u8>,
 }
 
 impl Packer {
-    /// `level: None` stores every block raw.
-    pub(crate) fn new(level: Option<i32>) -> Packer {
+    /// `level: None` stores every block raw; else packs are compressed by `codec`.
+    pub(crate) fn new(level: Option<i32>, codec: Codec) -> Packer {
         Packer {
             zstd: level.and_then(|l| zstd::bulk::Compressor::new(l).ok()),
             level: level.unwrap_or(0),
+            codec,
             buf: Vec::new(),
         }
     }
@@ -64,8 +68,12 @@ impl Packer {
             let (cid, data) = grouped.pop().expect("one");
             singles.push((cid, self.pack(data)));
         }
-        let pack = match self.zstd.as_mut() {
-            Some(z) if grouped.len() > 1 => pack::encode_owned(z, self.level, grouped),
+        let level = self.level;
+        let pack = match (self.zstd.as_mut(), self.codec) {
+            (Some(_), Codec::Lz4) if grouped.len() > 1 => pack::encode_owned(Encoder::Lz4, grouped),
+            (Some(z), _) if grouped.len() > 1 => {
+                pack::encode_owned(Encoder::Zstd { z, level }, grouped)
+            }
             _ => Err(grouped),
         };
         match pack {
@@ -189,7 +197,12 @@ mod tests {
 
     #[test]
     fn incompressible_large_blocks_stay_out_of_packs() {
-        let mut p = Packer::new(Some(1));
+        for codec in [Codec::Zstd, Codec::Lz4] {
+            incompressible_out_of(Packer::new(Some(1), codec));
+        }
+    }
+
+    fn incompressible_out_of(mut p: Packer) {
         let text: Vec<u8> = (0..200u32 << 10)
             .map(|i| b"abcabd"[i as usize % 6])
             .collect();
@@ -200,6 +213,7 @@ mod tests {
             (cid(3), text),
         ]);
         let pack = pack.expect("the two compressible blocks are packed");
+        assert_eq!(pack.header.codec, p.codec);
         assert_eq!(pack.header.blocks.len(), 2);
         assert_eq!(singles.len(), 1);
         assert!(!singles[0].1.compressed);

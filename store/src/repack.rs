@@ -1,5 +1,6 @@
-//! `narfs store repack`: packs rewritten at a higher zstd level, their dead blocks
-//! (entries deleted by `gc`) dropped and partially dead packs merged.
+//! `narfs store repack`: packs rewritten at a higher zstd level (LZ4 packs, the
+//! import's, always: they rank below every level), their dead blocks (entries
+//! deleted by `gc`) dropped and partially dead packs merged.
 //!
 //! Two layouts ([`Layout`]). `grouped` (the default) lays the blocks every root
 //! reaches out by the items that use them (`repack_plan`): decoding an item then
@@ -372,7 +373,7 @@ fn encode_live(
         zstd::bulk::Compressor::new(level).map_err(|_| Error::Writer("zstd refused the level"))?;
     let refs: Vec<(Cid, &[u8])> = live.iter().map(|(c, _, b)| (*c, b.as_slice())).collect();
     // A pack that no longer saves 1/8 at this level stays as it is.
-    let Some(pack) = pack::encode(&mut z, level, &refs) else {
+    let Some(pack) = pack::encode(pack::Encoder::Zstd { z: &mut z, level }, &refs) else {
         return Ok(Built {
             old: Vec::new(),
             was: Vec::new(),

@@ -593,7 +593,7 @@ impl BlockSink for StoreSink {
 
 /// A packing thread: skips blocks already stored, compresses the rest.
 fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
-    let mut packer = Packer::new(s.options.zstd_level);
+    let mut packer = Packer::new(s.options.zstd_level, s.options.pack_codec);
     while let Some(job) = queue.pop() {
         let msg = match job {
             Job::Record(r) => Msg::Record(r),
