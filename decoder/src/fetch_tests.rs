@@ -244,3 +244,65 @@ fn a_corrupted_small_file_in_a_wide_batch_is_refused_with_its_path() {
         refused(&store, &root, &cid, name);
     }
 }
+
+#[test]
+fn a_run_splits_where_its_weights_balance() {
+    use super::midpoint;
+    assert_eq!(midpoint(&[1; 16]), 8);
+    // One heavy block among light ones gets a part of its own, first or last.
+    let mut w = vec![100_000];
+    w.extend([1000; 20]);
+    assert_eq!(midpoint(&w), 1);
+    w.reverse();
+    assert_eq!(midpoint(&w), 20);
+    assert_eq!(midpoint(&[5, 5]), 1);
+    assert_eq!(midpoint(&[0, 0, 0]), 2);
+}
+
+/// A source recording how many blocks each `get_many_verified` asked for.
+struct Parts<'a> {
+    store: &'a MemoryStore,
+    parts: std::sync::Mutex<Vec<usize>>,
+}
+
+impl narfs_core::block::BlockSource for Parts<'_> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, narfs_core::block::StoreError> {
+        self.store.get(cid)
+    }
+
+    fn get_many_verified(
+        &self,
+        cids: &[Cid],
+    ) -> Vec<Result<Option<narfs_core::block::Verified>, narfs_core::block::StoreError>> {
+        self.parts.lock().unwrap().push(cids.len());
+        self.store.get_many_verified(cids)
+    }
+}
+
+#[test]
+fn runs_are_fetched_in_parts_on_the_pool_and_answered_in_order() {
+    let (store, _, files, _) = sample();
+    let cids: Vec<Cid> = files.iter().map(|(_, c)| *c).collect();
+    let source = Parts {
+        store: &store,
+        parts: Default::default(),
+    };
+    let fetch = |cids: &[Cid], weights: &[u64]| {
+        source.parts.lock().unwrap().clear();
+        let got = super::fetch_weighted(&source, cids, weights, "");
+        for (cid, block) in cids.iter().zip(got) {
+            assert_eq!(&block.unwrap(), store.get_ref(cid).unwrap(), "{cid}");
+        }
+        let mut parts = source.parts.lock().unwrap().clone();
+        parts.sort();
+        parts
+    };
+    // 41 blocks of equal weight: parts of 5 or 6 (each at least one 4-lane group).
+    let parts = fetch(&cids, &vec![100; cids.len()]);
+    assert_eq!(parts.iter().sum::<usize>(), cids.len());
+    assert!(parts.iter().all(|&n| (4..8).contains(&n)), "{parts:?}");
+    // A short run of light blocks stays whole; of heavy ones, it is split.
+    assert_eq!(fetch(&cids[..7], &[100; 7]), vec![7]);
+    assert_eq!(fetch(&cids[..2], &[256 << 10; 2]), vec![1, 1]);
+    assert_eq!(fetch(&cids[..1], &[1 << 30]), vec![1]);
+}

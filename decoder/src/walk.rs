@@ -14,7 +14,7 @@ use narfs_core::Cid;
 use crate::ahead::{self, Entry};
 use crate::block_write::{BlockWrite, Copying};
 use crate::error::{malformed, DecodeError, Problem};
-use crate::file::{fetch, fetch_many, fetch_split, unixfs_node, FileReader};
+use crate::file::{fetch, fetch_many, fetch_weighted, unixfs_node, FileReader};
 use crate::Limits;
 
 struct OpenDir {
@@ -71,7 +71,7 @@ fn prefetch<S: BlockSource + Sync>(
     let cids: Vec<Cid> = ahead.iter().map(|e| e.cid).collect();
     let fetched = match dir.claims {
         Claims::Lied => fetch_many(source, &cids, ""),
-        _ => fetch_split(source, &cids, ahead::split(ahead, limits.readahead), ""),
+        _ => fetch_weighted(source, &cids, &ahead::weights(ahead, limits.readahead), ""),
     };
     for (entry, block) in ahead.iter().zip(fetched) {
         // The path is only needed for an error, so it is only made then.
