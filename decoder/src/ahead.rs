@@ -67,6 +67,21 @@ pub(crate) fn batch_len(entries: &[Entry], budget: u64) -> usize {
     fit.max(entries.len().min(1))
 }
 
+/// How many of `entries` (those after the last fetched of a directory around the
+/// one a batch is for) fill that batch up: at most `max`, each with a claimed size,
+/// their claims within `budget`; possibly none.
+pub(crate) fn fill_len(entries: &[Entry], budget: u64, max: usize) -> usize {
+    let mut claimed = 0u64;
+    entries
+        .iter()
+        .take(max)
+        .take_while(|e| {
+            claimed = claimed.saturating_add(e.tsize.unwrap_or(u64::MAX));
+            claimed <= budget
+        })
+        .count()
+}
+
 /// Whether an entry's first block, `len` bytes, is larger than the entry's claimed
 /// size (its link's `Tsize` counts the block itself and everything below it).
 pub(crate) fn lied(entry: &Entry, len: usize) -> bool {
@@ -127,6 +142,18 @@ mod tests {
         let unclaimed = vec![entry(0, RAW, None), entry(1, RAW, Some(1))];
         assert_eq!(batch_len(&unclaimed, 250), 1);
         assert_eq!(batch_len(&[], 250), 0);
+    }
+
+    #[test]
+    fn a_batch_is_filled_up_by_claimed_entries_within_bounds() {
+        assert_eq!(fill_len(&leaves(&[10; 200]), 4 << 20, 40), 40);
+        assert_eq!(fill_len(&leaves(&[100; 4]), 250, 64), 2);
+        // Unlike a batch of its own, none when the first does not fit or claims
+        // nothing.
+        assert_eq!(fill_len(&leaves(&[1000, 1]), 250, 64), 0);
+        let unclaimed = vec![entry(0, RAW, Some(1)), entry(1, RAW, None)];
+        assert_eq!(fill_len(&unclaimed, 250, 64), 1);
+        assert_eq!(fill_len(&leaves(&[1; 5]), 250, 0), 0);
     }
 
     #[test]
