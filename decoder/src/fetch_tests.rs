@@ -312,6 +312,9 @@ fn runs_are_fetched_in_parts_on_the_pool_and_answered_in_order() {
     // A short run of light blocks stays whole; of heavy ones, it is split.
     assert_eq!(fetch(&cids[..7], &[100; 7]), vec![7]);
     assert_eq!(fetch(&cids[..2], &[256 << 10; 2]), vec![1, 1]);
+    assert_eq!(fetch(&cids[..7], &[256 << 10; 7]), vec![3, 4]);
+    // 16 leaves of 256 KiB: four parts of four, not sixteen single leaves.
+    assert_eq!(fetch(&cids[..16], &[256 << 10; 16]), vec![4, 4, 4, 4]);
     assert_eq!(fetch(&cids[..1], &[1 << 30]), vec![1]);
 }
 

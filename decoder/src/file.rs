@@ -36,14 +36,16 @@ pub fn fetch_many<S: BlockSource + Sync>(
 /// would leave the multi-buffer kernel's lanes (4 SHA-NI streams) idle.
 const SPLIT_COUNT: usize = 8;
 /// ... unless they weigh this much: hashing 512 KiB takes ~0.3 ms, far more than a
-/// hand-off to the other core (a file of 2–7 leaves of 256 KiB was hashed on one).
+/// hand-off to the other core (a file of 2–7 leaves of 256 KiB was hashed on one);
+/// such a run is cut once, in two.
 const SPLIT_BYTES: u64 = 512 << 10;
 
 /// [`fetch_many`], the run cut into parts of about equal `weights` (the bytes each
 /// block is expected to hold: hashing time), each part fetched by one task on
 /// rayon's pool ([`parts`]). Several parts per core rather than one half each, so
 /// that a core whose part found its pack not yet decompressed does not leave the
-/// other idle at the end: the other takes the parts left.
+/// other idle at the end: the other takes the parts left. A run too short for that
+/// but heavy is still cut once, in two.
 pub(crate) fn fetch_weighted<S: BlockSource + Sync>(
     source: &S,
     cids: &[Cid],
@@ -52,15 +54,37 @@ pub(crate) fn fetch_weighted<S: BlockSource + Sync>(
 ) -> Vec<Result<Vec<u8>, DecodeError>> {
     debug_assert_eq!(cids.len(), weights.len());
     let total = weights.iter().fold(0u64, |a, &w| a.saturating_add(w));
-    if cids.len() < 2 || (cids.len() < SPLIT_COUNT && total < SPLIT_BYTES) {
+    if cids.len() >= SPLIT_COUNT {
+        return parts(source, cids, weights, path);
+    }
+    if cids.len() < 2 || total < SPLIT_BYTES {
         return each(source, cids, path);
     }
     let at = midpoint(weights);
-    let (a, b) = rayon::join(
-        || fetch_weighted(source, &cids[..at], &weights[..at], path),
-        || fetch_weighted(source, &cids[at..], &weights[at..], path),
+    let (mut a, b) = rayon::join(
+        || each(source, &cids[..at], path),
+        || each(source, &cids[at..], path),
     );
-    let mut a = a;
+    a.extend(b);
+    a
+}
+
+/// Cuts a run in two where its weights balance, recursively while it holds at least
+/// [`SPLIT_COUNT`] blocks, each cut a `rayon::join`.
+fn parts<S: BlockSource + Sync>(
+    source: &S,
+    cids: &[Cid],
+    weights: &[u64],
+    path: &str,
+) -> Vec<Result<Vec<u8>, DecodeError>> {
+    if cids.len() < SPLIT_COUNT {
+        return each(source, cids, path);
+    }
+    let at = midpoint(weights);
+    let (mut a, b) = rayon::join(
+        || parts(source, &cids[..at], &weights[..at], path),
+        || parts(source, &cids[at..], &weights[at..], path),
+    );
     a.extend(b);
     a
 }
