@@ -11,10 +11,10 @@
 //! batch is at most [`UNCLAIMED_ENTRIES`]; once an entry turns out larger than its
 //! claim ([`lied`]), its later batches are [`UNCLAIMED_ENTRIES`] entries whatever they
 //! claim. So lying claims cost one batch of [`MAX_ENTRIES`] blocks (of at most 4 MiB)
-//! per directory at most, and only after a batch whose claims held. The batch is split
-//! in two halves of about equal claimed bytes, one per core ([`split`]), rather than of
-//! equal count: one large file among many small ones would otherwise leave one core
-//! idle.
+//! per directory at most, and only after a batch whose claims held. The batch is cut
+//! into parts of about equal claimed bytes ([`weights`]), shared by both cores, rather
+//! than of equal count: one large file among many small ones would otherwise leave one
+//! core idle.
 //!
 //! The next run of one-leaf entries after a batch is given to
 //! [`BlockSource::will_need`](narfs_core::block::BlockSource::will_need), so that a
@@ -67,32 +67,32 @@ pub(crate) fn batch_len(entries: &[Entry], budget: u64) -> usize {
     fit.max(entries.len().min(1))
 }
 
+/// How many of `entries` (those after the last fetched of a directory around the
+/// one a batch is for) fill that batch up: at most `max`, each with a claimed size,
+/// their claims within `budget`; possibly none.
+pub(crate) fn fill_len(entries: &[Entry], budget: u64, max: usize) -> usize {
+    let mut claimed = 0u64;
+    entries
+        .iter()
+        .take(max)
+        .take_while(|e| {
+            claimed = claimed.saturating_add(e.tsize.unwrap_or(u64::MAX));
+            claimed <= budget
+        })
+        .count()
+}
+
 /// Whether an entry's first block, `len` bytes, is larger than the entry's claimed
 /// size (its link's `Tsize` counts the block itself and everything below it).
 pub(crate) fn lied(entry: &Entry, len: usize) -> bool {
     entry.tsize.is_some_and(|t| len as u64 > t)
 }
 
-/// Where a batch of `entries` splits into two halves of about equal claimed bytes
-/// (each half at least one entry; 0 when the batch is too short to split: fewer
-/// than 8 entries would leave the kernel's lanes idle on both cores).
-pub(crate) fn split(entries: &[Entry], budget: u64) -> usize {
-    if entries.len() < 8 {
-        return 0;
-    }
-    let total: u64 = entries
-        .iter()
-        .map(|e| e.claim(budget))
-        .fold(0, u64::saturating_add);
-    let mut claimed = 0u64;
-    let at = entries
-        .iter()
-        .take_while(|e| {
-            claimed = claimed.saturating_add(e.claim(budget));
-            claimed <= total / 2
-        })
-        .count();
-    at.clamp(1, entries.len() - 1)
+/// What each of `entries` is expected to cost to fetch and verify: its claimed size
+/// (the whole `budget` when nothing is claimed), for cutting a batch into parts of
+/// about equal cost ([`crate::file::fetch_weighted`]).
+pub(crate) fn weights(entries: &[Entry], budget: u64) -> Vec<u64> {
+    entries.iter().map(|e| e.claim(budget)).collect()
 }
 
 /// The CIDs of the run of raw-leaf entries (with a claimed size) at the start of
@@ -145,6 +145,18 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_filled_up_by_claimed_entries_within_bounds() {
+        assert_eq!(fill_len(&leaves(&[10; 200]), 4 << 20, 40), 40);
+        assert_eq!(fill_len(&leaves(&[100; 4]), 250, 64), 2);
+        // Unlike a batch of its own, none when the first does not fit or claims
+        // nothing.
+        assert_eq!(fill_len(&leaves(&[1000, 1]), 250, 64), 0);
+        let unclaimed = vec![entry(0, RAW, Some(1)), entry(1, RAW, None)];
+        assert_eq!(fill_len(&unclaimed, 250, 64), 1);
+        assert_eq!(fill_len(&leaves(&[1; 5]), 250, 0), 0);
+    }
+
+    #[test]
     fn a_claim_lies_when_the_block_is_larger() {
         assert!(lied(&entry(0, RAW, Some(0)), 1));
         assert!(!lied(&entry(0, RAW, Some(10)), 10));
@@ -152,17 +164,10 @@ mod tests {
     }
 
     #[test]
-    fn halves_carry_about_equal_claims() {
-        // One large file among small ones: it gets a half of its own.
-        let mut sizes = vec![100_000];
-        sizes.extend([1000; 20]);
-        assert_eq!(split(&leaves(&sizes), 4 << 20), 1);
-        assert_eq!(split(&leaves(&[10; 16]), 4 << 20), 8);
-        let mut sizes = vec![1000; 20];
-        sizes.push(100_000);
-        assert_eq!(split(&leaves(&sizes), 4 << 20), 20);
-        // Too short to split.
-        assert_eq!(split(&leaves(&[10; 7]), 4 << 20), 0);
+    fn weights_are_the_claims_or_the_budget() {
+        let mut e = leaves(&[10, 3 << 20]);
+        e.push(entry(2, RAW, None));
+        assert_eq!(weights(&e, 4 << 20), vec![10, 3 << 20, 4 << 20]);
     }
 
     #[test]

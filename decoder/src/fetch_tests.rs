@@ -244,3 +244,123 @@ fn a_corrupted_small_file_in_a_wide_batch_is_refused_with_its_path() {
         refused(&store, &root, &cid, name);
     }
 }
+
+#[test]
+fn a_run_splits_where_its_weights_balance() {
+    use super::midpoint;
+    assert_eq!(midpoint(&[1; 16]), 8);
+    // One heavy block among light ones gets a part of its own, first or last.
+    let mut w = vec![100_000];
+    w.extend([1000; 20]);
+    assert_eq!(midpoint(&w), 1);
+    w.reverse();
+    assert_eq!(midpoint(&w), 20);
+    assert_eq!(midpoint(&[5, 5]), 1);
+    assert_eq!(midpoint(&[0, 0, 0]), 2);
+}
+
+/// A source recording how many blocks each `get_many_verified` asked for, and which
+/// (an empty list: a `will_need`, a batch's hint).
+struct Parts<'a> {
+    store: &'a MemoryStore,
+    parts: std::sync::Mutex<Vec<usize>>,
+    asked: std::sync::Mutex<Vec<Vec<Cid>>>,
+}
+
+impl narfs_core::block::BlockSource for Parts<'_> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, narfs_core::block::StoreError> {
+        self.store.get(cid)
+    }
+
+    fn get_many_verified(
+        &self,
+        cids: &[Cid],
+    ) -> Vec<Result<Option<narfs_core::block::Verified>, narfs_core::block::StoreError>> {
+        self.parts.lock().unwrap().push(cids.len());
+        self.asked.lock().unwrap().push(cids.to_vec());
+        self.store.get_many_verified(cids)
+    }
+
+    fn will_need(&self, _: &[Cid]) {
+        self.asked.lock().unwrap().push(Vec::new());
+    }
+}
+
+#[test]
+fn runs_are_fetched_in_parts_on_the_pool_and_answered_in_order() {
+    let (store, _, files, _) = sample();
+    let cids: Vec<Cid> = files.iter().map(|(_, c)| *c).collect();
+    let source = Parts {
+        store: &store,
+        parts: Default::default(),
+        asked: Default::default(),
+    };
+    let fetch = |cids: &[Cid], weights: &[u64]| {
+        source.parts.lock().unwrap().clear();
+        let got = super::fetch_weighted(&source, cids, weights, "");
+        for (cid, block) in cids.iter().zip(got) {
+            assert_eq!(&block.unwrap(), store.get_ref(cid).unwrap(), "{cid}");
+        }
+        let mut parts = source.parts.lock().unwrap().clone();
+        parts.sort();
+        parts
+    };
+    // 41 blocks of equal weight: parts of 5 or 6 (each at least one 4-lane group).
+    let parts = fetch(&cids, &vec![100; cids.len()]);
+    assert_eq!(parts.iter().sum::<usize>(), cids.len());
+    assert!(parts.iter().all(|&n| (4..8).contains(&n)), "{parts:?}");
+    // A short run of light blocks stays whole; of heavy ones, it is split.
+    assert_eq!(fetch(&cids[..7], &[100; 7]), vec![7]);
+    assert_eq!(fetch(&cids[..2], &[256 << 10; 2]), vec![1, 1]);
+    assert_eq!(fetch(&cids[..7], &[256 << 10; 7]), vec![3, 4]);
+    // 16 leaves of 256 KiB: four parts of four, not sixteen single leaves.
+    assert_eq!(fetch(&cids[..16], &[256 << 10; 16]), vec![4, 4, 4, 4]);
+    assert_eq!(fetch(&cids[..1], &[1 << 30]), vec![1]);
+}
+
+#[test]
+fn a_short_batch_is_filled_up_with_the_entries_of_the_directory_around_it() {
+    // `d/` (two files) first, then 30 files: the root's first batch is `d` and
+    // f00..f14 (16 entries at most); then `d`'s batch of two is filled up with the
+    // root's f15..f29, verified together, and nothing is fetched alone.
+    let mut w = NarWriter::new(Vec::new());
+    w.directory(b"").unwrap();
+    w.directory(b"d").unwrap();
+    for name in ["x", "y"] {
+        let body = noise(300, name.len() as u64 + 7);
+        w.file(name.as_bytes(), false, 300, &mut &body[..]).unwrap();
+    }
+    w.end_directory().unwrap();
+    for i in 0..30 {
+        let body = noise(100 + i, i as u64 + 100);
+        let name = format!("f{i:02}");
+        w.file(name.as_bytes(), false, body.len() as u64, &mut &body[..])
+            .unwrap();
+    }
+    w.end_directory().unwrap();
+    let nar = w.finish().unwrap();
+    let (store, root, files) = encoded(&nar);
+    let cid = |p: &str| files.iter().find(|(q, _)| q == p).unwrap().1;
+    let source = Parts {
+        store: &store,
+        parts: Default::default(),
+        asked: Default::default(),
+    };
+    assert_eq!(
+        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
+        nar
+    );
+    let asked = source.asked.into_inner().unwrap();
+    let batch = |c: Cid| asked.iter().position(|a| a.contains(&c)).unwrap();
+    assert!(batch(cid("f14")) < batch(cid("d/x")));
+    // The batch of `d`'s files and the root's rest: one fetch in parts, so the
+    // calls between the first of d/x and the last of f29 are all of it, with no
+    // batch's hint between them (short batches of their own would each give one).
+    let (first, last) = (batch(cid("d/x")), batch(cid("f29")));
+    let together = &asked[first.min(last)..=first.max(last)];
+    assert!(together.iter().all(|a| !a.is_empty()), "{asked:?}");
+    assert_eq!(together.iter().map(Vec::len).sum::<usize>(), 17);
+    // Every block but the root (fetched alone, not through a batch) in the two
+    // batches: none fetched again, none alone.
+    assert_eq!(asked.iter().map(Vec::len).sum::<usize>(), 16 + 17);
+}

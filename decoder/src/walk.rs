@@ -14,7 +14,7 @@ use narfs_core::Cid;
 use crate::ahead::{self, Entry};
 use crate::block_write::{BlockWrite, Copying};
 use crate::error::{malformed, DecodeError, Problem};
-use crate::file::{fetch, fetch_many, fetch_split, unixfs_node, FileReader};
+use crate::file::{fetch, fetch_many, fetch_weighted, unixfs_node, FileReader};
 use crate::Limits;
 
 struct OpenDir {
@@ -44,50 +44,103 @@ enum Claims {
     Lied,
 }
 
-/// Fetches and verifies the first blocks of the next entries of `dir` together, on
-/// both cores ([`crate::ahead`]), and announces the entries after them.
+/// Fetches and verifies the first blocks of the next entries of the innermost open
+/// directory together, on both cores ([`crate::ahead`]), and announces the entries
+/// after them. A batch that ends short of [`ahead::MAX_ENTRIES`] and of the readahead
+/// bytes (the directory runs out of entries: most directories of a small-file tree
+/// hold a few files) is filled up with the next entries of the directories around it
+/// ([`ahead::fill_len`]), which the walk reaches right after this one: verified with
+/// this batch rather than later in short batches of their own on one core. What the
+/// open directories hold verified ahead stays within the readahead bytes.
 fn prefetch<S: BlockSource + Sync>(
     source: &S,
-    dir: &mut OpenDir,
+    stack: &mut [OpenDir],
     limits: &Limits,
 ) -> Result<(), DecodeError> {
+    let Some(top) = stack.len().checked_sub(1) else {
+        return Ok(());
+    };
+    let dir = &mut stack[top];
     let rest = &dir.entries[dir.next..];
     let len = match dir.claims {
         Claims::Held => ahead::batch_len(rest, limits.readahead),
         Claims::Untried => ahead::batch_len(rest, limits.readahead).min(ahead::UNCLAIMED_ENTRIES),
         Claims::Lied => rest.len().min(ahead::UNCLAIMED_ENTRIES),
     };
-    let ahead = &rest[..len];
-    if ahead.len() < 2 {
-        return Ok(());
-    }
-    let end = dir.next + ahead.len();
+    let end = dir.next + len;
     // The run after this batch, each entry announced once (an empty hint still lets
     // the source resume what it deferred).
     let run = ahead::hints(&dir.entries[end..]);
     let known = dir.hinted.saturating_sub(end).min(run.len());
+    // The batch: which directory of the stack, from which entry, how many.
+    let mut parts = vec![(top, dir.next, len)];
+    if dir.claims != Claims::Lied {
+        let mut count = len;
+        let mut claimed = ahead::weights(&dir.entries[dir.next..end], limits.readahead)
+            .iter()
+            .fold(0u64, |a, &w| a.saturating_add(w));
+        claimed = stack[..top]
+            .iter()
+            .flat_map(|d| d.ready.iter())
+            .fold(claimed, |a, b| a.saturating_add(b.len() as u64));
+        for (level, d) in stack[..top].iter().enumerate().rev() {
+            if d.claims != Claims::Held || count >= ahead::MAX_ENTRIES {
+                break;
+            }
+            let from = d.next + d.ready.len();
+            let budget = limits.readahead.saturating_sub(claimed);
+            let n = ahead::fill_len(&d.entries[from..], budget, ahead::MAX_ENTRIES - count);
+            if n == 0 {
+                break;
+            }
+            parts.push((level, from, n));
+            count += n;
+            claimed = ahead::weights(&d.entries[from..from + n], limits.readahead)
+                .iter()
+                .fold(claimed, |a, &w| a.saturating_add(w));
+            if from + n < d.entries.len() {
+                break;
+            }
+        }
+    }
+    let dir = &mut stack[top];
     source.will_need(&run[known..]);
     dir.hinted = dir.hinted.max(end + run.len());
-    let cids: Vec<Cid> = ahead.iter().map(|e| e.cid).collect();
-    let fetched = match dir.claims {
-        Claims::Lied => fetch_many(source, &cids, ""),
-        _ => fetch_split(source, &cids, ahead::split(ahead, limits.readahead), ""),
-    };
-    for (entry, block) in ahead.iter().zip(fetched) {
-        // The path is only needed for an error, so it is only made then.
-        let block = block.map_err(|mut e| {
-            e.path = if dir.path.is_empty() {
-                entry.name.clone()
-            } else {
-                format!("{}/{}", dir.path, entry.name)
-            };
-            e
-        })?;
-        if ahead::lied(entry, block.len()) {
-            dir.claims = Claims::Lied;
-        }
-        dir.ready.push_back(block);
+    let count: usize = parts.iter().map(|p| p.2).sum();
+    if count < 2 {
+        return Ok(());
     }
+    let mut cids = Vec::with_capacity(count);
+    let mut weights = Vec::with_capacity(count);
+    for &(level, from, n) in &parts {
+        let entries = &stack[level].entries[from..from + n];
+        cids.extend(entries.iter().map(|e| e.cid));
+        weights.extend(ahead::weights(entries, limits.readahead));
+    }
+    let mut fetched = match stack[top].claims {
+        Claims::Lied => fetch_many(source, &cids, ""),
+        _ => fetch_weighted(source, &cids, &weights, ""),
+    }
+    .into_iter();
+    for (level, from, n) in parts {
+        let d = &mut stack[level];
+        for (entry, block) in d.entries[from..from + n].iter().zip(fetched.by_ref()) {
+            // The path is only needed for an error, so it is only made then.
+            let block = block.map_err(|mut e| {
+                e.path = if d.path.is_empty() {
+                    entry.name.clone()
+                } else {
+                    format!("{}/{}", d.path, entry.name)
+                };
+                e
+            })?;
+            if ahead::lied(entry, block.len()) {
+                d.claims = Claims::Lied;
+            }
+            d.ready.push_back(block);
+        }
+    }
+    let dir = &mut stack[top];
     if dir.claims == Claims::Untried {
         dir.claims = Claims::Held;
     }
@@ -126,8 +179,9 @@ pub(crate) fn walk<S: BlockSource + Sync, W: BlockWrite>(
             continue;
         }
         if dir.ready.is_empty() {
-            prefetch(source, dir, limits)?;
+            prefetch(source, &mut stack, limits)?;
         }
+        let dir = stack.last_mut().expect("looked at above");
         let block = dir.ready.pop_front();
         let Entry { name, cid, .. } = std::mem::take(&mut dir.entries[dir.next]);
         dir.next += 1;
