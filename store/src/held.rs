@@ -73,31 +73,14 @@ pub(crate) fn held(
 
 #[cfg(test)]
 mod tests {
-    use narfs_core::block::{cid_for, BlockSink, HashAlg, RAW};
     use narfs_core::Cid;
 
     use super::{held, Key, PROBE};
     use crate::lmdb_file::Leaves;
-    use crate::Store;
+    use crate::test_blocks::{raw_blocks, store_holding};
 
     fn cids(from: u32, to: u32) -> Vec<(Cid, Vec<u8>)> {
-        (from..to)
-            .map(|i| {
-                let b = format!("held block {i}").into_bytes();
-                (cid_for(RAW, HashAlg::Sha2_256, &b), b)
-            })
-            .collect()
-    }
-
-    fn store_holding(blocks: &[(Cid, Vec<u8>)]) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut sink = store.sink().unwrap();
-        for (c, b) in blocks {
-            sink.put(c, b).unwrap();
-        }
-        sink.finish(None).unwrap();
-        (dir, store)
+        raw_blocks("held", from..to)
     }
 
     #[test]

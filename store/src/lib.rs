@@ -619,3 +619,6 @@ mod tests;
 
 #[cfg(test)]
 mod root_tests;
+
+#[cfg(test)]
+mod test_blocks;

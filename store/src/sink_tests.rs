@@ -2,34 +2,13 @@
 //! holds are skipped by their `put`, every other block is stored as ever, whatever
 //! the batch holds and whatever commits come between the lookup and the puts.
 
-use narfs_core::block::{cid_for, BlockSink, HashAlg, RAW};
+use narfs_core::block::BlockSink;
 use narfs_core::Cid;
 
-use crate::Store;
+use crate::test_blocks::{put_all, raw_blocks, store_holding};
 
-fn blocks(tag: &str, n: usize) -> Vec<(Cid, Vec<u8>)> {
-    (0..n)
-        .map(|i| {
-            let b = format!("{tag} block {i}").into_bytes();
-            (cid_for(RAW, HashAlg::Sha2_256, &b), b)
-        })
-        .collect()
-}
-
-fn store_holding(blocks: &[(Cid, Vec<u8>)]) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    put_all(&store, blocks);
-    (dir, store)
-}
-
-/// Puts `blocks` in a session of its own; what it newly stored.
-fn put_all(store: &Store, blocks: &[(Cid, Vec<u8>)]) -> u64 {
-    let mut sink = store.sink().unwrap();
-    for (c, b) in blocks {
-        sink.put(c, b).unwrap();
-    }
-    sink.finish(None).unwrap().new_blocks
+fn blocks(tag: &str, n: u32) -> Vec<(Cid, Vec<u8>)> {
+    raw_blocks(tag, 0..n)
 }
 
 #[test]

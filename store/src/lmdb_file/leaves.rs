@@ -265,27 +265,14 @@ impl Lookup<'_> {
 
 #[cfg(test)]
 mod tests {
-    use narfs_core::block::{cid_for, BlockSink, HashAlg, RAW};
     use narfs_core::Cid;
 
     use super::Leaves;
+    use crate::test_blocks::{put_all as put, raw_blocks};
     use crate::Store;
 
     fn cids(from: u32, to: u32) -> Vec<(Cid, Vec<u8>)> {
-        (from..to)
-            .map(|i| {
-                let b = format!("leaf block {i}").into_bytes();
-                (cid_for(RAW, HashAlg::Sha2_256, &b), b)
-            })
-            .collect()
-    }
-
-    fn put(store: &Store, blocks: &[(Cid, Vec<u8>)]) {
-        let mut sink = store.sink().unwrap();
-        for (c, b) in blocks {
-            sink.put(c, b).unwrap();
-        }
-        sink.finish(None).unwrap();
+        raw_blocks("leaf", from..to)
     }
 
     /// Asks `keys` in the order given through one lookup; the answers.
