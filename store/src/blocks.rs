@@ -510,7 +510,7 @@ impl Reader<'_> {
         let slot = Slot::decode(&v).map_err(|p| self.0.damaged_block(cid, p))?;
         let data = self
             .1
-            .get::<Error>(slot.pack, &self.pack_loader(cid))?
+            .get::<Error>(slot.pack, slot.len as usize, &self.pack_loader(cid))?
             .ok_or_else(|| self.0.damaged_block(cid, "its pack is missing"))?;
         let (at, len) = (slot.offset as usize, slot.len as usize);
         data.get(at..at + len).map(<[u8]>::to_vec).ok_or_else(|| {
