@@ -435,7 +435,7 @@ mod tests {
         let quarter = CACHE_BYTES / 4;
         // Packs 10, 20, ...: the next pack, guessed ahead on a miss, is none.
         let big = |id: u64, mut buf: Vec<u8>, _: &mut DCtx<'static>| {
-            if id % 10 != 0 {
+            if !id.is_multiple_of(10) {
                 return Ok::<_, ()>(None);
             }
             buf.clear();
