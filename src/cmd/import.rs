@@ -44,7 +44,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub store: Option<PathBuf>,
     /// How new blocks are stored: pack (default: LZ4 over 1 MiB packs of an item's new
-    /// blocks; `narfs store repack` rewrites them at zstd -19), pack:lz4[:BYTES],
+    /// blocks; `narfs store repack` rewrites them at zstd -19), pack:lz4[:BYTES[:ACCELERATION]],
     /// pack:LEVEL[:BYTES] (zstd packs), block[:LEVEL] (zstd per block), none.
     #[arg(long, value_name = "MODE")]
     pub compression: Option<narfs_store::Compression>,

@@ -329,17 +329,17 @@ impl Blocks {
         block: &Packed,
     ) -> Result<bool, Error> {
         let key = cid.to_bytes();
-        if self.table.get(txn, &key).map_err(self.err())?.is_some() {
-            return Ok(false);
-        }
         let tag = if block.compressed { ZSTD } else { RAW };
-        self.table
-            .put_reserved(txn, &key, block.bytes.len() + 1, |space| {
+        // One search of the tree for both (`MDB_NOOVERWRITE`): a block stored already
+        // is left as it is.
+        let stored = self
+            .table
+            .get_or_put_reserved(txn, &key, block.bytes.len() + 1, |space| {
                 space.write_all(&[tag])?;
                 space.write_all(&block.bytes)
             })
             .map_err(self.err())?;
-        Ok(true)
+        Ok(stored.is_none())
     }
 
     /// Removes the block stored under `cid`; whether there was one. The one way a block

@@ -6,9 +6,21 @@ use std::str::FromStr;
 use crate::pack::MAX_PACK;
 use crate::Options;
 
+/// liblz4's largest acceleration (`LZ4_ACCELERATION_MAX`; above it, it uses this).
+const LZ4_MAX_ACCELERATION: i32 = 65537;
+
+/// liblz4's acceleration of the default LZ4 packs (1 is liblz4's own default). LZ4 at
+/// 1 took ~45% of the CPU of an encode into a fresh store (~500 MB/s a core on the
+/// large corpus: most of it compresses 2–3×, so no cheap screen skips much); 8 took
+/// 10–18% less CPU there and 4–15% less on a NAR of 46,537 small files, for 16–26%
+/// more bytes before `store repack` (which rewrites packs at zstd -19 whatever this
+/// is); 16 saved a little more CPU for another 10–15% of bytes (docs/runs/freshenc.md).
+pub const LZ4_ACCELERATION: i32 = 8;
+
 /// `pack` (the default: [`Options::default`]'s codec over 1 MiB packs of an item's new
-/// blocks), `pack:lz4[:BYTES]`, `pack:LEVEL[:BYTES]` (zstd at LEVEL), `block[:LEVEL]`
-/// (zstd of each block alone, narfs's earlier form) or `none` (every block as it is).
+/// blocks), `pack:lz4[:BYTES[:ACCELERATION]]`, `pack:LEVEL[:BYTES]` (zstd at LEVEL),
+/// `block[:LEVEL]` (zstd of each block alone, narfs's earlier form) or `none` (every
+/// block as it is).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compression {
     /// zstd level of blocks stored alone, and of packs when [`Self::codec`] is zstd
@@ -18,6 +30,8 @@ pub struct Compression {
     pub pack_bytes: u64,
     /// What compresses packs.
     pub codec: Codec,
+    /// liblz4's acceleration when [`Self::codec`] is LZ4 (1..=65537).
+    pub lz4_acceleration: i32,
 }
 
 /// What compresses a pack (see `pack.rs`: the pack value's first byte says which).
@@ -37,6 +51,7 @@ impl Default for Compression {
             zstd_level: o.zstd_level,
             pack_bytes: o.pack_bytes,
             codec: o.pack_codec,
+            lz4_acceleration: o.lz4_acceleration,
         }
     }
 }
@@ -48,6 +63,7 @@ impl Compression {
             zstd_level: self.zstd_level,
             pack_bytes: self.pack_bytes,
             pack_codec: self.codec,
+            lz4_acceleration: self.lz4_acceleration,
             ..options
         }
     }
@@ -59,11 +75,13 @@ impl Compression {
 pub enum CompressionError {
     /// Not one of the forms [`Compression`] lists.
     #[error(
-        "compression {0:?}: expected pack, pack:lz4[:BYTES], pack:LEVEL[:BYTES], block[:LEVEL] or none"
+        "compression {0:?}: expected pack, pack:lz4[:BYTES[:ACCELERATION]], pack:LEVEL[:BYTES], block[:LEVEL] or none"
     )]
     Form(String),
     /// A level zstd does not have, or a pack size out of range.
-    #[error("compression {0:?}: zstd levels are -7..=22, pack sizes 4096..=16777216 bytes")]
+    #[error(
+        "compression {0:?}: zstd levels are -7..=22, pack sizes 4096..=16777216 bytes, LZ4 accelerations 1..=65537"
+    )]
     Range(String),
 }
 
@@ -99,6 +117,7 @@ impl FromStr for Compression {
                 zstd_level: None,
                 pack_bytes: 0,
                 codec: Codec::Zstd,
+                ..d
             },
             ("block", []) => Compression {
                 pack_bytes: 0,
@@ -120,12 +139,22 @@ impl FromStr for Compression {
                 pack_bytes: b.max(0) as u64,
                 ..lz4
             },
+            ("pack:lz4", &[b, a]) => Compression {
+                pack_bytes: b.max(0) as u64,
+                lz4_acceleration: a.clamp(0, i64::from(i32::MAX)) as i32,
+                ..lz4
+            },
             _ => return Err(form()),
         };
         let level_ok = c.zstd_level.is_none_or(|l| (-7..=22).contains(&l))
             && (kind == "pack:lz4" || nums.first().is_none_or(|&l| (-7..=22).contains(&l)));
         let bytes_ok = c.pack_bytes == 0 || (4096..=MAX_PACK).contains(&c.pack_bytes);
-        if !level_ok || !bytes_ok || (kind.starts_with("pack") && c.pack_bytes == 0) {
+        let acceleration_ok = (1..=LZ4_MAX_ACCELERATION).contains(&c.lz4_acceleration);
+        if !level_ok
+            || !bytes_ok
+            || !acceleration_ok
+            || (kind.starts_with("pack") && c.pack_bytes == 0)
+        {
             return Err(CompressionError::Range(s.to_string()));
         }
         Ok(c)
@@ -137,7 +166,10 @@ impl fmt::Display for Compression {
         match (self.zstd_level, self.pack_bytes, self.codec) {
             (None, _, _) => write!(f, "none"),
             (Some(l), 0, _) => write!(f, "block:{l}"),
-            (Some(_), b, Codec::Lz4) => write!(f, "pack:lz4:{b}"),
+            (Some(_), b, Codec::Lz4) => match self.lz4_acceleration {
+                LZ4_ACCELERATION => write!(f, "pack:lz4:{b}"),
+                a => write!(f, "pack:lz4:{b}:{a}"),
+            },
             (Some(l), b, Codec::Zstd) => write!(f, "pack:{l}:{b}"),
         }
     }
@@ -157,6 +189,7 @@ mod tests {
             "pack:19:16777216",
             "pack:lz4:1048576",
             "pack:lz4:65536",
+            "pack:lz4:1048576:65537",
         ] {
             assert_eq!(s.parse::<Compression>().unwrap().to_string(), s);
         }
@@ -168,6 +201,12 @@ mod tests {
         let lz4 = "pack:lz4".parse::<Compression>().unwrap();
         assert_eq!((lz4.codec, lz4.pack_bytes), (Codec::Lz4, 1 << 20));
         assert_eq!("pack:1".parse::<Compression>().unwrap().codec, Codec::Zstd);
+        let fast = "pack:lz4:65536:9".parse::<Compression>().unwrap();
+        assert_eq!(
+            (fast.codec, fast.pack_bytes, fast.lz4_acceleration),
+            (Codec::Lz4, 65536, 9)
+        );
+        assert_eq!(lz4.lz4_acceleration, LZ4_ACCELERATION);
         for bad in [
             "",
             "zip",
@@ -178,7 +217,9 @@ mod tests {
             "none:1",
             "pack:1:2:3",
             "pack:lz4:10",
-            "pack:lz4:1:2",
+            "pack:lz4:1048576:0",
+            "pack:lz4:1048576:65538",
+            "pack:lz4:1:2:3",
             "pack:lz4:x",
             "block:lz4",
         ] {

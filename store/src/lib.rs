@@ -95,7 +95,7 @@ use narfs_core::Cid;
 pub use blocks::BlockInfo;
 use blocks::Blocks;
 pub use compact::CompactReport;
-pub use compression::{Codec, Compression, CompressionError};
+pub use compression::{Codec, Compression, CompressionError, LZ4_ACCELERATION};
 pub use gc::{GcReport, DEFAULT_MEMORY as DEFAULT_GC_MEMORY};
 pub use lock::LockGuard;
 pub use record_form::RecordError;
@@ -276,6 +276,8 @@ pub struct Options {
     pub pack_bytes: u64,
     /// What compresses packs (blocks stored alone stay zstd at `zstd_level`).
     pub pack_codec: Codec,
+    /// liblz4's acceleration of LZ4 packs (1: its default; higher: faster, larger).
+    pub lz4_acceleration: i32,
 }
 
 impl Default for Options {
@@ -286,6 +288,7 @@ impl Default for Options {
             batch_bytes: 4 << 20,
             pack_bytes: 1 << 20,
             pack_codec: Codec::Lz4,
+            lz4_acceleration: LZ4_ACCELERATION,
         }
     }
 }

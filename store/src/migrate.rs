@@ -79,7 +79,7 @@ const ZST: &str = ".zst";
 /// Moves every old-layout block file under `blocks/` into `blocks`; how many.
 pub(crate) fn flat_files(dir: &Path, blocks: &Blocks, level: Option<i32>) -> Result<u64, Error> {
     let mut moved = 0;
-    let mut packer = Packer::new(level, crate::Codec::Zstd);
+    let mut packer = Packer::new(level, crate::Codec::Zstd, crate::LZ4_ACCELERATION);
     for shard in fs::read_dir(dir).map_err(Error::io(dir))? {
         let shard = shard.map_err(Error::io(dir))?;
         let kind = shard.file_type().map_err(Error::io(&shard.path()))?;

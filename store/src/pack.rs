@@ -64,13 +64,16 @@ const VERSION_ZSTD: u8 = 1;
 const VERSION_LZ4: u8 = 2;
 
 /// What compresses a new pack: zstd at `level` (a context reused pack after pack), or
-/// LZ4 (liblz4's default, acceleration 1).
+/// LZ4 at `acceleration` (liblz4's: 1 is its default, each step up trades ratio for
+/// speed; the block format, and so the reader, is the same whatever it is).
 pub(crate) enum Encoder<'z> {
     Zstd {
         z: &'z mut zstd::bulk::Compressor<'static>,
         level: i32,
     },
-    Lz4,
+    Lz4 {
+        acceleration: i32,
+    },
 }
 
 /// The zstd level a pack's header (its first two bytes, `head`) says, as `repack`
@@ -275,7 +278,7 @@ fn compress(enc: Encoder<'_>, blocks: Vec<(Cid, u32)>, raw: &[u8]) -> Option<New
     let size = raw.len();
     let (codec, version, level) = match &enc {
         Encoder::Zstd { level, .. } => (Codec::Zstd, VERSION_ZSTD, (*level).clamp(-127, 127)),
-        Encoder::Lz4 => (Codec::Lz4, VERSION_LZ4, 0),
+        Encoder::Lz4 { .. } => (Codec::Lz4, VERSION_LZ4, 0),
     };
     let mut value = vec![version, level as i8 as u8];
     value.extend_from_slice(&(size as u32).to_le_bytes());
@@ -295,11 +298,14 @@ fn compress(enc: Encoder<'_>, blocks: Vec<(Cid, u32)>, raw: &[u8]) -> Option<New
             tail.set_position(frame_at as u64);
             z.compress_to_buffer(raw, &mut tail).ok()?;
         }
-        Encoder::Lz4 => {
+        Encoder::Lz4 { acceleration } => {
             // Room for what saves 1/8 only: liblz4 fails (0) when the block needs more.
             let room = (size - size / 8).checked_sub(frame_at)?;
             value.resize(frame_at + room, 0);
-            let mode = Some(lz4::block::CompressionMode::DEFAULT);
+            let mode = Some(match acceleration {
+                ..=1 => lz4::block::CompressionMode::DEFAULT,
+                a => lz4::block::CompressionMode::FAST(a),
+            });
             let n = lz4::block::compress_to_buffer(raw, mode, false, &mut value[frame_at..]);
             value.truncate(frame_at + n.ok()?);
         }

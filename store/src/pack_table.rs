@@ -97,11 +97,13 @@ impl Blocks {
         let (mut live, mut bytes) = (0u32, 0u64);
         for (cid, slot) in p.header.slots(id) {
             let key = cid.to_bytes();
-            let fresh = self.table.get(txn, &key).map_err(self.err())?.is_none();
+            // One search of the tree for both (`MDB_NOOVERWRITE`).
+            let fresh = self
+                .table
+                .get_or_put(txn, &key, &slot.encode())
+                .map_err(self.err())?
+                .is_none();
             if fresh {
-                self.table
-                    .put(txn, &key, &slot.encode())
-                    .map_err(self.err())?;
                 live += 1;
                 bytes += u64::from(slot.len);
             }

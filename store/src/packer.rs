@@ -27,16 +27,20 @@ pub(crate) struct Packer {
     zstd: Option<zstd::bulk::Compressor<'static>>,
     level: i32,
     codec: Codec,
+    /// liblz4's acceleration of LZ4 packs.
+    lz4_acceleration: i32,
     buf: Vec<u8>,
 }
 
 impl Packer {
-    /// `level: None` stores every block raw; else packs are compressed by `codec`.
-    pub(crate) fn new(level: Option<i32>, codec: Codec) -> Packer {
+    /// `level: None` stores every block raw; else packs are compressed by `codec` (LZ4
+    /// at `lz4_acceleration`).
+    pub(crate) fn new(level: Option<i32>, codec: Codec, lz4_acceleration: i32) -> Packer {
         Packer {
             zstd: level.and_then(|l| zstd::bulk::Compressor::new(l).ok()),
             level: level.unwrap_or(0),
             codec,
+            lz4_acceleration,
             buf: Vec::new(),
         }
     }
@@ -68,9 +72,11 @@ impl Packer {
             let (cid, data) = grouped.pop().expect("one");
             singles.push((cid, self.pack(data)));
         }
-        let level = self.level;
+        let (level, acceleration) = (self.level, self.lz4_acceleration);
         let pack = match (self.zstd.as_mut(), self.codec) {
-            (Some(_), Codec::Lz4) if grouped.len() > 1 => pack::encode_owned(Encoder::Lz4, grouped),
+            (Some(_), Codec::Lz4) if grouped.len() > 1 => {
+                pack::encode_owned(Encoder::Lz4 { acceleration }, grouped)
+            }
             (Some(z), _) if grouped.len() > 1 => {
                 pack::encode_owned(Encoder::Zstd { z, level }, grouped)
             }
@@ -198,7 +204,7 @@ mod tests {
     #[test]
     fn incompressible_large_blocks_stay_out_of_packs() {
         for codec in [Codec::Zstd, Codec::Lz4] {
-            incompressible_out_of(Packer::new(Some(1), codec));
+            incompressible_out_of(Packer::new(Some(1), codec, crate::LZ4_ACCELERATION));
         }
     }
 

@@ -593,7 +593,8 @@ impl BlockSink for StoreSink {
 
 /// A packing thread: skips blocks already stored, compresses the rest.
 fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
-    let mut packer = Packer::new(s.options.zstd_level, s.options.pack_codec);
+    let o = &s.options;
+    let mut packer = Packer::new(o.zstd_level, o.pack_codec, o.lz4_acceleration);
     while let Some(job) = queue.pop() {
         let msg = match job {
             Job::Record(r) => Msg::Record(r),
