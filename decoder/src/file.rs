@@ -501,7 +501,7 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
 impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
     /// Hands every block of the file not read yet to `f`, in order (those
     /// [`next_block`](Self::next_block) gives), while the leaves after those at hand
-    /// are fetched and verified on rayon's pool in parts ([`crate::runs`]): one part
+    /// are fetched and verified on rayon's pool in parts (`decoder/src/runs.rs`): one part
     /// is written while the next is hashed, 16 leaves at once in the wide kernel. On a
     /// thread of a rayon pool (which must not block waiting for its pool) it reads as
     /// `next_block` does.
