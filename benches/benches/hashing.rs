@@ -1,8 +1,9 @@
 //! Leaf hashing throughput: CIDs of 256 KiB and 64 KiB leaves under sha2-256 and
 //! blake3, next to the `sha2` crate hashing the same bytes directly and to copying them;
 //! and the batches a decoder verifies (FastCDC 4/16/64 KiB leaves of unequal lengths,
-//! 8 and 64 at a time) through `LeafHasher`'s multi-buffer kernels against `sha2` one
-//! leaf after another.
+//! 8 and 64 at a time; 256 KiB leaves 4, 7 and 16 at a time, and 16 with a short last
+//! one) through `LeafHasher`'s multi-buffer kernels against `sha2` one leaf after
+//! another.
 
 use std::hint::black_box;
 
@@ -65,6 +66,45 @@ fn hashing(c: &mut Criterion) {
             },
         );
     }
+    // Equal 256 KiB leaves: a decoder's first run goes in parts of 4 (the 4 SHA-NI
+    // streams), its later parts of 16 (the AVX-512 kernel's 16 lanes); 15 and a
+    // file's short last leaf must stay in the wide kernel too.
+    let leaves: Vec<&[u8]> = data.chunks(262_144).collect();
+    for batch in [4usize, 7, 16] {
+        let mut h = LeafHasher::with_backend(HashAlg::Sha2_256, Backend::MultiBuffer);
+        let mut out = Vec::new();
+        g.bench_function(
+            format!("multi-buffer, 256 KiB leaves, {batch} a batch"),
+            |b| {
+                b.iter(|| {
+                    for run in leaves.chunks(batch) {
+                        h.hash_all(black_box(run), &mut out);
+                    }
+                })
+            },
+        );
+    }
+    let short: Vec<Vec<&[u8]>> = leaves
+        .chunks(16)
+        .map(|run| {
+            let mut run = run.to_vec();
+            let last = run.len() - 1;
+            run[last] = &run[last][..1000];
+            run
+        })
+        .collect();
+    let mut h = LeafHasher::with_backend(HashAlg::Sha2_256, Backend::MultiBuffer);
+    let mut out = Vec::new();
+    g.bench_function(
+        "multi-buffer, 256 KiB leaves, 15 and a short one a batch",
+        |b| {
+            b.iter(|| {
+                for run in &short {
+                    h.hash_all(black_box(run), &mut out);
+                }
+            })
+        },
+    );
     g.finish();
 }
 

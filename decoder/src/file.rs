@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::sync::mpsc;
 
 use narfs_core::block::{BlockSource, StoreError, Verified, RAW};
 use narfs_core::dagpb::PBNode;
@@ -12,6 +13,7 @@ use narfs_core::unixfs::{DataType, UnixFsData};
 use narfs_core::Cid;
 
 use crate::error::{malformed, DecodeError, Problem};
+use crate::runs::{first_run, next_part};
 use crate::Limits;
 
 /// Fetches `cid`, its bytes verified against it (by the source's
@@ -151,7 +153,13 @@ struct Level {
     next: usize,
     /// Children up to here were given to [`BlockSource::will_need`].
     hinted: usize,
+    /// Children from `next` up to here are fetched (in `ready`) or being fetched
+    /// (in `parts`).
+    requested: usize,
 }
+
+/// The verified leaves of a part, or why one was refused, in order.
+type Part = Vec<Result<Vec<u8>, DecodeError>>;
 
 /// How far ahead of the child being read the source hears of the next ones
 /// ([`BlockSource::will_need`]: the store decompresses their packs meanwhile), in
@@ -160,16 +168,14 @@ struct Level {
 const HINT_BYTES: u64 = 8 << 20;
 const HINT_BLOCKS: usize = 512;
 
-/// Most raw leaves fetched and verified together (on both cores), whatever
-/// [`Limits::readahead`] allows: a leaf's real size is only known once fetched, so the
-/// count bounds what lying size claims can make a batch hold.
-const PREFETCH: usize = 16;
-
 /// Streams the bytes of the file rooted at a block.
 pub struct FileReader<'s, S: BlockSource + Sync> {
     source: &'s S,
     /// Verified raw leaves: the next children of the innermost level, in order.
     ready: VecDeque<Vec<u8>>,
+    /// The parts of the leaves after them being fetched on the pool, in order
+    /// ([`FileReader::for_each_block`]).
+    parts: VecDeque<mpsc::Receiver<Part>>,
     path: String,
     limits: Limits,
     stack: Vec<Level>,
@@ -232,6 +238,7 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
         FileReader {
             source,
             ready: VecDeque::new(),
+            parts: VecDeque::new(),
             path: path.to_string(),
             limits,
             stack: Vec::new(),
@@ -313,14 +320,19 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
             children,
             next: 0,
             hinted: 0,
+            requested: 0,
         });
         self.pending = inline;
         self.at = 0;
         Ok(total)
     }
 
-    /// Makes sure unread bytes are pending; false at the end of the file.
-    fn fill(&mut self) -> Result<bool, DecodeError> {
+    /// Makes sure unread bytes are pending; false at the end of the file. With a
+    /// `scope`, the parts after the leaves at hand are fetched on the pool meanwhile.
+    fn fill<'scope>(&mut self, scope: Option<&rayon::Scope<'scope>>) -> Result<bool, DecodeError>
+    where
+        's: 'scope,
+    {
         while self.at == self.pending.len() {
             let Some(level) = self.stack.last_mut() else {
                 return Ok(false);
@@ -330,10 +342,25 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
                 continue;
             };
             if self.ready.is_empty() {
-                self.hint();
-                if cid.codec() == RAW {
-                    self.prefetch()?;
+                match self.parts.pop_front() {
+                    Some(part) => {
+                        let part = part
+                            .recv()
+                            .expect("a part's job answers unless it panicked");
+                        for block in part {
+                            self.ready.push_back(block?);
+                        }
+                    }
+                    None => {
+                        self.hint();
+                        if cid.codec() == RAW {
+                            self.prefetch()?;
+                        }
+                    }
                 }
+            }
+            if let (Some(scope), RAW) = (scope, cid.codec()) {
+                self.fetch_ahead(scope);
             }
             let level = self.stack.last_mut().expect("looked at above");
             level.next += 1;
@@ -393,35 +420,76 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
         self.source.will_need(&new);
     }
 
-    /// Fetches and verifies the run of raw leaves that starts at the innermost level's
-    /// next child, together ([`fetch_many`]); verification (hashing) is most of
-    /// decoding's work. The
-    /// run holds at most [`PREFETCH`] leaves and [`Limits::readahead`] claimed bytes
-    /// (always at least one leaf).
-    fn prefetch(&mut self) -> Result<(), DecodeError> {
+    /// The claimed sizes of the run of raw leaves of the innermost level from child
+    /// `from` on.
+    fn run_sizes(&self, from: usize) -> Vec<u64> {
         let level = self.stack.last().expect("called with a level");
-        let mut claimed = 0u64;
-        let batch: Vec<(Cid, u64)> = level.children[level.next..]
+        level.children[from.min(level.children.len())..]
             .iter()
             .take_while(|(cid, _)| cid.codec() == RAW)
-            .take(PREFETCH)
-            .enumerate()
-            .take_while(|(i, (_, size))| {
-                claimed = claimed.saturating_add(*size);
-                *i == 0 || claimed <= self.limits.readahead
-            })
-            .map(|(_, child)| *child)
-            .collect();
-        let (cids, sizes): (Vec<Cid>, Vec<u64>) = batch.into_iter().unzip();
+            .take(crate::runs::AHEAD_LEAVES)
+            .map(|(_, size)| *size)
+            .collect()
+    }
+
+    /// Fetches and verifies the first run of raw leaves that starts at the innermost
+    /// level's next child, together ([`fetch_weighted`], on both cores); verification
+    /// (hashing) is most of decoding's work. The run is [`first_run`]'s.
+    fn prefetch(&mut self) -> Result<(), DecodeError> {
+        let next = self.stack.last().expect("called with a level").next;
+        let n = first_run(&self.run_sizes(next), self.limits.readahead);
+        let level = self.stack.last_mut().expect("called with a level");
+        let (cids, sizes): (Vec<Cid>, Vec<u64>) =
+            level.children[next..next + n].iter().copied().unzip();
+        level.requested = next + n;
         for block in fetch_weighted(self.source, &cids, &sizes, &self.path) {
             self.ready.push_back(block?);
         }
         Ok(())
     }
 
+    /// Starts fetching the next parts of the run ([`next_part`]), each one job on the
+    /// pool within `scope`, its answer sent back in order; hints the source of what
+    /// follows first.
+    fn fetch_ahead<'scope>(&mut self, scope: &rayon::Scope<'scope>)
+    where
+        's: 'scope,
+    {
+        let mut hinted = false;
+        loop {
+            let level = self.stack.last().expect("called with a level");
+            let (next, requested) = (level.next, level.requested.max(level.next));
+            let ahead: Vec<u64> = level.children[next..requested]
+                .iter()
+                .map(|(_, size)| *size)
+                .collect();
+            let n = next_part(&ahead, &self.run_sizes(requested), self.limits.readahead);
+            if n == 0 {
+                return;
+            }
+            if !hinted {
+                self.hint();
+                hinted = true;
+            }
+            let level = self.stack.last_mut().expect("called with a level");
+            let cids: Vec<Cid> = level.children[requested..requested + n]
+                .iter()
+                .map(|(cid, _)| *cid)
+                .collect();
+            level.requested = requested + n;
+            let (tx, rx) = mpsc::sync_channel(1);
+            let (source, path) = (self.source, self.path.clone());
+            scope.spawn(move |_| {
+                // One part, one hash call: its leaves fill the wide kernel together.
+                let _ = tx.send(each(source, &cids, &path));
+            });
+            self.parts.push_back(rx);
+        }
+    }
+
     /// The next bytes of the file, or an empty slice at its end.
     pub fn next_bytes(&mut self) -> Result<&[u8], DecodeError> {
-        if !self.fill()? {
+        if !self.fill(None)? {
             return Ok(&[]);
         }
         let from = self.at;
@@ -430,11 +498,46 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
     }
 }
 
-impl<S: BlockSource + Sync> FileReader<'_, S> {
+impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
+    /// Hands every block of the file not read yet to `f`, in order (those
+    /// [`next_block`](Self::next_block) gives), while the leaves after those at hand
+    /// are fetched and verified on rayon's pool in parts (`decoder/src/runs.rs`): one part
+    /// is written while the next is hashed, 16 leaves at once in the wide kernel. On a
+    /// thread of a rayon pool (which must not block waiting for its pool) it reads as
+    /// `next_block` does.
+    pub fn for_each_block(
+        mut self,
+        mut f: impl FnMut(Vec<u8>) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        // A one-leaf file (most of a NAR of small files) has nothing to fetch.
+        if self.stack.is_empty() || rayon::current_thread_index().is_some() {
+            while let Some(block) = self.next_block()? {
+                f(block)?;
+            }
+            return Ok(());
+        }
+        rayon::in_place_scope(|scope| {
+            while let Some(block) = self.block_in(Some(scope))? {
+                f(block)?;
+            }
+            Ok(())
+        })
+    }
+
     /// The next bytes of the file in a buffer of their own (a verified leaf as it was
     /// read, not copied, when nothing of it was read yet), or `None` at its end.
     pub fn next_block(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
-        if !self.fill()? {
+        self.block_in(None)
+    }
+
+    fn block_in<'scope>(
+        &mut self,
+        scope: Option<&rayon::Scope<'scope>>,
+    ) -> Result<Option<Vec<u8>>, DecodeError>
+    where
+        's: 'scope,
+    {
+        if !self.fill(scope)? {
             return Ok(None);
         }
         let block = match self.at {
@@ -449,7 +552,7 @@ impl<S: BlockSource + Sync> FileReader<'_, S> {
 
 impl<S: BlockSource + Sync> Read for FileReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.fill().map_err(io::Error::other)? {
+        if !self.fill(None).map_err(io::Error::other)? {
             return Ok(0);
         }
         let n = buf.len().min(self.pending.len() - self.at);

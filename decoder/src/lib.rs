@@ -13,6 +13,7 @@ mod error;
 mod expect;
 mod file;
 mod hamt;
+mod runs;
 mod walk;
 mod write_behind;
 
@@ -61,7 +62,7 @@ impl Default for Limits {
             max_depth: 4096,
             max_file_depth: 32,
             max_output: 1 << 40,
-            readahead: 4 << 20,
+            readahead: 8 << 20,
             output_piece: 1 << 20,
             output_gather: true,
         }

@@ -373,7 +373,7 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
 
 /// Writes one whole file into the NAR, within the output limit.
 fn emit_file<S: BlockSource + Sync, W: BlockWrite>(
-    mut file: FileReader<'_, S>,
+    file: FileReader<'_, S>,
     cid: &Cid,
     name: &str,
     path: &str,
@@ -392,9 +392,9 @@ fn emit_file<S: BlockSource + Sync, W: BlockWrite>(
         .map_err(nar_err)?;
     // Each verified block goes to the output whole: one that queues buffers takes it
     // without a copy (`BlockWrite`).
-    while let Some(block) = file.next_block()? {
+    file.for_each_block(|block| {
         nar.contents_with(block.len(), |out| out.write_block(block))
-            .map_err(nar_err)?;
-    }
+            .map_err(nar_err)
+    })?;
     nar.end_file().map_err(nar_err)
 }

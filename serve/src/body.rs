@@ -28,11 +28,16 @@ pub const DEPTH: usize = 1;
 /// How a body is cut into chunks and how many wait for the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {
-    /// Bytes per chunk (one hand-off from the producer's thread to the connection's
-    /// task, each a wake-up on one side or the other; one frame for hyper).
+    /// Bytes per chunk (one frame for hyper): the most a write is copied into, and
+    /// the largest whole leaf sent as it is.
     pub chunk: usize,
-    /// Chunks queued besides the one being filled.
+    /// Hand-offs queued besides the one being filled (each a wake-up of the
+    /// connection's task or of the producer's thread).
     pub depth: usize,
+    /// Bytes of chunks handed off together (at least `chunk`): whole leaves smaller
+    /// than this go several to a hand-off. `depth` hand-offs are queued besides the
+    /// one being filled.
+    pub batch: usize,
 }
 
 impl Shape {
@@ -41,6 +46,7 @@ impl Shape {
     pub const NARROW: Shape = Shape {
         chunk: CHUNK,
         depth: DEPTH,
+        batch: CHUNK,
     };
     /// For a stream that has cores to itself: twice the chunk (half the hand-offs) and
     /// two of them queued, so that the producer verifies its next leaves while the
@@ -48,14 +54,19 @@ impl Shape {
     /// slower (docs/BENCHMARKS.md, the serve runs: 1 MiB × 4 took ~1.6× as long as 256
     /// KiB × 2 on the same NAR): a 256 KiB chunk is one leaf, copied and sent while it
     /// is still in the core's cache. At most as many such streams as cores run at once
-    /// ([`crate::AppState::wide`]).
+    /// ([`crate::AppState::wide`]). Whole leaves go four to a hand-off (1 MiB): a
+    /// 256 KiB leaf each was a wake-up of the connection's task and of the decoder's
+    /// thread per leaf (docs/runs/wide.md).
     pub const WIDE: Shape = Shape {
         chunk: 256 << 10,
         depth: 2,
+        batch: 1 << 20,
     };
 }
 
-type Msg = io::Result<Bytes>;
+/// One hand-off: chunks in order (copied bytes, or whole verified leaves), together
+/// at most [`Shape::batch`] bytes.
+type Msg = io::Result<Vec<Bytes>>;
 
 /// A body and the writer that feeds it, [`Shape::NARROW`].
 pub fn channel(len: Option<u64>) -> (ChannelWriter, ChannelBody) {
@@ -71,11 +82,14 @@ pub fn shaped(len: Option<u64>, shape: Shape) -> (ChannelWriter, ChannelBody) {
             tx,
             chunk: shape.chunk.max(1),
             buf: BytesMut::new(),
+            batch: Vec::new(),
+            batched: 0,
+            batch_bytes: shape.batch.max(shape.chunk).max(1),
             finished: finished.clone(),
         },
         ChannelBody {
             rx,
-            first: None,
+            batch: Vec::new().into_iter(),
             left: len,
             finished,
         },
@@ -90,6 +104,13 @@ pub struct ChannelWriter {
     /// Bytes per chunk.
     chunk: usize,
     buf: BytesMut,
+    /// Chunks not sent yet, and their bytes: sent together once they make a chunk's
+    /// worth, so that whole leaves smaller than a chunk cost one hand-off (a wake-up
+    /// of the connection's task, and of this thread) for several.
+    batch: Vec<Bytes>,
+    batched: usize,
+    /// [`Shape::batch`].
+    batch_bytes: usize,
     /// Set by `finish`: the producer wrote everything.
     finished: Arc<AtomicBool>,
 }
@@ -101,12 +122,36 @@ impl ChannelWriter {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
 
-    fn send_buf(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+    /// Adds `chunk` to the batch, after sending the batch first if both would exceed
+    /// [`Shape::batch`]; sends the batch once it holds that many bytes.
+    fn push(&mut self, chunk: Bytes) -> io::Result<()> {
+        if self.batched + chunk.len() > self.batch_bytes {
+            self.send_batch()?;
+        }
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= self.batch_bytes {
+            self.send_batch()?;
+        }
+        Ok(())
+    }
+
+    fn send_batch(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
             return Ok(());
         }
-        let chunk = self.buf.split().freeze();
-        self.send(Ok(chunk))
+        self.batched = 0;
+        let batch = std::mem::take(&mut self.batch);
+        self.send(Ok(batch))
+    }
+
+    /// Sends what is buffered and batched.
+    fn send_buf(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = self.buf.split().freeze();
+            self.push(chunk)?;
+        }
+        self.send_batch()
     }
 
     /// Sends what is buffered; the body then ends.
@@ -135,7 +180,8 @@ impl Write for ChannelWriter {
         let n = data.len().min(room);
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() >= self.chunk {
-            self.send_buf()?;
+            let chunk = self.buf.split().freeze();
+            self.push(chunk)?;
         }
         Ok(n)
     }
@@ -148,23 +194,28 @@ impl Write for ChannelWriter {
 
 impl narfs_decoder::BlockWrite for ChannelWriter {
     /// A verified leaf that fits a chunk becomes a chunk of its own as it is
-    /// (`Bytes::from`: no copy), after the bytes buffered before it; a larger one, or
-    /// one under [`narfs_decoder::WHOLE_BLOCK`], is copied. No chunk is larger than
-    /// [`Shape::chunk`], so what a stream holds keeps its bound.
+    /// (`Bytes::from`: no copy), after the bytes buffered before it, batched with the
+    /// chunks around it; a larger one, or one under [`narfs_decoder::WHOLE_BLOCK`], is
+    /// copied. No chunk is larger than [`Shape::chunk`] and no hand-off holds more
+    /// than [`Shape::batch`] bytes, so what a stream holds keeps its bound.
     fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
         if block.len() < narfs_decoder::WHOLE_BLOCK || block.len() > self.chunk {
             return self.write_all(&block);
         }
-        self.send_buf()?;
-        self.send(Ok(Bytes::from(block)))
+        if !self.buf.is_empty() {
+            let chunk = self.buf.split().freeze();
+            self.push(chunk)?;
+        }
+        self.push(Bytes::from(block))
     }
 }
 
 /// The async end, an [`http_body::Body`] with an exact size when one is known.
 pub struct ChannelBody {
     rx: mpsc::Receiver<Msg>,
-    /// A chunk taken by [`first`](Self::first), to be sent first.
-    first: Option<Bytes>,
+    /// The chunks of the last batch received not sent yet (the first batch's taken by
+    /// [`first`](Self::first) too).
+    batch: std::vec::IntoIter<Bytes>,
     left: Option<u64>,
     finished: Arc<AtomicBool>,
 }
@@ -175,7 +226,7 @@ impl ChannelBody {
     pub async fn first(&mut self) -> io::Result<bool> {
         match self.rx.recv().await {
             Some(Ok(b)) => {
-                self.first = Some(b);
+                self.batch = b.into_iter();
                 Ok(true)
             }
             Some(Err(e)) => Err(e),
@@ -193,12 +244,16 @@ impl http_body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let next = match self.first.take() {
-            Some(b) => Some(Ok(b)),
-            None => match self.rx.poll_recv(cx) {
-                Poll::Ready(m) => m,
+        let next = loop {
+            if let Some(b) = self.batch.next() {
+                break Some(Ok(b));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(batch))) => self.batch = batch.into_iter(),
+                Poll::Ready(Some(Err(e))) => break Some(Err(e)),
+                Poll::Ready(None) => break None,
                 Poll::Pending => return Poll::Pending,
-            },
+            }
         };
         Poll::Ready(match next {
             Some(Ok(b)) => {
@@ -251,10 +306,12 @@ mod tests {
             Shape {
                 chunk: 1000,
                 depth: 1,
+                batch: 1000,
             },
             Shape {
                 chunk: 1000,
                 depth: 2,
+                batch: 3000,
             },
         ] {
             let (mut w, body) = shaped(Some(3500), shape);
@@ -286,6 +343,7 @@ mod tests {
         let shape = Shape {
             chunk: 64 << 10,
             depth: 2,
+            batch: 64 << 10,
         };
         let (mut w, body) = shaped(None, shape);
         let producer = std::thread::spawn(move || {
@@ -299,11 +357,38 @@ mod tests {
         producer.join().unwrap();
     }
 
+    /// Whole leaves go several to a hand-off: an unread body queues one batch of
+    /// four and the writer fills the next before it waits.
+    #[test]
+    fn whole_leaves_go_several_to_a_hand_off() {
+        use narfs_decoder::BlockWrite as _;
+        let shape = Shape {
+            chunk: 64 << 10,
+            depth: 1,
+            batch: 256 << 10,
+        };
+        let (mut w, body) = shaped(None, shape);
+        let (seven, written) = std::sync::mpsc::channel();
+        let producer = std::thread::spawn(move || {
+            for i in 0..7u8 {
+                w.write_block(vec![i; 64 << 10]).unwrap();
+            }
+            seven.send(()).unwrap();
+            w.write_block(vec![7; 64 << 10]).unwrap();
+            w.finish().unwrap();
+        });
+        written
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("seven leaves taken before the body read any");
+        assert_eq!(frames(body), Ok(vec![64 << 10; 8]));
+        producer.join().unwrap();
+    }
+
     #[test]
     fn a_writer_whose_body_is_gone_fails_with_broken_pipe() {
         let (mut w, body) = shaped(None, Shape::WIDE);
         drop(body);
-        let e = w.write_all(&vec![0u8; Shape::WIDE.chunk]).unwrap_err();
+        let e = w.write_all(&vec![0u8; Shape::WIDE.batch]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 }

@@ -54,7 +54,8 @@ pub struct Options {
     /// Streaming responses (`/nar/…`, `/ipfs/…`) in flight at once; each holds a
     /// decoder thread and up to [`Options::readahead`] + ~0.9 MiB of buffers (+ ~2 MiB
     /// for a zstd encoder, [`encoding::WIRE_LEVEL`]); the few that start while no more
-    /// streams than cores run take ~1 MiB more ([`AppState::wide`]).
+    /// streams than cores run take ~10 MiB more ([`AppState::wide`], [`WIDE_READAHEAD`],
+    /// [`body::Shape::WIDE`]).
     pub max_streams: usize,
     /// How long a request over `max_streams` waits for a slot before a 503.
     pub queue_wait: Duration,
@@ -101,18 +102,17 @@ pub struct AppState {
     cores: usize,
 }
 
-/// Bytes of file leaves a [`AppState::wide`] stream fetches ahead at least: 4 leaves
-/// of 256 KiB, verified together in the 4 lanes of the multi-buffer SHA-256 kernel
-/// ([`Options::readahead`]'s 512 KiB fills 2). Not more: from 8 leaves on, the
-/// decoder verifies a run in two halves on the rayon pool, which the store's pack
-/// read-ahead also runs on; measured here, 4 MiB (what `narfs decode` fetches ahead)
-/// made a lone stream ~1.8× slower (docs/BENCHMARKS.md, the serve runs).
-pub const WIDE_READAHEAD: u64 = 1 << 20;
+/// Bytes of file leaves a [`AppState::wide`] stream fetches ahead at least: two
+/// parts of 16 leaves of 256 KiB, one verified on the pool while the other is sent
+/// (the decoder's `runs`: 16 equal leaves fill the AVX-512 kernel's lanes, ~1.6× the
+/// 4 SHA-NI streams smaller parts get). At most as many such streams as cores run at
+/// once, so the server's memory stays bounded (docs/runs/wide.md).
+pub const WIDE_READAHEAD: u64 = 8 << 20;
 
 impl AppState {
     /// Whether a stream starting now has cores to itself: no more streams run (this
     /// one included) than the machine has cores. Such a stream gets
-    /// [`body::Shape::WIDE`] and [`WIDE_READAHEAD`] (~1 MiB more), the others
+    /// [`body::Shape::WIDE`] and [`WIDE_READAHEAD`] (~10 MiB more), the others
     /// [`body::Shape::NARROW`] and [`Options::readahead`]: many streams (stalled
     /// clients among them) keep the cores busy between them and each costs little,
     /// and no more than `cores` wide streams ever run at once (each started when at
