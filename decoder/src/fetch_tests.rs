@@ -364,3 +364,77 @@ fn a_short_batch_is_filled_up_with_the_entries_of_the_directory_around_it() {
     // batches: none fetched again, none alone.
     assert_eq!(asked.iter().map(Vec::len).sum::<usize>(), 16 + 17);
 }
+
+/// A root of ten directories `d0`..`d9` of two small files `x`, `y` each, then
+/// `d9/sub/z`: the store, the root, every file's CID and the NAR.
+fn small_dirs() -> (MemoryStore, Cid, Vec<(String, Cid)>, Vec<u8>) {
+    let mut w = NarWriter::new(Vec::new());
+    w.directory(b"").unwrap();
+    for d in 0..10u64 {
+        w.directory(format!("d{d}").as_bytes()).unwrap();
+        if d == 9 {
+            w.directory(b"sub").unwrap();
+            let body = noise(200, 99);
+            w.file(b"z", false, 200, &mut &body[..]).unwrap();
+            w.end_directory().unwrap();
+        }
+        for (i, name) in ["x", "y"].iter().enumerate() {
+            let body = noise(300 + i, d * 2 + i as u64 + 7);
+            w.file(name.as_bytes(), false, body.len() as u64, &mut &body[..])
+                .unwrap();
+        }
+        w.end_directory().unwrap();
+    }
+    w.end_directory().unwrap();
+    let nar = w.finish().unwrap();
+    let (store, root, files) = encoded(&nar);
+    (store, root, files, nar)
+}
+
+#[test]
+fn the_files_of_sibling_directories_fetched_ahead_are_verified_in_one_batch() {
+    // The root's batch fetches d0..d9's nodes; d0's batch of two is filled up with
+    // the files of d1..d8 (whole directories of leaves, in order), and stops at d9,
+    // which starts with a subdirectory (its files lie after that in the packs).
+    let (store, root, files, nar) = small_dirs();
+    let cid = |p: &str| files.iter().find(|(q, _)| q == p).unwrap().1;
+    let source = Parts {
+        store: &store,
+        parts: Default::default(),
+        asked: Default::default(),
+    };
+    assert_eq!(
+        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
+        nar
+    );
+    let asked = source.asked.into_inner().unwrap();
+    // Which batch fetched `c` (batches are separated by their hints, empty), if any
+    // (a block alone is fetched without one).
+    let batch = |c: Cid| {
+        let at = asked.iter().position(|a| a.contains(&c))?;
+        Some(asked[..at].iter().filter(|a| a.is_empty()).count())
+    };
+    let second = batch(cid("d0/x")).unwrap();
+    for d in 0..9 {
+        for f in ["x", "y"] {
+            let got = batch(cid(&format!("d{d}/{f}")));
+            assert_eq!(got, Some(second), "d{d}/{f}: {asked:?}");
+        }
+    }
+    assert!(batch(cid("d9/x")).unwrap() > second);
+    assert!(batch(cid("d9/sub/z")).is_none_or(|b| b > second));
+    // Each block fetched once.
+    let mut all: Vec<Cid> = asked.concat();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n);
+}
+
+#[test]
+fn a_corrupted_file_of_a_sibling_directory_fetched_ahead_is_refused_with_its_path() {
+    let (mut store, root, files, _) = small_dirs();
+    let bad = files.iter().find(|(p, _)| p == "d5/y").unwrap().1;
+    corrupt(&mut store, &bad);
+    refused(&store, &root, &bad, "d5/y");
+}

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 
 use narfs_core::block::{BlockSource, RAW};
+use narfs_core::dagpb::PBNode;
 use narfs_core::nar::{NarError, NarWriter};
 use narfs_core::unixfs::DataType;
 use narfs_core::Cid;
@@ -22,11 +23,25 @@ struct OpenDir {
     path: String,
     entries: Vec<Entry>,
     next: usize,
-    /// Verified blocks of the entries from `next` on, fetched ahead in parallel.
-    ready: VecDeque<Vec<u8>>,
+    /// Verified blocks of the entries from `next` on, fetched ahead in parallel, each
+    /// a subdirectory's with the first entries of that subdirectory when they were
+    /// fetched ahead too.
+    ready: VecDeque<Ready>,
     /// Entries before this one were given to [`BlockSource::will_need`].
     hinted: usize,
     /// How far the entries' `Tsize` claims are trusted to size batches.
+    claims: Claims,
+}
+
+/// A verified block fetched ahead: an entry's, and, when the entry is a directory
+/// whose first entries were fetched ahead as well, those.
+type Ready = (Vec<u8>, Option<Box<Sub>>);
+
+/// A directory not opened yet whose first entries were fetched ahead: its node
+/// decoded, and the verified blocks of its entries from the first on.
+struct Sub {
+    entries: Vec<Entry>,
+    ready: VecDeque<Ready>,
     claims: Claims,
 }
 
@@ -50,7 +65,13 @@ enum Claims {
 /// bytes (the directory runs out of entries: most directories of a small-file tree
 /// hold a few files) is filled up with the next entries of the directories around it
 /// ([`ahead::fill_len`]), which the walk reaches right after this one: verified with
-/// this batch rather than later in short batches of their own on one core. What the
+/// this batch rather than later in short batches of their own on one core. First
+/// come the first entries of the subdirectories those directories hold fetched
+/// ahead (their nodes decoded here: [`sub_entries`]): the run of raw leaves each
+/// starts with, at most [`ahead::UNCLAIMED_ENTRIES`] of each since their claims are
+/// untried, subdirectory after subdirectory while each is taken whole (so blocks are
+/// read in the order the store's packs hold them): in a tree of small directories
+/// each directory would otherwise be a batch of its own of a few files. What the
 /// open directories hold verified ahead stays within the readahead bytes.
 fn prefetch<S: BlockSource + Sync>(
     source: &S,
@@ -73,7 +94,7 @@ fn prefetch<S: BlockSource + Sync>(
     let run = ahead::hints(&dir.entries[end..]);
     let known = dir.hinted.saturating_sub(end).min(run.len());
     // The batch: which directory of the stack, from which entry, how many.
-    let mut parts = vec![(top, dir.next, len)];
+    let mut parts = vec![Part::Entries(top, dir.next, len)];
     if dir.claims != Claims::Lied {
         let mut count = len;
         let mut claimed = ahead::weights(&dir.entries[dir.next..end], limits.readahead)
@@ -82,8 +103,40 @@ fn prefetch<S: BlockSource + Sync>(
         claimed = stack[..top]
             .iter()
             .flat_map(|d| d.ready.iter())
-            .fold(claimed, |a, b| a.saturating_add(b.len() as u64));
-        for (level, d) in stack[..top].iter().enumerate().rev() {
+            .fold(claimed, |a, r| a.saturating_add(held(r)));
+        'levels: for (level, d) in stack[..top].iter().enumerate().rev() {
+            if count >= ahead::MAX_ENTRIES {
+                break;
+            }
+            // The subdirectories fetched ahead, in order: their first entries (among
+            // the next entries only: each call looks at them again).
+            for (at, (block, sub)) in d.ready.iter().enumerate().take(ahead::MAX_ENTRIES) {
+                if sub.is_some() {
+                    continue;
+                }
+                let entry = &d.entries[d.next + at];
+                let Some(entries) = sub_entries(&entry.cid, block) else {
+                    continue;
+                };
+                let budget = limits.readahead.saturating_sub(claimed);
+                let max = (ahead::MAX_ENTRIES - count).min(ahead::UNCLAIMED_ENTRIES);
+                // Raw leaves only: what follows a subdirectory or a file of many
+                // blocks lies after that subtree in the store's packs.
+                let leaves = entries.iter().take_while(|e| e.cid.codec() == RAW).count();
+                let n = ahead::fill_len(&entries[..leaves], budget, max);
+                if n == 0 {
+                    break 'levels;
+                }
+                claimed = ahead::weights(&entries[..n], limits.readahead)
+                    .iter()
+                    .fold(claimed, |a, &w| a.saturating_add(w));
+                count += n;
+                let whole = n == entries.len();
+                parts.push(Part::Sub(level, at, n, entries));
+                if !whole || count >= ahead::MAX_ENTRIES {
+                    break 'levels;
+                }
+            }
             if d.claims != Claims::Held || count >= ahead::MAX_ENTRIES {
                 break;
             }
@@ -93,7 +146,7 @@ fn prefetch<S: BlockSource + Sync>(
             if n == 0 {
                 break;
             }
-            parts.push((level, from, n));
+            parts.push(Part::Entries(level, from, n));
             count += n;
             claimed = ahead::weights(&d.entries[from..from + n], limits.readahead)
                 .iter()
@@ -106,14 +159,17 @@ fn prefetch<S: BlockSource + Sync>(
     let dir = &mut stack[top];
     source.will_need(&run[known..]);
     dir.hinted = dir.hinted.max(end + run.len());
-    let count: usize = parts.iter().map(|p| p.2).sum();
+    let count: usize = parts.iter().map(Part::len).sum();
     if count < 2 {
         return Ok(());
     }
     let mut cids = Vec::with_capacity(count);
     let mut weights = Vec::with_capacity(count);
-    for &(level, from, n) in &parts {
-        let entries = &stack[level].entries[from..from + n];
+    for part in &parts {
+        let entries = match part {
+            &Part::Entries(level, from, n) => &stack[level].entries[from..from + n],
+            Part::Sub(_, _, n, entries) => &entries[..*n],
+        };
         cids.extend(entries.iter().map(|e| e.cid));
         weights.extend(ahead::weights(entries, limits.readahead));
     }
@@ -122,22 +178,34 @@ fn prefetch<S: BlockSource + Sync>(
         _ => fetch_weighted(source, &cids, &weights, ""),
     }
     .into_iter();
-    for (level, from, n) in parts {
-        let d = &mut stack[level];
-        for (entry, block) in d.entries[from..from + n].iter().zip(fetched.by_ref()) {
-            // The path is only needed for an error, so it is only made then.
-            let block = block.map_err(|mut e| {
-                e.path = if d.path.is_empty() {
-                    entry.name.clone()
-                } else {
-                    format!("{}/{}", d.path, entry.name)
-                };
-                e
-            })?;
-            if ahead::lied(entry, block.len()) {
-                d.claims = Claims::Lied;
+    for part in parts {
+        match part {
+            Part::Entries(level, from, n) => {
+                let d = &mut stack[level];
+                let got = d.entries[from..from + n].iter().zip(fetched.by_ref());
+                for (entry, block) in got {
+                    let block = checked(&d.path, entry, block, &mut d.claims)?;
+                    d.ready.push_back((block, None));
+                }
             }
-            d.ready.push_back(block);
+            Part::Sub(level, at, n, entries) => {
+                let d = &mut stack[level];
+                let name = &d.entries[d.next + at].name;
+                let path = joined(&d.path, name);
+                let mut sub = Sub {
+                    ready: VecDeque::with_capacity(n),
+                    entries,
+                    claims: Claims::Untried,
+                };
+                for (entry, block) in sub.entries[..n].iter().zip(fetched.by_ref()) {
+                    let block = checked(&path, entry, block, &mut sub.claims)?;
+                    sub.ready.push_back((block, None));
+                }
+                if sub.claims == Claims::Untried {
+                    sub.claims = Claims::Held;
+                }
+                d.ready[at].1 = Some(Box::new(sub));
+            }
         }
     }
     let dir = &mut stack[top];
@@ -145,6 +213,92 @@ fn prefetch<S: BlockSource + Sync>(
         dir.claims = Claims::Held;
     }
     Ok(())
+}
+
+/// One part of a batch: where its blocks go.
+enum Part {
+    /// Entries of an open directory of the stack: (level, first entry, count).
+    Entries(usize, usize, usize),
+    /// The first entries of a subdirectory an open directory holds fetched ahead:
+    /// (level of that directory, the subdirectory's place in its `ready`, count,
+    /// the subdirectory's entries).
+    Sub(usize, usize, usize, Vec<Entry>),
+}
+
+impl Part {
+    fn len(&self) -> usize {
+        match self {
+            Part::Entries(_, _, n) | Part::Sub(_, _, n, _) => *n,
+        }
+    }
+}
+
+/// Bytes a block fetched ahead holds, with those fetched ahead below it.
+fn held((block, sub): &Ready) -> u64 {
+    let below = sub.as_ref().map_or(0, |s| s.ready.iter().map(held).sum());
+    block.len() as u64 + below
+}
+
+/// `dir`/`name`, as the paths of errors say.
+fn joined(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// A fetched block of `entry` of the directory at `path`, or its error with the
+/// entry's path; marks `claims` lied when the block is larger than the entry claims.
+fn checked(
+    path: &str,
+    entry: &Entry,
+    block: Result<Vec<u8>, DecodeError>,
+    claims: &mut Claims,
+) -> Result<Vec<u8>, DecodeError> {
+    // The path is only needed for an error, so it is only made then.
+    let block = block.map_err(|mut e| {
+        e.path = joined(path, &entry.name);
+        e
+    })?;
+    if ahead::lied(entry, block.len()) {
+        *claims = Claims::Lied;
+    }
+    Ok(block)
+}
+
+/// The entries of a plain directory's node `block` (verified), for fetching them
+/// ahead; `None` for any other node, or one that [`node`] will refuse (it says why
+/// when the walk gets there).
+fn sub_entries(cid: &Cid, block: &[u8]) -> Option<Vec<Entry>> {
+    if cid.codec() == RAW {
+        return None;
+    }
+    let (pb, fs) = unixfs_node(cid, "", block).ok()?;
+    if fs.data_type != DataType::Directory {
+        return None;
+    }
+    dir_entries(cid, "", pb).ok()
+}
+
+/// A directory node's links as entries; each must have a name.
+fn dir_entries(cid: &Cid, path: &str, pb: PBNode) -> Result<Vec<Entry>, DecodeError> {
+    let mut entries = Vec::with_capacity(pb.links.len());
+    for link in pb.links {
+        let Some(n) = link.name else {
+            return Err(DecodeError::new(
+                cid,
+                path,
+                malformed("a directory link without a name"),
+            ));
+        };
+        entries.push(Entry {
+            name: n,
+            cid: link.hash,
+            tsize: link.tsize,
+        });
+    }
+    Ok(entries)
 }
 
 /// Writes the NAR of the tree rooted at `root` to `out`.
@@ -185,11 +339,7 @@ pub(crate) fn walk<S: BlockSource + Sync, W: BlockWrite>(
         let block = dir.ready.pop_front();
         let Entry { name, cid, .. } = std::mem::take(&mut dir.entries[dir.next]);
         dir.next += 1;
-        let path = if dir.path.is_empty() {
-            name.clone()
-        } else {
-            format!("{}/{name}", dir.path)
-        };
+        let path = joined(&dir.path, &name);
         node(
             source, &cid, block, &name, &path, &mut nar, &mut stack, limits,
         )?;
@@ -280,7 +430,7 @@ pub(crate) fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
 fn node<S: BlockSource + Sync, W: BlockWrite>(
     source: &S,
     cid: &Cid,
-    block: Option<Vec<u8>>,
+    block: Option<Ready>,
     name: &str,
     path: &str,
     nar: &mut NarWriter<W>,
@@ -288,7 +438,9 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
     limits: &Limits,
 ) -> Result<(), DecodeError> {
     let block = match block {
-        Some(b) => b,
+        // A directory whose node was decoded when its first entries were fetched.
+        Some((_, Some(sub))) => return open_dir(cid, name, path, *sub, nar, stack, limits),
+        Some((b, None)) => b,
         None => fetch(source, cid, path)?,
     };
     // Each block is decoded once: a file's root goes to the file reader as it is.
@@ -315,24 +467,7 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
                 .symlink(name.as_bytes(), &target)
                 .map_err(|e| nar_error(cid, path, e));
         }
-        DataType::Directory => {
-            let mut entries = Vec::with_capacity(pb.links.len());
-            for link in pb.links {
-                let Some(n) = link.name else {
-                    return Err(DecodeError::new(
-                        cid,
-                        path,
-                        malformed("a directory link without a name"),
-                    ));
-                };
-                entries.push(Entry {
-                    name: n,
-                    cid: link.hash,
-                    tsize: link.tsize,
-                });
-            }
-            entries
-        }
+        DataType::Directory => dir_entries(cid, path, pb)?,
         DataType::HamtShard => crate::hamt::entries(source, cid, pb, fs, path)?,
         DataType::Metadata => {
             return Err(DecodeError::new(
@@ -343,6 +478,25 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
         }
         DataType::File | DataType::Raw => unreachable!("files are handled above"),
     };
+    let sub = Sub {
+        entries,
+        ready: VecDeque::new(),
+        claims: Claims::Untried,
+    };
+    open_dir(cid, name, path, sub, nar, stack, limits)
+}
+
+/// Opens a directory: its entry in the NAR, and its entries pushed for the main loop
+/// (with those fetched ahead).
+fn open_dir<W: BlockWrite>(
+    cid: &Cid,
+    name: &str,
+    path: &str,
+    sub: Sub,
+    nar: &mut NarWriter<W>,
+    stack: &mut Vec<OpenDir>,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
     if stack.len() >= limits.max_depth {
         return Err(DecodeError::new(
             cid,
@@ -362,11 +516,11 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
     stack.push(OpenDir {
         cid: *cid,
         path: path.to_string(),
-        entries,
+        entries: sub.entries,
         next: 0,
-        ready: VecDeque::new(),
+        ready: sub.ready,
         hinted: 0,
-        claims: Claims::Untried,
+        claims: sub.claims,
     });
     Ok(())
 }
