@@ -33,9 +33,16 @@ struct OpenDir {
     claims: Claims,
 }
 
-/// A verified block fetched ahead: an entry's, and, when the entry is a directory
-/// whose first entries were fetched ahead as well, those.
-type Ready = (Vec<u8>, Option<Box<Sub>>);
+/// A verified block fetched ahead: an entry's, and what was fetched ahead below it.
+type Ready = (Vec<u8>, Option<Box<Below>>);
+
+/// What was fetched ahead below an entry fetched ahead.
+enum Below {
+    /// The entry is a directory: its first entries.
+    Dir(Sub),
+    /// The entry is a file: its first leaves (the leading raw children of its node).
+    Leaves(VecDeque<Vec<u8>>),
+}
 
 /// A directory not opened yet whose first entries were fetched ahead: its node
 /// decoded, and the verified blocks of its entries from the first on.
@@ -204,13 +211,91 @@ fn prefetch<S: BlockSource + Sync>(
                 if sub.claims == Claims::Untried {
                     sub.claims = Claims::Held;
                 }
-                d.ready[at].1 = Some(Box::new(sub));
+                d.ready[at].1 = Some(Box::new(Below::Dir(sub)));
             }
         }
     }
     let dir = &mut stack[top];
     if dir.claims == Claims::Untried {
         dir.claims = Claims::Held;
+    }
+    leaves_ahead(source, stack, limits)
+}
+
+/// Most leaves of files fetched ahead together by [`leaves_ahead`], as many as a
+/// [`FileReader`] fetches in one run: leaves' real sizes are only known once fetched,
+/// so the count bounds what lying claims can make the batch hold.
+const FILE_LEAVES: usize = 16;
+
+/// Fetches and verifies the first leaves of the files whose nodes the innermost
+/// directory now holds fetched ahead, together on both cores: each such file would
+/// otherwise fetch its leaves in a run of its own of a few leaves when the walk gets
+/// to it (a 2–7-leaf file's run is cut once in two, both halves often waiting for the
+/// same pack). In order, each file's leading raw children (its node's `blocksizes`
+/// within the readahead bytes left, [`FILE_LEAVES`] in all), file after file while
+/// each is taken whole, stopping at a subdirectory (what follows it lies after its
+/// subtree in the store's packs). The [`FileReader`] gets them as its first leaves
+/// and checks each against its size as ever.
+fn leaves_ahead<S: BlockSource + Sync>(
+    source: &S,
+    stack: &mut [OpenDir],
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    let held_now: u64 = stack.iter().flat_map(|d| d.ready.iter()).map(held).sum();
+    let Some(dir) = stack.last_mut() else {
+        return Ok(());
+    };
+    let mut budget = limits.readahead.saturating_sub(held_now);
+    // (place in `ready`, leaves, their sizes)
+    let mut picks: Vec<(usize, Vec<Cid>, Vec<u64>)> = Vec::new();
+    let mut count = 0;
+    for (at, (block, below)) in dir.ready.iter().enumerate() {
+        let cid = dir.entries[dir.next + at].cid;
+        if below.is_some() || cid.codec() == RAW {
+            continue;
+        }
+        let Ok((pb, fs)) = unixfs_node(&cid, "", block) else {
+            break;
+        };
+        if !matches!(fs.data_type, DataType::File | DataType::Raw)
+            || pb.links.len() != fs.blocksizes.len()
+        {
+            break;
+        }
+        let mut n = 0;
+        for (link, &size) in pb.links.iter().zip(&fs.blocksizes) {
+            if link.hash.codec() != RAW || count + n >= FILE_LEAVES || size > budget {
+                break;
+            }
+            budget -= size;
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        let cids = pb.links[..n].iter().map(|l| l.hash).collect();
+        picks.push((at, cids, fs.blocksizes[..n].to_vec()));
+        count += n;
+        if n < pb.links.len() {
+            break;
+        }
+    }
+    if count < 2 {
+        return Ok(());
+    }
+    let cids: Vec<Cid> = picks.iter().flat_map(|p| p.1.iter().copied()).collect();
+    let sizes: Vec<u64> = picks.iter().flat_map(|p| p.2.iter().copied()).collect();
+    let mut fetched = fetch_weighted(source, &cids, &sizes, "").into_iter();
+    for (at, leaves, _) in picks {
+        let path = || joined(&dir.path, &dir.entries[dir.next + at].name);
+        let mut got = VecDeque::with_capacity(leaves.len());
+        for block in fetched.by_ref().take(leaves.len()) {
+            got.push_back(block.map_err(|mut e| {
+                e.path = path();
+                e
+            })?);
+        }
+        dir.ready[at].1 = Some(Box::new(Below::Leaves(got)));
     }
     Ok(())
 }
@@ -234,8 +319,12 @@ impl Part {
 }
 
 /// Bytes a block fetched ahead holds, with those fetched ahead below it.
-fn held((block, sub): &Ready) -> u64 {
-    let below = sub.as_ref().map_or(0, |s| s.ready.iter().map(held).sum());
+fn held((block, below): &Ready) -> u64 {
+    let below = match below.as_deref() {
+        None => 0,
+        Some(Below::Dir(sub)) => sub.ready.iter().map(held).sum(),
+        Some(Below::Leaves(leaves)) => leaves.iter().map(|l| l.len() as u64).sum(),
+    };
     block.len() as u64 + below
 }
 
@@ -437,11 +526,14 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
     stack: &mut Vec<OpenDir>,
     limits: &Limits,
 ) -> Result<(), DecodeError> {
-    let block = match block {
-        // A directory whose node was decoded when its first entries were fetched.
-        Some((_, Some(sub))) => return open_dir(cid, name, path, *sub, nar, stack, limits),
-        Some((b, None)) => b,
-        None => fetch(source, cid, path)?,
+    let (block, leaves) = match block {
+        Some((b, Some(below))) => match *below {
+            // A directory whose node was decoded when its first entries were fetched.
+            Below::Dir(sub) => return open_dir(cid, name, path, sub, nar, stack, limits),
+            Below::Leaves(leaves) => (b, Some(leaves)),
+        },
+        Some((b, None)) => (b, None),
+        None => (fetch(source, cid, path)?, None),
     };
     // Each block is decoded once: a file's root goes to the file reader as it is.
     if cid.codec() == RAW {
@@ -450,7 +542,10 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
     }
     let (pb, fs) = unixfs_node(cid, path, &block)?;
     if matches!(fs.data_type, DataType::File | DataType::Raw) {
-        let file = FileReader::from_node(source, cid, pb, fs, path, *limits)?;
+        let mut file = FileReader::from_node(source, cid, pb, fs, path, *limits)?;
+        if let Some(leaves) = leaves {
+            file.fetched_ahead(leaves);
+        }
         return emit_file(file, cid, name, path, nar, limits);
     }
     let entries = match fs.data_type {
