@@ -3,7 +3,7 @@
 //! decode with its own CID, its path and a hash mismatch, and nothing after it is
 //! written.
 
-use narfs_core::block::{BlockError, MemoryStore};
+use narfs_core::block::{BlockError, BlockSource, MemoryStore};
 use narfs_core::nar::NarWriter;
 use narfs_core::Cid;
 use narfs_encoder::{encode, EntryKind, Layout};
@@ -145,8 +145,9 @@ fn the_decoder_hints_the_blocks_it_reads_next_once_and_ahead_of_reading_them() {
     assert_eq!(unique.len(), hinted.len());
     assert!(hinted.iter().all(|c| read.contains(c)));
     // The directory's first batch is 16 entries (`big`, f00..f14): the one-leaf
-    // files after it, f15..f39, are hinted; then the 40 leaves of `big` (40 KiB,
-    // within the window) as its reader starts; each before it is read.
+    // files after it, f15..f39, are hinted; the first 16 leaves of `big` are fetched
+    // with that batch (`leaves_ahead`), and its reader hints the other 24 (within
+    // the window) once it has read those; each before it is read.
     let big = files.iter().find(|(p, _)| p == "big").unwrap().1;
     let node = narfs_core::dagpb::PBNode::decode(store.get_ref(&big).unwrap()).unwrap();
     let mut want: Vec<Cid> = (15..40)
@@ -158,7 +159,7 @@ fn the_decoder_hints_the_blocks_it_reads_next_once_and_ahead_of_reading_them() {
                 .1
         })
         .collect();
-    want.extend(node.links.iter().map(|l| l.hash));
+    want.extend(node.links[16..].iter().map(|l| l.hash));
     assert_eq!(hinted, want);
     for c in &hinted {
         let at = |hint: bool| log.iter().position(|(h, x)| *h == hint && x == c);
@@ -209,9 +210,9 @@ fn directory_entries_after_a_batch_are_hinted_up_to_one_that_is_no_leaf() {
     let hinted: Vec<Cid> = log.iter().filter(|(h, _)| *h).map(|(_, c)| *c).collect();
     // Batches: a000..a015 (a directory's first is 16 entries at most), then 64 each
     // once its claims held: a016..a079, a080..c042, c043..c049. After the first, the
-    // run of leaves a016..a099 (it stops at `b`, a file of 4 leaves, whose leaves its
-    // reader hints itself); after the third, c043..c049; each once, and before it is
-    // read.
+    // run of leaves a016..a099 (it stops at `b`, a file of 4 leaves, fetched with
+    // the third batch: its reader has none left to hint); after the third,
+    // c043..c049; each once, and before it is read.
     let leaves_of_b = hinted.len() - 84 - 7;
     let mut dir_hints: Vec<Cid> = a[16..].to_vec();
     dir_hints.extend(&c[43..]);
@@ -221,7 +222,7 @@ fn directory_entries_after_a_batch_are_hinted_up_to_one_that_is_no_leaf() {
         .copied()
         .collect();
     assert_eq!(got, dir_hints);
-    assert_eq!(leaves_of_b, 4);
+    assert_eq!(leaves_of_b, 0);
     for h in &hinted {
         let at = |hint: bool| log.iter().position(|(x, y)| *x == hint && y == h);
         assert!(at(true) < at(false), "{h} read before its hint");
@@ -363,4 +364,143 @@ fn a_short_batch_is_filled_up_with_the_entries_of_the_directory_around_it() {
     // Every block but the root (fetched alone, not through a batch) in the two
     // batches: none fetched again, none alone.
     assert_eq!(asked.iter().map(Vec::len).sum::<usize>(), 16 + 17);
+}
+
+/// A root of ten directories `d0`..`d9` of two small files `x`, `y` each, then
+/// `d9/sub/z`: the store, the root, every file's CID and the NAR.
+fn small_dirs() -> (MemoryStore, Cid, Vec<(String, Cid)>, Vec<u8>) {
+    let mut w = NarWriter::new(Vec::new());
+    w.directory(b"").unwrap();
+    for d in 0..10u64 {
+        w.directory(format!("d{d}").as_bytes()).unwrap();
+        if d == 9 {
+            w.directory(b"sub").unwrap();
+            let body = noise(200, 99);
+            w.file(b"z", false, 200, &mut &body[..]).unwrap();
+            w.end_directory().unwrap();
+        }
+        for (i, name) in ["x", "y"].iter().enumerate() {
+            let body = noise(300 + i, d * 2 + i as u64 + 7);
+            w.file(name.as_bytes(), false, body.len() as u64, &mut &body[..])
+                .unwrap();
+        }
+        w.end_directory().unwrap();
+    }
+    w.end_directory().unwrap();
+    let nar = w.finish().unwrap();
+    let (store, root, files) = encoded(&nar);
+    (store, root, files, nar)
+}
+
+#[test]
+fn the_files_of_sibling_directories_fetched_ahead_are_verified_in_one_batch() {
+    // The root's batch fetches d0..d9's nodes; d0's batch of two is filled up with
+    // the files of d1..d8 (whole directories of leaves, in order), and stops at d9,
+    // which starts with a subdirectory (its files lie after that in the packs).
+    let (store, root, files, nar) = small_dirs();
+    let cid = |p: &str| files.iter().find(|(q, _)| q == p).unwrap().1;
+    let source = Parts {
+        store: &store,
+        parts: Default::default(),
+        asked: Default::default(),
+    };
+    assert_eq!(
+        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
+        nar
+    );
+    let asked = source.asked.into_inner().unwrap();
+    // Which batch fetched `c` (batches are separated by their hints, empty), if any
+    // (a block alone is fetched without one).
+    let batch = |c: Cid| {
+        let at = asked.iter().position(|a| a.contains(&c))?;
+        Some(asked[..at].iter().filter(|a| a.is_empty()).count())
+    };
+    let second = batch(cid("d0/x")).unwrap();
+    for d in 0..9 {
+        for f in ["x", "y"] {
+            let got = batch(cid(&format!("d{d}/{f}")));
+            assert_eq!(got, Some(second), "d{d}/{f}: {asked:?}");
+        }
+    }
+    assert!(batch(cid("d9/x")).unwrap() > second);
+    assert!(batch(cid("d9/sub/z")).is_none_or(|b| b > second));
+    // Each block fetched once.
+    let mut all: Vec<Cid> = asked.concat();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n);
+}
+
+#[test]
+fn a_corrupted_file_of_a_sibling_directory_fetched_ahead_is_refused_with_its_path() {
+    let (mut store, root, files, _) = small_dirs();
+    let bad = files.iter().find(|(p, _)| p == "d5/y").unwrap().1;
+    corrupt(&mut store, &bad);
+    refused(&store, &root, &bad, "d5/y");
+}
+
+/// A root of five files `m0`..`m4` of three 1 KiB leaves each, then a 20-leaf file
+/// `n`: the store, the root, every file's CID and the NAR.
+fn leafy_files() -> (MemoryStore, Cid, Vec<(String, Cid)>, Vec<u8>) {
+    let mut w = NarWriter::new(Vec::new());
+    w.directory(b"").unwrap();
+    for i in 0..5u64 {
+        let body = noise(3 << 10, 50 + i);
+        w.file(format!("m{i}").as_bytes(), false, 3 << 10, &mut &body[..])
+            .unwrap();
+    }
+    let body = noise(20 << 10, 60);
+    w.file(b"n", false, 20 << 10, &mut &body[..]).unwrap();
+    w.end_directory().unwrap();
+    let nar = w.finish().unwrap();
+    let (store, root, files) = encoded(&nar);
+    (store, root, files, nar)
+}
+
+#[test]
+fn the_leaves_of_several_files_fetched_ahead_are_verified_in_one_run() {
+    let (store, root, files, nar) = leafy_files();
+    let leaves = |p: &str| {
+        let cid = files.iter().find(|(q, _)| q == p).unwrap().1;
+        let node = narfs_core::dagpb::PBNode::decode(&store.get(&cid).unwrap().unwrap()).unwrap();
+        node.links.iter().map(|l| l.hash).collect::<Vec<Cid>>()
+    };
+    let source = Parts {
+        store: &store,
+        parts: Default::default(),
+        asked: Default::default(),
+    };
+    assert_eq!(
+        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
+        nar
+    );
+    let asked = source.asked.into_inner().unwrap();
+    // The 15 leaves of m0..m4 and the first of n (16 at most) in one run, split
+    // into parts on the pool, right after the root's batch and before any hint.
+    let hint = asked.iter().skip(1).position(Vec::is_empty).unwrap() + 1;
+    let first: Vec<Cid> = asked[..hint].concat();
+    for i in 0..5 {
+        for leaf in leaves(&format!("m{i}")) {
+            assert!(first.contains(&leaf), "m{i}: {asked:?}");
+        }
+    }
+    let n = leaves("n");
+    assert!(first.contains(&n[0]) && !first.contains(&n[1]), "{asked:?}");
+    // Nothing fetched twice.
+    let mut all: Vec<Cid> = asked.concat();
+    let count = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), count);
+}
+
+#[test]
+fn a_corrupted_leaf_of_a_file_fetched_ahead_is_refused_with_its_path() {
+    let (mut store, root, files, _) = leafy_files();
+    let cid = files.iter().find(|(q, _)| q == "m3").unwrap().1;
+    let node = narfs_core::dagpb::PBNode::decode(&store.get(&cid).unwrap().unwrap()).unwrap();
+    let bad = node.links[1].hash;
+    corrupt(&mut store, &bad);
+    refused(&store, &root, &bad, "m3");
 }

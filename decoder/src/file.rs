@@ -253,6 +253,14 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
         self.size
     }
 
+    /// Takes the first leaves of the file, fetched and verified ahead by the walk
+    /// (the leading raw children of its node, in order), before any is read; each is
+    /// still checked against its size as it is reached.
+    pub(crate) fn fetched_ahead(&mut self, leaves: VecDeque<Vec<u8>>) {
+        debug_assert!(self.ready.is_empty() && self.stack.len() == 1);
+        self.ready = leaves;
+    }
+
     pub fn executable(&self) -> bool {
         self.executable
     }

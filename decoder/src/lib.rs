@@ -7,6 +7,7 @@
 //! bytes against them as they stream.
 
 mod ahead;
+mod batch;
 mod block_write;
 mod decode;
 mod error;

@@ -1,7 +1,7 @@
 //! DAG → NAR: a depth-first walk from the root CID that verifies every block before
 //! use and streams NAR bytes out through the canonical writer. Iterative (an explicit
 //! stack of open directories), so a deep DAG costs heap bounded by the depth limit,
-//! never the call stack.
+//! never the call stack. What it fetches ahead, and together, is [`crate::batch`]'s.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -11,141 +11,12 @@ use narfs_core::nar::{NarError, NarWriter};
 use narfs_core::unixfs::DataType;
 use narfs_core::Cid;
 
-use crate::ahead::{self, Entry};
+use crate::ahead::Entry;
+use crate::batch::{dir_entries, joined, prefetch, Below, Claims, OpenDir, Ready, Sub};
 use crate::block_write::{BlockWrite, Copying};
 use crate::error::{malformed, DecodeError, Problem};
-use crate::file::{fetch, fetch_many, fetch_weighted, unixfs_node, FileReader};
+use crate::file::{fetch, unixfs_node, FileReader};
 use crate::Limits;
-
-struct OpenDir {
-    cid: Cid,
-    path: String,
-    entries: Vec<Entry>,
-    next: usize,
-    /// Verified blocks of the entries from `next` on, fetched ahead in parallel.
-    ready: VecDeque<Vec<u8>>,
-    /// Entries before this one were given to [`BlockSource::will_need`].
-    hinted: usize,
-    /// How far the entries' `Tsize` claims are trusted to size batches.
-    claims: Claims,
-}
-
-/// What the fetched entries showed of their links' `Tsize` claims.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Claims {
-    /// Nothing fetched yet: the first batch is sized by the claims but at most
-    /// [`ahead::UNCLAIMED_ENTRIES`] long.
-    Untried,
-    /// Every entry fetched was within its claim: batches up to
-    /// [`ahead::MAX_ENTRIES`], as the claims fit.
-    Held,
-    /// An entry was larger than its claim ([`ahead::lied`]): batches of
-    /// [`ahead::UNCLAIMED_ENTRIES`], split by count.
-    Lied,
-}
-
-/// Fetches and verifies the first blocks of the next entries of the innermost open
-/// directory together, on both cores ([`crate::ahead`]), and announces the entries
-/// after them. A batch that ends short of [`ahead::MAX_ENTRIES`] and of the readahead
-/// bytes (the directory runs out of entries: most directories of a small-file tree
-/// hold a few files) is filled up with the next entries of the directories around it
-/// ([`ahead::fill_len`]), which the walk reaches right after this one: verified with
-/// this batch rather than later in short batches of their own on one core. What the
-/// open directories hold verified ahead stays within the readahead bytes.
-fn prefetch<S: BlockSource + Sync>(
-    source: &S,
-    stack: &mut [OpenDir],
-    limits: &Limits,
-) -> Result<(), DecodeError> {
-    let Some(top) = stack.len().checked_sub(1) else {
-        return Ok(());
-    };
-    let dir = &mut stack[top];
-    let rest = &dir.entries[dir.next..];
-    let len = match dir.claims {
-        Claims::Held => ahead::batch_len(rest, limits.readahead),
-        Claims::Untried => ahead::batch_len(rest, limits.readahead).min(ahead::UNCLAIMED_ENTRIES),
-        Claims::Lied => rest.len().min(ahead::UNCLAIMED_ENTRIES),
-    };
-    let end = dir.next + len;
-    // The run after this batch, each entry announced once (an empty hint still lets
-    // the source resume what it deferred).
-    let run = ahead::hints(&dir.entries[end..]);
-    let known = dir.hinted.saturating_sub(end).min(run.len());
-    // The batch: which directory of the stack, from which entry, how many.
-    let mut parts = vec![(top, dir.next, len)];
-    if dir.claims != Claims::Lied {
-        let mut count = len;
-        let mut claimed = ahead::weights(&dir.entries[dir.next..end], limits.readahead)
-            .iter()
-            .fold(0u64, |a, &w| a.saturating_add(w));
-        claimed = stack[..top]
-            .iter()
-            .flat_map(|d| d.ready.iter())
-            .fold(claimed, |a, b| a.saturating_add(b.len() as u64));
-        for (level, d) in stack[..top].iter().enumerate().rev() {
-            if d.claims != Claims::Held || count >= ahead::MAX_ENTRIES {
-                break;
-            }
-            let from = d.next + d.ready.len();
-            let budget = limits.readahead.saturating_sub(claimed);
-            let n = ahead::fill_len(&d.entries[from..], budget, ahead::MAX_ENTRIES - count);
-            if n == 0 {
-                break;
-            }
-            parts.push((level, from, n));
-            count += n;
-            claimed = ahead::weights(&d.entries[from..from + n], limits.readahead)
-                .iter()
-                .fold(claimed, |a, &w| a.saturating_add(w));
-            if from + n < d.entries.len() {
-                break;
-            }
-        }
-    }
-    let dir = &mut stack[top];
-    source.will_need(&run[known..]);
-    dir.hinted = dir.hinted.max(end + run.len());
-    let count: usize = parts.iter().map(|p| p.2).sum();
-    if count < 2 {
-        return Ok(());
-    }
-    let mut cids = Vec::with_capacity(count);
-    let mut weights = Vec::with_capacity(count);
-    for &(level, from, n) in &parts {
-        let entries = &stack[level].entries[from..from + n];
-        cids.extend(entries.iter().map(|e| e.cid));
-        weights.extend(ahead::weights(entries, limits.readahead));
-    }
-    let mut fetched = match stack[top].claims {
-        Claims::Lied => fetch_many(source, &cids, ""),
-        _ => fetch_weighted(source, &cids, &weights, ""),
-    }
-    .into_iter();
-    for (level, from, n) in parts {
-        let d = &mut stack[level];
-        for (entry, block) in d.entries[from..from + n].iter().zip(fetched.by_ref()) {
-            // The path is only needed for an error, so it is only made then.
-            let block = block.map_err(|mut e| {
-                e.path = if d.path.is_empty() {
-                    entry.name.clone()
-                } else {
-                    format!("{}/{}", d.path, entry.name)
-                };
-                e
-            })?;
-            if ahead::lied(entry, block.len()) {
-                d.claims = Claims::Lied;
-            }
-            d.ready.push_back(block);
-        }
-    }
-    let dir = &mut stack[top];
-    if dir.claims == Claims::Untried {
-        dir.claims = Claims::Held;
-    }
-    Ok(())
-}
 
 /// Writes the NAR of the tree rooted at `root` to `out`.
 pub fn decode_nar<S: BlockSource + Sync, W: Write>(
@@ -185,11 +56,7 @@ pub(crate) fn walk<S: BlockSource + Sync, W: BlockWrite>(
         let block = dir.ready.pop_front();
         let Entry { name, cid, .. } = std::mem::take(&mut dir.entries[dir.next]);
         dir.next += 1;
-        let path = if dir.path.is_empty() {
-            name.clone()
-        } else {
-            format!("{}/{name}", dir.path)
-        };
+        let path = joined(&dir.path, &name);
         node(
             source, &cid, block, &name, &path, &mut nar, &mut stack, limits,
         )?;
@@ -280,16 +147,21 @@ pub(crate) fn nar_error(cid: &Cid, path: &str, e: NarError) -> DecodeError {
 fn node<S: BlockSource + Sync, W: BlockWrite>(
     source: &S,
     cid: &Cid,
-    block: Option<Vec<u8>>,
+    block: Option<Ready>,
     name: &str,
     path: &str,
     nar: &mut NarWriter<W>,
     stack: &mut Vec<OpenDir>,
     limits: &Limits,
 ) -> Result<(), DecodeError> {
-    let block = match block {
-        Some(b) => b,
-        None => fetch(source, cid, path)?,
+    let (block, leaves) = match block {
+        Some((b, Some(below))) => match *below {
+            // A directory whose node was decoded when its first entries were fetched.
+            Below::Dir(sub) => return open_dir(cid, name, path, sub, nar, stack, limits),
+            Below::Leaves(leaves) => (b, Some(leaves)),
+        },
+        Some((b, None)) => (b, None),
+        None => (fetch(source, cid, path)?, None),
     };
     // Each block is decoded once: a file's root goes to the file reader as it is.
     if cid.codec() == RAW {
@@ -298,7 +170,10 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
     }
     let (pb, fs) = unixfs_node(cid, path, &block)?;
     if matches!(fs.data_type, DataType::File | DataType::Raw) {
-        let file = FileReader::from_node(source, cid, pb, fs, path, *limits)?;
+        let mut file = FileReader::from_node(source, cid, pb, fs, path, *limits)?;
+        if let Some(leaves) = leaves {
+            file.fetched_ahead(leaves);
+        }
         return emit_file(file, cid, name, path, nar, limits);
     }
     let entries = match fs.data_type {
@@ -315,24 +190,7 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
                 .symlink(name.as_bytes(), &target)
                 .map_err(|e| nar_error(cid, path, e));
         }
-        DataType::Directory => {
-            let mut entries = Vec::with_capacity(pb.links.len());
-            for link in pb.links {
-                let Some(n) = link.name else {
-                    return Err(DecodeError::new(
-                        cid,
-                        path,
-                        malformed("a directory link without a name"),
-                    ));
-                };
-                entries.push(Entry {
-                    name: n,
-                    cid: link.hash,
-                    tsize: link.tsize,
-                });
-            }
-            entries
-        }
+        DataType::Directory => dir_entries(cid, path, pb)?,
         DataType::HamtShard => crate::hamt::entries(source, cid, pb, fs, path)?,
         DataType::Metadata => {
             return Err(DecodeError::new(
@@ -343,6 +201,25 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
         }
         DataType::File | DataType::Raw => unreachable!("files are handled above"),
     };
+    let sub = Sub {
+        entries,
+        ready: VecDeque::new(),
+        claims: Claims::Untried,
+    };
+    open_dir(cid, name, path, sub, nar, stack, limits)
+}
+
+/// Opens a directory: its entry in the NAR, and its entries pushed for the main loop
+/// (with those fetched ahead).
+fn open_dir<W: BlockWrite>(
+    cid: &Cid,
+    name: &str,
+    path: &str,
+    sub: Sub,
+    nar: &mut NarWriter<W>,
+    stack: &mut Vec<OpenDir>,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
     if stack.len() >= limits.max_depth {
         return Err(DecodeError::new(
             cid,
@@ -362,11 +239,11 @@ fn node<S: BlockSource + Sync, W: BlockWrite>(
     stack.push(OpenDir {
         cid: *cid,
         path: path.to_string(),
-        entries,
+        entries: sub.entries,
         next: 0,
-        ready: VecDeque::new(),
+        ready: sub.ready,
         hinted: 0,
-        claims: Claims::Untried,
+        claims: sub.claims,
     });
     Ok(())
 }

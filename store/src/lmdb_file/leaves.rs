@@ -25,22 +25,12 @@
 use std::sync::Mutex;
 
 use super::page::To;
-use super::{Keys, Meta, View, NO_PAGE};
+use super::{prefix, Keys, Meta, View, NO_PAGE};
 use crate::Error;
 
 /// Most bytes of keys (and their offsets and ranges) kept: the leaves of a store of
 /// ~100,000 blocks.
 pub(crate) const MAX_BYTES: usize = 4 << 20;
-
-/// A key's first 8 bytes, big-endian, zero-padded: keys in order have prefixes in
-/// order (equal prefixes: compare the keys). Searching the prefixes, which lie side by
-/// side, instead of keys each behind a pointer halved the lookups' time.
-fn prefix(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = key.len().min(8);
-    b[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(b)
-}
 
 /// One kept leaf: the range of keys the tree sends to it, and its keys that name
 /// values (not named trees), ascending.
@@ -223,7 +213,7 @@ impl Lookup<'_> {
         for _ in 1..tree.depth {
             let page = v.branch(pgno)?;
             // The last child whose separator is ≤ key; the first has none.
-            let i = page.nodes[1..].partition_point(|n| page.key(n) <= key);
+            let i = page.separators_at_most(key);
             if i > 0 {
                 let sep = page.key(&page.nodes[i]);
                 if sep > from.as_slice() {

@@ -25,9 +25,33 @@ pub(super) enum To {
 pub(super) struct Page {
     pub(super) bytes: Vec<u8>,
     pub(super) nodes: Vec<Node>,
+    /// A kept branch page's separators (the keys of its nodes after the first) as
+    /// their [`prefix`]es, side by side: searched instead of the keys, each behind a
+    /// range into `bytes`, where most lookups of a packed store spent their compares
+    /// (a branch page holds ~70 separators, a leaf of small blocks a few keys). Empty
+    /// for other pages.
+    pub(super) prefixes: Vec<u64>,
 }
 
 impl Page {
+    /// How many of a branch page's separators are ≤ `key`: the index of the child
+    /// the tree sends `key` to (the first node has no separator). Keys ascend
+    /// (checked), so their prefixes do too, and equal prefixes are compared whole.
+    pub(super) fn separators_at_most(&self, key: &[u8]) -> usize {
+        let seps = &self.nodes[1..];
+        if self.prefixes.len() != seps.len() {
+            return seps.partition_point(|n| self.key(n) <= key);
+        }
+        let p = prefix(key);
+        let first = self.prefixes.partition_point(|&x| x < p);
+        first
+            + seps[first..]
+                .iter()
+                .zip(&self.prefixes[first..])
+                .take_while(|&(n, &x)| x == p && self.key(n) <= key)
+                .count()
+    }
+
     pub(super) fn key(&self, n: &Node) -> &[u8] {
         &self.bytes[n.key.clone()]
     }
@@ -166,6 +190,7 @@ impl View<'_> {
         Ok(Page {
             bytes: p,
             nodes: out,
+            prefixes: Vec::new(),
         })
     }
 }
@@ -186,7 +211,70 @@ fn mark(bits: &mut [u64], from: usize, to: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::mark;
+    use super::{mark, prefix, Node, Page, To};
+
+    /// A branch page of these separators (after a first node without one), with
+    /// its prefixes when `kept`.
+    fn branch(seps: &[Vec<u8>], kept: bool) -> Page {
+        let mut bytes = Vec::new();
+        let mut nodes = vec![Node {
+            key: 0..0,
+            to: To::Child(2),
+        }];
+        for (i, k) in seps.iter().enumerate() {
+            let at = bytes.len();
+            bytes.extend_from_slice(k);
+            nodes.push(Node {
+                key: at..bytes.len(),
+                to: To::Child(3 + i as u64),
+            });
+        }
+        let prefixes = match kept {
+            true => seps.iter().map(|k| prefix(k)).collect(),
+            false => Vec::new(),
+        };
+        Page {
+            bytes,
+            nodes,
+            prefixes,
+        }
+    }
+
+    #[test]
+    fn the_prefix_search_of_a_branch_sends_every_key_where_the_keys_do() {
+        // Separators sharing 8-byte prefixes (as CIDs share their first 4), shorter
+        // than 8 bytes, and a prefix of another.
+        let mut seps: Vec<Vec<u8>> = vec![
+            vec![1],
+            vec![1, 0x55, 0x12, 0x20, 7],
+            vec![1, 0x55, 0x12, 0x20, 7, 0, 0, 0, 1],
+            vec![1, 0x55, 0x12, 0x20, 7, 0, 0, 0, 1, 5],
+            vec![1, 0x55, 0x12, 0x20, 7, 0, 0, 0, 2],
+            vec![1, 0x55, 0x12, 0x20, 9, 9, 9, 9, 9, 9],
+            vec![1, 0x70, 0x12, 0x20, 0],
+            vec![0xff; 36],
+        ];
+        seps.sort();
+        let (kept, plain) = (branch(&seps, true), branch(&seps, false));
+        let mut keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0xff; 40]];
+        for k in &seps {
+            keys.push(k.clone());
+            let mut more = k.clone();
+            more.push(0);
+            keys.push(more);
+            let mut less = k.clone();
+            if let Some(last) = less.last_mut() {
+                *last = last.wrapping_sub(1);
+            }
+            keys.push(less);
+            keys.push(k[..k.len() - 1].to_vec());
+        }
+        for k in &keys {
+            let want = seps.partition_point(|s| s.as_slice() <= k.as_slice());
+            assert_eq!(kept.separators_at_most(k), want, "{k:?}");
+            assert_eq!(plain.separators_at_most(k), want, "{k:?}");
+        }
+    }
 
     #[test]
     fn marking_finds_every_overlap_and_only_those() {
