@@ -258,6 +258,13 @@ impl<'s, S: BlockSource + Sync> FileReader<'s, S> {
     /// still checked against its size as it is reached.
     pub(crate) fn fetched_ahead(&mut self, leaves: VecDeque<Vec<u8>>) {
         debug_assert!(self.ready.is_empty() && self.stack.len() == 1);
+        // They count as requested and hinted: the parts fetched ahead, and the hints,
+        // start after them.
+        if let Some(level) = self.stack.last_mut() {
+            let end = level.next + leaves.len();
+            level.requested = level.requested.max(end);
+            level.hinted = level.hinted.max(end);
+        }
         self.ready = leaves;
     }
 
