@@ -33,6 +33,16 @@ pub(crate) const UNCLAIMED_ENTRIES: usize = 16;
 /// Most entries announced ahead at once, and the bytes they may claim.
 pub(crate) const HINT_ENTRIES: usize = 256;
 pub(crate) const HINT_BYTES: u64 = 8 << 20;
+/// Most bytes the walk's batches (and the first leaves it fetches ahead for files)
+/// claim, however large the read-ahead: a file's runs want 12 MiB (three parts of 16
+/// leaves, `crate::runs`), but batches of small files as large only raised the peak
+/// memory of a decode of 46,537 small files (to ~64–67 MiB, against ~57 with 4 MiB).
+pub(crate) const BATCH_BYTES: u64 = 4 << 20;
+
+/// The bytes a batch of the walk may claim under `limits`.
+pub(crate) fn batch_bytes(limits: &crate::Limits) -> u64 {
+    limits.readahead.min(BATCH_BYTES)
+}
 
 /// A directory entry as the walk keeps it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

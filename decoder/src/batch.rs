@@ -88,8 +88,10 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
     let dir = &mut stack[top];
     let rest = &dir.entries[dir.next..];
     let len = match dir.claims {
-        Claims::Held => ahead::batch_len(rest, limits.readahead),
-        Claims::Untried => ahead::batch_len(rest, limits.readahead).min(ahead::UNCLAIMED_ENTRIES),
+        Claims::Held => ahead::batch_len(rest, ahead::batch_bytes(limits)),
+        Claims::Untried => {
+            ahead::batch_len(rest, ahead::batch_bytes(limits)).min(ahead::UNCLAIMED_ENTRIES)
+        }
         Claims::Lied => rest.len().min(ahead::UNCLAIMED_ENTRIES),
     };
     let end = dir.next + len;
@@ -101,7 +103,7 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
     let mut parts = vec![Part::Entries(top, dir.next, len)];
     if dir.claims != Claims::Lied {
         let mut count = len;
-        let mut claimed = ahead::weights(&dir.entries[dir.next..end], limits.readahead)
+        let mut claimed = ahead::weights(&dir.entries[dir.next..end], ahead::batch_bytes(limits))
             .iter()
             .fold(0u64, |a, &w| a.saturating_add(w));
         claimed = stack[..top]
@@ -122,7 +124,7 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
                 let Some(entries) = sub_entries(&entry.cid, block) else {
                     continue;
                 };
-                let budget = limits.readahead.saturating_sub(claimed);
+                let budget = ahead::batch_bytes(limits).saturating_sub(claimed);
                 let max = (ahead::MAX_ENTRIES - count).min(ahead::UNCLAIMED_ENTRIES);
                 // Raw leaves only: what follows a subdirectory or a file of many
                 // blocks lies after that subtree in the store's packs.
@@ -131,7 +133,7 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
                 if n == 0 {
                     break 'levels;
                 }
-                claimed = ahead::weights(&entries[..n], limits.readahead)
+                claimed = ahead::weights(&entries[..n], ahead::batch_bytes(limits))
                     .iter()
                     .fold(claimed, |a, &w| a.saturating_add(w));
                 count += n;
@@ -145,14 +147,14 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
                 break;
             }
             let from = d.next + d.ready.len();
-            let budget = limits.readahead.saturating_sub(claimed);
+            let budget = ahead::batch_bytes(limits).saturating_sub(claimed);
             let n = ahead::fill_len(&d.entries[from..], budget, ahead::MAX_ENTRIES - count);
             if n == 0 {
                 break;
             }
             parts.push(Part::Entries(level, from, n));
             count += n;
-            claimed = ahead::weights(&d.entries[from..from + n], limits.readahead)
+            claimed = ahead::weights(&d.entries[from..from + n], ahead::batch_bytes(limits))
                 .iter()
                 .fold(claimed, |a, &w| a.saturating_add(w));
             if from + n < d.entries.len() {
@@ -175,7 +177,7 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
             Part::Sub(_, _, n, entries) => &entries[..*n],
         };
         cids.extend(entries.iter().map(|e| e.cid));
-        weights.extend(ahead::weights(entries, limits.readahead));
+        weights.extend(ahead::weights(entries, ahead::batch_bytes(limits)));
     }
     let mut fetched = match stack[top].claims {
         Claims::Lied => fetch_many(source, &cids, ""),
@@ -242,7 +244,7 @@ fn leaves_ahead<S: BlockSource + Sync>(
     let Some(dir) = stack.last_mut() else {
         return Ok(());
     };
-    let mut budget = limits.readahead.saturating_sub(held_now);
+    let mut budget = ahead::batch_bytes(limits).saturating_sub(held_now);
     // (place in `ready`, leaves, their sizes)
     let mut picks: Vec<(usize, Vec<Cid>, Vec<u64>)> = Vec::new();
     let mut count = 0;

@@ -63,7 +63,7 @@ impl Default for Limits {
             max_depth: 4096,
             max_file_depth: 32,
             max_output: 1 << 40,
-            readahead: 8 << 20,
+            readahead: 12 << 20,
             output_piece: 1 << 20,
             output_gather: true,
         }

@@ -54,7 +54,7 @@ pub struct Options {
     /// Streaming responses (`/nar/…`, `/ipfs/…`) in flight at once; each holds a
     /// decoder thread and up to [`Options::readahead`] + ~0.9 MiB of buffers (+ ~2 MiB
     /// for a zstd encoder, [`encoding::WIRE_LEVEL`]); the few that start while no more
-    /// streams than cores run take ~10 MiB more ([`AppState::wide`], [`WIDE_READAHEAD`],
+    /// streams than cores run take ~14 MiB more ([`AppState::wide`], [`WIDE_READAHEAD`],
     /// [`body::Shape::WIDE`]).
     pub max_streams: usize,
     /// How long a request over `max_streams` waits for a slot before a 503.
@@ -107,12 +107,12 @@ pub struct AppState {
 /// (the decoder's `runs`: 16 equal leaves fill the AVX-512 kernel's lanes, ~1.6× the
 /// 4 SHA-NI streams smaller parts get). At most as many such streams as cores run at
 /// once, so the server's memory stays bounded (docs/runs/wide.md).
-pub const WIDE_READAHEAD: u64 = 8 << 20;
+pub const WIDE_READAHEAD: u64 = 12 << 20;
 
 impl AppState {
     /// Whether a stream starting now has cores to itself: no more streams run (this
     /// one included) than the machine has cores. Such a stream gets
-    /// [`body::Shape::WIDE`] and [`WIDE_READAHEAD`] (~10 MiB more), the others
+    /// [`body::Shape::WIDE`] and [`WIDE_READAHEAD`] (~14 MiB more), the others
     /// [`body::Shape::NARROW`] and [`Options::readahead`]: many streams (stalled
     /// clients among them) keep the cores busy between them and each costs little,
     /// and no more than `cores` wide streams ever run at once (each started when at

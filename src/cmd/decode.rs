@@ -18,6 +18,9 @@ use narfs_decoder::{Expect, Limits};
 use crate::cli::DecodeArgs;
 use crate::io::Output;
 
+/// The read-ahead of a decode whose output copies into aligned pieces.
+const COPYING_READAHEAD: u64 = 8 << 20;
+
 pub fn run(args: DecodeArgs) -> Result<()> {
     one_malloc_arena();
     let mut encoding = if args.fallback {
@@ -74,9 +77,17 @@ pub fn run(args: DecodeArgs) -> Result<()> {
     // pieces of the size the output writes best, gathered from whole leaves unless
     // the output wants aligned copies (`Output::gathers`).
     let decode = |out: &mut (dyn Write + Send), piece: usize, gather: bool| -> Result<()> {
+        // An output that copies into aligned pieces holds up to three of them behind
+        // the decoder (two of 4 MiB): it reads ahead two parts of leaves (8 MiB), not
+        // three, so that a decode's peak memory stays within 64 MiB.
+        let readahead = match gather {
+            true => limits.readahead,
+            false => limits.readahead.min(COPYING_READAHEAD),
+        };
         let limits = Limits {
             output_piece: piece,
             output_gather: gather,
+            readahead,
             ..limits
         };
         match &expect {
