@@ -100,7 +100,7 @@ pub(crate) fn lied(entry: &Entry, len: usize) -> bool {
 
 /// What each of `entries` is expected to cost to fetch and verify: its claimed size
 /// (the whole `budget` when nothing is claimed), for cutting a batch into parts of
-/// about equal cost ([`crate::file::fetch_weighted`]).
+/// about equal cost ([`crate::fetch::fetch_weighted`]).
 pub(crate) fn weights(entries: &[Entry], budget: u64) -> Vec<u64> {
     entries.iter().map(|e| e.claim(budget)).collect()
 }

@@ -12,7 +12,8 @@ use narfs_core::Cid;
 
 use crate::ahead::{self, Entry};
 use crate::error::{malformed, DecodeError};
-use crate::file::{fetch_many, fetch_weighted, unixfs_node};
+use crate::fetch::{fetch_many, fetch_weighted};
+use crate::file::unixfs_node;
 use crate::Limits;
 
 pub(crate) struct OpenDir {

@@ -9,7 +9,8 @@ use narfs_core::Cid;
 
 use crate::ahead::Entry;
 use crate::error::{malformed, DecodeError, Problem};
-use crate::file::{fetch, unixfs_node};
+use crate::fetch::fetch;
+use crate::file::unixfs_node;
 
 /// A 64-bit hash with at least 1 bit per level gives at most 64 levels; fanout 256
 /// gives 8. Anything deeper is hostile.

@@ -12,6 +12,7 @@ mod block_write;
 mod decode;
 mod error;
 mod expect;
+mod fetch;
 mod file;
 mod hamt;
 mod runs;
@@ -22,7 +23,8 @@ pub use block_write::{BlockWrite, WHOLE_BLOCK};
 pub use decode::{decode, decode_to};
 pub use error::{DecodeError, Problem};
 pub use expect::{check, decode_checked, decode_checked_to, BadNarHash, Checked, Expect};
-pub use file::{fetch, fetch_many, FileReader};
+pub use fetch::{fetch, fetch_many};
+pub use file::FileReader;
 pub use walk::decode_nar;
 pub use write_behind::{write_behind, Behind, MAX_PIECE};
 

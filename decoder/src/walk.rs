@@ -15,7 +15,8 @@ use crate::ahead::Entry;
 use crate::batch::{dir_entries, joined, prefetch, Below, Claims, OpenDir, Ready, Sub};
 use crate::block_write::{BlockWrite, Copying};
 use crate::error::{malformed, DecodeError, Problem};
-use crate::file::{fetch, unixfs_node, FileReader};
+use crate::fetch::fetch;
+use crate::file::{unixfs_node, FileReader};
 use crate::Limits;
 
 /// Writes the NAR of the tree rooted at `root` to `out`.
