@@ -66,33 +66,32 @@ pub(crate) enum Claims {
 
 /// Fetches and verifies the first blocks of the next entries of the innermost open
 /// directory together, on both cores ([`crate::ahead`]), and announces the entries
-/// after them. A batch that ends short of [`ahead::MAX_ENTRIES`] and of the readahead
-/// bytes (the directory runs out of entries: most directories of a small-file tree
-/// hold a few files) is filled up with the next entries of the directories around it
-/// ([`ahead::fill_len`]), which the walk reaches right after this one: verified with
-/// this batch rather than later in short batches of their own on one core. First
-/// come the first entries of the subdirectories those directories hold fetched
-/// ahead (their nodes decoded here: [`sub_entries`]): the run of raw leaves each
-/// starts with, at most [`ahead::UNCLAIMED_ENTRIES`] of each since their claims are
-/// untried, subdirectory after subdirectory while each is taken whole (so blocks are
-/// read in the order the store's packs hold them): in a tree of small directories
-/// each directory would otherwise be a batch of its own of a few files. What the
-/// open directories hold verified ahead stays within the readahead bytes.
+/// after them. A batch that ends short of [`ahead::MAX_ENTRIES`] and of
+/// [`ahead::batch_bytes`] (the directory runs out of entries: most directories of a
+/// small-file tree hold a few files) is filled up with the next entries of the
+/// directories around it ([`ahead::fill_len`]), which the walk reaches right after this
+/// one: verified with this batch rather than later in short batches of their own on one
+/// core. First come the first entries of the subdirectories those directories hold
+/// fetched ahead (their nodes decoded here: [`sub_entries`]): the run of raw leaves
+/// each starts with, at most [`ahead::UNCLAIMED_ENTRIES`] of each since their claims
+/// are untried, subdirectory after subdirectory while each is taken whole (so blocks
+/// are read in the order the store's packs hold them): in a tree of small directories
+/// each directory would otherwise be a batch of its own of a few files. What the open
+/// directories hold verified ahead stays within [`ahead::batch_bytes`].
 pub(crate) fn prefetch<S: BlockSource + Sync>(
     source: &S,
     stack: &mut [OpenDir],
     limits: &Limits,
 ) -> Result<(), DecodeError> {
+    let bytes = ahead::batch_bytes(limits);
     let Some(top) = stack.len().checked_sub(1) else {
         return Ok(());
     };
     let dir = &mut stack[top];
     let rest = &dir.entries[dir.next..];
     let len = match dir.claims {
-        Claims::Held => ahead::batch_len(rest, ahead::batch_bytes(limits)),
-        Claims::Untried => {
-            ahead::batch_len(rest, ahead::batch_bytes(limits)).min(ahead::UNCLAIMED_ENTRIES)
-        }
+        Claims::Held => ahead::batch_len(rest, bytes),
+        Claims::Untried => ahead::batch_len(rest, bytes).min(ahead::UNCLAIMED_ENTRIES),
         Claims::Lied => rest.len().min(ahead::UNCLAIMED_ENTRIES),
     };
     let end = dir.next + len;
@@ -104,7 +103,7 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
     let mut parts = vec![Part::Entries(top, dir.next, len)];
     if dir.claims != Claims::Lied {
         let mut count = len;
-        let mut claimed = ahead::weights(&dir.entries[dir.next..end], ahead::batch_bytes(limits))
+        let mut claimed = ahead::weights(&dir.entries[dir.next..end], bytes)
             .iter()
             .fold(0u64, |a, &w| a.saturating_add(w));
         claimed = stack[..top]
@@ -125,7 +124,7 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
                 let Some(entries) = sub_entries(&entry.cid, block) else {
                     continue;
                 };
-                let budget = ahead::batch_bytes(limits).saturating_sub(claimed);
+                let budget = bytes.saturating_sub(claimed);
                 let max = (ahead::MAX_ENTRIES - count).min(ahead::UNCLAIMED_ENTRIES);
                 // Raw leaves only: what follows a subdirectory or a file of many
                 // blocks lies after that subtree in the store's packs.
@@ -134,7 +133,7 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
                 if n == 0 {
                     break 'levels;
                 }
-                claimed = ahead::weights(&entries[..n], ahead::batch_bytes(limits))
+                claimed = ahead::weights(&entries[..n], bytes)
                     .iter()
                     .fold(claimed, |a, &w| a.saturating_add(w));
                 count += n;
@@ -148,14 +147,14 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
                 break;
             }
             let from = d.next + d.ready.len();
-            let budget = ahead::batch_bytes(limits).saturating_sub(claimed);
+            let budget = bytes.saturating_sub(claimed);
             let n = ahead::fill_len(&d.entries[from..], budget, ahead::MAX_ENTRIES - count);
             if n == 0 {
                 break;
             }
             parts.push(Part::Entries(level, from, n));
             count += n;
-            claimed = ahead::weights(&d.entries[from..from + n], ahead::batch_bytes(limits))
+            claimed = ahead::weights(&d.entries[from..from + n], bytes)
                 .iter()
                 .fold(claimed, |a, &w| a.saturating_add(w));
             if from + n < d.entries.len() {
@@ -178,7 +177,7 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
             Part::Sub(_, _, n, entries) => &entries[..*n],
         };
         cids.extend(entries.iter().map(|e| e.cid));
-        weights.extend(ahead::weights(entries, ahead::batch_bytes(limits)));
+        weights.extend(ahead::weights(entries, bytes));
     }
     let mut fetched = match stack[top].claims {
         Claims::Lied => fetch_many(source, &cids, ""),
@@ -229,13 +228,13 @@ const FILE_LEAVES: usize = 16;
 
 /// Fetches and verifies the first leaves of the files whose nodes the innermost
 /// directory now holds fetched ahead, together on both cores: each such file would
-/// otherwise fetch its leaves in a run of its own of a few leaves when the walk gets
-/// to it (a 2–7-leaf file's run is cut once in two, both halves often waiting for the
-/// same pack). In order, each file's leading raw children (its node's `blocksizes`
-/// within the readahead bytes left, [`FILE_LEAVES`] in all), file after file while
-/// each is taken whole, stopping at a subdirectory (what follows it lies after its
-/// subtree in the store's packs). The [`crate::FileReader`] gets them as its first leaves
-/// and checks each against its size as ever.
+/// otherwise fetch its leaves in a run of its own of a few leaves when the walk gets to
+/// it (a 2–7-leaf file's run is cut once in two, both halves often waiting for the same
+/// pack). In order, each file's leading raw children (its node's `blocksizes` within
+/// what is left of [`ahead::batch_bytes`], [`FILE_LEAVES`] in all), file after file
+/// while each is taken whole, stopping at a subdirectory (what follows it lies after
+/// its subtree in the store's packs). The [`crate::FileReader`] gets them as its first
+/// leaves and checks each against its size as ever.
 fn leaves_ahead<S: BlockSource + Sync>(
     source: &S,
     stack: &mut [OpenDir],

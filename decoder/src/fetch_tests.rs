@@ -287,15 +287,41 @@ impl narfs_core::block::BlockSource for Parts<'_> {
     }
 }
 
+impl<'a> Parts<'a> {
+    fn new(store: &'a MemoryStore) -> Self {
+        Parts {
+            store,
+            parts: Default::default(),
+            asked: Default::default(),
+        }
+    }
+}
+
+/// Decodes `root` from `store` through a [`Parts`] source, checks that it gives
+/// `nar`, and returns what each fetch asked for.
+fn asked_decoding(store: &MemoryStore, root: &Cid, nar: &[u8]) -> Vec<Vec<Cid>> {
+    let source = Parts::new(store);
+    assert_eq!(
+        decode_nar(&source, root, Vec::new(), &Limits::default()).unwrap(),
+        nar
+    );
+    source.asked.into_inner().unwrap()
+}
+
+/// No block was asked for twice.
+fn fetched_once(asked: &[Vec<Cid>]) {
+    let mut all: Vec<Cid> = asked.concat();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "{asked:?}");
+}
+
 #[test]
 fn runs_are_fetched_in_parts_on_the_pool_and_answered_in_order() {
     let (store, _, files, _) = sample();
     let cids: Vec<Cid> = files.iter().map(|(_, c)| *c).collect();
-    let source = Parts {
-        store: &store,
-        parts: Default::default(),
-        asked: Default::default(),
-    };
+    let source = Parts::new(&store);
     let fetch = |cids: &[Cid], weights: &[u64]| {
         source.parts.lock().unwrap().clear();
         let got = super::fetch_weighted(&source, cids, weights, "");
@@ -342,16 +368,7 @@ fn a_short_batch_is_filled_up_with_the_entries_of_the_directory_around_it() {
     let nar = w.finish().unwrap();
     let (store, root, files) = encoded(&nar);
     let cid = |p: &str| files.iter().find(|(q, _)| q == p).unwrap().1;
-    let source = Parts {
-        store: &store,
-        parts: Default::default(),
-        asked: Default::default(),
-    };
-    assert_eq!(
-        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
-        nar
-    );
-    let asked = source.asked.into_inner().unwrap();
+    let asked = asked_decoding(&store, &root, &nar);
     let batch = |c: Cid| asked.iter().position(|a| a.contains(&c)).unwrap();
     assert!(batch(cid("f14")) < batch(cid("d/x")));
     // The batch of `d`'s files and the root's rest: one fetch in parts, so the
@@ -399,16 +416,7 @@ fn the_files_of_sibling_directories_fetched_ahead_are_verified_in_one_batch() {
     // which starts with a subdirectory (its files lie after that in the packs).
     let (store, root, files, nar) = small_dirs();
     let cid = |p: &str| files.iter().find(|(q, _)| q == p).unwrap().1;
-    let source = Parts {
-        store: &store,
-        parts: Default::default(),
-        asked: Default::default(),
-    };
-    assert_eq!(
-        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
-        nar
-    );
-    let asked = source.asked.into_inner().unwrap();
+    let asked = asked_decoding(&store, &root, &nar);
     // Which batch fetched `c` (batches are separated by their hints, empty), if any
     // (a block alone is fetched without one).
     let batch = |c: Cid| {
@@ -424,12 +432,7 @@ fn the_files_of_sibling_directories_fetched_ahead_are_verified_in_one_batch() {
     }
     assert!(batch(cid("d9/x")).unwrap() > second);
     assert!(batch(cid("d9/sub/z")).is_none_or(|b| b > second));
-    // Each block fetched once.
-    let mut all: Vec<Cid> = asked.concat();
-    let n = all.len();
-    all.sort();
-    all.dedup();
-    assert_eq!(all.len(), n);
+    fetched_once(&asked);
 }
 
 #[test]
@@ -466,16 +469,7 @@ fn the_leaves_of_several_files_fetched_ahead_are_verified_in_one_run() {
         let node = narfs_core::dagpb::PBNode::decode(&store.get(&cid).unwrap().unwrap()).unwrap();
         node.links.iter().map(|l| l.hash).collect::<Vec<Cid>>()
     };
-    let source = Parts {
-        store: &store,
-        parts: Default::default(),
-        asked: Default::default(),
-    };
-    assert_eq!(
-        decode_nar(&source, &root, Vec::new(), &Limits::default()).unwrap(),
-        nar
-    );
-    let asked = source.asked.into_inner().unwrap();
+    let asked = asked_decoding(&store, &root, &nar);
     // The 15 leaves of m0..m4 and the first of n (16 at most) in one run, split
     // into parts on the pool, right after the root's batch and before any hint.
     let hint = asked.iter().skip(1).position(Vec::is_empty).unwrap() + 1;
@@ -487,12 +481,7 @@ fn the_leaves_of_several_files_fetched_ahead_are_verified_in_one_run() {
     }
     let n = leaves("n");
     assert!(first.contains(&n[0]) && !first.contains(&n[1]), "{asked:?}");
-    // Nothing fetched twice.
-    let mut all: Vec<Cid> = asked.concat();
-    let count = all.len();
-    all.sort();
-    all.dedup();
-    assert_eq!(all.len(), count);
+    fetched_once(&asked);
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! - a file's *first run* (and the first after each `File` node of its tree, or
 //!   whenever nothing was fetched ahead) is fetched at once on the caller's thread as
 //!   before: at most [`FIRST_LEAVES`] leaves within the read-ahead, cut into parts
-//!   on both cores ([`crate::file`]'s `fetch_weighted`), so output starts at once;
+//!   on both cores ([`crate::fetch`]'s `fetch_weighted`), so output starts at once;
 //! - while the caller writes those, the leaves after them are fetched and verified
 //!   on the pool in *parts* of [`PART_LEAVES`] leaves ([`next_part`]), each part one
 //!   job and one call of the hasher, so its leaves fill the wide kernel's lanes.

@@ -56,7 +56,7 @@ impl Shape {
     /// is still in the core's cache. At most as many such streams as cores run at once
     /// ([`crate::AppState::wide`]). Whole leaves go four to a hand-off (1 MiB): a
     /// 256 KiB leaf each was a wake-up of the connection's task and of the decoder's
-    /// thread per leaf (docs/runs/wide.md).
+    /// thread per leaf (docs/BENCHMARKS.md, branch `wide`'s runs).
     pub const WIDE: Shape = Shape {
         chunk: 256 << 10,
         depth: 2,
@@ -145,12 +145,18 @@ impl ChannelWriter {
         self.send(Ok(batch))
     }
 
+    /// Adds what is buffered, if anything, to the batch as one chunk.
+    fn push_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.push(chunk)
+    }
+
     /// Sends what is buffered and batched.
     fn send_buf(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = self.buf.split().freeze();
-            self.push(chunk)?;
-        }
+        self.push_buf()?;
         self.send_batch()
     }
 
@@ -180,8 +186,7 @@ impl Write for ChannelWriter {
         let n = data.len().min(room);
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() >= self.chunk {
-            let chunk = self.buf.split().freeze();
-            self.push(chunk)?;
+            self.push_buf()?;
         }
         Ok(n)
     }
@@ -202,10 +207,7 @@ impl narfs_decoder::BlockWrite for ChannelWriter {
         if block.len() < narfs_decoder::WHOLE_BLOCK || block.len() > self.chunk {
             return self.write_all(&block);
         }
-        if !self.buf.is_empty() {
-            let chunk = self.buf.split().freeze();
-            self.push(chunk)?;
-        }
+        self.push_buf()?;
         self.push(Bytes::from(block))
     }
 }

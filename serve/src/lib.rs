@@ -102,11 +102,12 @@ pub struct AppState {
     cores: usize,
 }
 
-/// Bytes of file leaves a [`AppState::wide`] stream fetches ahead at least: two
-/// parts of 16 leaves of 256 KiB, one verified on the pool while the other is sent
-/// (the decoder's `runs`: 16 equal leaves fill the AVX-512 kernel's lanes, ~1.6× the
-/// 4 SHA-NI streams smaller parts get). At most as many such streams as cores run at
-/// once, so the server's memory stays bounded (docs/runs/wide.md).
+/// Bytes of file leaves a [`AppState::wide`] stream fetches ahead at least: three
+/// parts of 16 leaves of 256 KiB, two verified on the pool (one on each core) while
+/// the other is sent (the decoder's `runs`: 16 equal leaves fill the AVX-512 kernel's
+/// lanes, ~1.6× the 4 SHA-NI streams smaller parts get). At most as many such streams
+/// as cores run at once, so the server's memory stays bounded (docs/BENCHMARKS.md,
+/// branch `wide`'s runs and the quiet runs after it).
 pub const WIDE_READAHEAD: u64 = 12 << 20;
 
 impl AppState {

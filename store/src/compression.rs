@@ -14,7 +14,8 @@ const LZ4_MAX_ACCELERATION: i32 = 65537;
 /// large corpus: most of it compresses 2–3×, so no cheap screen skips much); 8 took
 /// 10–18% less CPU there and 4–15% less on a NAR of 46,537 small files, for 16–26%
 /// more bytes before `store repack` (which rewrites packs at zstd -19 whatever this
-/// is); 16 saved a little more CPU for another 10–15% of bytes (docs/runs/freshenc.md).
+/// is); 16 saved a little more CPU for another 10–15% of bytes (docs/BENCHMARKS.md,
+/// branch `freshenc`'s runs).
 pub const LZ4_ACCELERATION: i32 = 8;
 
 /// `pack` (the default: [`Options::default`]'s codec over 1 MiB packs of an item's new
