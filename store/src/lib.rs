@@ -24,15 +24,17 @@
 //! verify-checkpoint.json where an interrupted `verify` stopped (`--resume`)
 //! ```
 //!
-//! Compression at rest ([`Compression`]; `pack`, the default, is zstd level 1 over
-//! ~1 MiB packs of an item's new blocks in write order, [`Store::repack`] rewrites them
-//! at -19). Chosen by `benches/disk.sh` on the large corpus (16 NARs of numpy, scipy and
-//! pandas; figures in the README): packs store the same blocks in less than per-block
-//! zstd (small blocks compress with their neighbours' context) at the same write speed
-//! (the same level over the same bytes, fewer calls), and read a file's leaves with one
-//! decompression per pack; level 1 keeps a fresh store's encode near the NarHash
-//! stream's speed, where -3 costs a third more CPU for ~10% less disk, which repack's
-//! -19 then gains anyway, off the write path.
+//! Compression at rest ([`Compression`]; `pack`, the default, packs an item's new
+//! blocks in write order into ~1 MiB packs, each one LZ4 block at acceleration 8
+//! ([`LZ4_ACCELERATION`]); [`Store::repack`] rewrites them at zstd -19). Chosen by
+//! `benches/disk.sh` on the large corpus (16 NARs of numpy, scipy and pandas; figures in
+//! the README): packs store the same blocks in less than per-block compression (small
+//! blocks compress with their neighbours' context) for fewer calls, and read a file's
+//! leaves with one decompression per pack. LZ4 keeps a fresh store's encode near the
+//! NarHash stream's speed (zstd -1 took half the CPU of a fresh store's encode); the
+//! bytes it leaves on disk are what repack's -19 then gains, off the write path. Packs
+//! written as zstd frames (every store before LZ4) read alike: a pack's first byte names
+//! its codec.
 //!
 //! (Older stores kept one JSON file per record in `roots/` and sessions in `tmp/`;
 //! `migrate` moves the records into the table when such a store is opened.)
