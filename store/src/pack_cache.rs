@@ -78,6 +78,11 @@ pub(crate) struct Cache {
     /// read ahead included).
     pub(crate) unpacked: AtomicU64,
     pub(crate) unpacked_bytes: AtomicU64,
+    /// Packs a reader found neither cached nor being loaded, and decompressed itself
+    /// while the decoder waited (a pack read ahead of the walk is never one).
+    pub(crate) missed: AtomicU64,
+    /// Times a reader found its pack being decompressed by another thread, and waited.
+    pub(crate) waited: AtomicU64,
 }
 
 #[derive(Default)]
@@ -163,8 +168,10 @@ impl Cache {
             if !st.loading.contains(&id) {
                 break;
             }
+            self.waited.fetch_add(1, Ordering::Relaxed);
             st = self.loaded.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+        self.missed.fetch_add(1, Ordering::Relaxed);
         let in_order = st.last.is_none_or(|l| l.checked_add(1) == Some(id));
         let ahead = id.checked_add(1).filter(|&n| in_order && !st.has(n));
         st.last = Some(ahead.unwrap_or(id));
