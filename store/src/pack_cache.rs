@@ -354,6 +354,9 @@ mod tests {
         }
         assert_eq!(loads.load(Ordering::Relaxed), 3);
         assert_eq!(c.held().1, vec![1, 2, 5]);
+        // Two misses (1, with 2 guessed beside it, and 5); nobody waited.
+        assert_eq!(c.missed.load(Ordering::Relaxed), 2);
+        assert_eq!(c.waited.load(Ordering::Relaxed), 0);
         // No such pack: `None`, nothing cached.
         assert!(c.get(100, 1, &load).unwrap().is_none());
         // Larger than the cache: the older go.
@@ -425,8 +428,9 @@ mod tests {
         assert_eq!(c.load_ahead(50, &load), Ahead::Full);
         assert!(!c.has_room_ahead());
         assert_eq!(loads.load(Ordering::Relaxed), AHEAD_PACKS);
-        // Reading one is a hit (no load), and frees its place.
+        // Reading one is a hit (no load, no miss), and frees its place.
         assert_eq!(c.get(10, 1, &load).unwrap().unwrap()[0], 10);
+        assert_eq!(c.missed.load(Ordering::Relaxed), 0);
         assert_eq!(loads.load(Ordering::Relaxed), AHEAD_PACKS);
         assert_eq!(c.ahead(), AHEAD_PACKS - 1);
         // Cached or absent: skipped, no place taken.
@@ -540,6 +544,9 @@ mod tests {
             assert_eq!(ahead.join().unwrap(), Ahead::Loaded);
             assert_eq!(reader.join().unwrap(), 3);
         });
+        // The reader waited (at least once: a wake-up may be spurious), missed nothing.
+        assert!(c.waited.load(Ordering::Relaxed) >= 1);
+        assert_eq!(c.missed.load(Ordering::Relaxed), 0);
         assert_eq!(loads.load(Ordering::Relaxed), 1);
     }
 }
