@@ -165,7 +165,9 @@ pub struct DecodeArgs {
     #[arg(long, default_value_t = 1 << 40)]
     pub max_output: u64,
     /// Then say on standard error how many packs of the store were decompressed and
-    /// their bytes (the read amplification of packs; `benches/disk.sh`).
+    /// their bytes (the read amplification of packs; `benches/disk.sh`), how many of
+    /// them the readers decompressed themselves (not read ahead), and how often a
+    /// reader waited for a pack another thread was decompressing.
     #[arg(long, conflicts_with = "car")]
     pub pack_stats: bool,
     /// Hash the NAR against the record's NarHash as it streams even when the record is

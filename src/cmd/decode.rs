@@ -118,7 +118,11 @@ pub fn run(args: DecodeArgs) -> Result<()> {
     }
     if let Some(store) = stats_of {
         let (packs, bytes) = store.packs_read();
-        eprintln!("packs decompressed: {packs} ({bytes} bytes)");
+        let (missed, waited) = store.pack_waits();
+        // One line, the figures disk.sh and the tests read first.
+        eprintln!(
+            "packs decompressed: {packs} ({bytes} bytes); by readers {missed}, waited for {waited}"
+        );
     }
     Ok(())
 }

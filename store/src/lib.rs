@@ -575,6 +575,15 @@ impl Store {
         (c.unpacked.load(Relaxed), c.unpacked_bytes.load(Relaxed))
     }
 
+    /// Packs this process's readers decompressed themselves (not found cached nor
+    /// being loaded ahead), and times a reader waited for a pack another thread was
+    /// decompressing: how far the read-ahead ran behind the decoder.
+    pub fn pack_waits(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.blocks.cache;
+        (c.missed.load(Relaxed), c.waited.load(Relaxed))
+    }
+
     /// Removes the blocks no root reaches (and an older store's abandoned `tmp/`
     /// sessions), under the exclusive lock (waits for running encodes to finish), its
     /// mark within [`DEFAULT_GC_MEMORY`] bytes.

@@ -78,6 +78,11 @@ pub(crate) struct Cache {
     /// read ahead included).
     pub(crate) unpacked: AtomicU64,
     pub(crate) unpacked_bytes: AtomicU64,
+    /// Packs a reader found neither cached nor being loaded, and decompressed itself
+    /// while the decoder waited (a pack read ahead of the walk is never one).
+    pub(crate) missed: AtomicU64,
+    /// Times a reader found its pack being decompressed by another thread, and waited.
+    pub(crate) waited: AtomicU64,
 }
 
 #[derive(Default)]
@@ -163,8 +168,10 @@ impl Cache {
             if !st.loading.contains(&id) {
                 break;
             }
+            self.waited.fetch_add(1, Ordering::Relaxed);
             st = self.loaded.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+        self.missed.fetch_add(1, Ordering::Relaxed);
         let in_order = st.last.is_none_or(|l| l.checked_add(1) == Some(id));
         let ahead = id.checked_add(1).filter(|&n| in_order && !st.has(n));
         st.last = Some(ahead.unwrap_or(id));
@@ -347,6 +354,9 @@ mod tests {
         }
         assert_eq!(loads.load(Ordering::Relaxed), 3);
         assert_eq!(c.held().1, vec![1, 2, 5]);
+        // Two misses (1, with 2 guessed beside it, and 5); nobody waited.
+        assert_eq!(c.missed.load(Ordering::Relaxed), 2);
+        assert_eq!(c.waited.load(Ordering::Relaxed), 0);
         // No such pack: `None`, nothing cached.
         assert!(c.get(100, 1, &load).unwrap().is_none());
         // Larger than the cache: the older go.
@@ -418,8 +428,9 @@ mod tests {
         assert_eq!(c.load_ahead(50, &load), Ahead::Full);
         assert!(!c.has_room_ahead());
         assert_eq!(loads.load(Ordering::Relaxed), AHEAD_PACKS);
-        // Reading one is a hit (no load), and frees its place.
+        // Reading one is a hit (no load, no miss), and frees its place.
         assert_eq!(c.get(10, 1, &load).unwrap().unwrap()[0], 10);
+        assert_eq!(c.missed.load(Ordering::Relaxed), 0);
         assert_eq!(loads.load(Ordering::Relaxed), AHEAD_PACKS);
         assert_eq!(c.ahead(), AHEAD_PACKS - 1);
         // Cached or absent: skipped, no place taken.
@@ -533,6 +544,9 @@ mod tests {
             assert_eq!(ahead.join().unwrap(), Ahead::Loaded);
             assert_eq!(reader.join().unwrap(), 3);
         });
+        // The reader waited (at least once: a wake-up may be spurious), missed nothing.
+        assert!(c.waited.load(Ordering::Relaxed) >= 1);
+        assert_eq!(c.missed.load(Ordering::Relaxed), 0);
         assert_eq!(loads.load(Ordering::Relaxed), 1);
     }
 }
