@@ -24,7 +24,7 @@
 
 use std::sync::Mutex;
 
-use super::page::{Page, To};
+use super::page::To;
 use super::{prefix, Keys, Meta, View, NO_PAGE};
 use crate::Error;
 
@@ -33,9 +33,8 @@ use crate::Error;
 pub(crate) const MAX_BYTES: usize = 4 << 20;
 
 /// One kept leaf: the range of keys the tree sends to it, and its keys that name
-/// values (not named trees), ascending; for reads, their values too
-/// ([`super::values`]).
-pub(super) struct Leaf {
+/// values (not named trees), ascending.
+struct Leaf {
     /// The range's first key (empty: from the lowest key on).
     from: Box<[u8]>,
     /// The first key past the range (`None`: to the highest key).
@@ -46,32 +45,9 @@ pub(super) struct Leaf {
     ends: Vec<u16>,
     /// Each key's [`prefix`].
     prefixes: Vec<u64>,
-    /// Kept values back to back, each where `value_ends` says (empty when only
-    /// whether a key is there is kept).
-    pub(super) values: Vec<u8>,
-    pub(super) value_ends: Vec<u32>,
 }
 
 impl Leaf {
-    /// A leaf of the range `from..to` (`to` `None`: to the highest key), no keys yet.
-    pub(super) fn new(from: Vec<u8>, to: Option<Vec<u8>>, keys: usize) -> Leaf {
-        Leaf {
-            from: from.into_boxed_slice(),
-            to: to.map(Vec::into_boxed_slice),
-            bytes: Vec::new(),
-            ends: Vec::with_capacity(keys),
-            prefixes: Vec::with_capacity(keys),
-            values: Vec::new(),
-            value_ends: Vec::new(),
-        }
-    }
-
-    /// Gives back the room its buffers grew into and will not use.
-    pub(super) fn shrink(&mut self) {
-        self.bytes.shrink_to_fit();
-        self.values.shrink_to_fit();
-    }
-
     fn key(&self, i: usize) -> &[u8] {
         let from = match i {
             0 => 0,
@@ -80,7 +56,7 @@ impl Leaf {
         &self.bytes[from..self.ends[i] as usize]
     }
 
-    pub(super) fn push(&mut self, key: &[u8]) {
+    fn push(&mut self, key: &[u8]) {
         self.bytes.extend_from_slice(key);
         self.ends.push(self.bytes.len() as u16);
         self.prefixes.push(prefix(key));
@@ -89,11 +65,7 @@ impl Leaf {
     /// Bytes kept for it.
     fn size(&self) -> usize {
         let range = self.from.len() + self.to.as_ref().map_or(0, |t| t.len());
-        self.bytes.len()
-            + 10 * self.ends.len()
-            + range
-            + self.values.len()
-            + 4 * self.value_ends.len()
+        self.bytes.len() + 10 * self.ends.len() + range
     }
 
     /// Whether the tree sends `key` to this leaf (`key` ≥ `from` is the caller's).
@@ -102,16 +74,11 @@ impl Leaf {
     }
 
     fn contains(&self, key: &[u8]) -> bool {
-        self.find(key).is_some()
-    }
-
-    /// The index of `key` among the leaf's keys.
-    pub(super) fn find(&self, key: &[u8]) -> Option<usize> {
         let p = prefix(key);
         let first = self.prefixes.partition_point(|&x| x < p);
         (first..self.prefixes.len())
             .take_while(|&i| self.prefixes[i] == p)
-            .find(|&i| self.key(i) == key)
+            .any(|i| self.key(i) == key)
     }
 }
 
@@ -120,16 +87,6 @@ pub(crate) struct Leaves {
     state: Mutex<State>,
     /// Most bytes kept.
     max: usize,
-}
-
-impl std::fmt::Debug for Leaves {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let st = self.lock();
-        f.debug_struct("Leaves")
-            .field("leaves", &st.leaves.len())
-            .field("bytes", &st.bytes)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for Leaves {
@@ -178,26 +135,15 @@ impl Leaves {
     /// Whether the kept leaf whose range holds `key` holds `key` (`None`: no kept
     /// leaf's range holds it).
     fn answer(&self, meta: &Meta, key: &[u8]) -> Option<bool> {
-        self.with_leaf(meta, key, |leaf| leaf.contains(key))
-    }
-
-    /// `f` of the kept leaf of snapshot `meta` whose range holds `key` (`None`: no
-    /// kept leaf's range holds it).
-    pub(super) fn with_leaf<R>(
-        &self,
-        meta: &Meta,
-        key: &[u8],
-        f: impl FnOnce(&Leaf) -> R,
-    ) -> Option<R> {
         let st = self.lock();
         if st.meta.as_ref() != Some(meta) {
             return None;
         }
         let leaf = &st.leaves[st.before(key)?];
-        leaf.takes(key).then(|| f(leaf))
+        leaf.takes(key).then(|| leaf.contains(key))
     }
 
-    pub(super) fn put(&self, meta: &Meta, leaf: Leaf) {
+    fn put(&self, meta: &Meta, leaf: Leaf) {
         let mut st = self.lock();
         if st.meta.as_ref() != Some(meta) {
             st.leaves.clear();
@@ -257,32 +203,9 @@ impl Lookup<'_> {
         if let Some(held) = self.kept.answer(&v.meta, key) {
             return Ok(held);
         }
-        let Some((page, mut leaf)) = v.leaf_in_range(key)? else {
-            return Ok(false);
-        };
-        for n in page
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.to, To::Inline(_) | To::Overflow { .. }))
-        {
-            leaf.push(page.key(n));
-        }
-        leaf.shrink();
-        let held = leaf.contains(key);
-        self.kept.put(&v.meta, leaf);
-        Ok(held)
-    }
-}
-
-impl View<'_> {
-    /// The block tree's leaf page the tree sends `key` to (checked), and an empty
-    /// [`Leaf`] of the range of keys it is sent (the separators of the branch pages on
-    /// the way, each range inside its parent's); `None` for an empty tree.
-    pub(super) fn leaf_in_range(&self, key: &[u8]) -> Result<Option<(Page, Leaf)>, Error> {
-        let v = self;
         let tree = v.meta.main;
         if tree.root == NO_PAGE {
-            return Ok(None);
+            return Ok(false);
         }
         // Down from the root as `View::get` goes, narrowing the range at each branch.
         let (mut from, mut to): (Vec<u8>, Option<Vec<u8>>) = (Vec::new(), None);
@@ -309,8 +232,24 @@ impl View<'_> {
             pgno = child;
         }
         let page = v.page(pgno, true, Keys::Bytes, true)?;
-        let leaf = Leaf::new(from, to, page.nodes.len());
-        Ok(Some((page, leaf)))
+        let mut leaf = Leaf {
+            from: from.into_boxed_slice(),
+            to: to.map(Vec::into_boxed_slice),
+            bytes: Vec::with_capacity(page.bytes.len()),
+            ends: Vec::with_capacity(page.nodes.len()),
+            prefixes: Vec::with_capacity(page.nodes.len()),
+        };
+        for n in page
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.to, To::Inline(_) | To::Overflow { .. }))
+        {
+            leaf.push(page.key(n));
+        }
+        leaf.bytes.shrink_to_fit();
+        let held = leaf.contains(key);
+        self.kept.put(&v.meta, leaf);
+        Ok(held)
     }
 }
 
@@ -370,11 +309,6 @@ mod tests {
         assert_eq!(ask(&store, &kept, &k), want);
     }
 
-    /// Whether a walk from the root finds `key` (no kept leaves).
-    fn walked(v: &super::View<'_>, key: &[u8]) -> bool {
-        v.get_in(v.meta.main, true, key).unwrap().is_some()
-    }
-
     #[test]
     fn answers_as_a_walk_from_the_root_does_in_a_deeper_tree() {
         let dir = tempfile::tempdir().unwrap();
@@ -392,11 +326,11 @@ mod tests {
         let mut look = snap.view().lookup(&kept);
         for (c, _) in held.iter().chain(&cids(12_000, 14_000)) {
             let key = c.to_bytes();
-            let walk = walked(&snap.view(), &key);
+            let walk = snap.view().get(&key).unwrap().is_some();
             assert_eq!(look.holds(&key).unwrap(), walk, "{c}");
             // Keys next to it, in whichever leaf's range they fall.
             for near in [[&key[..], &[0]].concat(), key[..key.len() - 1].to_vec()] {
-                let walk = walked(&snap.view(), &near);
+                let walk = snap.view().get(&near).unwrap().is_some();
                 assert_eq!(look.holds(&near).unwrap(), walk);
             }
         }

@@ -35,7 +35,6 @@ mod branches;
 mod check;
 mod leaves;
 mod page;
-mod values;
 
 pub(crate) use leaves::Leaves;
 use page::{Page, To};
@@ -179,9 +178,6 @@ pub(crate) struct DataFile {
     psize: u64,
     /// Branch pages checked by lookups, kept for the next ones.
     branches: branches::Branches,
-    /// Leaf pages of the block tree read by lookups, their keys and small values kept
-    /// for the next ones ([`values`]).
-    leaves: Leaves,
 }
 
 impl DataFile {
@@ -198,7 +194,6 @@ impl DataFile {
             path: path.to_path_buf(),
             psize: 0,
             branches: Default::default(),
-            leaves: Leaves::bounded(values::READ_BYTES),
         };
         if df.len()? == 0 {
             return Ok(None);
@@ -425,10 +420,9 @@ impl View<'_> {
         }
     }
 
-    /// The value stored under `key` in the block tree (answered from the leaves
-    /// kept by earlier lookups when one holds `key`'s range: [`values`]).
+    /// The value stored under `key` in the block tree.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Value>, Error> {
-        self.get_kept(&self.file.leaves, key)
+        self.get_in(self.meta.main, true, key)
     }
 
     /// The named tree `name` of the snapshot (`None`: not created yet).
