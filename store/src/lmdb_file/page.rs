@@ -180,10 +180,20 @@ impl View<'_> {
         // the page. LMDB leaves gaps (a key shortened by one byte) but no overlap.
         // Each node's bytes are marked in a bitmap of the page (sorting the extents
         // instead took a quarter of the checks' time).
-        let mut taken = [0u64; 32768 / 64];
+        // As many words as the page needs, on the stack for LMDB's usual 4 KiB: a
+        // bitmap for the largest page (32 KiB) was 4 KiB zeroed per lookup (with the
+        // page's own buffer, most of a decode's `memset`).
+        let mut small = [0u64; 4096 / 64];
+        let mut large = Vec::new();
+        let taken: &mut [u64] = if psize <= 4096 {
+            &mut small
+        } else {
+            large.resize(psize.div_ceil(64), 0);
+            &mut large
+        };
         for &(at, len) in &extents {
             let end = at + len.next_multiple_of(2);
-            if end > psize || mark(&mut taken, at, end) {
+            if end > psize || mark(taken, at, end) {
                 return Err(bad(format!("the node at offset {at} overlaps another")));
             }
         }
