@@ -67,6 +67,22 @@ pub fn give(mut buffer: Vec<u8>) {
     }
 }
 
+/// A leaf's buffer handed to an owner that frees it out of the caller's sight (a body
+/// frame of `narfs serve`, `bytes::Bytes::from_owner`): given back when dropped.
+pub struct Recycled(pub Vec<u8>);
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        give(std::mem::take(&mut self.0));
+    }
+}
+
 /// Bytes of buffers waiting (tests).
 #[cfg(test)]
 fn held() -> usize {
@@ -103,5 +119,9 @@ mod tests {
         while held() > 0 {
             take(256 << 10);
         }
+        // A buffer handed out as `Recycled` comes back when dropped.
+        drop(Recycled(Vec::with_capacity(256 << 10)));
+        assert_eq!(held(), 256 << 10);
+        take(256 << 10);
     }
 }
