@@ -10,6 +10,7 @@ pub mod direct;
 pub mod encoding;
 pub mod error;
 pub mod hamt_hash;
+pub mod leaf_buffers;
 pub mod leaf_hash;
 pub mod nar;
 pub mod noise;

@@ -13,9 +13,12 @@ pub const WHOLE_BLOCK: usize = 16 << 10;
 
 /// A [`Write`] that may take whole buffers. The default copies (`write_all`).
 pub trait BlockWrite: Write {
-    /// Writes all of `block`, which the output may keep instead of copying.
+    /// Writes all of `block`, which the output may keep instead of copying. Copied,
+    /// the buffer goes back to [`narfs_core::leaf_buffers`] for the next leaf read.
     fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
-        self.write_all(&block)
+        self.write_all(&block)?;
+        narfs_core::leaf_buffers::give(block);
+        Ok(())
     }
 }
 

@@ -93,7 +93,9 @@ impl Piece {
 
     fn clear(&mut self) {
         self.raw.truncate(self.start);
-        self.blocks.clear();
+        for (_, block) in self.blocks.drain(..) {
+            narfs_core::leaf_buffers::give(block);
+        }
         self.in_blocks = 0;
     }
 
@@ -197,7 +199,9 @@ impl BlockWrite for Behind {
     /// copies it otherwise. A batch holds at most `piece` bytes plus one block.
     fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
         if !self.gather || block.len() < WHOLE_BLOCK {
-            return self.write_all(&block);
+            self.write_all(&block)?;
+            narfs_core::leaf_buffers::give(block);
+            return Ok(());
         }
         if self.buf.len() >= self.piece {
             self.send()?;
@@ -240,7 +244,7 @@ pub fn write_behind<W: Write + Send, R>(
                     // Dropping the channels makes the producer's next send fail.
                     return None;
                 }
-                // The blocks are freed here, off the decoder's thread.
+                // The blocks are given back here (or freed), off the decoder's thread.
                 piece.clear();
                 let _ = empty_tx.try_send(piece);
             }

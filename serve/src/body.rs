@@ -199,7 +199,7 @@ impl Write for ChannelWriter {
 
 impl narfs_decoder::BlockWrite for ChannelWriter {
     /// A verified leaf that fits a chunk becomes a chunk of its own as it is
-    /// (`Bytes::from`: no copy), after the bytes buffered before it, batched with the
+    /// (`Bytes::from_owner`: no copy; its buffer recycled once sent), after the bytes buffered before it, batched with the
     /// chunks around it; a larger one, or one under [`narfs_decoder::WHOLE_BLOCK`], is
     /// copied. No chunk is larger than [`Shape::chunk`] and no hand-off holds more
     /// than [`Shape::batch`] bytes, so what a stream holds keeps its bound.
@@ -208,7 +208,9 @@ impl narfs_decoder::BlockWrite for ChannelWriter {
             return self.write_all(&block);
         }
         self.push_buf()?;
-        self.push(Bytes::from(block))
+        // Given back to the decoder's reads once hyper has sent and dropped it.
+        let leaf = narfs_core::leaf_buffers::Recycled(block);
+        self.push(Bytes::from_owner(leaf))
     }
 }
 

@@ -513,7 +513,14 @@ impl Reader<'_> {
             .get::<Error>(slot.pack, slot.len as usize, &self.pack_loader(cid))?
             .ok_or_else(|| self.0.damaged_block(cid, "its pack is missing"))?;
         let (at, len) = (slot.offset as usize, slot.len as usize);
-        data.get(at..at + len).map(<[u8]>::to_vec).ok_or_else(|| {
+        // Into a recycled buffer where the decode's output gave one back: a new one
+        // faulted its pages in again (narfs_core::leaf_buffers).
+        let copy = |b: &[u8]| {
+            let mut v = narfs_core::leaf_buffers::take(b.len());
+            v.extend_from_slice(b);
+            v
+        };
+        data.get(at..at + len).map(copy).ok_or_else(|| {
             self.0
                 .damaged_block(cid, "a packed block lies outside its pack")
         })

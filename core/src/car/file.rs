@@ -112,11 +112,12 @@ impl CarFile {
 
 /// `len` bytes at `offset`, read into a new buffer that is not zeroed first: on a
 /// decode from a CAR, zeroing each leaf's buffer (and faulting its pages in to do it)
-/// took 4% of the samples, a pass over every byte that `pread` then overwrites.
+/// took 4% of the samples, a pass over every byte that `pread` then overwrites. The
+/// buffer is a recycled one where the output gave one back ([`crate::leaf_buffers`]).
 #[cfg(target_os = "linux")]
 fn read_new(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
     use std::os::fd::AsRawFd;
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut buf: Vec<u8> = crate::leaf_buffers::take(len);
     while buf.len() < len {
         let done = buf.len();
         let spare = &mut buf.spare_capacity_mut()[..len - done];
