@@ -40,6 +40,7 @@ use narfs_core::Cid;
 
 use crate::blocks::{Blocks, Packed, Packer};
 use crate::credit::Credit;
+use crate::gathered::Gathered;
 use crate::held::{held, Key};
 use crate::lmdb_file::Leaves;
 use crate::lock::LockGuard;
@@ -125,7 +126,7 @@ enum Job {
     Pack {
         seq: u64,
         item: u64,
-        blocks: Vec<(Cid, Vec<u8>)>,
+        blocks: Gathered,
     },
     Record(Box<RecordJob>),
 }
@@ -211,9 +212,8 @@ impl Queue {
     }
 
     /// Queues blocks to be packed together, as [`Queue::push_block`].
-    fn push_pack(&self, item: u64, blocks: Vec<(Cid, Vec<u8>)>) -> bool {
-        let bytes = blocks.iter().map(|(_, d)| d.len()).sum();
-        self.push(bytes, |seq| Job::Pack { seq, item, blocks })
+    fn push_pack(&self, item: u64, blocks: Gathered) -> bool {
+        self.push(blocks.size(), |seq| Job::Pack { seq, item, blocks })
     }
 
     fn push(&self, bytes: usize, job: impl FnOnce(u64) -> Job) -> bool {
@@ -262,7 +262,7 @@ impl Queue {
             if let Some(job) = q.jobs.pop_front() {
                 q.bytes -= match &job {
                     Job::Block { data, .. } => data.len(),
-                    Job::Pack { blocks, .. } => blocks.iter().map(|(_, d)| d.len()).sum(),
+                    Job::Pack { blocks, .. } => blocks.size(),
                     Job::Record(_) => 0,
                 };
                 drop(q);
@@ -377,8 +377,7 @@ impl Session {
                 Some(_) => o.pack_bytes.min(crate::pack::MAX_PACK) as usize,
                 None => 0,
             },
-            pending: Vec::new(),
-            pending_bytes: 0,
+            pending: Gathered::default(),
             seen: Seen::default(),
             held: Vec::new(),
             next_held: 0,
@@ -456,9 +455,8 @@ pub struct StoreSink {
     item: u64,
     /// Blocks below this size are packed (0: none is).
     pack_bytes: usize,
-    /// New blocks gathered for the next pack, and their bytes.
-    pending: Vec<(Cid, Vec<u8>)>,
-    pending_bytes: usize,
+    /// New blocks gathered for the next pack.
+    pending: Gathered,
     seen: Seen,
     /// The announced blocks ([`BlockSink::will_put`]) found stored, in the order
     /// announced, and the next one to come: its `put` skips it without a copy.
@@ -535,10 +533,9 @@ impl Drop for StoreSink {
 impl StoreSink {
     /// Queues the blocks gathered for a pack; false if the writers stopped.
     fn flush(&mut self) -> bool {
-        self.pending_bytes = 0;
-        match self.pending.len() {
-            0 => true,
-            _ => self
+        match self.pending.is_empty() {
+            true => true,
+            false => self
                 .queue
                 .push_pack(self.item, std::mem::take(&mut self.pending)),
         }
@@ -555,10 +552,15 @@ impl BlockSink for StoreSink {
             return Ok(());
         }
         let queued = if data.len() < self.pack_bytes {
-            self.pending.push((*cid, data.to_vec()));
-            self.pending_bytes += data.len();
+            // A pack ends with the block that takes it to `pack_bytes`: below twice
+            // that (each block is below it), the room its buffer is made with, so the
+            // buffer never grows (a copy of it all). Only the bytes written take pages.
+            if self.pending.is_empty() {
+                self.pending = Gathered::with_capacity(2 * self.pack_bytes);
+            }
+            self.pending.push(*cid, data);
             let full =
-                self.pending_bytes >= self.pack_bytes || self.pending.len() >= MAX_PACK_BLOCKS;
+                self.pending.size() >= self.pack_bytes || self.pending.len() >= MAX_PACK_BLOCKS;
             !full || self.flush()
         } else {
             self.queue.push_block(self.item, *cid, data.to_vec())
@@ -604,9 +606,11 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
                 mut blocks,
             } => {
                 {
-                    let keys: Vec<Key> = blocks.iter().map(|(c, _)| Key::of(c)).collect();
-                    let mut stored = held(&s.blocks, &s.leaves, &keys, false)?.into_iter();
-                    blocks.retain(|_| stored.next() != Some(Some(true)));
+                    let keys: Vec<Key> = blocks.blocks().iter().map(|(c, _)| Key::of(c)).collect();
+                    let stored = held(&s.blocks, &s.leaves, &keys, false)?;
+                    if stored.contains(&Some(true)) {
+                        blocks.retain(|i| stored[i] != Some(true));
+                    }
                 }
                 match blocks.is_empty() {
                     true => Msg::Skipped { seq },
