@@ -61,6 +61,7 @@ mod committer;
 mod compact;
 mod compression;
 mod credit;
+mod gathered;
 mod gc;
 mod held;
 mod lmdb_file;

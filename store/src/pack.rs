@@ -39,6 +39,8 @@
 use narfs_core::Cid;
 use zstd::zstd_safe::DCtx;
 
+use crate::gathered::Gathered;
+
 pub(crate) use crate::compression::Codec;
 
 /// Tag of a block table value pointing into a pack.
@@ -241,35 +243,14 @@ pub(crate) fn encode(enc: Encoder<'_>, blocks: &[(Cid, &[u8])]) -> Option<NewPac
     compress(enc, lens, &raw)
 }
 
-/// [`encode`] of blocks it owns: each is freed once copied into the pack's bytes (a
-/// packer holds a pack's blocks once, not twice, while it compresses them). When no
-/// pack is made, the blocks are given back.
-pub(crate) fn encode_owned(
-    enc: Encoder<'_>,
-    blocks: Vec<(Cid, Vec<u8>)>,
-) -> Result<NewPack, Vec<(Cid, Vec<u8>)>> {
-    let size: usize = blocks.iter().map(|(_, b)| b.len()).sum();
-    if size as u64 > MAX_PACK || blocks.len() > MAX_PACK_BLOCKS {
+/// [`encode`] of blocks gathered contiguous ([`Gathered`]): compressed as they lie,
+/// with no copy, and freed once compressed. When no pack is made, the blocks are
+/// given back.
+pub(crate) fn encode_gathered(enc: Encoder<'_>, blocks: Gathered) -> Result<NewPack, Gathered> {
+    if blocks.size() as u64 > MAX_PACK || blocks.len() > MAX_PACK_BLOCKS {
         return Err(blocks);
     }
-    let mut raw = Vec::with_capacity(size);
-    let mut lens = Vec::with_capacity(blocks.len());
-    for (cid, b) in blocks {
-        raw.extend_from_slice(&b);
-        lens.push((cid, b.len() as u32));
-    }
-    let order = lens.clone();
-    compress(enc, lens, &raw).ok_or_else(|| {
-        let mut at = 0;
-        order
-            .into_iter()
-            .map(|(cid, len)| {
-                let b = raw[at..at + len as usize].to_vec();
-                at += len as usize;
-                (cid, b)
-            })
-            .collect()
-    })
+    compress(enc, blocks.blocks().to_vec(), blocks.bytes()).ok_or(blocks)
 }
 
 /// The pack value of the blocks `blocks` (CID and length, in order) whose bytes, one

@@ -6,6 +6,7 @@
 
 use narfs_core::Cid;
 
+use crate::gathered::Gathered;
 use crate::pack::{self, Encoder, NewPack};
 use crate::Codec;
 
@@ -48,44 +49,56 @@ impl Packer {
     /// What to store for `blocks`, the new blocks of one item in write order: a pack
     /// of those that compress, and on their own those that do not (a block above
     /// [`SAMPLE_ABOVE`] whose middle does not compress; all of them when the pack
-    /// would not save 1/8) or that are alone.
+    /// would not save 1/8) or that are alone. The pack is compressed from `blocks`'
+    /// buffer as it is (the blocks stored on their own are copied out of it).
     pub(crate) fn pack_many(
         &mut self,
-        blocks: Vec<(Cid, Vec<u8>)>,
+        mut blocks: Gathered,
     ) -> (Option<NewPack>, Vec<(Cid, Packed)>) {
+        let Some(z) = self.zstd.as_mut() else {
+            let singles = blocks.split().into_iter().map(|(c, d)| (c, raw(d)));
+            return (None, singles.collect());
+        };
         let mut singles = Vec::new();
-        let mut grouped = Vec::with_capacity(blocks.len());
-        for (cid, data) in blocks {
-            match self.zstd.as_mut() {
-                Some(z) if data.len() > SAMPLE_ABOVE => {
-                    if sample_fits(z, &data, &mut self.buf) {
-                        grouped.push((cid, data));
-                    } else {
-                        singles.push((cid, raw(data)));
-                    }
-                }
-                Some(_) => grouped.push((cid, data)),
-                None => singles.push((cid, raw(data))),
+        let mut apart = Vec::new();
+        for (i, (cid, data)) in blocks.iter().enumerate() {
+            if data.len() > SAMPLE_ABOVE && !sample_fits(z, data, &mut self.buf) {
+                singles.push((*cid, raw(data.to_vec())));
+                apart.push(i);
             }
         }
-        if grouped.len() == 1 {
-            let (cid, data) = grouped.pop().expect("one");
+        if !apart.is_empty() {
+            let mut apart = apart.into_iter().peekable();
+            blocks.retain(|i| match apart.peek() == Some(&i) {
+                true => {
+                    apart.next();
+                    false
+                }
+                false => true,
+            });
+        }
+        if blocks.len() == 1 {
+            let (cid, data) = blocks
+                .iter()
+                .next()
+                .map(|(c, d)| (*c, d.to_vec()))
+                .expect("one");
             singles.push((cid, self.pack(data)));
+            return (None, singles);
+        }
+        if blocks.len() < 2 {
+            return (None, singles);
         }
         let (level, acceleration) = (self.level, self.lz4_acceleration);
         let pack = match (self.zstd.as_mut(), self.codec) {
-            (Some(_), Codec::Lz4) if grouped.len() > 1 => {
-                pack::encode_owned(Encoder::Lz4 { acceleration }, grouped)
-            }
-            (Some(z), _) if grouped.len() > 1 => {
-                pack::encode_owned(Encoder::Zstd { z, level }, grouped)
-            }
-            _ => Err(grouped),
+            (Some(_), Codec::Lz4) => pack::encode_gathered(Encoder::Lz4 { acceleration }, blocks),
+            (Some(z), _) => pack::encode_gathered(Encoder::Zstd { z, level }, blocks),
+            (None, _) => Err(blocks),
         };
         match pack {
             Ok(p) => (Some(p), singles),
-            Err(grouped) => {
-                singles.extend(grouped.into_iter().map(|(c, d)| (c, raw(d))));
+            Err(blocks) => {
+                singles.extend(blocks.split().into_iter().map(|(c, d)| (c, raw(d))));
                 (None, singles)
             }
         }
@@ -213,15 +226,18 @@ mod tests {
             .map(|i| b"abcabd"[i as usize % 6])
             .collect();
         let cid = |i: u8| cid_for(RAW, HashAlg::Sha2_256, &[i]);
-        let (pack, singles) = p.pack_many(vec![
-            (cid(1), text.clone()),
-            (cid(2), random_block(7)),
-            (cid(3), text),
-        ]);
+        let mut blocks = Gathered::with_capacity(0);
+        blocks.push(cid(1), &text);
+        blocks.push(cid(2), &random_block(7));
+        blocks.push(cid(3), &text);
+        let (pack, singles) = p.pack_many(blocks);
         let pack = pack.expect("the two compressible blocks are packed");
+        let (_, both) = pack::unpack(&pack.value).expect("the pack reads back");
+        assert_eq!(both, [text.clone(), text].concat());
         assert_eq!(pack.header.codec, p.codec);
         assert_eq!(pack.header.blocks.len(), 2);
         assert_eq!(singles.len(), 1);
         assert!(!singles[0].1.compressed);
+        assert_eq!(singles[0].1.bytes, random_block(7));
     }
 }

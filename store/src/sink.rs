@@ -40,6 +40,7 @@ use narfs_core::Cid;
 
 use crate::blocks::{Blocks, Packed, Packer};
 use crate::credit::Credit;
+use crate::gathered::Gathered;
 use crate::held::{held, Key};
 use crate::lmdb_file::Leaves;
 use crate::lock::LockGuard;
@@ -53,6 +54,12 @@ use crate::{Error, Options, RootRecord, Store};
 /// memory, with 2 MiB and 2 at 62–71 MiB (three runs each, alternating, load 16–18;
 /// docs/BENCHMARKS.md, the encode runs).
 const QUEUE_BYTES: usize = 2 << 20;
+/// Room a pending pack's buffer keeps beyond `pack_bytes`: the largest block of the
+/// default chunkers (fixed 256 KiB, FastCDC at most 256 KiB), not any block below
+/// `pack_bytes` (twice it): the reservation stays near what the buffer holds. (Page
+/// faults of an encode of the large NAR, `perf stat`, varied 69,000–160,000 between
+/// runs of one binary at load 17–19: no difference between the two was measurable.)
+const LAST_BLOCK_ROOM: usize = 256 << 10;
 /// Bytes of packed blocks (compressed) waiting for the committer (see [`Credit`]).
 /// They let the packers go on while the committer writes and syncs a commit (3–20 ms
 /// here, in which two packers compress ~10 MiB); with room for two messages only, the
@@ -125,7 +132,7 @@ enum Job {
     Pack {
         seq: u64,
         item: u64,
-        blocks: Vec<(Cid, Vec<u8>)>,
+        blocks: Gathered,
     },
     Record(Box<RecordJob>),
 }
@@ -211,9 +218,8 @@ impl Queue {
     }
 
     /// Queues blocks to be packed together, as [`Queue::push_block`].
-    fn push_pack(&self, item: u64, blocks: Vec<(Cid, Vec<u8>)>) -> bool {
-        let bytes = blocks.iter().map(|(_, d)| d.len()).sum();
-        self.push(bytes, |seq| Job::Pack { seq, item, blocks })
+    fn push_pack(&self, item: u64, blocks: Gathered) -> bool {
+        self.push(blocks.size(), |seq| Job::Pack { seq, item, blocks })
     }
 
     fn push(&self, bytes: usize, job: impl FnOnce(u64) -> Job) -> bool {
@@ -262,7 +268,7 @@ impl Queue {
             if let Some(job) = q.jobs.pop_front() {
                 q.bytes -= match &job {
                     Job::Block { data, .. } => data.len(),
-                    Job::Pack { blocks, .. } => blocks.iter().map(|(_, d)| d.len()).sum(),
+                    Job::Pack { blocks, .. } => blocks.size(),
                     Job::Record(_) => 0,
                 };
                 drop(q);
@@ -377,8 +383,7 @@ impl Session {
                 Some(_) => o.pack_bytes.min(crate::pack::MAX_PACK) as usize,
                 None => 0,
             },
-            pending: Vec::new(),
-            pending_bytes: 0,
+            pending: Gathered::default(),
             seen: Seen::default(),
             held: Vec::new(),
             next_held: 0,
@@ -456,9 +461,8 @@ pub struct StoreSink {
     item: u64,
     /// Blocks below this size are packed (0: none is).
     pack_bytes: usize,
-    /// New blocks gathered for the next pack, and their bytes.
-    pending: Vec<(Cid, Vec<u8>)>,
-    pending_bytes: usize,
+    /// New blocks gathered for the next pack.
+    pending: Gathered,
     seen: Seen,
     /// The announced blocks ([`BlockSink::will_put`]) found stored, in the order
     /// announced, and the next one to come: its `put` skips it without a copy.
@@ -535,10 +539,9 @@ impl Drop for StoreSink {
 impl StoreSink {
     /// Queues the blocks gathered for a pack; false if the writers stopped.
     fn flush(&mut self) -> bool {
-        self.pending_bytes = 0;
-        match self.pending.len() {
-            0 => true,
-            _ => self
+        match self.pending.is_empty() {
+            true => true,
+            false => self
                 .queue
                 .push_pack(self.item, std::mem::take(&mut self.pending)),
         }
@@ -555,10 +558,16 @@ impl BlockSink for StoreSink {
             return Ok(());
         }
         let queued = if data.len() < self.pack_bytes {
-            self.pending.push((*cid, data.to_vec()));
-            self.pending_bytes += data.len();
+            // A pack ends with the block that takes it to `pack_bytes`: its buffer is
+            // made with room for one block of the default chunkers beyond, so it does
+            // not grow (a copy of it all) unless a larger block comes last.
+            if self.pending.is_empty() {
+                let room = self.pack_bytes + self.pack_bytes.min(LAST_BLOCK_ROOM);
+                self.pending = Gathered::with_capacity(room);
+            }
+            self.pending.push(*cid, data);
             let full =
-                self.pending_bytes >= self.pack_bytes || self.pending.len() >= MAX_PACK_BLOCKS;
+                self.pending.size() >= self.pack_bytes || self.pending.len() >= MAX_PACK_BLOCKS;
             !full || self.flush()
         } else {
             self.queue.push_block(self.item, *cid, data.to_vec())
@@ -604,9 +613,11 @@ fn pack(s: &Shared, queue: &Queue, tx: &SyncSender<Msg>) -> Result<(), Error> {
                 mut blocks,
             } => {
                 {
-                    let keys: Vec<Key> = blocks.iter().map(|(c, _)| Key::of(c)).collect();
-                    let mut stored = held(&s.blocks, &s.leaves, &keys, false)?.into_iter();
-                    blocks.retain(|_| stored.next() != Some(Some(true)));
+                    let keys: Vec<Key> = blocks.blocks().iter().map(|(c, _)| Key::of(c)).collect();
+                    let stored = held(&s.blocks, &s.leaves, &keys, false)?;
+                    if stored.contains(&Some(true)) {
+                        blocks.retain(|i| stored[i] != Some(true));
+                    }
                 }
                 match blocks.is_empty() {
                     true => Msg::Skipped { seq },
