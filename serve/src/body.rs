@@ -199,8 +199,8 @@ impl Write for ChannelWriter {
 
 impl narfs_decoder::BlockWrite for ChannelWriter {
     /// A verified leaf that fits a chunk becomes a chunk of its own as it is
-    /// (`Bytes::from_owner`: no copy; its buffer recycled once sent), after the bytes buffered before it, batched with the
-    /// chunks around it; a larger one, or one under [`narfs_decoder::WHOLE_BLOCK`], is
+    /// (`Bytes::from_owner`: no copy; its buffer recycled once sent), after the bytes
+    /// buffered before it, batched with the chunks around it; a larger one, or one under [`narfs_decoder::WHOLE_BLOCK`], is
     /// copied. No chunk is larger than [`Shape::chunk`] and no hand-off holds more
     /// than [`Shape::batch`] bytes, so what a stream holds keeps its bound.
     fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {

@@ -68,26 +68,17 @@ impl Packer {
             }
         }
         if !apart.is_empty() {
-            let mut apart = apart.into_iter().peekable();
-            blocks.retain(|i| match apart.peek() == Some(&i) {
-                true => {
-                    apart.next();
-                    false
-                }
-                false => true,
-            });
+            // `apart` is in index order.
+            blocks.retain(|i| apart.binary_search(&i).is_err());
         }
-        if blocks.len() == 1 {
-            let (cid, data) = blocks
-                .iter()
-                .next()
-                .map(|(c, d)| (*c, d.to_vec()))
-                .expect("one");
-            singles.push((cid, self.pack(data)));
-            return (None, singles);
-        }
-        if blocks.len() < 2 {
-            return (None, singles);
+        match blocks.len() {
+            0 => return (None, singles),
+            1 => {
+                let (cid, data) = blocks.split().pop().expect("one");
+                singles.push((cid, self.pack(data)));
+                return (None, singles);
+            }
+            _ => {}
         }
         let (level, acceleration) = (self.level, self.lz4_acceleration);
         let pack = match (self.zstd.as_mut(), self.codec) {
