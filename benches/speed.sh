@@ -58,11 +58,22 @@ if [ -z "${SMALL:-}" ]; then
   "$N" nar dump /usr/share -o "$SMALL" 2>/dev/null || "$N" nar dump /usr/lib -o "$SMALL"
 fi
 
-# Best wall-clock seconds of ROUNDS runs of "$@" (a setup command may run before each
-# via PRE, untimed).
+# The page cache warm before every timed run, as the issue measures: the files and
+# directories in WARM read through, untimed. This machine's DAMON (kdamond, scheme
+# `pageout`: page-cache pages not touched for 60 s, up to 128 MiB/s) evicts inputs
+# between rows, so a row that follows a long one would otherwise pay disk reads at random.
+warm() {
+  local f
+  for f in ${WARM:-}; do [ -e "$f" ] && find "$f" -type f -exec cat {} + >/dev/null; done
+  return 0
+}
+
+# Best wall-clock seconds of ROUNDS runs of "$@" (the inputs warmed, then a setup
+# command may run before each via PRE, both untimed).
 best() {
   local b=
   for _ in $(seq "$ROUNDS"); do
+    warm
     [ -n "${PRE:-}" ] && eval "$PRE"
     local s; s=$(now)
     "$@" >/dev/null
@@ -102,6 +113,7 @@ peak_anon() {
 fetch() { # url size
   local b=
   for _ in $(seq "$ROUNDS"); do
+    warm
     local out code got t
     out=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$1")
     read -r code got t <<<"$out"
@@ -141,7 +153,10 @@ serve_rows() { # nar root size dec ossl
 measure() { # label nar
   local label=$1 nar=$2 size
   size=$(stat -c %s "$nar")
-  cat "$nar" >/dev/null
+  # The NAR, and the store and CAR once they exist (a write session drops what it
+  # committed from the cache, store/src/uncache.rs).
+  WARM="$nar $W/store $W/out.car"
+  warm
   cargo bench -q -p narfs-benches --bench primitives -- "$nar" >"$W/prim" 2>/dev/null
   local sha mb256 mb64 cdc cpy ossl
   sha=$(prim sha256-stream); mb256=$(prim sha256-multibuffer-256k); mb64=$(prim sha256-multibuffer-64k)
@@ -186,9 +201,6 @@ measure() { # label nar
     return
   fi
   local root; root=$("$N" encode --chunker "$FIXED" --car "$W/out.car" --store "$W/store" "$nar")
-  # The issue's figures are with the page cache warm, and a write session drops what it
-  # committed from the cache (store/src/uncache.rs): read the store and the CAR back once.
-  find "$W/store" "$W/out.car" -type f -exec cat {} + >/dev/null
   if want decode; then
     # The disk's own write speed, the ceiling of decode → file (which writes around the
     # page cache and fsyncs): the NAR copied by dd with and without the page cache.
