@@ -5,6 +5,8 @@
 
 use std::ops::Range;
 
+use narfs_core::leaf_hash::LeafHasher;
+
 /// A batch is sent once its chunks hold this many bytes (or it holds [`MAX_ITEMS`]).
 /// 16 chunks of 256 KiB fill a multi-buffer hash's lanes; three batches at most exist,
 /// so this bounds most of the encoder's memory (tests/memory.rs).
@@ -49,6 +51,11 @@ pub(crate) struct Batch<'m> {
     pub data: Vec<u8>,
     /// Bytes of `data` the batch's chunks take.
     used: usize,
+    /// The chunks' leaf digests, in order, once [`Batch::hash_leaves`] has run: the
+    /// parser hashes a batch before handing it over, so the builder (the thread an
+    /// encode of many small files waits for: it builds every node and feeds the sink)
+    /// does not.
+    pub digests: Vec<[u8; 32]>,
 }
 
 impl Batch<'_> {
@@ -118,6 +125,15 @@ impl Batch<'_> {
             Some(map) => &map[r.clone()],
             None => &self.data[r.clone()],
         }
+    }
+
+    /// Hashes the batch's chunks into [`Batch::digests`].
+    pub fn hash_leaves(&mut self, hasher: &mut LeafHasher) {
+        let mut digests = std::mem::take(&mut self.digests);
+        let chunks: Vec<&[u8]> = self.chunks().collect();
+        hasher.hash_all(&chunks, &mut digests);
+        drop(chunks);
+        self.digests = digests;
     }
 
     /// The chunks' bytes, in order.

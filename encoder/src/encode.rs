@@ -17,7 +17,6 @@ use narfs_core::{Cid, Encoding};
 use crate::batch::{Batch, Item};
 use crate::file::{put, Counts, FileTree, Sub};
 use crate::layout::Layout;
-use narfs_core::leaf_hash::LeafHasher;
 
 /// What encoding a NAR gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,13 +175,13 @@ fn encode_with<R: Read + Send, S: BlockSink>(
         let (batches, recycle, parser, producer) = match source {
             Source::Stream(input) => {
                 let (reader, producer) = crate::readahead::spawn(scope, input, hash_nar);
-                let (b, r, p) = crate::parse::spawn(scope, reader, layout.chunker);
+                let (b, r, p) = crate::parse::spawn(scope, reader, layout.chunker, layout.hash);
                 (b, r, p, producer)
             }
             Source::Mapped(nar) => {
                 let behind = behind.expect("made for a mapped NAR");
                 let producer = crate::readahead::spawn_hash(scope, nar, hash_nar, behind);
-                let (b, r, p) = crate::parse_mapped::spawn(scope, nar, layout.chunker);
+                let (b, r, p) = crate::parse_mapped::spawn(scope, nar, layout.chunker, layout.hash);
                 (b, r, p, producer)
             }
         };
@@ -229,15 +228,11 @@ fn build<'m, S: BlockSink>(
         data_buf: Vec::new(),
         file: None,
     };
-    let mut hasher = LeafHasher::new(layout.hash);
-    let mut digests = Vec::new();
     let mut leaves = Vec::new();
     for batch in batches {
-        let chunks: Vec<&[u8]> = batch.chunks().collect();
-        hasher.hash_all(&chunks, &mut digests);
-        drop(chunks);
+        // Hashed by the parser ([`crate::batch::Batch::hash_leaves`]).
         leaves.clear();
-        leaves.extend(digests.iter().map(|d| cid_of_digest(RAW, layout.hash, d)));
+        leaves.extend(batch.digests.iter().map(|d| cid_of_digest(RAW, layout.hash, d)));
         // The sink may look the batch's leaves up together (a store skips those it holds).
         b.sink.will_put(&leaves);
         let mut leaf = leaves.iter();
