@@ -17,6 +17,7 @@ use narfs_core::{Cid, Encoding};
 use crate::batch::{Batch, Item};
 use crate::file::{put, Counts, FileTree, Sub};
 use crate::layout::Layout;
+use narfs_core::leaf_hash::LeafHasher;
 
 /// What encoding a NAR gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,9 +229,13 @@ fn build<'m, S: BlockSink>(
         data_buf: Vec::new(),
         file: None,
     };
+    let mut hasher = LeafHasher::new(layout.hash);
     let mut leaves = Vec::new();
-    for batch in batches {
-        // Hashed by the parser ([`crate::batch::Batch::hash_leaves`]).
+    for mut batch in batches {
+        if !batch.hashed {
+            // Sent as it was: this thread was waiting for it (see `parse::Batcher`).
+            batch.hash_leaves(&mut hasher);
+        }
         leaves.clear();
         leaves.extend(batch.digests.iter().map(|d| cid_of_digest(RAW, layout.hash, d)));
         // The sink may look the batch's leaves up together (a store skips those it holds).
