@@ -168,7 +168,10 @@ mod tests {
         assert!(!batch.hashed);
         batch.hash_leaves(&mut LeafHasher::new(HashAlg::Sha2_256));
         assert!(batch.hashed);
-        let want: Vec<[u8; 32]> = batch.chunks().map(|c| HashAlg::Sha2_256.digest(c)).collect();
+        let want: Vec<[u8; 32]> = batch
+            .chunks()
+            .map(|c| HashAlg::Sha2_256.digest(c))
+            .collect();
         assert_eq!(batch.digests, want);
         batch.clear();
         assert!(!batch.hashed, "a recycled batch is hashed anew");

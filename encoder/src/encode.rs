@@ -237,7 +237,12 @@ fn build<'m, S: BlockSink>(
             batch.hash_leaves(&mut hasher);
         }
         leaves.clear();
-        leaves.extend(batch.digests.iter().map(|d| cid_of_digest(RAW, layout.hash, d)));
+        leaves.extend(
+            batch
+                .digests
+                .iter()
+                .map(|d| cid_of_digest(RAW, layout.hash, d)),
+        );
         // The sink may look the batch's leaves up together (a store skips those it holds).
         b.sink.will_put(&leaves);
         let mut leaf = leaves.iter();

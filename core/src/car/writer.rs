@@ -10,8 +10,8 @@
 
 use cid::Cid;
 
-use super::direct::DirectWriter;
 use super::cid_set::CidSet;
+use super::direct::DirectWriter;
 use super::encode_header;
 use crate::block::MAX_BLOCK_SIZE;
 use crate::varint;
