@@ -36,11 +36,29 @@ pub struct Aligned {
     start: usize,
 }
 
+/// Where a buffer starts: a huge page's boundary, so that the [`PIECE`] is two whole
+/// huge pages where the kernel gives them (`MADV_HUGEPAGE`). A direct write pins its
+/// buffer's pages and builds its request page by page: with 4 KiB pages that was 6%
+/// of an encode of the small-file NAR to a CAR file (`perf`: `gup_fast_fallback`,
+/// `bio_add_page`, `__bio_release_pages` on the writing thread), with huge pages it is
+/// one folio per 2 MiB.
+const HUGE: usize = 2 << 20;
+
 impl Aligned {
     /// A zeroed buffer (the allocator's fresh pages, touched only as they fill).
     pub fn new() -> Aligned {
-        let raw = vec![0u8; PIECE + ALIGN];
-        let start = raw.as_ptr().align_offset(ALIGN);
+        let raw = vec![0u8; PIECE + HUGE];
+        let start = raw.as_ptr().align_offset(HUGE);
+        #[cfg(target_os = "linux")]
+        // SAFETY: the range lies within `raw`'s allocation; MADV_HUGEPAGE only sets
+        // how its pages are backed, never their contents. Refused (no THP): ignored.
+        unsafe {
+            libc::madvise(
+                raw.as_ptr().add(start) as *mut libc::c_void,
+                PIECE,
+                libc::MADV_HUGEPAGE,
+            );
+        }
         Aligned { raw, start }
     }
 

@@ -5,6 +5,8 @@
 
 use std::ops::Range;
 
+use narfs_core::leaf_hash::LeafHasher;
+
 /// A batch is sent once its chunks hold this many bytes (or it holds [`MAX_ITEMS`]).
 /// 16 chunks of 256 KiB fill a multi-buffer hash's lanes; three batches at most exist,
 /// so this bounds most of the encoder's memory (tests/memory.rs).
@@ -49,6 +51,11 @@ pub(crate) struct Batch<'m> {
     pub data: Vec<u8>,
     /// Bytes of `data` the batch's chunks take.
     used: usize,
+    /// The chunks' leaf digests, in order, once [`Batch::hash_leaves`] has run
+    /// (`hashed`): by the parser while the builder is busy, else by the builder (see
+    /// [`crate::parse::Batcher`]), so neither thread alone hashes every leaf.
+    pub digests: Vec<[u8; 32]>,
+    pub hashed: bool,
 }
 
 impl Batch<'_> {
@@ -56,6 +63,7 @@ impl Batch<'_> {
         self.items.clear();
         self.names.clear();
         self.used = 0;
+        self.hashed = false;
     }
 
     /// Whether the batch should be sent now.
@@ -120,11 +128,52 @@ impl Batch<'_> {
         }
     }
 
+    /// Hashes the batch's chunks into [`Batch::digests`].
+    pub fn hash_leaves(&mut self, hasher: &mut LeafHasher) {
+        let mut digests = std::mem::take(&mut self.digests);
+        let chunks: Vec<&[u8]> = self.chunks().collect();
+        hasher.hash_all(&chunks, &mut digests);
+        drop(chunks);
+        self.digests = digests;
+        self.hashed = true;
+    }
+
     /// The chunks' bytes, in order.
     pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
         self.items.iter().filter_map(|i| match i {
             Item::Chunk(r) => Some(self.chunk(r)),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use narfs_core::block::HashAlg;
+
+    #[test]
+    fn hashed_leaves_are_the_chunks_digests_until_cleared() {
+        let nar: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut batch = Batch {
+            map: Some(&nar),
+            ..Batch::default()
+        };
+        // Chunks of unequal lengths (lanes sort them), an empty one, a file around them.
+        batch.items.push(Item::File(0..0, false));
+        for r in [0..70_000, 70_000..70_000, 70_000..70_100, 70_100..200_000] {
+            batch.cut_mapped(r);
+        }
+        batch.items.push(Item::FileEnd);
+        assert!(!batch.hashed);
+        batch.hash_leaves(&mut LeafHasher::new(HashAlg::Sha2_256));
+        assert!(batch.hashed);
+        let want: Vec<[u8; 32]> = batch
+            .chunks()
+            .map(|c| HashAlg::Sha2_256.digest(c))
+            .collect();
+        assert_eq!(batch.digests, want);
+        batch.clear();
+        assert!(!batch.hashed, "a recycled batch is hashed anew");
     }
 }

@@ -176,13 +176,13 @@ fn encode_with<R: Read + Send, S: BlockSink>(
         let (batches, recycle, parser, producer) = match source {
             Source::Stream(input) => {
                 let (reader, producer) = crate::readahead::spawn(scope, input, hash_nar);
-                let (b, r, p) = crate::parse::spawn(scope, reader, layout.chunker);
+                let (b, r, p) = crate::parse::spawn(scope, reader, layout.chunker, layout.hash);
                 (b, r, p, producer)
             }
             Source::Mapped(nar) => {
                 let behind = behind.expect("made for a mapped NAR");
                 let producer = crate::readahead::spawn_hash(scope, nar, hash_nar, behind);
-                let (b, r, p) = crate::parse_mapped::spawn(scope, nar, layout.chunker);
+                let (b, r, p) = crate::parse_mapped::spawn(scope, nar, layout.chunker, layout.hash);
                 (b, r, p, producer)
             }
         };
@@ -230,14 +230,19 @@ fn build<'m, S: BlockSink>(
         file: None,
     };
     let mut hasher = LeafHasher::new(layout.hash);
-    let mut digests = Vec::new();
     let mut leaves = Vec::new();
-    for batch in batches {
-        let chunks: Vec<&[u8]> = batch.chunks().collect();
-        hasher.hash_all(&chunks, &mut digests);
-        drop(chunks);
+    for mut batch in batches {
+        if !batch.hashed {
+            // Sent as it was: this thread was waiting for it (see `parse::Batcher`).
+            batch.hash_leaves(&mut hasher);
+        }
         leaves.clear();
-        leaves.extend(digests.iter().map(|d| cid_of_digest(RAW, layout.hash, d)));
+        leaves.extend(
+            batch
+                .digests
+                .iter()
+                .map(|d| cid_of_digest(RAW, layout.hash, d)),
+        );
         // The sink may look the batch's leaves up together (a store skips those it holds).
         b.sink.will_put(&leaves);
         let mut leaf = leaves.iter();

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read};
 use std::ops::Range;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use narfs_core::nar::{Event, FileContents, NarReader};
@@ -13,6 +13,8 @@ use narfs_core::nar::{Event, FileContents, NarReader};
 use crate::batch::{Batch, Item};
 use crate::chunker::Chunker;
 use crate::encode::EncodeError;
+use narfs_core::block::HashAlg;
+use narfs_core::leaf_hash::LeafHasher;
 
 /// The parser thread; it ends with the parse error, if any.
 pub(crate) type Parser<'scope> = ScopedJoinHandle<'scope, Result<(), EncodeError>>;
@@ -30,11 +32,12 @@ pub(crate) fn spawn<'scope, 'm: 'scope, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     input: R,
     chunker: Chunker,
+    hash: HashAlg,
 ) -> (Receiver<Batch<'m>>, SyncSender<Batch<'m>>, Parser<'scope>) {
     let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
     let (back, recycled) = sync_channel::<Batch>(IN_FLIGHT + 2);
     let thread = scope.spawn(move || {
-        let out = Batcher::new(None, &tx, &recycled);
+        let out = Batcher::new(None, hash, &tx, &recycled);
         finish(out, |out| events(input, chunker, out))
     });
     (rx, back, thread)
@@ -43,10 +46,11 @@ pub(crate) fn spawn<'scope, 'm: 'scope, R: Read + Send + 'scope>(
 /// A send that fails means the builder stopped (with its own error); stop quietly.
 pub(crate) struct Stopped;
 
-/// Fills batches and sends each when full.
+/// Fills batches and sends each when full (its leaves hashed, unless the builder waits).
 pub(crate) struct Batcher<'a, 'm> {
     pub batch: Batch<'m>,
     map: Option<&'m [u8]>,
+    hasher: LeafHasher,
     tx: &'a SyncSender<Batch<'m>>,
     recycled: &'a Receiver<Batch<'m>>,
 }
@@ -55,6 +59,7 @@ impl<'a, 'm> Batcher<'a, 'm> {
     /// Batches of chunks in their own buffers, or (`map`) ranges of the NAR in memory.
     pub fn new(
         map: Option<&'m [u8]>,
+        hash: HashAlg,
         tx: &'a SyncSender<Batch<'m>>,
         recycled: &'a Receiver<Batch<'m>>,
     ) -> Self {
@@ -63,6 +68,7 @@ impl<'a, 'm> Batcher<'a, 'm> {
         Batcher {
             batch,
             map,
+            hasher: LeafHasher::new(hash),
             tx,
             recycled,
         }
@@ -100,8 +106,20 @@ impl<'a, 'm> Batcher<'a, 'm> {
             }
         };
         let full = std::mem::replace(&mut self.batch, next);
-        self.tx.send(full).map_err(|_| Stopped)?;
-        Ok(end)
+        // The builder waiting for it takes the batch as it is and hashes it while this
+        // thread parses on; a builder still busy gets it hashed here. Either of the two
+        // threads alone hashing every leaf was the one the encode of the small-file NAR
+        // waited for (the builder: leaves, nodes, the sink; the parser with FastCDC:
+        // cut points, leaves), the other one idle half the time.
+        match self.tx.try_send(full) {
+            Ok(()) => Ok(end),
+            Err(TrySendError::Full(mut full)) => {
+                full.hash_leaves(&mut self.hasher);
+                self.tx.send(full).map_err(|_| Stopped)?;
+                Ok(end)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(Stopped),
+        }
     }
 
     /// Cuts a file's bytes into chunks, reading them straight into the batch (see
@@ -260,7 +278,7 @@ pub(crate) mod tests {
     /// batch's stale bytes would show).
     pub(crate) fn parsed(nar: &[u8], chunker: Chunker) -> Vec<Vec<Vec<u8>>> {
         std::thread::scope(|scope| {
-            let (rx, back, parser) = spawn(scope, Dribble(nar, 65_521), chunker);
+            let (rx, back, parser) = spawn(scope, Dribble(nar, 65_521), chunker, HashAlg::Sha2_256);
             let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
             for batch in rx {
                 for item in &batch.items {

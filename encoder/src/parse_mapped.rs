@@ -8,6 +8,7 @@ use std::io::{self, Cursor};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::Scope;
 
+use narfs_core::block::HashAlg;
 use narfs_core::nar::{FileContents, Limits, NarError, NarReader};
 
 use crate::batch::Batch;
@@ -23,12 +24,13 @@ pub(crate) fn spawn<'scope, 'm: 'scope>(
     scope: &'scope Scope<'scope, '_>,
     nar: &'m [u8],
     chunker: Chunker,
+    hash: HashAlg,
 ) -> (Receiver<Batch<'m>>, SyncSender<Batch<'m>>, Parser<'scope>) {
     // As in `parse::spawn`: a batch is handed over when the builder takes it.
     let (tx, rx) = sync_channel::<Batch>(0);
     let (back, recycled) = sync_channel::<Batch>(2);
     let thread = scope.spawn(move || {
-        let out = Batcher::new(Some(nar), &tx, &recycled);
+        let out = Batcher::new(Some(nar), hash, &tx, &recycled);
         let reader = NarReader::with_buffer(Cursor::new(nar), Limits::default(), HEADER_BUFFER);
         finish(out, |out| {
             each_event(reader, out, |out, contents| {
@@ -86,7 +88,7 @@ mod tests {
     /// The chunks of every file, as the mapped parser sends them.
     fn parsed(nar: &[u8], chunker: Chunker) -> Result<Vec<Vec<Vec<u8>>>, String> {
         std::thread::scope(|scope| {
-            let (rx, back, parser) = spawn(scope, nar, chunker);
+            let (rx, back, parser) = spawn(scope, nar, chunker, HashAlg::Sha2_256);
             let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
             for batch in rx {
                 for item in &batch.items {

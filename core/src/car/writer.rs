@@ -10,11 +10,11 @@
 
 use cid::Cid;
 
+use super::cid_set::CidSet;
 use super::direct::DirectWriter;
 use super::encode_header;
 use crate::block::MAX_BLOCK_SIZE;
 use crate::varint;
-use std::collections::HashSet;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
@@ -54,7 +54,7 @@ pub enum CarWriteError {
 #[derive(Debug)]
 pub struct CarWriter<W: Write> {
     w: W,
-    seen: HashSet<Cid>,
+    seen: CidSet,
     bytes: u64,
     scratch: Vec<u8>,
 }
@@ -76,7 +76,7 @@ impl<W: Write> CarWriter<W> {
     fn headerless(w: W, offset: u64) -> Self {
         Self {
             w,
-            seen: HashSet::new(),
+            seen: CidSet::default(),
             bytes: offset,
             scratch: Vec::with_capacity(128),
         }
@@ -92,9 +92,18 @@ impl<W: Write> CarWriter<W> {
                 max: MAX_BLOCK_SIZE,
             });
         }
-        if self.seen.contains(cid) {
+        // One lookup: the CID is taken back if the section cannot be written.
+        if !self.seen.insert(*cid) {
             return Ok(false);
         }
+        let written = self.section(cid, data);
+        if written.is_err() {
+            self.seen.remove(cid);
+        }
+        written.map(|()| true)
+    }
+
+    fn section(&mut self, cid: &Cid, data: &[u8]) -> Result<(), CarWriteError> {
         self.scratch.clear();
         let cid_len = cid.encoded_len();
         varint::put(&mut self.scratch, (cid_len + data.len()) as u64);
@@ -102,8 +111,7 @@ impl<W: Write> CarWriter<W> {
         self.w.write_all(&self.scratch)?;
         self.w.write_all(data)?;
         self.bytes += (self.scratch.len() + data.len()) as u64;
-        self.seen.insert(*cid);
-        Ok(true)
+        Ok(())
     }
 
     /// Whether a block with this CID was already written.
