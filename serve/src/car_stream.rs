@@ -9,7 +9,7 @@ use narfs_core::car::CarWriter;
 use narfs_core::dagpb::PBNode;
 use narfs_core::error_chain;
 use narfs_core::Cid;
-use narfs_decoder::fetch_many;
+use narfs_decoder::{fetch_many, BlockWrite};
 use narfs_store::Store;
 
 use crate::encoding::BodySink;
@@ -169,8 +169,10 @@ fn walk(
                 }
             }
             for (cid, got) in run.iter().zip(got) {
-                // A leaf already written (twice in the DAG) is skipped (`put`).
-                car.put(cid, &got.map_err(|e| error_chain(&e))?)
+                // A leaf already written (twice in the DAG) is skipped (`put_with`);
+                // one written goes to the body whole, without a copy.
+                let leaf = got.map_err(|e| error_chain(&e))?;
+                car.put_with(cid, leaf, |w, leaf| w.write_block(leaf))
                     .map_err(|e| error_chain(&e))?;
             }
             continue;
