@@ -43,8 +43,8 @@ struct Next {
 /// together, as `/nar/` does, on a thread of its own ([`Fetcher`]), up to `ahead` runs
 /// ahead of the one being written (a stream with cores to itself: [`AHEAD`]), so that
 /// verifying the next leaves overlaps sending these: one run at a time, the walk's
-/// thread verified, then waited for the socket, then verified again (main's CAR took
-/// ~1.7× as long as `/nar/` for the same NAR, docs/runs/serve3.md).
+/// thread verified, then waited for the socket, then verified again: the large NAR's
+/// CAR took ~28 % longer that way (docs/runs/serve3.md).
 pub(crate) fn stream_car(
     store: &Store,
     root: Cid,
