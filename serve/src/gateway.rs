@@ -16,14 +16,11 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use narfs_core::block::{verify, BlockSource, DAG_PB, RAW as RAW_CODEC};
-use narfs_core::car::CarWriter;
-use narfs_core::dagpb::PBNode;
+use narfs_core::block::verify;
 use narfs_core::Cid;
-use narfs_decoder::fetch_many;
-use narfs_store::Store;
 
 use crate::body::shaped;
+use crate::car_stream;
 use crate::encoding::{self, BodySink, Coding};
 use crate::{blocking, fail, text, AppState};
 
@@ -193,13 +190,20 @@ pub async fn ipfs(
     let mut r = match format {
         Format::Raw => (common, specific, block).into_response(),
         Format::Car => {
-            let (writer, body) = shaped(None, st.stream_shape().0);
+            let (shape, _) = st.stream_shape();
+            let ahead = match shape == crate::body::Shape::WIDE {
+                true => car_stream::AHEAD,
+                false => 0,
+            };
+            let (writer, body) = shaped(None, shape);
             let sink = match BodySink::coded(writer, coding) {
                 Ok(s) => s,
                 Err(e) => return crate::internal(format!("cannot start the encoder: {e}")),
             };
             let store = st.store.clone();
-            tokio::task::spawn_blocking(move || stream_car(&store, cid, block, all, sink));
+            tokio::task::spawn_blocking(move || {
+                car_stream::stream_car(&store, cid, block, all, ahead, sink)
+            });
             (common, specific, Body::new(body)).into_response()
         }
     };
@@ -208,125 +212,6 @@ pub async fn ipfs(
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
     }
     r
-}
-
-/// Most raw leaves fetched and verified together ([`narfs_decoder::fetch_many`]),
-/// whatever [`RUN_BYTES`] allows: a leaf's real size is known only once fetched, so
-/// the count bounds what lying `Tsize` claims can make a run hold (as the decoder's
-/// own runs).
-const RUN: usize = 16;
-/// Bytes a run of leaves claims at most (always one leaf): 4 leaves of 256 KiB, the 4
-/// lanes of the multi-buffer SHA-256 kernel. Measured against one leaf at a time
-/// (docs/BENCHMARKS.md, the serve runs): ~7% less CPU per CAR; runs of 2 leaves with
-/// the store's read-ahead hints cost ~7% more.
-const RUN_BYTES: u64 = 1 << 20;
-/// Blocks ahead of the walk the store hears of ([`BlockSource::will_need`]: it
-/// decompresses their packs meanwhile), as the decoder's file reader does.
-const HINT_BLOCKS: usize = 512;
-
-/// A block the walk will write: its CID, its bytes when already fetched, the size its
-/// parent's link claims, and whether the store was told of it.
-struct Next {
-    cid: Cid,
-    block: Option<Vec<u8>>,
-    claimed: u64,
-    hinted: bool,
-}
-
-/// Writes the CAR of the DAG under `root` (whose verified block is `root_block`):
-/// depth-first, pre-order, links in node order, each block once and verified. A run of
-/// raw leaves (a file's chunks, a directory's one-leaf files) is fetched and verified
-/// together, as `/nar/` does.
-fn stream_car(store: &Store, root: Cid, root_block: Vec<u8>, all: bool, w: BodySink) {
-    let mut car = match CarWriter::new(w, &root) {
-        Ok(c) => c,
-        Err(_) => return, // the client is gone
-    };
-    let result = (|| -> Result<(), String> {
-        let _lock = store.lock_shared().map_err(|e| error_chain(&e))?;
-        let mut stack = vec![Next {
-            cid: root,
-            block: Some(root_block),
-            claimed: 0,
-            hinted: true,
-        }];
-        while let Some(next) = stack.pop() {
-            let cid = next.cid;
-            if car.contains(&cid) {
-                continue;
-            }
-            let data = match next.block {
-                Some(b) => b,
-                None if cid.codec() == RAW_CODEC => {
-                    let run = leaf_run(cid, next.claimed, &mut stack);
-                    hint(store, &mut stack);
-                    for (cid, got) in run.iter().zip(fetch_many(store, &run, "")) {
-                        // A leaf twice in the run is written once (`put` skips it).
-                        car.put(cid, &got.map_err(|e| error_chain(&e))?)
-                            .map_err(|e| error_chain(&e))?;
-                    }
-                    continue;
-                }
-                None => {
-                    hint(store, &mut stack);
-                    narfs_decoder::fetch(store, &cid, "").map_err(|e| error_chain(&e))?
-                }
-            };
-            car.put(&cid, &data).map_err(|e| error_chain(&e))?;
-            if all && cid.codec() == DAG_PB {
-                let node = PBNode::decode(&data)
-                    .map_err(|e| format!("block {cid}: {}", error_chain(&e)))?;
-                stack.extend(node.links.iter().rev().map(|l| Next {
-                    cid: l.hash,
-                    block: None,
-                    claimed: l.tsize.unwrap_or(0),
-                    hinted: false,
-                }));
-            }
-        }
-        Ok(())
-    })();
-    match (result, car.finish()) {
-        (Ok(()), Ok(w)) => {
-            let _ = w.finish();
-        }
-        (Err(e), Ok(w)) => w.fail(e),
-        (_, Err(_)) => {}
-    }
-}
-
-/// The raw leaf `first` and the raw leaves the walk writes right after it (taken off
-/// the top of `stack`), at most [`RUN`] and [`RUN_BYTES`] claimed (always one).
-fn leaf_run(first: Cid, claimed: u64, stack: &mut Vec<Next>) -> Vec<Cid> {
-    let mut run = vec![first];
-    let mut claimed = claimed;
-    while run.len() < RUN {
-        match stack.last() {
-            Some(n)
-                if n.block.is_none()
-                    && n.cid.codec() == RAW_CODEC
-                    && claimed.saturating_add(n.claimed) <= RUN_BYTES =>
-            {
-                claimed += n.claimed;
-                run.push(n.cid);
-                stack.pop();
-            }
-            _ => break,
-        }
-    }
-    run
-}
-
-/// Tells the store of the next [`HINT_BLOCKS`] blocks the walk will fetch, each once.
-fn hint(store: &Store, stack: &mut [Next]) {
-    let mut new = Vec::new();
-    for n in stack.iter_mut().rev().take(HINT_BLOCKS) {
-        if !n.hinted && n.block.is_none() {
-            n.hinted = true;
-            new.push(n.cid);
-        }
-    }
-    store.will_need(&new);
 }
 
 #[cfg(test)]
@@ -358,44 +243,6 @@ mod tests {
         assert_eq!(n(Some("text/html, */*"), None), None);
         assert_eq!(n(None, None), None);
         assert_eq!(n(None, Some("tar")), None);
-    }
-
-    #[test]
-    fn a_leaf_run_takes_the_raw_leaves_next_within_its_bounds() {
-        use narfs_core::block::{cid_for, HashAlg};
-        let leaf = |i: u8| cid_for(RAW_CODEC, HashAlg::Sha2_256, &[i]);
-        let node = cid_for(DAG_PB, HashAlg::Sha2_256, &[0]);
-        let next = |cid: Cid, claimed: u64| Next {
-            cid,
-            block: None,
-            claimed,
-            hinted: false,
-        };
-        // The stack pops from its end: leaves 1, 2, then a node, then leaf 3.
-        let mut stack = vec![
-            next(leaf(3), 10),
-            next(node, 10),
-            next(leaf(2), 10),
-            next(leaf(1), 10),
-        ];
-        assert_eq!(
-            leaf_run(leaf(0), 10, &mut stack),
-            [leaf(0), leaf(1), leaf(2)]
-        );
-        assert_eq!(stack.len(), 2, "the node and what follows it stay");
-
-        // At most RUN leaves, and RUN_BYTES claimed; the first leaf whatever it claims.
-        let mut stack: Vec<Next> = (1..=40).rev().map(|i| next(leaf(i), 1)).collect();
-        assert_eq!(leaf_run(leaf(0), 1, &mut stack).len(), RUN);
-        let half = RUN_BYTES / 2;
-        let mut stack = vec![
-            next(leaf(3), half),
-            next(leaf(2), half),
-            next(leaf(1), half),
-        ];
-        assert_eq!(leaf_run(leaf(0), half, &mut stack), [leaf(0), leaf(1)]);
-        let mut stack = vec![next(leaf(1), 1)];
-        assert_eq!(leaf_run(leaf(0), u64::MAX, &mut stack), [leaf(0)]);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 mod access_log;
 pub mod body;
 mod cache;
+mod car_stream;
 mod delta;
 pub mod encoding;
 mod gateway;

@@ -85,10 +85,23 @@ impl<W: Write> CarWriter<W> {
     /// Appends one block. Returns `false` (and writes nothing) when a block with this CID
     /// was already written. The data is not checked against the CID.
     pub fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<bool, CarWriteError> {
-        if data.len() > MAX_BLOCK_SIZE {
+        self.put_with(cid, data, |w, data| w.write_all(data))
+    }
+
+    /// [`put`](Self::put), the block's bytes written by `write` into the underlying
+    /// writer after their section's header (`narfs serve` hands a verified leaf to its
+    /// body whole, `Vec` and all, rather than copying it).
+    pub fn put_with<D: AsRef<[u8]>>(
+        &mut self,
+        cid: &Cid,
+        data: D,
+        write: impl FnOnce(&mut W, D) -> io::Result<()>,
+    ) -> Result<bool, CarWriteError> {
+        let len = data.as_ref().len();
+        if len > MAX_BLOCK_SIZE {
             return Err(CarWriteError::BlockTooLarge {
                 cid: *cid,
-                len: data.len(),
+                len,
                 max: MAX_BLOCK_SIZE,
             });
         }
@@ -96,21 +109,27 @@ impl<W: Write> CarWriter<W> {
         if !self.seen.insert(*cid) {
             return Ok(false);
         }
-        let written = self.section(cid, data);
+        let written = self.section(cid, len, data, write);
         if written.is_err() {
             self.seen.remove(cid);
         }
         written.map(|()| true)
     }
 
-    fn section(&mut self, cid: &Cid, data: &[u8]) -> Result<(), CarWriteError> {
+    fn section<D>(
+        &mut self,
+        cid: &Cid,
+        len: usize,
+        data: D,
+        write: impl FnOnce(&mut W, D) -> io::Result<()>,
+    ) -> Result<(), CarWriteError> {
         self.scratch.clear();
         let cid_len = cid.encoded_len();
-        varint::put(&mut self.scratch, (cid_len + data.len()) as u64);
+        varint::put(&mut self.scratch, (cid_len + len) as u64);
         cid.write_bytes(&mut self.scratch).map_err(cid_io_error)?;
         self.w.write_all(&self.scratch)?;
-        self.w.write_all(data)?;
-        self.bytes += (self.scratch.len() + data.len()) as u64;
+        write(&mut self.w, data)?;
+        self.bytes += (self.scratch.len() + len) as u64;
         Ok(())
     }
 

@@ -58,6 +58,30 @@ fn two_blocks_match_ipld_car() {
     assert_eq!(w.finish().unwrap(), expected);
 }
 
+/// `put_with` writes what `put` does, the data through its closure (handed over as
+/// it was given), and skips a block already written without calling it.
+#[test]
+fn put_with_hands_the_data_over_and_matches_put() {
+    let root = cid(0x55, SHA256_HELLO);
+    let mut w = CarWriter::new(Vec::new(), &root).unwrap();
+    let mut handed = Vec::new();
+    let mut put = |w: &mut CarWriter<Vec<u8>>, c: &Cid, data: Vec<u8>| {
+        w.put_with(c, data, |out, data: Vec<u8>| {
+            handed.push(data.len());
+            out.extend_from_slice(&data);
+            Ok(())
+        })
+        .unwrap()
+    };
+    assert!(put(&mut w, &root, b"hello".to_vec()));
+    assert!(!put(&mut w, &root, b"hello".to_vec()));
+    assert!(put(&mut w, &cid(0x55, SHA256_EMPTY), Vec::new()));
+    assert_eq!(handed, [5, 0]);
+    let expected = unhex(IPLD_CAR_RAW_TWO_BLOCKS);
+    assert_eq!(w.bytes_written(), expected.len() as u64);
+    assert_eq!(w.finish().unwrap(), expected);
+}
+
 #[test]
 fn cidv0_root_header_matches_ipld_car() {
     let root = v0(SHA256_HELLO);
