@@ -21,7 +21,10 @@
 //! store decompresses their packs on the other core while this batch is hashed and
 //! written. The run stops at an entry that is not a raw leaf (a subdirectory, or a
 //! file of many blocks): what follows it in the DAG's order lies after that whole
-//! subtree in the store's packs, and loading it now would only take cache room.
+//! subtree in the store's packs, and loading it now would only take cache room. That
+//! entry's own block is announced with the run: the walk fetches it right after, and
+//! its pack (a grouped store keeps an item's nodes together) was otherwise
+//! decompressed on the walk's path.
 
 use narfs_core::block::RAW;
 use narfs_core::Cid;
@@ -106,10 +109,12 @@ pub(crate) fn weights(entries: &[Entry], budget: u64) -> Vec<u64> {
 }
 
 /// The CIDs of the run of raw-leaf entries (with a claimed size) at the start of
-/// `entries` to announce: at most [`HINT_ENTRIES`] and [`HINT_BYTES`] claimed.
+/// `entries` to announce: at most [`HINT_ENTRIES`] and [`HINT_BYTES`] claimed; and
+/// the entry that ends the run when it is a node (a subdirectory or a file of many
+/// blocks), whose own block comes next, but nothing after it.
 pub(crate) fn hints(entries: &[Entry]) -> Vec<Cid> {
     let mut claimed = 0u64;
-    entries
+    let mut run: Vec<Cid> = entries
         .iter()
         .take(HINT_ENTRIES)
         .take_while(|e| {
@@ -117,7 +122,16 @@ pub(crate) fn hints(entries: &[Entry]) -> Vec<Cid> {
             e.cid.codec() == RAW && e.tsize.is_some() && claimed <= HINT_BYTES
         })
         .map(|e| e.cid)
-        .collect()
+        .collect();
+    // The entry that ends the run, when a node: its block is the next the walk
+    // fetches after the run's (`decode --pack-stats`: 351 → 289 packs the readers
+    // decompressed themselves on the large repacked store, none more decompressed).
+    if let Some(e) = entries.get(run.len()).filter(|e| e.cid.codec() != RAW) {
+        if run.len() < HINT_ENTRIES {
+            run.push(e.cid);
+        }
+    }
+    run
 }
 
 #[cfg(test)]
@@ -185,8 +199,15 @@ mod tests {
         let mut e = leaves(&[10; 5]);
         e.push(entry(5, DAG_PB, Some(10)));
         e.extend(leaves(&[10; 3]));
-        let want: Vec<Cid> = e[..5].iter().map(|e| e.cid).collect();
+        // The run, and the node that ends it; nothing after the node.
+        let want: Vec<Cid> = e[..6].iter().map(|e| e.cid).collect();
         assert_eq!(hints(&e), want);
+        // A run ended by a leaf too large for the bytes: no node, the run alone.
+        let mut big = leaves(&[10; 2]);
+        big.extend(leaves(&[9 << 20]));
+        assert_eq!(hints(&big).len(), 2);
+        // A node first: itself alone.
+        assert_eq!(hints(&e[5..]), vec![e[5].cid]);
         assert_eq!(hints(&leaves(&[10; 1000])).len(), HINT_ENTRIES);
         assert_eq!(hints(&leaves(&[3 << 20; 5])).len(), 2);
         assert!(hints(&[entry(0, RAW, None)]).is_empty());

@@ -212,8 +212,9 @@ fn directory_entries_after_a_batch_are_hinted_up_to_one_that_is_no_leaf() {
     // once its claims held: a016..a079, a080..c042, c043..c049. After the first, the
     // run of leaves a016..a099 (it stops at `b`, a file of 4 leaves, fetched with
     // the third batch: its reader has none left to hint); after the third,
-    // c043..c049; each once, and before it is read.
-    let leaves_of_b = hinted.len() - 84 - 7;
+    // c043..c049; each once, and before it is read. `b`'s own node ends the first
+    // run, and is hinted with it.
+    let leaves_of_b = hinted.len() - 84 - 1 - 7;
     let mut dir_hints: Vec<Cid> = a[16..].to_vec();
     dir_hints.extend(&c[43..]);
     let got: Vec<Cid> = hinted

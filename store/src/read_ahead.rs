@@ -99,7 +99,9 @@ fn run(blocks: &Blocks) {
             }
         };
         n += 1;
-        if n % STRIDE != 1 {
+        // A node (a file's root, a directory: the entry that ends a run of leaves) is
+        // looked up always: it is alone, and seldom in the leaves' pack before it.
+        if n % STRIDE != 1 && cid.codec() == narfs_core::block::RAW {
             continue;
         }
         let reader = snap.as_ref().expect("checked above").reader();
@@ -227,6 +229,52 @@ mod tests {
         // No pack decompressed twice, none left counted ahead.
         assert_eq!(store.packs_read().0, order.len() as u64);
         assert_eq!(store.blocks.cache.ahead(), 0);
+    }
+
+    #[test]
+    fn a_node_hinted_is_looked_up_whatever_its_place_in_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(
+            dir.path(),
+            Options {
+                pack_bytes: 16 << 10,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        // Leaves, then a node (a dag-pb block) after them, in a later pack.
+        let mut sink = store.sink().unwrap();
+        let cids: Vec<Cid> = (0..40)
+            .map(|i| {
+                let b = format!("leaf {i} of a file read in order. ").repeat(60 + i % 5);
+                let c = cid_for(RAW, HashAlg::Sha2_256, b.as_bytes());
+                sink.put(&c, b.as_bytes()).unwrap();
+                c
+            })
+            .collect();
+        let node = b"a file's root node, stored last".repeat(70);
+        let node_cid = cid_for(narfs_core::block::DAG_PB, HashAlg::Sha2_256, &node);
+        sink.put(&node_cid, &node).unwrap();
+        sink.finish(None).unwrap();
+        let first = pack_order(&store, &cids[..1])[0];
+        let node_pack = pack_order(&store, &[node_cid])[0];
+        assert_ne!(first, node_pack);
+        // Second in the queue, where a leaf would be passed over (one in STRIDE is
+        // looked up): the node's pack is decompressed ahead too.
+        store.will_need(&[cids[0], node_cid]);
+        wait_idle(&store.blocks);
+        assert_eq!(store.packs_read().0, 2);
+        assert!(store.blocks.cache.held().1.contains(&node_pack));
+        // A leaf in its place is passed over: only the first block's pack.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, cids) = packed(dir.path(), 120);
+        let order = pack_order(&store, &cids);
+        let far = cids
+            .iter()
+            .rposition(|c| pack_order(&store, &[*c])[0] != order[0]);
+        store.will_need(&[cids[0], cids[far.expect("two packs")]]);
+        wait_idle(&store.blocks);
+        assert_eq!(store.packs_read().0, 1);
     }
 
     #[test]
