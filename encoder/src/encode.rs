@@ -186,7 +186,11 @@ fn encode_with<R: Read + Send, S: BlockSink>(
                 (b, r, p, producer)
             }
         };
-        let result = build(batches, &recycle, layout, sink, observer, behind);
+        let result = {
+            // However the builder ends, the NarHash thread must not wait for it.
+            let _done = behind.map(|b| b.build_done());
+            build(batches, &recycle, layout, sink, observer, behind)
+        };
         // Stop the parser and reader if the builder stopped early.
         drop(recycle);
         let parsed = parser.join().expect("the parser thread does not panic");

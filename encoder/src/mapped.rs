@@ -4,8 +4,7 @@
 //! whatever the NAR's size.
 
 use std::ops::{Deref, Range};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 /// A NAR file in memory, mapped read-only from a file (never anonymous memory: see
 /// [`release`]). Made by [`crate::NarInput::map`].
@@ -35,87 +34,128 @@ impl Deref for MappedNar {
 }
 
 /// Gives a mapped NAR's pages back once both of its readers are past them: the
-/// NarHash thread and the builder (the parser is never behind the builder, whose
-/// batches it cut). A page released behind one reader alone is faulted in again by
-/// the other: every page mapped and unmapped twice, a tenth of an encode's CPU time
-/// spent in the kernel (`perf`: fault-around and `unmap_page_range` on both threads).
-/// So a page is released once, behind the slower of the two, unless the faster is
-/// more than [`Behind::LEAD`] ahead: then pages are released behind it as well, and
-/// released again behind the slower reader once it has faulted them back in. That
-/// bounds the NAR's resident pages whatever its size and whichever reader lags (they
-/// are the page cache's pages, mapped, never anonymous memory; tests/memory.rs counts
-/// them in the process's peak RSS).
+/// NarHash thread and the builder (whose batches the parser cut, and reads at most
+/// [`Behind::AHEAD`] past what the builder has taken). Neither reader may get more
+/// than [`Behind::LEAD`] ahead of the other: it waits for the other to catch up.
+/// So every page is mapped once, read by both while mapped, and released once,
+/// behind the slower of the two; and the NAR's resident pages stay within
+/// `STEP + LEAD + AHEAD` (+ one hash piece) of the slower reader, whatever the NAR's
+/// size, whichever reader lags and however the threads are scheduled (they are the
+/// page cache's pages, mapped, never anonymous memory; tests/memory.rs counts them in
+/// the process's peak RSS, with the binary's own pages, against 64 MiB).
+///
+/// An earlier design released pages behind the faster reader as well, once it was
+/// 32 MiB ahead, under a `try_lock` a release could skip: its window was about
+/// 70 MiB by design (the parser's batches in flight were not counted), and more when
+/// the thread holding the lock was preempted, so tests/memory.rs's 64 MiB bound failed
+/// now and then under load; and each page the faster reader released was faulted in
+/// again by the slower one.
 pub(crate) struct Behind<'m> {
     nar: &'m [u8],
-    hashed: AtomicUsize,
-    built: AtomicUsize,
-    /// Where the pages released behind the slower reader end, and behind the faster.
-    released: Mutex<Released>,
+    at: Mutex<At>,
+    moved: Condvar,
+}
+
+/// Where the readers are, and how far the pages are released.
+#[derive(Default)]
+struct At {
+    hashed: usize,
+    built: usize,
+    released: usize,
 }
 
 impl<'m> Behind<'m> {
-    /// How far one reader may be ahead of the other before pages are released
-    /// behind it anyway (and faulted in again by the other).
-    pub(crate) const LEAD: usize = 32 << 20;
+    /// How far one reader may be ahead of the other before it waits.
+    pub(crate) const LEAD: usize = 8 << 20;
+    /// How far past the builder's position the parser's cutting may read: the batch
+    /// the builder holds and the one the parser fills ([`crate::parse_mapped`], a
+    /// rendezvous channel), and the chunker's look-ahead, at most a chunk. A parser
+    /// that reads the leaves of more batches in flight must raise it.
+    pub(crate) const AHEAD: usize =
+        2 * (crate::batch::MAPPED_BATCH_BYTES + crate::chunker::MAX_CHUNK);
     /// Pages are released in steps of at least this much: each release is a
     /// TLB shootdown on every core running the process.
     const STEP: usize = 8 << 20;
+
+    /// The most of the NAR resident at once: behind the slower reader, less than a
+    /// step not released yet; ahead of it, the faster reader's lead, the parser's
+    /// batches in flight past the builder, and the hash's piece being read. Kept well
+    /// under the 64 MiB an encode may take, binary and heap included.
+    pub(crate) const WINDOW: usize =
+        Self::STEP + Self::LEAD + Self::AHEAD + crate::readahead::PIECE;
 
     /// `nar` must be a [`MappedNar`]'s bytes (see [`release`]).
     pub(crate) fn new(nar: &'m [u8]) -> Behind<'m> {
         Behind {
             nar,
-            hashed: AtomicUsize::new(0),
-            built: AtomicUsize::new(0),
-            released: Mutex::new(Released::default()),
+            at: Mutex::new(At::default()),
+            moved: Condvar::new(),
         }
     }
 
-    /// The NarHash stream has read every byte before `to` (without it: all of them).
+    /// The NarHash stream has read every byte before `to` (without it: all of them);
+    /// returns once the builder is no more than [`Behind::LEAD`] behind.
     pub(crate) fn hashed(&self, to: usize) {
-        self.hashed.store(to, Ordering::Release);
-        self.advance();
+        self.moved(to, |at| &mut at.hashed, |at| at.built);
     }
 
-    /// The builder has taken every byte before `to`.
+    /// The builder has taken every byte before `to`; returns once the NarHash stream
+    /// is no more than [`Behind::LEAD`] behind.
     pub(crate) fn built(&self, to: usize) {
-        self.built.store(to, Ordering::Release);
-        self.advance();
+        self.moved(to, |at| &mut at.built, |at| at.hashed);
     }
 
-    fn advance(&self) {
-        let (h, b) = (
-            self.hashed.load(Ordering::Acquire),
-            self.built.load(Ordering::Acquire),
-        );
-        let (slow, lead) = (h.min(b), h.max(b).saturating_sub(Self::LEAD));
-        // The other reader releasing now will see this one's position next time.
-        let Ok(mut r) = self.released.try_lock() else {
-            return;
-        };
+    /// One reader moved to `to`: pages behind both go, the other reader may go on,
+    /// and this one waits while it is too far ahead of the other.
+    fn moved(&self, to: usize, mine: fn(&mut At) -> &mut usize, other: fn(&At) -> usize) {
         let len = self.nar.len();
-        if slow >= r.slow + Self::STEP || (slow == len && slow > r.slow) {
-            // Including any the faster reader's lead released and the slower one
-            // faulted back in since.
-            release(self.nar, r.slow..slow);
-            r.slow = slow / 4096 * 4096;
+        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        *mine(&mut at) = to.min(len);
+        let slow = at.hashed.min(at.built);
+        let from = at.released;
+        let go = slow >= from + Self::STEP || (slow == len && slow > from);
+        if go {
+            at.released = slow / 4096 * 4096;
         }
-        let from = r.lead.max(r.slow);
-        if lead >= from + Self::STEP {
-            release(self.nar, from..lead);
-            r.lead = lead / 4096 * 4096;
+        self.moved.notify_all();
+        if go {
+            // Outside the lock: the other reader need not wait for the kernel.
+            drop(at);
+            release(self.nar, from..slow);
+            at = self.at.lock().unwrap_or_else(|p| p.into_inner());
         }
+        while *mine(&mut at) > other(&at) + Self::LEAD {
+            at = self.moved.wait(at).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Marks the builder as done with the NAR (when it ends, also early or by a
+    /// panic): the NarHash thread must not wait for it any more.
+    pub(crate) fn build_done(&self) -> Done<'_, 'm> {
+        Done(self, |at| &mut at.built)
+    }
+
+    /// As [`Behind::build_done`], for the NarHash thread.
+    pub(crate) fn hash_done(&self) -> Done<'_, 'm> {
+        Done(self, |at| &mut at.hashed)
     }
 }
 
-/// How far [`Behind`] has released.
-#[derive(Default)]
-struct Released {
-    /// Behind the slower reader: pages before it are no longer mapped.
-    slow: usize,
-    /// Behind the faster reader's lead: released once, but the slower reader maps
-    /// those between `slow` and here again as it reaches them.
-    lead: usize,
+const _: () = assert!(
+    Behind::WINDOW <= 40 << 20,
+    "the NAR's window fits in an encode's memory"
+);
+
+/// On drop, one reader of a [`Behind`] is past the whole NAR.
+pub(crate) struct Done<'b, 'm>(&'b Behind<'m>, fn(&mut At) -> &mut usize);
+
+impl Drop for Done<'_, '_> {
+    fn drop(&mut self) {
+        let b = self.0;
+        let mut at = b.at.lock().unwrap_or_else(|p| p.into_inner());
+        *(self.1)(&mut at) = b.nar.len();
+        b.moved.notify_all();
+    }
 }
 
 /// Drops the whole pages of `range` of `nar` from the process's page tables; a later
@@ -144,47 +184,79 @@ pub(crate) fn release(nar: &[u8], range: Range<usize>) {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
 
-    #[test]
-    fn pages_go_behind_the_slower_reader_or_the_lead() {
-        const MIB: usize = 1 << 20;
-        let len = Behind::LEAD + 40 * MIB + 100;
+    const MIB: usize = 1 << 20;
+
+    fn mapped(len: usize) -> (memmap2::Mmap, Vec<u8>) {
         let mut file = tempfile::tempfile().unwrap();
         let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         file.write_all(&bytes).unwrap();
         // SAFETY: a private temporary file nobody else changes.
-        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        (unsafe { memmap2::Mmap::map(&file) }.unwrap(), bytes)
+    }
+
+    fn released(behind: &Behind<'_>) -> usize {
+        behind.at.lock().unwrap().released
+    }
+
+    #[test]
+    fn pages_go_behind_the_slower_reader() {
+        let len = 40 * MIB + 100;
+        let (map, bytes) = mapped(len);
         let behind = Behind::new(&map);
-        let released = || {
-            let r = behind.released.lock().unwrap();
-            (r.slow, r.lead)
-        };
         behind.hashed(Behind::LEAD);
-        assert_eq!(released(), (0, 0), "the builder has read nothing yet");
-        behind.built(20 * MIB);
-        assert_eq!(released(), (20 * MIB, 0), "behind the builder, the slower");
-        behind.built(22 * MIB);
-        assert_eq!(released(), (20 * MIB, 0), "less than a step further");
-        behind.hashed(Behind::LEAD + 36 * MIB);
+        assert_eq!(released(&behind), 0, "the builder has read nothing yet");
+        behind.built(12 * MIB);
         assert_eq!(
-            released(),
-            (20 * MIB, 36 * MIB),
-            "the hash more than the lead ahead: released behind it too"
+            released(&behind),
+            Behind::LEAD,
+            "behind the hash, the slower"
         );
-        behind.built(30 * MIB);
+        behind.hashed(20 * MIB);
+        assert_eq!(released(&behind), Behind::LEAD, "less than a step further");
+        behind.built(16 * MIB);
         assert_eq!(
-            released(),
-            (30 * MIB, 36 * MIB),
-            "what the builder mapped again is released behind it"
+            released(&behind),
+            16 * MIB,
+            "behind the builder, the slower now"
         );
-        behind.built(len);
-        assert_eq!(
-            released().0,
-            Behind::LEAD + 36 * MIB,
-            "behind the hash, the slower now"
-        );
+        drop(behind.build_done());
         behind.hashed(len);
-        assert_eq!(released().0, len / 4096 * 4096, "all read: all given back");
+        assert_eq!(
+            released(&behind),
+            len / 4096 * 4096,
+            "all read: all given back"
+        );
         assert!(map[..] == bytes[..], "released pages read the file again");
+    }
+
+    #[test]
+    fn a_reader_too_far_ahead_waits_for_the_other() {
+        let (map, _) = mapped(64 * MIB);
+        let behind = &Behind::new(&map);
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.spawn(move || {
+                behind.hashed(Behind::LEAD + 4 * MIB);
+                tx.send(()).unwrap();
+            });
+            let waited = rx.recv_timeout(Duration::from_millis(200));
+            assert!(waited.is_err(), "the hash went on more than LEAD ahead");
+            behind.built(4 * MIB);
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("the builder caught up: the hash goes on");
+        });
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.spawn(move || {
+                behind.built(40 * MIB);
+                tx.send(()).unwrap();
+            });
+            assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+            drop(behind.hash_done());
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("the hash is done: the builder goes on");
+        });
     }
 }

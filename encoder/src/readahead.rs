@@ -76,6 +76,10 @@ pub fn spawn<'scope, R: Read + Send + 'scope>(
     (reader, producer)
 }
 
+/// How much of a mapped NAR the NarHash thread hashes between two reports of its
+/// position ([`crate::mapped::Behind::hashed`]).
+pub(crate) const PIECE: usize = 4 << 20;
+
 /// For a mapped NAR ([`crate::MappedNar`]'s bytes only): its length and (with `hash`)
 /// its sha256, on a thread of `scope`, beside the parser reading the same bytes; the
 /// pages it has read are given back through `behind` once the builder is past them
@@ -91,9 +95,11 @@ pub fn spawn_hash<'scope>(
             behind.hashed(nar.len());
             return (nar.len() as u64, [0; 32]);
         }
+        // However this thread ends, the builder must not wait for it.
+        let _done = behind.hash_done();
         let mut hasher = Sha256::new();
         let mut at = 0;
-        for piece in nar.chunks(4 << 20) {
+        for piece in nar.chunks(PIECE) {
             hasher.update(piece);
             at += piece.len();
             behind.hashed(at);
