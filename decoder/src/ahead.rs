@@ -126,10 +126,11 @@ pub(crate) fn hints(entries: &[Entry]) -> Vec<Cid> {
     // The entry that ends the run, when a node: its block is the next the walk
     // fetches after the run's (`decode --pack-stats`: 351 → 289 packs the readers
     // decompressed themselves on the large repacked store, none more decompressed).
-    if let Some(e) = entries.get(run.len()).filter(|e| e.cid.codec() != RAW) {
-        if run.len() < HINT_ENTRIES {
-            run.push(e.cid);
-        }
+    if let Some(e) = entries
+        .get(run.len())
+        .filter(|e| e.cid.codec() != RAW && run.len() < HINT_ENTRIES)
+    {
+        run.push(e.cid);
     }
     run
 }

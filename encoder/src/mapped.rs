@@ -93,8 +93,8 @@ impl<'m> Behind<'m> {
         }
     }
 
-    /// The NarHash stream has read every byte before `to` (without it: all of them);
-    /// returns once the builder is no more than [`Behind::LEAD`] behind.
+    /// The NarHash stream has read every byte before `to`; returns once the builder is
+    /// no more than [`Behind::LEAD`] behind.
     pub(crate) fn hashed(&self, to: usize) {
         self.moved(to, |at| &mut at.hashed, |at| at.built);
     }

@@ -1,7 +1,6 @@
 //! `/ipfs/<cid>?format=car`: the CAR of a DAG, walked from the store as it streams
 //! (see [`crate::gateway`]).
 
-use std::collections::VecDeque;
 use std::sync::mpsc;
 
 use narfs_core::block::{BlockSource, DAG_PB, RAW as RAW_CODEC};
@@ -44,7 +43,7 @@ struct Next {
 /// ahead of the one being written (a stream with cores to itself: [`AHEAD`]), so that
 /// verifying the next leaves overlaps sending these: one run at a time, the walk's
 /// thread verified, then waited for the socket, then verified again: the large NAR's
-/// CAR took ~28 % longer that way (docs/runs/serve3.md).
+/// CAR took ~28 % longer that way (docs/BENCHMARKS.md, serve3).
 pub(crate) fn stream_car(
     store: &Store,
     root: Cid,
@@ -85,9 +84,10 @@ struct Fetcher {
     /// Runs fetched beyond the one being written, at most.
     ahead: usize,
     runs: mpsc::SyncSender<Vec<Cid>>,
-    fetched: mpsc::Receiver<Fetched>,
-    /// The runs sent and not yet taken back, oldest first.
-    pending: VecDeque<Vec<Cid>>,
+    /// Each run sent, back in the order sent, with its blocks.
+    fetched: mpsc::Receiver<(Vec<Cid>, Fetched)>,
+    /// Runs sent and not yet taken back.
+    pending: usize,
 }
 
 type Fetched = Vec<Result<Vec<u8>, narfs_decoder::DecodeError>>;
@@ -103,7 +103,8 @@ impl Fetcher {
         let (done, fetched) = mpsc::sync_channel(ahead + 1);
         scope.spawn(move || {
             for run in to_fetch {
-                if done.send(fetch_many(store, &run, "")).is_err() {
+                let got = fetch_many(store, &run, "");
+                if done.send((run, got)).is_err() {
                     break;
                 }
             }
@@ -112,26 +113,25 @@ impl Fetcher {
             ahead,
             runs,
             fetched,
-            pending: VecDeque::new(),
+            pending: 0,
         }
     }
 
     /// Queues `run` (the fetcher is gone only if it panicked).
     fn send(&mut self, run: Vec<Cid>) -> Result<(), String> {
         self.runs
-            .send(run.clone())
+            .send(run)
             .map_err(|_| "the leaf fetcher stopped".to_string())?;
-        self.pending.push_back(run);
+        self.pending += 1;
         Ok(())
     }
 
     /// The oldest run sent and its blocks, once fetched.
     fn take(&mut self) -> Option<Result<(Vec<Cid>, Fetched), String>> {
-        let run = self.pending.pop_front()?;
+        self.pending = self.pending.checked_sub(1)?;
         Some(
             self.fetched
                 .recv()
-                .map(|got| (run, got))
                 .map_err(|_| "the leaf fetcher stopped".to_string()),
         )
     }
@@ -157,7 +157,7 @@ fn walk(
         if let Some(taken) = fetcher.take() {
             let (run, got) = taken?;
             // The next runs go to the fetcher before these leaves are written.
-            while fetcher.pending.len() < fetcher.ahead {
+            while fetcher.pending < fetcher.ahead {
                 match stack.last() {
                     Some(n) if n.block.is_none() && n.cid.codec() == RAW_CODEC => {
                         let n = stack.pop().expect("the stack's top");
