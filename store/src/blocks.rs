@@ -490,24 +490,38 @@ impl Reader<'_> {
 
     /// The block `value` holds under `cid`, decompressed; damage is an error.
     pub(crate) fn block(&self, cid: &Cid, value: &Value) -> Result<Vec<u8>, Error> {
+        // A value in its leaf page (every packed block's entry, small blocks) is used
+        // where it lies: copying its tag and rest into new buffers first was two
+        // allocations per block of a small-file NAR.
+        if let Value::Inline(v) = value {
+            let unpacked = match v.split_first() {
+                Some((&RAW, bytes)) => Ok(bytes.to_vec()),
+                Some((&ZSTD, bytes)) => decompress(bytes),
+                Some((&PACKED, _)) => return self.packed(cid, v),
+                _ => Err("unknown storage tag"),
+            };
+            return unpacked.map_err(|p| self.0.damaged_block(cid, p));
+        }
         // The tag first, then the block's bytes read straight into their own buffer.
         let tag = self.0.read_prefix(value, MAX_VALUE, 1)?;
         let bytes = self.0.read_from(value, MAX_VALUE, 1)?;
         let unpacked = match tag.first() {
             Some(&RAW) => Ok(bytes),
             Some(&ZSTD) => decompress(&bytes),
-            Some(&PACKED) => return self.packed(cid, &bytes),
+            Some(&PACKED) => {
+                let mut v = vec![PACKED];
+                v.extend_from_slice(&bytes);
+                return self.packed(cid, &v);
+            }
             _ => Err("unknown storage tag"),
         };
         unpacked.map_err(|p| self.0.damaged_block(cid, p))
     }
 
-    /// The packed block whose entry (after its tag) is `entry`: its pack decompressed
-    /// (or found in the cache), the block cut out of it.
+    /// The packed block whose entry (its tag included) is `entry`: its pack
+    /// decompressed (or found in the cache), the block cut out of it.
     fn packed(&self, cid: &Cid, entry: &[u8]) -> Result<Vec<u8>, Error> {
-        let mut v = vec![PACKED];
-        v.extend_from_slice(entry);
-        let slot = Slot::decode(&v).map_err(|p| self.0.damaged_block(cid, p))?;
+        let slot = Slot::decode(entry).map_err(|p| self.0.damaged_block(cid, p))?;
         let data = self
             .1
             .get::<Error>(slot.pack, slot.len as usize, &self.pack_loader(cid))?

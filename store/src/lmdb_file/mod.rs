@@ -230,14 +230,24 @@ impl DataFile {
     /// lookup reads a page per block).
     fn read(&self, at: u64, len: usize, what: impl FnOnce() -> String) -> Result<Vec<u8>, Error> {
         let mut buf = vec![0; len];
-        self.file.read_exact_at(&mut buf, at).map_err(|e| {
+        self.read_exact_into(at, &mut buf, what)?;
+        Ok(buf)
+    }
+
+    /// Fills `buf` from byte `at` of the file; a file ending first is damage.
+    fn read_exact_into(
+        &self,
+        at: u64,
+        buf: &mut [u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
+        self.file.read_exact_at(buf, at).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 self.damaged(format!("the file ends inside {} (truncated?)", what()))
             } else {
                 Error::io(&self.path)(e)
             }
-        })?;
-        Ok(buf)
+        })
     }
 
     /// Both meta pages, each checked on its own and against the file's size.

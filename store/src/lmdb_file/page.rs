@@ -79,9 +79,9 @@ impl View<'_> {
             return Err(self.damaged(format!("page {pgno} is not a page of the file")));
         }
         let psize = self.meta.psize as usize;
-        let p = self
-            .file
-            .read(pgno * self.meta.psize, psize, || format!("page {pgno}"))?;
+        let (mut p, mut out) = spare::take(psize);
+        self.file
+            .read_exact_into(pgno * self.meta.psize, &mut p, || format!("page {pgno}"))?;
         let bad = |what: String| self.damaged(format!("page {pgno}: {what}"));
         let want = if leaf { P_LEAF } else { P_BRANCH };
         // Exactly the type: LMDB clears `P_DIRTY` before it writes a page and never
@@ -105,9 +105,31 @@ impl View<'_> {
             return Err(bad(format!("free space bounds {lower}..{upper}")));
         }
         let n = (lower - HDR) / 2;
-        let mut out: Vec<Node> = Vec::with_capacity(n);
-        // Where each node lies (offset, bytes taken), to check that none overlaps.
-        let mut extents: Vec<(usize, usize)> = Vec::with_capacity(n);
+        out.reserve(n);
+        // LMDB's writer moves nodes by their sizes, rounded up to even (`EVEN`), and
+        // shifts the offsets of the nodes below: overlapping nodes would take it past
+        // the page. LMDB leaves gaps (a key shortened by one byte) but no overlap.
+        // Each node's bytes are marked in a bitmap of the page as it is read (sorting
+        // the extents instead took a quarter of the checks' time; a list of them was
+        // one more allocation per page read).
+        // As many words as the page needs, on the stack for LMDB's usual 4 KiB: a
+        // bitmap for the largest page (32 KiB) was 4 KiB zeroed per lookup (with the
+        // page's own buffer, most of a decode's `memset`).
+        let mut small = [0u64; 4096 / 64];
+        let mut large = Vec::new();
+        let taken: &mut [u64] = if psize <= 4096 {
+            &mut small
+        } else {
+            large.resize(psize.div_ceil(64), 0);
+            &mut large
+        };
+        let mut extent = |at: usize, len: usize| {
+            let end = at + len.next_multiple_of(2);
+            if end > psize || mark(taken, at, end) {
+                return Err(bad(format!("the node at offset {at} overlaps another")));
+            }
+            Ok(())
+        };
         for i in 0..n {
             let at = u16_at(&p, HDR + 2 * i) as usize;
             if at < upper || at + NODE > psize {
@@ -138,7 +160,7 @@ impl View<'_> {
                 if child < 2 || child > self.meta.last {
                     return Err(bad(format!("node {i}: child page {child}")));
                 }
-                extents.push((at, NODE + ksize));
+                extent(at, NODE + ksize)?;
                 out.push(Node {
                     key,
                     to: To::Child(child),
@@ -152,13 +174,13 @@ impl View<'_> {
                     if end > psize {
                         return Err(bad(format!("node {i}: value of {len} bytes")));
                     }
-                    extents.push((at, end - at));
+                    extent(at, end - at)?;
                     To::Inline(key_end..end)
                 }
                 F_BIGDATA if key_end + 8 <= psize => {
                     let first = u64_at(&p, key_end);
                     self.check_overflow(first, len)?;
-                    extents.push((at, key_end + 8 - at));
+                    extent(at, key_end + 8 - at)?;
                     To::Overflow { pgno: first, len }
                 }
                 F_SUBDATA if named && len == TREE as u64 && key_end + TREE <= psize => {
@@ -168,40 +190,71 @@ impl View<'_> {
                     }
                     tree.check(self.meta.last)
                         .map_err(|e| bad(format!("node {i}: named tree: {e}")))?;
-                    extents.push((at, key_end + TREE - at));
+                    extent(at, key_end + TREE - at)?;
                     To::Named(tree)
                 }
                 _ => return Err(bad(format!("node {i}: flags {nflags:#x}"))),
             };
             out.push(Node { key, to: value });
         }
-        // LMDB's writer moves nodes by these sizes, rounded up to even (`EVEN`), and
-        // shifts the offsets of the nodes below: overlapping nodes would take it past
-        // the page. LMDB leaves gaps (a key shortened by one byte) but no overlap.
-        // Each node's bytes are marked in a bitmap of the page (sorting the extents
-        // instead took a quarter of the checks' time).
-        // As many words as the page needs, on the stack for LMDB's usual 4 KiB: a
-        // bitmap for the largest page (32 KiB) was 4 KiB zeroed per lookup (with the
-        // page's own buffer, most of a decode's `memset`).
-        let mut small = [0u64; 4096 / 64];
-        let mut large = Vec::new();
-        let taken: &mut [u64] = if psize <= 4096 {
-            &mut small
-        } else {
-            large.resize(psize.div_ceil(64), 0);
-            &mut large
-        };
-        for &(at, len) in &extents {
-            let end = at + len.next_multiple_of(2);
-            if end > psize || mark(taken, at, end) {
-                return Err(bad(format!("the node at offset {at} overlaps another")));
-            }
-        }
         Ok(Page {
             bytes: p,
             nodes: out,
             prefixes: Vec::new(),
         })
+    }
+}
+
+/// A page's buffers are handed back when it is dropped and taken by the next page
+/// read on the thread: a lookup reads a leaf page per block (~53,000 for a NAR of
+/// small files), and a new zeroed `Vec` for its bytes and another for its nodes each
+/// time were two allocations and a 4 KiB `memset` per block.
+impl Drop for Page {
+    fn drop(&mut self) {
+        spare::give(
+            std::mem::take(&mut self.bytes),
+            std::mem::take(&mut self.nodes),
+        );
+    }
+}
+
+mod spare {
+    use super::Node;
+    use std::cell::RefCell;
+
+    /// Pages alive at once on a thread: a lookup's leaf, a scan's branches.
+    const KEEP: usize = 4;
+    /// Nodes a kept list may hold (a 32 KiB page of the smallest nodes).
+    const KEEP_NODES: usize = 4096;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<(Vec<u8>, Vec<Node>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A buffer of `psize` bytes (its contents whatever a page read left there) and
+    /// an empty node list.
+    pub(super) fn take(psize: usize) -> (Vec<u8>, Vec<Node>) {
+        let (mut bytes, nodes) = SPARE
+            .try_with(|s| s.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        bytes.resize(psize, 0);
+        (bytes, nodes)
+    }
+
+    pub(super) fn give(bytes: Vec<u8>, mut nodes: Vec<Node>) {
+        if bytes.capacity() == 0 || nodes.capacity() > KEEP_NODES {
+            return;
+        }
+        nodes.clear();
+        // A thread being torn down keeps nothing.
+        let _ = SPARE.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < KEEP {
+                s.push((bytes, nodes));
+            }
+        });
     }
 }
 
