@@ -83,60 +83,30 @@ pub(crate) fn prefetch<S: BlockSource + Sync>(
     stack: &mut [OpenDir],
     limits: &Limits,
 ) -> Result<(), DecodeError> {
-    let Some(plan) = plan(source, stack, limits) else {
+    let bytes = ahead::batch_bytes(limits);
+    let Some(top) = stack.len().checked_sub(1) else {
         return Ok(());
     };
-    let fetched = match plan.lied {
-        true => fetch_many(source, &plan.cids, ""),
-        false => fetch_weighted(source, &plan.cids, &plan.weights, ""),
-    };
-    fill(source, stack, plan.level, plan.parts, fetched, limits)
-}
-
-/// A batch planned: where its blocks go, and what to fetch.
-pub(crate) struct Plan {
-    /// The level of the stack whose next entries it starts with.
-    pub(crate) level: usize,
-    pub(crate) parts: Vec<Part>,
-    pub(crate) cids: Vec<Cid>,
-    pub(crate) weights: Vec<u64>,
-    /// That directory's claims did not hold: parts cut by count.
-    pub(crate) lied: bool,
-}
-
-/// The batch [`prefetch`] fetches for the innermost open directory: its next entries
-/// after those it holds ready, filled up as [`prefetch`] says, within what the open
-/// directories hold ready already; the entries after it announced to the source.
-/// `None` when it would hold fewer than two blocks.
-pub(crate) fn plan<S: BlockSource>(
-    source: &S,
-    stack: &mut [OpenDir],
-    limits: &Limits,
-) -> Option<Plan> {
-    let bytes = ahead::batch_bytes(limits);
-    let top = stack.len().checked_sub(1)?;
     let dir = &mut stack[top];
-    let start = dir.next + dir.ready.len();
-    let rest = &dir.entries[start..];
+    let rest = &dir.entries[dir.next..];
     let len = match dir.claims {
         Claims::Held => ahead::batch_len(rest, bytes),
         Claims::Untried => ahead::batch_len(rest, bytes).min(ahead::UNCLAIMED_ENTRIES),
         Claims::Lied => rest.len().min(ahead::UNCLAIMED_ENTRIES),
     };
-    let end = start + len;
+    let end = dir.next + len;
     // The run after this batch, each entry announced once (an empty hint still lets
     // the source resume what it deferred).
     let run = ahead::hints(&dir.entries[end..]);
     let known = dir.hinted.saturating_sub(end).min(run.len());
     // The batch: which directory of the stack, from which entry, how many.
-    let mut parts = vec![Part::Entries(top, start, len)];
+    let mut parts = vec![Part::Entries(top, dir.next, len)];
     if dir.claims != Claims::Lied {
         let mut count = len;
-        let mut claimed = ahead::weights(&dir.entries[start..end], bytes)
+        let mut claimed = ahead::weights(&dir.entries[dir.next..end], bytes)
             .iter()
             .fold(0u64, |a, &w| a.saturating_add(w));
-        // What every open directory holds ready, this one's too.
-        claimed = stack[..=top]
+        claimed = stack[..top]
             .iter()
             .flat_map(|d| d.ready.iter())
             .fold(claimed, |a, r| a.saturating_add(held(r)));
@@ -197,7 +167,7 @@ pub(crate) fn plan<S: BlockSource>(
     dir.hinted = dir.hinted.max(end + run.len());
     let count: usize = parts.iter().map(Part::len).sum();
     if count < 2 {
-        return None;
+        return Ok(());
     }
     let mut cids = Vec::with_capacity(count);
     let mut weights = Vec::with_capacity(count);
@@ -209,27 +179,11 @@ pub(crate) fn plan<S: BlockSource>(
         cids.extend(entries.iter().map(|e| e.cid));
         weights.extend(ahead::weights(entries, bytes));
     }
-    Some(Plan {
-        level: top,
-        parts,
-        cids,
-        weights,
-        lied: stack[top].claims == Claims::Lied,
-    })
-}
-
-/// Puts the blocks `fetched` for a [`plan`] of `level` where its parts say (each
-/// checked against its entry's claim), then fetches the first leaves of the files
-/// it found there ([`leaves_ahead`]).
-pub(crate) fn fill<S: BlockSource + Sync>(
-    source: &S,
-    stack: &mut [OpenDir],
-    level: usize,
-    parts: Vec<Part>,
-    fetched: Vec<Result<Vec<u8>, DecodeError>>,
-    limits: &Limits,
-) -> Result<(), DecodeError> {
-    let mut fetched = fetched.into_iter();
+    let mut fetched = match stack[top].claims {
+        Claims::Lied => fetch_many(source, &cids, ""),
+        _ => fetch_weighted(source, &cids, &weights, ""),
+    }
+    .into_iter();
     for part in parts {
         match part {
             Part::Entries(level, from, n) => {
@@ -260,11 +214,11 @@ pub(crate) fn fill<S: BlockSource + Sync>(
             }
         }
     }
-    let dir = &mut stack[level];
+    let dir = &mut stack[top];
     if dir.claims == Claims::Untried {
         dir.claims = Claims::Held;
     }
-    leaves_ahead(source, stack, level, limits)
+    leaves_ahead(source, stack, limits)
 }
 
 /// Most leaves of files fetched ahead together by [`leaves_ahead`], as many as a
@@ -284,11 +238,10 @@ const FILE_LEAVES: usize = 16;
 fn leaves_ahead<S: BlockSource + Sync>(
     source: &S,
     stack: &mut [OpenDir],
-    level: usize,
     limits: &Limits,
 ) -> Result<(), DecodeError> {
     let held_now: u64 = stack.iter().flat_map(|d| d.ready.iter()).map(held).sum();
-    let Some(dir) = stack.get_mut(level) else {
+    let Some(dir) = stack.last_mut() else {
         return Ok(());
     };
     let mut budget = ahead::batch_bytes(limits).saturating_sub(held_now);
@@ -347,7 +300,7 @@ fn leaves_ahead<S: BlockSource + Sync>(
 }
 
 /// One part of a batch: where its blocks go.
-pub(crate) enum Part {
+enum Part {
     /// Entries of an open directory of the stack: (level, first entry, count).
     Entries(usize, usize, usize),
     /// The first entries of a subdirectory an open directory holds fetched ahead:

@@ -15,7 +15,6 @@ mod expect;
 mod fetch;
 mod file;
 mod hamt;
-mod pending;
 mod runs;
 mod walk;
 mod write_behind;

@@ -16,7 +16,6 @@ use crate::batch::{dir_entries, joined, prefetch, Below, Claims, OpenDir, Ready,
 use crate::block_write::{BlockWrite, Copying};
 use crate::error::{malformed, DecodeError, Problem};
 use crate::fetch::fetch;
-use crate::pending::{launch, Pending};
 use crate::file::{unixfs_node, FileReader};
 use crate::Limits;
 
@@ -44,41 +43,25 @@ pub(crate) fn walk<S: BlockSource + Sync, W: BlockWrite>(
     });
     let mut stack: Vec<OpenDir> = Vec::new();
     node(source, root, None, "", "", &mut nar, &mut stack, limits)?;
-    // The next batch fetched while the walk writes this one ([`crate::pending`]).
-    rayon::in_place_scope(|scope| {
-        let mut pending: Option<Pending> = None;
-        while let Some(dir) = stack.last_mut() {
-            if dir.next == dir.entries.len() {
-                let level = stack.len() - 1;
-                if let Some(p) = pending.take_if(|p| p.needed_before_closing(level)) {
-                    p.join(source, &mut stack, limits)?;
-                    continue;
-                }
-                let dir = stack.pop().expect("just looked");
-                nar.end_directory()
-                    .map_err(|e| nar_error(&dir.cid, &dir.path, e))?;
-                continue;
-            }
-            if dir.ready.is_empty() {
-                if let Some(p) = pending.take() {
-                    p.join(source, &mut stack, limits)?;
-                }
-                if stack.last().is_some_and(|d| d.ready.is_empty()) {
-                    prefetch(source, &mut stack, limits)?;
-                }
-                pending = launch(scope, source, &mut stack, limits);
-            }
-            let dir = stack.last_mut().expect("looked at above");
-            let block = dir.ready.pop_front();
-            let Entry { name, cid, .. } = std::mem::take(&mut dir.entries[dir.next]);
-            dir.next += 1;
-            let path = joined(&dir.path, &name);
-            node(
-                source, &cid, block, &name, &path, &mut nar, &mut stack, limits,
-            )?;
+    while let Some(dir) = stack.last_mut() {
+        if dir.next == dir.entries.len() {
+            let dir = stack.pop().expect("just looked");
+            nar.end_directory()
+                .map_err(|e| nar_error(&dir.cid, &dir.path, e))?;
+            continue;
         }
-        Ok::<_, DecodeError>(())
-    })?;
+        if dir.ready.is_empty() {
+            prefetch(source, &mut stack, limits)?;
+        }
+        let dir = stack.last_mut().expect("looked at above");
+        let block = dir.ready.pop_front();
+        let Entry { name, cid, .. } = std::mem::take(&mut dir.entries[dir.next]);
+        dir.next += 1;
+        let path = joined(&dir.path, &name);
+        node(
+            source, &cid, block, &name, &path, &mut nar, &mut stack, limits,
+        )?;
+    }
     let out = nar.finish().map_err(|e| nar_error(root, "", e))?;
     Ok(out.inner)
 }
