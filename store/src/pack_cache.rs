@@ -10,7 +10,11 @@
 //!   through packs in write order: an item decoded as it was written) loads that pack
 //!   and the next one at once, the next on a scoped thread of its own, so the two
 //!   cores decompress two packs side by side while the decoder's threads wait for the
-//!   first. A miss elsewhere (an item reading older items' packs out of order) loads
+//!   first. Each pack is cached, and the readers waiting for it woken, as soon as it
+//!   is loaded: the pack asked for does not wait for the next. (The next as the other
+//!   half of a `rayon::join` instead, no thread started per pack, saved a little
+//!   system time but queued the next pack behind the reader's own whenever the other
+//!   core was busy: slower walls, docs/runs/lz4read.md.) A miss elsewhere (an item reading older items' packs out of order) loads
 //!   only the pack asked for: a wrong guess costs a whole pack's decompression.
 //! - **hinted read-ahead**: the decoder says which blocks it will read next (the
 //!   leaves after the run it is verifying, the next entries of a directory:
@@ -30,9 +34,10 @@
 //!   and it was decompressed again (read amplification ~1.11 on the large corpus). A
 //!   pack read through is seldom asked for again in the same walk; one asked for
 //!   again is only decompressed again, as before.
-//! - **recycling**: buffers of packs evicted from the cache, and zstd decompression
-//!   contexts, are kept (a few) and reused, so a pack is decompressed into pages that
-//!   are already mapped, by a context whose tables are already allocated.
+//! - **recycling**: buffers of packs evicted from the cache, zstd decompression
+//!   contexts and the buffers packs' stored values are read into ([`Scratch`]) are
+//!   kept (a few) and reused, so a pack is read and decompressed into pages that are
+//!   already mapped, by a context whose tables are already allocated.
 //!
 //! A pack being decompressed by one thread is waited for by the others rather than
 //! decompressed again (decode reads the leaves of a file in parallel: they are mostly
@@ -46,8 +51,12 @@ use zstd::zstd_safe::DCtx;
 
 /// Bytes of decompressed packs a [`Cache`] keeps.
 pub(crate) const CACHE_BYTES: usize = 24 << 20;
-/// Buffers of evicted packs, and decompression contexts, kept for reuse.
+/// Buffers of evicted packs, and [`Scratch`]es, kept for reuse.
 const SPARE: usize = 4;
+/// Largest buffer of a stored value a [`Scratch`] keeps: a default pack's (1 MiB
+/// before compression) or a repacked one's (2 MiB) with room to spare; a larger one
+/// (`--pack-bytes` up to 16 MiB) is freed after its load, as before.
+const VALUE_KEPT: usize = 3 << 20;
 /// Most packs loaded ahead on a hint and not read yet (those being loaded included):
 /// with 2 MiB packs, 8 MiB ahead of the decoder, a quarter of the cache.
 pub(crate) const AHEAD_PACKS: usize = 4;
@@ -65,9 +74,26 @@ pub(crate) enum Ahead {
 }
 
 /// Decompresses pack `id` into the buffer given (its contents are garbage, its
-/// capacity is reused) with the context given; `None`: no such pack.
+/// capacity is reused) with the scratch given; `None`: no such pack.
 pub(crate) type Load<'a, E> =
-    dyn Fn(u64, Vec<u8>, &mut DCtx<'static>) -> Result<Option<Vec<u8>>, E> + Sync + 'a;
+    dyn Fn(u64, Vec<u8>, &mut Scratch) -> Result<Option<Vec<u8>>, E> + Sync + 'a;
+
+/// What a load works with besides its output, reused load after load: a zstd
+/// decompression context (its tables allocated once) and the buffer the pack's
+/// stored value is read into (its pages mapped once).
+pub(crate) struct Scratch {
+    pub(crate) dctx: DCtx<'static>,
+    pub(crate) value: Vec<u8>,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            dctx: DCtx::create(),
+            value: Vec::new(),
+        }
+    }
+}
 
 /// Decompressed packs, the most recently used kept up to [`CACHE_BYTES`].
 #[derive(Debug, Default)]
@@ -95,7 +121,7 @@ struct State {
     /// The highest pack the last miss loaded (read ahead included).
     last: Option<u64>,
     spare: Vec<Vec<u8>>,
-    dctxs: Vec<DCtx<'static>>,
+    scratches: Vec<Scratch>,
 }
 
 /// A decompressed pack in the cache.
@@ -130,15 +156,18 @@ impl State {
         self.loading.contains(&id) || self.ready.iter().any(|e| e.id == id)
     }
 
-    fn scratch(&mut self) -> (Vec<u8>, DCtx<'static>) {
+    fn scratch(&mut self) -> (Vec<u8>, Scratch) {
         let buf = self.spare.pop().unwrap_or_default();
-        let dctx = self.dctxs.pop().unwrap_or_else(DCtx::create);
-        (buf, dctx)
+        let scratch = self.scratches.pop().unwrap_or_else(Scratch::new);
+        (buf, scratch)
     }
 
-    fn put_back(&mut self, dctx: DCtx<'static>) {
-        if self.dctxs.len() < SPARE {
-            self.dctxs.push(dctx);
+    fn put_back(&mut self, mut scratch: Scratch) {
+        if self.scratches.len() < SPARE {
+            if scratch.value.capacity() > VALUE_KEPT {
+                scratch.value = Vec::new();
+            }
+            self.scratches.push(scratch);
         }
     }
 }
@@ -176,37 +205,48 @@ impl Cache {
         let ahead = id.checked_add(1).filter(|&n| in_order && !st.has(n));
         st.last = Some(ahead.unwrap_or(id));
         st.loading.insert(id);
-        let (buf, mut dctx) = st.scratch();
-        let mut next = ahead.map(|n| {
+        let (buf, scratch) = st.scratch();
+        let next = ahead.map(|n| {
             st.loading.insert(n);
             (n, st.scratch())
         });
         drop(st);
         // Should a load panic, the ids leave `loading` anyway: no reader waits forever.
         let _unmark = Unmark(self, [Some(id), ahead], false);
-        let (r, r_next) = match next.as_mut() {
-            None => (load(id, buf, &mut dctx), None),
-            Some((n, (buf2, dctx2))) => std::thread::scope(|s| {
-                let buf2 = std::mem::take(buf2);
-                let ahead = s.spawn(move || load(*n, buf2, dctx2));
-                let r = load(id, buf, &mut dctx);
-                // A failed read-ahead is no error: the pack is read again if asked.
-                let r_next = ahead.join().ok().and_then(|r| r.ok()).flatten();
-                (r, r_next)
-            }),
+        let own = |mut scratch: Scratch| {
+            let r = load(id, buf, &mut scratch);
+            self.loaded(id, r, scratch, take)
         };
+        let Some((n, (buf2, mut scratch2))) = next else {
+            return own(scratch);
+        };
+        let guess = move || {
+            // A failed read-ahead is no error: the pack is read again if asked.
+            let r = load(n, buf2, &mut scratch2).ok().flatten();
+            let _ = self.loaded(n, Ok::<_, E>(r), scratch2, 0);
+        };
+        std::thread::scope(|s| {
+            s.spawn(guess);
+            own(scratch)
+        })
+    }
+
+    /// Caches what the load of pack `id` gave (an error or no pack: nothing), takes
+    /// `id` out of [`State::loading`], keeps `scratch` for the next load and wakes the
+    /// readers waiting for the pack.
+    fn loaded<E>(
+        &self,
+        id: u64,
+        r: Result<Option<Vec<u8>>, E>,
+        scratch: Scratch,
+        take: usize,
+    ) -> Result<Option<Arc<Vec<u8>>>, E> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.loading.remove(&id);
-        st.put_back(dctx);
+        st.put_back(scratch);
         let out = r.map(|o| o.map(|data| self.insert(&mut st, id, data, false, take)));
-        if let Some((n, (_, dctx2))) = next {
-            st.loading.remove(&n);
-            st.put_back(dctx2);
-            if let Some(data) = r_next {
-                self.insert(&mut st, n, data, false, 0);
-            }
-        }
         drop(st);
+        self.loaded.notify_all();
         out
     }
 
@@ -223,12 +263,12 @@ impl Cache {
         }
         st.ahead += 1;
         st.loading.insert(id);
-        let (buf, mut dctx) = st.scratch();
+        let (buf, mut scratch) = st.scratch();
         drop(st);
         let unmark = Unmark(self, [Some(id), None], true);
-        let r = load(id, buf, &mut dctx);
+        let r = load(id, buf, &mut scratch);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.put_back(dctx);
+        st.put_back(scratch);
         st.loading.remove(&id);
         let done = match r {
             Ok(Some(data)) => {
@@ -331,7 +371,7 @@ mod tests {
     fn counting(
         loads: &AtomicUsize,
         size: usize,
-    ) -> impl Fn(u64, Vec<u8>, &mut DCtx<'static>) -> Result<Option<Vec<u8>>, ()> + Sync + '_ {
+    ) -> impl Fn(u64, Vec<u8>, &mut Scratch) -> Result<Option<Vec<u8>>, ()> + Sync + '_ {
         move |id, mut buf, _| {
             loads.fetch_add(1, Ordering::Relaxed);
             if id >= 100 {
@@ -391,7 +431,7 @@ mod tests {
     #[test]
     fn an_error_is_the_callers_only_for_the_pack_asked_for() {
         let c = Cache::default();
-        let fail_ahead = |id: u64, _: Vec<u8>, _: &mut DCtx<'static>| match id {
+        let fail_ahead = |id: u64, _: Vec<u8>, _: &mut Scratch| match id {
             7 => Err("damaged"),
             _ => Ok(Some(vec![id as u8])),
         };
@@ -399,6 +439,41 @@ mod tests {
         assert_eq!(c.get(6, 1, &fail_ahead).unwrap().unwrap()[0], 6);
         assert_eq!(c.held().1, vec![6]);
         assert_eq!(c.get(7, 1, &fail_ahead), Err("damaged"));
+    }
+
+    #[test]
+    fn a_pack_is_served_before_the_one_read_ahead_beside_it_is_loaded() {
+        let c = Cache::default();
+        let (release, held_back) = std::sync::mpsc::channel::<()>();
+        let held_back = Mutex::new(held_back);
+        // Pack 4 loads only once released.
+        let load = |id: u64, mut buf: Vec<u8>, _: &mut Scratch| {
+            if id == 4 {
+                held_back.lock().unwrap().recv().unwrap();
+            }
+            buf.clear();
+            buf.resize(10, id as u8);
+            Ok::<_, ()>(Some(buf))
+        };
+        std::thread::scope(|s| {
+            // The first miss is in order: 3 is loaded, and 4 beside it.
+            let first = s.spawn(|| c.get(3, 1, &load).unwrap().unwrap()[0]);
+            let start = std::time::Instant::now();
+            while !c.held().1.contains(&3) {
+                if start.elapsed() > std::time::Duration::from_secs(10) {
+                    release.send(()).unwrap();
+                    panic!("pack 3 waited for pack 4");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // Cached while 4 still loads: another reader has it (a hit, no load).
+            assert_eq!(c.get(3, 1, &load).unwrap().unwrap()[0], 3);
+            assert_eq!(c.held().1, vec![3]);
+            release.send(()).unwrap();
+            assert_eq!(first.join().unwrap(), 3);
+        });
+        assert_eq!(c.held().1, vec![3, 4]);
+        assert_eq!(c.missed.load(Ordering::Relaxed), 1);
     }
 
     #[test]
@@ -445,7 +520,7 @@ mod tests {
         let c = Cache::default();
         let quarter = CACHE_BYTES / 4;
         // Packs 10, 20, ...: the next pack, guessed ahead on a miss, is none.
-        let big = |id: u64, mut buf: Vec<u8>, _: &mut DCtx<'static>| {
+        let big = |id: u64, mut buf: Vec<u8>, _: &mut Scratch| {
             if !id.is_multiple_of(10) {
                 return Ok::<_, ()>(None);
             }
@@ -499,7 +574,7 @@ mod tests {
     #[test]
     fn a_damaged_pack_ahead_is_the_readers_error_not_a_hang() {
         let c = Cache::default();
-        let damaged = |id: u64, _: Vec<u8>, _: &mut DCtx<'static>| match id {
+        let damaged = |id: u64, _: Vec<u8>, _: &mut Scratch| match id {
             7 => Err("damaged"),
             _ => Ok(Some(vec![id as u8])),
         };
@@ -507,7 +582,7 @@ mod tests {
         assert_eq!(c.ahead(), 0);
         assert_eq!(c.get(7, 1, &damaged), Err("damaged"));
         // A load ahead that panics leaves no pack marked as loading, nor its place.
-        let panics = |_: u64, _: Vec<u8>, _: &mut DCtx<'static>| -> Result<Option<Vec<u8>>, &str> {
+        let panics = |_: u64, _: Vec<u8>, _: &mut Scratch| -> Result<Option<Vec<u8>>, &str> {
             panic!("a bug")
         };
         let r =
@@ -523,7 +598,7 @@ mod tests {
         let loads = AtomicUsize::new(0);
         let (started, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
         // The first load blocks until let go; any other fails at once.
-        let slow = |id: u64, _: Vec<u8>, _: &mut DCtx<'static>| {
+        let slow = |id: u64, _: Vec<u8>, _: &mut Scratch| {
             if loads.load(Ordering::SeqCst) > 0 {
                 return Err("loaded twice");
             }

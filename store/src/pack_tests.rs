@@ -214,11 +214,31 @@ fn a_reused_buffer_gives_exactly_the_pack() {
     let blocks = texts(12, "r");
     for p in each_codec(1, &with_cids(&blocks)) {
         let p = p.unwrap();
-        let stale = vec![0xAA; 2 << 20];
-        let mut dctx = DCtx::create();
-        let (_, data) = unpack_into(&p.value, &mut dctx, stale).unwrap();
-        assert_eq!(data, blocks.concat());
+        // Larger than the pack, and smaller with garbage in it: exactly the pack.
+        for stale in [vec![0xAA; 2 << 20], vec![0x55; 100]] {
+            let mut dctx = DCtx::create();
+            let (_, data) = unpack_into(&p.value, &mut dctx, stale).unwrap();
+            assert_eq!(data, blocks.concat());
+        }
     }
+}
+
+#[test]
+fn a_packs_value_read_into_a_reused_buffer_is_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path(), Codec::Lz4);
+    write(&store, &texts(40, "v"));
+    let snap = store.blocks.read_txn().unwrap();
+    let ids: Vec<u64> = packs(&store).iter().map(|p| p.id).collect();
+    assert!(ids.len() > 1, "{ids:?}");
+    // One buffer, pack after pack: each time exactly that pack's value.
+    let mut buf = vec![0xAA; 1 << 20];
+    for id in ids {
+        let want = crate::pack_table::value(snap.view(), id).unwrap().unwrap();
+        assert!(crate::pack_table::value_into(snap.view(), id, &mut buf).unwrap());
+        assert_eq!(buf, want);
+    }
+    assert!(!crate::pack_table::value_into(snap.view(), u64::MAX, &mut buf).unwrap());
 }
 
 /// The codecs the store tests run with, and the level each gives its packs.
