@@ -33,7 +33,7 @@ use crate::lmdb_file::{DataFile, Meta, Value, View};
 use crate::lock_file;
 use crate::nofollow;
 use crate::pack::{self, Slot, PACKED, SLOT_LEN};
-use crate::pack_cache::{Cache, Scratch};
+use crate::pack_cache::Cache;
 pub(crate) use crate::packer::{Packed, Packer};
 use crate::root_table::{self, Tables};
 use crate::Error;
@@ -531,16 +531,18 @@ impl Reader<'_> {
     pub(crate) fn pack_loader<'c>(
         &self,
         cid: &'c Cid,
-    ) -> impl Fn(u64, Vec<u8>, &mut Scratch) -> Result<Option<Vec<u8>>, Error> + Sync + 'c
+    ) -> impl Fn(u64, Vec<u8>, &mut zstd::zstd_safe::DCtx<'static>) -> Result<Option<Vec<u8>>, Error>
+           + Sync
+           + 'c
     where
         Self: 'c,
     {
         let view = self.0;
-        move |id, buf, scratch| {
-            if !crate::pack_table::value_into(view, id, &mut scratch.value)? {
+        move |id, buf, dctx| {
+            let Some(value) = crate::pack_table::value(view, id)? else {
                 return Ok(None);
-            }
-            pack::unpack_into(&scratch.value, &mut scratch.dctx, buf)
+            };
+            pack::unpack_into(&value, dctx, buf)
                 .map(|(_, data)| Some(data))
                 // A pack read ahead fails silently: it is read again when asked for.
                 .map_err(|p| view.damaged_block(cid, p))

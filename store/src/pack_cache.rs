@@ -14,8 +14,9 @@
 //!   is loaded: the pack asked for does not wait for the next. (The next as the other
 //!   half of a `rayon::join` instead, no thread started per pack, saved a little
 //!   system time but queued the next pack behind the reader's own whenever the other
-//!   core was busy: slower walls, docs/runs/lz4read.md.) A miss elsewhere (an item reading older items' packs out of order) loads
-//!   only the pack asked for: a wrong guess costs a whole pack's decompression.
+//!   core was busy: slower walls, docs/runs/lz4read.md.) A miss elsewhere (an item
+//!   reading older items' packs out of order) loads only the pack asked for: a wrong
+//!   guess costs a whole pack's decompression.
 //! - **hinted read-ahead**: the decoder says which blocks it will read next (the
 //!   leaves after the run it is verifying, the next entries of a directory:
 //!   [`BlockSource::will_need`](narfs_core::block::BlockSource::will_need)); the
@@ -34,10 +35,11 @@
 //!   and it was decompressed again (read amplification ~1.11 on the large corpus). A
 //!   pack read through is seldom asked for again in the same walk; one asked for
 //!   again is only decompressed again, as before.
-//! - **recycling**: buffers of packs evicted from the cache, zstd decompression
-//!   contexts and the buffers packs' stored values are read into ([`Scratch`]) are
-//!   kept (a few) and reused, so a pack is read and decompressed into pages that are
-//!   already mapped, by a context whose tables are already allocated.
+//! - **recycling**: buffers of packs evicted from the cache, and zstd decompression
+//!   contexts, are kept (a few) and reused, so a pack is decompressed into pages that
+//!   are already mapped, by a context whose tables are already allocated. (The
+//!   buffers packs' stored values are read into are not: kept too, they saved no
+//!   measurable page faults and held ~2 MiB more, docs/runs/lz4read.md.)
 //!
 //! A pack being decompressed by one thread is waited for by the others rather than
 //! decompressed again (decode reads the leaves of a file in parallel: they are mostly
@@ -51,12 +53,8 @@ use zstd::zstd_safe::DCtx;
 
 /// Bytes of decompressed packs a [`Cache`] keeps.
 pub(crate) const CACHE_BYTES: usize = 24 << 20;
-/// Buffers of evicted packs, and [`Scratch`]es, kept for reuse.
+/// Buffers of evicted packs, and decompression contexts, kept for reuse.
 const SPARE: usize = 4;
-/// Largest buffer of a stored value a [`Scratch`] keeps: a default pack's (1 MiB
-/// before compression) or a repacked one's (2 MiB) with room to spare; a larger one
-/// (`--pack-bytes` up to 16 MiB) is freed after its load, as before.
-const VALUE_KEPT: usize = 3 << 20;
 /// Most packs loaded ahead on a hint and not read yet (those being loaded included):
 /// with 2 MiB packs, 8 MiB ahead of the decoder, a quarter of the cache.
 pub(crate) const AHEAD_PACKS: usize = 4;
@@ -74,26 +72,9 @@ pub(crate) enum Ahead {
 }
 
 /// Decompresses pack `id` into the buffer given (its contents are garbage, its
-/// capacity is reused) with the scratch given; `None`: no such pack.
+/// capacity is reused) with the context given; `None`: no such pack.
 pub(crate) type Load<'a, E> =
-    dyn Fn(u64, Vec<u8>, &mut Scratch) -> Result<Option<Vec<u8>>, E> + Sync + 'a;
-
-/// What a load works with besides its output, reused load after load: a zstd
-/// decompression context (its tables allocated once) and the buffer the pack's
-/// stored value is read into (its pages mapped once).
-pub(crate) struct Scratch {
-    pub(crate) dctx: DCtx<'static>,
-    pub(crate) value: Vec<u8>,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            dctx: DCtx::create(),
-            value: Vec::new(),
-        }
-    }
-}
+    dyn Fn(u64, Vec<u8>, &mut DCtx<'static>) -> Result<Option<Vec<u8>>, E> + Sync + 'a;
 
 /// Decompressed packs, the most recently used kept up to [`CACHE_BYTES`].
 #[derive(Debug, Default)]
@@ -121,7 +102,7 @@ struct State {
     /// The highest pack the last miss loaded (read ahead included).
     last: Option<u64>,
     spare: Vec<Vec<u8>>,
-    scratches: Vec<Scratch>,
+    dctxs: Vec<DCtx<'static>>,
 }
 
 /// A decompressed pack in the cache.
@@ -156,18 +137,15 @@ impl State {
         self.loading.contains(&id) || self.ready.iter().any(|e| e.id == id)
     }
 
-    fn scratch(&mut self) -> (Vec<u8>, Scratch) {
+    fn scratch(&mut self) -> (Vec<u8>, DCtx<'static>) {
         let buf = self.spare.pop().unwrap_or_default();
-        let scratch = self.scratches.pop().unwrap_or_else(Scratch::new);
-        (buf, scratch)
+        let dctx = self.dctxs.pop().unwrap_or_else(DCtx::create);
+        (buf, dctx)
     }
 
-    fn put_back(&mut self, mut scratch: Scratch) {
-        if self.scratches.len() < SPARE {
-            if scratch.value.capacity() > VALUE_KEPT {
-                scratch.value = Vec::new();
-            }
-            self.scratches.push(scratch);
+    fn put_back(&mut self, dctx: DCtx<'static>) {
+        if self.dctxs.len() < SPARE {
+            self.dctxs.push(dctx);
         }
     }
 }
@@ -205,7 +183,7 @@ impl Cache {
         let ahead = id.checked_add(1).filter(|&n| in_order && !st.has(n));
         st.last = Some(ahead.unwrap_or(id));
         st.loading.insert(id);
-        let (buf, scratch) = st.scratch();
+        let (buf, dctx) = st.scratch();
         let next = ahead.map(|n| {
             st.loading.insert(n);
             (n, st.scratch())
@@ -213,37 +191,37 @@ impl Cache {
         drop(st);
         // Should a load panic, the ids leave `loading` anyway: no reader waits forever.
         let _unmark = Unmark(self, [Some(id), ahead], false);
-        let own = |mut scratch: Scratch| {
-            let r = load(id, buf, &mut scratch);
-            self.loaded(id, r, scratch, take)
+        let own = |mut dctx: DCtx<'static>| {
+            let r = load(id, buf, &mut dctx);
+            self.loaded(id, r, dctx, take)
         };
-        let Some((n, (buf2, mut scratch2))) = next else {
-            return own(scratch);
+        let Some((n, (buf2, mut dctx2))) = next else {
+            return own(dctx);
         };
         let guess = move || {
             // A failed read-ahead is no error: the pack is read again if asked.
-            let r = load(n, buf2, &mut scratch2).ok().flatten();
-            let _ = self.loaded(n, Ok::<_, E>(r), scratch2, 0);
+            let r = load(n, buf2, &mut dctx2).ok().flatten();
+            let _ = self.loaded(n, Ok::<_, E>(r), dctx2, 0);
         };
         std::thread::scope(|s| {
             s.spawn(guess);
-            own(scratch)
+            own(dctx)
         })
     }
 
     /// Caches what the load of pack `id` gave (an error or no pack: nothing), takes
-    /// `id` out of [`State::loading`], keeps `scratch` for the next load and wakes the
+    /// `id` out of [`State::loading`], keeps `dctx` for the next load and wakes the
     /// readers waiting for the pack.
     fn loaded<E>(
         &self,
         id: u64,
         r: Result<Option<Vec<u8>>, E>,
-        scratch: Scratch,
+        dctx: DCtx<'static>,
         take: usize,
     ) -> Result<Option<Arc<Vec<u8>>>, E> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.loading.remove(&id);
-        st.put_back(scratch);
+        st.put_back(dctx);
         let out = r.map(|o| o.map(|data| self.insert(&mut st, id, data, false, take)));
         drop(st);
         self.loaded.notify_all();
@@ -263,12 +241,12 @@ impl Cache {
         }
         st.ahead += 1;
         st.loading.insert(id);
-        let (buf, mut scratch) = st.scratch();
+        let (buf, mut dctx) = st.scratch();
         drop(st);
         let unmark = Unmark(self, [Some(id), None], true);
-        let r = load(id, buf, &mut scratch);
+        let r = load(id, buf, &mut dctx);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.put_back(scratch);
+        st.put_back(dctx);
         st.loading.remove(&id);
         let done = match r {
             Ok(Some(data)) => {
@@ -371,7 +349,7 @@ mod tests {
     fn counting(
         loads: &AtomicUsize,
         size: usize,
-    ) -> impl Fn(u64, Vec<u8>, &mut Scratch) -> Result<Option<Vec<u8>>, ()> + Sync + '_ {
+    ) -> impl Fn(u64, Vec<u8>, &mut DCtx<'static>) -> Result<Option<Vec<u8>>, ()> + Sync + '_ {
         move |id, mut buf, _| {
             loads.fetch_add(1, Ordering::Relaxed);
             if id >= 100 {
@@ -431,7 +409,7 @@ mod tests {
     #[test]
     fn an_error_is_the_callers_only_for_the_pack_asked_for() {
         let c = Cache::default();
-        let fail_ahead = |id: u64, _: Vec<u8>, _: &mut Scratch| match id {
+        let fail_ahead = |id: u64, _: Vec<u8>, _: &mut DCtx<'static>| match id {
             7 => Err("damaged"),
             _ => Ok(Some(vec![id as u8])),
         };
@@ -447,7 +425,7 @@ mod tests {
         let (release, held_back) = std::sync::mpsc::channel::<()>();
         let held_back = Mutex::new(held_back);
         // Pack 4 loads only once released.
-        let load = |id: u64, mut buf: Vec<u8>, _: &mut Scratch| {
+        let load = |id: u64, mut buf: Vec<u8>, _: &mut DCtx<'static>| {
             if id == 4 {
                 held_back.lock().unwrap().recv().unwrap();
             }
@@ -520,7 +498,7 @@ mod tests {
         let c = Cache::default();
         let quarter = CACHE_BYTES / 4;
         // Packs 10, 20, ...: the next pack, guessed ahead on a miss, is none.
-        let big = |id: u64, mut buf: Vec<u8>, _: &mut Scratch| {
+        let big = |id: u64, mut buf: Vec<u8>, _: &mut DCtx<'static>| {
             if !id.is_multiple_of(10) {
                 return Ok::<_, ()>(None);
             }
@@ -574,7 +552,7 @@ mod tests {
     #[test]
     fn a_damaged_pack_ahead_is_the_readers_error_not_a_hang() {
         let c = Cache::default();
-        let damaged = |id: u64, _: Vec<u8>, _: &mut Scratch| match id {
+        let damaged = |id: u64, _: Vec<u8>, _: &mut DCtx<'static>| match id {
             7 => Err("damaged"),
             _ => Ok(Some(vec![id as u8])),
         };
@@ -582,7 +560,7 @@ mod tests {
         assert_eq!(c.ahead(), 0);
         assert_eq!(c.get(7, 1, &damaged), Err("damaged"));
         // A load ahead that panics leaves no pack marked as loading, nor its place.
-        let panics = |_: u64, _: Vec<u8>, _: &mut Scratch| -> Result<Option<Vec<u8>>, &str> {
+        let panics = |_: u64, _: Vec<u8>, _: &mut DCtx<'static>| -> Result<Option<Vec<u8>>, &str> {
             panic!("a bug")
         };
         let r =
@@ -598,7 +576,7 @@ mod tests {
         let loads = AtomicUsize::new(0);
         let (started, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
         // The first load blocks until let go; any other fails at once.
-        let slow = |id: u64, _: Vec<u8>, _: &mut Scratch| {
+        let slow = |id: u64, _: Vec<u8>, _: &mut DCtx<'static>| {
             if loads.load(Ordering::SeqCst) > 0 {
                 return Err("loaded twice");
             }

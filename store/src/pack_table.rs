@@ -21,17 +21,6 @@ pub(crate) fn value(view: View<'_>, id: u64) -> Result<Option<Vec<u8>>, Error> {
     }
 }
 
-/// [`value`] into `buf` (its capacity reused); whether pack `id` is there.
-pub(crate) fn value_into(view: View<'_>, id: u64, buf: &mut Vec<u8>) -> Result<bool, Error> {
-    let Some(tree) = view.named(PACKS.as_bytes())? else {
-        return Ok(false);
-    };
-    match view.get_in(tree, false, &pack::key(id))? {
-        Some(v) => view.read_into(&v, MAX_PACK_VALUE, buf).map(|()| true),
-        None => Ok(false),
-    }
-}
-
 /// Pack `id`'s stored length and uncompressed size (its header's first bytes only).
 pub(crate) fn sizes(view: View<'_>, id: u64) -> Result<Option<(u64, u64)>, Error> {
     let Some(tree) = view.named(PACKS.as_bytes())? else {

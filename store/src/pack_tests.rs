@@ -223,24 +223,6 @@ fn a_reused_buffer_gives_exactly_the_pack() {
     }
 }
 
-#[test]
-fn a_packs_value_read_into_a_reused_buffer_is_the_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path(), Codec::Lz4);
-    write(&store, &texts(40, "v"));
-    let snap = store.blocks.read_txn().unwrap();
-    let ids: Vec<u64> = packs(&store).iter().map(|p| p.id).collect();
-    assert!(ids.len() > 1, "{ids:?}");
-    // One buffer, pack after pack: each time exactly that pack's value.
-    let mut buf = vec![0xAA; 1 << 20];
-    for id in ids {
-        let want = crate::pack_table::value(snap.view(), id).unwrap().unwrap();
-        assert!(crate::pack_table::value_into(snap.view(), id, &mut buf).unwrap());
-        assert_eq!(buf, want);
-    }
-    assert!(!crate::pack_table::value_into(snap.view(), u64::MAX, &mut buf).unwrap());
-}
-
 /// The codecs the store tests run with, and the level each gives its packs.
 const CODECS: [(Codec, i8); 2] = [(Codec::Zstd, 1), (Codec::Lz4, i8::MIN)];
 

@@ -240,26 +240,6 @@ impl DataFile {
         Ok(buf)
     }
 
-    /// [`DataFile::read`] into `buf` (its contents replaced, its capacity reused: only
-    /// bytes beyond its former length are zeroed before the read overwrites them).
-    fn read_into(
-        &self,
-        at: u64,
-        len: usize,
-        buf: &mut Vec<u8>,
-        what: impl FnOnce() -> String,
-    ) -> Result<(), Error> {
-        buf.truncate(len);
-        buf.resize(len, 0);
-        self.file.read_exact_at(buf, at).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                self.damaged(format!("the file ends inside {} (truncated?)", what()))
-            } else {
-                Error::io(&self.path)(e)
-            }
-        })
-    }
-
     /// Both meta pages, each checked on its own and against the file's size.
     pub(crate) fn metas(&self) -> Result<[Meta; 2], Error> {
         let first = self.meta(0, None)?;
@@ -614,31 +594,6 @@ impl View<'_> {
                 let skip = skip.min(len);
                 let at = pgno * self.meta.psize + HDR as u64 + skip;
                 self.file.read(at, (len - skip) as usize, || {
-                    format!("the value at page {pgno}")
-                })
-            }
-        }
-    }
-
-    /// [`View::read_from`] of the whole value, into `buf` (its contents replaced, its
-    /// capacity reused): a pack's value read pack after pack into pages already
-    /// mapped, not a new buffer zeroed and faulted in each time.
-    pub(crate) fn read_into(
-        &self,
-        value: &Value,
-        max: u64,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), Error> {
-        match value {
-            Value::Inline(v) => {
-                buf.clear();
-                buf.extend_from_slice(v);
-                Ok(())
-            }
-            &Value::Overflow { pgno, len } => {
-                self.read_prefix(value, max, 0)?;
-                let at = pgno * self.meta.psize + HDR as u64;
-                self.file.read_into(at, len as usize, buf, || {
                     format!("the value at page {pgno}")
                 })
             }
