@@ -10,8 +10,13 @@
 //!   through packs in write order: an item decoded as it was written) loads that pack
 //!   and the next one at once, the next on a scoped thread of its own, so the two
 //!   cores decompress two packs side by side while the decoder's threads wait for the
-//!   first. A miss elsewhere (an item reading older items' packs out of order) loads
-//!   only the pack asked for: a wrong guess costs a whole pack's decompression.
+//!   first. Each pack is cached, and the readers waiting for it woken, as soon as it
+//!   is loaded: the pack asked for does not wait for the next. (The next as the other
+//!   half of a `rayon::join` instead, no thread started per pack, saved a little
+//!   system time but queued the next pack behind the reader's own whenever the other
+//!   core was busy: slower walls, docs/runs/lz4read.md.) A miss elsewhere (an item
+//!   reading older items' packs out of order) loads only the pack asked for: a wrong
+//!   guess costs a whole pack's decompression.
 //! - **hinted read-ahead**: the decoder says which blocks it will read next (the
 //!   leaves after the run it is verifying, the next entries of a directory:
 //!   [`BlockSource::will_need`](narfs_core::block::BlockSource::will_need)); the
@@ -32,7 +37,9 @@
 //!   again is only decompressed again, as before.
 //! - **recycling**: buffers of packs evicted from the cache, and zstd decompression
 //!   contexts, are kept (a few) and reused, so a pack is decompressed into pages that
-//!   are already mapped, by a context whose tables are already allocated.
+//!   are already mapped, by a context whose tables are already allocated. (The
+//!   buffers packs' stored values are read into are not: kept too, they saved no
+//!   measurable page faults and held ~2 MiB more, docs/runs/lz4read.md.)
 //!
 //! A pack being decompressed by one thread is waited for by the others rather than
 //! decompressed again (decode reads the leaves of a file in parallel: they are mostly
@@ -176,37 +183,48 @@ impl Cache {
         let ahead = id.checked_add(1).filter(|&n| in_order && !st.has(n));
         st.last = Some(ahead.unwrap_or(id));
         st.loading.insert(id);
-        let (buf, mut dctx) = st.scratch();
-        let mut next = ahead.map(|n| {
+        let (buf, dctx) = st.scratch();
+        let next = ahead.map(|n| {
             st.loading.insert(n);
             (n, st.scratch())
         });
         drop(st);
         // Should a load panic, the ids leave `loading` anyway: no reader waits forever.
         let _unmark = Unmark(self, [Some(id), ahead], false);
-        let (r, r_next) = match next.as_mut() {
-            None => (load(id, buf, &mut dctx), None),
-            Some((n, (buf2, dctx2))) => std::thread::scope(|s| {
-                let buf2 = std::mem::take(buf2);
-                let ahead = s.spawn(move || load(*n, buf2, dctx2));
-                let r = load(id, buf, &mut dctx);
-                // A failed read-ahead is no error: the pack is read again if asked.
-                let r_next = ahead.join().ok().and_then(|r| r.ok()).flatten();
-                (r, r_next)
-            }),
+        let own = |mut dctx: DCtx<'static>| {
+            let r = load(id, buf, &mut dctx);
+            self.loaded(id, r, dctx, take)
         };
+        let Some((n, (buf2, mut dctx2))) = next else {
+            return own(dctx);
+        };
+        let guess = move || {
+            // A failed read-ahead is no error: the pack is read again if asked.
+            let r = load(n, buf2, &mut dctx2).ok().flatten();
+            let _ = self.loaded(n, Ok::<_, E>(r), dctx2, 0);
+        };
+        std::thread::scope(|s| {
+            s.spawn(guess);
+            own(dctx)
+        })
+    }
+
+    /// Caches what the load of pack `id` gave (an error or no pack: nothing), takes
+    /// `id` out of [`State::loading`], keeps `dctx` for the next load and wakes the
+    /// readers waiting for the pack.
+    fn loaded<E>(
+        &self,
+        id: u64,
+        r: Result<Option<Vec<u8>>, E>,
+        dctx: DCtx<'static>,
+        take: usize,
+    ) -> Result<Option<Arc<Vec<u8>>>, E> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.loading.remove(&id);
         st.put_back(dctx);
         let out = r.map(|o| o.map(|data| self.insert(&mut st, id, data, false, take)));
-        if let Some((n, (_, dctx2))) = next {
-            st.loading.remove(&n);
-            st.put_back(dctx2);
-            if let Some(data) = r_next {
-                self.insert(&mut st, n, data, false, 0);
-            }
-        }
         drop(st);
+        self.loaded.notify_all();
         out
     }
 
@@ -399,6 +417,41 @@ mod tests {
         assert_eq!(c.get(6, 1, &fail_ahead).unwrap().unwrap()[0], 6);
         assert_eq!(c.held().1, vec![6]);
         assert_eq!(c.get(7, 1, &fail_ahead), Err("damaged"));
+    }
+
+    #[test]
+    fn a_pack_is_served_before_the_one_read_ahead_beside_it_is_loaded() {
+        let c = Cache::default();
+        let (release, held_back) = std::sync::mpsc::channel::<()>();
+        let held_back = Mutex::new(held_back);
+        // Pack 4 loads only once released.
+        let load = |id: u64, mut buf: Vec<u8>, _: &mut DCtx<'static>| {
+            if id == 4 {
+                held_back.lock().unwrap().recv().unwrap();
+            }
+            buf.clear();
+            buf.resize(10, id as u8);
+            Ok::<_, ()>(Some(buf))
+        };
+        std::thread::scope(|s| {
+            // The first miss is in order: 3 is loaded, and 4 beside it.
+            let first = s.spawn(|| c.get(3, 1, &load).unwrap().unwrap()[0]);
+            let start = std::time::Instant::now();
+            while !c.held().1.contains(&3) {
+                if start.elapsed() > std::time::Duration::from_secs(10) {
+                    release.send(()).unwrap();
+                    panic!("pack 3 waited for pack 4");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // Cached while 4 still loads: another reader has it (a hit, no load).
+            assert_eq!(c.get(3, 1, &load).unwrap().unwrap()[0], 3);
+            assert_eq!(c.held().1, vec![3]);
+            release.send(()).unwrap();
+            assert_eq!(first.join().unwrap(), 3);
+        });
+        assert_eq!(c.held().1, vec![3, 4]);
+        assert_eq!(c.missed.load(Ordering::Relaxed), 1);
     }
 
     #[test]
