@@ -66,6 +66,8 @@ pub fn run(args: DecodeArgs) -> Result<()> {
                 })?,
             };
             stats_of = args.pack_stats.then(|| store.clone());
+            // The packs its decode reads, in the order `repack` recorded, read ahead.
+            store.will_decode(&cid);
             (Box::new(store), cid)
         }
     };

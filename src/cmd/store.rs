@@ -71,9 +71,9 @@ fn repack(args: RepackArgs) -> Result<()> {
         .with_context(|| format!("cannot repack the store {}", store.dir().display()))?;
     report(args.store.json, &r, || {
         format!(
-            "{} packs rewritten into {} at zstd level {} ({} -> {} bytes, {} blocks moved), {} kept as they were\n",
+            "{} packs rewritten into {} at zstd level {} ({} -> {} bytes, {} blocks moved), {} kept as they were; pack order of {} items recorded ({} bytes)\n",
             r.packs_read, r.packs_written, args.level, r.bytes_before, r.bytes_after,
-            r.blocks_moved, r.packs_kept
+            r.blocks_moved, r.packs_kept, r.orders, r.order_bytes
         )
     })
 }

@@ -95,6 +95,8 @@ pub(crate) struct Blocks {
     tables: OnceLock<Tables>,
     /// The packs' tree, opened (created if needed) by the first write transaction.
     packs: OnceLock<Table>,
+    /// The items' pack orders (`pack_order`), opened like the packs' tree.
+    pack_orders: OnceLock<Table>,
     /// Decompressed packs, shared by every reader of the store in this process.
     pub(crate) cache: Cache,
     /// Blocks the readers will need soon, whose packs are decompressed ahead.
@@ -194,6 +196,7 @@ impl Blocks {
             checked_ahead: AtomicU64::new(NONE_CHECKED),
             tables: OnceLock::new(),
             packs: OnceLock::new(),
+            pack_orders: OnceLock::new(),
             cache: Cache::default(),
             hints: Default::default(),
         });
@@ -249,12 +252,17 @@ impl Blocks {
                 .env
                 .create_database(&mut txn, Some(pack::PACKS))
                 .map_err(self.err())?;
+            let orders = self
+                .env
+                .create_database(&mut txn, Some(crate::pack_order::TREE))
+                .map_err(self.err())?;
             // LMDB keeps the tables' handles once this commits (nothing is written
             // when they existed already).
             txn.commit().map_err(self.err())?;
             self.sync()?;
             let _ = self.tables.set(tables);
             let _ = self.packs.set(packs);
+            let _ = self.pack_orders.set(orders);
             self.checked.store(true, Ordering::Release);
         }
         self.env.write_txn().map_err(self.err())
@@ -291,6 +299,13 @@ impl Blocks {
     /// The packs' tree, for a write transaction of [`Blocks::write_txn`].
     pub(crate) fn packs(&self) -> &Table {
         self.packs
+            .get()
+            .expect("opened by the first write transaction")
+    }
+
+    /// The items' pack orders' tree, for a write transaction of [`Blocks::write_txn`].
+    pub(crate) fn pack_orders(&self) -> &Table {
+        self.pack_orders
             .get()
             .expect("opened by the first write transaction")
     }

@@ -71,6 +71,7 @@ mod migrate;
 mod nofollow;
 mod pack;
 mod pack_cache;
+mod pack_order;
 mod pack_table;
 mod packer;
 mod read_ahead;
@@ -566,6 +567,20 @@ impl Store {
         scope: Scope,
     ) -> Result<RepackReport, Error> {
         repack::repack(self, level, pack_bytes, layout, scope)
+    }
+
+    /// Has the packs of `root`'s recorded pack order (written by `repack`: the packs
+    /// its decode reads, in first-use order) decompressed ahead of this process's
+    /// readers, a few at a time, while it is decoded; nothing when it has none. A
+    /// hint: a stale or damaged record costs decompressions, never a wrong block.
+    pub fn will_decode(&self, root: &Cid) {
+        let Ok(snap) = self.blocks.read_txn() else {
+            return;
+        };
+        if let Some(packs) = pack_order::read(&snap, root) {
+            drop(snap);
+            read_ahead::follow(&self.blocks, *root, packs);
+        }
     }
 
     /// Packs decompressed by this process's readers of the store, and their bytes

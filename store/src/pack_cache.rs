@@ -90,6 +90,9 @@ pub(crate) struct Cache {
     pub(crate) missed: AtomicU64,
     /// Times a reader found its pack being decompressed by another thread, and waited.
     pub(crate) waited: AtomicU64,
+    /// The pack a reader asked for last, plus one (0: none yet): where the decoder
+    /// is, for the read-ahead of a recorded pack order (`crate::read_ahead`).
+    pub(crate) reading: AtomicU64,
 }
 
 #[derive(Default)]
@@ -160,6 +163,10 @@ impl Cache {
         take: usize,
         load: &Load<'_, E>,
     ) -> Result<Option<Arc<Vec<u8>>>, E> {
+        // Stored only when it changes: readers share the cache line.
+        if self.reading.load(Ordering::Relaxed) != id.wrapping_add(1) {
+            self.reading.store(id.wrapping_add(1), Ordering::Relaxed);
+        }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(i) = st.ready.iter().position(|e| e.id == id) {

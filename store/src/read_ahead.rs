@@ -2,29 +2,41 @@
 //!
 //! Reading a packed block decompresses its whole pack (zstd -19 data: ~0.9 GB/s a
 //! core here), and the decoder's threads used to wait for it: a decode from a packed
-//! store kept ~1.1 of 2 cores busy. The decoder knows which blocks it reads next (the
-//! leaves after the run it verifies, the first blocks of a directory's next entries)
-//! and says so ([`BlockSource::will_need`](narfs_core::block::BlockSource::will_need)).
-//! Here those CIDs are queued ([`QUEUE`] at most; more are dropped: a hint is only
-//! a hint) and jobs on rayon's pool ([`JOBS`] at most) look up their packs in the
-//! block table (cheap: the slot says the pack) and decompress each pack not cached
-//! yet into the shared cache ([`Cache::load_ahead`](crate::pack_cache::Cache::load_ahead)),
-//! so that the reader finds it there, or waits for that load rather than starting
-//! its own. At most [`AHEAD_PACKS`](crate::pack_cache::AHEAD_PACKS) packs are ahead
-//! and unread; when they are, the jobs stop, and the next hint (the decoder gives one
-//! per run of leaves, even an empty one) starts them again. Two jobs, because one
-//! core decompresses zstd -19 packs at ~0.9 GB/s: a decode at 1 GB/s needs both cores
-//! decompressing at times (a job finds the pack the other is loading marked as
-//! loading, and goes on to the next). Nothing read ahead is
-//! trusted: every block is cut from its pack and verified against its CID when read.
+//! store kept ~1.1 of 2 cores busy. Two sources say which packs come next:
+//!
+//! - **a recorded pack order** ([`follow`]): `repack` records, per item, the packs
+//!   its decode reads in first-use order (`crate::pack_order`); a decode by name hands
+//!   it here, and the jobs keep the [`WINDOW`](crate::pack_order::WINDOW) packs after the one the readers are in
+//!   (the cache's [`reading`](crate::pack_cache::Cache::reading)) decompressed, so
+//!   the item's first packs and the first pack of each group its walk enters are
+//!   ready before the walk gets there, which its hints cannot say in time.
+//! - **hints**: the decoder knows which blocks it reads next (the leaves after the
+//!   run it verifies, the first blocks of a directory's next entries) and says so
+//!   ([`BlockSource::will_need`](narfs_core::block::BlockSource::will_need)). Those
+//!   CIDs are queued ([`QUEUE`] at most; more are dropped: a hint is only a hint),
+//!   their packs looked up in the block table (cheap: the slot says the pack).
+//!
+//! Jobs on rayon's pool ([`JOBS`] at most) decompress each pack not cached yet into
+//! the shared cache ([`Cache::load_ahead`](crate::pack_cache::Cache::load_ahead)), the
+//! order's window first, so that the reader finds it there, or waits for that load
+//! rather than starting its own. At most [`AHEAD_PACKS`](crate::pack_cache::AHEAD_PACKS)
+//! packs are ahead and unread; when they are, the jobs stop, and the next hint (the
+//! decoder gives one per run of leaves, even an empty one) starts them again. Two
+//! jobs, because one core decompresses zstd -19 packs at ~0.9 GB/s: a decode at 1 GB/s
+//! needs both cores decompressing at times (a job finds the pack the other is loading
+//! marked as loading, and goes on to the next). Nothing read ahead is trusted: every
+//! block is cut from its pack and verified against its CID when read; a wrong order
+//! costs decompressions, bounded by the window.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 
 use narfs_core::Cid;
 
 use crate::blocks::Blocks;
 use crate::pack_cache::Ahead;
+use crate::pack_order::Order;
 
 /// Most hinted CIDs waiting to be looked at (36 bytes each at most).
 pub(crate) const QUEUE: usize = 1024;
@@ -49,6 +61,17 @@ pub(crate) struct Hints {
 struct Queue {
     cids: VecDeque<Cid>,
     running: usize,
+    order: Option<Order>,
+}
+
+/// Has the jobs read ahead the packs of `packs` (an item's recorded order, at most
+/// [`MAX_PACKS`](crate::pack_order::MAX_PACKS)), a window ahead of the readers,
+/// replacing any order given before; starts a job.
+pub(crate) fn follow(blocks: &Arc<Blocks>, root: Cid, packs: Vec<u64>) {
+    let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
+    q.order = Some(Order::new(root, packs));
+    drop(q);
+    will_need(blocks, &[]);
 }
 
 /// Queues `cids` (those beyond [`QUEUE`] are dropped) and starts a read-ahead job
@@ -57,7 +80,12 @@ pub(crate) fn will_need(blocks: &Arc<Blocks>, cids: &[Cid]) {
     let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
     let room = QUEUE.saturating_sub(q.cids.len());
     q.cids.extend(cids.iter().take(room).copied());
-    if q.running >= JOBS || q.cids.is_empty() || !blocks.cache.has_room_ahead() {
+    let reading = blocks.cache.reading.load(Ordering::Relaxed);
+    let due = q.order.as_mut().is_some_and(|o| {
+        o.see(reading);
+        o.due()
+    });
+    if q.running >= JOBS || (q.cids.is_empty() && !due) || !blocks.cache.has_room_ahead() {
         return;
     }
     q.running += 1;
@@ -74,8 +102,16 @@ pub(crate) fn wait_idle(blocks: &Blocks) {
     }
 }
 
-/// A job: the queued CIDs' packs, in order, loaded ahead until the queue is empty
-/// or the packs ahead are [`AHEAD_PACKS`](crate::pack_cache::AHEAD_PACKS).
+/// What a job does next.
+enum Next {
+    /// A pack of the recorded order, its place, and the order's root.
+    Ordered(usize, u64, Cid),
+    Hinted(Cid),
+}
+
+/// A job: the recorded order's window, then the queued CIDs' packs, in order, loaded
+/// ahead until both are done or the packs ahead are
+/// [`AHEAD_PACKS`](crate::pack_cache::AHEAD_PACKS).
 fn run(blocks: &Blocks) {
     // Should anything below panic, the next hint may start a job again.
     let _stopped = Stopped(&blocks.hints);
@@ -83,31 +119,55 @@ fn run(blocks: &Blocks) {
     let snap = blocks.read_txn().ok();
     let mut last = None;
     let mut n = 0usize;
+    let mut hinted = 0usize;
     // At most a queue's worth per job: a job fed as fast as it reads would otherwise
     // hold its snapshot (LMDB's pages, and no sight of newer packs) for a whole
     // decode; the next hint starts a job on a fresh one.
     while n < QUEUE {
-        let cid = {
+        let next = {
             let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
-            match q.cids.pop_front() {
-                Some(cid) if snap.is_some() => cid,
-                Some(_) => {
-                    q.cids.clear();
-                    return;
-                }
+            if snap.is_none() {
+                q.cids.clear();
+                q.order = None;
+                return;
+            }
+            let reading = blocks.cache.reading.load(Ordering::Relaxed);
+            let ordered = q.order.as_mut().and_then(|o| {
+                o.see(reading);
+                o.take().map(|(i, p)| Next::Ordered(i, p, o.root))
+            });
+            match ordered.or_else(|| q.cids.pop_front().map(Next::Hinted)) {
+                Some(next) => next,
                 None => return,
             }
         };
         n += 1;
-        // A node (a file's root, a directory: the entry that ends a run of leaves) is
-        // looked up always: it is alone, and seldom in the leaves' pack before it.
-        if n % STRIDE != 1 && cid.codec() == narfs_core::block::RAW {
-            continue;
-        }
         let reader = snap.as_ref().expect("checked above").reader();
-        // Not stored, not packed, or a damaged entry: the reader will say.
-        let Some(pack) = reader.pack_of_cid(&cid) else {
-            continue;
+        let (cid, pack) = match next {
+            Next::Ordered(i, pack, root) => {
+                if blocks.cache.load_ahead(pack, &reader.pack_loader(&root)) == Ahead::Full {
+                    let mut q = blocks.hints.state.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(o) = q.order.as_mut().filter(|o| o.root == root) {
+                        o.put_back(i);
+                    }
+                    return;
+                }
+                continue;
+            }
+            Next::Hinted(cid) => {
+                hinted += 1;
+                // A node (a file's root, a directory: the entry that ends a run of
+                // leaves) is looked up always: it is alone, and seldom in the leaves'
+                // pack before it.
+                if hinted % STRIDE != 1 && cid.codec() == narfs_core::block::RAW {
+                    continue;
+                }
+                // Not stored, not packed, or a damaged entry: the reader will say.
+                let Some(pack) = reader.pack_of_cid(&cid) else {
+                    continue;
+                };
+                (cid, pack)
+            }
         };
         // Runs of blocks share a pack: one look at the cache for the run.
         if last == Some(pack) {

@@ -77,6 +77,10 @@ pub struct RepackReport {
     pub layout_used: u64,
     pub layout_read: u64,
     pub layout_read_after: u64,
+    /// Items whose pack order (the packs their decode reads, in first-use order:
+    /// `pack_order`) was recorded for the read-ahead, and those records' bytes.
+    pub orders: u64,
+    pub order_bytes: u64,
 }
 
 /// What a grouped repack rewrites.
@@ -112,10 +116,13 @@ pub(crate) fn repack(
 ) -> Result<RepackReport, Error> {
     let _lock = store.lock_shared()?;
     let target = pack_bytes.clamp(64 << 10, pack::MAX_PACK);
-    match layout {
-        Layout::WriteOrder => write_order(store, level, target, &HashSet::new()),
-        Layout::Grouped => grouped(store, level, target, PLAN_MEMORY, scope, None),
-    }
+    let mut report = match layout {
+        Layout::WriteOrder => write_order(store, level, target, &HashSet::new())?,
+        Layout::Grouped => grouped(store, level, target, PLAN_MEMORY, scope, None)?,
+    };
+    // Once every pack is where it stays: the order each item's decode reads them in.
+    (report.orders, report.order_bytes) = crate::pack_order::record_all(&store.blocks)?;
+    Ok(report)
 }
 
 /// The grouped layout (of every packed block, or with `Scope::Incremental` of those

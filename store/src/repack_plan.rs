@@ -350,4 +350,4 @@ impl<I: Iterator<Item = Result<Planned, Error>>> Cutter<I> {
 
 #[cfg(test)]
 #[path = "repack_plan_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -121,7 +121,7 @@ fn the_cutter_looks_ahead_at_most_one_pack() {
 }
 
 /// Compressible, distinct blocks of ~2 KiB.
-fn texts(n: usize, salt: &str) -> Vec<Vec<u8>> {
+pub(crate) fn texts(n: usize, salt: &str) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
             format!("{salt} {i}: the quick brown fox jumps over the lazy dog. ")
@@ -131,7 +131,7 @@ fn texts(n: usize, salt: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn cids(blocks: &[Vec<u8>]) -> Vec<Cid> {
+pub(crate) fn cids(blocks: &[Vec<u8>]) -> Vec<Cid> {
     blocks
         .iter()
         .map(|b| cid_for(RAW, HashAlg::Sha2_256, b))
@@ -140,7 +140,7 @@ fn cids(blocks: &[Vec<u8>]) -> Vec<Cid> {
 
 /// Stores one item: a dag-pb node linking `leaves` (in that order), recorded as
 /// `name`, created at `created`. Returns the root.
-fn item(store: &Store, name: &str, created: u64, leaves: &[&[Vec<u8>]]) -> Cid {
+pub(crate) fn item(store: &Store, name: &str, created: u64, leaves: &[&[Vec<u8>]]) -> Cid {
     let mut sink = store.sink().unwrap();
     let mut links = Vec::new();
     for b in leaves.iter().flat_map(|l| l.iter()) {
@@ -167,14 +167,14 @@ fn item(store: &Store, name: &str, created: u64, leaves: &[&[Vec<u8>]]) -> Cid {
 
 /// Three versions: each has blocks of its own; all share `all`; the last two share
 /// `late`. Written with small packs mixing them as they come.
-struct Series {
-    own: Vec<Vec<Cid>>,
-    all: Vec<Cid>,
-    late: Vec<Cid>,
-    blocks: Vec<(Cid, Vec<u8>)>,
+pub(crate) struct Series {
+    pub(crate) own: Vec<Vec<Cid>>,
+    pub(crate) all: Vec<Cid>,
+    pub(crate) late: Vec<Cid>,
+    pub(crate) blocks: Vec<(Cid, Vec<u8>)>,
 }
 
-fn series(store: &Store) -> Series {
+pub(crate) fn series(store: &Store) -> Series {
     let own: Vec<Vec<Vec<u8>>> = (0..3).map(|i| texts(8, &format!("own{i}"))).collect();
     let all = texts(8, "all");
     let late = texts(8, "late");
@@ -193,7 +193,7 @@ fn series(store: &Store) -> Series {
     }
 }
 
-fn small_packs(dir: &std::path::Path) -> Store {
+pub(crate) fn small_packs(dir: &std::path::Path) -> Store {
     Store::open_with(
         dir,
         Options {
@@ -204,11 +204,16 @@ fn small_packs(dir: &std::path::Path) -> Store {
     .unwrap()
 }
 
-fn slot(store: &Store, cid: &Cid) -> Slot {
+pub(crate) fn slot(store: &Store, cid: &Cid) -> Slot {
     let snap = store.blocks.read_txn().unwrap();
     let v = snap.view().get(&cid.to_bytes()).unwrap().unwrap();
     let head = snap.view().read_prefix(&v, MAX_PACK_VALUE, 17).unwrap();
     Slot::decode(&head).unwrap()
+}
+
+/// The ids of the store's packs.
+pub(crate) fn packs_of(store: &Store) -> Vec<u64> {
+    packs(store).iter().map(|p| p.id).collect()
 }
 
 fn packs(store: &Store) -> Vec<PackInfo> {
