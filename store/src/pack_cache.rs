@@ -14,7 +14,7 @@
 //!   is loaded: the pack asked for does not wait for the next. (The next as the other
 //!   half of a `rayon::join` instead, no thread started per pack, saved a little
 //!   system time but queued the next pack behind the reader's own whenever the other
-//!   core was busy: slower walls, docs/runs/lz4read.md.) A miss elsewhere (an item
+//!   core was busy: slower walls, docs/BENCHMARKS.md "lz4read".) A miss elsewhere (an item
 //!   reading older items' packs out of order) loads only the pack asked for: a wrong
 //!   guess costs a whole pack's decompression.
 //! - **hinted read-ahead**: the decoder says which blocks it will read next (the
@@ -39,7 +39,7 @@
 //!   contexts, are kept (a few) and reused, so a pack is decompressed into pages that
 //!   are already mapped, by a context whose tables are already allocated. (The
 //!   buffers packs' stored values are read into are not: kept too, they saved no
-//!   measurable page faults and held ~2 MiB more, docs/runs/lz4read.md.)
+//!   measurable page faults and held ~2 MiB more, docs/BENCHMARKS.md "lz4read".)
 //!
 //! A pack being decompressed by one thread is waited for by the others rather than
 //! decompressed again (decode reads the leaves of a file in parallel: they are mostly

@@ -9,7 +9,7 @@
 //! over all of a commit's values (a block stored on its own in freed pages early in
 //! the file, the packs at its end) had an encode of a 569 MB NAR of 46,469 small
 //! files read ~200 MB back from the disk (`/usr/bin/time` %I; ~130 MB by [`spans`])
-//! and spend ~0.3 s more system time (docs/runs/freshsm.md).
+//! and spend ~0.3 s more system time (docs/BENCHMARKS.md "freshsm").
 //!
 //! Why: an import writes far more than it will read back soon, and here a write into
 //! pages new to the page cache cost 5–10 × one into pages it already held (1 GiB
