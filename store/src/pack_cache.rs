@@ -347,20 +347,23 @@ impl Cache {
     }
 }
 
-/// Takes ids out of [`State::loading`] when dropped (also on a panic), and wakes the
-/// readers waiting for them; `.2`: a load ahead, whose place a panic gives back.
+/// Wakes the readers waiting for its ids when dropped; on a panic first takes the ids
+/// out of [`State::loading`] (a load that returns does that itself, under the lock that
+/// caches the pack: taking them out again later could unmark another reader's new load
+/// of the same id); `.2`: a load ahead, whose place a panic gives back.
 struct Unmark<'c>(&'c Cache, [Option<u64>; 2], bool);
 
 impl Drop for Unmark<'_> {
     fn drop(&mut self) {
-        let mut st = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        for id in self.1.iter().flatten() {
-            st.loading.remove(id);
+        if std::thread::panicking() {
+            let mut st = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+            for id in self.1.iter().flatten() {
+                st.loading.remove(id);
+            }
+            if self.2 {
+                st.ahead -= 1;
+            }
         }
-        if self.2 && std::thread::panicking() {
-            st.ahead -= 1;
-        }
-        drop(st);
         self.0.loaded.notify_all();
     }
 }
