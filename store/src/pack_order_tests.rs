@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::pack_cache::AHEAD_PACKS;
 use crate::read_ahead::{follow, wait_idle};
-use crate::repack_plan::tests::{item, series, small_packs, texts};
+use crate::repack_plan::tests::{item, series, small_packs, texts, Series};
 use crate::Store;
 
 proptest! {
@@ -150,15 +150,20 @@ fn s_blocks(store: &Store) -> Vec<Cid> {
     out
 }
 
-#[test]
-fn a_followed_order_is_read_ahead_a_window_past_the_reader() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = small_packs(dir.path());
+/// The series in a store repacked with small packs, then opened again: a fresh
+/// process's cache, nothing decompressed yet.
+fn repacked_then_reopened(dir: &std::path::Path) -> (Store, Series) {
+    let store = small_packs(dir);
     let s = series(&store);
     repack_small(&store);
     drop(store);
-    // A fresh process's cache: nothing decompressed yet.
-    let store = small_packs(dir.path());
+    (small_packs(dir), s)
+}
+
+#[test]
+fn a_followed_order_is_read_ahead_a_window_past_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, s) = repacked_then_reopened(dir.path());
     let v1 = store.find_roots("v1").unwrap()[0].cid().unwrap();
     let order = recorded(&store, &v1).unwrap();
     assert!(order.len() > WINDOW, "{order:?}");
@@ -194,11 +199,7 @@ fn a_followed_order_is_read_ahead_a_window_past_the_reader() {
 #[test]
 fn a_lying_order_costs_a_bounded_few_decompressions_never_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let store = small_packs(dir.path());
-    let s = series(&store);
-    repack_small(&store);
-    drop(store);
-    let store = small_packs(dir.path());
+    let (store, s) = repacked_then_reopened(dir.path());
     let v2 = store.find_roots("v2").unwrap()[0].cid().unwrap();
     // Packs that do not exist: nothing read, nothing held.
     follow(&store.blocks, v2, (1 << 40..(1 << 40) + 50).collect());
